@@ -1,0 +1,5 @@
+/** Dependency-free helpers that every room may use: errors, atomic writes, seeded RNG, progress. */
+export { InputError, errorMessage, isInputError } from './errors.js';
+export { temporarySibling, writeDirAtomic, writeFileAtomic } from './atomic.js';
+export { Rng } from './random.js';
+export { Progress, type ProgressOptions } from './progress.js';

@@ -1,0 +1,7 @@
+/** Top-level `exp` commands, one module each; `exp --help` lists them with their one-line description. */
+import type { CommandModule } from 'yargs';
+import { benchCommand } from './bench/index.js';
+import { planCommand } from './plan.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: yargs command modules differ in their argument types
+export const commands: CommandModule<any, any>[] = [benchCommand, planCommand];

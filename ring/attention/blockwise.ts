@@ -1,0 +1,67 @@
+/**
+ * Blockwise attention (paper §3, BPT): online softmax over key/value blocks; the backward pass
+ * recomputes block scores from the saved output and per-row log-sum-exp and never materialises
+ * the (s, s) matrix. Memory O(s).
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { customOp } from '../ops.js';
+import {
+  BackwardAccumulator,
+  disposeKvChunk,
+  ForwardAccumulator,
+  type Geometry,
+  joinChunkGrads,
+  makeKvChunk,
+} from './engine.js';
+import { blockRanges, contiguousPositions, MaskPlanner } from './mask.js';
+import type { AttentionOptions } from './types.js';
+import { checkAttentionInputs } from './validate.js';
+
+/** q (B, H, Tq, D), k and v (B, Hk, Tk, D) → (B, H, Tq, D). */
+export function blockwiseAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: AttentionOptions = {},
+): tf.Tensor4D {
+  const shape = checkAttentionInputs('blockwiseAttention', q, k, v, options);
+  const { B, H, Hk, Tq, Tk, D, scale, blockSize, causal } = shape;
+  const g: Geometry = { B, H, Hk, D, scale, qBlocks: blockRanges(Tq, blockSize) };
+  const kBlocks = blockRanges(Tk, blockSize);
+  const planMask = () =>
+    new MaskPlanner(
+      { positions: contiguousPositions(Tq, Tk - Tq), segments: options.segmentIds },
+      g.qBlocks,
+      { positions: contiguousPositions(Tk), segments: options.segmentIds },
+      kBlocks,
+      causal,
+      B,
+    );
+  const op = customOp(([qi, ki, vi], save) => {
+    const mask = planMask();
+    const acc = new ForwardAccumulator(qi, g);
+    const chunk = makeKvChunk(ki, vi, kBlocks);
+    acc.accumulate(chunk, mask);
+    disposeKvChunk(chunk);
+    mask.dispose();
+    const { out, lse } = acc.finalize();
+    save([qi, ki, vi, out, lse]);
+    return {
+      value: out,
+      gradFunc: (dy, saved) => {
+        const [sq, sk, sv, so, slse] = saved;
+        const bmask = planMask();
+        const bacc = new BackwardAccumulator(sq, so, dy, slse, g);
+        const bchunk = makeKvChunk(sk, sv, kBlocks);
+        const { dk, dv } = bacc.accumulate(bchunk, bmask);
+        disposeKvChunk(bchunk);
+        bmask.dispose();
+        const dkT = joinChunkGrads(dk, kBlocks, B, Hk, D);
+        const dvT = joinChunkGrads(dv, kBlocks, B, Hk, D);
+        for (const list of [dk, dv]) for (const head of list) for (const t of head) t?.dispose();
+        return [bacc.finalize(), dkT, dvT];
+      },
+    };
+  });
+  return op(q, k, v) as tf.Tensor4D;
+}

@@ -1,0 +1,149 @@
+/**
+ * Picking TensorFlow.js's backend (ARCHITECTURE.md: tensorflow > wasm > cpu).
+ *
+ * - `tensorflow`: `@tensorflow/tfjs-node-gpu` when a CUDA GPU is visible, else `@tensorflow/tfjs-node`.
+ *   Both are optional peer dependencies: `npm run add-tensorflow` adds the CPU one where its
+ *   install can reach its download host.
+ * - `wasm`: `@tensorflow/tfjs-backend-wasm`, the embedded default. Single-threaded in Node, so a
+ *   device of the ring is a worker thread with its own wasm instance.
+ * - `cpu`: tfjs's plain JavaScript kernels; slow, for debugging.
+ *
+ * Chosen by an explicit argument, else the `RING_BACKEND` environment variable, else `auto`
+ * (tensorflow when installed, else wasm).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { InputError } from '../common/index.js';
+
+export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+export type BackendChoice = BackendName | 'auto';
+
+export interface BackendInfo {
+  /** The backend that runs. */
+  name: BackendName;
+  /** Which package provides it, e.g. `@tensorflow/tfjs-node-gpu`. */
+  provider: string;
+  /** Why this one was picked, one line. */
+  reason: string;
+}
+
+export interface InitBackendOptions {
+  /** `auto` (default) or a backend name; falls back to `RING_BACKEND` when undefined. */
+  backend?: BackendChoice;
+  /** Print the one-line notice of which backend runs (default: true on the main thread). */
+  notice?: boolean;
+}
+
+const require = createRequire(import.meta.url);
+let current: BackendInfo | undefined;
+
+/** Parses a backend name from a flag or the environment, naming the source on error. */
+export function parseBackendChoice(value: string | undefined, source = '--backend'): BackendChoice {
+  if (value === undefined || value === '' || value === 'auto') return 'auto';
+  if ((BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendName;
+  throw new InputError(
+    `${source}: unknown backend '${value}'; expected one of auto, ${BACKEND_NAMES.join(', ')}`,
+  );
+}
+
+function packageInstalled(name: string): boolean {
+  try {
+    require.resolve(`${name}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function cudaVisible(): boolean {
+  return existsSync('/dev/nvidia0') || existsSync('/dev/nvidiactl');
+}
+
+async function loadTensorflow(): Promise<BackendInfo> {
+  const candidates = cudaVisible()
+    ? ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']
+    : ['@tensorflow/tfjs-node'];
+  const errors: string[] = [];
+  for (const pkg of candidates) {
+    if (!packageInstalled(pkg)) {
+      errors.push(`${pkg} is not installed`);
+      continue;
+    }
+    try {
+      await import(pkg);
+      await tf.setBackend('tensorflow');
+      await tf.ready();
+      const gpu = pkg.endsWith('-gpu');
+      return {
+        name: 'tensorflow',
+        provider: pkg,
+        reason: gpu ? 'CUDA device visible' : 'TensorFlow C library (CPU)',
+      };
+    } catch (err) {
+      errors.push(
+        `${pkg} failed to load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+      );
+    }
+  }
+  throw new Error(
+    `backend 'tensorflow' is unavailable (${errors.join('; ')}); run \`npm run add-tensorflow\` or use --backend wasm`,
+  );
+}
+
+async function loadWasm(): Promise<BackendInfo> {
+  // NOTE: in Node the wasm binaries are read from the package folder; without an explicit path
+  // tfjs tries to fetch them relative to the page, which does not exist here.
+  const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
+  setWasmPaths(`${dir}/`);
+  await tf.setBackend('wasm');
+  await tf.ready();
+  return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', reason: 'embedded default' };
+}
+
+async function loadCpu(): Promise<BackendInfo> {
+  await tf.setBackend('cpu');
+  await tf.ready();
+  return { name: 'cpu', provider: '@tensorflow/tfjs (cpu)', reason: 'requested' };
+}
+
+/**
+ * Initialises tfjs's backend once per thread and returns what runs. Calling it again with the
+ * same choice is free; a different explicit choice switches backends.
+ */
+export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
+  const choice = options.backend ?? parseBackendChoice(process.env.RING_BACKEND, 'RING_BACKEND');
+  if (current && (choice === 'auto' || choice === current.name)) return current;
+  tf.env().set('PROD', true); // skips tfjs's per-op NaN checks and debug warnings
+  let info: BackendInfo;
+  if (choice === 'tensorflow') info = await loadTensorflow();
+  else if (choice === 'wasm') info = await loadWasm();
+  else if (choice === 'cpu') info = await loadCpu();
+  else {
+    const hasNode =
+      packageInstalled('@tensorflow/tfjs-node') || packageInstalled('@tensorflow/tfjs-node-gpu');
+    if (hasNode) {
+      try {
+        info = await loadTensorflow();
+      } catch (err) {
+        info = await loadWasm();
+        info.reason = `fallback: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    } else {
+      info = await loadWasm();
+      info.reason = '@tensorflow/tfjs-node is not installed (`npm run add-tensorflow` adds it)';
+    }
+  }
+  current = info;
+  if (options.notice ?? false)
+    process.stderr.write(`backend: ${info.name} (${info.provider}; ${info.reason})\n`);
+  return info;
+}
+
+/** The backend this thread runs, if initialised. */
+export function currentBackend(): BackendInfo | undefined {
+  return current;
+}

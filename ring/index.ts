@@ -1,0 +1,39 @@
+/**
+ * ring/: the paper's core. Attention implementations (vanilla reference, memory-efficient,
+ * blockwise, ring over N devices), blockwise feedforward, the device ring and its transports,
+ * the memory plan, and the choice of tfjs backend. Depends on nothing else in the project
+ * but common/.
+ */
+export {
+  ATTENTION_IMPLS,
+  type AttentionImpl,
+  type AttentionOptions,
+  DEFAULT_BLOCK_SIZE,
+  type RingLayout,
+} from './attention/types.js';
+export { vanillaAttention } from './attention/vanilla.js';
+export { memeffAttention } from './attention/memeff.js';
+export { blockwiseAttention } from './attention/blockwise.js';
+export {
+  BACKEND_NAMES,
+  type BackendChoice,
+  type BackendInfo,
+  type BackendName,
+  currentBackend,
+  initBackend,
+  parseBackendChoice,
+} from './backend.js';
+export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, stopGradient } from './ops.js';
+export {
+  deviceBytes,
+  HARDWARE_PRESETS,
+  MODEL_PRESETS,
+  type ModelShape,
+  maxContext,
+  minBlockSize,
+  type PlanOptions,
+  type PlanRow,
+  parameterCount,
+  parseModel,
+  planTable,
+} from './plan.js';

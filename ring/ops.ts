@@ -1,0 +1,114 @@
+/**
+ * Basic ops with gradients that avoid tfjs-backend-wasm's slow paths (DEVELOPERS.md):
+ * - `BatchMatMul` on wasm is fast only for one 2-D product without transpose flags; batched or
+ *   transposed products fall to a naive loop (≈10× slower, measured). So every product here is
+ *   2-D, and gradients transpose explicitly instead of passing `transposeA/B`.
+ * - wasm has no `gather` gradient, so embedding lookups get a scatter-add gradient in JS.
+ * - `checkpoint` recomputes a function in the backward pass instead of keeping its activations.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** A tensor's shape as a plain array (tfjs types shapes as a union of tuples). */
+export function dims(x: tf.Tensor): number[] {
+  return x.shape as number[];
+}
+
+/** What a custom-gradient op returns: its value and the gradient of each input. */
+export interface CustomOpResult {
+  value: tf.Tensor;
+  gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
+}
+
+/** tf.customGrad with typed inputs: `f(inputs, save)`. */
+export function customOp(
+  f: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => CustomOpResult,
+): (...inputs: tf.Tensor[]) => tf.Tensor {
+  const g = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    return f(args as tf.Tensor[], save);
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (...inputs: tf.Tensor[]) => g(...inputs);
+}
+
+/** a (M, K) @ b (K, N) → (M, N), with explicit-transpose gradients. */
+const matmulOp = customOp(([a, b], save) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as tf.Tensor2D[];
+      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
+    },
+  };
+});
+export const matmul = matmulOp as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
+/** x (..., in) @ w (in, out) → (..., out): flattens leading dims into one 2-D product. */
+export function linear(x: tf.Tensor, w: tf.Tensor2D): tf.Tensor {
+  const [inDim, outDim] = w.shape;
+  const lead = x.shape.slice(0, -1);
+  const flat = tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // (N, in)
+  return tf.reshape(matmul(flat, w), [...lead, outDim]);
+}
+
+/**
+ * table (V, D) gathered at integer ids (any shape) → (...ids.shape, D). The gradient scatter-adds
+ * rows on the CPU side, which the wasm backend lacks (and which is O(N·D), not O(N·V·D) as a
+ * one-hot product would be).
+ */
+export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
+  const [vocab, dim] = table.shape;
+  const flatIds = tf.reshape(ids, [-1]) as tf.Tensor1D;
+  const lookup = customOp(([t], save) => {
+    save([flatIds]);
+    return {
+      value: tf.gather(t, flatIds),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const idx = saved[0].dataSync();
+        const g = dy.dataSync();
+        const out = new Float32Array(vocab * dim);
+        for (let n = 0; n < idx.length; n++) {
+          const row = idx[n] * dim;
+          const src = n * dim;
+          for (let d = 0; d < dim; d++) out[row + d] += g[src + d];
+        }
+        return [tf.tensor2d(out, [vocab, dim])];
+      },
+    };
+  });
+  const rows = lookup(table) as tf.Tensor2D;
+  return tf.reshape(rows, [...ids.shape, dim]);
+}
+
+/**
+ * Gradient checkpointing: the forward keeps only `inputs`; the backward re-runs `f` under
+ * autodiff. The paper trains with full checkpointing per layer (§4); memeff uses it per query
+ * chunk (Rabe & Staats). Gradients flow to `inputs` only, so parameters must be passed as inputs.
+ */
+export function checkpoint(f: (...inputs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[]): tf.Tensor {
+  const wrapped = customOp((xs, save) => {
+    save(xs);
+    return {
+      value: tf.tidy(() => f(...xs)),
+      gradFunc: (dy, saved) => {
+        // NOTE: tfjs resets the engine's tape when a gradient computation starts at depth 0,
+        // which is where a gradFunc runs; the outer backward pass still needs its tape to free
+        // saved tensors afterwards, so it is put back.
+        const engine = tf.engine() as unknown as { state: { activeTape: unknown } };
+        const outerTape = engine.state.activeTape;
+        try {
+          return tf.grads((...ys: tf.Tensor[]) => f(...ys))(saved, dy);
+        } finally {
+          engine.state.activeTape = outerTape;
+        }
+      },
+    };
+  });
+  return wrapped(...inputs);
+}
+
+/** Identity in the forward pass, zero gradient (jax.lax.stop_gradient). */
+export const stopGradient = customOp(([x]) => ({
+  value: x.clone(),
+  gradFunc: (dy) => [tf.zerosLike(dy)],
+}));

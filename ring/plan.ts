@@ -1,0 +1,144 @@
+/**
+ * The memory model of the paper's Table 1 and the overlap condition of §3: how long a context
+ * fits on N devices with M bytes each, and the smallest block that hides communication.
+ *
+ * Bytes per device (bf16 activations, b = batch, s = tokens held, h = hidden, n = heads,
+ * c = block size, L = layers):
+ *   parameters and optimizer state: bytesPerParam · P / N   (sharded over the N devices, FSDP)
+ *   checkpointed layer inputs:      L · 2·b·s·h               (full checkpointing, as the paper)
+ *   one layer's working set (Table 1):
+ *     vanilla  max(2·b·n·s², 8·b·s·h)
+ *     memeff   max(2·b·s·h + 4·b·c·h, 8·b·s·h)
+ *     BPT      2·b·s·h
+ *     ring     6·b·c·h with c = s/N (query, K, V, two receive buffers, output)
+ * Every method but ring holds the whole sequence on each device; ring holds s/N tokens.
+ */
+import { InputError } from '../common/index.js';
+import type { AttentionImpl } from './attention/types.js';
+
+export interface ModelShape {
+  name: string;
+  hidden: number;
+  layers: number;
+  heads: number;
+  /** MLP inner size (SwiGLU). */
+  ffn: number;
+  vocab: number;
+}
+
+/** LLaMA presets (hidden, layers, heads, ffn from the published configs). */
+export const MODEL_PRESETS: Record<string, ModelShape> = {
+  '3b': { name: 'llama-3b', hidden: 3200, layers: 26, heads: 32, ffn: 8640, vocab: 32000 },
+  '7b': { name: 'llama-7b', hidden: 4096, layers: 32, heads: 32, ffn: 11008, vocab: 32000 },
+  '13b': { name: 'llama-13b', hidden: 5120, layers: 40, heads: 40, ffn: 13824, vocab: 32000 },
+  '30b': { name: 'llama-30b', hidden: 6656, layers: 60, heads: 52, ffn: 17920, vocab: 32000 },
+};
+
+/** Parameter count of a LLaMA-style decoder with untied embeddings. */
+export function parameterCount(m: ModelShape): number {
+  const perLayer = 4 * m.hidden * m.hidden + 3 * m.hidden * m.ffn + 2 * m.hidden;
+  return m.layers * perLayer + 2 * m.vocab * m.hidden + m.hidden;
+}
+
+export interface PlanOptions {
+  model: ModelShape;
+  devices: number;
+  /** Bytes of memory per device. */
+  memoryBytes: number;
+  batch?: number;
+  /** Block size c of memeff/BPT/ring inner loops (default 1024). */
+  blockSize?: number;
+  /** Training bytes per parameter: bf16 weights and grads, fp32 master and Adam m, v = 16. */
+  bytesPerParam?: number;
+  /** Count the checkpointed layer inputs (default true). */
+  checkpointInputs?: boolean;
+}
+
+/** Bytes one device needs for `method` at sequence length s. */
+export function deviceBytes(method: AttentionImpl, s: number, o: PlanOptions): number {
+  const b = o.batch ?? 1;
+  const c = o.blockSize ?? 1024;
+  const { hidden: h, heads: n, layers: L } = o.model;
+  const N = o.devices;
+  const sDev = method === 'ring' ? s / N : s;
+  const params = ((o.bytesPerParam ?? 16) * parameterCount(o.model)) / N;
+  const checkpoints = (o.checkpointInputs ?? true) ? L * 2 * b * sDev * h : 0;
+  let working: number;
+  switch (method) {
+    case 'vanilla':
+      working = Math.max(2 * b * n * s * s, 8 * b * s * h);
+      break;
+    case 'memeff':
+      working = Math.max(2 * b * s * h + 4 * b * Math.min(c, s) * h, 8 * b * s * h);
+      break;
+    case 'blockwise':
+      working = 2 * b * s * h;
+      break;
+    case 'ring':
+      working = 6 * b * sDev * h;
+      break;
+  }
+  return params + checkpoints + working;
+}
+
+/** Largest s (a multiple of `granularity`) with deviceBytes ≤ memory; 0 if none fits. */
+export function maxContext(method: AttentionImpl, o: PlanOptions, granularity = 256): number {
+  if (deviceBytes(method, granularity, o) > o.memoryBytes) return 0;
+  let lo = granularity;
+  let hi = granularity;
+  while (deviceBytes(method, hi * 2, o) <= o.memoryBytes && hi < 2 ** 40) hi *= 2;
+  hi *= 2;
+  while (hi - lo > granularity) {
+    const mid = Math.floor((lo + hi) / 2 / granularity) * granularity;
+    if (deviceBytes(method, mid, o) <= o.memoryBytes) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Smallest block size that hides communication (paper §3): compute per ring step 4·d·c² FLOPs
+ * against a transfer of K and V, 2·c·d values of `bytesPerValue` bytes each, so c ≥ F·bytes/(2·B)
+ * … which for bf16 (2 bytes) is the paper's c ≥ F/B.
+ */
+export function minBlockSize(flopsPerSec: number, bytesPerSec: number, bytesPerValue = 2): number {
+  if (!(flopsPerSec > 0) || !(bytesPerSec > 0))
+    throw new InputError(
+      `minBlockSize: FLOP/s and bandwidth must be positive; got ${flopsPerSec} and ${bytesPerSec}`,
+    );
+  return (flopsPerSec * bytesPerValue) / (2 * bytesPerSec);
+}
+
+/** Hardware presets for the overlap condition: bf16 FLOP/s and neighbour bandwidth (bytes/s). */
+export const HARDWARE_PRESETS: Record<string, { flops: number; bandwidth: number; label: string }> = {
+  'a100-nvlink': { flops: 312e12, bandwidth: 300e9, label: 'A100 NVLink' },
+  'a100-infiniband': { flops: 312e12, bandwidth: 12.5e9, label: 'A100 InfiniBand' },
+  tpuv4: { flops: 275e12, bandwidth: 268e9, label: 'TPUv4' },
+};
+
+export interface PlanRow {
+  method: AttentionImpl;
+  maxContext: number;
+  bytesAtMax: number;
+}
+
+export function planTable(o: PlanOptions): PlanRow[] {
+  return (['vanilla', 'memeff', 'blockwise', 'ring'] as const).map((method) => {
+    const s = maxContext(method, o);
+    return { method, maxContext: s, bytesAtMax: s > 0 ? deviceBytes(method, s, o) : 0 };
+  });
+}
+
+/** Parses `--model`: a preset name or `hidden,layers,heads[,ffn[,vocab]]`. */
+export function parseModel(spec: string): ModelShape {
+  const preset = MODEL_PRESETS[spec.toLowerCase().replace(/^llama-?/, '')];
+  if (preset) return preset;
+  const parts = spec.split(',').map(Number);
+  if (parts.length >= 3 && parts.every((x) => Number.isInteger(x) && x > 0)) {
+    const [hidden, layers, heads, ffn = Math.round((8 * hidden) / 3), vocab = 32000] = parts;
+    return { name: `custom-${hidden}x${layers}`, hidden, layers, heads, ffn, vocab };
+  }
+  throw new InputError(
+    `--model: expected a preset (${Object.keys(MODEL_PRESETS).join(', ')}) or hidden,layers,heads[,ffn[,vocab]]; got '${spec}'`,
+  );
+}
