@@ -37,3 +37,8 @@ export {
   parseModel,
   planTable,
 } from './plan.js';
+export { ringAttentionDevice, type RingDeviceOptions, tokenIndices } from './attention/ring.js';
+export { RingGroup, type RingGroupOptions } from './device/group.js';
+export { type DeviceContext, type DeviceTask } from './device/protocol.js';
+export { type RingCallOptions, type RingCallResult, ringAttention } from './device/ring-attention.js';
+export { type RingTransport, RingCommError, SharedMemoryTransport } from './transport/index.js';

@@ -1,0 +1,93 @@
+/**
+ * The device side of `ringAttention`: builds this device's shard tensors, runs the ring op
+ * forward (and backward), measures peak tensor bytes, and returns raw arrays.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ringAttentionDevice } from '../attention/ring.js';
+import type { RingLayout } from '../attention/types.js';
+import type { DeviceContext } from './protocol.js';
+
+export interface AttentionTaskArgs {
+  q: Float32Array; // (B, H, c, D)
+  k: Float32Array; // (B, Hk, c, D)
+  v: Float32Array;
+  dOut?: Float32Array; // (B, H, c, D)
+  B: number;
+  H: number;
+  Hk: number;
+  c: number;
+  D: number;
+  seqLen: number;
+  layout: RingLayout;
+  causal: boolean;
+  blockSize: number;
+  scale?: number;
+  segmentIds?: Int32Array;
+  measureMemory: boolean;
+}
+
+export interface AttentionTaskResult {
+  out: Float32Array;
+  dq?: Float32Array;
+  dk?: Float32Array;
+  dv?: Float32Array;
+  fwdMs: number;
+  bwdMs: number;
+  peakBytes: number;
+}
+
+export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): Promise<AttentionTaskResult> {
+  const timings = { fwdMs: 0, bwdMs: 0 };
+  const options = {
+    transport: ctx.transport,
+    seqLen: a.seqLen,
+    layout: a.layout,
+    causal: a.causal,
+    blockSize: a.blockSize,
+    scale: a.scale,
+    segmentIds: a.segmentIds,
+    timings,
+  };
+  const compute = (): Omit<AttentionTaskResult, 'fwdMs' | 'bwdMs' | 'peakBytes'> => {
+    const q = tf.tensor4d(a.q, [a.B, a.H, a.c, a.D]);
+    const k = tf.tensor4d(a.k, [a.B, a.Hk, a.c, a.D]);
+    const v = tf.tensor4d(a.v, [a.B, a.Hk, a.c, a.D]);
+    try {
+      if (!a.dOut) {
+        const out = ringAttentionDevice(q, k, v, options);
+        const data = out.dataSync() as Float32Array;
+        out.dispose();
+        return { out: data };
+      }
+      const dOut = tf.tensor4d(a.dOut, [a.B, a.H, a.c, a.D]);
+      const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => ringAttentionDevice(x, y, z, options);
+      const { value, grads } = tf.valueAndGrads(f)([q, k, v], dOut);
+      const result = {
+        out: value.dataSync() as Float32Array,
+        dq: grads[0].dataSync() as Float32Array,
+        dk: grads[1].dataSync() as Float32Array,
+        dv: grads[2].dataSync() as Float32Array,
+      };
+      tf.dispose([value, ...grads, dOut]);
+      return result;
+    } finally {
+      tf.dispose([q, k, v]);
+    }
+  };
+  let peakBytes = 0;
+  let result: ReturnType<typeof compute>;
+  if (a.measureMemory) {
+    const before = tf.memory().numBytes;
+    let r: ReturnType<typeof compute> | undefined;
+    const info = await tf.profile(() => {
+      r = compute();
+      return [];
+    });
+    result = r!;
+    // peak over the call, counting the inputs it creates but not what was resident before
+    peakBytes = Math.max(0, info.peakBytes - before);
+  } else {
+    result = compute();
+  }
+  return { ...result, ...timings, peakBytes };
+}

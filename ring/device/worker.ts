@@ -1,0 +1,56 @@
+/**
+ * A ring device: a worker thread with its own tfjs backend (one wasm instance each, since wasm
+ * is single-threaded in Node; a worker per device is also how both cores get used). It runs
+ * tasks the main thread names by module and function, with a transport to its ring neighbours.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { initBackend } from '../backend.js';
+import { SharedMemoryTransport } from '../transport/shared-memory.js';
+import type { CallMessage, DeviceContext, WorkerInit, WorkerReply } from './protocol.js';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+
+function post(msg: WorkerReply): void {
+  port.postMessage(msg, transferables(msg));
+}
+
+/** Non-shared buffers of typed arrays one level inside a result: moved, not copied. */
+function transferables(msg: WorkerReply): ArrayBuffer[] {
+  if (msg.type !== 'result' || typeof msg.value !== 'object' || msg.value === null) return [];
+  const out = new Set<ArrayBuffer>();
+  for (const v of Object.values(msg.value)) {
+    if (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer && v.byteLength === v.buffer.byteLength)
+      out.add(v.buffer);
+  }
+  return [...out];
+}
+
+const backend = await initBackend({ backend: init.backend, notice: false });
+post({ type: 'ready', backend });
+
+port.on('message', async (msg: CallMessage) => {
+  try {
+    const mod = (await import(msg.module)) as Record<string, unknown>;
+    const task = mod[msg.fn];
+    if (typeof task !== 'function')
+      throw new Error(`device ${init.rank}: ${msg.module} has no function '${msg.fn}'`);
+    const ctx: DeviceContext = {
+      rank: init.rank,
+      worldSize: msg.worldSize,
+      transport: new SharedMemoryTransport({
+        rank: init.rank,
+        worldSize: msg.worldSize,
+        sendChannel: msg.sendChannel,
+        recvChannel: msg.recvChannel,
+        control: init.control,
+        timeoutMs: msg.commTimeoutMs,
+      }),
+    };
+    const value: unknown = await task(msg.args, ctx);
+    post({ type: 'result', id: msg.id, value });
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    post({ type: 'error', id: msg.id, message: e.message, stack: e.stack });
+  }
+});

@@ -1,0 +1,9 @@
+export { type RingTransport, RingCommError } from './types.js';
+export {
+  abortChannels,
+  type ChannelDescriptor,
+  createChannel,
+  createControl,
+  SharedMemoryTransport,
+  type SharedMemoryTransportOptions,
+} from './shared-memory.js';

@@ -1,0 +1,169 @@
+/**
+ * In-process transport: one channel per ring link (rank r → r+1) in SharedArrayBuffers, so
+ * worker threads exchange raw float blocks with one memcpy and no serialisation.
+ *
+ * A channel has `slots` buffers (2: double buffering). Slot state words: 0 empty, 1 full. The
+ * writer fills slot (n mod slots) for its n-th message once it is empty; the reader drains it in
+ * order. Waits are bounded and check a group-wide abort word, so a failed peer or a hung one
+ * turns into an error instead of a deadlock.
+ */
+import { RingCommError, type RingTransport } from './types.js';
+
+/** At most this many tensors per message (k, v, dk, dv fit). */
+const MAX_PARTS = 8;
+const HEADER_WORDS = 2 + MAX_PARTS; // state, nParts, lengths…
+const WAIT_SLICE_MS = 50;
+
+/** What a worker needs to attach to a channel (posted once; SharedArrayBuffers are shared). */
+export interface ChannelDescriptor {
+  header: SharedArrayBuffer;
+  data: SharedArrayBuffer;
+  /** Floats per slot. */
+  capacity: number;
+  slots: number;
+}
+
+export function createChannel(capacityFloats: number, slots = 2): ChannelDescriptor {
+  return {
+    header: new SharedArrayBuffer(slots * HEADER_WORDS * 4),
+    data: new SharedArrayBuffer(Math.max(1, slots * capacityFloats) * 4),
+    capacity: capacityFloats,
+    slots,
+  };
+}
+
+/** Group-wide control words: [abort flag]. */
+export function createControl(): SharedArrayBuffer {
+  return new SharedArrayBuffer(16);
+}
+
+/** Sets the abort flag and wakes every waiter on the given channels. */
+export function abortChannels(control: SharedArrayBuffer, channels: ChannelDescriptor[]): void {
+  const c = new Int32Array(control);
+  Atomics.store(c, 0, 1);
+  Atomics.notify(c, 0);
+  for (const ch of channels) {
+    const h = new Int32Array(ch.header);
+    for (let s = 0; s < ch.slots; s++) Atomics.notify(h, s * HEADER_WORDS);
+  }
+}
+
+class ChannelEnd {
+  private readonly header: Int32Array;
+  private readonly data: Float32Array;
+  private count = 0;
+
+  constructor(
+    readonly desc: ChannelDescriptor,
+    private readonly control: Int32Array,
+    private readonly timeoutMs: number,
+    private readonly what: string,
+  ) {
+    this.header = new Int32Array(desc.header);
+    this.data = new Float32Array(desc.data);
+  }
+
+  /** Waits until the slot's state word equals `want`. */
+  private waitFor(slot: number, want: number): void {
+    const idx = slot * HEADER_WORDS;
+    const deadline = performance.now() + this.timeoutMs;
+    for (;;) {
+      const state = Atomics.load(this.header, idx);
+      if (state === want) return;
+      if (Atomics.load(this.control, 0) !== 0)
+        throw new RingCommError(`${this.what}: ring aborted (a peer failed)`);
+      const left = deadline - performance.now();
+      if (left <= 0)
+        throw new RingCommError(`${this.what}: no progress for ${this.timeoutMs} ms (peer hung or died)`);
+      Atomics.wait(this.header, idx, state, Math.min(WAIT_SLICE_MS, left));
+    }
+  }
+
+  write(parts: Float32Array[]): void {
+    if (parts.length > MAX_PARTS)
+      throw new RingCommError(`${this.what}: ${parts.length} parts exceed ${MAX_PARTS}`);
+    const total = parts.reduce((a, p) => a + p.length, 0);
+    if (total > this.desc.capacity)
+      throw new RingCommError(
+        `${this.what}: message of ${total} floats exceeds the channel capacity ${this.desc.capacity}`,
+      );
+    const slot = this.count % this.desc.slots;
+    this.waitFor(slot, 0);
+    const base = slot * HEADER_WORDS;
+    let offset = slot * this.desc.capacity;
+    for (let i = 0; i < parts.length; i++) {
+      this.data.set(parts[i], offset);
+      offset += parts[i].length;
+      this.header[base + 2 + i] = parts[i].length;
+    }
+    this.header[base + 1] = parts.length;
+    Atomics.store(this.header, base, 1);
+    Atomics.notify(this.header, base);
+    this.count++;
+  }
+
+  read(): Float32Array[] {
+    const slot = this.count % this.desc.slots;
+    this.waitFor(slot, 1);
+    const base = slot * HEADER_WORDS;
+    const n = this.header[base + 1];
+    const parts: Float32Array[] = [];
+    let offset = slot * this.desc.capacity;
+    for (let i = 0; i < n; i++) {
+      const len = this.header[base + 2 + i];
+      parts.push(this.data.slice(offset, offset + len));
+      offset += len;
+    }
+    Atomics.store(this.header, base, 0);
+    Atomics.notify(this.header, base);
+    this.count++;
+    return parts;
+  }
+}
+
+export interface SharedMemoryTransportOptions {
+  rank: number;
+  worldSize: number;
+  /** Channel rank → rank+1. */
+  sendChannel: ChannelDescriptor;
+  /** Channel rank−1 → rank. */
+  recvChannel: ChannelDescriptor;
+  control: SharedArrayBuffer;
+  /** Longest wait for a neighbour before failing. */
+  timeoutMs: number;
+}
+
+export class SharedMemoryTransport implements RingTransport {
+  readonly rank: number;
+  readonly worldSize: number;
+  private readonly out: ChannelEnd;
+  private readonly in: ChannelEnd;
+
+  constructor(o: SharedMemoryTransportOptions) {
+    this.rank = o.rank;
+    this.worldSize = o.worldSize;
+    const control = new Int32Array(o.control);
+    const next = (o.rank + 1) % o.worldSize;
+    const prev = (o.rank - 1 + o.worldSize) % o.worldSize;
+    this.out = new ChannelEnd(
+      o.sendChannel,
+      control,
+      o.timeoutMs,
+      `ring rank ${o.rank} sending to rank ${next}`,
+    );
+    this.in = new ChannelEnd(
+      o.recvChannel,
+      control,
+      o.timeoutMs,
+      `ring rank ${o.rank} waiting for rank ${prev}`,
+    );
+  }
+
+  send(parts: Float32Array[]): void {
+    this.out.write(parts);
+  }
+
+  recv(): Float32Array[] {
+    return this.in.read();
+  }
+}

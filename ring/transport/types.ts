@@ -1,0 +1,30 @@
+/**
+ * How the devices of a ring talk (ARCHITECTURE.md "Devices and processes"). The ring code is
+ * written once against this interface; transports differ only in how bytes move: shared memory
+ * between worker threads now, ZeroMQ between processes and hosts later.
+ *
+ * The calls are synchronous on purpose: ring attention runs inside tfjs's autodiff, whose
+ * gradient functions are synchronous, so a device blocks (Atomics.wait) until its neighbour's
+ * block arrives. An asynchronous transport (sockets) bridges in from a helper thread that fills
+ * the same shared buffers.
+ */
+export interface RingTransport {
+  /** This device's index in 0..worldSize−1. */
+  readonly rank: number;
+  readonly worldSize: number;
+  /**
+   * Stages `parts` for device (rank + 1) mod N and returns; blocks only while the neighbour
+   * still holds both of its receive buffers (double buffering).
+   */
+  send(parts: Float32Array[]): void;
+  /** Blocks until the next message from device (rank − 1) mod N arrives; returns copies. */
+  recv(): Float32Array[];
+}
+
+/** Thrown when the ring is aborted (a peer failed) or a wait times out. */
+export class RingCommError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RingCommError';
+  }
+}
