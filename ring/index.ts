@@ -42,3 +42,4 @@ export { RingGroup, type RingGroupOptions } from './device/group.js';
 export { type DeviceContext, type DeviceTask } from './device/protocol.js';
 export { type RingCallOptions, type RingCallResult, ringAttention } from './device/ring-attention.js';
 export { type RingTransport, RingCommError, SharedMemoryTransport } from './transport/index.js';
+export { blockwiseFeedForward, type FeedForwardKind, type FeedForwardWeights, feedForward } from './ffn.js';

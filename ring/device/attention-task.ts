@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ringAttentionDevice } from '../attention/ring.js';
 import type { RingLayout } from '../attention/types.js';
+import { withPeakBytes } from './measure.js';
 import type { DeviceContext } from './protocol.js';
 
 export interface AttentionTaskArgs {
@@ -74,20 +75,6 @@ export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): P
       tf.dispose([q, k, v]);
     }
   };
-  let peakBytes = 0;
-  let result: ReturnType<typeof compute>;
-  if (a.measureMemory) {
-    const before = tf.memory().numBytes;
-    let r: ReturnType<typeof compute> | undefined;
-    const info = await tf.profile(() => {
-      r = compute();
-      return [];
-    });
-    result = r!;
-    // peak over the call, counting the inputs it creates but not what was resident before
-    peakBytes = Math.max(0, info.peakBytes - before);
-  } else {
-    result = compute();
-  }
+  const { result, peakBytes } = await withPeakBytes(compute, a.measureMemory);
   return { ...result, ...timings, peakBytes };
 }

@@ -42,6 +42,7 @@ export class RingGroup {
   private readonly pending = new Map<number, Pending[]>();
   private failure: Error | undefined;
   private closed = false;
+  private exited = 0;
 
   private constructor(
     readonly devices: number,
@@ -116,6 +117,7 @@ export class RingGroup {
       });
       w.on('error', (e) => this.fail(new Error(`device ${rank} crashed: ${e.message}`)));
       w.on('exit', (code) => {
+        this.exited++;
         if (!this.closed) this.fail(new Error(`device ${rank} exited unexpectedly (code ${code})`));
       });
     });
@@ -134,12 +136,23 @@ export class RingGroup {
   private async terminate(): Promise<void> {
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
+    this.exited = this.devices;
+  }
+
+  /** Resolves once every worker has stopped (after a failure or dispose). */
+  async stopped(): Promise<void> {
+    while (this.exited < this.devices) await new Promise((r) => setTimeout(r, 10));
   }
 
   /** Ensures every ring link can carry messages of `floats` floats. */
   private ensureChannels(floats: number): void {
     if (this.channels.length === this.devices && this.channels[0].capacity >= floats) return;
     this.channels = Array.from({ length: this.devices }, () => createChannel(floats));
+  }
+
+  /** Devices whose worker thread is still running (0 after dispose or a failure). */
+  get liveDevices(): number {
+    return this.devices - this.exited;
   }
 
   /** Bytes of the receive buffers each device holds (2 slots of the channel into it). */

@@ -1,0 +1,248 @@
+/**
+ * The attention benchmark behind `exp bench attention`: one implementation, one shape, timed on
+ * ring devices (one worker for the single-device implementations, N for ring) so every
+ * implementation runs on the same kind of backend instance and is measured the same way.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError, Rng } from '../../common/index.js';
+import {
+  ATTENTION_IMPLS,
+  type AttentionImpl,
+  type BackendChoice,
+  type RingLayout,
+  RingGroup,
+  ringAttention,
+  vanillaAttention,
+} from '../../ring/index.js';
+
+export interface AttentionBenchOptions {
+  impl: AttentionImpl;
+  seqLen: number;
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  devices: number;
+  blockSize: number;
+  causal: boolean;
+  layout: RingLayout;
+  backward: boolean;
+  check: boolean;
+  backend: BackendChoice;
+  seed: number;
+  /** Timed repetitions after one warm-up call; the fastest is reported. */
+  repeats: number;
+  /** Reuse a group (benchmark sweeps); created and disposed here otherwise. */
+  group?: RingGroup;
+}
+
+export interface AttentionBenchResult {
+  impl: AttentionImpl;
+  seqLen: number;
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  devices: number;
+  blockSize: number;
+  causal: boolean;
+  layout: RingLayout;
+  backend: string;
+  fwdMs: number;
+  bwdMs?: number;
+  wallMs: number;
+  /** Forward FLOPs (4·B·H·T²·D, halved when causal). */
+  fwdFlops: number;
+  /** GFLOP/s of what ran: forward, or forward+backward (backward = 2.5× forward FLOPs). */
+  gflops: number;
+  fwdGflops: number;
+  fwdBwdGflops?: number;
+  peakBytesPerDevice: number;
+  commBytesPerDevice: number;
+  maxRelErr?: number;
+}
+
+/** FLOPs of attention's forward pass: QKᵀ and PV, 2·T²·D each per head. */
+export function attentionFlops(B: number, H: number, T: number, D: number, causal: boolean): number {
+  return 4 * B * H * T * T * D * (causal ? 0.5 : 1);
+}
+
+function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+}
+
+export function checkBenchOptions(o: AttentionBenchOptions): void {
+  if (!(ATTENTION_IMPLS as readonly string[]).includes(o.impl))
+    throw new InputError(`--impl: expected one of ${ATTENTION_IMPLS.join(', ')}; got '${o.impl}'`);
+  for (const [flag, value] of [
+    ['--seq-len', o.seqLen],
+    ['--batch', o.batch],
+    ['--heads', o.heads],
+    ['--kv-heads', o.kvHeads],
+    ['--head-dim', o.headDim],
+    ['--devices', o.devices],
+    ['--block-size', o.blockSize],
+    ['--repeats', o.repeats],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 1)
+      throw new InputError(`${flag}: expected a positive integer; got ${value}`);
+  }
+  if (o.impl !== 'ring' && o.devices !== 1)
+    throw new InputError(
+      `--devices: ${o.impl} runs on one device; got --devices ${o.devices} (use --impl ring)`,
+    );
+  if (o.layout !== 'contiguous' && o.layout !== 'striped')
+    throw new InputError(`--layout: expected contiguous or striped; got '${o.layout}'`);
+}
+
+export async function benchAttention(o: AttentionBenchOptions): Promise<AttentionBenchResult> {
+  checkBenchOptions(o);
+  const { batch: B, heads: H, kvHeads: Hk, seqLen: T, headDim: D } = o;
+  if (H % Hk !== 0) throw new InputError(`--heads ${H} must be a multiple of --kv-heads ${Hk}`);
+  const rng = new Rng(o.seed);
+  const qData = rng.normalArray(B * H * T * D);
+  const kData = rng.normalArray(B * Hk * T * D);
+  const vData = rng.normalArray(B * Hk * T * D);
+  const dData = o.backward ? rng.normalArray(B * H * T * D) : undefined;
+  const group =
+    o.group ?? (await RingGroup.create({ devices: o.impl === 'ring' ? o.devices : 1, backend: o.backend }));
+  try {
+    const options = { causal: o.causal, blockSize: o.blockSize };
+    const runOnce = async () => {
+      const q = tf.tensor4d(qData, [B, H, T, D]);
+      const k = tf.tensor4d(kData, [B, Hk, T, D]);
+      const v = tf.tensor4d(vData, [B, Hk, T, D]);
+      const dOut = dData ? tf.tensor4d(dData, [B, H, T, D]) : undefined;
+      const started = performance.now();
+      try {
+        if (o.impl === 'ring') {
+          const r = await ringAttention(group, q, k, v, {
+            ...options,
+            layout: o.layout,
+            dOut,
+            measureMemory: true,
+          });
+          return { ...r, wallMs: performance.now() - started };
+        }
+        const [r] = await group.run<
+          unknown,
+          {
+            out: Float32Array;
+            dq?: Float32Array;
+            dk?: Float32Array;
+            dv?: Float32Array;
+            fwdMs: number;
+            bwdMs: number;
+            peakBytes: number;
+          }
+        >(
+          new URL('../../ring/device/single-task.js', import.meta.url),
+          'singleAttentionTask',
+          [
+            {
+              impl: o.impl,
+              q: qData,
+              k: kData,
+              v: vData,
+              dOut: dData,
+              B,
+              H,
+              Hk,
+              T,
+              D,
+              options,
+              measureMemory: true,
+            },
+          ],
+          1,
+        );
+        const wrap = (x: Float32Array | undefined, heads: number) =>
+          x ? tf.tensor4d(x, [B, heads, T, D]) : undefined;
+        return {
+          out: wrap(r.out, H)!,
+          dq: wrap(r.dq, H),
+          dk: wrap(r.dk, Hk),
+          dv: wrap(r.dv, Hk),
+          fwdMs: r.fwdMs,
+          bwdMs: r.bwdMs,
+          peakBytesPerDevice: [r.peakBytes],
+          commBytesPerDevice: 0,
+          wallMs: performance.now() - started,
+        };
+      } finally {
+        tf.dispose([q, k, v, ...(dOut ? [dOut] : [])]);
+      }
+    };
+    type Run = Awaited<ReturnType<typeof runOnce>>;
+    const dispose = (r: Run) =>
+      tf.dispose([r.out, r.dq, r.dk, r.dv].filter((t): t is tf.Tensor4D => t !== undefined));
+    let best: Run | undefined;
+    for (let i = 0; i < o.repeats + 1; i++) {
+      const r = await runOnce();
+      if (i === 0 && o.repeats > 0) {
+        dispose(r); // warm-up: wasm compiles its kernels on first use
+        continue;
+      }
+      if (!best || r.fwdMs + r.bwdMs < best.fwdMs + best.bwdMs) {
+        if (best) dispose(best);
+        best = r;
+      } else dispose(r);
+    }
+    const r = best!;
+    let maxRelErr: number | undefined;
+    if (o.check) {
+      const q = tf.tensor4d(qData, [B, H, T, D]);
+      const k = tf.tensor4d(kData, [B, Hk, T, D]);
+      const v = tf.tensor4d(vData, [B, Hk, T, D]);
+      const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => vanillaAttention(x, y, z, options);
+      const errs: number[] = [];
+      if (dData) {
+        const { value, grads } = tf.valueAndGrads(f)([q, k, v], tf.tensor4d(dData, [B, H, T, D]));
+        errs.push(relError(r.out.dataSync(), value.dataSync()));
+        [r.dq, r.dk, r.dv].forEach((g, i) => errs.push(relError(g!.dataSync(), grads[i].dataSync())));
+        tf.dispose([value, ...grads]);
+      } else {
+        const ref = f(q, k, v);
+        errs.push(relError(r.out.dataSync(), ref.dataSync()));
+        ref.dispose();
+      }
+      tf.dispose([q, k, v]);
+      maxRelErr = Math.max(...errs);
+    }
+    dispose(r);
+    const fwdFlops = attentionFlops(B, H, T, D, o.causal);
+    const fwdGflops = fwdFlops / (r.fwdMs * 1e6);
+    const fwdBwdGflops = o.backward ? (3.5 * fwdFlops) / ((r.fwdMs + r.bwdMs) * 1e6) : undefined;
+    return {
+      impl: o.impl,
+      seqLen: T,
+      batch: B,
+      heads: H,
+      kvHeads: Hk,
+      headDim: D,
+      devices: group.devices,
+      blockSize: o.blockSize,
+      causal: o.causal,
+      layout: o.layout,
+      backend: group.backend.name,
+      fwdMs: r.fwdMs,
+      bwdMs: o.backward ? r.bwdMs : undefined,
+      wallMs: r.wallMs,
+      fwdFlops,
+      gflops: fwdBwdGflops ?? fwdGflops,
+      fwdGflops,
+      fwdBwdGflops,
+      peakBytesPerDevice: Math.max(...r.peakBytesPerDevice),
+      commBytesPerDevice: r.commBytesPerDevice,
+      maxRelErr,
+    };
+  } finally {
+    if (!o.group) await group.dispose();
+  }
+}

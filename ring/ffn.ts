@@ -1,0 +1,82 @@
+/**
+ * Feedforward networks, plain and blockwise (paper §3: "the FFN is applied chunk by chunk over
+ * the sequence, so its hidden activations never exist for the whole sequence at once"). The
+ * blockwise form checkpoints each chunk: the forward keeps only the chunk's input, the backward
+ * recomputes one chunk's hidden activations at a time.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../common/index.js';
+import { checkpoint, dims, linear } from './ops.js';
+
+export type FeedForwardKind = 'swiglu' | 'gelu' | 'relu';
+
+/**
+ * Weights: `up` (Dm, F) and `down` (F, Dm); SwiGLU (LLaMA: down(silu(gate(x)) · up(x))) also
+ * has `gate` (Dm, F). No biases (LLaMA has none; the RL policies do without).
+ */
+export interface FeedForwardWeights {
+  kind: FeedForwardKind;
+  up: tf.Tensor2D;
+  down: tf.Tensor2D;
+  gate?: tf.Tensor2D;
+}
+
+function gelu(x: tf.Tensor): tf.Tensor {
+  // tanh approximation (GPT-2)
+  const c = Math.sqrt(2 / Math.PI);
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(c, tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))));
+}
+
+function apply(
+  kind: FeedForwardKind,
+  x: tf.Tensor,
+  up: tf.Tensor2D,
+  down: tf.Tensor2D,
+  gate?: tf.Tensor2D,
+): tf.Tensor {
+  const h = linear(x, up);
+  let act: tf.Tensor;
+  if (kind === 'swiglu') {
+    const g = linear(x, gate!);
+    act = tf.mul(tf.mul(g, tf.sigmoid(g)), h);
+  } else if (kind === 'gelu') act = gelu(h);
+  else act = tf.relu(h);
+  return linear(act, down);
+}
+
+function check(fn: string, x: tf.Tensor, w: FeedForwardWeights): void {
+  const Dm = dims(x)[x.rank - 1];
+  if (w.up.shape[0] !== Dm || w.down.shape[1] !== Dm || w.up.shape[1] !== w.down.shape[0])
+    throw new InputError(
+      `${fn}: weights do not fit input width ${Dm}: up [${w.up.shape}], down [${w.down.shape}] (expected (${Dm}, F) and (F, ${Dm}))`,
+    );
+  if (w.kind === 'swiglu' && (!w.gate || w.gate.shape.join() !== w.up.shape.join()))
+    throw new InputError(
+      `${fn}: swiglu needs gate with up's shape [${w.up.shape}]; got ${w.gate ? `[${w.gate.shape}]` : 'none'}`,
+    );
+}
+
+/** x (B, T, Dm) → (B, T, Dm), the whole sequence at once. */
+export function feedForward(x: tf.Tensor, w: FeedForwardWeights): tf.Tensor {
+  check('feedForward', x, w);
+  return apply(w.kind, x, w.up, w.down, w.gate);
+}
+
+/** x (B, T, Dm) → (B, T, Dm), `chunkSize` tokens at a time with recomputation in backward. */
+export function blockwiseFeedForward(x: tf.Tensor, w: FeedForwardWeights, chunkSize: number): tf.Tensor {
+  check('blockwiseFeedForward', x, w);
+  if (!Number.isInteger(chunkSize) || chunkSize < 1)
+    throw new InputError(`blockwiseFeedForward: chunkSize must be a positive integer; got ${chunkSize}`);
+  const [B, T, Dm] = dims(x);
+  if (chunkSize >= T) return apply(w.kind, x, w.up, w.down, w.gate);
+  const weights = w.gate ? [w.up, w.down, w.gate] : [w.up, w.down];
+  const f = (xc: tf.Tensor, up: tf.Tensor, down: tf.Tensor, gate?: tf.Tensor) =>
+    apply(w.kind, xc, up as tf.Tensor2D, down as tf.Tensor2D, gate as tf.Tensor2D | undefined);
+  const chunks: tf.Tensor[] = [];
+  for (let start = 0; start < T; start += chunkSize) {
+    const size = Math.min(chunkSize, T - start);
+    const xc = tf.slice(x, [0, start, 0], [B, size, Dm]); // (B, c, Dm)
+    chunks.push(checkpoint(f, [xc, ...weights]));
+  }
+  return tf.concat(chunks, 1);
+}
