@@ -39,7 +39,7 @@ export {
 } from './plan.js';
 export { ringAttentionDevice, type RingDeviceOptions, tokenIndices } from './attention/ring.js';
 export { RingGroup, type RingGroupOptions } from './device/group.js';
-export { type DeviceContext, type DeviceTask } from './device/protocol.js';
+export type { DeviceContext, DeviceTask } from './device/protocol.js';
 export { type RingCallOptions, type RingCallResult, ringAttention } from './device/ring-attention.js';
 export { type RingTransport, RingCommError, SharedMemoryTransport } from './transport/index.js';
 export { blockwiseFeedForward, type FeedForwardKind, type FeedForwardWeights, feedForward } from './ffn.js';

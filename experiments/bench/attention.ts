@@ -205,7 +205,9 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
       if (dData) {
         const { value, grads } = tf.valueAndGrads(f)([q, k, v], tf.tensor4d(dData, [B, H, T, D]));
         errs.push(relError(r.out.dataSync(), value.dataSync()));
-        [r.dq, r.dk, r.dv].forEach((g, i) => errs.push(relError(g!.dataSync(), grads[i].dataSync())));
+        [r.dq, r.dk, r.dv].forEach((g, i) => {
+          errs.push(relError(g!.dataSync(), grads[i].dataSync()));
+        });
         tf.dispose([value, ...grads]);
       } else {
         const ref = f(q, k, v);

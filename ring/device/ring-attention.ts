@@ -157,7 +157,9 @@ export async function ringAttention(
   ): tf.Tensor4D | undefined => {
     if (!pick(results[0])) return undefined;
     const full = new Float32Array(B * heads * T * D);
-    results.forEach((r, rank) => scatterTokens(full, pick(r)!, B * heads, T, D, indices[rank], T));
+    results.forEach((r, rank) => {
+      scatterTokens(full, pick(r)!, B * heads, T, D, indices[rank], T);
+    });
     return tf.tensor4d(full, [B, heads, T, D]);
   };
   return {
