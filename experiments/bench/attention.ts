@@ -88,11 +88,12 @@ export function checkBenchOptions(o: AttentionBenchOptions): void {
     ['--head-dim', o.headDim],
     ['--devices', o.devices],
     ['--block-size', o.blockSize],
-    ['--repeats', o.repeats],
   ] as const) {
     if (!Number.isInteger(value) || value < 1)
       throw new InputError(`${flag}: expected a positive integer; got ${value}`);
   }
+  if (!Number.isInteger(o.repeats) || o.repeats < 0)
+    throw new InputError(`--repeats: expected a non-negative integer (0 = no warm-up); got ${o.repeats}`);
   if (o.impl !== 'ring' && o.devices !== 1)
     throw new InputError(
       `--devices: ${o.impl} runs on one device; got --devices ${o.devices} (use --impl ring)`,

@@ -17,6 +17,8 @@ import type { BlockRange, MaskPlanner } from './mask.js';
 /** Splits (B, H, T, D) into B·H tensors (T, D), index b·H + h. */
 export function splitHeads(x: tf.Tensor): tf.Tensor2D[] {
   const [B, H, T, D] = dims(x);
+  // NOTE: tfjs's Unpack gradient breaks on a single output (it gets a tensor, not a list)
+  if (B * H === 1) return [tf.reshape(x, [T, D]) as tf.Tensor2D];
   return tf.tidy(() => tf.unstack(tf.reshape(x, [B * H, T, D]))) as tf.Tensor2D[];
 }
 

@@ -1,0 +1,63 @@
+// The memory plan reproduces the shape of the paper's Table 3 and the overlap condition's
+// block sizes (PAPER.md §1).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  HARDWARE_PRESETS,
+  MODEL_PRESETS,
+  maxContext,
+  minBlockSize,
+  parameterCount,
+  planTable,
+} from '../../ring/index.js';
+
+describe('plan', () => {
+  test('LLaMA presets have the published parameter counts', () => {
+    const billions = (k: string) => parameterCount(MODEL_PRESETS[k]) / 1e9;
+    assert.ok(Math.abs(billions('7b') - 6.74) < 0.05, `7b: ${billions('7b')}`);
+    assert.ok(Math.abs(billions('13b') - 13.0) < 0.1, `13b: ${billions('13b')}`);
+    assert.ok(Math.abs(billions('30b') - 32.5) < 0.3, `30b: ${billions('30b')}`);
+    assert.ok(Math.abs(billions('3b') - 3.43) < 0.05, `3b: ${billions('3b')}`);
+  });
+
+  for (const [model, devices] of [
+    ['3b', 8],
+    ['7b', 8],
+    ['7b', 32],
+    ['13b', 16],
+  ] as const) {
+    test(`Table 3 shape: ${model} on ${devices}×80GB`, () => {
+      const rows = Object.fromEntries(
+        planTable({ model: MODEL_PRESETS[model], devices, memoryBytes: 80e9 }).map((r) => [
+          r.method,
+          r.maxContext,
+        ]),
+      );
+      assert.ok(
+        rows.vanilla > 0 && rows.vanilla * 4 < rows.memeff,
+        `vanilla ${rows.vanilla} ≪ memeff ${rows.memeff}`,
+      );
+      assert.ok(rows.memeff < rows.blockwise, `memeff ${rows.memeff} < BPT ${rows.blockwise}`);
+      const ratio = rows.ring / rows.blockwise;
+      assert.ok(
+        ratio >= 0.85 * devices && ratio <= devices * 1.01,
+        `ring/BPT = ${ratio.toFixed(2)} for N=${devices}`,
+      );
+    });
+  }
+
+  test('one device: ring equals BPT up to its receive buffers', () => {
+    const o = { model: MODEL_PRESETS['7b'], devices: 1, memoryBytes: 200e9 }; // 16 B/param × 6.7B needs > 80 GB alone
+    const ring = maxContext('ring', o);
+    const bpt = maxContext('blockwise', o);
+    assert.ok(ring <= bpt && ring > 0.85 * bpt);
+  });
+
+  test("overlap condition gives the paper's minimal block sizes", () => {
+    const k = (h: string) => minBlockSize(HARDWARE_PRESETS[h].flops, HARDWARE_PRESETS[h].bandwidth) / 1000;
+    assert.ok(Math.abs(k('a100-nvlink') - 1.0) < 0.1, `A100 NVLink ${k('a100-nvlink')}K`);
+    assert.ok(Math.abs(k('a100-infiniband') - 24.5) < 1, `A100 IB ${k('a100-infiniband')}K`);
+    assert.ok(Math.abs(k('tpuv4') - 1.0) < 0.1, `TPUv4 ${k('tpuv4')}K`);
+    assert.throws(() => minBlockSize(0, 1), /FLOP\/s and bandwidth must be positive/);
+  });
+});
