@@ -1,0 +1,566 @@
+/**
+ * Lazy trajectory readers for both layouts. Opening reads the metadata and the record batch
+ * headers only and checks the schema; data is read on demand with positioned reads of just the
+ * rows asked for (`steps`, `episode`) or batch by batch (`scan`), so memory stays bounded by
+ * what the caller holds, whatever the dataset's size.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { type DataType, type Field, Type } from 'apache-arrow';
+import { InputError } from '../common/index.js';
+import type { Episode } from './episode.js';
+import {
+  ArrowFile,
+  type BatchLayout,
+  type LeafLayout,
+  leafKind,
+  readLeafRaw,
+  readLeafRowsF32,
+  readLeafRowsF64,
+  typedView,
+  typeName,
+  unpackBits,
+} from './ipc.js';
+import { type DatasetInfo, readInfo } from './metadata.js';
+import { type EpisodeIndex, INDEX_KEY, type Layout, METADATA_KEY } from './writer.js';
+
+/** Steps [start, start+count) of one episode. Shapes: (count, obsDim), (count, actDim), (count). */
+export interface StepSlice {
+  observations: Float32Array;
+  actions: Float32Array;
+  rewards: Float64Array;
+  terminations: Uint8Array;
+  truncations: Uint8Array;
+}
+
+/** One record batch of a scan: rows of whole episodes, T+1 rows per episode (Minari's layout). */
+export interface StepBatch {
+  rows: number;
+  /** (rows) */
+  episodeIds: Int32Array;
+  /** (rows) step index; equal to the episode's length on its final (observation-only) row. */
+  steps: Int32Array;
+  /** (rows, obsDim) */
+  observations: Float32Array;
+  /** (rows, actDim); zero on final rows */
+  actions: Float32Array;
+  /** (rows); zero on final rows */
+  rewards: Float64Array;
+  terminations: Uint8Array;
+  truncations: Uint8Array;
+}
+
+/** A dataset opened for reading; see `openDataset`. */
+export interface TrajectoryDataset {
+  readonly path: string;
+  readonly layout: Layout;
+  readonly info: DatasetInfo;
+  readonly numEpisodes: number;
+  readonly totalSteps: number;
+  readonly obsDim: number;
+  readonly actDim: number;
+  /** (numEpisodes) steps per episode. */
+  readonly lengths: Int32Array;
+  /** (numEpisodes) undiscounted return per episode (stored, or computed once on first call). */
+  returns(): Float64Array;
+  /** A whole episode. */
+  episode(i: number): Episode;
+  /** Steps [start, start+count) of episode i (count ≤ length − start). */
+  steps(i: number, start: number, count: number): StepSlice;
+  /** All record batches in order. */
+  scan(): Iterable<StepBatch>;
+  close(): void;
+}
+
+const REQUIRED = ['observations', 'actions', 'rewards', 'terminations', 'truncations'] as const;
+
+function isFloat(t: DataType): boolean {
+  const k = leafKind(t);
+  return k === 'f32' || k === 'f64';
+}
+
+/** Checks the columns of a trajectory table against the dataset's dimensions. */
+function checkColumns(path: string, fields: Field[], info: DatasetInfo, ids: boolean): void {
+  const byName = new Map(fields.map((f) => [f.name, f]));
+  const want = (name: string, ok: (t: DataType) => boolean, expected: string) => {
+    const f = byName.get(name);
+    if (!f) throw new InputError(`${path}: missing column "${name}" (expected ${expected})`);
+    if (!ok(f.type))
+      throw new InputError(`${path}: column "${name}": expected ${expected}; got ${typeName(f.type)}`);
+  };
+  const list = (dim: number) => (t: DataType) =>
+    t.typeId === Type.FixedSizeList &&
+    (t as unknown as { listSize: number }).listSize === dim &&
+    leafKind(t.children[0].type) !== undefined;
+  if (ids) {
+    want('episode_id', (t) => leafKind(t) === 'i32', 'int32');
+    want('step', (t) => leafKind(t) === 'i32', 'int32');
+  }
+  want('observations', list(info.obsDim), `fixed_size_list<float32>[${info.obsDim}] (observation_space)`);
+  if (info.actionSpace.type === 'Discrete')
+    want(
+      'actions',
+      (t) => leafKind(t) !== undefined || list(1)(t),
+      'an integer column (Discrete action_space)',
+    );
+  else want('actions', list(info.actDim), `fixed_size_list<float32>[${info.actDim}] (action_space)`);
+  want('rewards', isFloat, 'float64');
+  want('terminations', (t) => leafKind(t) === 'bool', 'bool');
+  want('truncations', (t) => leafKind(t) === 'bool', 'bool');
+}
+
+function leafOf(path: string, b: BatchLayout, name: string): LeafLayout {
+  const leaf = b.leaves.get(name);
+  if (!leaf) throw new InputError(`${path}: missing column "${name}"`);
+  if (leaf.nullCount > 0)
+    throw new InputError(`${path}: column "${name}" has ${leaf.nullCount} nulls; expected none`);
+  return leaf;
+}
+
+function flags(file: ArrowFile, leaf: LeafLayout, start: number, count: number): Uint8Array {
+  return readLeafRaw(file, leaf, start, count) as Uint8Array;
+}
+
+/** Reads a slice of rows of one batch (rows relative to the batch). */
+function sliceOf(file: ArrowFile, b: BatchLayout, start: number, count: number): StepSlice {
+  const p = file.path;
+  return {
+    observations: readLeafRowsF32(file, leafOf(p, b, 'observations'), start, count),
+    actions: readLeafRowsF32(file, leafOf(p, b, 'actions'), start, count),
+    rewards: readLeafRowsF64(file, leafOf(p, b, 'rewards'), start, count),
+    terminations: flags(file, leafOf(p, b, 'terminations'), start, count),
+    truncations: flags(file, leafOf(p, b, 'truncations'), start, count),
+  };
+}
+
+function infosOf(
+  file: ArrowFile,
+  b: BatchLayout,
+  start: number,
+  rows: number,
+): Record<string, Float32Array> | undefined {
+  const out: Record<string, Float32Array> = {};
+  for (const [name, leaf] of b.leaves) {
+    if (!name.startsWith('infos.')) continue;
+    out[name.slice(6)] = readLeafRowsF32(file, leaf, start, rows);
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** Whole-batch columns as float32/float64/byte arrays (views where the stored type matches). */
+function batchColumn(body: Uint8Array, b: BatchLayout, leaf: LeafLayout, as: 'f32' | 'f64' | 'u8' | 'i32') {
+  const off = leaf.offset - b.bodyOffset;
+  const n = b.rows * leaf.width;
+  if (leaf.kind === 'bool') return unpackBits(body.subarray(off, off + leaf.byteLength), 0, n);
+  const raw = typedView(leaf.kind, body.buffer, body.byteOffset + off, n);
+  if (leaf.kind === as) return raw as Float32Array | Float64Array | Int32Array;
+  const out = as === 'f32' ? new Float32Array(n) : as === 'f64' ? new Float64Array(n) : new Int32Array(n);
+  for (let k = 0; k < n; k++) out[k] = Number(raw[k]);
+  return out;
+}
+
+function checkEpisodeIndex(i: number, n: number, path: string): void {
+  if (!Number.isInteger(i) || i < 0 || i >= n)
+    throw new InputError(`${path}: episode ${i} out of range (expected 0..${n - 1})`);
+}
+
+// ---------------------------------------------------------------- single file
+
+class ArrowFileDataset implements TrajectoryDataset {
+  readonly layout = 'file' as const;
+  readonly info: DatasetInfo;
+  readonly lengths: Int32Array;
+  private readonly storedReturns: Float64Array;
+  private readonly batchOf: Int32Array;
+  private readonly rowInBatch: Int32Array;
+  private readonly file: ArrowFile;
+
+  constructor(readonly path: string) {
+    this.file = new ArrowFile(path);
+    try {
+      const md = this.file.schema.metadata;
+      const text = md.get(METADATA_KEY);
+      if (text === undefined)
+        throw new InputError(
+          `${path}: schema metadata has no "${METADATA_KEY}" key (not a trajectory dataset?)`,
+        );
+      let raw: unknown;
+      try {
+        raw = JSON.parse(text);
+      } catch (err) {
+        throw new InputError(
+          `${path}: schema metadata "${METADATA_KEY}": invalid JSON (${(err as Error).message})`,
+        );
+      }
+      this.info = readInfo(raw, `${path}: schema metadata "${METADATA_KEY}"`);
+      checkColumns(path, this.file.schema.fields, this.info, true);
+      const indexText = md.get(INDEX_KEY);
+      if (indexText === undefined) throw new InputError(`${path}: schema metadata has no "${INDEX_KEY}" key`);
+      const index = JSON.parse(indexText) as EpisodeIndex;
+      const E = this.info.totalEpisodes;
+      if (!Array.isArray(index.lengths) || index.lengths.length !== E)
+        throw new InputError(
+          `${path}: "${INDEX_KEY}".lengths: expected ${E} entries (total_episodes); got ${index.lengths?.length}`,
+        );
+      this.lengths = Int32Array.from(index.lengths);
+      this.storedReturns = Float64Array.from(index.returns ?? []);
+      let steps = 0;
+      for (const l of this.lengths) steps += l;
+      if (steps !== this.info.totalSteps)
+        throw new InputError(
+          `${path}: episode lengths sum to ${steps}; "total_steps" says ${this.info.totalSteps}`,
+        );
+      // Episode → (batch, first row); batches hold whole episodes.
+      this.batchOf = new Int32Array(E);
+      this.rowInBatch = new Int32Array(E);
+      const first = [...(index.batch_first_episode ?? []), E];
+      if (first.length - 1 !== this.file.numBatches)
+        throw new InputError(
+          `${path}: "${INDEX_KEY}".batch_first_episode: expected ${this.file.numBatches} entries (record batches); got ${first.length - 1}`,
+        );
+      for (let b = 0; b < this.file.numBatches; b++) {
+        let row = 0;
+        for (let e = first[b]; e < first[b + 1]; e++) {
+          this.batchOf[e] = b;
+          this.rowInBatch[e] = row;
+          row += this.lengths[e] + 1;
+        }
+        const rows = this.file.batch(b).rows;
+        if (rows !== row)
+          throw new InputError(
+            `${path}: record batch ${b} has ${rows} rows; the episode index implies ${row}`,
+          );
+      }
+    } catch (err) {
+      this.file.close();
+      throw err;
+    }
+  }
+
+  get numEpisodes() {
+    return this.info.totalEpisodes;
+  }
+  get totalSteps() {
+    return this.info.totalSteps;
+  }
+  get obsDim() {
+    return this.info.obsDim;
+  }
+  get actDim() {
+    return this.info.actDim;
+  }
+
+  returns(): Float64Array {
+    return this.storedReturns.length === this.numEpisodes ? this.storedReturns : computeReturns(this);
+  }
+
+  steps(i: number, start: number, count: number): StepSlice {
+    checkEpisodeIndex(i, this.numEpisodes, this.path);
+    const b = this.file.batch(this.batchOf[i]);
+    return sliceOf(
+      this.file,
+      b,
+      this.rowInBatch[i] + start,
+      Math.max(0, Math.min(count, this.lengths[i] - start)),
+    );
+  }
+
+  episode(i: number): Episode {
+    checkEpisodeIndex(i, this.numEpisodes, this.path);
+    const b = this.file.batch(this.batchOf[i]);
+    const T = this.lengths[i];
+    const r0 = this.rowInBatch[i];
+    const s = sliceOf(this.file, b, r0, T);
+    return {
+      id: i,
+      length: T,
+      ...s,
+      observations: readLeafRowsF32(this.file, leafOf(this.path, b, 'observations'), r0, T + 1),
+      infos: infosOf(this.file, b, r0, T + 1),
+    };
+  }
+
+  *scan(): Iterable<StepBatch> {
+    for (let i = 0; i < this.file.numBatches; i++) {
+      const b = this.file.batch(i);
+      const body = this.file.body(i);
+      const col = (name: string, as: 'f32' | 'f64' | 'u8' | 'i32') =>
+        batchColumn(body, b, leafOf(this.path, b, name), as);
+      yield {
+        rows: b.rows,
+        episodeIds: col('episode_id', 'i32') as Int32Array,
+        steps: col('step', 'i32') as Int32Array,
+        observations: col('observations', 'f32') as Float32Array,
+        actions: col('actions', 'f32') as Float32Array,
+        rewards: col('rewards', 'f64') as Float64Array,
+        terminations: col('terminations', 'u8') as Uint8Array,
+        truncations: col('truncations', 'u8') as Uint8Array,
+      };
+    }
+  }
+
+  close(): void {
+    this.file.close();
+  }
+}
+
+function computeReturns(ds: TrajectoryDataset): Float64Array {
+  const out = new Float64Array(ds.numEpisodes);
+  for (let i = 0; i < ds.numEpisodes; i++) {
+    const r = ds.steps(i, 0, ds.lengths[i]).rewards;
+    let s = 0;
+    for (let t = 0; t < r.length; t++) s += r[t];
+    out[i] = s;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- minari directory (arrow storage)
+
+/** `<dir>/data` when `dir` is a Minari dataset directory, or `dir` when it is the data dir. */
+export function minariDataDir(dir: string): string | undefined {
+  if (existsSync(join(dir, 'data', 'metadata.json'))) return join(dir, 'data');
+  if (existsSync(join(dir, 'metadata.json'))) return dir;
+  return undefined;
+}
+
+class MinariArrowDataset implements TrajectoryDataset {
+  readonly layout = 'minari' as const;
+  readonly info: DatasetInfo;
+  readonly lengths: Int32Array;
+  private readonly dataDir: string;
+  private cachedReturns: Float64Array | undefined;
+  private readonly files = new Map<number, ArrowFile>();
+
+  constructor(
+    readonly path: string,
+    dataDir: string,
+    info: DatasetInfo,
+  ) {
+    this.dataDir = dataDir;
+    this.info = info;
+    const E = info.totalEpisodes;
+    this.lengths = new Int32Array(E);
+    let steps = 0;
+    for (let i = 0; i < E; i++) {
+      const dir = join(dataDir, String(i));
+      if (!existsSync(dir))
+        throw new InputError(`${dataDir}: missing episode directory "${i}" (total_episodes is ${E})`);
+      const mdPath = join(dir, 'metadata.json');
+      let len: number | undefined;
+      if (existsSync(mdPath)) {
+        try {
+          len = (JSON.parse(readFileSync(mdPath, 'utf8')) as { total_steps?: number }).total_steps;
+        } catch (err) {
+          throw new InputError(`${mdPath}: invalid JSON (${(err as Error).message})`);
+        }
+      }
+      if (len === undefined) len = this.file(i).batch(0).rows - 1;
+      this.lengths[i] = len;
+      steps += len;
+    }
+    if (steps !== info.totalSteps)
+      throw new InputError(
+        `${dataDir}: episode lengths sum to ${steps}; metadata.json "total_steps" says ${info.totalSteps}`,
+      );
+    if (E > 0) this.file(0); // check one episode's schema on open
+  }
+
+  get numEpisodes() {
+    return this.info.totalEpisodes;
+  }
+  get totalSteps() {
+    return this.info.totalSteps;
+  }
+  get obsDim() {
+    return this.info.obsDim;
+  }
+  get actDim() {
+    return this.info.actDim;
+  }
+
+  /** The episode's Arrow file (a few kept open, least recently used closed first). */
+  private file(i: number): ArrowFile {
+    const hit = this.files.get(i);
+    if (hit) {
+      this.files.delete(i);
+      this.files.set(i, hit);
+      return hit;
+    }
+    const dir = join(this.dataDir, String(i));
+    const names = readdirSync(dir).filter(
+      (n) =>
+        !n.startsWith('_') && !n.startsWith('.') && n !== 'metadata.json' && statSync(join(dir, n)).isFile(),
+    );
+    if (names.length !== 1)
+      throw new InputError(
+        `${dir}: expected one Arrow file per episode (Minari's layout); got ${names.length}`,
+      );
+    const f = new ArrowFile(join(dir, names[0]));
+    try {
+      checkColumns(f.path, f.schema.fields, this.info, false);
+      let rows = 0;
+      for (let b = 0; b < f.numBatches; b++) rows += f.batch(b).rows;
+      const want = this.lengths[i] ? this.lengths[i] + 1 : rows;
+      if (rows !== want)
+        throw new InputError(
+          `${f.path}: expected ${want} rows (total_steps + 1); got ${rows} (mismatched lengths)`,
+        );
+    } catch (err) {
+      f.close();
+      throw err;
+    }
+    this.files.set(i, f);
+    if (this.files.size > 16) {
+      const [oldest, of] = this.files.entries().next().value as [number, ArrowFile];
+      of.close();
+      this.files.delete(oldest);
+    }
+    return f;
+  }
+
+  /** Rows [start, start+count) across the file's record batches. */
+  private rows(
+    i: number,
+    start: number,
+    count: number,
+    withInfos: boolean,
+  ): StepSlice & { infos?: Record<string, Float32Array> } {
+    const f = this.file(i);
+    const parts: (StepSlice & { infos?: Record<string, Float32Array> })[] = [];
+    let base = 0;
+    for (let b = 0; b < f.numBatches && count > 0; b++) {
+      const layout = f.batch(b);
+      const lo = Math.max(start, base);
+      const hi = Math.min(start + count, base + layout.rows);
+      if (hi > lo) {
+        const part: StepSlice & { infos?: Record<string, Float32Array> } = sliceOf(
+          f,
+          layout,
+          lo - base,
+          hi - lo,
+        );
+        if (withInfos) part.infos = infosOf(f, layout, lo - base, hi - lo);
+        parts.push(part);
+      }
+      base += layout.rows;
+    }
+    return parts.length === 1 ? parts[0] : concatSlices(parts);
+  }
+
+  returns(): Float64Array {
+    this.cachedReturns ??= computeReturns(this);
+    return this.cachedReturns;
+  }
+
+  steps(i: number, start: number, count: number): StepSlice {
+    checkEpisodeIndex(i, this.numEpisodes, this.path);
+    return this.rows(i, start, Math.max(0, Math.min(count, this.lengths[i] - start)), false);
+  }
+
+  episode(i: number): Episode {
+    checkEpisodeIndex(i, this.numEpisodes, this.path);
+    const T = this.lengths[i];
+    const all = this.rows(i, 0, T + 1, true);
+    let seed: number | undefined;
+    try {
+      seed = (
+        JSON.parse(readFileSync(join(this.dataDir, String(i), 'metadata.json'), 'utf8')) as { seed?: number }
+      ).seed;
+    } catch {
+      seed = undefined;
+    }
+    return {
+      id: i,
+      length: T,
+      observations: all.observations,
+      actions: all.actions.subarray(0, T * this.actDim),
+      rewards: all.rewards.subarray(0, T),
+      terminations: all.terminations.subarray(0, T),
+      truncations: all.truncations.subarray(0, T),
+      infos: all.infos,
+      seed,
+    };
+  }
+
+  *scan(): Iterable<StepBatch> {
+    for (let i = 0; i < this.numEpisodes; i++) {
+      const T = this.lengths[i];
+      const s = this.rows(i, 0, T + 1, false);
+      yield {
+        rows: T + 1,
+        episodeIds: new Int32Array(T + 1).fill(i),
+        steps: Int32Array.from({ length: T + 1 }, (_, t) => t),
+        ...s,
+      };
+    }
+  }
+
+  close(): void {
+    for (const f of this.files.values()) f.close();
+    this.files.clear();
+  }
+}
+
+function concatSlices<T extends StepSlice & { infos?: Record<string, Float32Array> }>(parts: T[]): T {
+  const cat = <A extends Float32Array | Float64Array | Uint8Array>(arrs: A[]): A => {
+    const n = arrs.reduce((s, a) => s + a.length, 0);
+    const out = new (arrs[0].constructor as new (n: number) => A)(n);
+    let o = 0;
+    for (const a of arrs) {
+      out.set(a as never, o);
+      o += a.length;
+    }
+    return out;
+  };
+  const infos: Record<string, Float32Array> = {};
+  for (const k of Object.keys(parts[0]?.infos ?? {}))
+    infos[k] = cat(parts.map((p) => (p.infos as Record<string, Float32Array>)[k]));
+  return {
+    observations: cat(parts.map((p) => p.observations)),
+    actions: cat(parts.map((p) => p.actions)),
+    rewards: cat(parts.map((p) => p.rewards)),
+    terminations: cat(parts.map((p) => p.terminations)),
+    truncations: cat(parts.map((p) => p.truncations)),
+    infos: Object.keys(infos).length ? infos : undefined,
+  } as T;
+}
+
+/**
+ * Opens a dataset: an Arrow IPC file (single-file layout), or a Minari dataset directory (or its
+ * `data/` directory) in Arrow storage. Checks the schema and metadata; reads no step data.
+ */
+export function openDataset(path: string): TrajectoryDataset {
+  if (!existsSync(path)) throw new InputError(`${path}: no such file or directory`);
+  if (!statSync(path).isDirectory()) return new ArrowFileDataset(path);
+  const dataDir = minariDataDir(path);
+  if (!dataDir)
+    throw new InputError(
+      `${path}: not a dataset (expected an Arrow file, or a directory with data/metadata.json)`,
+    );
+  const mdPath = join(dataDir, 'metadata.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(mdPath, 'utf8'));
+  } catch (err) {
+    throw new InputError(`${mdPath}: invalid JSON (${(err as Error).message})`);
+  }
+  const info = readInfo(raw, mdPath);
+  const format = info.raw.data_format;
+  if (format === 'hdf5')
+    throw new InputError(
+      `${mdPath}: "data_format" is hdf5; import it first (exp data import minari <dir> --out <file>)`,
+    );
+  if (format !== 'arrow')
+    throw new InputError(
+      `${mdPath}: "data_format": expected "arrow" (or "hdf5" to import); got ${JSON.stringify(format)}`,
+    );
+  return new MinariArrowDataset(path, dataDir, info);
+}
+
+/** Reads every record batch's columns of interest: a full scan's worth of work, for checks. */
+export function* episodesOf(ds: TrajectoryDataset): Iterable<Episode> {
+  for (let i = 0; i < ds.numEpisodes; i++) yield ds.episode(i);
+}
+
+export { REQUIRED as TRAJECTORY_COLUMNS };
