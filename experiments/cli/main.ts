@@ -28,7 +28,8 @@ export async function main(argv: string[]): Promise<number> {
     });
   try {
     await parser.parseAsync();
-    return 0;
+    // A command may set a non-zero exit code without failing (a run ended KILLED: 130).
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`${err.message}\n(exp --help lists the commands and their options)\n`);

@@ -2,6 +2,8 @@
 import type { CommandModule } from 'yargs';
 import { benchCommand } from './bench/index.js';
 import { planCommand } from './plan.js';
+import { runCommand } from './run.js';
+import { runsCommand } from './runs.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: yargs command modules differ in their argument types
-export const commands: CommandModule<any, any>[] = [benchCommand, planCommand];
+export const commands: CommandModule<any, any>[] = [benchCommand, planCommand, runCommand, runsCommand];

@@ -1,0 +1,184 @@
+/**
+ * Checkpoints: a folder `step-<8 digits>/` holding `checkpoint.json` (step, RNG state, the
+ * recipe's JSON state, a tensor index) and `tensors.bin` (the tensors' little-endian bytes, one
+ * after another). Written atomically in the run's local folder, then uploaded as artifacts
+ * `checkpoints/step-…/` (tensors first, so a checkpoint whose JSON exists is complete); `--resume`
+ * downloads the newest one from the run's artifacts, so it works on any machine that sees the
+ * tracking server.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { InputError, writeDirAtomic } from '../common/index.js';
+import type { TrackingStore } from './tracking/index.js';
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A tensor's values, independent of tfjs (recipes convert with `tf.tensor(data, shape)`). */
+export interface SavedTensor {
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+export interface CheckpointData {
+  /** Last completed training step; a resumed run continues at `step + 1`. */
+  step: number;
+  /** Anything JSON the recipe needs to continue (counters, running statistics, extra RNG states). */
+  state: JsonValue;
+  tensors: Record<string, SavedTensor>;
+}
+
+export interface LoadedCheckpoint extends CheckpointData {
+  /** State of the run's main RNG (`ctx.rng`) when the checkpoint was saved. */
+  rngState: number;
+  /** Folder it was loaded from. */
+  dir: string;
+}
+
+const FORMAT = 'exp-checkpoint-1';
+
+interface TensorIndex {
+  name: string;
+  dtype: 'float32' | 'int32';
+  shape: number[];
+  /** Byte offset in tensors.bin. */
+  offset: number;
+  length: number;
+}
+
+export function checkpointDirName(step: number): string {
+  return `step-${String(step).padStart(8, '0')}`;
+}
+
+/** Writes a checkpoint folder atomically. */
+export async function writeCheckpoint(dir: string, data: CheckpointData, rngState: number): Promise<void> {
+  await writeDirAtomic(dir, (tmp) => {
+    const index: TensorIndex[] = [];
+    const chunks: Buffer[] = [];
+    let offset = 0;
+    for (const [name, t] of Object.entries(data.tensors)) {
+      const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      index.push({
+        name,
+        dtype: t.data instanceof Int32Array ? 'int32' : 'float32',
+        shape: t.shape,
+        offset,
+        length: t.data.length,
+      });
+      chunks.push(bytes);
+      offset += bytes.byteLength;
+    }
+    writeFileSync(join(tmp, 'tensors.bin'), Buffer.concat(chunks));
+    writeFileSync(
+      join(tmp, 'checkpoint.json'),
+      `${JSON.stringify({ format: FORMAT, step: data.step, rngState, state: data.state, tensors: index }, null, 1)}\n`,
+    );
+  });
+}
+
+/** Reads a checkpoint folder written by `writeCheckpoint`. */
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  const jsonFile = join(dir, 'checkpoint.json');
+  if (!existsSync(jsonFile)) throw new InputError(`checkpoint ${dir}: no checkpoint.json`);
+  const meta = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
+    format: string;
+    step: number;
+    rngState: number;
+    state: JsonValue;
+    tensors: TensorIndex[];
+  };
+  if (meta.format !== FORMAT)
+    throw new InputError(`checkpoint ${dir}: format '${meta.format}', expected '${FORMAT}'`);
+  const bin = readFileSync(join(dir, 'tensors.bin'));
+  const tensors: Record<string, SavedTensor> = {};
+  for (const t of meta.tensors) {
+    // Copy out so each tensor owns an aligned buffer.
+    const bytes = bin.subarray(t.offset, t.offset + t.length * 4);
+    const copy = new Uint8Array(bytes).buffer;
+    tensors[t.name] = {
+      shape: t.shape,
+      data: t.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy),
+    };
+  }
+  return { step: meta.step, rngState: meta.rngState, state: meta.state, tensors, dir };
+}
+
+/**
+ * Downloads the newest complete checkpoint of a run from its artifacts into `localRoot`;
+ * undefined when the run has none.
+ */
+export async function fetchLatestCheckpoint(
+  store: TrackingStore,
+  runId: string,
+  localRoot: string,
+): Promise<LoadedCheckpoint | undefined> {
+  const dirs = (await store.listArtifacts(runId, 'checkpoints'))
+    .filter((f) => f.isDir && /step-\d+$/.test(f.path))
+    .sort((a, b) => b.path.localeCompare(a.path));
+  for (const d of dirs) {
+    const files = await store.listArtifacts(runId, d.path);
+    if (
+      !files.some((f) => f.path.endsWith('/checkpoint.json')) ||
+      !files.some((f) => f.path.endsWith('/tensors.bin'))
+    )
+      continue;
+    const name = d.path.split('/').pop()!;
+    const local = join(localRoot, name);
+    for (const f of ['tensors.bin', 'checkpoint.json'])
+      await store.downloadArtifact(runId, `${d.path}/${f}`, join(local, f));
+    return loadCheckpoint(local);
+  }
+  return undefined;
+}
+
+/** What a recipe calls to save; given to it as `ctx.checkpoints`. */
+export class Checkpoints {
+  private saved: number[] = [];
+  private lastStep: number | undefined;
+
+  constructor(
+    private readonly options: {
+      store: TrackingStore;
+      runId: string;
+      /** Local folder of this run's checkpoints. */
+      localRoot: string;
+      /** Local checkpoints kept (older ones are deleted locally; artifacts keep them all). */
+      keep: number;
+      /** Steps between checkpoints for `due()`; 0: only at the end and on interrupt. */
+      every: number;
+      rngState: () => number;
+    },
+  ) {}
+
+  /** True when `step` is a multiple of the configured interval. */
+  due(step: number): boolean {
+    return this.options.every > 0 && step % this.options.every === 0;
+  }
+
+  /** The last step saved by this process, if any. */
+  get lastSavedStep(): number | undefined {
+    return this.lastStep;
+  }
+
+  async save(data: CheckpointData): Promise<void> {
+    const name = checkpointDirName(data.step);
+    const dir = join(this.options.localRoot, name);
+    await writeCheckpoint(dir, data, this.options.rngState());
+    for (const f of ['tensors.bin', 'checkpoint.json'])
+      await this.options.store.logArtifact(this.options.runId, join(dir, f), `checkpoints/${name}/${f}`);
+    this.lastStep = data.step;
+    this.saved.push(data.step);
+    while (this.saved.length > this.options.keep) {
+      const old = this.saved.shift()!;
+      rmSync(join(this.options.localRoot, checkpointDirName(old)), { recursive: true, force: true });
+    }
+  }
+}
+
+/** Local checkpoint folders under `root`, oldest first. */
+export function localCheckpoints(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((n) => /^step-\d{8}$/.test(n))
+    .sort()
+    .map((n) => join(root, n));
+}

@@ -1,0 +1,74 @@
+/** `exp run <config>`: one MLflow run of a recipe (see experiments/runner.ts). */
+import type { Argv, CommandModule } from 'yargs';
+import { InputError } from '../../../common/index.js';
+import { RECIPES } from '../../recipes/index.js';
+import { runExperiment } from '../../runner.js';
+import { withBackend } from '../options.js';
+
+interface RunArgs {
+  config?: string;
+  set: string[];
+  seed?: number;
+  backend: string;
+  'dry-run': boolean;
+  resume?: string;
+  'tracking-uri'?: string;
+  'parent-run-id'?: string;
+  json: boolean;
+  quiet: boolean;
+}
+
+export const runCommand: CommandModule<object, RunArgs> = {
+  command: 'run [config]',
+  describe: 'Run an experiment config as an MLflow run (a path, or a name under experiments/configs/)',
+  builder: (y: Argv) =>
+    withBackend(
+      y
+        .positional('config', { type: 'string', describe: 'Config file, e.g. toy.yaml' })
+        .option('set', {
+          type: 'string',
+          array: true,
+          default: [],
+          describe: 'Override a key: --set toy.lr=0.05 (repeatable; values parse as YAML)',
+        })
+        .option('seed', { type: 'number', describe: 'Seed (overrides the config)' })
+        .option('dry-run', {
+          type: 'boolean',
+          default: false,
+          describe: 'Validate and print the resolved config',
+        })
+        .option('resume', { type: 'string', describe: 'Continue this run id from its last checkpoint' })
+        .option('tracking-uri', {
+          type: 'string',
+          describe: 'MLflow server URL or file-store folder (default: config, MLFLOW_TRACKING_URI, ./mlruns)',
+        })
+        .option('parent-run-id', { type: 'string', hidden: true, describe: 'Parent run (sweeps)' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as one JSON line' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' }),
+    ).epilog(
+      `Recipes: ${RECIPES.map((r) => `${r.name} (${r.describe})`).join('; ')}`,
+    ) as unknown as Argv<RunArgs>,
+  handler: async (args) => {
+    if (args.seed !== undefined && (!Number.isInteger(args.seed) || args.seed < 0))
+      throw new InputError(`--seed: expected an integer ≥ 0; got ${args.seed}`);
+    const outcome = await runExperiment({
+      config: args.config,
+      sets: args.set,
+      seed: args.seed,
+      // 'auto' (the flag's default when RING_BACKEND is unset) leaves the config's choice.
+      backend: args.backend === 'auto' ? undefined : args.backend,
+      dryRun: args['dry-run'],
+      resume: args.resume,
+      trackingUri: args['tracking-uri'],
+      parentRunId: args['parent-run-id'],
+      quiet: args.quiet,
+    });
+    if (!outcome) return;
+    if (args.json)
+      process.stdout.write(
+        `${JSON.stringify({ run_id: outcome.runId, experiment_id: outcome.experimentId, status: outcome.status, tracking_uri: outcome.trackingUri })}\n`,
+      );
+    else process.stdout.write(`${outcome.runId} ${outcome.status}\n`);
+    if (outcome.status === 'KILLED') process.exitCode = 130;
+  },
+};

@@ -1,0 +1,166 @@
+/**
+ * Loading a run config: find the file (a path, or a name under experiments/configs/), parse the
+ * YAML, apply `--set key.path=value` overrides and `--seed`/`--backend`, validate against the
+ * schema of the config's recipe. Every problem is an InputError (exit 2) naming the file, the key
+ * path and what was expected.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import YAML from 'yaml';
+import { InputError } from '../../common/index.js';
+import { CONFIG_DIR } from '../paths.js';
+import { recipeByName, recipeNames } from '../recipes/index.js';
+import type { Recipe } from '../recipes/types.js';
+import { type RunConfig, runConfigSchema } from './base.js';
+import { describeValue, validate } from './schema.js';
+
+export interface LoadOptions {
+  /** `key.path=value` overrides; values are parsed as YAML scalars (`0.1`, `true`, `[1, 2]`). */
+  sets?: string[];
+  seed?: number;
+  backend?: string;
+}
+
+export interface LoadedConfig {
+  /** Absolute path of the file, or a label such as `run <id>/config.yaml`. */
+  file: string;
+  config: RunConfig;
+  recipe: Recipe<unknown>;
+}
+
+/** Built-in config names (files under experiments/configs/). */
+export function builtinConfigs(): string[] {
+  if (!existsSync(CONFIG_DIR)) return [];
+  return readdirSync(CONFIG_DIR)
+    .filter((n) => /\.ya?ml$/.test(n))
+    .sort();
+}
+
+/** A path as given (relative to the working directory) or a name under experiments/configs/. */
+export function resolveConfigPath(arg: string): string {
+  const candidates = [resolve(arg), join(CONFIG_DIR, arg), join(CONFIG_DIR, `${arg}.yaml`)];
+  for (const c of candidates) if (existsSync(c) && statSync(c).isFile()) return c;
+  throw new InputError(
+    `config '${arg}': no such file (looked at ${resolve(arg)} and in experiments/configs/; built-in configs: ${builtinConfigs().join(', ') || 'none'})`,
+  );
+}
+
+/** Shows a path relative to the working directory when that is shorter. */
+export function displayPath(p: string): string {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith('..') && r.length < p.length ? r : p;
+}
+
+/** Parses YAML text; a syntax error names the file, line and column. */
+export function parseYaml(text: string, label: string): unknown {
+  const doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    const pos = e.linePos?.[0];
+    const where = pos ? `${label}:${pos.line}:${pos.col}` : label;
+    throw new InputError(`${where}: YAML syntax error: ${e.message.split('\n')[0]}`);
+  }
+  return doc.toJS();
+}
+
+/** Applies one `--set key.path=value` to a parsed document. */
+export function applySet(doc: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new InputError(`--set '${assignment}': expected key.path=value`);
+  const path = assignment.slice(0, eq).trim();
+  const raw = assignment.slice(eq + 1);
+  if (!/^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$/.test(path))
+    throw new InputError(`--set '${assignment}': '${path}' is not a key path like toy.lr`);
+  let value: unknown;
+  try {
+    value = raw === '' ? '' : YAML.parse(raw);
+  } catch {
+    value = raw;
+  }
+  const keys = path.split('.');
+  let node: Record<string, unknown> = doc;
+  for (let i = 0; i < keys.length - 1; i++) {
+    const next = node[keys[i]];
+    if (next === undefined || next === null) node[keys[i]] = {};
+    else if (typeof next !== 'object' || Array.isArray(next))
+      throw new InputError(
+        `--set '${assignment}': '${keys.slice(0, i + 1).join('.')}' is ${describeValue(next)}, not a mapping`,
+      );
+    node = node[keys[i]] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]] = value;
+}
+
+/** Validates a parsed document; `label` names it in errors. */
+export function checkConfig(raw: unknown, label: string, options: LoadOptions = {}): LoadedConfig {
+  if (raw === null || raw === undefined)
+    throw new InputError(`${label}: the config is empty; expected a mapping with at least 'recipe'`);
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new InputError(`${label}: expected a mapping of keys at the top level; got ${describeValue(raw)}`);
+  const doc = structuredClone(raw) as Record<string, unknown>;
+  for (const a of options.sets ?? []) applySet(doc, a);
+  if (options.seed !== undefined) doc.seed = options.seed;
+  if (options.backend !== undefined) doc.backend = options.backend;
+  const names = recipeNames();
+  const recipeName = doc.recipe;
+  if (recipeName === undefined)
+    throw new InputError(
+      `${label}: recipe: missing required key; expected one of ${names.map((n) => `'${n}'`).join(', ')}`,
+    );
+  if (typeof recipeName !== 'string' || !names.includes(recipeName))
+    throw new InputError(
+      `${label}: recipe: expected one of ${names.map((n) => `'${n}'`).join(', ')}; got ${describeValue(recipeName)}`,
+    );
+  const recipe = recipeByName(recipeName)!;
+  const issues: string[] = [];
+  for (const other of names)
+    if (other !== recipeName && other in doc)
+      issues.push(`${other}: a section for recipe '${other}', but this config's recipe is '${recipeName}'`);
+  const result = validate(runConfigSchema(names, recipeName, recipe.schema as never), doc);
+  if (!result.ok)
+    for (const i of result.issues)
+      if (!names.includes(i.path) || i.path === recipeName) issues.push(`${i.path}: ${i.message}`);
+  if (issues.length) {
+    const overridden = new Set((options.sets ?? []).map((a) => a.slice(0, a.indexOf('='))));
+    const lines = issues.map((l) => {
+      const key = l.slice(0, l.indexOf(':'));
+      return `${label}: ${l}${overridden.has(key) ? ' (from --set)' : ''}`;
+    });
+    throw new InputError(lines.join('\n'));
+  }
+  if (!result.ok) throw new Error('unreachable');
+  return { file: label, config: result.value, recipe };
+}
+
+/** Loads, overrides and validates a config file (a path or a built-in name). */
+export function loadConfig(arg: string, options: LoadOptions = {}): LoadedConfig {
+  const file = resolveConfigPath(arg);
+  const label = displayPath(file);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`${label}: cannot read (${(err as Error).message})`);
+  }
+  const loaded = checkConfig(parseYaml(text, label), label, options);
+  return { ...loaded, file };
+}
+
+/** The resolved config as YAML (what `--dry-run` prints and the run logs as config.yaml). */
+export function configToYaml(config: RunConfig): string {
+  return YAML.stringify(config, { lineWidth: 0 });
+}
+
+/** Flattens a config into MLflow params: `toy.lr` → `0.01`; lists as JSON. */
+export function flattenConfig(
+  value: unknown,
+  prefix = '',
+  out: Record<string, string> = {},
+): Record<string, string> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flattenConfig(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (prefix) {
+    out[prefix] = Array.isArray(value) ? JSON.stringify(value) : String(value);
+  }
+  return out;
+}

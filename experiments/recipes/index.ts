@@ -1,0 +1,19 @@
+/**
+ * The registered recipes: one entry per experiment kind. To add one, write a module exporting a
+ * `Recipe` (see types.ts and toy.ts) and list it here; `recipe: <name>` in a config then selects it
+ * and its section is validated by its schema.
+ */
+import { toyRecipe } from './toy.js';
+import type { Recipe } from './types.js';
+
+export const RECIPES: readonly Recipe<unknown>[] = [toyRecipe as Recipe<unknown>];
+
+export function recipeNames(): string[] {
+  return RECIPES.map((r) => r.name);
+}
+
+export function recipeByName(name: string): Recipe<unknown> | undefined {
+  return RECIPES.find((r) => r.name === name);
+}
+
+export type { Recipe, RecipeContext } from './types.js';

@@ -1,0 +1,268 @@
+/**
+ * `exp run`: one config → one MLflow run. Loads and validates the config, opens the tracking
+ * store, creates the run (or reopens it for --resume), logs params, tags and the resolved config,
+ * restores the RNG and the last checkpoint, hands the recipe its context, and ends the run
+ * FINISHED, FAILED (error, with the reason as a tag) or KILLED (Ctrl-C/SIGTERM, after the recipe
+ * saved a checkpoint).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { errorMessage, InputError, Progress, Rng } from '../common/index.js';
+import { initBackend, parseBackendChoice } from '../ring/index.js';
+import { Checkpoints, fetchLatestCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
+import type { RunConfig } from './config/base.js';
+import {
+  checkConfig,
+  configToYaml,
+  displayPath,
+  flattenConfig,
+  type LoadedConfig,
+  loadConfig,
+  parseYaml,
+} from './config/load.js';
+import { workDir } from './paths.js';
+import {
+  environmentTags,
+  openStore,
+  resolveTrackingUri,
+  RunTracker,
+  type RunStatus,
+  type TrackingStore,
+} from './tracking/index.js';
+
+export interface RunOptions {
+  /** Config path or built-in name (not needed with `resume`). */
+  config?: string;
+  sets?: string[];
+  seed?: number;
+  backend?: string;
+  /** Validate and return the resolved config without running. */
+  dryRun?: boolean;
+  /** Continue this run from its last checkpoint. */
+  resume?: string;
+  /** Overrides the config's tracking URI (and is where `resume` looks). */
+  trackingUri?: string;
+  /** Makes the run a child of this run (sweeps). */
+  parentRunId?: string;
+  /** No progress bar or log lines. */
+  quiet?: boolean;
+}
+
+export interface RunOutcome {
+  runId: string;
+  experimentId: string;
+  trackingUri: string;
+  status: RunStatus;
+  /** The resolved config as YAML. */
+  configYaml: string;
+}
+
+/** Tag carrying why a run ended FAILED or KILLED. */
+export const STATUS_REASON_TAG = 'exp.status_reason';
+
+function defaultRunName(config: RunConfig): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${config.recipe}-seed${config.seed}-${t}`;
+}
+
+/** Loads the config a run logged (for --resume). */
+async function configOfRun(store: TrackingStore, runId: string, options: RunOptions): Promise<LoadedConfig> {
+  const local = join(workDir(), 'runs', runId, 'config.yaml');
+  await store.downloadArtifact(runId, 'config.yaml', local);
+  const { readFileSync } = await import('node:fs');
+  const label = `run ${runId} config.yaml`;
+  // Only the backend may change on resume; everything else would change the run's meaning.
+  return checkConfig(parseYaml(readFileSync(local, 'utf8'), label), label, { backend: options.backend });
+}
+
+/** Largest step logged per metric key, so a resumed run does not log a step twice. */
+async function loggedSteps(store: TrackingStore, runId: string): Promise<Map<string, number>> {
+  const run = await store.getRun(runId);
+  const out = new Map<string, number>();
+  for (const key of Object.keys(run.metrics)) {
+    const history = await store.getMetricHistory(runId, key);
+    out.set(key, Math.max(...history.map((m) => m.step)));
+  }
+  return out;
+}
+
+export async function runExperiment(options: RunOptions): Promise<RunOutcome | undefined> {
+  const say = (line: string) => {
+    if (!options.quiet) process.stderr.write(`${line}\n`);
+  };
+  let loaded: LoadedConfig;
+  let store: TrackingStore;
+  let resumeRun: string | undefined;
+  if (options.resume) {
+    if (options.config) throw new InputError('--resume takes the config the run logged; give no config file');
+    if (options.sets?.length || options.seed !== undefined)
+      throw new InputError('--resume continues a run as it was configured; --set and --seed are not allowed');
+    const uri = resolveTrackingUri(options.trackingUri);
+    store = openStore(uri);
+    const run = await store.getRun(options.resume);
+    if (run.info.status === 'FINISHED')
+      throw new InputError(`run ${options.resume} already FINISHED; nothing to resume`);
+    loaded = await configOfRun(store, options.resume, options);
+    resumeRun = options.resume;
+  } else {
+    if (!options.config)
+      throw new InputError('exp run: name a config (a path or a name under experiments/configs/)');
+    loaded = loadConfig(options.config, { sets: options.sets, seed: options.seed, backend: options.backend });
+    store = openStore(resolveTrackingUri(options.trackingUri || loaded.config.tracking.uri));
+  }
+  const { config, recipe } = loaded;
+  const configYaml = configToYaml(config);
+  if (options.dryRun) {
+    process.stdout.write(`# ${displayPath(loaded.file)} (resolved; recipe '${recipe.name}')\n${configYaml}`);
+    return undefined;
+  }
+
+  const backend = await initBackend({
+    backend: parseBackendChoice(config.backend, 'backend'),
+    notice: !options.quiet,
+  });
+  const section = config[recipe.name];
+  const tags: Record<string, string> = {
+    ...environmentTags(),
+    'mlflow.source.type': 'LOCAL',
+    'mlflow.source.name': `exp run ${resumeRun ? `--resume ${resumeRun}` : displayPath(loaded.file)}`,
+    'exp.recipe': recipe.name,
+    'exp.config': displayPath(loaded.file),
+    'exp.seed': String(config.seed),
+    'exp.backend': backend.name,
+    'exp.backend.provider': backend.provider,
+    'exp.device_count': String(recipe.deviceCount?.(section) ?? 1),
+  };
+  if (config.description) tags['mlflow.note.content'] = config.description;
+  if (options.parentRunId) tags['mlflow.parentRunId'] = options.parentRunId;
+
+  let runId: string;
+  let experimentId: string;
+  let resume: LoadedCheckpoint | undefined;
+  let skipSteps = new Map<string, number>();
+  const rng = new Rng(config.seed);
+  if (resumeRun) {
+    runId = resumeRun;
+    const run = await store.getRun(runId);
+    experimentId = run.info.experimentId;
+    resume = await fetchLatestCheckpoint(store, runId, join(workDir(), 'runs', runId, 'resume'));
+    if (resume) rng.setState(resume.rngState);
+    else say(`run ${runId} has no checkpoint; starting it again from step 0`);
+    skipSteps = await loggedSteps(store, runId);
+    await store.updateRun(runId, 'RUNNING');
+    tags['exp.resumed_from_step'] = String(resume?.step ?? 0);
+    tags[STATUS_REASON_TAG] = `resumed from step ${resume?.step ?? 0}`;
+  } else {
+    const experimentName = config.experiment || recipe.name;
+    experimentId = await store.ensureExperiment(experimentName);
+    const runName = config.runName || defaultRunName(config);
+    const info = await store.createRun({
+      experimentId,
+      runName,
+      startTime: Date.now(),
+      tags: [{ key: 'mlflow.runName', value: runName }],
+    });
+    runId = info.runId;
+  }
+  say(
+    `run ${runId} (experiment ${experimentId}, ${store.uri})${resume ? ` resuming after step ${resume.step}` : ''}`,
+  );
+
+  const runDir = join(workDir(), 'runs', runId);
+  mkdirSync(runDir, { recursive: true });
+  const tracker = new RunTracker(store, runId, {
+    flushEverySec: config.tracking.flushEverySec,
+    stagingDir: runDir,
+  });
+  if (skipSteps.size) {
+    // NOTE: points after the checkpoint that the interrupted process already logged are
+    // recomputed identically; drop them so the metric stream has each step once (issue 5).
+    const original = tracker.metric.bind(tracker);
+    tracker.metric = (key, value, step) => {
+      const seen = skipSteps.get(key);
+      if (seen !== undefined && step <= seen && !key.startsWith('system/')) return;
+      original(key, value, step);
+    };
+  }
+  tracker.tags(tags);
+  if (!resumeRun) tracker.params(flattenConfig(config));
+  await tracker.flush();
+  if (!resumeRun) await tracker.content('config.yaml', configYaml);
+  const systemStart = (skipSteps.get('system/cpu_percent') ?? -1) + 1;
+  tracker.startSystemMetrics(config.tracking.systemMetricsEverySec, systemStart);
+
+  const checkpoints = new Checkpoints({
+    store,
+    runId,
+    localRoot: join(runDir, 'checkpoints'),
+    keep: config.checkpoint.keep,
+    every: config.checkpoint.every,
+    rngState: () => rng.getState(),
+  });
+
+  // Ctrl-C: ask the recipe to stop after its current step and save; a second Ctrl-C stops now.
+  const controller = new AbortController();
+  let signalName: string | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`${sig} again: stopping now (run ${runId} stays RUNNING until resumed)\n`);
+      process.exit(130);
+    }
+    signalName = sig;
+    process.stderr.write(
+      `\n${sig}: finishing the current step, saving a checkpoint (${sig} again stops now)\n`,
+    );
+    controller.abort(new Error(sig));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let status: RunStatus = 'FINISHED';
+  let failure: unknown;
+  try {
+    await recipe.run({
+      config: section,
+      run: config,
+      runId,
+      seed: config.seed,
+      rng,
+      tracker,
+      checkpoints,
+      resume,
+      signal: controller.signal,
+      progress: (label, total) => new Progress({ label, total, silent: options.quiet }),
+      backend,
+      workDir: runDir,
+      log: say,
+    });
+    if (controller.signal.aborted) {
+      status = 'KILLED';
+      const at = checkpoints.lastSavedStep;
+      tracker.tags({
+        [STATUS_REASON_TAG]: `interrupted by ${signalName}${at !== undefined ? `; checkpoint at step ${at}` : ''}; continue with exp run --resume ${runId}`,
+      });
+    }
+  } catch (err) {
+    status = 'FAILED';
+    failure = err;
+    tracker.tags({ [STATUS_REASON_TAG]: errorMessage(err) });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  try {
+    await tracker.close();
+  } catch (err) {
+    if (!failure) {
+      failure = err;
+      status = 'FAILED';
+    }
+  }
+  await store.updateRun(runId, status, Date.now());
+  const { pending } = await store.close(config.tracking.finishTimeoutSec * 1000);
+  if (pending)
+    say(`run ${runId}: ${pending} tracking requests are still spooled (exp runs sync replays them)`);
+  say(`run ${runId} ${status}`);
+  if (failure) throw failure;
+  return { runId, experimentId, trackingUri: store.uri, status, configYaml };
+}

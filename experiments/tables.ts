@@ -1,0 +1,53 @@
+/**
+ * Result tables as JSON (an array of row objects) and as an Arrow IPC file (readable by pyarrow's
+ * `pa.ipc.open_file`, pandas via `read_feather`). Numbers become float64 columns, booleans bool,
+ * everything else utf8; a missing cell is null.
+ */
+import {
+  Bool,
+  type DataType,
+  Float64,
+  makeVector,
+  Table,
+  tableToIPC,
+  Utf8,
+  type Vector,
+  vectorFromArray,
+} from 'apache-arrow';
+
+export type Cell = number | string | boolean | null | undefined;
+export type Row = Record<string, Cell>;
+
+/** Column names in first-seen order across all rows. */
+export function tableColumns(rows: Row[]): string[] {
+  const seen = new Set<string>();
+  for (const r of rows) for (const k of Object.keys(r)) seen.add(k);
+  return [...seen];
+}
+
+/** The rows as an Arrow IPC file (the `file` format, with footer). */
+export function tableToArrow(rows: Row[]): Uint8Array {
+  const columns: Record<string, Vector<DataType>> = {};
+  for (const name of tableColumns(rows)) {
+    const values = rows.map((r) => r[name]);
+    const present = values.filter((v) => v !== null && v !== undefined);
+    if (present.length > 0 && present.every((v) => typeof v === 'number')) {
+      columns[name] = vectorFromArray(
+        values.map((v) => (v === undefined ? null : v)),
+        new Float64(),
+      );
+    } else if (present.length > 0 && present.every((v) => typeof v === 'boolean')) {
+      columns[name] = vectorFromArray(
+        values.map((v) => (v === undefined ? null : v)),
+        new Bool(),
+      );
+    } else {
+      columns[name] = vectorFromArray(
+        values.map((v) => (v === undefined || v === null ? null : String(v))),
+        new Utf8(),
+      );
+    }
+  }
+  const table = rows.length ? new Table(columns) : new Table({ empty: makeVector(new Float64Array(0)) });
+  return tableToIPC(table, 'file');
+}

@@ -1,0 +1,63 @@
+/**
+ * Tags describing where a run ran: git commit and dirty state (MLflow's
+ * `mlflow.source.git.commit`), host, user, package versions. Gathered once per process.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { hostname, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../paths.js';
+
+const require = createRequire(import.meta.url);
+
+function git(args: string[]): string | undefined {
+  const r = spawnSync('git', args, { cwd: PACKAGE_ROOT, encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+function packageVersion(name: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')) as { version: string })
+      .version;
+  } catch {
+    return undefined;
+  }
+}
+
+export function environmentTags(): Record<string, string> {
+  const tags: Record<string, string> = {};
+  const commit = git(['rev-parse', 'HEAD']);
+  if (commit) {
+    tags['mlflow.source.git.commit'] = commit;
+    const branch = git(['rev-parse', '--abbrev-ref', 'HEAD']);
+    if (branch) tags['mlflow.source.git.branch'] = branch;
+    const status = git(['status', '--porcelain', '--untracked-files=no']);
+    tags['exp.git.dirty'] = status ? 'true' : 'false';
+  }
+  try {
+    tags['mlflow.user'] = userInfo().username;
+  } catch {
+    // no passwd entry (containers)
+  }
+  tags['exp.host'] = hostname();
+  tags['exp.version.node'] = process.versions.node;
+  try {
+    tags['exp.version.ring-harness'] = (
+      JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
+    ).version;
+  } catch {
+    // not fatal
+  }
+  for (const pkg of [
+    '@tensorflow/tfjs',
+    '@tensorflow/tfjs-backend-wasm',
+    '@tensorflow/tfjs-node',
+    '@tensorflow/tfjs-node-gpu',
+    'apache-arrow',
+  ]) {
+    const v = packageVersion(pkg);
+    if (v) tags[`exp.version.${pkg.replace(/^@tensorflow\//, '')}`] = v;
+  }
+  return tags;
+}

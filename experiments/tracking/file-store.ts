@@ -1,0 +1,445 @@
+/**
+ * MLflow's local file store (`./mlruns`), written in the layout MLflow's own FileStore reads
+ * (mlflow/store/tracking/file_store.py; MLflow ≥ 3.13 reads it with MLFLOW_ALLOW_FILE_STORE=true):
+ *
+ *   <root>/<experiment_id>/meta.yaml                    experiment (name, artifact_location, …)
+ *   <root>/<experiment_id>/datasets/<md5(name+digest)>/meta.yaml
+ *   <root>/<experiment_id>/<run_id>/meta.yaml           run info; status as an integer enum
+ *   <root>/<experiment_id>/<run_id>/metrics/<key>       lines `timestamp value step`
+ *   <root>/<experiment_id>/<run_id>/params/<key>        the value, no newline
+ *   <root>/<experiment_id>/<run_id>/tags/<key>          the value, no newline
+ *   <root>/<experiment_id>/<run_id>/inputs/<md5(dataset_id+run_id)>/meta.yaml
+ *   <root>/<experiment_id>/<run_id>/artifacts/…
+ *
+ * Keys with `/` (`train/loss`) become nested folders, as in MLflow.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { userInfo } from 'node:os';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import YAML from 'yaml';
+import { InputError, writeFileAtomic } from '../../common/index.js';
+import type {
+  ArtifactFile,
+  DatasetInput,
+  Experiment,
+  KeyValue,
+  LogBatch,
+  Metric,
+  Run,
+  RunInfo,
+  RunStatus,
+  TrackingStore,
+} from './types.js';
+import { RUN_STATUSES } from './types.js';
+
+const META = 'meta.yaml';
+/** MLflow's RunStatus enum values as stored in meta.yaml. */
+const STATUS_CODE: Record<RunStatus, number> = {
+  RUNNING: 1,
+  SCHEDULED: 2,
+  FINISHED: 3,
+  FAILED: 4,
+  KILLED: 5,
+};
+/** MLflow's SourceType.LOCAL. */
+const SOURCE_TYPE_LOCAL = 4;
+
+/** Rejects keys that would escape their folder; MLflow allows word characters, `-./ :`. */
+function checkKey(kind: string, key: string): void {
+  const parts = key.split('/');
+  if (
+    !key ||
+    key.length > 250 ||
+    !/^[\w\-. /:]+$/.test(key) ||
+    parts.some((p) => p === '' || p === '..' || p === '.')
+  )
+    throw new InputError(`file store: invalid ${kind} key '${key}'`);
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  return (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as Record<string, unknown>;
+}
+
+function writeYaml(file: string, value: Record<string, unknown>): void {
+  writeFileAtomic(file, YAML.stringify(value, { sortMapEntries: true }));
+}
+
+/** Files under `dir`, recursively, as `/`-joined relative paths (metric keys may nest). */
+function walkFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  const visit = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.name.startsWith('.') && e.name.endsWith('.tmp')) continue;
+      const p = join(d, e.name);
+      if (e.isDirectory()) visit(p);
+      else out.push(relative(dir, p).split(sep).join('/'));
+    }
+  };
+  visit(dir);
+  return out;
+}
+
+function parseMetricLine(key: string, line: string): Metric {
+  const [ts, value, step] = line.trim().split(' ');
+  return { key, timestamp: Number(ts), value: Number(value), step: step === undefined ? 0 : Number(step) };
+}
+
+/** Python's float repr for the special values, so MLflow parses them back. */
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'nan';
+  if (v === Number.POSITIVE_INFINITY) return 'inf';
+  if (v === Number.NEGATIVE_INFINITY) return '-inf';
+  return String(v);
+}
+
+export class FileStore implements TrackingStore {
+  readonly uri: string;
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+    this.uri = pathToFileURL(this.root).href;
+    mkdirSync(this.root, { recursive: true });
+    // MLflow's FileStore creates the Default experiment (id 0) in a new root; do the same.
+    if (!existsSync(join(this.root, '0', META))) this.writeExperiment('0', 'Default');
+  }
+
+  private writeExperiment(id: string, name: string): void {
+    const now = Date.now();
+    writeYaml(join(this.root, id, META), {
+      artifact_location: pathToFileURL(join(this.root, id)).href,
+      creation_time: now,
+      experiment_id: id,
+      last_update_time: now,
+      lifecycle_stage: 'active',
+      name,
+    });
+  }
+
+  async searchExperiments(): Promise<Experiment[]> {
+    const out: Experiment[] = [];
+    for (const e of readdirSync(this.root, { withFileTypes: true })) {
+      if (!e.isDirectory() || e.name.startsWith('.')) continue;
+      const meta = join(this.root, e.name, META);
+      if (!existsSync(meta)) continue;
+      const m = readYaml(meta);
+      if (m.lifecycle_stage !== 'active') continue;
+      out.push({
+        experimentId: String(m.experiment_id),
+        name: String(m.name),
+        artifactLocation: String(m.artifact_location),
+      });
+    }
+    return out;
+  }
+
+  async getExperimentByName(name: string): Promise<Experiment | undefined> {
+    return (await this.searchExperiments()).find((e) => e.name === name);
+  }
+
+  async ensureExperiment(name: string): Promise<string> {
+    const found = await this.getExperimentByName(name);
+    if (found) return found.experimentId;
+    // MLflow uses a random fixed-width integer id (name_utils._generate_unique_integer_id).
+    const id = (BigInt(`0x${randomBytes(8).toString('hex')}`) % 900000000000000000n) + 100000000000000000n;
+    this.writeExperiment(id.toString(), name);
+    return id.toString();
+  }
+
+  private findRunDir(runId: string): { experimentId: string; dir: string } {
+    if (!/^[0-9a-f]{32}$/.test(runId)) throw new InputError(`file store: invalid run id '${runId}'`);
+    for (const e of readdirSync(this.root, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      const dir = join(this.root, e.name, runId);
+      if (existsSync(join(dir, META))) return { experimentId: e.name, dir };
+    }
+    throw new InputError(`run '${runId}' not found in ${this.uri}`);
+  }
+
+  async createRun(o: {
+    experimentId: string;
+    runName: string;
+    startTime: number;
+    tags: KeyValue[];
+  }): Promise<RunInfo> {
+    const runId = randomUUID().replaceAll('-', '');
+    const dir = join(this.root, o.experimentId, runId);
+    if (!existsSync(join(this.root, o.experimentId, META)))
+      throw new InputError(`file store: no experiment with id ${o.experimentId}`);
+    for (const sub of ['metrics', 'params', 'artifacts', 'tags'])
+      mkdirSync(join(dir, sub), { recursive: true });
+    const info: RunInfo = {
+      runId,
+      runName: o.runName,
+      experimentId: o.experimentId,
+      status: 'RUNNING',
+      startTime: o.startTime,
+      artifactUri: pathToFileURL(join(dir, 'artifacts')).href,
+    };
+    this.writeRunMeta(dir, info);
+    const tags = o.tags.some((t) => t.key === 'mlflow.runName')
+      ? o.tags
+      : [...o.tags, { key: 'mlflow.runName', value: o.runName }];
+    await this.logBatch(runId, { metrics: [], params: [], tags });
+    return info;
+  }
+
+  private writeRunMeta(dir: string, info: RunInfo): void {
+    writeYaml(join(dir, META), {
+      artifact_uri: info.artifactUri,
+      end_time: info.endTime ?? null,
+      entry_point_name: '',
+      experiment_id: info.experimentId,
+      lifecycle_stage: 'active',
+      run_id: info.runId,
+      run_name: info.runName,
+      source_name: '',
+      source_type: SOURCE_TYPE_LOCAL,
+      source_version: '',
+      start_time: info.startTime,
+      status: STATUS_CODE[info.status],
+      tags: [],
+      user_id: safeUser(),
+    });
+  }
+
+  private readRunInfo(dir: string): RunInfo {
+    const m = readYaml(join(dir, META));
+    const code = Number(m.status ?? 1);
+    return {
+      runId: String(m.run_id),
+      runName: String(m.run_name ?? ''),
+      experimentId: String(m.experiment_id),
+      status: RUN_STATUSES[code - 1] ?? 'RUNNING',
+      startTime: Number(m.start_time),
+      endTime: m.end_time === null || m.end_time === undefined ? undefined : Number(m.end_time),
+      artifactUri: String(m.artifact_uri),
+    };
+  }
+
+  private readRun(dir: string): Run {
+    const info = this.readRunInfo(dir);
+    const kv = (sub: string) => {
+      const out: Record<string, string> = {};
+      for (const k of walkFiles(join(dir, sub))) out[k] = readFileSync(join(dir, sub, k), 'utf8');
+      return out;
+    };
+    const metrics: Record<string, number> = {};
+    for (const key of walkFiles(join(dir, 'metrics'))) {
+      const history = this.readHistory(dir, key);
+      // MLflow's latest value: max over (step, timestamp, value).
+      let best: Metric | undefined;
+      for (const m of history)
+        if (
+          !best ||
+          m.step > best.step ||
+          (m.step === best.step &&
+            (m.timestamp > best.timestamp || (m.timestamp === best.timestamp && m.value > best.value)))
+        )
+          best = m;
+      if (best) metrics[key] = best.value;
+    }
+    return {
+      info,
+      params: kv('params'),
+      tags: kv('tags'),
+      metrics,
+      inputs: this.readInputs(dir, info.experimentId),
+    };
+  }
+
+  private readHistory(dir: string, key: string): Metric[] {
+    const file = join(dir, 'metrics', key);
+    if (!existsSync(file)) return [];
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => parseMetricLine(key, l));
+  }
+
+  private readInputs(dir: string, experimentId: string): DatasetInput[] {
+    const inputsDir = join(dir, 'inputs');
+    if (!existsSync(inputsDir)) return [];
+    const out: DatasetInput[] = [];
+    for (const id of readdirSync(inputsDir)) {
+      const input = readYaml(join(inputsDir, id, META));
+      if (input.source_type !== 'DATASET') continue;
+      const dsFile = join(this.root, experimentId, 'datasets', String(input.source_id), META);
+      if (!existsSync(dsFile)) continue;
+      const d = readYaml(dsFile);
+      const tags = (input.tags ?? {}) as Record<string, string>;
+      out.push({
+        dataset: {
+          name: String(d.name),
+          digest: String(d.digest),
+          sourceType: String(d.source_type),
+          source: String(d.source),
+          schema: d.schema === undefined || d.schema === null ? undefined : String(d.schema),
+          profile: d.profile === undefined || d.profile === null ? undefined : String(d.profile),
+        },
+        tags: Object.entries(tags).map(([key, value]) => ({ key, value: String(value) })),
+      });
+    }
+    return out;
+  }
+
+  async getRun(runId: string): Promise<Run> {
+    return this.readRun(this.findRunDir(runId).dir);
+  }
+
+  async searchRuns(experimentIds: string[], options: { maxResults?: number } = {}): Promise<Run[]> {
+    const runs: Run[] = [];
+    for (const exp of experimentIds) {
+      const expDir = join(this.root, exp);
+      if (!existsSync(expDir)) continue;
+      for (const e of readdirSync(expDir, { withFileTypes: true })) {
+        if (e.isDirectory() && /^[0-9a-f]{32}$/.test(e.name) && existsSync(join(expDir, e.name, META)))
+          runs.push(this.readRun(join(expDir, e.name)));
+      }
+    }
+    runs.sort((a, b) => b.info.startTime - a.info.startTime);
+    return runs.slice(0, options.maxResults ?? 1000);
+  }
+
+  async updateRun(runId: string, status: RunStatus, endTime?: number): Promise<void> {
+    const { dir } = this.findRunDir(runId);
+    const info = this.readRunInfo(dir);
+    this.writeRunMeta(dir, { ...info, status, endTime });
+  }
+
+  async logBatch(runId: string, batch: LogBatch): Promise<void> {
+    const { dir } = this.findRunDir(runId);
+    for (const p of batch.params) {
+      checkKey('param', p.key);
+      const file = join(dir, 'params', p.key);
+      if (existsSync(file)) {
+        const old = readFileSync(file, 'utf8');
+        // MLflow params are immutable: the same value again is fine, a new value is an error.
+        if (old !== p.value)
+          throw new InputError(
+            `param '${p.key}' of run ${runId} is already '${old}'; MLflow params cannot change (got '${p.value}')`,
+          );
+        continue;
+      }
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, p.value);
+    }
+    for (const t of batch.tags) {
+      checkKey('tag', t.key);
+      writeFileAtomic(join(dir, 'tags', t.key), t.value);
+    }
+    const byKey = new Map<string, string[]>();
+    for (const m of batch.metrics) {
+      checkKey('metric', m.key);
+      const lines = byKey.get(m.key) ?? [];
+      lines.push(`${Math.round(m.timestamp)} ${formatValue(m.value)} ${Math.round(m.step)}\n`);
+      byKey.set(m.key, lines);
+    }
+    for (const [key, lines] of byKey) {
+      const file = join(dir, 'metrics', key);
+      mkdirSync(dirname(file), { recursive: true });
+      appendFileSync(file, lines.join(''));
+    }
+  }
+
+  async logInputs(runId: string, datasets: DatasetInput[]): Promise<void> {
+    const { experimentId, dir } = this.findRunDir(runId);
+    for (const input of datasets) {
+      const d = input.dataset;
+      const datasetId = createHash('md5').update(d.name).update(d.digest).digest('hex');
+      const dsDir = join(this.root, experimentId, 'datasets', datasetId);
+      if (!existsSync(join(dsDir, META))) {
+        const meta: Record<string, unknown> = {
+          digest: d.digest,
+          name: d.name,
+          source: d.source,
+          source_type: d.sourceType,
+        };
+        if (d.schema !== undefined) meta.schema = d.schema;
+        if (d.profile !== undefined) meta.profile = d.profile;
+        writeYaml(join(dsDir, META), meta);
+      }
+      const inputId = createHash('md5').update(datasetId).update(runId).digest('hex');
+      const inputDir = join(dir, 'inputs', inputId);
+      if (!existsSync(join(inputDir, META))) {
+        writeYaml(join(inputDir, META), {
+          // NOTE: MLflow itself writes source_id into destination_id here; readers ignore it.
+          destination_id: runId,
+          destination_type: 'RUN',
+          source_id: datasetId,
+          source_type: 'DATASET',
+          tags: Object.fromEntries(input.tags.map((t) => [t.key, t.value])),
+        });
+      }
+    }
+  }
+
+  async getMetricHistory(runId: string, key: string): Promise<Metric[]> {
+    checkKey('metric', key);
+    return this.readHistory(this.findRunDir(runId).dir, key);
+  }
+
+  private artifactDir(runId: string): string {
+    const { dir } = this.findRunDir(runId);
+    const uri = this.readRunInfo(dir).artifactUri;
+    return uri.startsWith('file:') ? fileURLToPath(uri) : join(dir, 'artifacts');
+  }
+
+  private artifactPath(runId: string, path: string): string {
+    const root = this.artifactDir(runId);
+    const full = resolve(root, path);
+    if (full !== root && !full.startsWith(root + sep))
+      throw new InputError(`artifact path '${path}' leaves the run's artifact folder`);
+    return full;
+  }
+
+  async logArtifact(runId: string, localFile: string, artifactPath: string): Promise<void> {
+    const dest = this.artifactPath(runId, artifactPath);
+    mkdirSync(dirname(dest), { recursive: true });
+    copyFileSync(localFile, dest);
+  }
+
+  async listArtifacts(runId: string, path = ''): Promise<ArtifactFile[]> {
+    const dir = this.artifactPath(runId, path);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => !e.name.endsWith('.tmp'))
+      .map((e) => ({
+        path: path ? `${path.replace(/\/$/, '')}/${e.name}` : e.name,
+        isDir: e.isDirectory(),
+        fileSize: e.isDirectory() ? undefined : statSync(join(dir, e.name)).size,
+      }))
+      .sort((a, b) => a.path.localeCompare(b.path));
+  }
+
+  async downloadArtifact(runId: string, artifactPath: string, localFile: string): Promise<void> {
+    const src = this.artifactPath(runId, artifactPath);
+    if (!existsSync(src)) throw new InputError(`run ${runId} has no artifact '${artifactPath}'`);
+    mkdirSync(dirname(localFile), { recursive: true });
+    copyFileSync(src, localFile);
+  }
+
+  async close(): Promise<{ pending: number }> {
+    return { pending: 0 };
+  }
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
