@@ -12,9 +12,35 @@ export {
   writeEpisodes,
 } from './writer.js';
 export {
-  openDataset,
   minariDataDir,
+  openDataset,
   type StepBatch,
   type StepSlice,
   type TrajectoryDataset,
 } from './reader.js';
+export {
+  type D4rlImportOptions,
+  importD4rl,
+  importMinari,
+  type MinariImportOptions,
+  minariRoot,
+} from './importers.js';
+export {
+  type AtBatch,
+  type AtChainOptions,
+  AtChainSampler,
+  type DtBatch,
+  type DtWindowOptions,
+  DtWindowSampler,
+  type StateNorm,
+  stateNorm,
+} from './samplers.js';
+export {
+  type TokenBatch,
+  TokenDataset,
+  type TokenDatasetInfo,
+  type TokenSequence,
+  TokenWindowSampler,
+  TokenWriter,
+} from './tokens.js';
+export { convertDataset, type DatasetSummary, inspectDataset, validateDataset } from './inspect.js';

@@ -67,6 +67,8 @@ export interface TrajectoryDataset {
   episode(i: number): Episode;
   /** Steps [start, start+count) of episode i (count ≤ length − start). */
   steps(i: number, start: number, count: number): StepSlice;
+  /** Rewards of steps [start, start+count) of episode i only (one small read). */
+  rewards(i: number, start: number, count: number): Float64Array;
   /** All record batches in order. */
   scan(): Iterable<StepBatch>;
   close(): void;
@@ -265,6 +267,13 @@ class ArrowFileDataset implements TrajectoryDataset {
     );
   }
 
+  rewards(i: number, start: number, count: number): Float64Array {
+    checkEpisodeIndex(i, this.numEpisodes, this.path);
+    const b = this.file.batch(this.batchOf[i]);
+    const n = Math.max(0, Math.min(count, this.lengths[i] - start));
+    return readLeafRowsF64(this.file, leafOf(this.path, b, 'rewards'), this.rowInBatch[i] + start, n);
+  }
+
   episode(i: number): Episode {
     checkEpisodeIndex(i, this.numEpisodes, this.path);
     const b = this.file.batch(this.batchOf[i]);
@@ -307,7 +316,7 @@ class ArrowFileDataset implements TrajectoryDataset {
 function computeReturns(ds: TrajectoryDataset): Float64Array {
   const out = new Float64Array(ds.numEpisodes);
   for (let i = 0; i < ds.numEpisodes; i++) {
-    const r = ds.steps(i, 0, ds.lengths[i]).rewards;
+    const r = ds.rewards(i, 0, ds.lengths[i]);
     let s = 0;
     for (let t = 0; t < r.length; t++) s += r[t];
     out[i] = s;
@@ -456,6 +465,10 @@ class MinariArrowDataset implements TrajectoryDataset {
   steps(i: number, start: number, count: number): StepSlice {
     checkEpisodeIndex(i, this.numEpisodes, this.path);
     return this.rows(i, start, Math.max(0, Math.min(count, this.lengths[i] - start)), false);
+  }
+
+  rewards(i: number, start: number, count: number): Float64Array {
+    return this.steps(i, start, count).rewards;
   }
 
   episode(i: number): Episode {

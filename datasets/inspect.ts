@@ -1,0 +1,154 @@
+/** Summaries, full validation and layout conversion of trajectory datasets (`exp data ...`). */
+import { createHash } from 'node:crypto';
+import { InputError } from '../common/index.js';
+import { hashEpisode } from './episode.js';
+import { type DatasetDescription, normalizedScore } from './metadata.js';
+import { openDataset } from './reader.js';
+import { createWriter, type Layout, type WriteResult } from './writer.js';
+
+export interface DatasetSummary {
+  path: string;
+  layout: Layout;
+  datasetId: string;
+  envId?: string;
+  source?: string;
+  episodes: number;
+  steps: number;
+  obsDim: number;
+  actDim: number;
+  episodeLength: { mean: number; min: number; max: number };
+  return: { mean: number; min: number; max: number };
+  /** D4RL-normalised return (100·(R−min)/(max−min)) when reference scores are known. */
+  normalizedScore?: { mean: number; min: number; max: number };
+  refMinScore?: number;
+  refMaxScore?: number;
+  digest?: string;
+}
+
+function stats(a: ArrayLike<number>) {
+  let s = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < a.length; i++) {
+    s += a[i];
+    min = Math.min(min, a[i]);
+    max = Math.max(max, a[i]);
+  }
+  return { mean: s / Math.max(1, a.length), min, max };
+}
+
+export function inspectDataset(path: string): DatasetSummary {
+  const ds = openDataset(path);
+  try {
+    const info = ds.info;
+    const ret = stats(ds.returns());
+    const norm = (x: number) => normalizedScore(x, info) as number;
+    return {
+      path,
+      layout: ds.layout,
+      datasetId: info.datasetId,
+      envId: info.envId,
+      source: info.source,
+      episodes: ds.numEpisodes,
+      steps: ds.totalSteps,
+      obsDim: ds.obsDim,
+      actDim: ds.actDim,
+      episodeLength: stats(ds.lengths),
+      return: ret,
+      normalizedScore:
+        normalizedScore(0, info) === undefined
+          ? undefined
+          : { mean: norm(ret.mean), min: norm(ret.min), max: norm(ret.max) },
+      refMinScore: info.refMinScore,
+      refMaxScore: info.refMaxScore,
+      digest: info.digest,
+    };
+  } finally {
+    ds.close();
+  }
+}
+
+/**
+ * Reads every episode and checks values (finite rewards and observations, 0/1 flags, lengths)
+ * and, when the dataset records one, that the content digest matches.
+ */
+export function validateDataset(path: string): {
+  path: string;
+  episodes: number;
+  steps: number;
+  contentSha256: string;
+  digestChecked: boolean;
+} {
+  const ds = openDataset(path);
+  try {
+    const hash = createHash('sha256');
+    let steps = 0;
+    for (let i = 0; i < ds.numEpisodes; i++) {
+      const ep = ds.episode(i);
+      for (let t = 0; t < ep.length; t++) {
+        if (!Number.isFinite(ep.rewards[t]))
+          throw new InputError(
+            `${path}: episode ${i}: key "rewards": expected finite values; got ${ep.rewards[t]} at step ${t}`,
+          );
+      }
+      for (let k = 0; k < ep.observations.length; k++) {
+        if (!Number.isFinite(ep.observations[k]))
+          throw new InputError(
+            `${path}: episode ${i}: key "observations": expected finite values; got ${ep.observations[k]} at row ${Math.floor(k / ds.obsDim)}`,
+          );
+      }
+      hashEpisode(hash, ep, ds.obsDim, ds.actDim);
+      steps += ep.length;
+    }
+    const sha = hash.digest('hex');
+    const stored = ds.info.contentSha256;
+    if (stored && stored !== sha)
+      throw new InputError(
+        `${path}: content digest mismatch: metadata says ${stored.slice(0, 8)}, the data hashes to ${sha.slice(0, 8)} (modified or corrupt)`,
+      );
+    return { path, episodes: ds.numEpisodes, steps, contentSha256: sha, digestChecked: stored !== undefined };
+  } finally {
+    ds.close();
+  }
+}
+
+/** Copies a dataset into the other layout (or the same one), keeping its metadata. */
+export function convertDataset(
+  input: string,
+  out: string,
+  layout: Layout,
+  onProgress?: (done: number, total: number) => void,
+): WriteResult {
+  const ds = openDataset(input);
+  try {
+    const extra: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(ds.info.raw)) {
+      if (
+        ['total_episodes', 'total_steps', 'data_format', 'dataset_size'].includes(k) ||
+        k.startsWith('ring_digest')
+      )
+        continue;
+      if (['ring_content_sha256', 'ring_obs_mean', 'ring_obs_std'].includes(k)) continue;
+      extra[k] = v;
+    }
+    const description: DatasetDescription = {
+      datasetId: ds.info.datasetId || 'converted/dataset-v0',
+      observationSpace: ds.info.observationSpace,
+      actionSpace: ds.info.actionSpace,
+      extra,
+    };
+    const w = createWriter(out, description, { layout });
+    try {
+      for (let i = 0; i < ds.numEpisodes; i++) {
+        w.addEpisode(ds.episode(i));
+        onProgress?.(i + 1, ds.numEpisodes);
+      }
+      return w.close();
+    } catch (err) {
+      w.abort();
+      throw err;
+    }
+  } finally {
+    ds.close();
+  }
+}

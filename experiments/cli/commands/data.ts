@@ -1,0 +1,238 @@
+/**
+ * `exp data`: trajectory datasets (issue 3). Import D4RL/Minari, inspect, validate, convert.
+ * Input errors (bad files, keys, lengths, values) exit with code 2 and leave no output behind.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import { InputError, Progress } from '../../../common/index.js';
+import {
+  abortOpenWriters,
+  convertDataset,
+  importD4rl,
+  importMinari,
+  inspectDataset,
+  type Layout,
+  validateDataset,
+  type WriteResult,
+} from '../../../datasets/index.js';
+
+function layoutOf(value: string | undefined): Layout {
+  if (value === undefined || value === 'file' || value === 'minari') return value ?? 'file';
+  throw new InputError(`--layout: expected file or minari; got ${value}`);
+}
+
+/** Ctrl-C mid-write: drop the temporary output, then exit 130 (the target is left untouched). */
+async function guarded<T>(work: () => Promise<T>): Promise<T> {
+  const onSigint = () => {
+    abortOpenWriters();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    return await work();
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function report(result: WriteResult, json: boolean): void {
+  if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else
+    process.stdout.write(
+      `wrote ${result.path} (${result.layout}): ${result.totalEpisodes} episodes, ${result.totalSteps} steps, digest ${result.digest}\n`,
+    );
+}
+
+function progress(label: string, quiet: boolean) {
+  let bar: Progress | undefined;
+  return (done: number, total: number) => {
+    bar ??= new Progress({ label, total, silent: quiet });
+    bar.update(done);
+    if (done === total) bar.finish();
+  };
+}
+
+interface ImportArgs {
+  source: 'd4rl' | 'minari';
+  input: string;
+  out: string;
+  layout?: string;
+  'dataset-id'?: string;
+  'env-id'?: string;
+  'max-episode-steps': number;
+  'ref-min-score'?: number;
+  'ref-max-score'?: number;
+  json: boolean;
+  quiet: boolean;
+}
+
+const importCommand: CommandModule<object, ImportArgs> = {
+  command: 'import <source> <input>',
+  describe: 'Import a D4RL HDF5 file (d4rl <file.hdf5>) or a local Minari dataset (minari <dataset-id|dir>)',
+  builder: (y: Argv) =>
+    y
+      .positional('source', { choices: ['d4rl', 'minari'] as const, describe: 'Kind of input' })
+      .positional('input', { type: 'string', describe: 'HDF5 file, or Minari dataset id / directory' })
+      .option('out', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Output: an .arrow file, or a directory for --layout minari',
+      })
+      .option('layout', {
+        type: 'string',
+        default: 'file',
+        describe: 'file (one Arrow IPC file) or minari (Minari Arrow storage)',
+      })
+      .option('dataset-id', {
+        type: 'string',
+        describe: 'd4rl: dataset id (namespace/name-vN); default d4rl/<file>-v0',
+      })
+      .option('env-id', {
+        type: 'string',
+        describe: 'd4rl: Gymnasium env id the data came from (e.g. Ant-v5)',
+      })
+      .option('max-episode-steps', {
+        type: 'number',
+        default: 1000,
+        describe: 'd4rl: episode cap when the file has no timeouts key',
+      })
+      .option('ref-min-score', {
+        type: 'number',
+        describe: 'd4rl: random-policy return (normalised score 0)',
+      })
+      .option('ref-max-score', { type: 'number', describe: 'd4rl: expert return (normalised score 100)' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+      .option('quiet', {
+        type: 'boolean',
+        default: false,
+        describe: 'No progress bar',
+      }) as unknown as Argv<ImportArgs>,
+  handler: async (args) => {
+    const layout = layoutOf(args.layout);
+    const steps = args['max-episode-steps'];
+    if (!Number.isInteger(steps) || steps < 1)
+      throw new InputError(`--max-episode-steps: expected a positive integer; got ${steps}`);
+    const result = await guarded(() =>
+      args.source === 'd4rl'
+        ? importD4rl(args.input, {
+            out: args.out,
+            layout,
+            datasetId: args['dataset-id'],
+            envId: args['env-id'],
+            maxEpisodeSteps: steps,
+            refMinScore: args['ref-min-score'],
+            refMaxScore: args['ref-max-score'],
+            onProgress: progress('import d4rl (rows)', args.quiet),
+          })
+        : importMinari(args.input, {
+            out: args.out,
+            layout,
+            onProgress: progress('import minari (episodes)', args.quiet),
+          }),
+    );
+    report(result, args.json);
+  },
+};
+
+interface PathArgs {
+  path: string;
+  json: boolean;
+}
+
+const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+
+const inspectCommand: CommandModule<object, PathArgs> = {
+  command: 'inspect <path>',
+  describe: 'Episodes, steps, dims, return mean/min/max (and normalised score when references are known)',
+  builder: (y: Argv) =>
+    y
+      .positional('path', { type: 'string', describe: 'Dataset: .arrow file or Minari dataset directory' })
+      .option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'Print one JSON object',
+      }) as unknown as Argv<PathArgs>,
+  handler: (args) => {
+    const s = inspectDataset(args.path);
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify(s)}\n`);
+      return;
+    }
+    const lines = [
+      `${s.path} (${s.layout}) ${s.datasetId}${s.envId ? ` env ${s.envId}` : ''}${s.source ? ` from ${s.source}` : ''}`,
+      `episodes ${s.episodes}  steps ${s.steps}  obs dim ${s.obsDim}  action dim ${s.actDim}`,
+      `episode length mean ${fmt(s.episodeLength.mean)} min ${s.episodeLength.min} max ${s.episodeLength.max}`,
+      `return mean ${fmt(s.return.mean)} min ${fmt(s.return.min)} max ${fmt(s.return.max)}`,
+    ];
+    if (s.normalizedScore)
+      lines.push(
+        `normalised score mean ${fmt(s.normalizedScore.mean)} min ${fmt(s.normalizedScore.min)} max ${fmt(s.normalizedScore.max)} (refs ${s.refMinScore} / ${s.refMaxScore})`,
+      );
+    if (s.digest) lines.push(`digest ${s.digest}`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+  },
+};
+
+const validateCommand: CommandModule<object, PathArgs> = {
+  command: 'validate <path>',
+  describe: 'Read every episode: schema, lengths, finite values, content digest',
+  builder: (y: Argv) =>
+    y
+      .positional('path', { type: 'string', describe: 'Dataset: .arrow file or Minari dataset directory' })
+      .option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'Print one JSON object',
+      }) as unknown as Argv<PathArgs>,
+  handler: (args) => {
+    const r = validateDataset(args.path);
+    if (args.json) process.stdout.write(`${JSON.stringify({ ok: true, ...r })}\n`);
+    else
+      process.stdout.write(
+        `ok ${r.path}: ${r.episodes} episodes, ${r.steps} steps, digest ${r.contentSha256.slice(0, 8)}${r.digestChecked ? ' (matches metadata)' : ' (none recorded)'}\n`,
+      );
+  },
+};
+
+interface ConvertArgs {
+  input: string;
+  out: string;
+  layout?: string;
+  json: boolean;
+  quiet: boolean;
+}
+
+const convertCommand: CommandModule<object, ConvertArgs> = {
+  command: 'convert <input>',
+  describe: 'Copy a dataset into the single-file or the Minari layout',
+  builder: (y: Argv) =>
+    y
+      .positional('input', { type: 'string', describe: 'Dataset: .arrow file or Minari dataset directory' })
+      .option('out', { type: 'string', demandOption: true, describe: 'Output path' })
+      .option('layout', { type: 'string', default: 'file', describe: 'file or minari' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+      .option('quiet', {
+        type: 'boolean',
+        default: false,
+        describe: 'No progress bar',
+      }) as unknown as Argv<ConvertArgs>,
+  handler: async (args) => {
+    const layout = layoutOf(args.layout);
+    const result = await guarded(async () =>
+      convertDataset(args.input, args.out, layout, progress('convert (episodes)', args.quiet)),
+    );
+    report(result, args.json);
+  },
+};
+
+export const dataCommand: CommandModule = {
+  command: 'data <command>',
+  describe: 'Trajectory datasets: import (d4rl, minari), inspect, validate, convert',
+  builder: (y: Argv) =>
+    y
+      .command(importCommand as unknown as CommandModule)
+      .command(inspectCommand as unknown as CommandModule)
+      .command(validateCommand as unknown as CommandModule)
+      .command(convertCommand as unknown as CommandModule)
+      .demandCommand(1, 'exp data: name a subcommand (import, inspect, validate, convert)'),
+  handler: () => {},
+};
