@@ -1,0 +1,33 @@
+"""pyarrow anchor for bench/datasets.ts: full scan of the same single-file dataset, touching the
+same data (per-dimension observation sums and the reward sum), best of `repeats`."""
+import json
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+
+path, repeats = sys.argv[1], int(sys.argv[2])
+best = {}
+for mode in ("memory_map", "read_file"):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        src = pa.memory_map(path) if mode == "memory_map" else pa.OSFile(path)
+        with src:
+            reader = pa.ipc.open_file(src)
+            obs_sum = None
+            reward_sum = 0.0
+            rows = 0
+            for i in range(reader.num_record_batches):
+                b = reader.get_batch(i)
+                obs_col = b.column("observations")
+                d = obs_col.type.list_size
+                obs = obs_col.values.to_numpy().reshape(-1, d)
+                s = obs.sum(axis=0, dtype=np.float64)
+                obs_sum = s if obs_sum is None else obs_sum + s
+                reward_sum += float(b.column("rewards").to_numpy().sum())
+                rows += b.num_rows
+        times.append(time.perf_counter() - t0)
+    best[mode] = {"seconds": min(times), "rows": rows, "reward_sum": reward_sum, "obs_sum0": float(obs_sum[0])}
+print(json.dumps({"pyarrow": pa.__version__, "numpy": np.__version__, **best}))
