@@ -40,6 +40,26 @@ export {
 export { ringAttentionDevice, type RingDeviceOptions, tokenIndices } from './attention/ring.js';
 export { RingGroup, type RingGroupOptions } from './device/group.js';
 export type { DeviceContext, DeviceTask } from './device/protocol.js';
-export { type RingCallOptions, type RingCallResult, ringAttention } from './device/ring-attention.js';
+export {
+  gatherTokens,
+  type RingCallOptions,
+  type RingCallResult,
+  ringAttention,
+  scatterTokens,
+} from './device/ring-attention.js';
 export { type RingTransport, RingCommError, SharedMemoryTransport } from './transport/index.js';
 export { blockwiseFeedForward, type FeedForwardKind, type FeedForwardWeights, feedForward } from './ffn.js';
+export { allReduceMessageFloats, allReduceSum, broadcastFromRank0 } from './parallel.js';
+export {
+  applyRope,
+  attend,
+  type BlockWeights,
+  blockVariables,
+  checkBlockConfig,
+  initBlock,
+  localPositions,
+  normalize,
+  type SequenceContext,
+  type TransformerBlockConfig,
+  transformerBlock,
+} from './transformer.js';

@@ -41,7 +41,13 @@ export interface RingCallResult {
 const PAD_SEGMENT = -2147483648;
 
 /** Copies rows (B·H of them, each T × D) at token indices `idx` into a new (B, H, idx.length, D) array. */
-function gatherTokens(src: Float32Array, BH: number, T: number, D: number, idx: Int32Array): Float32Array {
+export function gatherTokens(
+  src: Float32Array,
+  BH: number,
+  T: number,
+  D: number,
+  idx: Int32Array,
+): Float32Array {
   const c = idx.length;
   const out = new Float32Array(BH * c * D);
   for (let bh = 0; bh < BH; bh++) {
@@ -54,7 +60,7 @@ function gatherTokens(src: Float32Array, BH: number, T: number, D: number, idx: 
 }
 
 /** Inverse of gatherTokens into `dst` (B, H, T, D); tokens at or past `limit` are dropped. */
-function scatterTokens(
+export function scatterTokens(
   dst: Float32Array,
   part: Float32Array,
   BH: number,

@@ -99,6 +99,41 @@ describe('ring forward only and the transport', () => {
   });
 });
 
+describe('collectives', () => {
+  for (const [N, length] of [
+    [1, 5],
+    [2, 7],
+    [3, 10],
+    [4, 3],
+    [8, 1000],
+  ] as const) {
+    test(`all-reduce and broadcast N=${N} length=${length}`, async () => {
+      const group = await RingGroup.create({ devices: N, backend: 'wasm' });
+      try {
+        const out = await group.run<{ length: number }, { sum: Float32Array; bcast: Float32Array }>(
+          new URL('./fixtures/faulty-tasks.js', import.meta.url),
+          'collectives',
+          Array.from({ length: N }, () => ({ length })),
+          length,
+        );
+        const total = (N * (N + 1)) / 2;
+        for (const r of out) {
+          assert.deepEqual(
+            Array.from(r.sum),
+            Array.from({ length }, (_, i) => total * (i + 1)),
+          );
+          assert.deepEqual(
+            Array.from(r.bcast),
+            Array.from({ length }, () => 7),
+          );
+        }
+      } finally {
+        await group.dispose();
+      }
+    });
+  }
+});
+
 describe('ring bad input', () => {
   let group: Group;
   before(async () => {

@@ -1,0 +1,203 @@
+/**
+ * A pre-norm transformer block whose attention is any ring/ implementation and whose FFN is
+ * blockwise (the paper's Blockwise Parallel Transformer block). The RL policies (Agentic and
+ * Decision Transformer) and the LLaMA decoder stack these with their own embeddings and heads.
+ *
+ *   x → x + Wo · attention(RoPE(Wq·norm(x)), RoPE(Wk·norm(x)), Wv·norm(x))
+ *     → x + FFN(norm(x))
+ *
+ * Inside a ring device, `attention: 'ring'` runs `ringAttentionDevice` on this device's shard of
+ * the sequence; the other implementations see the whole sequence.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError, type Rng } from '../common/index.js';
+import { blockwiseAttention } from './attention/blockwise.js';
+import { memeffAttention } from './attention/memeff.js';
+import { ringAttentionDevice, tokenIndices } from './attention/ring.js';
+import type { AttentionImpl, RingLayout } from './attention/types.js';
+import { vanillaAttention } from './attention/vanilla.js';
+import { blockwiseFeedForward, type FeedForwardKind, feedForward } from './ffn.js';
+import { dims, linear } from './ops.js';
+import type { RingTransport } from './transport/types.js';
+
+export interface TransformerBlockConfig {
+  dModel: number;
+  heads: number;
+  /** Key/value heads (grouped-query attention); = heads for multi-head attention. */
+  kvHeads: number;
+  ffnHidden: number;
+  ffn: FeedForwardKind;
+  norm: 'rms' | 'layer';
+  normEps: number;
+  /** Rotary position embedding (LLaMA): theta, and a position-interpolation factor ≥ 1. */
+  rope?: { theta: number; interpolation?: number };
+  attention: AttentionImpl;
+  /** Block size of memeff/blockwise/ring attention. */
+  blockSize: number;
+  /** Tokens per FFN chunk; 0 = the whole sequence at once. */
+  ffnChunk: number;
+  causal: boolean;
+}
+
+/** Where this block's tokens sit, and the ring when attention is 'ring'. */
+export interface SequenceContext {
+  /** Segment ids (B, T_global) row-major, or none. */
+  segmentIds?: Int32Array;
+  ring?: { transport: RingTransport; seqLen: number; layout: RingLayout };
+}
+
+export interface BlockWeights {
+  attnNorm: tf.Variable; // (Dm)
+  wq: tf.Variable; // (Dm, H·Dh)
+  wk: tf.Variable; // (Dm, Hk·Dh)
+  wv: tf.Variable; // (Dm, Hk·Dh)
+  wo: tf.Variable; // (H·Dh, Dm)
+  ffnNorm: tf.Variable; // (Dm)
+  up: tf.Variable; // (Dm, F)
+  down: tf.Variable; // (F, Dm)
+  gate?: tf.Variable; // (Dm, F), SwiGLU
+}
+
+export function checkBlockConfig(c: TransformerBlockConfig, where = 'transformer'): void {
+  if (c.dModel % c.heads !== 0)
+    throw new InputError(`${where}: dModel ${c.dModel} is not divisible by heads ${c.heads}`);
+  if (c.heads % c.kvHeads !== 0)
+    throw new InputError(`${where}: heads ${c.heads} is not a multiple of kvHeads ${c.kvHeads}`);
+  if (c.rope && (c.dModel / c.heads) % 2 !== 0)
+    throw new InputError(`${where}: RoPE needs an even head dim; got ${c.dModel / c.heads}`);
+}
+
+/** Deterministic initialisation from `rng` (same seed → same weights on every device). */
+export function initBlock(c: TransformerBlockConfig, rng: Rng, name: string, layers: number): BlockWeights {
+  checkBlockConfig(c);
+  const Dh = c.dModel / c.heads;
+  const w = (rows: number, cols: number, std: number, id: string) =>
+    tf.variable(tf.tensor2d(rng.normalArray(rows * cols, std), [rows, cols]), true, `${name}.${id}`);
+  const std = 0.02;
+  // GPT-2: residual projections scaled by 1/√(2·layers) so activations do not grow with depth
+  const resid = std / Math.sqrt(2 * layers);
+  return {
+    attnNorm: tf.variable(tf.ones([c.dModel]), true, `${name}.attnNorm`),
+    wq: w(c.dModel, c.heads * Dh, std, 'wq'),
+    wk: w(c.dModel, c.kvHeads * Dh, std, 'wk'),
+    wv: w(c.dModel, c.kvHeads * Dh, std, 'wv'),
+    wo: w(c.heads * Dh, c.dModel, resid, 'wo'),
+    ffnNorm: tf.variable(tf.ones([c.dModel]), true, `${name}.ffnNorm`),
+    up: w(c.dModel, c.ffnHidden, std, 'up'),
+    down: w(c.ffnHidden, c.dModel, resid, 'down'),
+    gate: c.ffn === 'swiglu' ? w(c.dModel, c.ffnHidden, std, 'gate') : undefined,
+  };
+}
+
+export function blockVariables(w: BlockWeights): tf.Variable[] {
+  return [w.attnNorm, w.wq, w.wk, w.wv, w.wo, w.ffnNorm, w.up, w.down, ...(w.gate ? [w.gate] : [])];
+}
+
+/** RMSNorm (LLaMA) or LayerNorm without bias over the last axis, times `gain`. */
+export function normalize(x: tf.Tensor, gain: tf.Tensor, kind: 'rms' | 'layer', eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    let centred = x;
+    if (kind === 'layer') centred = tf.sub(x, tf.mean(x, -1, true));
+    const ms = tf.mean(tf.square(centred), -1, true);
+    return tf.mul(tf.mul(centred, tf.rsqrt(tf.add(ms, eps))), gain);
+  });
+}
+
+/** Positions of the local tokens: the ring shard's global positions, else 0..T−1. */
+export function localPositions(T: number, seq: SequenceContext): Int32Array {
+  if (!seq.ring) return Int32Array.from({ length: T }, (_, t) => t);
+  const { transport, seqLen, layout } = seq.ring;
+  return tokenIndices(transport.rank, transport.worldSize, seqLen, layout);
+}
+
+/**
+ * Rotary embedding, Hugging Face's rotate_half layout: x·cos + rotate_half(x)·sin, with
+ * angle(p, i) = (p / interpolation) · theta^(−2i/Dh). x (B, H, T, Dh).
+ */
+export function applyRope(x: tf.Tensor, positions: Int32Array, theta: number, interpolation = 1): tf.Tensor {
+  const [, , T, Dh] = dims(x);
+  const half = Dh / 2;
+  const cos = new Float32Array(T * Dh);
+  const sin = new Float32Array(T * Dh);
+  for (let t = 0; t < T; t++) {
+    const p = positions[t] / interpolation;
+    for (let i = 0; i < half; i++) {
+      const a = p * theta ** ((-2 * i) / Dh);
+      cos[t * Dh + i] = cos[t * Dh + i + half] = Math.cos(a);
+      sin[t * Dh + i] = sin[t * Dh + i + half] = Math.sin(a);
+    }
+  }
+  return tf.tidy(() => {
+    const x1 = tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half]);
+    const x2 = tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]);
+    const rotated = tf.concat([tf.neg(x2), x1], 3);
+    return tf.add(tf.mul(x, tf.tensor2d(cos, [T, Dh])), tf.mul(rotated, tf.tensor2d(sin, [T, Dh])));
+  });
+}
+
+/** (B, T, heads·Dh) → (B, heads, T, Dh) */
+function toHeads(x: tf.Tensor, heads: number): tf.Tensor {
+  const [B, T, W] = dims(x);
+  return tf.transpose(tf.reshape(x, [B, T, heads, W / heads]), [0, 2, 1, 3]);
+}
+
+/** Attention of (B, H, T, Dh) queries with the configured implementation. */
+export function attend(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  c: TransformerBlockConfig,
+  seq: SequenceContext,
+): tf.Tensor {
+  const options = { causal: c.causal, blockSize: c.blockSize, segmentIds: seq.segmentIds };
+  switch (c.attention) {
+    case 'vanilla':
+      return vanillaAttention(q, k, v, options);
+    case 'memeff':
+      return memeffAttention(q, k, v, options);
+    case 'blockwise':
+      return blockwiseAttention(q, k, v, options);
+    case 'ring': {
+      if (!seq.ring)
+        throw new InputError(`attention 'ring' runs on ring devices; this block has no ring context`);
+      return ringAttentionDevice(q, k, v, {
+        ...options,
+        blockSize: Math.min(c.blockSize, dims(q)[2]),
+        ...seq.ring,
+      });
+    }
+  }
+}
+
+/** x (B, T, Dm) → (B, T, Dm). */
+export function transformerBlock(
+  x: tf.Tensor,
+  w: BlockWeights,
+  c: TransformerBlockConfig,
+  seq: SequenceContext,
+): tf.Tensor {
+  const [B, T, Dm] = dims(x);
+  const Dh = Dm / c.heads;
+  const h = normalize(x, w.attnNorm, c.norm, c.normEps);
+  const m = (v: tf.Variable) => v as unknown as tf.Tensor2D;
+  let q = toHeads(linear(h, m(w.wq)), c.heads); // (B, H, T, Dh)
+  let k = toHeads(linear(h, m(w.wk)), c.kvHeads); // (B, Hk, T, Dh)
+  const v = toHeads(linear(h, m(w.wv)), c.kvHeads);
+  if (c.rope) {
+    const pos = localPositions(T, seq);
+    q = applyRope(q, pos, c.rope.theta, c.rope.interpolation);
+    k = applyRope(k, pos, c.rope.theta, c.rope.interpolation);
+  }
+  const a = attend(q, k, v, c, seq); // (B, H, T, Dh)
+  const merged = tf.reshape(tf.transpose(a, [0, 2, 1, 3]), [B, T, c.heads * Dh]);
+  const x1 = tf.add(x, linear(merged, m(w.wo)));
+  const h2 = normalize(x1, w.ffnNorm, c.norm, c.normEps);
+  const weights = {
+    kind: c.ffn,
+    up: w.up as tf.Tensor2D,
+    down: w.down as tf.Tensor2D,
+    gate: w.gate as tf.Tensor2D | undefined,
+  };
+  const f = c.ffnChunk > 0 ? blockwiseFeedForward(h2, weights, c.ffnChunk) : feedForward(h2, weights);
+  return tf.add(x1, f);
+}
