@@ -9,7 +9,7 @@
 import type { Info, StepResult } from './core.js';
 import { InvalidArgument } from './errors.js';
 import type { KwargTable } from './kwargs.js';
-import { bodyId, MujocoEnv, sumSquares } from './mujoco_env.js';
+import { bodyId, MujocoEnv, controlCost } from './mujoco_env.js';
 import { Box } from './spaces.js';
 
 export interface AntOptions {
@@ -117,7 +117,7 @@ export class AntEnv extends MujocoEnv {
     const healthy = this.isHealthy();
     const forward = vx * o.forward_reward_weight;
     const survive = healthy ? o.healthy_reward : 0;
-    const ctrl = o.ctrl_cost_weight * sumSquares(action);
+    const ctrl = controlCost(o.ctrl_cost_weight, action);
     const contact = this.contactCost();
     const reward = forward + survive - (ctrl + contact);
     const terminated = !healthy && o.terminate_when_unhealthy;

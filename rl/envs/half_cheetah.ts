@@ -4,7 +4,7 @@
  */
 import type { Info, StepResult } from './core.js';
 import type { KwargTable } from './kwargs.js';
-import { MujocoEnv, sumSquares } from './mujoco_env.js';
+import { MujocoEnv, controlCost } from './mujoco_env.js';
 import { Box } from './spaces.js';
 
 export interface HalfCheetahOptions {
@@ -58,7 +58,7 @@ export class HalfCheetahEnv extends MujocoEnv {
     const x1 = this.data.qpos[0];
     const vx = (x1 - x0) / this.dt;
     const forward = this.options.forward_reward_weight * vx;
-    const ctrl = this.options.ctrl_cost_weight * sumSquares(action);
+    const ctrl = controlCost(this.options.ctrl_cost_weight, action);
     const info: Info = { x_position: x1, x_velocity: vx, reward_forward: forward, reward_ctrl: -ctrl };
     return [this.observation(), forward - ctrl, false, false, info];
   }

@@ -193,9 +193,35 @@ export function bodyId(model: MjModel, name: string): number {
   return mujoco.mj_name2id(model, 1, name);
 }
 
-/** Sum of squares of an action (the control cost's core), in float64. */
-export function sumSquares(a: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
-  return s;
+/**
+ * weight · ‖action‖², computed the way numpy computes Gymnasium's
+ * `weight * np.sum(np.square(action))`: for a float32 action (what `Box.sample` gives and what
+ * policies usually send) in float32 with numpy's pairwise summation order, else in float64.
+ * Matching the rounding keeps rewards equal to Gymnasium's to the last bit (the parity tests).
+ */
+export function controlCost(weight: number, action: ArrayLike<number>): number {
+  const n = action.length;
+  if (!(action instanceof Float32Array)) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += action[i] * action[i];
+    return weight * s;
+  }
+  const f = Math.fround;
+  const sq = (i: number) => f(action[i] * action[i]);
+  let s: number;
+  if (n < 8) {
+    // numpy's pairwise_sum: a plain loop below 8 elements
+    s = 0;
+    for (let i = 0; i < n; i++) s = f(s + sq(i));
+  } else {
+    // eight accumulators over blocks of 8, combined as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)),
+    // then the tail (numpy's PW_BLOCKSIZE of 128 is never reached by an action here)
+    const r = [0, 1, 2, 3, 4, 5, 6, 7].map(sq);
+    const whole = n - (n % 8);
+    for (let i = 8; i < whole; i += 8) for (let j = 0; j < 8; j++) r[j] = f(r[j] + sq(i + j));
+    s = f(f(f(r[0] + r[1]) + f(r[2] + r[3])) + f(f(r[4] + r[5]) + f(r[6] + r[7])));
+    for (let i = whole; i < n; i++) s = f(s + sq(i));
+  }
+  // NEP 50: a Python float times a float32 scalar is float32
+  return f(f(weight) * s);
 }

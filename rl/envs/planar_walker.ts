@@ -8,7 +8,7 @@
  */
 import type { Info, StepResult } from './core.js';
 import type { KwargTable } from './kwargs.js';
-import { MujocoEnv, sumSquares } from './mujoco_env.js';
+import { MujocoEnv, controlCost } from './mujoco_env.js';
 import { Box } from './spaces.js';
 
 export interface PlanarWalkerOptions {
@@ -105,7 +105,7 @@ export class PlanarWalkerEnv extends MujocoEnv {
     const healthy = this.isHealthy();
     const forward = o.forward_reward_weight * vx;
     const survive = healthy ? o.healthy_reward : 0;
-    const ctrl = o.ctrl_cost_weight * sumSquares(action);
+    const ctrl = controlCost(o.ctrl_cost_weight, action);
     const info: Info = {
       x_position: qpos[0],
       z_distance_from_origin: qpos[1] - this.initQpos[1],
