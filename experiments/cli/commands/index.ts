@@ -2,9 +2,17 @@
 import type { CommandModule } from 'yargs';
 import { benchCommand } from './bench/index.js';
 import { dataCommand } from './data.js';
+import { envCommand } from './env.js';
 import { planCommand } from './plan.js';
 import { runCommand } from './run.js';
 import { runsCommand } from './runs.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: yargs command modules differ in their argument types
-export const commands: CommandModule<any, any>[] = [benchCommand, dataCommand, planCommand, runCommand, runsCommand];
+export const commands: CommandModule<any, any>[] = [
+  benchCommand,
+  dataCommand,
+  envCommand,
+  planCommand,
+  runCommand,
+  runsCommand,
+];

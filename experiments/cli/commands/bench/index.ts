@@ -1,9 +1,10 @@
 /** `exp bench <what>`: benchmarks that print one JSON object with --json. */
 import type { Argv, CommandModule } from 'yargs';
 import { benchAttentionCommand } from './attention.js';
+import { benchEnvCommand } from './env.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: yargs command modules differ in their argument types
-const benches: CommandModule<any, any>[] = [benchAttentionCommand];
+const benches: CommandModule<any, any>[] = [benchAttentionCommand, benchEnvCommand];
 
 export const benchCommand: CommandModule = {
   command: 'bench <what>',
