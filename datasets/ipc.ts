@@ -155,7 +155,8 @@ export class ArrowFile {
 
   /** Reads `length` bytes at `position` into a fresh buffer (own ArrayBuffer, so views align). */
   read(position: number, length: number): Uint8Array {
-    const out = new Uint8Array(length);
+    // allocUnsafeSlow: its own ArrayBuffer (typed views align) and no zero-fill (it is overwritten).
+    const out = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
     this.readInto(out, position);
     return out;
   }
@@ -274,6 +275,23 @@ export class ArrowFile {
   }
 }
 
+/** A buffer for a read: small ones zeroed by the engine (cheap), large ones not zeroed at all. */
+function fresh(bytes: number): ArrayBuffer {
+  return bytes < 1 << 16 ? new ArrayBuffer(bytes) : (Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer);
+}
+
+/**
+ * A reusable read buffer: scans that hand out one batch at a time read into the same memory
+ * instead of faulting in fresh pages for every batch.
+ */
+export class Scratch {
+  private buf = new ArrayBuffer(0);
+  get(bytes: number): ArrayBuffer {
+    if (this.buf.byteLength < bytes) this.buf = Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer;
+    return this.buf;
+  }
+}
+
 /** Bytes per value of a leaf (bool: bit-packed, see `readLeafRows`). */
 export function leafBytes(kind: LeafKind): number {
   return BYTES[kind];
@@ -288,11 +306,12 @@ export function readLeafRowsF32(
   leaf: LeafLayout,
   start: number,
   count: number,
+  scratch?: Scratch,
 ): Float32Array {
   const n = count * leaf.width;
   if (leaf.kind === 'f32') {
-    const out = new Float32Array(n);
-    file.readInto(new Uint8Array(out.buffer), leaf.offset + start * leaf.width * 4);
+    const out = new Float32Array(scratch ? scratch.get(n * 4) : fresh(n * 4), 0, n);
+    file.readInto(new Uint8Array(out.buffer, 0, out.byteLength), leaf.offset + start * leaf.width * 4);
     return out;
   }
   const raw = readLeafRaw(file, leaf, start, count);
@@ -307,11 +326,12 @@ export function readLeafRowsF64(
   leaf: LeafLayout,
   start: number,
   count: number,
+  scratch?: Scratch,
 ): Float64Array {
   const n = count * leaf.width;
   if (leaf.kind === 'f64') {
-    const out = new Float64Array(n);
-    file.readInto(new Uint8Array(out.buffer), leaf.offset + start * leaf.width * 8);
+    const out = new Float64Array(scratch ? scratch.get(n * 8) : fresh(n * 8), 0, n);
+    file.readInto(new Uint8Array(out.buffer, 0, out.byteLength), leaf.offset + start * leaf.width * 8);
     return out;
   }
   const raw = readLeafRaw(file, leaf, start, count);

@@ -17,9 +17,8 @@ import {
   readLeafRaw,
   readLeafRowsF32,
   readLeafRowsF64,
-  typedView,
+  Scratch,
   typeName,
-  unpackBits,
 } from './ipc.js';
 import { type DatasetInfo, readInfo } from './metadata.js';
 import { type EpisodeIndex, INDEX_KEY, type Layout, METADATA_KEY } from './writer.js';
@@ -50,6 +49,26 @@ export interface StepBatch {
   truncations: Uint8Array;
 }
 
+/** Columns a scan can read. */
+export type ScanColumn =
+  | 'episodeIds'
+  | 'steps'
+  | 'observations'
+  | 'actions'
+  | 'rewards'
+  | 'terminations'
+  | 'truncations';
+
+const ALL_COLUMNS: readonly ScanColumn[] = [
+  'episodeIds',
+  'steps',
+  'observations',
+  'actions',
+  'rewards',
+  'terminations',
+  'truncations',
+];
+
 /** A dataset opened for reading; see `openDataset`. */
 export interface TrajectoryDataset {
   readonly path: string;
@@ -69,8 +88,12 @@ export interface TrajectoryDataset {
   steps(i: number, start: number, count: number): StepSlice;
   /** Rewards of steps [start, start+count) of episode i only (one small read). */
   rewards(i: number, start: number, count: number): Float64Array;
-  /** All record batches in order. */
-  scan(): Iterable<StepBatch>;
+  /**
+   * All record batches in order. `columns` limits what is read (the rest come back empty).
+   * With `reuse`, float columns are read into buffers reused by the next batch (faster; copy
+   * what you keep).
+   */
+  scan(columns?: readonly ScanColumn[], options?: { reuse?: boolean }): Iterable<StepBatch>;
   close(): void;
 }
 
@@ -147,18 +170,6 @@ function infosOf(
     out[name.slice(6)] = readLeafRowsF32(file, leaf, start, rows);
   }
   return Object.keys(out).length ? out : undefined;
-}
-
-/** Whole-batch columns as float32/float64/byte arrays (views where the stored type matches). */
-function batchColumn(body: Uint8Array, b: BatchLayout, leaf: LeafLayout, as: 'f32' | 'f64' | 'u8' | 'i32') {
-  const off = leaf.offset - b.bodyOffset;
-  const n = b.rows * leaf.width;
-  if (leaf.kind === 'bool') return unpackBits(body.subarray(off, off + leaf.byteLength), 0, n);
-  const raw = typedView(leaf.kind, body.buffer, body.byteOffset + off, n);
-  if (leaf.kind === as) return raw as Float32Array | Float64Array | Int32Array;
-  const out = as === 'f32' ? new Float32Array(n) : as === 'f64' ? new Float64Array(n) : new Int32Array(n);
-  for (let k = 0; k < n; k++) out[k] = Number(raw[k]);
-  return out;
 }
 
 function checkEpisodeIndex(i: number, n: number, path: string): void {
@@ -289,21 +300,52 @@ class ArrowFileDataset implements TrajectoryDataset {
     };
   }
 
-  *scan(): Iterable<StepBatch> {
+  *scan(
+    columns: readonly ScanColumn[] = ALL_COLUMNS,
+    options: { reuse?: boolean } = {},
+  ): Iterable<StepBatch> {
+    const want = new Set(columns);
+    const scratch = options.reuse
+      ? { obs: new Scratch(), act: new Scratch(), rew: new Scratch() }
+      : undefined;
+    const scratchOf = (name: string) =>
+      scratch && (name === 'observations' ? scratch.obs : name === 'actions' ? scratch.act : scratch.rew);
     for (let i = 0; i < this.file.numBatches; i++) {
       const b = this.file.batch(i);
-      const body = this.file.body(i);
-      const col = (name: string, as: 'f32' | 'f64' | 'u8' | 'i32') =>
-        batchColumn(body, b, leafOf(this.path, b, name), as);
+      // One positioned read per wanted column; unwanted columns are never read.
+      const rows = (name: string) => {
+        const leaf = leafOf(this.path, b, name);
+        return { leaf, n: b.rows };
+      };
+      const f32 = (name: string, key: ScanColumn) => {
+        if (!want.has(key)) return new Float32Array(0);
+        const { leaf, n } = rows(name);
+        return readLeafRowsF32(this.file, leaf, 0, n, scratchOf(name));
+      };
+      const f64 = (name: string, key: ScanColumn) => {
+        if (!want.has(key)) return new Float64Array(0);
+        const { leaf, n } = rows(name);
+        return readLeafRowsF64(this.file, leaf, 0, n, scratchOf(name));
+      };
+      const u8 = (name: string, key: ScanColumn) => {
+        if (!want.has(key)) return new Uint8Array(0);
+        const { leaf, n } = rows(name);
+        return flags(this.file, leaf, 0, n);
+      };
+      const i32 = (name: string, key: ScanColumn) => {
+        if (!want.has(key)) return new Int32Array(0);
+        const { leaf, n } = rows(name);
+        return Int32Array.from(readLeafRaw(this.file, leaf, 0, n) as Int32Array);
+      };
       yield {
         rows: b.rows,
-        episodeIds: col('episode_id', 'i32') as Int32Array,
-        steps: col('step', 'i32') as Int32Array,
-        observations: col('observations', 'f32') as Float32Array,
-        actions: col('actions', 'f32') as Float32Array,
-        rewards: col('rewards', 'f64') as Float64Array,
-        terminations: col('terminations', 'u8') as Uint8Array,
-        truncations: col('truncations', 'u8') as Uint8Array,
+        episodeIds: i32('episode_id', 'episodeIds'),
+        steps: i32('step', 'steps'),
+        observations: f32('observations', 'observations'),
+        actions: f32('actions', 'actions'),
+        rewards: f64('rewards', 'rewards'),
+        terminations: u8('terminations', 'terminations'),
+        truncations: u8('truncations', 'truncations'),
       };
     }
   }
@@ -496,7 +538,7 @@ class MinariArrowDataset implements TrajectoryDataset {
     };
   }
 
-  *scan(): Iterable<StepBatch> {
+  *scan(_columns?: readonly ScanColumn[]): Iterable<StepBatch> {
     for (let i = 0; i < this.numEpisodes; i++) {
       const T = this.lengths[i];
       const s = this.rows(i, 0, T + 1, false);

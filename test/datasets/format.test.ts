@@ -78,9 +78,8 @@ describe('trajectory format round trip', () => {
           assertSame(ds, episodes, obsDim, actDim);
           // Returns (stored or computed) against a plain sum; scan covers every row once.
           const returns = ds.returns();
-          episodes.forEach((e, i) =>
-            assert.ok(Math.abs(returns[i] - e.rewards.reduce((a, b) => a + b, 0)) < 1e-9),
-          );
+          for (const [i, e] of episodes.entries())
+            assert.ok(Math.abs(returns[i] - e.rewards.reduce((a, b) => a + b, 0)) < 1e-9);
           let rows = 0;
           let rewardSum = 0;
           for (const b of ds.scan()) {
@@ -97,7 +96,7 @@ describe('trajectory format round trip', () => {
               for (let j = 0; j < obsDim; j++) mean[j] += e.observations[t * obsDim + j];
             n += e.rewards.length;
           }
-          ds.info.obsMean?.forEach((m, j) => assert.ok(Math.abs(m - mean[j] / n) < 1e-5));
+          for (const [j, m] of (ds.info.obsMean ?? []).entries()) assert.ok(Math.abs(m - mean[j] / n) < 1e-5);
         } finally {
           ds.close();
         }
