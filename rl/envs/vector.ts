@@ -282,7 +282,7 @@ export interface AsyncVectorEnvOptions {
 /** Messages to a worker. */
 export type WorkerCommand =
   | { cmd: 'reset'; seeds: (number | undefined)[]; options?: Record<string, unknown> }
-  | { cmd: 'step'; actions: Float64Array }
+  | { cmd: 'step'; actions: Float32Array | Float64Array }
   | { cmd: 'close' };
 /** Replies from a worker. */
 export type WorkerReply =
@@ -431,7 +431,9 @@ export class AsyncVectorEnv extends VectorEnv {
     this.checkActions(actions, 'AsyncVectorEnv');
     const k = this.actionSize;
     for (const h of this.workers) {
-      const shard = new Float64Array(h.count * k);
+      // NOTE: keep float32 actions float32: the control cost is computed in the action's precision.
+      const shard =
+        actions instanceof Float32Array ? new Float32Array(h.count * k) : new Float64Array(h.count * k);
       for (let j = 0; j < shard.length; j++) shard[j] = actions[h.first * k + j];
       this.post(h, { cmd: 'step', actions: shard });
     }
