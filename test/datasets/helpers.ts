@@ -1,7 +1,9 @@
 /** Shared helpers of the dataset tests: fresh random episodes and temp directories. */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Rng } from '../../common/index.js';
 import { boxSpace, type DatasetDescription, type EpisodeInput } from '../../datasets/index.js';
 
@@ -55,4 +57,22 @@ export function description(obsDim: number, actDim: number, id = 'test/random-v0
     refMinScore: -10,
     refMaxScore: 10,
   };
+}
+
+/**
+ * Runs one of this folder's Python scripts (test/datasets/py) with the test venv's python;
+ * returns stdout, throws with stderr on failure.
+ */
+export function runPyScript(script: string, args: string[]): string {
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  const py = join(process.env.RING_VENV ?? join(root, '.venv'), 'bin', 'python');
+  const res = spawnSync(py, [join(root, 'test', 'datasets', 'py', script), ...args], {
+    encoding: 'utf8',
+    maxBuffer: 256 * 2 ** 20,
+    timeout: 300_000,
+    env: { ...process.env, PYTHONWARNINGS: 'ignore' },
+  });
+  if (res.status !== 0)
+    throw new Error(`${script} exited with ${res.status ?? res.signal}: ${res.stderr ?? res.error}`);
+  return res.stdout;
 }
