@@ -53,12 +53,14 @@ export function displayPath(p: string): string {
 
 /** Parses YAML text; a syntax error names the file, line and column. */
 export function parseYaml(text: string, label: string): unknown {
-  const doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length) {
     const e = doc.errors[0];
     const pos = e.linePos?.[0];
     const where = pos ? `${label}:${pos.line}:${pos.col}` : label;
-    throw new InputError(`${where}: YAML syntax error: ${e.message.split('\n')[0]}`);
+    throw new InputError(
+      `${where}: YAML syntax error: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:$/, '')}`,
+    );
   }
   return doc.toJS();
 }

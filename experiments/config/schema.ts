@@ -50,7 +50,8 @@ export abstract class Schema<T> {
       issues.add(path, `missing required key; expected ${this.expect}`);
       return MISSING;
     }
-    if (value === null && this.defaultValue === undefined) {
+    if (value === null) {
+      // `key:` with nothing after it: YAML's null, never a valid value here.
       issues.add(path, `missing value; expected ${this.expect}`);
       return MISSING;
     }

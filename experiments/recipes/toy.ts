@@ -28,6 +28,11 @@ const fields = {
   evalSize: s.integer({ doc: 'Held-out points', default: 256, min: 1 }),
   noise: s.number({ doc: 'Std of the Gaussian noise added to the targets', default: 0.05, min: 0 }),
   evalEvery: s.integer({ doc: 'Steps between evaluations', default: 20, min: 1 }),
+  failAtStep: s.integer({
+    doc: 'Throw an error at this step (tests of FAILED runs); 0 never',
+    default: 0,
+    min: 0,
+  }),
   stepDelayMs: s.number({
     doc: 'Sleep after each step, ms (demos and the Ctrl-C test; 0 in real use)',
     default: 0,
@@ -137,6 +142,7 @@ async function run(ctx: RecipeContext<ToyConfig>): Promise<void> {
   let last = start - 1;
   for (let step = start; step <= c.steps; step++) {
     if (ctx.signal.aborted) break;
+    if (step === c.failAtStep) throw new Error(`toy: failing at step ${step} as configured (toy.failAtStep)`);
     // Batch drawn with the run RNG: its state is in every checkpoint (resume draws the same).
     const idx = new Int32Array(c.batchSize);
     for (let i = 0; i < c.batchSize; i++) idx[i] = ctx.rng.int(c.datasetSize);

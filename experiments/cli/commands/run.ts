@@ -55,8 +55,9 @@ export const runCommand: CommandModule<object, RunArgs> = {
       config: args.config,
       sets: args.set,
       seed: args.seed,
-      // 'auto' (the flag's default when RING_BACKEND is unset) leaves the config's choice.
-      backend: args.backend === 'auto' ? undefined : args.backend,
+      // Only an explicit --backend overrides the config (the flag's default mirrors RING_BACKEND,
+      // which applies when the config says 'auto').
+      backend: args.backend === (process.env.RING_BACKEND ?? 'auto') ? undefined : args.backend,
       dryRun: args['dry-run'],
       resume: args.resume,
       trackingUri: args['tracking-uri'],

@@ -1,0 +1,84 @@
+/** Helpers of the experiments tests: the `exp` CLI in a subprocess, temporary folders. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../helpers/cli.js';
+
+export { repoRoot };
+
+export interface ExpResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A fresh temporary folder. */
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `exp-test-${prefix}-`));
+}
+
+/** Environment for a test subprocess: its own work folder, no inherited tracking URI, no colour. */
+export function testEnv(work: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    EXP_WORK_DIR: join(work, '.exp'),
+    RING_BACKEND: 'wasm',
+    CI: '1',
+  };
+  delete env.MLFLOW_TRACKING_URI;
+  delete env.MLFLOW_TRACKING_TOKEN;
+  return { ...env, ...extra };
+}
+
+/** Starts `exp …` without waiting. */
+export function spawnExp(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): ChildProcess {
+  return spawn(process.execPath, ['--enable-source-maps', join(repoRoot, 'bin', 'exp.js'), ...args], {
+    cwd: options.cwd ?? repoRoot,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Collects a child's output and exit code. */
+export function finished(child: ChildProcess): Promise<ExpResult> {
+  return new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr?.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
+  });
+}
+
+/** Runs `exp …` to the end (asynchronously, so several can run at once). */
+export function runExp(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ExpResult> {
+  return finished(spawnExp(args, options));
+}
+
+/** The JSON line `exp run --json` prints last. */
+export function outcome(r: ExpResult): {
+  run_id: string;
+  status: string;
+  experiment_id: string;
+  tracking_uri: string;
+} {
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new Error(
+      `exp printed no JSON outcome (exit ${r.code}):\nstdout: ${r.stdout}\nstderr: ${r.stderr.slice(-3000)}`,
+    );
+  }
+}
