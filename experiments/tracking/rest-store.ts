@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -21,7 +22,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { InputError, writeFileAtomic } from '../../common/index.js';
 import { splitBatch } from './batch.js';
 import type {
@@ -402,6 +403,14 @@ export class RestStore implements TrackingStore {
   }
 
   private enqueue(op: SpoolOp): void {
+    if (op.op === 'artifact' && !op.localFile.startsWith(`${this.spoolFile}.files`)) {
+      // The spool keeps its own copy: the original may be gone by the time the server is back
+      // (old local checkpoints are pruned).
+      const copy = join(`${this.spoolFile}.files`, `${this.queue.length}-${basename(op.localFile)}`);
+      mkdirSync(dirname(copy), { recursive: true });
+      copyFileSync(op.localFile, copy);
+      op.localFile = copy;
+    }
     this.queue.push(op);
     mkdirSync(dirname(this.spoolFile), { recursive: true });
     appendFileSync(this.spoolFile, `${JSON.stringify({ uri: this.uri, entry: op } satisfies SpoolLine)}\n`);
@@ -430,6 +439,7 @@ export class RestStore implements TrackingStore {
         this.queue = this.queue.slice(done);
         if (this.queue.length === 0) {
           rmSync(this.spoolFile, { force: true });
+          rmSync(`${this.spoolFile}.files`, { recursive: true, force: true });
           process.stderr.write(`mlflow: server ${this.uri} is back; replayed ${was} spooled requests\n`);
         } else
           writeFileAtomic(
