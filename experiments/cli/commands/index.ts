@@ -6,6 +6,7 @@ import { envCommand } from './env.js';
 import { planCommand } from './plan.js';
 import { runCommand } from './run.js';
 import { runsCommand } from './runs.js';
+import { sweepCommand } from './sweep.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: yargs command modules differ in their argument types
 export const commands: CommandModule<any, any>[] = [
@@ -15,4 +16,5 @@ export const commands: CommandModule<any, any>[] = [
   planCommand,
   runCommand,
   runsCommand,
+  sweepCommand,
 ];

@@ -1,0 +1,162 @@
+/**
+ * `exp sweep` runs child runs under a parent with a mean ± std summary; then the analysis notebook
+ * executes headless (jupyter nbconvert --execute, from .venv) against those runs, a
+ * context-scaling table logged like the recipe logs it, and an Arrow dataset read with pyarrow.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { FileStore, RunTracker } from '../../experiments/tracking/index.js';
+import { runPythonAsync, venvBin } from '../helpers/python.js';
+import { repoRoot, runExp, tempDir, testEnv } from './util.js';
+
+interface SweepJson {
+  parent_run_id: string;
+  status: string;
+  children: { cell: string; seed: number; runId: string; status: string }[];
+  summary: { cell: string; metric: string; mean: number; std: number; n: number }[];
+}
+
+describe('exp sweep and the analysis notebook', () => {
+  const work = tempDir('sweep');
+  const store = join(work, 'mlruns');
+  const env = testEnv(work);
+  let sweep: SweepJson;
+
+  test('2 learning rates × 3 seeds, 2 at once: children under the parent, summary mean ± std', async () => {
+    const r = await runExp(
+      [
+        'sweep',
+        'toy.yaml',
+        '--seeds',
+        '0,1,2',
+        '--grid',
+        'toy.lr=0.01,0.03',
+        '--parallel',
+        '2',
+        '--set',
+        'toy.steps=40',
+        '--set',
+        'toy.evalEvery=10',
+        '--set',
+        'tracking.systemMetricsEverySec=0',
+        '--tracking-uri',
+        store,
+        '--json',
+      ],
+      { env },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    sweep = JSON.parse(r.stdout.trim().split('\n').pop()!) as SweepJson;
+    assert.equal(sweep.status, 'FINISHED');
+    assert.equal(sweep.children.length, 6);
+    assert.ok(sweep.children.every((c) => c.status === 'FINISHED'));
+    const fs = new FileStore(store);
+    const parent = await fs.getRun(sweep.parent_run_id);
+    assert.equal(parent.tags['exp.sweep'], 'true');
+    assert.equal(parent.params['sweep.seeds'], '0,1,2');
+    const evalLosses: Record<string, number[]> = {};
+    for (const c of sweep.children) {
+      const child = await fs.getRun(c.runId);
+      assert.equal(child.tags['mlflow.parentRunId'], sweep.parent_run_id);
+      assert.equal(child.params.seed, String(c.seed));
+      evalLosses[c.cell] = [...(evalLosses[c.cell] ?? []), child.metrics['eval/loss']];
+    }
+    for (const cell of ['toy.lr_0.01', 'toy.lr_0.03']) {
+      const xs = evalLosses[cell];
+      const mean = xs.reduce((a, b) => a + b, 0) / 3;
+      const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / 2);
+      const row = sweep.summary.find((s) => s.cell === cell && s.metric === 'eval/loss')!;
+      assert.equal(row.n, 3);
+      assert.ok(Math.abs(row.mean - mean) < 1e-12 && Math.abs(row.std - std) < 1e-12, `${cell} summary`);
+      assert.ok(Math.abs(parent.metrics[`summary/${cell}/eval/loss/mean`] - mean) < 1e-9, 'parent metric');
+      assert.ok(Math.abs(parent.metrics[`summary/${cell}/eval/loss/std`] - std) < 1e-9);
+    }
+    const arts = await fs.listArtifacts(sweep.parent_run_id, 'tables');
+    assert.deepEqual(
+      arts.map((a) => a.path),
+      ['tables/summary.arrow', 'tables/summary.json'],
+    );
+
+    // A bad grid key fails before anything runs.
+    const bad = await runExp(
+      ['sweep', 'toy.yaml', '--seeds', '0', '--grid', 'toy.lrr=1,2', '--tracking-uri', store],
+      { env },
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /toy\.lrr: unknown key \(did you mean 'lr'\?\) \(from --set\)/);
+  });
+
+  test('notebooks/analysis.ipynb executes headless: curves across seeds, table, context scaling, returns', async () => {
+    // A context-scaling table, logged the way a recipe logs it (tracker.table), in its own experiment.
+    const fs = new FileStore(store);
+    const exp = await fs.ensureExperiment('context-scaling');
+    const info = await fs.createRun({ experimentId: exp, runName: 'cs', startTime: Date.now(), tags: [] });
+    const tracker = new RunTracker(fs, info.runId, { flushEverySec: 60, stagingDir: join(work, 'cs') });
+    tracker.tags({ 'exp.recipe': 'context-scaling' });
+    const rows = [
+      { method: 'vanilla', devices: 1, max_context: 1024 },
+      { method: 'memeff', devices: 1, max_context: 4096 },
+      { method: 'blockwise', devices: 1, max_context: 8192 },
+      ...[1, 2, 4].map((n) => ({ method: 'ring', devices: n, max_context: 8192 * n })),
+    ];
+    await tracker.table('context_scaling', rows);
+    await tracker.close();
+    await fs.updateRun(info.runId, 'FINISHED', Date.now());
+
+    // A small trajectory dataset in the datasets/ file layout (one row per step).
+    const dataset = join(work, 'episodes.arrow');
+    const mk = await runPythonAsync(`
+import pyarrow as pa
+ep, rw = [], []
+for e in range(20):
+    for t in range(10 + e):
+        ep.append(e); rw.append(float(e) / 10)
+t = pa.table({"episode_id": pa.array(ep, pa.int32()), "rewards": pa.array(rw, pa.float64())})
+with pa.ipc.new_file(${JSON.stringify(dataset)}, t.schema) as w:
+    w.write_table(t)
+`);
+    assert.equal(mk.code, 0, mk.stderr);
+
+    const out = join(work, 'nb-out');
+    const r = await runPythonAsync(
+      `
+import subprocess, sys
+sys.exit(subprocess.call([${JSON.stringify(join(venvBin(), 'jupyter'))}, "nbconvert", "--to", "notebook", "--execute",
+  ${JSON.stringify(join(repoRoot, 'notebooks', 'analysis.ipynb'))}, "--output-dir", ${JSON.stringify(join(work, 'nb'))},
+  "--ExecutePreprocessor.timeout=300"]))
+`,
+      {
+        env: {
+          MLFLOW_TRACKING_URI: `file://${store}`,
+          MLFLOW_ALLOW_FILE_STORE: 'true',
+          EXP_EXPERIMENT: 'toy',
+          EXP_DATASET: dataset,
+          EXP_OUTPUT_DIR: out,
+        },
+      },
+    );
+    assert.equal(r.code, 0, `nbconvert failed:\n${r.stderr.slice(-5000)}`);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as {
+      runs: number;
+      cells: string[];
+      seeds: number;
+      curve_points: number;
+      final_columns: string[];
+      context_scaling_rows: number;
+      dataset_episodes: number;
+    };
+    assert.equal(report.runs, 6);
+    assert.deepEqual(report.cells, ['toy.lr=0.01', 'toy.lr=0.03']);
+    assert.equal(report.seeds, 3);
+    assert.equal(report.curve_points, 6 * 40);
+    assert.ok(report.final_columns.includes('eval/loss mean'));
+    assert.equal(report.context_scaling_rows, rows.length);
+    assert.equal(report.dataset_episodes, 20);
+    const returns = JSON.parse(readFileSync(join(out, 'returns.json'), 'utf8')) as { max: number };
+    assert.ok(Math.abs(returns.max - 1.9 * 29) < 1e-9, `largest return ${returns.max}`);
+    for (const png of ['learning_curves.png', 'context_scaling.png', 'returns.png'])
+      assert.ok(readFileSync(join(out, png)).subarray(1, 4).toString() === 'PNG', `${png} written`);
+  });
+});
