@@ -219,4 +219,58 @@ print(json.dumps({"status": r.info.status,
     );
     assert.ok(py.system >= 5, `system metrics sampled (${py.system})`);
   });
+
+  test('a server still down at the end leaves a spool; exp runs sync replays it later', async () => {
+    const env = testEnv(join(work, 'sync'), { MLFLOW_TRACKING_URI: server.uri });
+    const child = spawnExp(
+      [
+        'run',
+        'toy.yaml',
+        '--json',
+        '--set',
+        'toy.steps=50',
+        '--set',
+        'toy.stepDelayMs=30',
+        '--set',
+        'tracking.flushEverySec=0.3',
+        '--set',
+        'tracking.systemMetricsEverySec=0',
+        '--set',
+        'tracking.finishTimeoutSec=1',
+        '--set',
+        'experiment=sync',
+      ],
+      { env },
+    );
+    const done = finished(child);
+    let stderr = '';
+    await new Promise<void>((resolve) => {
+      child.stderr?.on('data', (d) => {
+        stderr += d;
+        if (/run [0-9a-f]{32} \(/.test(stderr)) resolve();
+      });
+    });
+    await server.kill();
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /requests still waiting for .* run `exp runs sync` when the server is back/);
+    const runId = outcome(r).run_id;
+    const down = await runExp(['runs', 'sync'], { env });
+    assert.equal(down.code, 1, 'sync while the server is down reports pending requests');
+    assert.match(down.stdout, /still pending/);
+    await server.restart();
+    const sync = await runExp(['runs', 'sync'], { env });
+    assert.equal(sync.code, 0, sync.stderr);
+    assert.match(sync.stdout, /spool empty/);
+    const store = new RestStore(server.uri, { spoolDir: join(work, 'unused') });
+    const run = await store.getRun(runId);
+    assert.equal(run.info.status, 'FINISHED');
+    const steps = (await store.getMetricHistory(runId, 'train/loss'))
+      .map((m) => m.step)
+      .sort((a, b) => a - b);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
+  });
 });
