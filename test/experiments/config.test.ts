@@ -178,6 +178,17 @@ describe('exp run --dry-run', () => {
   });
 });
 
+describe('exp run --schema', () => {
+  test('lists every key of the recipe with type, default and doc', async () => {
+    const work = tempDir('schema');
+    const r = await runExp(['run', 'toy.yaml', '--schema'], { env: testEnv(work) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^toy\.lr: a number > 0 \(default 0\.01\)\. Adam learning rate$/m);
+    assert.match(r.stdout, /^checkpoint\.every: an integer ≥ 0 \(default 0\)\. /m);
+    assert.match(r.stdout, /^recipe: one of 'toy'.* \(required\)\. /m);
+  });
+});
+
 describe('config schema', () => {
   test('defaults fill in, an empty section takes all defaults, the doc lists every field', () => {
     const loaded = checkConfig({ recipe: 'toy', toy: null }, 'inline');

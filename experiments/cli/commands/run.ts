@@ -1,7 +1,11 @@
 /** `exp run <config>`: one MLflow run of a recipe (see experiments/runner.ts). */
+import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { InputError } from '../../../common/index.js';
-import { RECIPES } from '../../recipes/index.js';
+import { runConfigSchema } from '../../config/base.js';
+import { parseYaml, resolveConfigPath } from '../../config/load.js';
+import { describeSchema } from '../../config/schema.js';
+import { RECIPES, recipeNames } from '../../recipes/index.js';
 import { runExperiment } from '../../runner.js';
 import { withBackend } from '../options.js';
 
@@ -16,6 +20,26 @@ interface RunArgs {
   'parent-run-id'?: string;
   json: boolean;
   quiet: boolean;
+  schema: boolean;
+}
+
+/** Documentation of the config keys: of the recipe a config names, else of every recipe. */
+function schemaDoc(config: string | undefined): string {
+  let recipes = RECIPES;
+  if (config) {
+    const file = resolveConfigPath(config);
+    const doc = parseYaml(readFileSync(file, 'utf8'), file) as { recipe?: unknown } | null;
+    const named = RECIPES.filter((r) => r.name === doc?.recipe);
+    if (named.length) recipes = named;
+  }
+  return recipes
+    .map((r) =>
+      [
+        `# recipe: ${r.name} (${r.describe})`,
+        ...describeSchema(runConfigSchema(recipeNames(), r.name, r.schema)),
+      ].join('\n'),
+    )
+    .join('\n\n');
 }
 
 export const runCommand: CommandModule<object, RunArgs> = {
@@ -44,11 +68,20 @@ export const runCommand: CommandModule<object, RunArgs> = {
         })
         .option('parent-run-id', { type: 'string', hidden: true, describe: 'Parent run (sweeps)' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as one JSON line' })
-        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' }),
+        .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
+        .option('schema', {
+          type: 'boolean',
+          default: false,
+          describe: 'Print every config key with its type, default and doc (of the config’s recipe, or all)',
+        }),
     ).epilog(
       `Recipes: ${RECIPES.map((r) => `${r.name} (${r.describe})`).join('; ')}`,
     ) as unknown as Argv<RunArgs>,
   handler: async (args) => {
+    if (args.schema) {
+      process.stdout.write(`${schemaDoc(args.config)}\n`);
+      return;
+    }
     if (args.seed !== undefined && (!Number.isInteger(args.seed) || args.seed < 0))
       throw new InputError(`--seed: expected an integer ≥ 0; got ${args.seed}`);
     const outcome = await runExperiment({
