@@ -162,6 +162,25 @@ print(json.dumps({
     assert.match(py.failed.reason, /toy: failing at step 5/);
   });
 
+  test('mlflow migrate-filestore converts the store to SQLite with runs, metrics and inputs intact', async () => {
+    const db = join(work, 'migrated.db');
+    const py = await pythonJson<{ runs: string[]; points: number; inputs: number }>(
+      `
+import json, subprocess, sys
+from mlflow import MlflowClient
+subprocess.run([sys.executable, "-m", "mlflow", "migrate-filestore", "--source", ${JSON.stringify(store)}, "--target", "sqlite:///${db}", "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+c = MlflowClient("sqlite:///${db}")
+exp = c.get_experiment_by_name("toy")
+runs = c.search_runs([exp.experiment_id])
+ok = [r for r in runs if r.info.run_name == "fs-ok"][0]
+print(json.dumps({"runs": sorted(f"{r.info.run_name} {r.info.status}" for r in runs),
+  "points": len(c.get_metric_history(ok.info.run_id, "train/loss")), "inputs": len(ok.inputs.dataset_inputs)}))
+`,
+      { env: { MLFLOW_ALLOW_FILE_STORE: 'true' } },
+    );
+    assert.deepEqual(py, { runs: ['fs-fail FAILED', 'fs-ok FINISHED'], points: 40, inputs: 1 });
+  });
+
   test('exp runs list / show read the runs back', async () => {
     const list = await runExp(['runs', 'list', '--tracking-uri', store, '--json', '--experiment', 'toy'], {
       env,
