@@ -3,10 +3,14 @@
  * `Recipe` (see types.ts and toy.ts) and list it here; `recipe: <name>` in a config then selects it
  * and its section is validated by its schema.
  */
+import { contextScalingRecipe } from './context-scaling.js';
 import { toyRecipe } from './toy.js';
 import type { Recipe } from './types.js';
 
-export const RECIPES: readonly Recipe<unknown>[] = [toyRecipe as Recipe<unknown>];
+export const RECIPES: readonly Recipe<unknown>[] = [
+  toyRecipe as Recipe<unknown>,
+  contextScalingRecipe as Recipe<unknown>,
+];
 
 export function recipeNames(): string[] {
   return RECIPES.map((r) => r.name);

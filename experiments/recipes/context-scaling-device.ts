@@ -1,0 +1,177 @@
+/**
+ * The device side of the context-scaling experiment: one training step (forward, backward,
+ * gradient all-reduce, Adam update) of a small LLaMA-style language model on this device's shard
+ * of the sequence, with peak tensor bytes measured. Every device builds the same weights from the
+ * same seed, so the replicas start and stay identical (sequence parallelism, paper §3).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../../common/index.js';
+import {
+  allReduceSum,
+  type AttentionImpl,
+  blockVariables,
+  type DeviceContext,
+  embeddingLookup,
+  initBlock,
+  linear,
+  normalize,
+  type RingLayout,
+  type TransformerBlockConfig,
+  transformerBlock,
+} from '../../ring/index.js';
+import { withPeakBytes } from '../../ring/device/measure.js';
+
+export interface ScalingModel {
+  vocab: number;
+  dModel: number;
+  heads: number;
+  kvHeads: number;
+  layers: number;
+  ffnHidden: number;
+}
+
+export interface ScalingStepArgs {
+  tokens: Int32Array; // (B, c) inputs held by this device
+  targets: Int32Array; // (B, c) next tokens
+  batch: number;
+  localLen: number;
+  seqLen: number;
+  layout: RingLayout;
+  attention: AttentionImpl;
+  blockSize: number;
+  model: ScalingModel;
+  seed: number;
+  /** Training steps to run (the first is measured for memory; all are timed). */
+  steps: number;
+}
+
+export interface ScalingStepResult {
+  loss: number;
+  peakBytes: number;
+  stepMs: number[];
+}
+
+export function blockConfig(
+  m: ScalingModel,
+  attention: AttentionImpl,
+  blockSize: number,
+): TransformerBlockConfig {
+  return {
+    dModel: m.dModel,
+    heads: m.heads,
+    kvHeads: m.kvHeads,
+    ffnHidden: m.ffnHidden,
+    ffn: 'swiglu',
+    norm: 'rms',
+    normEps: 1e-5,
+    rope: { theta: 10000 },
+    attention,
+    blockSize,
+    // BPT applies the FFN blockwise; vanilla and memeff do not (paper Table 1)
+    ffnChunk: attention === 'blockwise' || attention === 'ring' ? blockSize : 0,
+    causal: true,
+  };
+}
+
+/** Parameters of the model (embedding, blocks, final norm, untied head). */
+export function parameterCount(m: ScalingModel): number {
+  const Dh = m.dModel / m.heads;
+  const block =
+    2 * m.dModel +
+    m.dModel * (m.heads + 2 * m.kvHeads) * Dh +
+    m.heads * Dh * m.dModel +
+    3 * m.dModel * m.ffnHidden;
+  return 2 * m.vocab * m.dModel + m.layers * block + m.dModel;
+}
+
+export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promise<ScalingStepResult> {
+  const stepMs: number[] = [];
+  let loss = 0;
+  const { peakBytes } = await withPeakBytes(() => {
+    const rng = new Rng(a.seed);
+    const cfg = blockConfig(a.model, a.attention, a.blockSize);
+    const { vocab, dModel, layers } = a.model;
+    const embed = tf.variable(
+      tf.tensor2d(rng.normalArray(vocab * dModel, 0.02), [vocab, dModel]),
+      true,
+      'embed',
+    );
+    const blocks = Array.from({ length: layers }, (_, i) => initBlock(cfg, rng, `layer${i}`, layers));
+    const finalNorm = tf.variable(tf.ones([dModel]), true, 'norm');
+    const head = tf.variable(
+      tf.tensor2d(rng.normalArray(dModel * vocab, 0.02), [dModel, vocab]),
+      true,
+      'head',
+    );
+    const vars = [embed, ...blocks.flatMap(blockVariables), finalNorm, head];
+    const optimizer = tf.train.adam(1e-3);
+    const tokens = tf.tensor2d(a.tokens, [a.batch, a.localLen], 'int32');
+    const targets = tf.tensor2d(a.targets, [a.batch, a.localLen], 'int32');
+    const seq =
+      a.attention === 'ring'
+        ? { ring: { transport: ctx.transport, seqLen: a.seqLen, layout: a.layout } }
+        : {};
+    for (let s = 0; s < a.steps; s++) {
+      const started = performance.now();
+      const { value, grads } = tf.variableGrads(() => {
+        let x = embeddingLookup(embed as unknown as tf.Tensor2D, tokens); // (B, c, Dm)
+        for (const w of blocks) x = transformerBlock(x, w, cfg, seq);
+        const logits = linear(normalize(x, finalNorm, 'rms', 1e-5), head as unknown as tf.Tensor2D); // (B, c, V)
+        const logp = tf.logSoftmax(logits);
+        const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, vocab)));
+        // mean over the whole sequence: each device's share, summed by the all-reduce
+        return tf.div(tf.neg(picked), a.batch * a.seqLen) as tf.Scalar;
+      }, vars);
+      let localLoss = value.dataSync()[0];
+      value.dispose();
+      if (ctx.worldSize > 1) {
+        // one all-reduce of every gradient, flattened (and of the loss, appended)
+        const names = vars.map((v) => v.name);
+        const flat = tf.concat(names.map((n) => tf.reshape(grads[n], [-1])));
+        const data = new Float32Array(flat.size + 1);
+        data.set(flat.dataSync() as Float32Array);
+        data[flat.size] = localLoss;
+        flat.dispose();
+        allReduceSum(ctx.transport, data);
+        localLoss = data[data.length - 1];
+        let offset = 0;
+        for (const v of vars) {
+          const g = grads[v.name];
+          const summed = tf.tensor(data.subarray(offset, offset + g.size), g.shape);
+          offset += g.size;
+          g.dispose();
+          grads[v.name] = summed;
+        }
+      }
+      optimizer.applyGradients(grads as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+      tf.dispose(Object.values(grads));
+      loss = localLoss;
+      stepMs.push(performance.now() - started);
+    }
+    optimizer.dispose();
+    tf.dispose([tokens, targets, ...vars]);
+    return null;
+  }, true);
+  return { loss, peakBytes, stepMs };
+}
+
+/** GFLOP/s of a 2-D matmul on this device: the backend's measured peak, for MFU. */
+export function matmulPeak(args: { size: number; repeats: number }): number {
+  const n = args.size;
+  const a = tf.randomNormal([n, n]) as tf.Tensor2D;
+  const b = tf.randomNormal([n, n]) as tf.Tensor2D;
+  const once = () => {
+    const c = tf.matMul(a, b);
+    c.dataSync(); // NOTE: read outside tidy: returning the array from tidy walks every element
+    c.dispose();
+  };
+  once();
+  let best = Infinity;
+  for (let i = 0; i < args.repeats; i++) {
+    const t = performance.now();
+    once();
+    best = Math.min(best, performance.now() - t);
+  }
+  tf.dispose([a, b]);
+  return (2 * n ** 3) / (best * 1e6);
+}

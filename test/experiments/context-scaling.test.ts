@@ -1,0 +1,70 @@
+// `exp run context-scaling.yaml` end to end (shrunk with --set): the table artifact shows the
+// paper's shape — ring's max context ≈ N × BPT's, BPT ≥ memeff ≥ vanilla.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { exp } from '../helpers/cli.js';
+
+function findFile(dir: string, name: string): string | undefined {
+  for (const entry of readdirSync(dir)) {
+    const p = join(dir, entry);
+    if (statSync(p).isDirectory()) {
+      const hit = findFile(p, name);
+      if (hit) return hit;
+    } else if (entry === name) return p;
+  }
+  return undefined;
+}
+
+describe('context-scaling recipe', () => {
+  test('ring ≈ N × BPT ≥ memeff ≥ vanilla under one budget, logged as a table and a plot', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctx-scaling-'));
+    try {
+      const r = exp(
+        [
+          'run',
+          'context-scaling.yaml',
+          '--set',
+          'context-scaling.devices=[2,4]',
+          '--set',
+          'context-scaling.budgetMiB=24',
+          '--set',
+          'context-scaling.maxLen=4096',
+          '--set',
+          'context-scaling.throughputSteps=1',
+        ],
+        { cwd: dir, env: { MLFLOW_TRACKING_URI: '' }, timeoutMs: 600_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const table = findFile(join(dir, 'mlruns'), 'context_scaling.json');
+      assert.ok(table, 'table artifact missing');
+      assert.ok(findFile(join(dir, 'mlruns'), 'max_context.svg'), 'plot artifact missing');
+      assert.ok(findFile(join(dir, 'mlruns'), 'context_scaling.arrow'), 'arrow table missing');
+      const rows = JSON.parse(readFileSync(table, 'utf8')) as {
+        method: string;
+        devices: number;
+        max_context: number;
+        tokens_per_sec: number | null;
+      }[];
+      const ctx = (m: string, n = 1) => rows.find((x) => x.method === m && x.devices === n)!.max_context;
+      const bpt = ctx('BPT');
+      assert.ok(bpt > 0, 'BPT fits nothing');
+      assert.ok(ctx('vanilla') <= ctx('memeff') && ctx('memeff') <= bpt, JSON.stringify(rows));
+      for (const n of [2, 4])
+        assert.ok(ctx('ring', n) >= 0.85 * n * bpt, `ring N=${n}: ${ctx('ring', n)} vs BPT ${bpt}`);
+      assert.ok(rows.find((x) => x.method === 'ring' && x.devices === 4)!.tokens_per_sec! > 0);
+      const metric = findFile(join(dir, 'mlruns'), 'ring_n4');
+      assert.ok(metric, 'per-cell metric missing');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a bad value is a config error naming the key', () => {
+    const r = exp(['run', 'context-scaling.yaml', '--dry-run', '--set', 'context-scaling.layout=zigzag']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /context-scaling\.layout/);
+  });
+});
