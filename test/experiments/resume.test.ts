@@ -122,4 +122,64 @@ describe('SIGINT then --resume', () => {
     assert.equal(again.code, 2);
     assert.match(again.stderr, /already FINISHED/);
   });
+
+  test('SIGKILL (no checkpoint on the way out) then --resume: each step once, same stream', async () => {
+    const work = tempDir('resume-kill');
+    const env = testEnv(work);
+    const refStore = join(work, 'ref');
+    const store = join(work, 'mlruns');
+    const refP = runExp(['run', 'toy.yaml', ...common(refStore)], { env });
+    const child = spawnExp(
+      [
+        'run',
+        'toy.yaml',
+        ...common(store),
+        '--set',
+        'toy.stepDelayMs=40',
+        '--set',
+        'tracking.flushEverySec=0.2',
+      ],
+      { env },
+    );
+    const done = finished(child);
+    let stderr = '';
+    let runId = '';
+    await new Promise<void>((resolve) => {
+      child.stderr?.on('data', (d) => {
+        stderr += d;
+        const m = /run ([0-9a-f]{32}) \(/.exec(stderr);
+        if (m) {
+          runId = m[1];
+          resolve();
+        }
+      });
+    });
+    // Kill once steps after a checkpoint are logged: those must not be logged twice on resume.
+    const fs = new FileStore(store);
+    let saved = 0;
+    let logged = 0;
+    for (let i = 0; i < 400 && !(saved > 0 && logged >= saved + 3); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      const ckpts = (await fs.listArtifacts(runId, 'checkpoints')).map((a) => Number(a.path.slice(-8)));
+      saved = ckpts.length ? Math.max(...ckpts) : 0;
+      const h = await fs.getMetricHistory(runId, 'train/loss').catch(() => []);
+      logged = h.length ? Math.max(...h.map((m) => m.step)) : 0;
+    }
+    child.kill('SIGKILL');
+    await done;
+    assert.equal((await fs.getRun(runId)).info.status, 'RUNNING', 'a killed process leaves the run RUNNING');
+    assert.ok(
+      saved > 0 && logged > saved,
+      `steps after the last checkpoint were logged (${saved} < ${logged})`,
+    );
+    const resumed = await runExp(['run', '--resume', runId, '--tracking-uri', store, '--json'], { env });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const ref = await refP;
+    const refFs = new FileStore(refStore);
+    for (const key of ['train/loss', 'eval/loss']) {
+      const a = (await refFs.getMetricHistory(outcome(ref).run_id, key)).map((m) => [m.step, m.value]);
+      const b = (await fs.getMetricHistory(runId, key)).map((m) => [m.step, m.value]);
+      assert.deepEqual(b, a, `${key}: each step once, same values`);
+    }
+  });
 });

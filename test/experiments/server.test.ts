@@ -220,6 +220,60 @@ print(json.dumps({"status": r.info.status,
     assert.ok(py.system >= 5, `system metrics sampled (${py.system})`);
   });
 
+  test('SIGINT, then --resume on another work folder: the checkpoint comes from the server', async () => {
+    const args = [
+      '--json',
+      '--seed',
+      '5',
+      '--set',
+      'toy.steps=60',
+      '--set',
+      'checkpoint.every=10',
+      '--set',
+      'experiment=rest-resume',
+    ];
+    const child = spawnExp(['run', 'toy.yaml', ...args, '--set', 'toy.stepDelayMs=40'], {
+      env: testEnv(join(work, 'a'), { MLFLOW_TRACKING_URI: server.uri }),
+    });
+    const done = finished(child);
+    let stderr = '';
+    await new Promise<void>((resolve) => {
+      child.stderr?.on('data', (d) => {
+        stderr += d;
+        if (/run [0-9a-f]{32} \(/.test(stderr)) resolve();
+      });
+    });
+    await new Promise((r) => setTimeout(r, 1200));
+    child.kill('SIGINT');
+    const killed = await done;
+    assert.equal(killed.code, 130, killed.stderr);
+    const runId = outcome(killed).run_id;
+    const store = new RestStore(server.uri, { spoolDir: join(work, 'unused') });
+    const run = await store.getRun(runId);
+    assert.equal(run.info.status, 'KILLED');
+    assert.match(run.tags['exp.status_reason'], /interrupted by SIGINT/);
+    // Another work folder: nothing local, so --resume must download the checkpoint.
+    const resumed = await runExp(['run', '--resume', runId, '--json'], {
+      env: testEnv(join(work, 'b'), { MLFLOW_TRACKING_URI: server.uri }),
+    });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.equal(outcome(resumed).status, 'FINISHED');
+    const ref = await runExp(['run', 'toy.yaml', ...args], {
+      env: testEnv(join(work, 'c'), { MLFLOW_TRACKING_URI: server.uri }),
+    });
+    const refId = outcome(ref).run_id;
+    for (const key of ['train/loss', 'eval/loss']) {
+      const a = (await store.getMetricHistory(refId, key))
+        .map((m) => [m.step, m.value])
+        .sort((x, y) => x[0] - y[0]);
+      const b = (await store.getMetricHistory(runId, key))
+        .map((m) => [m.step, m.value])
+        .sort((x, y) => x[0] - y[0]);
+      assert.deepEqual(b, a, `${key} equals the uninterrupted run's`);
+    }
+    assert.equal((await store.getRun(runId)).info.status, 'FINISHED');
+  });
+
   test('a server still down at the end leaves a spool; exp runs sync replays it later', async () => {
     const env = testEnv(join(work, 'sync'), { MLFLOW_TRACKING_URI: server.uri });
     const child = spawnExp(
