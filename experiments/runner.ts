@@ -205,8 +205,23 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
   let signalName: string | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (controller.signal.aborted) {
-      process.stderr.write(`${sig} again: stopping now (run ${runId} stays RUNNING until resumed)\n`);
-      process.exit(130);
+      // Best effort: mark the run KILLED (capped at 2 s), then stop without a new checkpoint.
+      process.stderr.write(
+        `${sig} again: stopping now; resume from the last checkpoint with --resume ${runId}\n`,
+      );
+      void Promise.race([
+        store
+          .logBatch(runId, {
+            metrics: [],
+            params: [],
+            tags: [{ key: STATUS_REASON_TAG, value: `stopped by a second ${sig}` }],
+          })
+          .then(() => store.updateRun(runId, 'KILLED', Date.now())),
+        new Promise((r) => setTimeout(r, 2000)),
+      ])
+        .catch(() => undefined)
+        .finally(() => process.exit(130));
+      return;
     }
     signalName = sig;
     process.stderr.write(

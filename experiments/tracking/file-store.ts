@@ -158,12 +158,21 @@ export class FileStore implements TrackingStore {
     return id.toString();
   }
 
+  /** Run id → its folder; runs do not move, so a found folder stays valid. */
+  private readonly runDirs = new Map<string, { experimentId: string; dir: string }>();
+
   private findRunDir(runId: string): { experimentId: string; dir: string } {
+    const cached = this.runDirs.get(runId);
+    if (cached) return cached;
     if (!/^[0-9a-f]{32}$/.test(runId)) throw new InputError(`file store: invalid run id '${runId}'`);
     for (const e of readdirSync(this.root, { withFileTypes: true })) {
       if (!e.isDirectory()) continue;
       const dir = join(this.root, e.name, runId);
-      if (existsSync(join(dir, META))) return { experimentId: e.name, dir };
+      if (existsSync(join(dir, META))) {
+        const found = { experimentId: e.name, dir };
+        this.runDirs.set(runId, found);
+        return found;
+      }
     }
     throw new InputError(`run '${runId}' not found in ${this.uri}`);
   }

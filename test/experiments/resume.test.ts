@@ -182,4 +182,35 @@ describe('SIGINT then --resume', () => {
       assert.deepEqual(b, a, `${key}: each step once, same values`);
     }
   });
+
+  test('a second SIGINT stops at once and still marks the run KILLED', async () => {
+    const work = tempDir('resume-twice');
+    const store = join(work, 'mlruns');
+    const child = spawnExp(['run', 'toy.yaml', ...common(store), '--set', 'toy.stepDelayMs=5000'], {
+      env: testEnv(work),
+    });
+    const done = finished(child);
+    let stderr = '';
+    let runId = '';
+    await new Promise<void>((resolve) => {
+      child.stderr?.on('data', (d) => {
+        stderr += d;
+        const m = /run ([0-9a-f]{32}) \(/.exec(stderr);
+        if (m) {
+          runId = m[1];
+          resolve();
+        }
+      });
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    const r = await done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /SIGINT again: stopping now/);
+    const run = await new FileStore(store).getRun(runId);
+    assert.equal(run.info.status, 'KILLED');
+    assert.equal(run.tags['exp.status_reason'], 'stopped by a second SIGINT');
+  });
 });
