@@ -56,10 +56,15 @@ export {
   type BlockWeights,
   blockVariables,
   checkBlockConfig,
+  disposeKvCache,
+  emptyKvCache,
   initBlock,
+  type KvCache,
   localPositions,
   normalize,
   type SequenceContext,
   type TransformerBlockConfig,
   transformerBlock,
+  transformerBlockStep,
 } from './transformer.js';
+export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';

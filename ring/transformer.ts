@@ -31,6 +31,7 @@ export interface TransformerBlockConfig {
   normEps: number;
   /** Rotary position embedding (LLaMA): theta, and a position-interpolation factor ≥ 1. */
   rope?: { theta: number; interpolation?: number };
+  // NOTE: without RoPE, positions come from the model's own embeddings (RL policies)
   attention: AttentionImpl;
   /** Block size of memeff/blockwise/ring attention. */
   blockSize: number;
@@ -71,18 +72,21 @@ export function checkBlockConfig(c: TransformerBlockConfig, where = 'transformer
 export function initBlock(c: TransformerBlockConfig, rng: Rng, name: string, layers: number): BlockWeights {
   checkBlockConfig(c);
   const Dh = c.dModel / c.heads;
-  const w = (rows: number, cols: number, std: number, id: string) =>
-    tf.variable(tf.tensor2d(rng.normalArray(rows * cols, std), [rows, cols]), true, `${name}.${id}`);
+  // NOTE: tfjs variable names must be unique per thread; they are left to tfjs (several models
+  // may live in one thread), and `name` only labels this block's weights in errors
+  void name;
+  const w = (rows: number, cols: number, std: number, _id: string) =>
+    tf.variable(tf.tensor2d(rng.normalArray(rows * cols, std), [rows, cols]), true);
   const std = 0.02;
   // GPT-2: residual projections scaled by 1/√(2·layers) so activations do not grow with depth
   const resid = std / Math.sqrt(2 * layers);
   return {
-    attnNorm: tf.variable(tf.ones([c.dModel]), true, `${name}.attnNorm`),
+    attnNorm: tf.variable(tf.ones([c.dModel]), true),
     wq: w(c.dModel, c.heads * Dh, std, 'wq'),
     wk: w(c.dModel, c.kvHeads * Dh, std, 'wk'),
     wv: w(c.dModel, c.kvHeads * Dh, std, 'wv'),
     wo: w(c.heads * Dh, c.dModel, resid, 'wo'),
-    ffnNorm: tf.variable(tf.ones([c.dModel]), true, `${name}.ffnNorm`),
+    ffnNorm: tf.variable(tf.ones([c.dModel]), true),
     up: w(c.dModel, c.ffnHidden, std, 'up'),
     down: w(c.ffnHidden, c.dModel, resid, 'down'),
     gate: c.ffn === 'swiglu' ? w(c.dModel, c.ffnHidden, std, 'gate') : undefined,
@@ -167,6 +171,74 @@ export function attend(
       });
     }
   }
+}
+
+/**
+ * Keys and values of the tokens seen so far, per block, for incremental decoding (generation,
+ * policy rollouts): each new token attends to the cache instead of recomputing the context.
+ */
+export interface KvCache {
+  k?: tf.Tensor; // (B, Hk, T, Dh), kept
+  v?: tf.Tensor;
+  /** Tokens in the cache. */
+  length: number;
+}
+
+export function emptyKvCache(): KvCache {
+  return { length: 0 };
+}
+
+export function disposeKvCache(c: KvCache): void {
+  tf.dispose([c.k, c.v].filter((t): t is tf.Tensor => t !== undefined));
+  c.k = c.v = undefined;
+  c.length = 0;
+}
+
+/**
+ * xNew (B, Tn, Dm): the next Tn tokens at positions cache.length…; returns their outputs
+ * (B, Tn, Dm) and appends their keys and values to `cache`. No gradients (inference). Attention
+ * is vanilla over the cache (queries are the last positions), which is exact for every
+ * implementation; segment ids are not supported here.
+ */
+export function transformerBlockStep(
+  xNew: tf.Tensor,
+  w: BlockWeights,
+  c: TransformerBlockConfig,
+  cache: KvCache,
+): tf.Tensor {
+  const [B, Tn, Dm] = dims(xNew);
+  const Dh = Dm / c.heads;
+  const m = (v: tf.Variable) => v as unknown as tf.Tensor2D;
+  const out = tf.tidy(() => {
+    const h = normalize(xNew, w.attnNorm, c.norm, c.normEps);
+    let q = toHeads(linear(h, m(w.wq)), c.heads); // (B, H, Tn, Dh)
+    let k = toHeads(linear(h, m(w.wk)), c.kvHeads); // (B, Hk, Tn, Dh)
+    const v = toHeads(linear(h, m(w.wv)), c.kvHeads);
+    if (c.rope) {
+      const pos = Int32Array.from({ length: Tn }, (_, t) => cache.length + t);
+      q = applyRope(q, pos, c.rope.theta, c.rope.interpolation);
+      k = applyRope(k, pos, c.rope.theta, c.rope.interpolation);
+    }
+    const kAll = cache.k ? tf.concat([cache.k, k], 2) : k;
+    const vAll = cache.v ? tf.concat([cache.v, v], 2) : v;
+    const a = vanillaAttention(q, kAll, vAll, { causal: c.causal }); // (B, H, Tn, Dh)
+    const merged = tf.reshape(tf.transpose(a, [0, 2, 1, 3]), [B, Tn, c.heads * Dh]);
+    const x1 = tf.add(xNew, linear(merged, m(w.wo)));
+    const h2 = normalize(x1, w.ffnNorm, c.norm, c.normEps);
+    const f = feedForward(h2, {
+      kind: c.ffn,
+      up: m(w.up),
+      down: m(w.down),
+      gate: w.gate ? m(w.gate) : undefined,
+    });
+    return { y: tf.add(x1, f), kAll: tf.keep(kAll), vAll: tf.keep(vAll) };
+  });
+  if (out.kAll !== cache.k) cache.k?.dispose();
+  if (out.vAll !== cache.v) cache.v?.dispose();
+  cache.k = out.kAll;
+  cache.v = out.vAll;
+  cache.length += Tn;
+  return out.y;
 }
 
 /** x (B, T, Dm) → (B, T, Dm). */

@@ -97,7 +97,7 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
       'embed',
     );
     const blocks = Array.from({ length: layers }, (_, i) => initBlock(cfg, rng, `layer${i}`, layers));
-    const finalNorm = tf.variable(tf.ones([dModel]), true, 'norm');
+    const finalNorm = tf.variable(tf.ones([dModel]), true);
     const head = tf.variable(
       tf.tensor2d(rng.normalArray(dModel * vocab, 0.02), [dModel, vocab]),
       true,

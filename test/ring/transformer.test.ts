@@ -8,12 +8,17 @@ import { Rng } from '../../common/index.js';
 import {
   allReduceMessageFloats,
   applyRope,
+  disposeKvCache,
+  emptyKvCache,
   gatherTokens,
+  initBlock,
   initBackend,
   RingGroup,
   scatterTokens,
   tokenIndices,
   type TransformerBlockConfig,
+  transformerBlock,
+  transformerBlockStep,
 } from '../../ring/index.js';
 import { relError } from '../helpers/reference.js';
 import { type BlockTaskArgs, blockGradients } from './fixtures/block-task.js';
@@ -98,6 +103,33 @@ describe('transformer block on the ring', () => {
       } finally {
         await group.dispose();
       }
+    });
+  }
+});
+
+describe('incremental decoding with a KV cache', () => {
+  for (const extra of [{}, { rope: undefined, norm: 'layer', ffn: 'gelu' }] as const) {
+    test(`step by step equals the full causal forward ${JSON.stringify(extra)}`, () => {
+      const config = { ...base, ...extra, attention: 'vanilla', ffnChunk: 0 } as TransformerBlockConfig;
+      const rng = new Rng((Math.random() * 2 ** 31) | 0);
+      const [B, T, Dm] = [2, 11, config.dModel];
+      const w = initBlock(config, rng, 'b', 1);
+      const x = tf.tensor3d(rng.normalArray(B * T * Dm), [B, T, Dm]);
+      const full = transformerBlock(x, w, config, {}).dataSync();
+      const cache = emptyKvCache();
+      const parts: tf.Tensor[] = [];
+      for (const [start, len] of [
+        [0, 4],
+        [4, 1],
+        [5, 3],
+        [8, 3],
+      ]) {
+        parts.push(transformerBlockStep(tf.slice(x, [0, start, 0], [B, len, Dm]), w, config, cache));
+      }
+      assert.equal(cache.length, T);
+      const inc = tf.concat(parts, 1).dataSync();
+      assert.ok(relError(inc, full) < 1e-5, `${relError(inc, full)}`);
+      disposeKvCache(cache);
     });
   }
 });

@@ -1,0 +1,100 @@
+/**
+ * AdamW (Loshchilov & Hutter: Adam with decoupled weight decay), global-norm gradient clipping
+ * and learning-rate schedules, for the models trained on the ring (RL policies, the LM). Its
+ * state (moments and step count) round-trips through plain arrays for checkpoints and resume.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface AdamWOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Which variables decay (default: matrices only — not gains, biases or embeddings' norms). */
+  decays?: (v: tf.Variable) => boolean;
+}
+
+export interface OptimizerState {
+  step: number;
+  /** Per variable, in the order given: first and second moments. */
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
+export class AdamW {
+  private readonly m: tf.Variable[];
+  private readonly v: tf.Variable[];
+  step = 0;
+
+  constructor(
+    readonly vars: tf.Variable[],
+    private readonly o: AdamWOptions,
+  ) {
+    this.m = vars.map((x) => tf.variable(tf.zerosLike(x), false));
+    this.v = vars.map((x) => tf.variable(tf.zerosLike(x), false));
+  }
+
+  /** Applies gradients (one per variable, same order) with learning rate `lr` (default: options). */
+  apply(grads: tf.Tensor[], lr = this.o.lr): void {
+    const b1 = this.o.beta1 ?? 0.9;
+    const b2 = this.o.beta2 ?? 0.999;
+    const eps = this.o.eps ?? 1e-8;
+    const wd = this.o.weightDecay ?? 0;
+    const decays = this.o.decays ?? ((x: tf.Variable) => x.rank >= 2);
+    this.step++;
+    const bc1 = 1 - b1 ** this.step;
+    const bc2 = 1 - b2 ** this.step;
+    tf.tidy(() => {
+      this.vars.forEach((x, i) => {
+        const g = grads[i];
+        this.m[i].assign(tf.add(tf.mul(this.m[i], b1), tf.mul(g, 1 - b1)));
+        this.v[i].assign(tf.add(tf.mul(this.v[i], b2), tf.mul(tf.square(g), 1 - b2)));
+        const update = tf.div(tf.div(this.m[i], bc1), tf.add(tf.sqrt(tf.div(this.v[i], bc2)), eps));
+        // decoupled weight decay: shrink the weights, not the gradient
+        const decayed = wd > 0 && decays(x) ? tf.mul(x, 1 - lr * wd) : x;
+        x.assign(tf.sub(decayed, tf.mul(update, lr)));
+      });
+    });
+  }
+
+  state(): OptimizerState {
+    return {
+      step: this.step,
+      m: this.m.map((t) => t.dataSync() as Float32Array),
+      v: this.v.map((t) => t.dataSync() as Float32Array),
+    };
+  }
+
+  load(s: OptimizerState): void {
+    this.step = s.step;
+    this.m.forEach((t, i) => t.assign(tf.tensor(s.m[i], t.shape)));
+    this.v.forEach((t, i) => t.assign(tf.tensor(s.v[i], t.shape)));
+  }
+
+  dispose(): void {
+    tf.dispose([...this.m, ...this.v]);
+  }
+}
+
+/** Scales gradients so their global L2 norm is at most `maxNorm`; returns the norm before. */
+export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): { grads: tf.Tensor[]; norm: number } {
+  const norm = Math.sqrt(tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+  if (!(maxNorm > 0) || norm <= maxNorm) return { grads, norm };
+  const scale = maxNorm / (norm + 1e-6);
+  const clipped = grads.map((g) => tf.mul(g, scale));
+  tf.dispose(grads);
+  return { grads: clipped, norm };
+}
+
+/** Linear warmup to `lr`, then cosine decay to `minLr` at `total` steps (or constant if `total` is 0). */
+export function warmupCosine(
+  step: number,
+  o: { lr: number; warmup: number; total: number; minLr?: number },
+): number {
+  if (o.warmup > 0 && step < o.warmup) return (o.lr * (step + 1)) / o.warmup;
+  if (o.total <= 0 || step >= o.total) return o.total <= 0 ? o.lr : (o.minLr ?? 0);
+  const progress = (step - o.warmup) / Math.max(1, o.total - o.warmup);
+  const min = o.minLr ?? 0;
+  return min + 0.5 * (o.lr - min) * (1 + Math.cos(Math.PI * progress));
+}
