@@ -68,8 +68,12 @@ export class AdamW {
 
   load(s: OptimizerState): void {
     this.step = s.step;
-    this.m.forEach((t, i) => t.assign(tf.tensor(s.m[i], t.shape)));
-    this.v.forEach((t, i) => t.assign(tf.tensor(s.v[i], t.shape)));
+    this.m.forEach((t, i) => {
+      t.assign(tf.tensor(s.m[i], t.shape));
+    });
+    this.v.forEach((t, i) => {
+      t.assign(tf.tensor(s.v[i], t.shape));
+    });
   }
 
   dispose(): void {
