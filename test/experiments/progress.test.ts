@@ -31,6 +31,9 @@ describe('progress output', () => {
     assert.equal(r.status, 0, r.stderr);
     const frames = r.stdout.split('\r').filter((f) => f.startsWith('\x1b[Ktoy ['));
     assert.ok(frames.length >= 3, `the bar is redrawn (${frames.length} frames)`);
-    assert.match(frames[1].slice(3), /^toy \[[#.]{24}\] \d+\/200 [\d.]+\/s [\d.]+s eta [\d.]+s loss=[\d.e-]+/);
+    assert.match(
+      frames[1].slice(3),
+      /^toy \[[#.]{24}\] \d+\/200 [\d.]+\/s [\d.]+s eta [\d.]+s loss=[\d.e-]+/,
+    );
   });
 });
