@@ -1,0 +1,36 @@
+/**
+ * lm/: a LLaMA-style decoder on ring/ attention, Hugging Face safetensors checkpoints, tokenizers,
+ * the ShareGPT finetuning pipeline and the LongChat line-retrieval task (issue 8).
+ */
+export {
+  argmax,
+  blockConfigOf,
+  checkLlamaConfig,
+  DEFAULT_RUNTIME,
+  fromHfConfig,
+  type GenerateOptions,
+  type HfLlamaConfig,
+  IGNORE_INDEX,
+  type KvCache,
+  type LlamaConfig,
+  LlamaModel,
+  type LlamaRuntime,
+  type LlamaWeights,
+  llamaParameterCount,
+  maskedCrossEntropy,
+  sampleToken,
+  shiftLabels,
+  toHfConfig,
+} from './model.js';
+export {
+  CheckpointReader,
+  encodeSafetensors,
+  hfStateDict,
+  loadLlama,
+  type NamedTensor,
+  readLlamaConfig,
+  type SafetensorsEntry,
+  SafetensorsFile,
+  type SaveOptions,
+  saveLlama,
+} from './safetensors.js';
