@@ -34,3 +34,12 @@ export {
   type SaveOptions,
   saveLlama,
 } from './safetensors.js';
+export {
+  type EncodeOptions,
+  HfTokenizer,
+  type HfTokenizerJson,
+  LlamaSentencePiece,
+  llamaTokenizerJson,
+  loadTokenizer,
+  type Tokenizer,
+} from './tokenizer.js';
