@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import llamaTokenizerDefault, { LlamaTokenizer as PackageTokenizer } from 'llama-tokenizer-js';
+import llamaTokenizerDefault, { type LlamaTokenizer as PackageTokenizer } from 'llama-tokenizer-js';
 import { InputError } from '../common/index.js';
 
 export interface EncodeOptions {
