@@ -43,3 +43,21 @@ export {
   loadTokenizer,
   type Tokenizer,
 } from './tokenizer.js';
+export {
+  type BuildOptions,
+  type BuildReport,
+  buildShareGptDataset,
+  type CleanReport,
+  type Conversation,
+  cleanShareGpt,
+  type DropReason,
+  type Example,
+  type PackedSequence,
+  pack,
+  readShareGptRecords,
+  renderVicunaPairs,
+  type TrimCounts,
+  toExamples,
+  VICUNA_SYSTEM,
+  windowTargets,
+} from './sharegpt.js';
