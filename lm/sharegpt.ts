@@ -95,16 +95,16 @@ export function cleanShareGpt(
   for (let i = 0; i < invalidLines; i++) drop('invalid_json');
   const trimmed: TrimCounts = { first_turn_not_human: 0, empty_turns: 0, trailing_user_turn: 0 };
   const conversations: Conversation[] = [];
-  records.forEach((rec, index) => {
-    if (!rec || typeof rec !== 'object' || Array.isArray(rec)) return drop('not_an_object');
+  const one = (rec: unknown, index: number): Conversation | DropReason => {
+    if (!rec || typeof rec !== 'object' || Array.isArray(rec)) return 'not_an_object';
     const r = rec as Record<string, unknown>;
     const raw = r.conversations ?? r.conversation;
-    if (!Array.isArray(raw)) return drop('missing_conversations');
+    if (!Array.isArray(raw)) return 'missing_conversations';
     const turns: { role: string; text: string }[] = [];
     for (const t of raw) {
-      if (!t || typeof t !== 'object') return drop('malformed_turn');
+      if (!t || typeof t !== 'object') return 'malformed_turn';
       const { from, value } = t as Record<string, unknown>;
-      if (typeof from !== 'string' || typeof value !== 'string') return drop('malformed_turn');
+      if (typeof from !== 'string' || typeof value !== 'string') return 'malformed_turn';
       turns.push({ role: from.toLowerCase(), text: value });
     }
     let system: string | undefined;
@@ -113,7 +113,7 @@ export function cleanShareGpt(
     for (const t of turns) {
       if (USER_ROLES.has(t.role)) mapped.push({ role: 'user', text: t.text });
       else if (ASSISTANT_ROLES.has(t.role)) mapped.push({ role: 'assistant', text: t.text });
-      else return drop('unknown_role');
+      else return 'unknown_role';
     }
     // FastChat: "if roles[source[0]['from']] != conv.roles[0]: source = source[1:]"
     if (mapped.length && mapped[0].role !== 'user') {
@@ -123,18 +123,19 @@ export function cleanShareGpt(
     const nonEmpty = mapped.filter((t) => t.text.trim().length > 0);
     trimmed.empty_turns += mapped.length - nonEmpty.length;
     for (let j = 0; j < nonEmpty.length; j++)
-      if (nonEmpty[j].role !== (j % 2 === 0 ? 'user' : 'assistant')) return drop('not_alternating');
+      if (nonEmpty[j].role !== (j % 2 === 0 ? 'user' : 'assistant')) return 'not_alternating';
     if (nonEmpty.length % 2 === 1) {
       nonEmpty.pop();
       if (nonEmpty.length) trimmed.trailing_user_turn++;
     }
-    if (nonEmpty.length === 0) return drop('no_assistant_turn');
+    if (nonEmpty.length === 0) return 'no_assistant_turn';
     const id = typeof r.id === 'string' || typeof r.id === 'number' ? String(r.id) : `#${index}`;
-    conversations.push({
-      id,
-      system: typeof system === 'string' && system.trim() ? system : undefined,
-      turns: nonEmpty,
-    });
+    return { id, system: typeof system === 'string' && system.trim() ? system : undefined, turns: nonEmpty };
+  };
+  records.forEach((rec, index) => {
+    const r = one(rec, index);
+    if (typeof r === 'string') drop(r);
+    else conversations.push(r);
   });
   return {
     conversations,
