@@ -48,6 +48,18 @@ export {
   scatterTokens,
 } from './device/ring-attention.js';
 export { type RingTransport, RingCommError, SharedMemoryTransport } from './transport/index.js';
+export {
+  parseNodeList,
+  type RankEnvironment,
+  type RankSource,
+  type RingSpec,
+  rankFromEnvironment,
+  secretFromEnvironment,
+  type TransportEnvironment,
+  transportFromEnvironment,
+  ZeroMqTransport,
+  type ZeroMqTransportOptions,
+} from './transport/index.js';
 export { blockwiseFeedForward, type FeedForwardKind, type FeedForwardWeights, feedForward } from './ffn.js';
 export { allReduceMessageFloats, allReduceSum, broadcastFromRank0 } from './parallel.js';
 export {
@@ -68,3 +80,4 @@ export {
   transformerBlockStep,
 } from './transformer.js';
 export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';
+export { withPeakBytes } from './device/measure.js';

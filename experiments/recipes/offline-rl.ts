@@ -1,0 +1,595 @@
+/**
+ * `recipe: offline-rl` — offline RL on an Arrow trajectory dataset with Agentic Transformer,
+ * Decision Transformer or behaviour cloning (the paper's Table 5 methods), evaluated on the
+ * rl/envs task: data → model on ring devices → train loop (log, checkpoint, evaluate) → summary.
+ *
+ * Metrics: `train/loss`, `train/lr`, `train/grad_norm`, `train/tokens_per_sec`;
+ * `eval/return_mean`, `eval/return_std`, `eval/normalized_score` (D4RL-normalised mean; for AT the
+ * last of the n trials, and `eval/normalized_score_best_trial` the best), at each evaluation;
+ * `summary/normalized_score_last` and `summary/normalized_score_best` (CORL's last and best evaluation).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError, Rng } from '../../common/index.js';
+import {
+  AtChainSampler,
+  DtWindowSampler,
+  openDataset,
+  stateNorm,
+  type TrajectoryDataset,
+} from '../../datasets/index.js';
+import {
+  AdamW,
+  type AttentionImpl,
+  clipByGlobalNorm,
+  RingGroup,
+  type RingLayout,
+  tokenIndices,
+  warmupCosine,
+} from '../../ring/index.js';
+import { make } from '../../rl/envs/index.js';
+import { atModelConfig, atRollout, atTokens } from '../../rl/policies/agentic-transformer.js';
+import { BcPolicy, topEpisodes } from '../../rl/policies/bc.js';
+import { dtAct, dtModelConfig, dtTokens } from '../../rl/policies/decision-transformer.js';
+import { padTokens, selectTokens, type TokenBatch } from '../../rl/policies/tokens.js';
+import type { InitArgs, StepArgs, StepResult } from '../../rl/policies/train-device.js';
+import { trainMessageFloats } from '../../rl/policies/train-device.js';
+import {
+  TrajectoryTransformer,
+  type TrajectoryTransformerConfig,
+} from '../../rl/policies/trajectory-transformer.js';
+import { evaluateEpisodes, rolloutEnv, summarize } from '../../rl/evaluate.js';
+import { type InferFields, s } from '../config/schema.js';
+import { linePlotSvg } from '../plot/svg.js';
+import type { Recipe, RecipeContext } from './types.js';
+
+const fields = {
+  algo: s.enum(['at', 'dt', 'bc'] as const, {
+    doc: 'Agentic Transformer, Decision Transformer or behaviour cloning',
+    default: 'at',
+  }),
+  env: s.string({
+    doc: 'Environment id the policy is evaluated on (must match the dataset)',
+    default: 'Ant-v5',
+  }),
+  dataset: s.string({ doc: 'Path to an Arrow trajectory dataset (file or Minari folder)' }),
+  returnScale: s.number({
+    doc: 'Returns-to-go are divided by this (DT: 1000 for MuJoCo)',
+    default: 1000,
+    min: 0,
+    exclusiveMin: true,
+  }),
+  model: s.object(
+    {
+      dModel: s.integer({ doc: 'Embedding width', default: 128, min: 1 }),
+      layers: s.integer({ doc: 'Transformer blocks', default: 3, min: 1 }),
+      heads: s.integer({ doc: 'Attention heads', default: 1, min: 1 }),
+      attention: s.enum(['vanilla', 'memeff', 'blockwise', 'ring'] as const, {
+        doc: 'Attention implementation',
+        default: 'blockwise',
+      }),
+      devices: s.integer({ doc: 'Ring devices N (attention: ring)', default: 1, min: 1 }),
+      layout: s.enum(['contiguous', 'striped'] as const, { doc: 'Ring token layout', default: 'striped' }),
+      blockSize: s.integer({
+        doc: 'Block size of memeff/blockwise/ring and the FFN chunk',
+        default: 128,
+        min: 1,
+      }),
+      maxTimestep: s.integer({ doc: 'Timestep embedding size (longest episode + 1)', default: 1001, min: 1 }),
+      memoryBudgetMiB: s.number({
+        doc: 'Per-device memory budget checked before training (0: none)',
+        default: 0,
+        min: 0,
+      }),
+    },
+    { doc: 'The transformer (AT, DT)' },
+  ),
+  dt: s.object(
+    { context: s.integer({ doc: 'K, steps per window', default: 20, min: 1 }) },
+    { doc: 'Decision Transformer' },
+  ),
+  at: s.object(
+    {
+      maxTrajectories: s.integer({ doc: 'Most trajectories in a chain of hindsight', default: 4, min: 1 }),
+      contextSteps: s.integer({
+        doc: 'Steps of context (the chain’s last steps are kept)',
+        default: 256,
+        min: 1,
+      }),
+      trials: s.integer({ doc: 'Trials rolled out one after another at evaluation', default: 2, min: 1 }),
+    },
+    { doc: 'Agentic Transformer' },
+  ),
+  bc: s.object(
+    {
+      topPercent: s.number({
+        doc: 'Train on the top x% of trajectories by return (BC-10%: 10)',
+        default: 100,
+        min: 0,
+        exclusiveMin: true,
+      }),
+      hidden: s.integer({ doc: 'Hidden units per layer (two layers)', default: 256, min: 1 }),
+    },
+    { doc: 'Behaviour cloning' },
+  ),
+  train: s.object(
+    {
+      steps: s.integer({ doc: 'Gradient steps', default: 2000, min: 1 }),
+      batchSize: s.integer({ doc: 'Sequences (or BC states) per step', default: 16, min: 1 }),
+      lr: s.number({ doc: 'Peak learning rate (AdamW)', default: 1e-4, min: 0, exclusiveMin: true }),
+      weightDecay: s.number({ doc: 'AdamW weight decay', default: 1e-4, min: 0 }),
+      warmup: s.integer({ doc: 'Linear warmup steps', default: 200, min: 0 }),
+      clip: s.number({ doc: 'Gradient clipping (global norm; 0: none)', default: 0.25, min: 0 }),
+      evalEvery: s.integer({ doc: 'Steps between evaluations (0: only at the end)', default: 500, min: 0 }),
+    },
+    { doc: 'Optimisation' },
+  ),
+  eval: s.object(
+    {
+      episodes: s.integer({ doc: 'Evaluation episodes (AT: each is n trials)', default: 5, min: 1 }),
+      maxEpisodeSteps: s.integer({
+        doc: 'Episode length cap at evaluation (0: the env’s limit)',
+        default: 0,
+        min: 0,
+      }),
+      targetReturn: s.number({ doc: 'Target return for AT/DT (0: the dataset’s best return)', default: 0 }),
+      seed: s.integer({ doc: 'Seed of the first evaluation episode', default: 1000, min: 0 }),
+    },
+    { doc: 'Evaluation' },
+  ),
+};
+
+export type OfflineRlConfig = InferFields<typeof fields>;
+
+const trainModule = new URL('../../rl/policies/train-device.js', import.meta.url);
+
+/** Checks the dataset against the config before anything trains (issue 6: bad input). */
+function checkDataset(ds: TrajectoryDataset, c: OfflineRlConfig, file: string): void {
+  const env = make<Float64Array, Float32Array>(c.env);
+  const obsDim = (env.observationSpace as unknown as { shape: number[] }).shape[0];
+  const actDim = (env.actionSpace as unknown as { shape: number[] }).shape[0];
+  env.close();
+  if (ds.info.envId && ds.info.envId !== c.env)
+    throw new InputError(
+      `${file}: dataset was collected on ${ds.info.envId}; the config evaluates on ${c.env} (offline-rl.env)`,
+    );
+  if (ds.obsDim !== obsDim || ds.actDim !== actDim)
+    throw new InputError(
+      `${file}: dataset has observations of ${ds.obsDim} and actions of ${ds.actDim} dims; ${c.env} has ${obsDim} and ${actDim}`,
+    );
+}
+
+async function run(ctx: RecipeContext<OfflineRlConfig>): Promise<void> {
+  const c = ctx.config;
+  const ds = openDataset(c.dataset);
+  try {
+    checkDataset(ds, c, c.dataset);
+    await ctx.tracker.dataset(
+      {
+        name: ds.info.datasetId,
+        digest: ds.info.digest ?? 'unknown',
+        sourceType: 'local',
+        source: c.dataset,
+        profile: JSON.stringify({ episodes: ds.numEpisodes, steps: ds.totalSteps }),
+      },
+      'training',
+    );
+    const norm = stateNorm(ds);
+    const returns = ds.returns();
+    const best = returns.reduce((a, b) => Math.max(a, b), -Infinity);
+    const target = c.eval.targetReturn || best;
+    ctx.tracker.params({
+      'data.episodes': ds.numEpisodes,
+      'data.steps': ds.totalSteps,
+      'data.best_return': best.toFixed(1),
+      'eval.target': target.toFixed(1),
+    });
+    if (c.algo === 'bc') await trainBc(ctx, ds, norm);
+    else await trainTransformer(ctx, ds, norm, target);
+  } finally {
+    ds.close();
+  }
+}
+
+interface EvalPoint {
+  step: number;
+  score: number;
+  best?: number;
+}
+
+async function finish(ctx: RecipeContext<OfflineRlConfig>, evals: EvalPoint[]): Promise<void> {
+  if (ctx.signal.aborted || evals.length === 0) return;
+  const last = evals[evals.length - 1].score;
+  const bestEval = Math.max(...evals.map((e) => e.score));
+  ctx.tracker.metric('summary/normalized_score_last', last, evals[evals.length - 1].step);
+  ctx.tracker.metric('summary/normalized_score_best', bestEval, evals[evals.length - 1].step);
+  await ctx.tracker.table(
+    'evaluations',
+    evals.map((e) => ({ step: e.step, normalized_score: e.score, best_trial: e.best ?? null })),
+  );
+  await ctx.tracker.plot(
+    'normalized_score',
+    linePlotSvg({
+      title: `${ctx.config.algo.toUpperCase()} on ${ctx.config.env}`,
+      xLabel: 'step',
+      yLabel: 'D4RL-normalised score',
+      series: [{ name: 'eval', x: evals.map((e) => e.step), y: evals.map((e) => e.score) }],
+    }),
+  );
+}
+
+function evalEnv(c: OfflineRlConfig, norm: { mean: Float32Array; std: Float32Array }) {
+  return rolloutEnv({
+    envId: c.env,
+    maxEpisodeSteps: c.eval.maxEpisodeSteps || undefined,
+    stateMean: norm.mean,
+    stateStd: norm.std,
+  });
+}
+
+async function trainTransformer(
+  ctx: RecipeContext<OfflineRlConfig>,
+  ds: TrajectoryDataset,
+  norm: { mean: Float32Array; std: Float32Array },
+  target: number,
+): Promise<void> {
+  const c = ctx.config;
+  const m = c.model;
+  const N = m.attention === 'ring' ? m.devices : 1;
+  const layout = m.layout as RingLayout;
+  if (m.attention !== 'ring' && m.devices !== 1)
+    throw new InputError(
+      `offline-rl.model.devices: ${m.attention} runs on one device; got ${m.devices} (use attention: ring)`,
+    );
+  const base = {
+    dModel: m.dModel,
+    layers: m.layers,
+    heads: m.heads,
+    maxTimestep: m.maxTimestep,
+    attention: m.attention as AttentionImpl,
+    blockSize: m.blockSize,
+  };
+  const config: TrajectoryTransformerConfig =
+    c.algo === 'at' ? atModelConfig(ds.obsDim, ds.actDim, base) : dtModelConfig(ds.obsDim, ds.actDim, base);
+  const sample: () => TokenBatch =
+    c.algo === 'at'
+      ? (() => {
+          const sampler = new AtChainSampler(ds, {
+            batchSize: c.train.batchSize,
+            maxTrajectories: c.at.maxTrajectories,
+            contextSteps: c.at.contextSteps,
+            seed: ctx.rng.int(2 ** 31),
+            returnScale: c.returnScale,
+          });
+          return () => atTokens(sampler.sample(), m.maxTimestep);
+        })()
+      : (() => {
+          const sampler = new DtWindowSampler(ds, {
+            batchSize: c.train.batchSize,
+            context: c.dt.context,
+            seed: ctx.rng.int(2 ** 31),
+            returnScale: c.returnScale,
+          });
+          return () => dtTokens(sampler.sample(), m.maxTimestep);
+        })();
+  const group = await RingGroup.create({ devices: N, backend: ctx.backend.name });
+  try {
+    const first = sample();
+    const seqLen = Math.ceil(first.length / N) * N;
+    const probe = new TrajectoryTransformer(config, new Rng(0));
+    const parameters = probe.parameterCount();
+    probe.dispose();
+    const messageFloats = trainMessageFloats(config, c.train.batchSize, seqLen / N, parameters, N);
+    const initArgs: InitArgs = {
+      config,
+      seed: ctx.seed,
+      weightDecay: c.train.weightDecay,
+      weights: ctx.resume
+        ? Object.keys(ctx.resume.tensors)
+            .filter((k) => k.startsWith('w'))
+            .sort(byIndex)
+            .map((k) => ctx.resume!.tensors[k].data as Float32Array)
+        : undefined,
+      optimizer: ctx.resume
+        ? optimizerFrom(ctx.resume.tensors, (ctx.resume.state as { optStep: number }).optStep)
+        : undefined,
+    };
+    await group.run(trainModule, 'initTrainer', Array(N).fill(initArgs), messageFloats);
+    ctx.tracker.params({ 'model.parameters': parameters, 'model.tokens_per_sequence': first.length });
+    const start = (ctx.resume?.step ?? 0) + 1;
+    const progress = ctx.progress(`${c.algo} ${m.attention}${N > 1 ? ` N=${N}` : ''}`, c.train.steps);
+    const evals: EvalPoint[] = (
+      (ctx.resume?.state as { evals?: EvalPoint[] } | undefined)?.evals ?? []
+    ).slice();
+    const shardsOf = (b: TokenBatch, lr: number): StepArgs[] => {
+      const padded = padTokens(b, seqLen - b.length);
+      const totalWeight = padded.weights.reduce((a, x) => a + x, 0);
+      return Array.from({ length: N }, (_, r) => ({
+        tokens: N === 1 ? padded : selectTokens(padded, tokenIndices(r, N, seqLen, layout)),
+        totalWeight,
+        seqLen,
+        layout,
+        lr,
+        clip: c.train.clip,
+      }));
+    };
+    if (m.memoryBudgetMiB > 0) {
+      // NOTE: a context the attention cannot hold in the budget fails here, before training (issue 6)
+      const peaks = await group.run<StepArgs, number>(
+        trainModule,
+        'probeMemory',
+        shardsOf(first, 0),
+        messageFloats,
+      );
+      const need = (Math.max(...peaks) + (N > 1 ? group.commBytesPerDevice : 0)) / 2 ** 20;
+      ctx.tracker.params({ 'model.probe_mib_per_device': need.toFixed(1) });
+      if (need > m.memoryBudgetMiB)
+        throw new InputError(
+          `offline-rl.model: ${first.length} tokens per sequence need ${need.toFixed(1)} MiB per device with ${m.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${m.memoryBudgetMiB} MiB (offline-rl.model.memoryBudgetMiB). Use attention: ring with more devices, or a shorter context`,
+        );
+    }
+    let batch = first;
+    for (let step = start; step <= c.train.steps; step++) {
+      if (ctx.signal.aborted) break;
+      if (step > start) batch = sample();
+      const lr = warmupCosine(step - 1, {
+        lr: c.train.lr,
+        warmup: c.train.warmup,
+        total: c.train.steps,
+        minLr: c.train.lr / 10,
+      });
+      const [res] = await group.run<StepArgs, StepResult>(
+        trainModule,
+        'trainStep',
+        shardsOf(batch, lr),
+        messageFloats,
+      );
+      ctx.tracker.metrics(
+        {
+          'train/loss': res.loss,
+          'train/lr': lr,
+          'train/grad_norm': res.gradNorm,
+          'train/tokens_per_sec': (c.train.batchSize * seqLen) / (res.ms / 1000),
+        },
+        step,
+      );
+      progress.update(step, { loss: res.loss });
+      const evalNow = (c.train.evalEvery > 0 && step % c.train.evalEvery === 0) || step === c.train.steps;
+      if (evalNow || ctx.checkpoints.due(step)) {
+        const [state] = await group.run<
+          null,
+          { weights: Float32Array[]; optimizer: { step: number; m: Float32Array[]; v: Float32Array[] } }
+        >(trainModule, 'trainerState', Array(N).fill(null), 1);
+        if (evalNow) evals.push(evaluateTransformer(ctx, config, state.weights, norm, target, step));
+        if (ctx.checkpoints.due(step) || step === c.train.steps)
+          await saveCheckpoint(ctx, step, state, evals);
+      }
+    }
+    progress.finish();
+    await finish(ctx, evals);
+  } finally {
+    await group.dispose();
+  }
+}
+
+function byIndex(a: string, b: string): number {
+  return Number(a.slice(1)) - Number(b.slice(1));
+}
+
+function optimizerFrom(tensors: Record<string, { data: Float32Array | Int32Array }>, step: number) {
+  const keys = (p: string) =>
+    Object.keys(tensors)
+      .filter((k) => k.startsWith(p))
+      .sort((a, b) => Number(a.slice(p.length)) - Number(b.slice(p.length)));
+  return {
+    step,
+    m: keys('m').map((k) => tensors[k].data as Float32Array),
+    v: keys('v').map((k) => tensors[k].data as Float32Array),
+  };
+}
+
+async function saveCheckpoint(
+  ctx: RecipeContext<OfflineRlConfig>,
+  step: number,
+  state: { weights: Float32Array[]; optimizer: { step: number; m: Float32Array[]; v: Float32Array[] } },
+  evals: EvalPoint[],
+): Promise<void> {
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  state.weights.forEach((w, i) => {
+    tensors[`w${i}`] = { shape: [w.length], data: w };
+  });
+  state.optimizer.m.forEach((w, i) => {
+    tensors[`m${i}`] = { shape: [w.length], data: w };
+  });
+  state.optimizer.v.forEach((w, i) => {
+    tensors[`v${i}`] = { shape: [w.length], data: w };
+  });
+  await ctx.checkpoints.save({
+    step,
+    state: { optStep: state.optimizer.step, evals: evals as unknown as never },
+    tensors,
+  });
+}
+
+function evaluateTransformer(
+  ctx: RecipeContext<OfflineRlConfig>,
+  config: TrajectoryTransformerConfig,
+  weights: Float32Array[],
+  norm: { mean: Float32Array; std: Float32Array },
+  target: number,
+  step: number,
+): EvalPoint {
+  const c = ctx.config;
+  // inference on this thread: incremental decoding with vanilla attention over a KV cache is
+  // exact for every implementation, and holds only keys and values
+  const model = new TrajectoryTransformer({ ...config, attention: 'vanilla' }, new Rng(0));
+  model.setWeights(weights);
+  const env = evalEnv(c, norm);
+  try {
+    if (c.algo === 'at') {
+      const last: number[] = [];
+      const bestTrial: number[] = [];
+      for (let e = 0; e < c.eval.episodes; e++) {
+        const trials = atRollout(model, env, {
+          trials: c.at.trials,
+          target,
+          returnScale: c.returnScale,
+          maxTimestep: c.model.maxTimestep,
+          seed: c.eval.seed + e * c.at.trials,
+        });
+        last.push(trials[trials.length - 1]);
+        bestTrial.push(Math.max(...trials));
+      }
+      const sl = summarize(c.env, last);
+      const sb = summarize(c.env, bestTrial);
+      log(ctx, step, sl, sb.normalizedMean);
+      return { step, score: sl.normalizedMean ?? sl.mean, best: sb.normalizedMean ?? sb.mean };
+    }
+    const K = c.dt.context;
+    const returns = evaluateEpisodes(env, c.eval.episodes, c.eval.seed, () => {
+      const h = {
+        states: [] as Float32Array[],
+        actions: [] as Float32Array[],
+        returnsToGo: [] as number[],
+        timesteps: [] as number[],
+      };
+      let rtg = target;
+      return (obs, reward, t) => {
+        rtg -= reward;
+        h.states.push(obs);
+        h.returnsToGo.push(rtg / c.returnScale);
+        h.timesteps.push(Math.min(t, c.model.maxTimestep - 1));
+        h.actions.push(new Float32Array(config.actDim));
+        const a = dtAct(model, h, K, c.model.maxTimestep);
+        h.actions[h.actions.length - 1] = a;
+        return a;
+      };
+    });
+    const sm = summarize(c.env, returns);
+    log(ctx, step, sm);
+    return { step, score: sm.normalizedMean ?? sm.mean };
+  } finally {
+    env.close();
+    model.dispose();
+  }
+}
+
+function log(
+  ctx: RecipeContext<OfflineRlConfig>,
+  step: number,
+  s: ReturnType<typeof summarize>,
+  bestTrial?: number,
+): void {
+  ctx.tracker.metrics(
+    {
+      'eval/return_mean': s.mean,
+      'eval/return_std': s.std,
+      ...(s.normalizedMean !== undefined
+        ? { 'eval/normalized_score': s.normalizedMean, 'eval/normalized_score_std': s.normalizedStd! }
+        : {}),
+      ...(bestTrial !== undefined ? { 'eval/normalized_score_best_trial': bestTrial } : {}),
+    },
+    step,
+  );
+  ctx.log(
+    `step ${step}: return ${s.mean.toFixed(1)} ± ${s.std.toFixed(1)}${s.normalizedMean !== undefined ? `, normalised ${s.normalizedMean.toFixed(1)}` : ''}`,
+  );
+}
+
+async function trainBc(
+  ctx: RecipeContext<OfflineRlConfig>,
+  ds: TrajectoryDataset,
+  norm: { mean: Float32Array; std: Float32Array },
+): Promise<void> {
+  const c = ctx.config;
+  const episodes = topEpisodes(ds.returns(), c.bc.topPercent);
+  // the kept steps, normalised, in memory (BC data is small: states and actions only)
+  const states: number[] = [];
+  const actions: number[] = [];
+  for (const e of episodes) {
+    const sl = ds.steps(e, 0, ds.lengths[e]);
+    for (let t = 0; t < ds.lengths[e]; t++) {
+      for (let d = 0; d < ds.obsDim; d++)
+        states.push((sl.observations[t * ds.obsDim + d] - norm.mean[d]) / norm.std[d]);
+      for (let d = 0; d < ds.actDim; d++) actions.push(sl.actions[t * ds.actDim + d]);
+    }
+  }
+  const n = actions.length / ds.actDim;
+  const S = tf.tensor2d(Float32Array.from(states), [n, ds.obsDim]);
+  const A = tf.tensor2d(Float32Array.from(actions), [n, ds.actDim]);
+  const policy = new BcPolicy(ds.obsDim, ds.actDim, [c.bc.hidden, c.bc.hidden], new Rng(ctx.seed));
+  const opt = new AdamW(policy.variables(), { lr: c.train.lr, weightDecay: c.train.weightDecay });
+  const start = (ctx.resume?.step ?? 0) + 1;
+  if (ctx.resume) {
+    policy.setWeights(
+      Object.keys(ctx.resume.tensors)
+        .filter((k) => k.startsWith('w'))
+        .sort(byIndex)
+        .map((k) => ctx.resume!.tensors[k].data as Float32Array),
+    );
+    opt.load(optimizerFrom(ctx.resume.tensors, (ctx.resume.state as { optStep: number }).optStep));
+  }
+  const evals: EvalPoint[] = (
+    (ctx.resume?.state as { evals?: EvalPoint[] } | undefined)?.evals ?? []
+  ).slice();
+  const progress = ctx.progress(`bc top ${c.bc.topPercent}%`, c.train.steps);
+  try {
+    for (let step = start; step <= c.train.steps; step++) {
+      if (ctx.signal.aborted) break;
+      const idx = Int32Array.from({ length: c.train.batchSize }, () => ctx.rng.int(n));
+      const lr = warmupCosine(step - 1, {
+        lr: c.train.lr,
+        warmup: c.train.warmup,
+        total: c.train.steps,
+        minLr: c.train.lr / 10,
+      });
+      const vars = policy.variables();
+      const lossValue = tf.tidy(() => {
+        const ids = tf.tensor1d(idx, 'int32');
+        const { value, grads } = tf.variableGrads(
+          () => policy.loss(tf.gather(S, ids), tf.gather(A, ids)),
+          vars,
+        );
+        const { grads: g } = clipByGlobalNorm(
+          vars.map((v) => grads[v.name]),
+          c.train.clip,
+        );
+        opt.apply(g, lr);
+        return value;
+      });
+      const loss = lossValue.dataSync()[0];
+      lossValue.dispose();
+      ctx.tracker.metrics({ 'train/loss': loss, 'train/lr': lr }, step);
+      progress.update(step, { loss });
+      const evalNow = (c.train.evalEvery > 0 && step % c.train.evalEvery === 0) || step === c.train.steps;
+      if (evalNow) {
+        const env = evalEnv(c, norm);
+        const sm = summarize(
+          c.env,
+          evaluateEpisodes(env, c.eval.episodes, c.eval.seed, () => (obs) => policy.act(obs)),
+        );
+        env.close();
+        log(ctx, step, sm);
+        evals.push({ step, score: sm.normalizedMean ?? sm.mean });
+      }
+      if (ctx.checkpoints.due(step) || step === c.train.steps) {
+        const st = opt.state();
+        await saveCheckpoint(ctx, step, { weights: policy.weights(), optimizer: st }, evals);
+      }
+    }
+    progress.finish();
+    await finish(ctx, evals);
+  } finally {
+    opt.dispose();
+    policy.dispose();
+    tf.dispose([S, A]);
+  }
+}
+
+export const offlineRlRecipe: Recipe<OfflineRlConfig> = {
+  name: 'offline-rl',
+  describe:
+    'Agentic Transformer, Decision Transformer or BC on an Arrow trajectory dataset, evaluated on rl/envs',
+  schema: s.object(fields, { doc: 'Offline RL' }),
+  deviceCount: (c) => (c.model.attention === 'ring' ? c.model.devices : 1),
+  run,
+};

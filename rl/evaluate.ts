@@ -1,0 +1,120 @@
+/**
+ * Evaluation of a policy on an rl/envs task: episodes with seeds, returns, D4RL-normalised scores
+ * (100·(R − random)/(expert − random), reference returns from D4RL), mean ± std.
+ */
+import { InputError } from '../common/index.js';
+import { make } from './envs/index.js';
+import type { RolloutEnv } from './policies/agentic-transformer.js';
+
+/** D4RL reference returns (random, expert) by environment family (PAPER.md §2). */
+export const D4RL_REFERENCE: Record<string, { random: number; expert: number }> = {
+  ant: { random: -325.6, expert: 3879.7 },
+  halfcheetah: { random: -280.18, expert: 12135.0 },
+  hopper: { random: -20.27, expert: 3234.3 },
+  walker2d: { random: 1.63, expert: 4592.3 },
+};
+
+/** The D4RL family of an env id: `Ant-v5` → ant. */
+export function d4rlFamily(envId: string): string | undefined {
+  const name = envId
+    .toLowerCase()
+    .replace(/-v\d+$/, '')
+    .replace(/[^a-z0-9]/g, '');
+  return name in D4RL_REFERENCE ? name : undefined;
+}
+
+export function normalizedScore(envId: string, ret: number): number | undefined {
+  const fam = d4rlFamily(envId);
+  if (!fam) return undefined;
+  const r = D4RL_REFERENCE[fam];
+  return (100 * (ret - r.random)) / (r.expert - r.random);
+}
+
+export interface EvalSummary {
+  returns: number[];
+  mean: number;
+  std: number;
+  normalizedMean?: number;
+  normalizedStd?: number;
+}
+
+export function summarize(envId: string, returns: number[]): EvalSummary {
+  const mean = returns.reduce((a, b) => a + b, 0) / Math.max(1, returns.length);
+  const std = Math.sqrt(returns.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, returns.length));
+  const norm = returns.map((r) => normalizedScore(envId, r));
+  if (norm.some((n) => n === undefined)) return { returns, mean, std };
+  const nm = (norm as number[]).reduce((a, b) => a + b, 0) / norm.length;
+  const ns = Math.sqrt((norm as number[]).reduce((a, b) => a + (b - nm) ** 2, 0) / norm.length);
+  return { returns, mean, std, normalizedMean: nm, normalizedStd: ns };
+}
+
+export interface EvalEnvOptions {
+  envId: string;
+  kwargs?: Record<string, unknown>;
+  /** Cap on episode length (default: the env's registered limit). */
+  maxEpisodeSteps?: number;
+  /** Dataset state statistics: policies see (obs − mean) / std. */
+  stateMean?: Float32Array;
+  stateStd?: Float32Array;
+}
+
+/** An env whose observations are normalised and whose `done` is terminated or truncated. */
+export function rolloutEnv(
+  o: EvalEnvOptions,
+): RolloutEnv & { obsDim: number; actDim: number; close(): void } {
+  const env = make<Float64Array, Float32Array>(o.envId, o.kwargs ?? {}, {
+    maxEpisodeSteps: o.maxEpisodeSteps,
+  });
+  const obsShape = (env.observationSpace as unknown as { shape: number[] }).shape;
+  const actShape = (env.actionSpace as unknown as { shape: number[] }).shape;
+  const obsDim = obsShape[0];
+  if (o.stateMean && o.stateMean.length !== obsDim)
+    throw new InputError(
+      `evaluate: ${o.envId} observations have ${obsDim} dims; the dataset's have ${o.stateMean.length}`,
+    );
+  const norm = (x: Float64Array) => {
+    const out = new Float32Array(obsDim);
+    for (let i = 0; i < obsDim; i++)
+      out[i] = o.stateMean && o.stateStd ? (x[i] - o.stateMean[i]) / o.stateStd[i] : x[i];
+    return out;
+  };
+  return {
+    obsDim,
+    actDim: actShape[0],
+    reset(seed?: number) {
+      return norm(env.reset({ seed })[0]);
+    },
+    step(action: Float32Array) {
+      const [obs, reward, terminated, truncated] = env.step(action);
+      return { obs: norm(obs), reward, done: terminated || truncated };
+    },
+    close() {
+      env.close();
+    },
+  };
+}
+
+/** Runs `episodes` episodes of `act` (a fresh per-episode policy state from `start`). */
+export function evaluateEpisodes(
+  env: RolloutEnv,
+  episodes: number,
+  seed: number,
+  start: () => (obs: Float32Array, reward: number, t: number) => Float32Array,
+): number[] {
+  const returns: number[] = [];
+  for (let e = 0; e < episodes; e++) {
+    const act = start();
+    let obs = env.reset(seed + e);
+    let total = 0;
+    let reward = 0;
+    for (let t = 0; ; t++) {
+      const r = env.step(act(obs, reward, t));
+      total += r.reward;
+      reward = r.reward;
+      obs = r.obs;
+      if (r.done) break;
+    }
+    returns.push(total);
+  }
+  return returns;
+}

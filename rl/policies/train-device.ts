@@ -1,0 +1,147 @@
+/**
+ * Training a trajectory transformer on ring devices (sequence parallelism, paper §3): every
+ * device keeps a replica of the model and optimizer (same seed → same initial weights), receives
+ * its shard of each batch's tokens, and after the backward pass the gradients are summed over
+ * the ring, so every replica applies the same update. The model lives in the worker between
+ * calls (module state), and the main thread drives the steps.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../../common/index.js';
+import {
+  AdamW,
+  allReduceSum,
+  clipByGlobalNorm,
+  type DeviceContext,
+  type RingLayout,
+  withPeakBytes,
+} from '../../ring/index.js';
+import type { TokenBatch } from './tokens.js';
+import { TrajectoryTransformer, type TrajectoryTransformerConfig } from './trajectory-transformer.js';
+
+interface Trainer {
+  model: TrajectoryTransformer;
+  optimizer: AdamW;
+}
+let trainer: Trainer | undefined;
+
+export interface InitArgs {
+  config: TrajectoryTransformerConfig;
+  seed: number;
+  weightDecay: number;
+  /** Restore weights and optimizer state (resume). */
+  weights?: Float32Array[];
+  optimizer?: { step: number; m: Float32Array[]; v: Float32Array[] };
+}
+
+export function initTrainer(a: InitArgs): { parameters: number } {
+  if (trainer) {
+    trainer.model.dispose();
+    trainer.optimizer.dispose();
+  }
+  const model = new TrajectoryTransformer(a.config, new Rng(a.seed));
+  if (a.weights) model.setWeights(a.weights);
+  const optimizer = new AdamW(model.variables(), { lr: 0, weightDecay: a.weightDecay });
+  if (a.optimizer) optimizer.load(a.optimizer);
+  trainer = { model, optimizer };
+  return { parameters: model.parameterCount() };
+}
+
+export interface StepArgs {
+  /** This device's tokens (the whole batch on one device). */
+  tokens: TokenBatch;
+  /** Loss weight of the whole batch (all devices), so shares sum to the mean. */
+  totalWeight: number;
+  /** Tokens per sequence over all devices, and the layout (ring only). */
+  seqLen: number;
+  layout: RingLayout;
+  lr: number;
+  clip: number;
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  ms: number;
+}
+
+export function trainStep(a: StepArgs, ctx: DeviceContext): StepResult {
+  if (!trainer) throw new Error('trainStep before initTrainer');
+  const started = performance.now();
+  const { model, optimizer } = trainer;
+  const ring =
+    model.config.attention === 'ring'
+      ? { transport: ctx.transport, seqLen: a.seqLen, layout: a.layout }
+      : undefined;
+  const vars = model.variables();
+  const { value, grads } = tf.variableGrads(() => model.loss(a.tokens, a.totalWeight, ring), vars);
+  let loss = value.dataSync()[0];
+  value.dispose();
+  let list = vars.map((v) => grads[v.name]);
+  if (ctx.worldSize > 1) {
+    // one all-reduce for every gradient and the loss
+    const sizes = list.map((g) => g.size);
+    const flat = new Float32Array(sizes.reduce((x, y) => x + y, 0) + 1);
+    let off = 0;
+    for (const g of list) {
+      flat.set(g.dataSync() as Float32Array, off);
+      off += g.size;
+    }
+    flat[off] = loss;
+    allReduceSum(ctx.transport, flat);
+    loss = flat[off];
+    off = 0;
+    list = list.map((g) => {
+      const t = tf.tensor(flat.subarray(off, off + g.size), g.shape);
+      off += g.size;
+      g.dispose();
+      return t;
+    });
+  }
+  const { grads: clipped, norm } = clipByGlobalNorm(list, a.clip);
+  optimizer.apply(clipped, a.lr);
+  tf.dispose(clipped);
+  return { loss, gradNorm: norm, ms: performance.now() - started };
+}
+
+/** Weights and optimizer state of this replica (device 0's is saved in checkpoints). */
+export function trainerState(): {
+  weights: Float32Array[];
+  optimizer: { step: number; m: Float32Array[]; v: Float32Array[] };
+} {
+  if (!trainer) throw new Error('trainerState before initTrainer');
+  return { weights: trainer.model.weights(), optimizer: trainer.optimizer.state() };
+}
+
+/** Largest message a training step sends: a K/V block, or a share of the gradient all-reduce. */
+export function trainMessageFloats(
+  config: TrajectoryTransformerConfig,
+  batch: number,
+  tokensPerDevice: number,
+  parameters: number,
+  devices: number,
+): number {
+  const Dh = config.dModel / config.heads;
+  return Math.max(2 * batch * config.heads * tokensPerDevice * Dh, Math.ceil((parameters + 1) / devices));
+}
+
+/**
+ * Peak tensor bytes of one forward+backward on this device's shard, without updating anything
+ * (the memory check before training).
+ */
+export async function probeMemory(a: StepArgs, ctx: DeviceContext): Promise<number> {
+  if (!trainer) throw new Error('probeMemory before initTrainer');
+  const { model } = trainer;
+  const ring =
+    model.config.attention === 'ring'
+      ? { transport: ctx.transport, seqLen: a.seqLen, layout: a.layout }
+      : undefined;
+  const { peakBytes } = await withPeakBytes(() => {
+    const { value, grads } = tf.variableGrads(
+      () => model.loss(a.tokens, a.totalWeight, ring),
+      model.variables(),
+    );
+    tf.dispose([value, ...Object.values(grads)]);
+    return null;
+  }, true);
+  return peakBytes;
+}

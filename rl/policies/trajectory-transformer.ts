@@ -1,0 +1,193 @@
+/**
+ * The transformer both Decision Transformer and Agentic Transformer are made of: tokens embedded
+ * by modality (one linear map per modality) plus a learned timestep embedding, a stack of
+ * ring/ transformer blocks (any attention implementation, blockwise FFN), and an action head
+ * with tanh on the state tokens. Loss: mean squared error of the predicted actions.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError, type Rng } from '../../common/index.js';
+import {
+  type AttentionImpl,
+  blockVariables,
+  type BlockWeights,
+  checkBlockConfig,
+  embeddingLookup,
+  initBlock,
+  type KvCache,
+  linear,
+  normalize,
+  type SequenceContext,
+  type TransformerBlockConfig,
+  transformerBlock,
+  transformerBlockStep,
+} from '../../ring/index.js';
+import type { TokenBatch } from './tokens.js';
+
+export interface TrajectoryTransformerConfig {
+  /** Width of each modality's values (e.g. [1, obsDim, actDim] for return, state, action). */
+  modalities: number[];
+  /** Index of the modality whose tokens predict the action (the state). */
+  actionFrom: number;
+  actDim: number;
+  dModel: number;
+  layers: number;
+  heads: number;
+  /** Largest timestep + 1 (episode length). */
+  maxTimestep: number;
+  attention: AttentionImpl;
+  blockSize: number;
+}
+
+export function blockConfigOf(c: TrajectoryTransformerConfig): TransformerBlockConfig {
+  const cfg: TransformerBlockConfig = {
+    dModel: c.dModel,
+    heads: c.heads,
+    kvHeads: c.heads,
+    ffnHidden: 4 * c.dModel,
+    ffn: 'gelu',
+    norm: 'layer',
+    normEps: 1e-5,
+    attention: c.attention,
+    blockSize: c.blockSize,
+    ffnChunk: c.attention === 'blockwise' || c.attention === 'ring' ? c.blockSize : 0,
+    causal: true,
+  };
+  checkBlockConfig(cfg, 'trajectory transformer');
+  return cfg;
+}
+
+export class TrajectoryTransformer {
+  readonly featDim: number;
+  private readonly embedW: tf.Variable[]; // per modality (width, Dm)
+  private readonly embedB: tf.Variable[]; // per modality (Dm)
+  private readonly timeEmbed: tf.Variable; // (maxTimestep, Dm)
+  private readonly inNorm: tf.Variable; // (Dm)
+  private readonly blocks: BlockWeights[];
+  private readonly outNorm: tf.Variable;
+  private readonly headW: tf.Variable; // (Dm, A)
+  private readonly headB: tf.Variable; // (A)
+  readonly blockConfig: TransformerBlockConfig;
+
+  constructor(
+    readonly config: TrajectoryTransformerConfig,
+    rng: Rng,
+  ) {
+    const c = config;
+    if (c.actionFrom < 0 || c.actionFrom >= c.modalities.length)
+      throw new InputError(`trajectory transformer: actionFrom ${c.actionFrom} is not a modality index`);
+    this.blockConfig = blockConfigOf(c);
+    this.featDim = Math.max(...c.modalities);
+    const mat = (r: number, k: number, std: number) =>
+      tf.variable(tf.tensor2d(rng.normalArray(r * k, std), [r, k]));
+    this.embedW = c.modalities.map((w) => mat(w, c.dModel, 1 / Math.sqrt(w)));
+    this.embedB = c.modalities.map(() => tf.variable(tf.zeros([c.dModel])));
+    this.timeEmbed = mat(c.maxTimestep, c.dModel, 0.02);
+    this.inNorm = tf.variable(tf.ones([c.dModel]));
+    this.blocks = Array.from({ length: c.layers }, (_, i) =>
+      initBlock(this.blockConfig, rng, `block${i}`, c.layers),
+    );
+    this.outNorm = tf.variable(tf.ones([c.dModel]));
+    this.headW = mat(c.dModel, c.actDim, 0.02);
+    this.headB = tf.variable(tf.zeros([c.actDim]));
+  }
+
+  /** Every trainable variable, in a fixed order (checkpoints, all-reduce). */
+  variables(): tf.Variable[] {
+    return [
+      ...this.embedW,
+      ...this.embedB,
+      this.timeEmbed,
+      this.inNorm,
+      ...this.blocks.flatMap(blockVariables),
+      this.outNorm,
+      this.headW,
+      this.headB,
+    ];
+  }
+
+  parameterCount(): number {
+    return this.variables().reduce((a, v) => a + v.size, 0);
+  }
+
+  /** Token embeddings (B, T, Dm): Σ_m [type = m]·(feat_m W_m + b_m) + time[t], layer-normed. */
+  private embed(b: TokenBatch): tf.Tensor {
+    const { batch: B, length: T, featDim: F } = b;
+    const feats = tf.tensor3d(b.feats, [B, T, F]);
+    const types = tf.tensor2d(b.types, [B, T], 'int32');
+    let x: tf.Tensor = embeddingLookup(
+      this.timeEmbed as unknown as tf.Tensor2D,
+      tf.tensor2d(b.timesteps, [B, T], 'int32'),
+    );
+    this.config.modalities.forEach((width, m) => {
+      const part = width === F ? feats : tf.slice(feats, [0, 0, 0], [B, T, width]);
+      const e = tf.add(linear(part, this.embedW[m] as unknown as tf.Tensor2D), this.embedB[m]);
+      const isM = tf.expandDims(tf.cast(tf.equal(types, m), 'float32'), 2); // (B, T, 1)
+      x = tf.add(x, tf.mul(e, isM));
+    });
+    return normalize(x, this.inNorm, 'layer', 1e-5);
+  }
+
+  private head(h: tf.Tensor): tf.Tensor {
+    const y = linear(normalize(h, this.outNorm, 'layer', 1e-5), this.headW as unknown as tf.Tensor2D);
+    return tf.tanh(tf.add(y, this.headB)); // actions in (−1, 1)
+  }
+
+  /** Predicted actions (B, T, A) at every token (meaningful at state tokens). */
+  forward(b: TokenBatch, ring?: SequenceContext['ring']): tf.Tensor {
+    let x = this.embed(b);
+    const seq: SequenceContext = { segmentIds: b.segments, ring };
+    for (const w of this.blocks) x = transformerBlock(x, w, this.blockConfig, seq);
+    return this.head(x);
+  }
+
+  /**
+   * Weighted squared error of the actions, summed over this batch's tokens and divided by
+   * `totalWeight` (the weight of the whole sequence, so that devices' shares sum to the mean).
+   */
+  loss(b: TokenBatch, totalWeight: number, ring?: SequenceContext['ring']): tf.Scalar {
+    const pred = this.forward(b, ring);
+    const target = tf.tensor3d(b.targets, [b.batch, b.length, b.actDim]);
+    const w = tf.tensor3d(b.weights, [b.batch, b.length, 1]);
+    const se = tf.sum(tf.mul(tf.square(tf.sub(pred, target)), w));
+    return tf.div(se, Math.max(1, totalWeight) * b.actDim) as tf.Scalar;
+  }
+
+  /** Incremental inference: appends tokens (B = 1) to the caches, returns their action predictions (1, Tn, A). */
+  step(b: TokenBatch, caches: KvCache[]): tf.Tensor {
+    return tf.tidy(() => {
+      let x = this.embed(b);
+      this.blocks.forEach((w, i) => {
+        x = transformerBlockStep(x, w, this.blockConfig, caches[i]);
+      });
+      return this.head(x);
+    });
+  }
+
+  get layers(): number {
+    return this.blocks.length;
+  }
+
+  /** Weights as arrays, in `variables()` order. */
+  weights(): Float32Array[] {
+    return this.variables().map((v) => v.dataSync() as Float32Array);
+  }
+
+  setWeights(ws: Float32Array[]): void {
+    const vars = this.variables();
+    if (ws.length !== vars.length)
+      throw new InputError(
+        `trajectory transformer: checkpoint has ${ws.length} tensors; the model has ${vars.length}`,
+      );
+    vars.forEach((v, i) => {
+      if (ws[i].length !== v.size)
+        throw new InputError(
+          `trajectory transformer: tensor ${i} has ${ws[i].length} values; expected ${v.size} (shape [${v.shape}])`,
+        );
+      v.assign(tf.tensor(ws[i], v.shape));
+    });
+  }
+
+  dispose(): void {
+    tf.dispose(this.variables());
+  }
+}
