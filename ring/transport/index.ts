@@ -7,3 +7,15 @@ export {
   SharedMemoryTransport,
   type SharedMemoryTransportOptions,
 } from './shared-memory.js';
+export { ChannelEnd } from './shared-memory.js';
+export {
+  DEFAULT_MASTER_PORT,
+  parseNodeList,
+  type RankEnvironment,
+  type RankSource,
+  rankFromEnvironment,
+  secretFromEnvironment,
+  type TransportEnvironment,
+  transportFromEnvironment,
+} from './env.js';
+export { type RingSpec, ZeroMqTransport, type ZeroMqTransportOptions } from './zeromq.js';

@@ -14,6 +14,18 @@ const MAX_PARTS = 8;
 const HEADER_WORDS = 2 + MAX_PARTS; // state, nParts, lengths…
 const WAIT_SLICE_MS = 50;
 
+/** Atomics.waitAsync (ES2024; Node ≥ 16), typed here because the project's lib is ES2023. */
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(
+      a: Int32Array,
+      i: number,
+      v: number,
+      t: number,
+    ): { async: false; value: string } | { async: true; value: Promise<string> };
+  }
+).waitAsync;
+
 /** What a worker needs to attach to a channel (posted once; SharedArrayBuffers are shared). */
 export interface ChannelDescriptor {
   header: SharedArrayBuffer;
@@ -48,19 +60,38 @@ export function abortChannels(control: SharedArrayBuffer, channels: ChannelDescr
   }
 }
 
-class ChannelEnd {
+/**
+ * One end of a channel. The blocking `write`/`read` are for a compute thread; `writeAsync` and
+ * `readAsync` (Atomics.waitAsync) are for a thread that must keep its event loop running while it
+ * waits, such as the socket pump of the ZeroMQ transport (issue 9), which bridges a channel to a
+ * socket. Both kinds share the slot protocol above.
+ */
+export class ChannelEnd {
   private readonly header: Int32Array;
   private readonly data: Float32Array;
   private count = 0;
 
+  /**
+   * `timeoutMs`: longest wait for the neighbour (Infinity: wait until aborted). `abortReason`
+   * says why the ring was aborted, read from shared memory by the transport that owns `control`.
+   */
   constructor(
     readonly desc: ChannelDescriptor,
     private readonly control: Int32Array,
     private readonly timeoutMs: number,
     private readonly what: string,
+    private readonly abortReason?: () => string | undefined,
   ) {
     this.header = new Int32Array(desc.header);
     this.data = new Float32Array(desc.data);
+  }
+
+  private aborted(): RingCommError {
+    return new RingCommError(`${this.what}: ring aborted (${this.abortReason?.() ?? 'a peer failed'})`);
+  }
+
+  private hung(): RingCommError {
+    return new RingCommError(`${this.what}: no progress for ${this.timeoutMs} ms (peer hung or died)`);
   }
 
   /** Waits until the slot's state word equals `want`. */
@@ -70,16 +101,51 @@ class ChannelEnd {
     for (;;) {
       const state = Atomics.load(this.header, idx);
       if (state === want) return;
-      if (Atomics.load(this.control, 0) !== 0)
-        throw new RingCommError(`${this.what}: ring aborted (a peer failed)`);
+      if (Atomics.load(this.control, 0) !== 0) throw this.aborted();
       const left = deadline - performance.now();
-      if (left <= 0)
-        throw new RingCommError(`${this.what}: no progress for ${this.timeoutMs} ms (peer hung or died)`);
+      if (left <= 0) throw this.hung();
       Atomics.wait(this.header, idx, state, Math.min(WAIT_SLICE_MS, left));
     }
   }
 
+  /** `waitFor` without blocking the thread's event loop. */
+  private async waitForAsync(slot: number, want: number): Promise<void> {
+    const idx = slot * HEADER_WORDS;
+    const deadline = performance.now() + this.timeoutMs;
+    for (;;) {
+      const state = Atomics.load(this.header, idx);
+      if (state === want) return;
+      if (Atomics.load(this.control, 0) !== 0) throw this.aborted();
+      const left = deadline - performance.now();
+      if (left <= 0) throw this.hung();
+      const w = waitAsync(this.header, idx, state, Math.min(WAIT_SLICE_MS, left));
+      if (w.async) await w.value;
+    }
+  }
+
+  async writeAsync(parts: Float32Array[]): Promise<void> {
+    this.checkMessage(parts);
+    await this.waitForAsync(this.count % this.desc.slots, 0);
+    this.fill(parts);
+  }
+
+  async readAsync(): Promise<Float32Array[]> {
+    await this.waitForAsync(this.count % this.desc.slots, 1);
+    return this.drain();
+  }
+
   write(parts: Float32Array[]): void {
+    this.checkMessage(parts);
+    this.waitFor(this.count % this.desc.slots, 0);
+    this.fill(parts);
+  }
+
+  read(): Float32Array[] {
+    this.waitFor(this.count % this.desc.slots, 1);
+    return this.drain();
+  }
+
+  private checkMessage(parts: Float32Array[]): void {
     if (parts.length > MAX_PARTS)
       throw new RingCommError(`${this.what}: ${parts.length} parts exceed ${MAX_PARTS}`);
     const total = parts.reduce((a, p) => a + p.length, 0);
@@ -87,8 +153,11 @@ class ChannelEnd {
       throw new RingCommError(
         `${this.what}: message of ${total} floats exceeds the channel capacity ${this.desc.capacity}`,
       );
+  }
+
+  /** Copies a message into the current (empty) slot and marks it full. */
+  private fill(parts: Float32Array[]): void {
     const slot = this.count % this.desc.slots;
-    this.waitFor(slot, 0);
     const base = slot * HEADER_WORDS;
     let offset = slot * this.desc.capacity;
     for (let i = 0; i < parts.length; i++) {
@@ -102,9 +171,9 @@ class ChannelEnd {
     this.count++;
   }
 
-  read(): Float32Array[] {
+  /** Copies the current (full) slot out and marks it empty. */
+  private drain(): Float32Array[] {
     const slot = this.count % this.desc.slots;
-    this.waitFor(slot, 1);
     const base = slot * HEADER_WORDS;
     const n = this.header[base + 1];
     const parts: Float32Array[] = [];

@@ -3,7 +3,9 @@ import type { CommandModule } from 'yargs';
 import { benchCommand } from './bench/index.js';
 import { dataCommand } from './data.js';
 import { envCommand } from './env.js';
+import { launchCommand } from './launch.js';
 import { planCommand } from './plan.js';
+import { ringWorkerCommand } from './ring-worker.js';
 import { runCommand } from './run.js';
 import { runsCommand } from './runs.js';
 import { sweepCommand } from './sweep.js';
@@ -13,7 +15,9 @@ export const commands: CommandModule<any, any>[] = [
   benchCommand,
   dataCommand,
   envCommand,
+  launchCommand,
   planCommand,
+  ringWorkerCommand,
   runCommand,
   runsCommand,
   sweepCommand,
