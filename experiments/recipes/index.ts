@@ -7,14 +7,12 @@ import { contextScalingRecipe } from './context-scaling.js';
 import { offlineRlRecipe } from './offline-rl.js';
 import { shareGptFinetuneRecipe } from './sharegpt-finetune.js';
 import { toyRecipe } from './toy.js';
-import { shareGptFinetuneRecipe } from './sharegpt-finetune.js';
 import type { Recipe } from './types.js';
 
 export const RECIPES: readonly Recipe<unknown>[] = [
   toyRecipe as Recipe<unknown>,
   contextScalingRecipe as Recipe<unknown>,
   offlineRlRecipe as Recipe<unknown>,
-  shareGptFinetuneRecipe as Recipe<unknown>,
   shareGptFinetuneRecipe as Recipe<unknown>,
 ];
 
