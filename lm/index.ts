@@ -61,3 +61,10 @@ export {
   VICUNA_SYSTEM,
   windowTargets,
 } from './sharegpt.js';
+export {
+  LINE_HEADER,
+  type LineRetrievalCase,
+  LineTokenizer,
+  lastInteger,
+  makeLineRetrievalCase,
+} from './line-retrieval.js';

@@ -1,0 +1,124 @@
+/**
+ * LongChat's line-retrieval test (paper Figure 3; PAPER.md §3): lines
+ * `line {idx}: REGISTER_CONTENT is <{n}>` with n random in 1..50000, a header asking to memorise
+ * them, and a final question for one line index; the answer is the last integer in the output.
+ *
+ * For the tiny models this project trains, a small word-level tokenizer (digits one token each)
+ * keeps the vocabulary at a few dozen tokens; the text format is LongChat's.
+ */
+import { InputError, type Rng } from '../common/index.js';
+import type { EncodeOptions, Tokenizer } from './tokenizer.js';
+
+export const LINE_HEADER =
+  'Below is a record of lines I want you to remember. Each line begins with line and a line index. Memorize them carefully.';
+
+export interface LineRetrievalCase {
+  /** The prompt: header, the lines, the question (the answer follows it). */
+  prompt: string;
+  /** The asked line's index (1-based) and its number. */
+  lineIndex: number;
+  answer: number;
+  numLines: number;
+}
+
+/** One test case with `numLines` lines; `maxValue` bounds the register numbers (LongChat: 50000). */
+export function makeLineRetrievalCase(rng: Rng, numLines: number, maxValue = 50000): LineRetrievalCase {
+  if (!Number.isInteger(numLines) || numLines < 1)
+    throw new InputError(`line retrieval: numLines must be ≥ 1; got ${numLines}`);
+  const values = Array.from({ length: numLines }, () => 1 + rng.int(maxValue));
+  const lines = values.map((n, i) => `line ${i + 1}: REGISTER_CONTENT is <${n}>`);
+  const asked = 1 + rng.int(numLines);
+  const prompt = `${LINE_HEADER}\n${lines.join('\n')}\nNow the record is over. Tell me what is the <REGISTER_CONTENT> in line ${asked}? I need the number.\nThe <REGISTER_CONTENT> in line ${asked} is <`;
+  return { prompt, lineIndex: asked, answer: values[asked - 1], numLines };
+}
+
+/** LongChat's scoring: the last integer in the model's output. */
+export function lastInteger(output: string): number | undefined {
+  const all = output.match(/\d+/g);
+  return all ? Number(all[all.length - 1]) : undefined;
+}
+
+const WORDS = [
+  'Below',
+  'is',
+  'a',
+  'record',
+  'of',
+  'lines',
+  'I',
+  'want',
+  'you',
+  'to',
+  'remember',
+  'Each',
+  'line',
+  'begins',
+  'with',
+  'and',
+  'index',
+  'Memorize',
+  'them',
+  'carefully',
+  'REGISTER_CONTENT',
+  'Now',
+  'the',
+  'over',
+  'Tell',
+  'me',
+  'what',
+  'in',
+  'need',
+  'number',
+  'The',
+];
+const SYMBOLS = [':', '<', '>', '.', '?', '\n'];
+
+/**
+ * A word-level tokenizer for the line-retrieval task: <pad> 0, <s> 1, </s> 2, the ten digits (a
+ * number is its digits), the task's words and punctuation. Unknown words are an InputError.
+ */
+export class LineTokenizer implements Tokenizer {
+  readonly name = 'line-retrieval-words';
+  readonly bosId = 1;
+  readonly eosId = 2;
+  private readonly pieces: string[];
+  private readonly ids: Map<string, number>;
+
+  constructor() {
+    this.pieces = ['<pad>', '<s>', '</s>', ...'0123456789'.split(''), ...WORDS, ...SYMBOLS];
+    this.ids = new Map(this.pieces.map((p, i) => [p, i]));
+  }
+
+  get vocabSize(): number {
+    return this.pieces.length;
+  }
+
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const out = options.bos ? [this.bosId] : [];
+    for (const m of text.matchAll(/\d|[A-Za-z_]+|\n|[^\sA-Za-z_\d]/g)) {
+      const id = this.ids.get(m[0]);
+      if (id === undefined) throw new InputError(`${this.name}: "${m[0]}" is not in the vocabulary`);
+      out.push(id);
+    }
+    return out;
+  }
+
+  decode(ids: number[]): string {
+    let s = '';
+    let prev = '';
+    for (const id of ids) {
+      if (id < 3) continue;
+      const p = this.pieces[id];
+      const glue = /^\d$/.test(p) && /^\d$/.test(prev);
+      const noSpace =
+        s === '' || prev === '\n' || p === '\n' || glue || [':', '.', '?', '>'].includes(p) || prev === '<';
+      s += (noSpace ? '' : ' ') + p;
+      prev = p;
+    }
+    return s;
+  }
+
+  piece(id: number): string {
+    return this.pieces[id];
+  }
+}

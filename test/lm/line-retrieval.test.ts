@@ -1,0 +1,66 @@
+// LongChat line retrieval: the case format, last-integer scoring, and the word tokenizer's round
+// trip; a tiny model generates an answer to a case through the KV cache.
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import { Rng } from '../../common/index.js';
+import {
+  LINE_HEADER,
+  LineTokenizer,
+  LlamaModel,
+  lastInteger,
+  makeLineRetrievalCase,
+} from '../../lm/index.js';
+import { initBackend } from '../../ring/index.js';
+
+before(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+test('case format: LongChat lines, header, question; answer = the asked line', () => {
+  const c = makeLineRetrievalCase(new Rng(1), 5);
+  const lines = c.prompt.split('\n');
+  assert.equal(lines[0], LINE_HEADER);
+  for (let i = 1; i <= 5; i++)
+    assert.match(lines[i], new RegExp(`^line ${i}: REGISTER_CONTENT is <(\\d+)>$`));
+  const asked = lines[c.lineIndex].match(/<(\d+)>/);
+  assert.equal(Number(asked?.[1]), c.answer);
+  assert.ok(c.answer >= 1 && c.answer <= 50000);
+  assert.match(c.prompt, new RegExp(`in line ${c.lineIndex}\\? I need the number\\.`));
+});
+
+test('scoring takes the last integer of the output', () => {
+  assert.equal(lastInteger('The <REGISTER_CONTENT> in line 3 is <4021>.'), 4021);
+  assert.equal(lastInteger('no digits'), undefined);
+  assert.equal(lastInteger('12>'), 12);
+});
+
+test('word tokenizer round-trips a case; a tiny model answers through the KV cache', () => {
+  const tok = new LineTokenizer();
+  const c = makeLineRetrievalCase(new Rng(2), 3);
+  const ids = tok.encode(c.prompt, { bos: true });
+  assert.equal(ids[0], 1);
+  assert.equal(tok.decode(ids), c.prompt);
+  assert.throws(() => tok.encode('hello'), /"hello" is not in the vocabulary/);
+  const model = LlamaModel.init(
+    {
+      vocabSize: tok.vocabSize,
+      hiddenSize: 16,
+      intermediateSize: 32,
+      numLayers: 1,
+      numHeads: 2,
+      numKvHeads: 1,
+      rmsNormEps: 1e-5,
+      ropeTheta: 10000,
+      ropeScalingFactor: 1,
+      tieWordEmbeddings: true,
+      maxPositionEmbeddings: 512,
+      bosTokenId: 1,
+      eosTokenId: 2,
+    },
+    new Rng(3),
+    { attention: 'vanilla', blockSize: 16, ffnChunk: 0, checkpointLayers: false },
+  );
+  const [out] = model.generate([ids], { maxNewTokens: 6 });
+  assert.ok(out.length >= 1 && out.length <= 6);
+  model.dispose();
+});
