@@ -159,6 +159,7 @@ const attentionWorker: CommandModule<object, Args> = {
       },
     });
     const connectMs = performance.now() - started;
+    process.stderr.write(`ring rank ${rank}: joined a ring of ${N} in ${Math.round(connectMs)} ms\n`);
     try {
       const opts = {
         transport,
