@@ -168,38 +168,6 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
     `run ${runId} (experiment ${experimentId}, ${store.uri})${resume ? ` resuming after step ${resume.step}` : ''}`,
   );
 
-  const runDir = join(workDir(), 'runs', runId);
-  mkdirSync(runDir, { recursive: true });
-  const tracker = new RunTracker(store, runId, {
-    flushEverySec: config.tracking.flushEverySec,
-    stagingDir: runDir,
-  });
-  if (skipSteps.size) {
-    // NOTE: points after the checkpoint that the interrupted process already logged are
-    // recomputed identically; drop them so the metric stream has each step once (issue 5).
-    const original = tracker.metric.bind(tracker);
-    tracker.metric = (key, value, step) => {
-      const seen = skipSteps.get(key);
-      if (seen !== undefined && step <= seen && !key.startsWith('system/')) return;
-      original(key, value, step);
-    };
-  }
-  tracker.tags(tags);
-  if (!resumeRun) tracker.params(flattenConfig(config));
-  await tracker.flush();
-  if (!resumeRun) await tracker.content('config.yaml', configYaml);
-  const systemStart = (skipSteps.get('system/cpu_percent') ?? -1) + 1;
-  tracker.startSystemMetrics(config.tracking.systemMetricsEverySec, systemStart);
-
-  const checkpoints = new Checkpoints({
-    store,
-    runId,
-    localRoot: join(runDir, 'checkpoints'),
-    keep: config.checkpoint.keep,
-    every: config.checkpoint.every,
-    rngState: () => rng.getState(),
-  });
-
   // Ctrl-C: ask the recipe to stop after its current step and save; a second Ctrl-C stops now.
   const controller = new AbortController();
   let signalName: string | undefined;
@@ -232,9 +200,41 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  const runDir = join(workDir(), 'runs', runId);
+  mkdirSync(runDir, { recursive: true });
+  const tracker = new RunTracker(store, runId, {
+    flushEverySec: config.tracking.flushEverySec,
+    stagingDir: runDir,
+  });
+  if (skipSteps.size) {
+    // NOTE: points after the checkpoint that the interrupted process already logged are
+    // recomputed identically; drop them so the metric stream has each step once (issue 5).
+    const original = tracker.metric.bind(tracker);
+    tracker.metric = (key, value, step) => {
+      const seen = skipSteps.get(key);
+      if (seen !== undefined && step <= seen && !key.startsWith('system/')) return;
+      original(key, value, step);
+    };
+  }
+  const checkpoints = new Checkpoints({
+    store,
+    runId,
+    localRoot: join(runDir, 'checkpoints'),
+    keep: config.checkpoint.keep,
+    every: config.checkpoint.every,
+    rngState: () => rng.getState(),
+  });
+
   let status: RunStatus = 'FINISHED';
   let failure: unknown;
   try {
+    // Inside the try: a failure here still ends the run FAILED with its reason.
+    tracker.tags(tags);
+    if (!resumeRun) tracker.params(flattenConfig(config));
+    await tracker.flush();
+    if (!resumeRun) await tracker.content('config.yaml', configYaml);
+    const systemStart = (skipSteps.get('system/cpu_percent') ?? -1) + 1;
+    tracker.startSystemMetrics(config.tracking.systemMetricsEverySec, systemStart);
     await recipe.run({
       config: section,
       run: config,

@@ -15,15 +15,20 @@ import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   copyFileSync,
+  createWriteStream,
+  openAsBlob,
+  renameSync,
   existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
   rmSync,
-  writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { InputError, writeFileAtomic } from '../../common/index.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { InputError, temporarySibling, writeFileAtomic } from '../../common/index.js';
 import { splitBatch } from './batch.js';
 import type {
   ArtifactFile,
@@ -182,13 +187,13 @@ export class RestStore implements TrackingStore {
     method: 'GET' | 'POST' | 'PUT',
     path: string,
     body?: unknown,
-    options: { retries?: number; raw?: Uint8Array; query?: Record<string, string> } = {},
+    options: { retries?: number; raw?: Blob; query?: Record<string, string>; timeoutMs?: number } = {},
   ): Promise<T> {
     const url = new URL(`${this.base}${path}`);
     for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
     const headers: Record<string, string> = {};
     if (this.auth) headers.Authorization = this.auth;
-    let payload: string | Uint8Array | undefined;
+    let payload: string | Blob | undefined;
     if (options.raw) {
       payload = options.raw;
       headers['Content-Type'] = 'application/octet-stream';
@@ -508,15 +513,14 @@ export class RestStore implements TrackingStore {
         );
         return;
       case 'artifact': {
-        const data = readFileSync(op.localFile);
+        // A Blob backed by the file: fetch streams it instead of holding it in memory.
+        const data = await openAsBlob(op.localFile);
         await this.request(
           'PUT',
           `/api/2.0/mlflow-artifacts/artifacts/${await this.proxyPath(op.runId, op.artifactPath)}`,
           undefined,
-          {
-            raw: data,
-            retries,
-          },
+          // Big checkpoints: allow at least 1 s per MB on top of the usual timeout.
+          { raw: data, retries, timeoutMs: this.timeoutMs + data.size / 1000 },
         );
         return;
       }
@@ -573,7 +577,14 @@ export class RestStore implements TrackingStore {
           continue;
         }
         mkdirSync(dirname(localFile), { recursive: true });
-        writeFileSync(localFile, new Uint8Array(await res.arrayBuffer()));
+        // Streamed to a sibling, then renamed: a reader never sees half a checkpoint.
+        const tmp = temporarySibling(localFile);
+        try {
+          await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(tmp));
+          renameSync(tmp, localFile);
+        } finally {
+          rmSync(tmp, { force: true });
+        }
         return;
       } catch (err) {
         if (err instanceof InputError) throw err;

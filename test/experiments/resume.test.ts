@@ -10,7 +10,16 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { loadCheckpoint } from '../../experiments/checkpoint.js';
 import { FileStore } from '../../experiments/tracking/index.js';
-import { finished, outcome, runExp, spawnExp, tempDir, testEnv } from './util.js';
+import {
+  finished,
+  outcome,
+  runExp,
+  runIdFromStderr,
+  spawnExp,
+  tempDir,
+  testEnv,
+  waitForStep,
+} from './util.js';
 
 const STEPS = 60;
 const common = (store: string) => [
@@ -38,16 +47,21 @@ describe('SIGINT then --resume', () => {
 
     // The uninterrupted reference runs alongside the one we interrupt.
     const refP = runExp(['run', 'toy.yaml', ...common(refStore)], { env });
-    const child = spawnExp(['run', 'toy.yaml', ...common(store), '--set', 'toy.stepDelayMs=40'], { env });
+    const child = spawnExp(
+      [
+        'run',
+        'toy.yaml',
+        ...common(store),
+        '--set',
+        'toy.stepDelayMs=40',
+        '--set',
+        'tracking.flushEverySec=0.2',
+      ],
+      { env },
+    );
     const done = finished(child);
-    let stderr = '';
-    await new Promise<void>((resolve) => {
-      child.stderr?.on('data', (d) => {
-        stderr += d;
-        if (/run [0-9a-f]{32} \(/.test(stderr)) resolve();
-      });
-    });
-    await new Promise((r) => setTimeout(r, 1200)); // ≈ 25 of 60 steps at 40 ms each
+    const id = await runIdFromStderr(child);
+    await waitForStep(new FileStore(store), id, 'train/loss', 15);
     child.kill('SIGINT');
     const r = await done;
     assert.equal(r.code, 130, `exit code 130 after Ctrl-C; stderr:\n${r.stderr}`);

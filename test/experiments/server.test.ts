@@ -10,7 +10,16 @@ import { after, before, describe, test } from 'node:test';
 import { RestStore } from '../../experiments/tracking/index.js';
 import { type MlflowServer, startMlflowServer } from '../helpers/mlflow.js';
 import { pythonJson } from '../helpers/python.js';
-import { finished, outcome, runExp, spawnExp, tempDir, testEnv } from './util.js';
+import {
+  finished,
+  outcome,
+  runExp,
+  runIdFromStderr,
+  spawnExp,
+  tempDir,
+  testEnv,
+  waitForStep,
+} from './util.js';
 
 const TOKEN = 'tok-7f3a9c-never-logged';
 
@@ -169,14 +178,8 @@ print(json.dumps({"n": len(h), "steps": len({m.step for m in h}), "params": len(
       { env: testEnv(work, { MLFLOW_TRACKING_URI: server.uri }) },
     );
     const done = finished(child);
-    let stderr = '';
-    await new Promise<void>((resolve) => {
-      child.stderr?.on('data', (d) => {
-        stderr += d;
-        if (/run [0-9a-f]{32} \(/.test(stderr)) resolve();
-      });
-    });
-    await new Promise((r) => setTimeout(r, 1500));
+    const id = await runIdFromStderr(child);
+    await waitForStep(new RestStore(server.uri, { spoolDir: join(work, 'unused') }), id, 'train/loss', 20);
     await server.kill();
     await new Promise((r) => setTimeout(r, 2500));
     await server.restart();
@@ -232,18 +235,13 @@ print(json.dumps({"status": r.info.status,
       '--set',
       'experiment=rest-resume',
     ];
-    const child = spawnExp(['run', 'toy.yaml', ...args, '--set', 'toy.stepDelayMs=40'], {
-      env: testEnv(join(work, 'a'), { MLFLOW_TRACKING_URI: server.uri }),
-    });
+    const child = spawnExp(
+      ['run', 'toy.yaml', ...args, '--set', 'toy.stepDelayMs=40', '--set', 'tracking.flushEverySec=0.2'],
+      { env: testEnv(join(work, 'a'), { MLFLOW_TRACKING_URI: server.uri }) },
+    );
     const done = finished(child);
-    let stderr = '';
-    await new Promise<void>((resolve) => {
-      child.stderr?.on('data', (d) => {
-        stderr += d;
-        if (/run [0-9a-f]{32} \(/.test(stderr)) resolve();
-      });
-    });
-    await new Promise((r) => setTimeout(r, 1200));
+    const id = await runIdFromStderr(child);
+    await waitForStep(new RestStore(server.uri, { spoolDir: join(work, 'unused') }), id, 'train/loss', 15);
     child.kill('SIGINT');
     const killed = await done;
     assert.equal(killed.code, 130, killed.stderr);

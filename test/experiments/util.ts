@@ -82,3 +82,36 @@ export function outcome(r: ExpResult): {
     );
   }
 }
+
+/** Resolves with the run id once `exp run` prints `run <id> (…`. */
+export function runIdFromStderr(child: ChildProcess): Promise<string> {
+  return new Promise((resolve) => {
+    let stderr = '';
+    child.stderr?.on('data', (d) => {
+      stderr += d;
+      const m = /run ([0-9a-f]{32}) \(/.exec(stderr);
+      if (m) resolve(m[1]);
+    });
+  });
+}
+
+/**
+ * Waits until a run has logged `key` at step ≥ `step` (polling the store), so a test interrupts
+ * a run mid-way however loaded the machine is.
+ */
+export async function waitForStep(
+  store: { getMetricHistory(runId: string, key: string): Promise<{ step: number }[]> },
+  runId: string,
+  key: string,
+  step: number,
+  timeoutMs = 120_000,
+): Promise<number> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const h = await store.getMetricHistory(runId, key).catch(() => []);
+    const last = h.length ? Math.max(...h.map((m) => m.step)) : 0;
+    if (last >= step) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`run ${runId} did not log ${key} step ${step} within ${timeoutMs} ms`);
+}
