@@ -5,7 +5,7 @@
  * mean ± std over seeds of every final metric per grid cell (`summary/…`), as metrics and as a
  * table (JSON + Arrow).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { errorMessage, InputError } from '../common/index.js';
@@ -112,16 +112,24 @@ function meanStd(xs: number[]): { mean: number; std: number } {
 }
 
 /** Runs one child `exp run` and returns its outcome; its stderr lines are prefixed. */
+/** Child processes running now (to forward a Ctrl-C to). */
+const running = new Set<ChildProcess>();
+
 function runChild(
   args: string[],
   prefix: string,
   quiet: boolean,
 ): Promise<{ code: number; runId?: string; status?: RunStatus }> {
   return new Promise((resolve) => {
+    // NOTE: detached (own process group), so a terminal's Ctrl-C reaches only the sweep, which
+    // forwards exactly one SIGINT to each running child (two would stop it without a checkpoint).
     const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'exp.js'), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, EXP_WORK_DIR: workDir() },
+      detached: true,
     });
+    running.add(child);
+    child.on('close', () => running.delete(child));
     let stdout = '';
     let pending = '';
     child.stdout.on('data', (d) => {
@@ -204,9 +212,12 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
     })),
   );
   let interrupted = false;
-  const onSignal = () => {
-    // Children in the same process group get the terminal's Ctrl-C themselves; stop launching.
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) return;
+    // Stop launching; each running child saves a checkpoint and ends KILLED.
     interrupted = true;
+    say(`sweep: ${sig}: stopping ${running.size} running child runs after their current step`);
+    for (const c of running) c.kill('SIGINT');
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

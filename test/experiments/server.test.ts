@@ -108,6 +108,14 @@ print(json.dumps({
     assert.equal(py.arrowRows, 3);
     for (const [k, v] of [...Object.entries(py.params), ...Object.entries(py.tags)])
       assert.ok(!v.includes(TOKEN), `${k} does not carry the token`);
+    const list = await runExp(['runs', 'list', '--experiment', 'rest-toy', '--json'], {
+      env: testEnv(work, { MLFLOW_TRACKING_URI: server.uri }),
+    });
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(
+      (JSON.parse(list.stdout) as { run_id: string; status: string }[]).map((x) => `${x.run_id} ${x.status}`),
+      [`${o.run_id} FINISHED`],
+    );
   });
 
   test('log-batch splits 2500 metrics, 250 params (1.5 MB) and 150 tags within the limits', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { FileStore, RunTracker } from '../../experiments/tracking/index.js';
 import { runPythonAsync, venvBin } from '../helpers/python.js';
-import { repoRoot, runExp, tempDir, testEnv } from './util.js';
+import { finished, repoRoot, runExp, spawnExp, tempDir, testEnv, waitForStep } from './util.js';
 
 interface SweepJson {
   parent_run_id: string;
@@ -158,5 +158,63 @@ sys.exit(subprocess.call([${JSON.stringify(join(venvBin(), 'jupyter'))}, "nbconv
     assert.ok(Math.abs(returns.max - 1.9 * 29) < 1e-9, `largest return ${returns.max}`);
     for (const png of ['learning_curves.png', 'context_scaling.png', 'returns.png'])
       assert.ok(readFileSync(join(out, png)).subarray(1, 4).toString() === 'PNG', `${png} written`);
+  });
+
+  test('Ctrl-C to a sweep: running children save a checkpoint and end KILLED, so does the parent', async () => {
+    const store2 = join(work, 'mlruns-interrupted');
+    const child = spawnExp(
+      [
+        'sweep',
+        'toy.yaml',
+        '--seeds',
+        '0-3',
+        '--parallel',
+        '2',
+        '--set',
+        'toy.steps=400',
+        '--set',
+        'toy.stepDelayMs=30',
+        '--set',
+        'tracking.flushEverySec=0.2',
+        '--set',
+        'tracking.systemMetricsEverySec=0',
+        '--tracking-uri',
+        store2,
+        '--json',
+      ],
+      { env },
+    );
+    const done = finished(child);
+    // Wait until both running children have logged some steps.
+    const fs = new FileStore(store2);
+    const until = Date.now() + 120_000;
+    let ids: string[] = [];
+    while (Date.now() < until) {
+      const exp = await fs.getExperimentByName('toy').catch(() => undefined);
+      const runs = exp ? await fs.searchRuns([exp.experimentId]) : [];
+      ids = runs
+        .filter((r) => r.tags['mlflow.parentRunId'] && (r.metrics['train/loss'] ?? -1) >= 0)
+        .map((r) => r.info.runId);
+      if (ids.length >= 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(ids.length, 2, 'two children running');
+    await waitForStep(fs, ids[0], 'train/loss', 5);
+    await waitForStep(fs, ids[1], 'train/loss', 5);
+    child.kill('SIGINT');
+    const r = await done;
+    assert.equal(r.code, 130, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as SweepJson;
+    assert.equal(out.status, 'KILLED');
+    assert.deepEqual(
+      out.children.map((c) => c.status),
+      ['KILLED', 'KILLED', 'NOT_STARTED', 'NOT_STARTED'],
+    );
+    for (const c of out.children.slice(0, 2)) {
+      const run = await fs.getRun(c.runId);
+      assert.equal(run.info.status, 'KILLED');
+      assert.match(run.tags['exp.status_reason'], /interrupted by SIGINT; checkpoint at step \d+/);
+    }
+    assert.equal((await fs.getRun(out.parent_run_id)).info.status, 'KILLED');
   });
 });
