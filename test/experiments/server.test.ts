@@ -181,6 +181,8 @@ print(json.dumps({"n": len(h), "steps": len({m.step for m in h}), "params": len(
         '--set',
         'tracking.systemMetricsEverySec=0.5',
         '--set',
+        'tracking.finishTimeoutSec=600', // a restart on a loaded machine can be slow
+        '--set',
         'experiment=outage',
       ],
       { env: testEnv(work, { MLFLOW_TRACKING_URI: server.uri }) },

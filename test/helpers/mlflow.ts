@@ -58,7 +58,7 @@ export async function startMlflowServer(
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const uri = `http://127.0.0.1:${port}`;
-  const timeoutMs = options.timeoutMs ?? 90_000;
+  const timeoutMs = options.timeoutMs ?? 180_000;
   let child: ChildProcess | undefined;
 
   const launch = async () => {
