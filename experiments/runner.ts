@@ -81,7 +81,11 @@ async function loggedSteps(store: TrackingStore, runId: string): Promise<Map<str
   const out = new Map<string, number>();
   for (const key of Object.keys(run.metrics)) {
     const history = await store.getMetricHistory(runId, key);
-    out.set(key, Math.max(...history.map((m) => m.step)));
+    // reduce, not Math.max(...): a long history would overflow the argument list
+    out.set(
+      key,
+      history.reduce((a, m) => Math.max(a, m.step), Number.NEGATIVE_INFINITY),
+    );
   }
   return out;
 }

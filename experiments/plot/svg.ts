@@ -57,8 +57,9 @@ interface Axis {
 
 function makeAxis(values: number[], log: 2 | 10 | undefined, from: number, to: number): Axis {
   const finite = values.filter((v) => Number.isFinite(v) && (!log || v > 0));
-  let lo = finite.length ? Math.min(...finite) : 0;
-  let hi = finite.length ? Math.max(...finite) : 1;
+  // reduce, not Math.min(...): long curves would overflow the argument list
+  let lo = finite.length ? finite.reduce((a, b) => Math.min(a, b)) : 0;
+  let hi = finite.length ? finite.reduce((a, b) => Math.max(a, b)) : 1;
   if (log) {
     const f = (v: number) => Math.log(v) / Math.log(log);
     const a = Math.floor(f(lo));
