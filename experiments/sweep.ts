@@ -11,7 +11,14 @@ import YAML from 'yaml';
 import { errorMessage, InputError } from '../common/index.js';
 import { configToYaml, displayPath, loadConfig } from './config/load.js';
 import { PACKAGE_ROOT, workDir } from './paths.js';
-import { openStore, resolveTrackingUri, RunTracker, type RunStatus } from './tracking/index.js';
+import { linePlotSvg } from './plot/svg.js';
+import {
+  openStore,
+  resolveTrackingUri,
+  RunTracker,
+  type RunStatus,
+  type TrackingStore,
+} from './tracking/index.js';
 
 export interface SweepOptions {
   config: string;
@@ -109,6 +116,47 @@ function meanStd(xs: number[]): { mean: number; std: number } {
   // Sample standard deviation (n − 1), 0 for a single seed.
   const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
   return { mean, std };
+}
+
+/**
+ * The parent's plot `plots/learning_curves.svg`: per cell, the mean over seeds of `train/loss`
+ * (or the first `train/` metric) against the step.
+ */
+async function learningCurvePlot(
+  store: TrackingStore,
+  children: SweepChild[],
+  tracker: RunTracker,
+): Promise<void> {
+  const done = children.filter((c) => c.status === 'FINISHED' && c.runId);
+  if (!done.length) return;
+  const first = await store.getRun(done[0].runId!);
+  const key =
+    'train/loss' in first.metrics
+      ? 'train/loss'
+      : Object.keys(first.metrics).find((k) => k.startsWith('train/'));
+  if (!key) return;
+  const byCell = new Map<string, Map<number, number[]>>();
+  for (const c of done) {
+    const steps = byCell.get(c.cell) ?? new Map<number, number[]>();
+    for (const m of await store.getMetricHistory(c.runId!, key))
+      steps.set(m.step, [...(steps.get(m.step) ?? []), m.value]);
+    byCell.set(c.cell, steps);
+  }
+  const series = [...byCell].map(([cell, steps]) => {
+    const xs = [...steps.keys()].sort((a, b) => a - b);
+    return { name: cell, x: xs, y: xs.map((x) => meanStd(steps.get(x)!).mean) };
+  });
+  const positive = series.every((sr) => sr.y.every((v) => v > 0));
+  await tracker.plot(
+    'learning_curves',
+    linePlotSvg({
+      title: `${key}: mean over seeds`,
+      xLabel: 'step',
+      yLabel: key,
+      series,
+      logY: positive ? 10 : undefined,
+    }),
+  );
 }
 
 /** Runs one child `exp run` and returns its outcome; its stderr lines are prefixed. */
@@ -281,6 +329,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
     }
   }
   if (summary.length) await tracker.table('summary', summary);
+  await learningCurvePlot(store, children, tracker);
   const failed = children.filter((c) => c.status !== 'FINISHED');
   let status: RunStatus = 'FINISHED';
   if (interrupted || children.some((c) => c.status === 'KILLED')) {

@@ -73,6 +73,11 @@ describe('exp sweep and the analysis notebook', () => {
       assert.ok(Math.abs(parent.metrics[`summary/${cell}/eval/loss/mean`] - mean) < 1e-9, 'parent metric');
       assert.ok(Math.abs(parent.metrics[`summary/${cell}/eval/loss/std`] - std) < 1e-9);
     }
+    const plots = await fs.listArtifacts(sweep.parent_run_id, 'plots');
+    assert.deepEqual(
+      plots.map((a) => a.path),
+      ['plots/learning_curves.svg'],
+    );
     const arts = await fs.listArtifacts(sweep.parent_run_id, 'tables');
     assert.deepEqual(
       arts.map((a) => a.path),
