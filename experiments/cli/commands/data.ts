@@ -14,6 +14,8 @@ import {
   validateDataset,
   type WriteResult,
 } from '../../../datasets/index.js';
+// `exp data collect` (rl/, issue 6) lives in its own module; registered below.
+import { collectCommand } from './collect.js';
 
 function layoutOf(value: string | undefined): Layout {
   if (value === undefined || value === 'file' || value === 'minari') return value ?? 'file';
@@ -226,13 +228,14 @@ const convertCommand: CommandModule<object, ConvertArgs> = {
 
 export const dataCommand: CommandModule = {
   command: 'data <command>',
-  describe: 'Trajectory datasets: import (d4rl, minari), inspect, validate, convert',
+  describe: 'Trajectory datasets: import (d4rl, minari), inspect, validate, convert, collect (PPO policy)',
   builder: (y: Argv) =>
     y
       .command(importCommand as unknown as CommandModule)
       .command(inspectCommand as unknown as CommandModule)
       .command(validateCommand as unknown as CommandModule)
       .command(convertCommand as unknown as CommandModule)
-      .demandCommand(1, 'exp data: name a subcommand (import, inspect, validate, convert)'),
+      .command(collectCommand as unknown as CommandModule)
+      .demandCommand(1, 'exp data: name a subcommand (import, inspect, validate, convert, collect)'),
   handler: () => {},
 };
