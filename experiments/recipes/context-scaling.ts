@@ -3,7 +3,8 @@
  * model and a per-device memory budget, find the longest context that trains one step with
  * vanilla attention, memory-efficient attention, BPT (blockwise attention + blockwise FFN) and
  * ring attention on N devices; then the throughput of BPT and ring at their longest contexts
- * (tokens/s, and model FLOPs utilisation against this machine's measured matmul peak).
+ * (tokens/s, and model FLOPs utilisation against the measured matmul peak of one device times
+ * the devices that can run at once, min(N, cores)).
  *
  * A device's memory is its peak tensor bytes during the step (tf.profile) plus the ring's receive
  * buffers. The search doubles the length while the step fits, then bisects.
@@ -11,6 +12,7 @@
  * Metrics (step = devices N): `scaling/max_context/<method>`, `scaling/peak_mib/<method>`,
  * `scaling/tokens_per_sec/<method>`, `scaling/mfu/<method>`; a table `context_scaling` and a plot.
  */
+import { availableParallelism } from 'node:os';
 import { Rng } from '../../common/index.js';
 import { type AttentionImpl, RingGroup, tokenIndices } from '../../ring/index.js';
 import { type InferFields, s } from '../config/schema.js';
@@ -215,7 +217,11 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
       const r = await trainStep(cell.method, cell.devices, cell.maxContext, c.throughputSteps + 1);
       const ms = Math.min(...r.stepMs.slice(1)); // the first step warms up
       cell.tokensPerSec = cell.maxContext / (ms / 1000);
-      cell.mfu = trainingFlops(c.model, cell.maxContext) / (ms / 1000) / (peakPerDevice * cell.devices);
+      // NOTE: N devices on C cores share them: the peak is that of min(N, C) devices
+      cell.mfu =
+        trainingFlops(c.model, cell.maxContext) /
+        (ms / 1000) /
+        (peakPerDevice * Math.min(cell.devices, availableParallelism()));
       const key = cell.method === 'ring' ? `ring_n${cell.devices}` : cell.method;
       ctx.tracker.metric(`scaling/tokens_per_sec/${key}`, cell.tokensPerSec, cell.devices);
       ctx.tracker.metric(`scaling/mfu/${key}`, cell.mfu, cell.devices);

@@ -250,27 +250,28 @@ async function trainTransformer(
   };
   const config: TrajectoryTransformerConfig =
     c.algo === 'at' ? atModelConfig(ds.obsDim, ds.actDim, base) : dtModelConfig(ds.obsDim, ds.actDim, base);
-  const sample: () => TokenBatch =
+  // the sampler's generator is saved in checkpoints, so a resumed run draws the same batches
+  const sampler =
     c.algo === 'at'
-      ? (() => {
-          const sampler = new AtChainSampler(ds, {
-            batchSize: c.train.batchSize,
-            maxTrajectories: c.at.maxTrajectories,
-            contextSteps: c.at.contextSteps,
-            seed: ctx.rng.int(2 ** 31),
-            returnScale: c.returnScale,
-          });
-          return () => atTokens(sampler.sample(), m.maxTimestep);
-        })()
-      : (() => {
-          const sampler = new DtWindowSampler(ds, {
-            batchSize: c.train.batchSize,
-            context: c.dt.context,
-            seed: ctx.rng.int(2 ** 31),
-            returnScale: c.returnScale,
-          });
-          return () => dtTokens(sampler.sample(), m.maxTimestep);
-        })();
+      ? new AtChainSampler(ds, {
+          batchSize: c.train.batchSize,
+          maxTrajectories: c.at.maxTrajectories,
+          contextSteps: c.at.contextSteps,
+          seed: ctx.seed,
+          returnScale: c.returnScale,
+        })
+      : new DtWindowSampler(ds, {
+          batchSize: c.train.batchSize,
+          context: c.dt.context,
+          seed: ctx.seed,
+          returnScale: c.returnScale,
+        });
+  const resumed = ctx.resume?.state as { samplerRng?: number } | undefined;
+  if (resumed?.samplerRng !== undefined) sampler.rngState = resumed.samplerRng;
+  const sample = (): TokenBatch =>
+    sampler instanceof AtChainSampler
+      ? atTokens(sampler.sample(), m.maxTimestep)
+      : dtTokens(sampler.sample(), m.maxTimestep);
   const group = await RingGroup.create({ devices: N, backend: ctx.backend.name });
   try {
     const first = sample();
@@ -392,6 +393,7 @@ async function saveCheckpoint(
   step: number,
   state: { weights: Float32Array[]; optimizer: { step: number; m: Float32Array[]; v: Float32Array[] } },
   evals: EvalPoint[],
+  samplerRng?: number,
 ): Promise<void> {
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   state.weights.forEach((w, i) => {
