@@ -71,6 +71,9 @@ export interface PolicyJSON {
     seed: number;
     wallSec: number;
     options: Record<string, unknown>;
+    /** Reward-scaling statistics (discounted-return variance), to continue training. */
+    returnVar?: number;
+    returnCount?: number;
   };
   /** Returns measured on the saved (float32) weights; `deterministic` uses the mean action. */
   evaluation?: {
@@ -512,6 +515,12 @@ export interface PpoOptions {
    * unless another was initialised) or 'js' (plain float64 loops, exact; the gradient tests).
    */
   math?: 'js' | 'tfjs';
+  /**
+   * Continue from a saved policy that includes its critic (`policyJSON(true)`): weights, obs and
+   * return statistics, env-step and update counters (the lr schedule goes on from there). Adam's
+   * moments restart at zero and the envs are reset (seeded with seed + updates).
+   */
+  init?: PolicyJSON;
   /** Called after every update; return 'stop' to end training early. */
   onUpdate?: (u: PpoUpdate, trainer: PpoTrainer) => 'stop' | undefined | Promise<'stop' | undefined>;
   /** Called for every finished training episode (stochastic policy, raw rewards). */
@@ -536,7 +545,9 @@ export interface PpoUpdate {
 }
 
 type Required2<T> = { [K in keyof T]-?: T[K] };
-type Hyper = Required2<Omit<PpoOptions, 'onUpdate' | 'onEpisode' | 'signal' | 'envKwargs' | 'numWorkers'>>;
+type Hyper = Required2<
+  Omit<PpoOptions, 'onUpdate' | 'onEpisode' | 'signal' | 'envKwargs' | 'numWorkers' | 'init'>
+>;
 
 export const PPO_DEFAULTS: Omit<Hyper, 'envId' | 'totalSteps' | 'seed'> = {
   numEnvs: 4,
@@ -617,11 +628,30 @@ export class PpoTrainer {
     this.actor.extra.fill(h.initLogStd);
     this.critic.initOrthogonal(this.rng, 1);
     if (h.math === 'tfjs') this.actor.gemm = this.critic.gemm = tfjsGemm;
+    if (options.init) this.load(options.init);
     this.obsStats = new RunningStats(this.obsDim);
     // One optimiser over actor and critic together, as CleanRL (one loss, one clip norm).
     this.params = new Float64Array(this.actor.params.length + this.critic.params.length);
     this.grads = new Float64Array(this.params.length);
     this.adam = new Adam(this.params.length);
+  }
+
+  /** Loads weights, statistics and counters of a saved policy with critic (see PpoOptions.init). */
+  load(j: PolicyJSON): void {
+    const who = `trainPpo: init (${j.envId})`;
+    if (j.envId !== this.h.envId) throw new InputError(`${who}: expected a policy of ${this.h.envId}`);
+    if (!j.critic) throw new InputError(`${who}: the policy has no critic (save it with policyJSON(true))`);
+    this.actor.loadJSON(j.actor.layers, `${who}: actor`);
+    this.critic.loadJSON(j.critic.layers, `${who}: critic`);
+    if (j.actor.logStd) this.actor.extra.set(j.actor.logStd);
+    this.obsStats.mean.set(j.obsNorm.mean);
+    this.obsStats.var.set(j.obsNorm.var);
+    this.obsStats.count = j.obsNorm.count;
+    this.retStats.var[0] = j.training.returnVar ?? 1;
+    this.retStats.count = j.training.returnCount ?? 1e-4;
+    this.envStep = j.training.envSteps;
+    this.updates = j.training.updates;
+    this.wallSec = j.training.wallSec;
   }
 
   /** Normalised observations (rows, obsDim) with the current statistics. */
@@ -674,6 +704,8 @@ export class PpoTrainer {
         seed: h.seed,
         wallSec: Math.round(this.wallSec),
         options,
+        returnVar: this.retStats.var[0],
+        returnCount: this.retStats.count,
       },
     };
   }
@@ -881,18 +913,19 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
     const bAdv = new Float64Array(N);
     const bRet = new Float64Array(N);
 
-    let [rawObs] = envs.reset({ seed: h.seed });
+    let [rawObs] = envs.reset({ seed: h.seed + tr.updates });
     const pendingReset = new Uint8Array(E);
     const epRet = new Float64Array(E);
     const epLen = new Int32Array(E);
     const discRet = new Float64Array(E); // discounted return, for reward scaling
     const numUpdates = Math.ceil(h.totalSteps / N);
+    const wall0 = tr.wallSec;
     const K = tr.actor.outSize;
     const t0 = Date.now();
     const sd = new Float64Array(K);
     const probs = new Float64Array(K);
 
-    for (let update = 1; update <= numUpdates; update++) {
+    for (let update = tr.updates + 1; update <= numUpdates; update++) {
       if (options.signal?.aborted) {
         stopped = 'aborted';
         break;
@@ -1034,7 +1067,7 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
         varRes += (bRet[row] - bVal[row]) ** 2;
       }
       tr.updates = update;
-      tr.wallSec = (Date.now() - t0) / 1000;
+      tr.wallSec = wall0 + (Date.now() - t0) / 1000;
       const stats: PpoUpdate = {
         update,
         envStep: tr.envStep,

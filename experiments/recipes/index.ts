@@ -4,6 +4,7 @@
  * and its section is validated by its schema.
  */
 import { contextScalingRecipe } from './context-scaling.js';
+import { ppoRecipe } from './ppo.js';
 import { offlineRlRecipe } from './offline-rl.js';
 import { shareGptFinetuneRecipe } from './sharegpt-finetune.js';
 import { toyRecipe } from './toy.js';
@@ -12,6 +13,7 @@ import type { Recipe } from './types.js';
 export const RECIPES: readonly Recipe<unknown>[] = [
   toyRecipe as Recipe<unknown>,
   contextScalingRecipe as Recipe<unknown>,
+  ppoRecipe as Recipe<unknown>,
   offlineRlRecipe as Recipe<unknown>,
   shareGptFinetuneRecipe as Recipe<unknown>,
 ];

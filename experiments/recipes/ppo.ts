@@ -1,0 +1,173 @@
+/**
+ * `recipe: ppo`: trains a behaviour policy with rl/ppo.ts (issue 6) on a registered env, logs
+ * CleanRL's metrics to MLflow, evaluates periodically, optionally stops early when the evaluation
+ * return enters a band (how rl/behavior/ant-medium.json's "medium" level was chosen), and saves
+ * the policy file (actor + observation statistics) as an artifact and optionally to `out`.
+ *
+ * Metrics: `train/episode_return`, `train/episode_length` (each training episode, stochastic
+ * policy, step = env step); `train/policy_loss`, `train/value_loss`, `train/entropy`,
+ * `train/approx_kl`, `train/clipfrac`, `train/explained_variance`, `train/learning_rate`,
+ * `perf/steps_per_sec` (per update, CleanRL's losses/ and charts/); `eval/return`, `eval/return_std`, `eval/normalized_score` (D4RL refs
+ * when known) at each evaluation.
+ *
+ * Checkpoints hold the policy with its critic and statistics (resume restarts Adam's moments).
+ */
+import { writeFileAtomic } from '../../common/index.js';
+import { D4RL_REF_SCORES, evaluatePolicy, type PolicyJSON, PpoPolicy, trainPpo } from '../../rl/index.js';
+import { type InferFields, s } from '../config/schema.js';
+import type { Recipe, RecipeContext } from './types.js';
+
+const fields = {
+  env: s.string({ doc: 'Registered env id (exp env list)', default: 'CartPole-v1', nonEmpty: true }),
+  totalSteps: s.integer({ doc: 'Env steps in total (all envs)', default: 100_000, min: 1 }),
+  numEnvs: s.integer({ doc: 'Parallel envs', default: 4, min: 1 }),
+  numSteps: s.integer({
+    doc: 'Steps per env per rollout (batch = numEnvs × numSteps)',
+    default: 512,
+    min: 1,
+  }),
+  vectorization: s.enum(['async', 'sync'] as const, {
+    doc: 'async: envs on worker threads; sync: in the main thread',
+    default: 'async',
+  }),
+  hidden: s.list(s.integer({ doc: 'Units', min: 1 }), {
+    doc: 'Hidden sizes of actor and critic',
+    default: [64, 64],
+  }),
+  lr: s.number({ doc: 'Adam learning rate', default: 3e-4, min: 0, exclusiveMin: true }),
+  annealLr: s.boolean({ doc: 'Anneal the learning rate linearly to 0', default: true }),
+  gamma: s.number({ doc: 'Discount', default: 0.99, min: 0, max: 1 }),
+  gaeLambda: s.number({ doc: 'GAE lambda', default: 0.95, min: 0, max: 1 }),
+  numMinibatches: s.integer({ doc: 'Minibatches per epoch', default: 32, min: 1 }),
+  updateEpochs: s.integer({ doc: 'Epochs per update', default: 10, min: 1 }),
+  clipCoef: s.number({ doc: 'Surrogate (and value) clip range', default: 0.2, min: 0 }),
+  clipVloss: s.boolean({ doc: 'Clipped value loss', default: true }),
+  entCoef: s.number({ doc: 'Entropy bonus', default: 0, min: 0 }),
+  vfCoef: s.number({ doc: 'Value loss weight', default: 0.5, min: 0 }),
+  maxGradNorm: s.number({ doc: 'Global gradient-norm clip', default: 0.5, min: 0, exclusiveMin: true }),
+  normObs: s.boolean({ doc: 'Running observation normalisation', default: true }),
+  normReward: s.boolean({ doc: 'Reward scaling by the discounted-return std', default: true }),
+  math: s.enum(['tfjs', 'js'] as const, {
+    doc: 'Network matmuls: tfjs (float32, fast) or js (float64 loops, exact)',
+    default: 'tfjs',
+  }),
+  evalEvery: s.integer({ doc: 'Updates between evaluations; 0 only at the end', default: 10, min: 0 }),
+  evalEpisodes: s.integer({ doc: 'Episodes per evaluation', default: 10, min: 1 }),
+  evalStochastic: s.boolean({ doc: 'Evaluate sampled actions (else the mean action)', default: true }),
+  stopBelow: s.number({
+    doc: 'Early stop when an evaluation return is in [stopAbove, stopBelow]; 0 turns it off',
+    default: 0,
+  }),
+  stopAbove: s.number({ doc: 'Lower end of the early-stop band', default: 0 }),
+  out: s.string({ doc: "Also write the policy file here ('' only logs it as an artifact)", default: '' }),
+};
+
+export type PpoConfig = InferFields<typeof fields>;
+
+async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
+  const c = ctx.config;
+  const ref = D4RL_REF_SCORES[c.env];
+  const init = ctx.resume ? (ctx.resume.state as unknown as PolicyJSON) : undefined;
+  const progress = ctx.progress(`ppo ${c.env}`, c.totalSteps);
+  let best: { policy: PolicyJSON; mean: number } | undefined;
+  const evaluate = (json: PolicyJSON, step: number) => {
+    // Measure the saved (float32) weights, as a user loading the file would.
+    const policy = new PpoPolicy(JSON.parse(JSON.stringify(json)) as PolicyJSON);
+    const ev = evaluatePolicy(policy, {
+      episodes: c.evalEpisodes,
+      seed: 10_000,
+      stochastic: c.evalStochastic,
+      signal: ctx.signal,
+    });
+    ctx.tracker.metrics({ 'eval/return': ev.mean, 'eval/return_std': ev.std }, step);
+    if (ref)
+      ctx.tracker.metric('eval/normalized_score', (100 * (ev.mean - ref.min)) / (ref.max - ref.min), step);
+    const mode = c.evalStochastic ? 'stochastic' : 'deterministic';
+    const withEval: PolicyJSON = {
+      ...json,
+      evaluation: {
+        seed: 10_000,
+        [mode]: ev,
+        datasetMode: mode,
+        ...(ref ? { normalizedScore: (100 * (ev.mean - ref.min)) / (ref.max - ref.min) } : {}),
+      },
+    };
+    if (!best || ev.mean > best.mean) best = { policy: withEval, mean: ev.mean };
+    return { ev, withEval };
+  };
+  let final: PolicyJSON | undefined;
+  const res = await trainPpo({
+    envId: c.env,
+    seed: ctx.seed,
+    totalSteps: c.totalSteps,
+    numEnvs: c.numEnvs,
+    numSteps: c.numSteps,
+    vectorization: c.vectorization,
+    hidden: c.hidden,
+    lr: c.lr,
+    annealLr: c.annealLr,
+    gamma: c.gamma,
+    gaeLambda: c.gaeLambda,
+    numMinibatches: c.numMinibatches,
+    updateEpochs: c.updateEpochs,
+    clipCoef: c.clipCoef,
+    clipVloss: c.clipVloss,
+    entCoef: c.entCoef,
+    vfCoef: c.vfCoef,
+    maxGradNorm: c.maxGradNorm,
+    normObs: c.normObs,
+    normReward: c.normReward,
+    math: c.math,
+    init,
+    signal: ctx.signal,
+    onEpisode: (ret, len, step) => {
+      ctx.tracker.metrics({ 'train/episode_return': ret, 'train/episode_length': len }, step);
+    },
+    onUpdate: async (u, tr) => {
+      ctx.tracker.metrics(
+        {
+          'train/policy_loss': u.policyLoss,
+          'train/value_loss': u.valueLoss,
+          'train/entropy': u.entropy,
+          'train/approx_kl': u.approxKl,
+          'train/clipfrac': u.clipFrac,
+          'train/explained_variance': Number.isFinite(u.explainedVariance) ? u.explainedVariance : 0,
+          'train/learning_rate': u.lr,
+          'perf/steps_per_sec': u.stepsPerSec,
+        },
+        u.envStep,
+      );
+      progress.update(u.envStep, { return: u.episodeReturn });
+      if (ctx.checkpoints.due(u.update))
+        await ctx.checkpoints.save({ step: u.update, state: tr.policyJSON(true) as never, tensors: {} });
+      if (c.evalEvery > 0 && u.update % c.evalEvery === 0) {
+        const { ev, withEval } = evaluate(tr.policyJSON(), u.envStep);
+        if (c.stopBelow > 0 && ev.mean >= c.stopAbove && ev.mean <= c.stopBelow) {
+          ctx.log(`eval return ${ev.mean.toFixed(1)} in [${c.stopAbove}, ${c.stopBelow}]: stopping`);
+          final = withEval;
+          return 'stop';
+        }
+      }
+      return undefined;
+    },
+  });
+  progress.finish();
+  await ctx.checkpoints.save({
+    step: res.trainer.updates,
+    state: res.trainer.policyJSON(true) as never,
+    tensors: {},
+  });
+  if (ctx.signal.aborted) return;
+  final ??= evaluate(res.policy, res.trainer.envStep).withEval;
+  const text = JSON.stringify(final);
+  await ctx.tracker.content('policy.json', text);
+  if (best) await ctx.tracker.content('policy-best.json', JSON.stringify(best.policy));
+  if (c.out) writeFileAtomic(c.out, text);
+}
+
+export const ppoRecipe: Recipe<PpoConfig> = {
+  name: 'ppo',
+  describe: 'PPO behaviour policy on a registered env (rl/ppo.ts); saves the policy file',
+  schema: s.object(fields, { doc: 'PPO (CleanRL ppo_continuous_action-like)' }),
+  run,
+};
