@@ -362,7 +362,7 @@ async function trainTransformer(
         >(trainModule, 'trainerState', Array(N).fill(null), 1);
         if (evalNow) evals.push(evaluateTransformer(ctx, config, state.weights, norm, target, step));
         if (ctx.checkpoints.due(step) || step === c.train.steps)
-          await saveCheckpoint(ctx, step, state, evals);
+          await saveCheckpoint(ctx, step, state, evals, sampler.rngState);
       }
     }
     progress.finish();
@@ -407,7 +407,11 @@ async function saveCheckpoint(
   });
   await ctx.checkpoints.save({
     step,
-    state: { optStep: state.optimizer.step, evals: evals as unknown as never },
+    state: {
+      optStep: state.optimizer.step,
+      evals: evals as unknown as never,
+      ...(samplerRng !== undefined ? { samplerRng } : {}),
+    },
     tensors,
   });
 }
