@@ -48,7 +48,8 @@ const deviceModule = new URL('../../lm/ring-device.js', import.meta.url);
 /** Rows (B, T) → this device's (B, c) in layout order. */
 function shard(x: Int32Array, B: number, T: number, idx: Int32Array): Int32Array {
   const out = new Int32Array(B * idx.length);
-  for (let b = 0; b < B; b++) idx.forEach((t, i) => (out[b * idx.length + i] = x[b * T + t]));
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < idx.length; i++) out[b * idx.length + i] = x[b * T + idx[i]];
   return out;
 }
 
@@ -110,9 +111,9 @@ describe('LLaMA on ring devices = vanilla on one device', () => {
         const logits = new Float32Array(B * T * V);
         fwd.forEach((f, r) => {
           for (let b = 0; b < B; b++)
-            idx[r].forEach((t, i) =>
-              logits.set(f.logits.subarray((b * c + i) * V, (b * c + i + 1) * V), (b * T + t) * V),
-            );
+            idx[r].forEach((t, i) => {
+              logits.set(f.logits.subarray((b * c + i) * V, (b * c + i + 1) * V), (b * T + t) * V);
+            });
         });
         assert.ok(relError(logits, ref.logits) < 1e-4, `logits ${relError(logits, ref.logits)}`);
 
