@@ -4,14 +4,22 @@
  * evaluation over 10 episodes lands in the "medium" band: about 1/3 of D4RL's ant expert
  * reference 3879.7 (≈1293), accepted within [BAND_LO, BAND_HI].
  *
- *   node dist/rl/behavior/train-ant-medium.js [outDir] [seed]
+ *   node dist/rl/behavior/train-ant-medium.js [outDir] [seed] [init.json]
+ *   node dist/rl/behavior/train-ant-medium.js --finalize <snap-or-cand.json> [out.json]
+ *
+ * `init.json` continues from a snapshot (weights, statistics, counters; Adam restarts).
+ * `--finalize` strips the critic, measures the returns over 10 episodes in both modes (seed
+ * 10000, stochastic = the dataset's mode) and writes the policy file (default
+ * rl/behavior/ant-medium.json).
  *
  * Writes <outDir>/log.jsonl (one line per update), <outDir>/snap-<update>.json every 10 updates
  * (actor + critic, to pick another level later) and <outDir>/ant-medium.json when the band is hit.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../common/index.js';
+import { D4RL_REF_SCORES } from '../collect.js';
 import { evaluatePolicy, type PolicyJSON, PpoPolicy, trainPpo } from '../ppo.js';
 
 export const BAND_LO = 1100;
@@ -19,9 +27,50 @@ export const BAND_HI = 1500;
 /** Where training-episode returns must be before a (slower) evaluation is tried. */
 const TRY_AT = 1050;
 
+/** Writes the shipped policy file from a training snapshot, with its measured returns. */
+export function finalize(snapshot: string, out: string): PolicyJSON {
+  const {
+    critic: _critic,
+    evaluation: _old,
+    ...json
+  } = JSON.parse(readFileSync(snapshot, 'utf8')) as PolicyJSON;
+  const policy = new PpoPolicy(json as PolicyJSON);
+  const seed = 10_000;
+  const stochastic = evaluatePolicy(policy, { episodes: 10, seed, stochastic: true });
+  const deterministic = evaluatePolicy(policy, { episodes: 10, seed, stochastic: false });
+  const ref = D4RL_REF_SCORES['Ant-v5'];
+  const result: PolicyJSON = {
+    ...(json as PolicyJSON),
+    description:
+      'Ant-v5 behaviour policy from rl/ppo.ts (rl/behavior/train-ant-medium.ts); the dataset mode is stochastic (Gaussian samples). Level: see evaluation.normalizedScore (D4RL ant refs -325.6 / 3879.7; "medium" = about 1/3 of expert, ≈1293).',
+    evaluation: {
+      seed,
+      stochastic,
+      deterministic,
+      datasetMode: 'stochastic',
+      normalizedScore: (100 * (stochastic.mean - ref.min)) / (ref.max - ref.min),
+      command: `node dist/rl/behavior/train-ant-medium.js --finalize ${snapshot}`,
+      machine: `${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`,
+    },
+  };
+  writeFileAtomic(out, `${JSON.stringify(result)}\n`);
+  return result;
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === '--finalize') {
+    const r = finalize(process.argv[3], process.argv[4] ?? 'rl/behavior/ant-medium.json');
+    const e = r.evaluation;
+    console.log(
+      `stochastic ${e?.stochastic?.mean.toFixed(1)} ± ${e?.stochastic?.std.toFixed(1)} (len ${e?.stochastic?.meanLength}), deterministic ${e?.deterministic?.mean.toFixed(1)} ± ${e?.deterministic?.std.toFixed(1)}, normalised ${e?.normalizedScore?.toFixed(1)}`,
+    );
+    return;
+  }
   const outDir = process.argv[2] ?? '.cache/ppo-ant';
   const seed = Number(process.argv[3] ?? 1);
+  const init = process.argv[4]
+    ? (JSON.parse(readFileSync(process.argv[4], 'utf8')) as PolicyJSON)
+    : undefined;
   mkdirSync(outDir, { recursive: true });
   const log = join(outDir, 'log.jsonl');
   const recent: number[] = [];
@@ -33,6 +82,7 @@ async function main(): Promise<void> {
     numEnvs: 4,
     numSteps: 512,
     vectorization: 'async',
+    init,
     onEpisode: (ret) => {
       recent.push(ret);
       if (recent.length > 20) recent.shift();
