@@ -3,3 +3,4 @@ export { InputError, errorMessage, isInputError } from './errors.js';
 export { temporarySibling, writeDirAtomic, writeFileAtomic } from './atomic.js';
 export { Rng } from './random.js';
 export { Progress, type ProgressOptions } from './progress.js';
+export { relError } from './numeric.js';

@@ -194,6 +194,44 @@ export function disposeKvCache(c: KvCache): void {
   c.length = 0;
 }
 
+const asMatrix = (v: tf.Variable) => v as unknown as tf.Tensor2D;
+
+/** Queries, keys and values of x (B, T, Dm) at token `positions`: (B, H|Hk, T, Dh), rotated. */
+function projectQkv(x: tf.Tensor, w: BlockWeights, c: TransformerBlockConfig, positions: () => Int32Array) {
+  const h = normalize(x, w.attnNorm, c.norm, c.normEps);
+  let q = toHeads(linear(h, asMatrix(w.wq)), c.heads); // (B, H, T, Dh)
+  let k = toHeads(linear(h, asMatrix(w.wk)), c.kvHeads); // (B, Hk, T, Dh)
+  const v = toHeads(linear(h, asMatrix(w.wv)), c.kvHeads);
+  if (c.rope) {
+    const pos = positions();
+    q = applyRope(q, pos, c.rope.theta, c.rope.interpolation);
+    k = applyRope(k, pos, c.rope.theta, c.rope.interpolation);
+  }
+  return { q, k, v };
+}
+
+/** The rest of the block after attention: output projection, residual, FFN, residual. */
+function finishBlock(
+  x: tf.Tensor,
+  a: tf.Tensor,
+  w: BlockWeights,
+  c: TransformerBlockConfig,
+  ffnChunk: number,
+): tf.Tensor {
+  const [B, T, Dm] = dims(x);
+  const merged = tf.reshape(tf.transpose(a, [0, 2, 1, 3]), [B, T, Dm]); // (B, H, T, Dh) → (B, T, H·Dh)
+  const x1 = tf.add(x, linear(merged, asMatrix(w.wo)));
+  const h2 = normalize(x1, w.ffnNorm, c.norm, c.normEps);
+  const weights = {
+    kind: c.ffn,
+    up: asMatrix(w.up),
+    down: asMatrix(w.down),
+    gate: w.gate ? asMatrix(w.gate) : undefined,
+  };
+  const f = ffnChunk > 0 ? blockwiseFeedForward(h2, weights, ffnChunk) : feedForward(h2, weights);
+  return tf.add(x1, f);
+}
+
 /**
  * xNew (B, Tn, Dm): the next Tn tokens at positions cache.length…; returns their outputs
  * (B, Tn, Dm) and appends their keys and values to `cache`. No gradients (inference). Attention
@@ -206,32 +244,15 @@ export function transformerBlockStep(
   c: TransformerBlockConfig,
   cache: KvCache,
 ): tf.Tensor {
-  const [B, Tn, Dm] = dims(xNew);
-  const Dh = Dm / c.heads;
-  const m = (v: tf.Variable) => v as unknown as tf.Tensor2D;
+  const Tn = dims(xNew)[1];
   const out = tf.tidy(() => {
-    const h = normalize(xNew, w.attnNorm, c.norm, c.normEps);
-    let q = toHeads(linear(h, m(w.wq)), c.heads); // (B, H, Tn, Dh)
-    let k = toHeads(linear(h, m(w.wk)), c.kvHeads); // (B, Hk, Tn, Dh)
-    const v = toHeads(linear(h, m(w.wv)), c.kvHeads);
-    if (c.rope) {
-      const pos = Int32Array.from({ length: Tn }, (_, t) => cache.length + t);
-      q = applyRope(q, pos, c.rope.theta, c.rope.interpolation);
-      k = applyRope(k, pos, c.rope.theta, c.rope.interpolation);
-    }
+    const { q, k, v } = projectQkv(xNew, w, c, () =>
+      Int32Array.from({ length: Tn }, (_, t) => cache.length + t),
+    );
     const kAll = cache.k ? tf.concat([cache.k, k], 2) : k;
     const vAll = cache.v ? tf.concat([cache.v, v], 2) : v;
     const a = vanillaAttention(q, kAll, vAll, { causal: c.causal }); // (B, H, Tn, Dh)
-    const merged = tf.reshape(tf.transpose(a, [0, 2, 1, 3]), [B, Tn, c.heads * Dh]);
-    const x1 = tf.add(xNew, linear(merged, m(w.wo)));
-    const h2 = normalize(x1, w.ffnNorm, c.norm, c.normEps);
-    const f = feedForward(h2, {
-      kind: c.ffn,
-      up: m(w.up),
-      down: m(w.down),
-      gate: w.gate ? m(w.gate) : undefined,
-    });
-    return { y: tf.add(x1, f), kAll: tf.keep(kAll), vAll: tf.keep(vAll) };
+    return { y: finishBlock(xNew, a, w, c, 0), kAll: tf.keep(kAll), vAll: tf.keep(vAll) };
   });
   if (out.kAll !== cache.k) cache.k?.dispose();
   if (out.vAll !== cache.v) cache.v?.dispose();
@@ -248,28 +269,7 @@ export function transformerBlock(
   c: TransformerBlockConfig,
   seq: SequenceContext,
 ): tf.Tensor {
-  const [B, T, Dm] = dims(x);
-  const Dh = Dm / c.heads;
-  const h = normalize(x, w.attnNorm, c.norm, c.normEps);
-  const m = (v: tf.Variable) => v as unknown as tf.Tensor2D;
-  let q = toHeads(linear(h, m(w.wq)), c.heads); // (B, H, T, Dh)
-  let k = toHeads(linear(h, m(w.wk)), c.kvHeads); // (B, Hk, T, Dh)
-  const v = toHeads(linear(h, m(w.wv)), c.kvHeads);
-  if (c.rope) {
-    const pos = localPositions(T, seq);
-    q = applyRope(q, pos, c.rope.theta, c.rope.interpolation);
-    k = applyRope(k, pos, c.rope.theta, c.rope.interpolation);
-  }
-  const a = attend(q, k, v, c, seq); // (B, H, T, Dh)
-  const merged = tf.reshape(tf.transpose(a, [0, 2, 1, 3]), [B, T, c.heads * Dh]);
-  const x1 = tf.add(x, linear(merged, m(w.wo)));
-  const h2 = normalize(x1, w.ffnNorm, c.norm, c.normEps);
-  const weights = {
-    kind: c.ffn,
-    up: w.up as tf.Tensor2D,
-    down: w.down as tf.Tensor2D,
-    gate: w.gate as tf.Tensor2D | undefined,
-  };
-  const f = c.ffnChunk > 0 ? blockwiseFeedForward(h2, weights, c.ffnChunk) : feedForward(h2, weights);
-  return tf.add(x1, f);
+  const T = dims(x)[1];
+  const { q, k, v } = projectQkv(x, w, c, () => localPositions(T, seq));
+  return finishBlock(x, attend(q, k, v, c, seq), w, c, c.ffnChunk);
 }

@@ -4,7 +4,7 @@
  * implementation runs on the same kind of backend instance and is measured the same way.
  */
 import * as tf from '@tensorflow/tfjs';
-import { InputError, Rng } from '../../common/index.js';
+import { InputError, Rng, relError } from '../../common/index.js';
 import {
   ATTENTION_IMPLS,
   type AttentionImpl,
@@ -65,16 +65,6 @@ export interface AttentionBenchResult {
 /** FLOPs of attention's forward pass: QKᵀ and PV, 2·T²·D each per head. */
 export function attentionFlops(B: number, H: number, T: number, D: number, causal: boolean): number {
   return 4 * B * H * T * T * D * (causal ? 0.5 : 1);
-}
-
-function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
 
 export function checkBenchOptions(o: AttentionBenchOptions): void {

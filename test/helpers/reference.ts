@@ -76,14 +76,4 @@ export function referenceAttention(p: RefProblem): RefResult {
   return { out, dq, dk, dv };
 }
 
-/** ‖a − b‖ / ‖b‖, the issue's error measure. */
-export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`relError: lengths ${a.length} and ${b.length} differ`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
-}
+export { relError } from '../../common/index.js';

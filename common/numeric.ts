@@ -1,0 +1,11 @@
+/** ‖a − b‖ / ‖b‖: the relative error the correctness checks and `--check` report (issue 2). */
+export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relError: lengths ${a.length} and ${b.length} differ`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+}
