@@ -133,16 +133,15 @@ export function lossShard(a: LossShardArgs, ctx: DeviceContext): { loss: number;
 }
 
 export interface AnswerShardArgs extends ShardArgs {
-  /** Global positions (per row, the same for all rows) whose argmax next token is wanted. */
-  positions: number[];
+  /** Per row, the global positions whose argmax next token is wanted. */
+  positions: number[][];
   /** Measure peak tensor bytes of the forward pass. */
   measure: boolean;
 }
 
 export interface AnswerShardResult {
-  /** The asked positions this device holds, and per row the argmax token at each: (B, P). */
-  positions: Int32Array;
-  tokens: Int32Array;
+  /** (row, global position, argmax token) triples of the asked positions this device holds. */
+  hits: Int32Array;
   peakBytes: number;
 }
 
@@ -158,20 +157,21 @@ export async function answerShard(a: AnswerShardArgs, ctx: DeviceContext): Promi
   held.forEach((g, i) => {
     local.set(g, i);
   });
-  const mine = a.positions.filter((p) => local.has(p));
   const ids = tf.tensor2d(a.ids, [a.batch, c], 'int32');
   const { result: logits, peakBytes } = await withPeakBytes(
     () => tf.tidy(() => m.forward(ids, sequence(a, ctx))),
     a.measure,
   );
-  const [, , V] = logits.shape;
+  const V = logits.shape[2] as number;
   const all = logits.dataSync() as Float32Array;
   tf.dispose([ids, logits]);
-  const tokens = new Int32Array(a.batch * mine.length);
-  for (let b = 0; b < a.batch; b++)
-    mine.forEach((p, j) => {
-      const t = local.get(p) as number;
-      tokens[b * mine.length + j] = argmax(all.subarray((b * c + t) * V, (b * c + t + 1) * V));
-    });
-  return { positions: Int32Array.from(mine), tokens, peakBytes };
+  const hits: number[] = [];
+  a.positions.forEach((row, b) => {
+    for (const p of row) {
+      const t = local.get(p);
+      if (t === undefined) continue;
+      hits.push(b, p, argmax(all.subarray((b * c + t) * V, (b * c + t + 1) * V)));
+    }
+  });
+  return { hits: Int32Array.from(hits), peakBytes };
 }
