@@ -18,6 +18,7 @@ export interface Proc {
   }>;
   /** Everything written to stderr so far. */
   stderr(): string;
+  exited(): boolean;
 }
 
 /** Starts `command args` (default: node bin/exp.js …); kills it after `timeoutMs`. */
@@ -42,13 +43,15 @@ export function start(
     stderr += d;
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  let exited = false;
   const done = new Promise<Awaited<Proc['done']>>((resolve) => {
     child.on('close', (code, signal) => {
+      exited = true;
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
     });
   });
-  return { pid: child.pid!, done, stderr: () => stderr };
+  return { pid: child.pid!, done, stderr: () => stderr, exited: () => exited };
 }
 
 /** JSON objects printed one per line. */

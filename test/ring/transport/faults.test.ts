@@ -1,0 +1,144 @@
+// Faults of the multi-process ring (issue 9): a killed rank stops every other rank with a clear
+// error within a stated time and leaves no process behind; a rank that never arrives fails the
+// rendezvous after its timeout; a peer with the wrong secret is refused before anything is
+// exchanged; ranks that disagree on shapes all fail naming the difference.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Dealer } from 'zeromq';
+import {
+  freePort,
+  isAlive,
+  jsonLines,
+  type Proc,
+  rankEnv,
+  secret,
+  start,
+  type WorkerCase,
+  waitForStderr,
+  workerArgs,
+} from './helpers.js';
+
+const SMALL: WorkerCase = { B: 1, H: 2, Hk: 2, T: 32, D: 8, causal: true, layout: 'striped', blockSize: 8 };
+/** The stated bound: every surviving rank has stopped this long after a peer is killed. */
+const FAULT_DEADLINE_MS = 15_000;
+
+function pidsOf(p: Proc, n: number): number[] {
+  return Array.from({ length: n }, (_, r) => {
+    const m = new RegExp(`exp launch: rank ${r} pid (\\d+)`).exec(p.stderr());
+    assert.ok(m, `no pid for rank ${r}`);
+    return Number(m[1]);
+  });
+}
+
+describe('ring faults', () => {
+  test(`killing one of 3 ranks stops the others with a clear error within ${FAULT_DEADLINE_MS / 1000} s, no orphans`, async () => {
+    const p = start([
+      'launch',
+      '--nproc=3',
+      '--grace-ms=20000',
+      '--',
+      'exp',
+      ...workerArgs({ ...SMALL, T: 48 }, ['--steps=1000000']),
+    ]);
+    for (let r = 0; r < 3; r++) await waitForStderr(p, `ring rank ${r}: joined a ring of 3`, 60_000);
+    const pids = pidsOf(p, 3);
+    await new Promise((r) => setTimeout(r, 300)); // a few steps in flight
+    const killedAt = Date.now();
+    process.kill(pids[1], 'SIGKILL');
+    const r = await p.done;
+    const elapsed = Date.now() - killedAt;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /exp launch: rank 1 failed \(killed by SIGKILL\); all 3 ranks stopped/);
+    // the survivors stopped by themselves (grace 20 s > deadline), each naming the failure
+    assert.ok(elapsed < FAULT_DEADLINE_MS, `ranks took ${elapsed} ms to stop`);
+    for (const survivor of [0, 2])
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `\\[rank ${survivor}\\] exp: RingCommError: ring rank ${survivor} .*ring aborted \\(rank 1 .*\\)`,
+        ),
+      );
+    for (const pid of pids) assert.equal(isAlive(pid), false, `pid ${pid} still running`);
+  });
+
+  test('a rank that never arrives fails the rendezvous after its timeout', async () => {
+    const port = await freePort();
+    const p = start(workerArgs(SMALL), rankEnv(0, 2, port, secret(), { RING_RENDEZVOUS_TIMEOUT_MS: '2000' }));
+    const r = await p.done;
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /rendezvous timed out after 2000 ms: rank 1 never arrived/);
+    assert.equal(jsonLines(r.stdout).length, 0);
+  });
+
+  test('a rank with the wrong secret is refused and nothing is exchanged', async () => {
+    const port = await freePort();
+    const [good, bad] = [secret(), secret()];
+    const env = { RING_RENDEZVOUS_TIMEOUT_MS: '4000' };
+    const r0 = start(workerArgs(SMALL, ['--check']), rankEnv(0, 2, port, good, env));
+    const r1 = start(workerArgs(SMALL, ['--check']), rankEnv(1, 2, port, bad, env));
+    const [a, b] = await Promise.all([r0.done, r1.done]);
+    assert.equal(b.code, 1);
+    assert.match(b.stderr, /refused this rank: authentication failed \(wrong shared secret\)/);
+    assert.equal(a.code, 1);
+    assert.match(a.stderr, /refused a rendezvous peer: authentication failed/);
+    assert.match(a.stderr, /rank 1 never arrived/);
+    for (const x of [a, b]) {
+      assert.equal(jsonLines(x.stdout).length, 0);
+      for (const s of [good, bad]) assert.ok(!`${x.stdout}${x.stderr}`.includes(s), 'a secret was printed');
+    }
+  });
+
+  test('an intruder without the secret is refused, then the real ring runs', async () => {
+    const port = await freePort();
+    const s = secret();
+    const r0 = start(workerArgs(SMALL, ['--check', '--backward']), rankEnv(0, 2, port, s));
+    const intruder = new Dealer({ linger: 0, receiveTimeout: 20_000 });
+    try {
+      intruder.connect(`tcp://127.0.0.1:${port}`);
+      await intruder.send(['HELLO', JSON.stringify({ nonce: 'ab' })]);
+      const [t1] = await intruder.receive();
+      assert.equal(t1.toString(), 'CHALLENGE'); // a random nonce: nothing about the ring
+      await intruder.send(['AUTH', JSON.stringify({ rank: 1, proof: 'f'.repeat(64) })]);
+      const [t2, body] = await intruder.receive();
+      assert.equal(t2.toString(), 'REFUSED');
+      assert.match(body.toString(), /authentication failed/);
+      // anything further is ignored: a JOIN gets no answer, so no ring addresses leak
+      await intruder.send(['JOIN', JSON.stringify({ rank: 1, worldSize: 2 })]);
+      intruder.receiveTimeout = 1000;
+      await assert.rejects(intruder.receive(), (e: { code?: string }) => e.code === 'EAGAIN');
+    } finally {
+      intruder.close();
+    }
+    const r1 = start(workerArgs(SMALL, ['--check', '--backward']), rankEnv(1, 2, port, s));
+    const [a, b] = await Promise.all([r0.done, r1.done]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    for (const x of [a, b]) assert.ok(jsonLines<{ maxRelErr: number }>(x.stdout)[0].maxRelErr < 1e-4);
+  });
+
+  test('ranks that disagree on shapes all fail, naming what differs', async () => {
+    const port = await freePort();
+    const s = secret();
+    const r0 = start(workerArgs(SMALL), rankEnv(0, 2, port, s));
+    const r1 = start(workerArgs({ ...SMALL, T: 48 }), rankEnv(1, 2, port, s));
+    for (const x of await Promise.all([r0.done, r1.done])) {
+      assert.equal(x.code, 1);
+      assert.match(
+        x.stderr,
+        /ranks disagree: .*rank 1 has k\/v shard shape \[1,2,24,8\], rank 0 has \[1,2,16,8\]/,
+      );
+      assert.match(x.stderr, /rank 1 has sequence length 48, rank 0 has 32/);
+    }
+  });
+
+  test('SIGTERM to the launcher stops every rank', async () => {
+    const p = start(['launch', '--nproc=2', '--', 'exp', ...workerArgs(SMALL, ['--steps=1000000'])]);
+    for (let r = 0; r < 2; r++) await waitForStderr(p, `ring rank ${r}: joined a ring of 2`, 60_000);
+    const pids = pidsOf(p, 2);
+    process.kill(p.pid, 'SIGTERM');
+    const r = await p.done;
+    assert.equal(r.code, 143, r.stderr);
+    assert.match(r.stderr, /interrupted by SIGTERM; all 2 ranks stopped/);
+    for (const pid of pids) assert.equal(isAlive(pid), false);
+  });
+});
