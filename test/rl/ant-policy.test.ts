@@ -24,12 +24,11 @@ test('ant-medium.json: the recorded seed reproduces the first 3 recorded returns
   const st = recorded?.stochastic;
   assert.ok(st && recorded);
   const ev = evaluatePolicy(policy, { episodes: 3, seed: recorded.seed, stochastic: true });
-  ev.returns.forEach((r, k) =>
+  for (const [k, r] of ev.returns.entries())
     assert.ok(
       Math.abs(r - st.returns[k]) <= 1e-3 * Math.max(1, Math.abs(st.returns[k])),
       `episode ${k}: ${r} vs recorded ${st.returns[k]}`,
-    ),
-  );
+    );
 });
 
 test('ant-medium.json: 3 fresh episodes are within 3 standard errors of the recorded mean', () => {
