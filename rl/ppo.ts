@@ -56,6 +56,11 @@ export interface PolicyJSON {
   envId: string;
   envKwargs: Record<string, unknown>;
   obsDim: number;
+  /**
+   * The network sees the first `inputDim` observation values (default all). Ant-v5 behaviour
+   * policies use 27: positions and velocities, leaving out the 78 contact forces (see README).
+   */
+  inputDim?: number;
   action: { type: 'box'; dim: number; low: number[]; high: number[] } | { type: 'discrete'; n: number };
   hidden: number[];
   activation: 'tanh';
@@ -321,15 +326,15 @@ export class RunningStats {
     this.mean = new Float64Array(size);
     this.var = new Float64Array(size).fill(1);
   }
-  /** Folds in `rows` samples of x (rows, size). */
-  update(x: ArrayLike<number>, rows: number): void {
+  /** Folds in `rows` samples: the first `size` values of each row of x (rows, stride). */
+  update(x: ArrayLike<number>, rows: number, stride = this.size): void {
     const n = this.size;
     for (let i = 0; i < n; i++) {
       let m = 0;
-      for (let r = 0; r < rows; r++) m += x[r * n + i];
+      for (let r = 0; r < rows; r++) m += x[r * stride + i];
       m /= rows;
       let v = 0;
-      for (let r = 0; r < rows; r++) v += (x[r * n + i] - m) ** 2;
+      for (let r = 0; r < rows; r++) v += (x[r * stride + i] - m) ** 2;
       v /= rows;
       const total = this.count + rows;
       const delta = m - this.mean[i];
@@ -341,10 +346,14 @@ export class RunningStats {
   }
 }
 
-/** clip((x − mean)/sqrt(var + eps), ±clip) row by row; x (rows, size). */
+/**
+ * clip((x − mean)/sqrt(var + eps), ±clip) over the first n = mean.length values of each row of
+ * x (rows, stride) → (rows, n).
+ */
 function normalize(
   x: ArrayLike<number>,
   rows: number,
+  stride: number,
   s: { mean: ArrayLike<number>; var: ArrayLike<number> },
   eps: number,
   clip: number,
@@ -353,7 +362,7 @@ function normalize(
   const out = new Float64Array(rows * n);
   for (let r = 0; r < rows; r++)
     for (let i = 0; i < n; i++) {
-      const z = (x[r * n + i] - s.mean[i]) / Math.sqrt(s.var[i] + eps);
+      const z = (x[r * stride + i] - s.mean[i]) / Math.sqrt(s.var[i] + eps);
       out[r * n + i] = Math.max(-clip, Math.min(clip, z));
     }
   return out;
@@ -370,6 +379,7 @@ const LOG_SQRT_2PI = 0.5 * Math.log(2 * Math.PI);
 export class PpoPolicy {
   readonly actor: Mlp;
   readonly obsDim: number;
+  readonly inputDim: number;
   readonly discrete: boolean;
   readonly actDim: number;
 
@@ -378,10 +388,15 @@ export class PpoPolicy {
     if (json.format !== POLICY_FORMAT)
       throw new InputError(`${who}: expected format "${POLICY_FORMAT}"; got ${JSON.stringify(json.format)}`);
     this.obsDim = json.obsDim;
+    this.inputDim = json.inputDim ?? json.obsDim;
+    if (!Number.isInteger(this.inputDim) || this.inputDim < 1 || this.inputDim > this.obsDim)
+      throw new InputError(
+        `${who}: inputDim must be an integer in [1, ${this.obsDim}]; got ${json.inputDim}`,
+      );
     this.discrete = json.action.type === 'discrete';
     this.actDim = json.action.type === 'discrete' ? 1 : json.action.dim;
     const out = json.action.type === 'discrete' ? json.action.n : json.action.dim;
-    this.actor = new Mlp([json.obsDim, ...json.hidden, out], this.discrete ? 0 : out);
+    this.actor = new Mlp([this.inputDim, ...json.hidden, out], this.discrete ? 0 : out);
     this.actor.loadJSON(json.actor.layers, `${who}: actor`);
     if (!this.discrete) {
       if (json.actor.logStd?.length !== out)
@@ -390,8 +405,8 @@ export class PpoPolicy {
         );
       this.actor.extra.set(json.actor.logStd.map(Math.fround));
     }
-    if (json.obsNorm.mean.length !== json.obsDim || json.obsNorm.var.length !== json.obsDim)
-      throw new InputError(`${who}: obsNorm: expected mean and var of ${json.obsDim} values`);
+    if (json.obsNorm.mean.length !== this.inputDim || json.obsNorm.var.length !== this.inputDim)
+      throw new InputError(`${who}: obsNorm: expected mean and var of ${this.inputDim} values`);
   }
 
   static fromJSONText(text: string, who = 'PpoPolicy'): PpoPolicy {
@@ -408,13 +423,13 @@ export class PpoPolicy {
   describe(stochastic: boolean): string {
     const j = this.json;
     const ev = j.evaluation?.[stochastic ? 'stochastic' : 'deterministic'];
-    return `PPO ${j.envId} MLP ${[j.obsDim, ...j.hidden].join('-')} tanh, ${stochastic ? 'stochastic (Gaussian samples)' : 'deterministic (mean action)'}, ${j.training.envSteps} training steps${ev ? `, mean return ${ev.mean.toFixed(1)} ± ${ev.std.toFixed(1)} over ${ev.episodes} episodes` : ''}`;
+    return `PPO ${j.envId} MLP ${[this.inputDim, ...j.hidden].join('-')} tanh${this.inputDim < j.obsDim ? ` (first ${this.inputDim} of ${j.obsDim} obs values)` : ''}, ${stochastic ? 'stochastic (Gaussian samples)' : 'deterministic (mean action)'}, ${j.training.envSteps} training steps${ev ? `, mean return ${ev.mean.toFixed(1)} ± ${ev.std.toFixed(1)} over ${ev.episodes} episodes` : ''}`;
   }
 
   /** Actions for raw observations obs (B, obsDim); Gaussian samples from `rng` when stochastic. */
   act(obs: ArrayLike<number>, B: number, stochastic: boolean, rng?: Rng): Float64Array {
     const n = this.json.obsNorm;
-    const x = normalize(obs, B, n, n.eps, n.clip);
+    const x = normalize(obs, B, this.obsDim, n, n.eps, n.clip);
     const cache = this.actor.forward(x, B);
     const out = cache[cache.length - 1];
     if (this.discrete) {
@@ -510,6 +525,8 @@ export interface PpoOptions {
   normReward?: boolean;
   /** Initial log-std of the Gaussian head; default 0. */
   initLogStd?: number;
+  /** Network input: the first `inputDim` observation values; 0 (default) = all. */
+  inputDim?: number;
   /**
    * Matrix products of the networks: 'tfjs' (default; float32 on the active tfjs backend, wasm
    * unless another was initialised) or 'js' (plain float64 loops, exact; the gradient tests).
@@ -569,6 +586,7 @@ export const PPO_DEFAULTS: Omit<Hyper, 'envId' | 'totalSteps' | 'seed'> = {
   normObs: true,
   normReward: true,
   initLogStd: 0,
+  inputDim: 0,
   math: 'tfjs',
 };
 
@@ -583,6 +601,8 @@ export class PpoTrainer {
   readonly h: Hyper;
   readonly envKwargs: Record<string, unknown>;
   readonly obsDim: number;
+  /** Values of each observation the networks see (the first ones). */
+  readonly inDim: number;
   readonly discrete: boolean;
   /** Action values per env step: the box dim, or 1 for Discrete. */
   readonly actDim: number;
@@ -618,18 +638,21 @@ export class PpoTrainer {
       throw new InputError(`trainPpo: ${h.envId}: expected a Box or Discrete action space`);
     this.actionSpace = as;
     this.obsDim = os.size;
+    this.inDim = h.inputDim || os.size;
+    if (!Number.isInteger(this.inDim) || this.inDim < 1 || this.inDim > os.size)
+      throw new InputError(`trainPpo: inputDim must be an integer in [0, ${os.size}]; got ${h.inputDim}`);
     this.discrete = as instanceof Discrete;
     this.actDim = as instanceof Box ? as.size : 1;
     const nOut = as instanceof Box ? as.size : as.n;
     this.rng = new Rng(h.seed);
-    this.actor = new Mlp([this.obsDim, ...h.hidden, nOut], this.discrete ? 0 : nOut);
-    this.critic = new Mlp([this.obsDim, ...h.hidden, 1]);
+    this.actor = new Mlp([this.inDim, ...h.hidden, nOut], this.discrete ? 0 : nOut);
+    this.critic = new Mlp([this.inDim, ...h.hidden, 1]);
     this.actor.initOrthogonal(this.rng, 0.01);
     this.actor.extra.fill(h.initLogStd);
     this.critic.initOrthogonal(this.rng, 1);
     if (h.math === 'tfjs') this.actor.gemm = this.critic.gemm = tfjsGemm;
     if (options.init) this.load(options.init);
-    this.obsStats = new RunningStats(this.obsDim);
+    this.obsStats = new RunningStats(this.inDim);
     // One optimiser over actor and critic together, as CleanRL (one loss, one clip norm).
     this.params = new Float64Array(this.actor.params.length + this.critic.params.length);
     this.grads = new Float64Array(this.params.length);
@@ -654,11 +677,12 @@ export class PpoTrainer {
     this.wallSec = j.training.wallSec;
   }
 
-  /** Normalised observations (rows, obsDim) with the current statistics. */
+  /** Network inputs (rows, inDim) from raw observations (rows, obsDim), normalised. */
   normObs(obs: ArrayLike<number>, rows: number): Float64Array {
+    const [D, d] = [this.obsDim, this.inDim];
     return this.h.normObs
-      ? normalize(obs, rows, this.obsStats, OBS_EPS, OBS_CLIP)
-      : Float64Array.from({ length: rows * this.obsDim }, (_, k) => obs[k]);
+      ? normalize(obs, rows, D, this.obsStats, OBS_EPS, OBS_CLIP)
+      : Float64Array.from({ length: rows * d }, (_, k) => obs[Math.floor(k / d) * D + (k % d)]);
   }
 
   /** The policy as a file (actor + obs statistics; the critic too when `withCritic`). */
@@ -671,6 +695,7 @@ export class PpoTrainer {
       envId: h.envId,
       envKwargs: this.envKwargs,
       obsDim: this.obsDim,
+      ...(this.inDim < this.obsDim ? { inputDim: this.inDim } : {}),
       action:
         as instanceof Box
           ? { type: 'box', dim: as.size, low: Array.from(as.low), high: Array.from(as.high) }
@@ -686,8 +711,8 @@ export class PpoTrainer {
             clip: OBS_CLIP,
           }
         : {
-            mean: new Array(this.obsDim).fill(0),
-            var: new Array(this.obsDim).fill(1 - OBS_EPS),
+            mean: new Array(this.inDim).fill(0),
+            var: new Array(this.inDim).fill(1 - OBS_EPS),
             count: 0,
             eps: OBS_EPS,
             clip: Number.MAX_VALUE,
@@ -891,7 +916,7 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
   if ((options.math ?? PPO_DEFAULTS.math) === 'tfjs') await initBackend({ notice: false });
   const tr = new PpoTrainer(options);
   const h = tr.h;
-  const [E, T, D, A] = [h.numEnvs, h.numSteps, tr.obsDim, tr.actDim];
+  const [E, T, D, A] = [h.numEnvs, h.numSteps, tr.inDim, tr.actDim]; // D: network input size
   const N = E * T;
   const envs: VectorEnv = makeVec(h.envId, E, {
     vectorizationMode: h.vectorization,
@@ -937,7 +962,7 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
 
       // ---- rollout: T steps of E envs
       for (let t = 0; t < T; t++) {
-        if (h.normObs) tr.obsStats.update(rawObs, E);
+        if (h.normObs) tr.obsStats.update(rawObs, E, tr.obsDim);
         const x = tr.normObs(rawObs, E); // (E, D)
         bObs.set(x, t * E * D);
         const ac = tr.actor.forward(x, E);
@@ -1002,7 +1027,7 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
       }
 
       // ---- GAE (Schulman et al. 2016), masked at NEXT_STEP reset steps
-      if (h.normObs) tr.obsStats.update(rawObs, E);
+      if (h.normObs) tr.obsStats.update(rawObs, E, tr.obsDim);
       const xLast = tr.normObs(rawObs, E);
       const cLast = tr.critic.forward(xLast, E);
       const vLast = cLast[cLast.length - 1];

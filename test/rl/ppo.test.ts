@@ -10,7 +10,7 @@ import { evaluatePolicy, type MinibatchData, PpoPolicy, PpoTrainer, trainPpo } f
 
 /** A random minibatch for a trainer, with old log-probs near the current ones so ratios vary. */
 function randomMinibatch(tr: PpoTrainer, B: number, rng: Rng): MinibatchData {
-  const D = tr.obsDim;
+  const D = tr.inDim;
   const A = tr.actDim;
   const mb: MinibatchData = {
     size: B,
@@ -87,7 +87,7 @@ for (const [envId, clipVloss] of [
 
 /** log π(a_r | s_r) under the trainer's current actor. */
 function rowLogp(tr: PpoTrainer, mb: MinibatchData, r: number): number {
-  const D = tr.obsDim;
+  const D = tr.inDim;
   const cache = tr.actor.forward(mb.obs.subarray(r * D, (r + 1) * D), 1);
   const out = cache[cache.length - 1];
   if (tr.discrete) {
