@@ -55,6 +55,8 @@ export interface RingWorkerResult {
   fwdMs: number;
   bwdMs: number;
   connectMs: number;
+  /** Ring-link address of every rank, from the rendezvous. */
+  peers: string[];
   /** With --check: global relative errors against vanilla. */
   relErr?: { out: number; dq?: number; dk?: number; dv?: number };
   maxRelErr?: number;
@@ -206,6 +208,7 @@ const attentionWorker: CommandModule<object, Args> = {
         fwdMs: best.fwdMs,
         bwdMs: best.bwdMs,
         connectMs,
+        peers: transport.peers,
       };
       if (a.check) {
         const names = ['out', 'dq', 'dk', 'dv'] as const;
