@@ -4,7 +4,12 @@
  * PPO learns CartPole-v1 within a bounded number of env steps.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Rng } from '../../common/index.js';
 import { evaluatePolicy, type MinibatchData, PpoPolicy, PpoTrainer, trainPpo } from '../../rl/ppo.js';
 
@@ -150,5 +155,45 @@ describe('PPO', () => {
     const res = await trainPpo({ ...CARTPOLE, seed: 1, totalSteps: 100_000 });
     const ev = evaluatePolicy(new PpoPolicy(res.policy), { episodes: 10, seed: 100, stochastic: false });
     assert.ok(ev.mean >= 400, `CartPole-v1 greedy return ${ev.mean.toFixed(1)} < 400 after 100k steps`);
+  });
+
+  test('exp run ppo-cartpole.yaml (a few updates): policy artifact, eval/ and train/ metrics', () => {
+    const work = mkdtempSync(join(tmpdir(), 'rl-ppo-recipe-'));
+    try {
+      const root = fileURLToPath(new URL('../../../', import.meta.url));
+      const out = join(work, 'cartpole.json');
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(root, 'bin', 'exp.js'),
+          'run',
+          join(root, 'experiments', 'configs', 'ppo-cartpole.yaml'),
+          '--set',
+          'ppo.totalSteps=1024',
+          '--set',
+          'ppo.evalEvery=1',
+          '--set',
+          'ppo.evalEpisodes=2',
+          '--set',
+          `ppo.out=${out}`,
+          '--set',
+          `tracking.uri=${join(work, 'mlruns')}`,
+        ],
+        { cwd: work, encoding: 'utf8', env: { ...process.env, EXP_WORK_DIR: join(work, '.exp'), CI: '1' } },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const policy = PpoPolicy.fromJSONText(readFileSync(out, 'utf8'));
+      assert.equal(policy.json.envId, 'CartPole-v1');
+      assert.equal(policy.json.training.envSteps, 1024);
+      assert.ok(policy.json.evaluation?.deterministic);
+      const [exp] = readdirSync(join(work, 'mlruns')).filter((d) => /^\d+$/.test(d) && d !== '0');
+      const runDir = join(work, 'mlruns', exp);
+      const [run] = readdirSync(runDir).filter((d) => existsSync(join(runDir, d, 'metrics')));
+      for (const m of ['train/episode_return', 'train/policy_loss', 'eval/return'])
+        assert.ok(existsSync(join(runDir, run, 'metrics', m)), m);
+      assert.ok(existsSync(join(runDir, run, 'artifacts', 'policy.json')));
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });
