@@ -78,6 +78,7 @@ export {
   type TransformerBlockConfig,
   transformerBlock,
   transformerBlockStep,
+  trimKvCache,
 } from './transformer.js';
 export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';
 export { withPeakBytes } from './device/measure.js';

@@ -188,6 +188,18 @@ export function emptyKvCache(): KvCache {
   return { length: 0 };
 }
 
+/** Keeps the last `maxTokens` tokens of the cache (a sliding window; valid without RoPE). */
+export function trimKvCache(c: KvCache, maxTokens: number): void {
+  if (c.length <= maxTokens || !c.k || !c.v) return;
+  const [B, H, T, D] = dims(c.k);
+  const k = tf.slice(c.k, [0, 0, T - maxTokens, 0], [B, H, maxTokens, D]);
+  const v = tf.slice(c.v, [0, 0, T - maxTokens, 0], [B, H, maxTokens, D]);
+  tf.dispose([c.k, c.v]);
+  c.k = k;
+  c.v = v;
+  c.length = maxTokens;
+}
+
 export function disposeKvCache(c: KvCache): void {
   tf.dispose([c.k, c.v].filter((t): t is tf.Tensor => t !== undefined));
   c.k = c.v = undefined;

@@ -27,6 +27,7 @@ import {
   warmupCosine,
 } from '../../ring/index.js';
 import { make } from '../../rl/envs/index.js';
+import { ensureAntMediumDataset } from '../../rl/index.js';
 import { atModelConfig, atRollout, atTokens } from '../../rl/policies/agentic-transformer.js';
 import { BcPolicy, topEpisodes } from '../../rl/policies/bc.js';
 import { dtAct, dtModelConfig, dtTokens } from '../../rl/policies/decision-transformer.js';
@@ -51,7 +52,15 @@ const fields = {
     doc: 'Environment id the policy is evaluated on (must match the dataset)',
     default: 'Ant-v5',
   }),
-  dataset: s.string({ doc: 'Path to an Arrow trajectory dataset (file or Minari folder)' }),
+  dataset: s.string({
+    doc: 'Path to an Arrow trajectory dataset (file or Minari folder), or auto: for Ant-v5 Minari’s mujoco/ant/medium-v0 or the dataset regenerated from rl/behavior/ant-medium.json',
+    default: 'auto',
+  }),
+  datasetSteps: s.integer({
+    doc: 'Steps of the regenerated ant-medium dataset (dataset: auto)',
+    default: 100_000,
+    min: 1000,
+  }),
   returnScale: s.number({
     doc: 'Returns-to-go are divided by this (DT: 1000 for MuJoCo)',
     default: 1000,
@@ -158,17 +167,35 @@ function checkDataset(ds: TrajectoryDataset, c: OfflineRlConfig, file: string): 
     );
 }
 
+/** The dataset file for `dataset: auto` (issue 6: Minari or D4RL when present locally, else the recipe). */
+async function resolveDataset(ctx: RecipeContext<OfflineRlConfig>): Promise<string> {
+  const c = ctx.config;
+  if (c.dataset !== 'auto') return c.dataset;
+  if (c.env !== 'Ant-v5')
+    throw new InputError(
+      `offline-rl.dataset: auto has an embedded dataset for Ant-v5 only; for ${c.env} import one (exp data import minari|d4rl …, or exp data collect) and give its path`,
+    );
+  const found = await ensureAntMediumDataset({
+    steps: c.datasetSteps,
+    signal: ctx.signal,
+    onProgress: (line) => ctx.log(line),
+  });
+  ctx.log(`dataset: ${found.path} (${found.source}${found.created ? ', generated now' : ', cached'})`);
+  return found.path;
+}
+
 async function run(ctx: RecipeContext<OfflineRlConfig>): Promise<void> {
   const c = ctx.config;
-  const ds = openDataset(c.dataset);
+  const file = await resolveDataset(ctx);
+  const ds = openDataset(file);
   try {
-    checkDataset(ds, c, c.dataset);
+    checkDataset(ds, c, file);
     await ctx.tracker.dataset(
       {
         name: ds.info.datasetId,
         digest: ds.info.digest ?? 'unknown',
         sourceType: 'local',
-        source: c.dataset,
+        source: file,
         profile: JSON.stringify({ episodes: ds.numEpisodes, steps: ds.totalSteps }),
       },
       'training',
@@ -441,6 +468,7 @@ function evaluateTransformer(
           returnScale: c.returnScale,
           maxTimestep: c.model.maxTimestep,
           seed: c.eval.seed + e * c.at.trials,
+          windowTokens: 4 * c.at.contextSteps,
         });
         last.push(trials[trials.length - 1]);
         bestTrial.push(Math.max(...trials));

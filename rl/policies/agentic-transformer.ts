@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AtBatch } from '../../datasets/index.js';
-import { disposeKvCache, emptyKvCache } from '../../ring/index.js';
+import { disposeKvCache, emptyKvCache, trimKvCache } from '../../ring/index.js';
 import { emptyTokenBatch, type TokenBatch } from './tokens.js';
 import type { TrajectoryTransformer, TrajectoryTransformerConfig } from './trajectory-transformer.js';
 
@@ -94,6 +94,11 @@ export interface AtRolloutOptions {
   returnScale: number;
   maxTimestep: number;
   seed: number;
+  /**
+   * Keep only the last `windowTokens` tokens in context (the training context length; positions
+   * come from timestep embeddings only, so a sliding window is exact). 0: keep everything.
+   */
+  windowTokens?: number;
 }
 
 /**
