@@ -127,6 +127,7 @@ export function atRollout(model: TrajectoryTransformer, env: RolloutEnv, o: AtRo
         model
           .step(concatTokens([token(2, action, ts, F, A), token(3, [completion], ts, F, A)]), caches)
           .dispose();
+        if (o.windowTokens) for (const c of caches) trimKvCache(c, o.windowTokens);
         obs = r.obs;
         if (r.done) break;
       }
