@@ -261,10 +261,68 @@ function vanillaReference(
   });
 }
 
+interface BandwidthArgs {
+  floats: number;
+  repeats: number;
+}
+
+/**
+ * `exp ring-worker bandwidth`: every rank passes messages of --floats floats to rank + 1 while
+ * receiving from rank − 1 (as the ring's K/V rotation does, with the send overlapped), and
+ * prints the bytes/s of its link and the time per message: the B of the overlap condition c ≥ F/B.
+ */
+const bandwidthWorker: CommandModule<object, BandwidthArgs> = {
+  command: 'bandwidth',
+  describe: 'Measure the bytes/s of each ring link (raw float messages around the ring)',
+  builder: (y: Argv) =>
+    y
+      .option('floats', { type: 'number', default: 1 << 20, describe: 'Floats per message' })
+      .option('repeats', {
+        type: 'number',
+        default: 50,
+        describe: 'Timed messages per rank',
+      }) as unknown as Argv<BandwidthArgs>,
+  handler: async (a) => {
+    const env = transportFromEnvironment();
+    if (!Number.isInteger(a.floats) || a.floats < 1 || !Number.isInteger(a.repeats) || a.repeats < 1)
+      throw new InputError(
+        `ring-worker bandwidth: --floats and --repeats must be positive integers; got ${a.floats}, ${a.repeats}`,
+      );
+    const transport = await ZeroMqTransport.connect({
+      ...env,
+      maxMessageFloats: a.floats,
+      spec: { 'message floats': a.floats, repeats: a.repeats },
+    });
+    try {
+      const buf = new Float32Array(a.floats).fill(env.rank);
+      const round = () => {
+        transport.send([buf]);
+        transport.recv();
+      };
+      for (let i = 0; i < 3; i++) round(); // warm-up: connections and buffers
+      const t0 = performance.now();
+      for (let i = 0; i < a.repeats; i++) round();
+      const seconds = (performance.now() - t0) / 1000;
+      await transport.close();
+      const bytes = a.floats * 4 * a.repeats;
+      const out = { rank: env.rank, worldSize: env.worldSize, floats: a.floats, repeats: a.repeats, seconds };
+      process.stdout.write(
+        `${JSON.stringify({ ...out, bytesPerSec: bytes / seconds, msPerMessage: (1000 * seconds) / a.repeats })}\n`,
+      );
+    } catch (err) {
+      await transport.abort(`rank ${env.rank} failed: ${errorMessage(err)}`);
+      throw err;
+    }
+  },
+};
+
 export const ringWorkerCommand: CommandModule = {
   command: 'ring-worker <what>',
-  describe: 'Run one rank of the multi-process ring (attention); ranks come from the environment',
+  describe: 'Run one rank of the multi-process ring (attention, bandwidth); ranks come from the environment',
   builder: (y: Argv) =>
-    y.command([attentionWorker]).demandCommand(1, 'exp ring-worker: name a task (attention)'),
+    y
+      .command(attentionWorker)
+      .command(bandwidthWorker)
+      .demandCommand(1, 'exp ring-worker: name a task (attention, bandwidth)'),
   handler: () => {},
 };
