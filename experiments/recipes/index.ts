@@ -4,6 +4,7 @@
  * and its section is validated by its schema.
  */
 import { contextScalingRecipe } from './context-scaling.js';
+import { lineRetrievalRecipe } from './line-retrieval.js';
 import { ppoRecipe } from './ppo.js';
 import { offlineRlRecipe } from './offline-rl.js';
 import { shareGptFinetuneRecipe } from './sharegpt-finetune.js';
@@ -16,6 +17,7 @@ export const RECIPES: readonly Recipe<unknown>[] = [
   ppoRecipe as Recipe<unknown>,
   offlineRlRecipe as Recipe<unknown>,
   shareGptFinetuneRecipe as Recipe<unknown>,
+  lineRetrievalRecipe as Recipe<unknown>,
 ];
 
 export function recipeNames(): string[] {

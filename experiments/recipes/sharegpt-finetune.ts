@@ -204,6 +204,8 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
   const curve: { step: number; loss: number }[] = [];
   let last = start - 1;
   for (let step = start; step <= c.steps; step++) {
+    // a step is synchronous compute: yield so Ctrl-C and the metric flush timer get their turn
+    await new Promise((r) => setImmediate(r));
     if (ctx.signal.aborted) break;
     const started = performance.now();
     const sampler = samplerAt(step);
