@@ -9,7 +9,13 @@
  * - `cpu`: tfjs's plain JavaScript kernels; slow, for debugging.
  *
  * Chosen by an explicit argument, else the `RING_BACKEND` environment variable, else `auto`
- * (tensorflow when installed, else wasm).
+ * (tensorflow when installed, else wasm); `RING_BACKEND_OVERRIDE` beats all of them.
+ *
+ * `npm run add-tensorflow` (scripts/install-tensorflow.sh) builds tfjs-node here against the C
+ * library of TensorFlow's PyPI wheel (issue 7). CPU threads: TensorFlow runs each op on one
+ * intra-op thread pool per process, shared by every tfjs context in it — the ring's worker-thread
+ * devices included — so N devices on C cores share C threads by default and do not oversubscribe;
+ * `cpuThreads` / `RING_CPU_THREADS` sizes that pool (e.g. C/N when devices are separate processes).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,6 +42,13 @@ export interface InitBackendOptions {
   backend?: BackendChoice;
   /** Print the one-line notice of which backend runs (default: true on the main thread). */
   notice?: boolean;
+  /**
+   * Threads of the `tensorflow` backend's intra-op pool for this whole process (shared by all
+   * devices in it); falls back to `RING_CPU_THREADS`, else TensorFlow's default (all cores).
+   * Takes effect only before the TensorFlow library first loads in the process; an explicit
+   * `TF_NUM_INTRAOP_THREADS` wins. Ignored by wasm (single-threaded) and cpu.
+   */
+  cpuThreads?: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -63,7 +76,35 @@ function cudaVisible(): boolean {
   return existsSync('/dev/nvidia0') || existsSync('/dev/nvidiactl');
 }
 
-async function loadTensorflow(): Promise<BackendInfo> {
+/** Parses a positive thread count, naming the source on error. */
+export function parseCpuThreads(value: string | undefined, source = 'RING_CPU_THREADS'): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InputError(`${source}: expected a positive integer thread count, got '${value}'`);
+  return n;
+}
+
+/**
+ * Environment TensorFlow reads when its library initialises. NOTE: set on the main thread before
+ * the first import: a worker's process.env is a copy that C code's getenv() does not see, but
+ * workers share the process's real environment, so the main thread's values reach every device.
+ */
+function configureTensorflowEnv(cpuThreads: number | undefined): void {
+  // oneDNN and cpu_feature_guard banners on every load and worker otherwise.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  if (cpuThreads !== undefined) process.env.TF_NUM_INTRAOP_THREADS ??= String(cpuThreads);
+}
+
+/** The TensorFlow C library version the tfjs-node binding reports, if it exposes one. */
+function tensorflowLibVersion(): string | undefined {
+  const backend = tf.backend() as unknown as { binding?: { TF_Version?: unknown } };
+  const v = backend.binding?.TF_Version;
+  return typeof v === 'string' ? v : undefined;
+}
+
+async function loadTensorflow(cpuThreads?: number): Promise<BackendInfo> {
+  configureTensorflowEnv(cpuThreads);
   const candidates = cudaVisible()
     ? ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']
     : ['@tensorflow/tfjs-node'];
@@ -78,10 +119,15 @@ async function loadTensorflow(): Promise<BackendInfo> {
       await tf.setBackend('tensorflow');
       await tf.ready();
       const gpu = pkg.endsWith('-gpu');
+      const lib = tensorflowLibVersion();
+      const threads = process.env.TF_NUM_INTRAOP_THREADS;
       return {
         name: 'tensorflow',
         provider: pkg,
-        reason: gpu ? 'CUDA device visible' : 'TensorFlow C library (CPU)',
+        reason:
+          (gpu ? 'CUDA device visible' : 'TensorFlow C library (CPU)') +
+          (lib ? ` ${lib}` : '') +
+          (threads ? `, ${threads} intra-op threads` : ''),
       };
     } catch (err) {
       errors.push(
@@ -115,11 +161,23 @@ async function loadCpu(): Promise<BackendInfo> {
  * same choice is free; a different explicit choice switches backends.
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
-  const choice = options.backend ?? parseBackendChoice(process.env.RING_BACKEND, 'RING_BACKEND');
+  // NOTE: RING_BACKEND_OVERRIDE beats even an explicit choice, so suites that pin wasm run
+  // unchanged on another path (test/speed/tensorflow.test.ts, issue 7).
+  const override = process.env.RING_BACKEND_OVERRIDE
+    ? parseBackendChoice(process.env.RING_BACKEND_OVERRIDE, 'RING_BACKEND_OVERRIDE')
+    : undefined;
+  const choice =
+    (override === 'auto' ? undefined : override) ??
+    options.backend ??
+    parseBackendChoice(process.env.RING_BACKEND, 'RING_BACKEND');
+  const cpuThreads =
+    options.cpuThreads === undefined
+      ? parseCpuThreads(process.env.RING_CPU_THREADS)
+      : parseCpuThreads(String(options.cpuThreads), 'initBackend: cpuThreads');
   if (current && (choice === 'auto' || choice === current.name)) return current;
   tf.env().set('PROD', true); // skips tfjs's per-op NaN checks and debug warnings
   let info: BackendInfo;
-  if (choice === 'tensorflow') info = await loadTensorflow();
+  if (choice === 'tensorflow') info = await loadTensorflow(cpuThreads);
   else if (choice === 'wasm') info = await loadWasm();
   else if (choice === 'cpu') info = await loadCpu();
   else {
@@ -127,7 +185,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       packageInstalled('@tensorflow/tfjs-node') || packageInstalled('@tensorflow/tfjs-node-gpu');
     if (hasNode) {
       try {
-        info = await loadTensorflow();
+        info = await loadTensorflow(cpuThreads);
       } catch (err) {
         info = await loadWasm();
         info.reason = `fallback: ${err instanceof Error ? err.message : String(err)}`;

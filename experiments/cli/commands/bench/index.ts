@@ -2,9 +2,10 @@
 import type { Argv, CommandModule } from 'yargs';
 import { benchAttentionCommand } from './attention.js';
 import { benchEnvCommand } from './env.js';
+import { benchMatmulCommand } from './matmul.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: yargs command modules differ in their argument types
-const benches: CommandModule<any, any>[] = [benchAttentionCommand, benchEnvCommand];
+const benches: CommandModule<any, any>[] = [benchAttentionCommand, benchEnvCommand, benchMatmulCommand];
 
 export const benchCommand: CommandModule = {
   command: 'bench <what>',
