@@ -1,0 +1,91 @@
+/**
+ * Matmul benchmark (issue 7): GFLOP/s of a 2-D float32 (n×n)·(n×n) on each installed tfjs
+ * backend (`exp bench matmul`, one child process each) beside numpy's BLAS sgemm and torch.mm
+ * on the same sizes in the same run. Writes bench/results/matmul.json and prints a Markdown table.
+ *
+ *   npm run build && node dist/bench/matmul.js [--sizes 512,1024,2048] [--repeats 5] [--no-torch]
+ */
+import { spawnSync } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../common/index.js';
+import type { MatmulBenchResult } from '../experiments/cli/commands/bench/matmul.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const argv = process.argv.slice(2);
+const arg = (name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const sizes = (arg('--sizes') ?? '512,1024,2048').split(',').map(Number);
+const repeats = Number(arg('--repeats') ?? 5);
+const withBlas = !argv.includes('--no-torch');
+
+interface Row {
+  what: string;
+  n: number;
+  ms: number;
+  gflops: number;
+}
+const rows: Row[] = [];
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+for (const backend of ['tensorflow', 'wasm'] as const) {
+  for (const n of sizes) {
+    const r = spawnSync(
+      process.execPath,
+      [
+        `${root}/bin/exp.js`,
+        'bench',
+        'matmul',
+        '--backend',
+        backend,
+        '--size',
+        String(n),
+        '--repeats',
+        String(repeats),
+        '--json',
+      ],
+      { cwd: root, encoding: 'utf8' },
+    );
+    if (r.status !== 0) {
+      log(`matmul: ${backend} skipped (${(r.stderr.trim().split('\n').at(-1) ?? '').slice(0, 160)})`);
+      break;
+    }
+    const res = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as MatmulBenchResult;
+    rows.push({ what: `tfjs ${backend}`, n, ms: res.ms, gflops: res.gflops });
+    log(`tfjs ${backend} n=${n}: ${res.gflops.toFixed(1)} GFLOP/s`);
+  }
+}
+
+if (withBlas) {
+  const setup = spawnSync('bash', ['scripts/bench-torch-env.sh'], { cwd: root, stdio: 'inherit' });
+  if (setup.status !== 0) log('matmul: .venv-bench unavailable, no BLAS anchor');
+  else {
+    const r = spawnSync(`${root}/.venv-bench/bin/python`, [`${root}/bench/matmul_blas.py`], {
+      cwd: root,
+      encoding: 'utf8',
+      input: JSON.stringify({ sizes, repeats }),
+    });
+    if (r.status !== 0) log(`matmul: BLAS anchor failed: ${r.stderr.slice(-500)}`);
+    else
+      for (const x of JSON.parse(r.stdout) as { lib: string; n: number; ms: number; gflops: number }[])
+        rows.push({ what: x.lib, n: x.n, ms: x.ms, gflops: x.gflops });
+  }
+}
+
+const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? '?', loadavg1: loadavg()[0] };
+writeFileAtomic(
+  `${root}/bench/results/matmul.json`,
+  `${JSON.stringify({ date: new Date().toISOString(), machine, repeats, rows }, null, 2)}\n`,
+);
+const whats = [...new Set(rows.map((r) => r.what))];
+const lines = [
+  `| GFLOP/s (float32 n×n·n×n, ${machine.cpus} cores, load ${machine.loadavg1.toFixed(1)}) | ${sizes.map((n) => `n=${n}`).join(' | ')} |`,
+  `|---|${sizes.map(() => '---:').join('|')}|`,
+  ...whats.map(
+    (w) =>
+      `| ${w} | ${sizes.map((n) => rows.find((r) => r.what === w && r.n === n)?.gflops.toFixed(1) ?? '—').join(' | ')} |`,
+  ),
+];
+process.stdout.write(`${lines.join('\n')}\n`);
