@@ -79,12 +79,12 @@ const fields = {
   ),
   maxValue: s.integer({
     doc: 'Register numbers are drawn from 1..maxValue (LongChat: 50000)',
-    default: 50000,
+    default: 9,
     min: 1,
   }),
   trainLines: s.list(s.integer({ doc: 'line count', min: 1 }), {
     doc: 'Line counts of the training cases (each case draws one)',
-    default: [2, 4, 6, 8, 12, 16],
+    default: [2, 4, 6, 8, 10, 12, 14],
     minLength: 1,
   }),
   steps: s.integer({ doc: 'Optimizer steps', default: 300, min: 0 }),
@@ -106,18 +106,18 @@ const fields = {
   }),
   evalLines: s.list(s.integer({ doc: 'line count', min: 1 }), {
     doc: 'Line counts evaluated (one device where it fits the budget; the ring always)',
-    default: [4, 8, 12, 16],
+    default: [2, 4, 8, 12],
     minLength: 1,
   }),
   evalCases: s.integer({ doc: 'Cases per evaluated length', default: 16, min: 1 }),
   evalBatch: s.integer({ doc: 'Cases per evaluation forward pass (the measured batch)', default: 8, min: 1 }),
   deviceMemoryMB: s.number({
     doc: 'Per-device budget of peak tensor MB (measured) for an evaluation forward pass',
-    default: 1.5,
+    default: 20,
     min: 0,
     exclusiveMin: true,
   }),
-  devices: s.integer({ doc: 'Ring devices N (worker threads)', default: 4, min: 1 }),
+  devices: s.integer({ doc: 'Ring devices N (worker threads)', default: 2, min: 1 }),
   layout: s.enum(['contiguous', 'striped'] as const, {
     doc: 'How tokens are split over the ring devices',
     default: 'contiguous',
