@@ -1,6 +1,9 @@
 // LongChat line retrieval: the case format, last-integer scoring, and the word tokenizer's round
-// trip; a tiny model generates an answer to a case through the KV cache.
+// trip; a tiny model generates an answer to a case through the KV cache; `exp run
+// line-retrieval.yaml` as a user runs it, shortened.
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { Rng } from '../../common/index.js';
 import {
@@ -11,6 +14,8 @@ import {
   makeLineRetrievalCase,
 } from '../../lm/index.js';
 import { initBackend } from '../../ring/index.js';
+import { FileStore } from '../../experiments/tracking/index.js';
+import { outcome, runExp, tempDir, testEnv } from '../experiments/util.js';
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
@@ -63,4 +68,44 @@ test('word tokenizer round-trips a case; a tiny model answers through the KV cac
   const [out] = model.generate([ids], { maxNewTokens: 6 });
   assert.ok(out.length >= 1 && out.length <= 6);
   model.dispose();
+});
+
+test('exp run line-retrieval.yaml (smoke, 2 steps): one device within the budget, ring at 2× the context', async () => {
+  const work = tempDir('line-retrieval');
+  try {
+    const store = join(work, 'mlruns');
+    const set = (kv: string) => ['--set', `line-retrieval.${kv}`];
+    const r = await runExp(
+      [
+        'run',
+        'line-retrieval.yaml',
+        '--tracking-uri',
+        store,
+        '--json',
+        ...set('steps=2'),
+        ...set('evalEvery=0'),
+        ...set('evalLines=[2]'),
+        ...set('evalCases=2'),
+        ...set('evalBatch=2'),
+        // one device holds 2 cases × 128 tokens (≈ 4.1 MB measured), not 256
+        ...set('deviceMemoryMB=6'),
+      ],
+      { env: testEnv(work) },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const { run_id: id, status } = outcome(r);
+    assert.equal(status, 'FINISHED');
+    const fs = new FileStore(store);
+    const one = await fs.getMetricHistory(id, 'eval/max_context_one_device');
+    const ring = await fs.getMetricHistory(id, 'eval/max_context_ring');
+    assert.equal(one[0].value, 128);
+    assert.equal(ring[0].value, 256);
+    const acc = await fs.getMetricHistory(id, 'eval/ring_accuracy');
+    assert.deepEqual(
+      acc.map((m) => m.step),
+      [128, 256],
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 });
