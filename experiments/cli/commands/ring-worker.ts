@@ -161,7 +161,9 @@ const attentionWorker: CommandModule<object, Args> = {
       },
     });
     const connectMs = performance.now() - started;
-    process.stderr.write(`ring rank ${rank}: joined a ring of ${N} in ${Math.round(connectMs)} ms\n`);
+    process.stderr.write(
+      `ring rank ${rank}: joined a ring of ${N} in ${Math.round(connectMs)} ms; links ${transport.peers.join(' ')}\n`,
+    );
     try {
       const opts = {
         transport,

@@ -116,6 +116,40 @@ describe('ring faults', () => {
     for (const x of [a, b]) assert.ok(jsonLines<{ maxRelErr: number }>(x.stdout)[0].maxRelErr < 1e-4);
   });
 
+  test('an intruder on a ring link is refused and its frames are ignored', async () => {
+    const port = await freePort();
+    const s = secret();
+    const args = workerArgs(SMALL, ['--check', '--backward', '--steps=150']);
+    const r0 = start(args, rankEnv(0, 2, port, s));
+    const r1 = start(args, rankEnv(1, 2, port, s));
+    await waitForStderr(r1, 'ring rank 1: joined', 60_000);
+    const link = /links (\S+) (\S+)/.exec(r1.stderr())![2]; // rank 1's listener, fed by rank 0
+    const intruder = new Dealer({ linger: 0, receiveTimeout: 20_000 });
+    try {
+      intruder.connect(link);
+      await intruder.send(['HELLO', JSON.stringify({ nonce: 'cd' })]);
+      assert.equal((await intruder.receive())[0].toString(), 'CHALLENGE');
+      await intruder.send(['AUTH', JSON.stringify({ rank: 0, proof: '0'.repeat(64) })]);
+      const [t, body] = await intruder.receive();
+      assert.equal(t.toString(), 'REFUSED');
+      assert.match(body.toString(), /authentication failed/);
+      // a forged K/V frame after the refusal must not reach the computation
+      const junk = new Float32Array(2 * 2 * 16 * 8).fill(1e6);
+      await intruder.send([
+        'D',
+        Buffer.from(Int32Array.of(2, junk.length / 2, junk.length / 2).buffer),
+        Buffer.from(junk.buffer),
+      ]);
+    } finally {
+      intruder.close();
+    }
+    const [a, b] = await Promise.all([r0.done, r1.done]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /refused a link\/\S+ peer: authentication failed/);
+    for (const x of [a, b]) assert.ok(jsonLines<{ maxRelErr: number }>(x.stdout)[0].maxRelErr < 1e-4);
+  });
+
   test('ranks that disagree on shapes all fail, naming what differs', async () => {
     const port = await freePort();
     const s = secret();
