@@ -47,6 +47,11 @@ const fields = {
   maxGradNorm: s.number({ doc: 'Global gradient-norm clip', default: 0.5, min: 0, exclusiveMin: true }),
   normObs: s.boolean({ doc: 'Running observation normalisation', default: true }),
   normReward: s.boolean({ doc: 'Reward scaling by the discounted-return std', default: true }),
+  inputDim: s.integer({
+    doc: 'Networks read the first N observation values; 0 = all (Ant-v5: 27 leaves out contact forces)',
+    default: 0,
+    min: 0,
+  }),
   math: s.enum(['tfjs', 'js'] as const, {
     doc: 'Network matmuls: tfjs (float32, fast) or js (float64 loops, exact)',
     default: 'tfjs',
@@ -118,6 +123,7 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
     normObs: c.normObs,
     normReward: c.normReward,
     math: c.math,
+    inputDim: c.inputDim,
     init,
     signal: ctx.signal,
     onEpisode: (ret, len, step) => {
