@@ -16,7 +16,6 @@ import {
   disposeKvChunk,
   ForwardAccumulator,
   type Geometry,
-  joinChunkGrads,
   makeKvChunk,
 } from './engine.js';
 import { type BlockRange, blockRanges, MaskPlanner, type TokenSide } from './mask.js';
@@ -131,8 +130,8 @@ export function ringAttentionDevice(
             const { dk, dv } = bacc.accumulate(chunk, mask);
             disposeKvChunk(chunk);
             tf.dispose([kt, vt]);
-            dkAcc = addInto(dkAcc, dk, kBlocks, B, Hk, D);
-            dvAcc = addInto(dvAcc, dv, kBlocks, B, Hk, D);
+            dkAcc = addInto(dkAcc, dk, kBlocks, c, D);
+            dvAcc = addInto(dvAcc, dv, kBlocks, c, D);
           }
           mask.dispose();
           // the accumulators travel with their block; after N sends they are back home
@@ -149,19 +148,25 @@ export function ringAttentionDevice(
   return op(q, k, v) as tf.Tensor4D;
 }
 
-/** acc += the chunk gradient pieces (undefined = zero); returns acc. */
+/**
+ * acc (B, Hk, c, D) += the chunk gradient pieces, per (b·Hk + hk) and key block (undefined =
+ * zero), added in place without joining them into one tensor first (saves two copies a step).
+ */
 function addInto(
   acc: Float32Array,
   parts: (tf.Tensor2D | undefined)[][],
   blocks: BlockRange[],
-  B: number,
-  Hk: number,
+  c: number,
   D: number,
 ): Float32Array {
-  const joined = joinChunkGrads(parts, blocks, B, Hk, D);
-  for (const head of parts) for (const t of head) t?.dispose();
-  const data = joined.dataSync();
-  for (let i = 0; i < acc.length; i++) acc[i] += data[i];
-  joined.dispose();
+  parts.forEach((head, n) => {
+    head.forEach((t, j) => {
+      if (!t) return;
+      const d = t.dataSync();
+      const off = (n * c + blocks[j].start) * D;
+      for (let i = 0; i < d.length; i++) acc[off + i] += d[i];
+      t.dispose();
+    });
+  });
   return acc;
 }
