@@ -2,8 +2,7 @@
  * Picking TensorFlow.js's backend (ARCHITECTURE.md: tensorflow > wasm > cpu).
  *
  * - `tensorflow`: `@tensorflow/tfjs-node-gpu` when a CUDA GPU is visible, else `@tensorflow/tfjs-node`.
- *   Both are optional peer dependencies: `npm run add-tensorflow` adds the CPU one where its
- *   install can reach its download host.
+ *   Both are optional peer dependencies: `npm run add-tensorflow` builds the CPU one here (below).
  * - `wasm`: `@tensorflow/tfjs-backend-wasm`, the embedded default. Single-threaded in Node, so a
  *   device of the ring is a worker thread with its own wasm instance.
  * - `cpu`: tfjs's plain JavaScript kernels; slow, for debugging.
