@@ -278,9 +278,7 @@ export class LlamaModel {
     const { vocabSize: V, hiddenSize: Dm } = config;
     const block = blockConfigOf(config, runtime);
     const embed = tf.variable(tf.tensor2d(rng.normalArray(V * Dm, 0.02), [V, Dm]), true, 'embed');
-    const layers = Array.from({ length: config.numLayers }, (_, i) =>
-      initBlock(block, rng, `layer${i}`, config.numLayers),
-    );
+    const layers = Array.from({ length: config.numLayers }, () => initBlock(block, rng, config.numLayers));
     const norm = tf.variable(tf.ones([Dm]), true, 'norm');
     const lmHead = config.tieWordEmbeddings
       ? undefined

@@ -69,27 +69,26 @@ export function checkBlockConfig(c: TransformerBlockConfig, where = 'transformer
 }
 
 /** Deterministic initialisation from `rng` (same seed → same weights on every device). */
-export function initBlock(c: TransformerBlockConfig, rng: Rng, name: string, layers: number): BlockWeights {
+export function initBlock(c: TransformerBlockConfig, rng: Rng, layers: number): BlockWeights {
   checkBlockConfig(c);
   const Dh = c.dModel / c.heads;
-  // NOTE: tfjs variable names must be unique per thread; they are left to tfjs (several models
-  // may live in one thread), and `name` only labels this block's weights in errors
-  void name;
-  const w = (rows: number, cols: number, std: number, _id: string) =>
+  // NOTE: tfjs variable names must be unique per thread; they are left to tfjs, since several
+  // models may live in one thread
+  const w = (rows: number, cols: number, std: number) =>
     tf.variable(tf.tensor2d(rng.normalArray(rows * cols, std), [rows, cols]), true);
   const std = 0.02;
   // GPT-2: residual projections scaled by 1/√(2·layers) so activations do not grow with depth
   const resid = std / Math.sqrt(2 * layers);
   return {
     attnNorm: tf.variable(tf.ones([c.dModel]), true),
-    wq: w(c.dModel, c.heads * Dh, std, 'wq'),
-    wk: w(c.dModel, c.kvHeads * Dh, std, 'wk'),
-    wv: w(c.dModel, c.kvHeads * Dh, std, 'wv'),
-    wo: w(c.heads * Dh, c.dModel, resid, 'wo'),
+    wq: w(c.dModel, c.heads * Dh, std),
+    wk: w(c.dModel, c.kvHeads * Dh, std),
+    wv: w(c.dModel, c.kvHeads * Dh, std),
+    wo: w(c.heads * Dh, c.dModel, resid),
     ffnNorm: tf.variable(tf.ones([c.dModel]), true),
-    up: w(c.dModel, c.ffnHidden, std, 'up'),
-    down: w(c.ffnHidden, c.dModel, resid, 'down'),
-    gate: c.ffn === 'swiglu' ? w(c.dModel, c.ffnHidden, std, 'gate') : undefined,
+    up: w(c.dModel, c.ffnHidden, std),
+    down: w(c.ffnHidden, c.dModel, resid),
+    gate: c.ffn === 'swiglu' ? w(c.dModel, c.ffnHidden, std) : undefined,
   };
 }
 

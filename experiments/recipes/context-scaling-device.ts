@@ -96,7 +96,7 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
       true,
       'embed',
     );
-    const blocks = Array.from({ length: layers }, (_, i) => initBlock(cfg, rng, `layer${i}`, layers));
+    const blocks = Array.from({ length: layers }, () => initBlock(cfg, rng, layers));
     const finalNorm = tf.variable(tf.ones([dModel]), true);
     const head = tf.variable(
       tf.tensor2d(rng.normalArray(dModel * vocab, 0.02), [dModel, vocab]),

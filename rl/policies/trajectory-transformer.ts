@@ -83,9 +83,7 @@ export class TrajectoryTransformer {
     this.embedB = c.modalities.map(() => tf.variable(tf.zeros([c.dModel])));
     this.timeEmbed = mat(c.maxTimestep, c.dModel, 0.02);
     this.inNorm = tf.variable(tf.ones([c.dModel]));
-    this.blocks = Array.from({ length: c.layers }, (_, i) =>
-      initBlock(this.blockConfig, rng, `block${i}`, c.layers),
-    );
+    this.blocks = Array.from({ length: c.layers }, () => initBlock(this.blockConfig, rng, c.layers));
     this.outNorm = tf.variable(tf.ones([c.dModel]));
     this.headW = mat(c.dModel, c.actDim, 0.02);
     this.headB = tf.variable(tf.zeros([c.actDim]));
