@@ -1,0 +1,142 @@
+/**
+ * Offline-RL training throughput (issue 6): training tokens/s of the ant-medium default config
+ * (Agentic Transformer, dModel 64, 2 layers, batch 8, 4 trajectories × 64 steps × 4 tokens) per
+ * attention implementation. Each implementation is a real `exp run ant-medium.yaml` in a
+ * subprocess with only the attention keys and the step count changed (and a one-episode, 20-step
+ * evaluation so the run ends quickly); the figure is the median of the recipe's own
+ * `train/tokens_per_sec` metric over the steps after the first few (warm-up), read back from the
+ * run's MLflow file store. Writes bench/results/rl-train.json and prints a Markdown table.
+ *
+ *   npm run build && node dist/bench/rl-train.js [--steps 30] [--impls vanilla,memeff,blockwise,ring:2,ring:4] [--algo at]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../common/index.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const argv = process.argv.slice(2);
+const arg = (name: string, dflt: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const steps = Number(arg('--steps', '30'));
+const warmupSteps = 5;
+const algo = arg('--algo', 'at');
+const impls = arg('--impls', 'vanilla,memeff,blockwise,ring:2,ring:4')
+  .split(',')
+  .map((s) => {
+    const [attention, devices = '1'] = s.split(':');
+    return { attention, devices: Number(devices) };
+  });
+
+/** Every file named `name` under `dir` (the file store nests experiment/run/metrics/...). */
+function findFiles(dir: string, suffix: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir)) {
+    const p = join(dir, entry);
+    if (statSync(p).isDirectory()) out.push(...findFiles(p, suffix));
+    else if (p.endsWith(suffix)) out.push(p);
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+interface Row {
+  attention: string;
+  devices: number;
+  tokensPerSequence: number;
+  tokensPerSec: number;
+  stepMs: number;
+  wallS: number;
+}
+
+function main(): void {
+  const rows: Row[] = [];
+  const loadBefore = loadavg();
+  for (const { attention, devices } of impls) {
+    const store = mkdtempSync(join(tmpdir(), 'rl-train-bench-'));
+    const started = Date.now();
+    const sets = [
+      `offline-rl.algo=${algo}`,
+      `offline-rl.model.attention=${attention}`,
+      `offline-rl.model.devices=${devices}`,
+      `offline-rl.train.steps=${steps}`,
+      `offline-rl.train.evalEvery=0`,
+      'offline-rl.eval.episodes=1',
+      'offline-rl.eval.maxEpisodeSteps=20',
+      'checkpoint.every=0',
+    ];
+    const res = spawnSync(
+      process.execPath,
+      [
+        join(root, 'bin/exp.js'),
+        'run',
+        'ant-medium.yaml',
+        '--quiet',
+        '--tracking-uri',
+        store,
+        ...sets.flatMap((s) => ['--set', s]),
+      ],
+      { cwd: root, encoding: 'utf8' },
+    );
+    const wallS = (Date.now() - started) / 1000;
+    if (res.status !== 0) {
+      rmSync(store, { recursive: true, force: true });
+      throw new Error(`rl-train bench: ${attention}×${devices} failed (exit ${res.status}):\n${res.stderr}`);
+    }
+    const [metricFile] = findFiles(store, join('metrics', 'train', 'tokens_per_sec'));
+    const [seqFile] = findFiles(store, join('params', 'model.tokens_per_sequence'));
+    const perStep = readFileSync(metricFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '))
+      .filter(([, , step]) => Number(step) > warmupSteps)
+      .map(([, value]) => Number(value));
+    const tokensPerSequence = Number(readFileSync(seqFile, 'utf8').trim());
+    const tokensPerSec = median(perStep);
+    rmSync(store, { recursive: true, force: true });
+    const row: Row = {
+      attention,
+      devices,
+      tokensPerSequence,
+      tokensPerSec,
+      // batch 8 of the default config
+      stepMs: ((8 * tokensPerSequence) / tokensPerSec) * 1000,
+      wallS,
+    };
+    rows.push(row);
+    process.stderr.write(`${JSON.stringify(row)}\n`);
+  }
+  const loadAfter = loadavg();
+  const blockwise = rows.find((r) => r.attention === 'blockwise' && r.devices === 1);
+  const result = {
+    machine: { cpus: cpus().length, model: cpus()[0]?.model.trim(), loadBefore, loadAfter },
+    config: 'experiments/configs/ant-medium.yaml',
+    algo,
+    steps,
+    warmupSteps,
+    rows,
+  };
+  writeFileAtomic(join(root, 'bench/results/rl-train.json'), `${JSON.stringify(result, null, 2)}\n`);
+  const lines = [
+    `load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`,
+    '',
+    '| attention | devices | tokens/sequence | training tokens/s | ms/step (batch 8) | ÷ blockwise |',
+    '|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.attention} | ${r.devices} | ${r.tokensPerSequence} | ${r.tokensPerSec.toFixed(0)} | ${r.stepMs.toFixed(0)} | ${blockwise ? (r.tokensPerSec / blockwise.tokensPerSec).toFixed(2) : '—'} |`,
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main();
