@@ -22,6 +22,7 @@ import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../common/index.js';
+import { configureNative, nativeStatus } from './native.js';
 
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -34,6 +35,8 @@ export interface BackendInfo {
   provider: string;
   /** Why this one was picked, one line. */
   reason: string;
+  /** Which attention/matmul kernels run beside it (ring/native.ts), one line. */
+  kernels?: string;
 }
 
 export interface InitBackendOptions {
@@ -48,6 +51,13 @@ export interface InitBackendOptions {
    * `TF_NUM_INTRAOP_THREADS` wins. Ignored by wasm (single-threaded) and cpu.
    */
   cpuThreads?: number;
+  /**
+   * Use the native kernels (ring/native.ts, issue 7) when the addon loads; default true unless
+   * `RING_NATIVE=0`. They serve every backend's attention and the wasm/cpu backends' matmuls.
+   */
+  native?: boolean;
+  /** OS threads per native call (default `RING_NATIVE_THREADS`, else all cores on this thread). */
+  nativeThreads?: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -173,7 +183,12 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     options.cpuThreads === undefined
       ? parseCpuThreads(process.env.RING_CPU_THREADS)
       : parseCpuThreads(String(options.cpuThreads), 'initBackend: cpuThreads');
-  if (current && (choice === 'auto' || choice === current.name)) return current;
+  if (options.native !== undefined) configureNative({ enabled: options.native });
+  if (options.nativeThreads !== undefined) configureNative({ threads: options.nativeThreads });
+  if (current && (choice === 'auto' || choice === current.name)) {
+    current.kernels = nativeStatus();
+    return current;
+  }
   tf.env().set('PROD', true); // skips tfjs's per-op NaN checks and debug warnings
   let info: BackendInfo;
   if (choice === 'tensorflow') info = await loadTensorflow(cpuThreads);
@@ -194,9 +209,10 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       info.reason = '@tensorflow/tfjs-node is not installed (`npm run add-tensorflow` adds it)';
     }
   }
+  info.kernels = nativeStatus();
   current = info;
   if (options.notice ?? false)
-    process.stderr.write(`backend: ${info.name} (${info.provider}; ${info.reason})\n`);
+    process.stderr.write(`backend: ${info.name} (${info.provider}; ${info.reason}); ${info.kernels}\n`);
   return info;
 }
 

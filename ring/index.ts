@@ -23,6 +23,15 @@ export {
   initBackend,
   parseBackendChoice,
 } from './backend.js';
+export {
+  configureNative,
+  type NativeAddon,
+  type NativeOptions,
+  nativeAddon,
+  nativeSettings,
+  nativeStatus,
+  nativeThreads,
+} from './native.js';
 export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, stopGradient } from './ops.js';
 export {
   deviceBytes,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: builds, lints, prepares the Python interop environment the tests use (a venv in
-// .venv, see scripts/python-env.sh), then runs every compiled test file with node's test runner.
+// `npm test`: builds (the native addon, then TypeScript), lints, prepares the Python interop
+// environment the tests use (a venv in .venv, see scripts/python-env.sh), then runs every
+// compiled test file with node's test runner.
 // Flags: --no-python skips the venv (tests that need it then fail, they do not skip);
 // any other argument is a substring filter on test file paths.
 import { spawnSync } from 'node:child_process';
@@ -23,6 +24,8 @@ function run(cmd, cmdArgs, what) {
   process.stderr.write(`test: ${what} done in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
 }
 
+// the native kernels (issue 7): never fails; without them the tfjs kernels run (one notice line)
+run('node', ['scripts/build-native.mjs'], 'native build');
 run('npx', ['tsc', '-p', 'tsconfig.json'], 'build');
 run('npx', ['biome', 'lint', '.'], 'lint');
 if (!skipPython) run('bash', ['scripts/python-env.sh'], 'python environment');

@@ -2,8 +2,11 @@
  * Blockwise attention (paper §3, BPT): online softmax over key/value blocks; the backward pass
  * recomputes block scores from the saved output and per-row log-sum-exp and never materialises
  * the (s, s) matrix. Memory O(s).
+ *
+ * With the native addon (issue 7) the whole pass is one fused kernel call (kernels.ts);
+ * otherwise the tfjs engine (engine.ts) runs it as per-head, per-block 2-D products.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { customOp } from '../ops.js';
 import {
   BackwardAccumulator,
@@ -13,7 +16,8 @@ import {
   joinChunkGrads,
   makeKvChunk,
 } from './engine.js';
-import { blockRanges, contiguousPositions, MaskPlanner } from './mask.js';
+import { type KernelGeometry, NativeBackward, NativeForward, nativeAttention } from './kernels.js';
+import { blockRanges, contiguousPositions, MaskPlanner, type TokenSide } from './mask.js';
 import type { AttentionOptions } from './types.js';
 import { checkAttentionInputs } from './validate.js';
 
@@ -37,6 +41,35 @@ export function blockwiseAttention(
       causal,
       B,
     );
+  const addon = nativeAttention();
+  if (addon) {
+    const kg: KernelGeometry = { B, H, Hk, D, scale, causal };
+    const qSide: TokenSide = { positions: contiguousPositions(Tq, Tk - Tq), segments: options.segmentIds };
+    const kSide: TokenSide = { positions: contiguousPositions(Tk), segments: options.segmentIds };
+    const nativeOp = customOp(([qi, ki, vi], save) => {
+      const fwd = new NativeForward(addon, qi.dataSync() as Float32Array, kg, qSide);
+      fwd.accumulate(ki.dataSync() as Float32Array, vi.dataSync() as Float32Array, kSide);
+      const { out, lse } = fwd.finalize();
+      const outT = tf.tensor4d(out, [B, H, Tq, D]);
+      save([qi, ki, vi, outT, tf.tensor3d(lse, [B, H, Tq])]);
+      return {
+        value: outT,
+        gradFunc: (dy, saved) => {
+          const [sq, sk, sv, so, slse] = saved.map((t) => t.dataSync() as Float32Array);
+          const bwd = new NativeBackward(addon, sq, so, dy.dataSync() as Float32Array, slse, kg, qSide);
+          const dk = new Float32Array(sk.length);
+          const dv = new Float32Array(sv.length);
+          bwd.accumulate(sk, sv, kSide, dk, dv);
+          return [
+            tf.tensor4d(bwd.finalize(), [B, H, Tq, D]),
+            tf.tensor4d(dk, [B, Hk, Tk, D]),
+            tf.tensor4d(dv, [B, Hk, Tk, D]),
+          ];
+        },
+      };
+    });
+    return nativeOp(q, k, v) as tf.Tensor4D;
+  }
   const op = customOp(([qi, ki, vi], save) => {
     const mask = planMask();
     const acc = new ForwardAccumulator(qi, g);

@@ -6,7 +6,8 @@
  * accumulators the same way, so after N steps each device's dk, dv come home.
  *
  * This is a tfjs op with a custom gradient, called inside a device (worker thread or process)
- * with that device's shard; `RingGroup` drives N of them from the main thread.
+ * with that device's shard; `RingGroup` drives N of them from the main thread. With the native
+ * addon (issue 7) each step is one fused kernel call on the arrays that travel (kernels.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { customOp, dims } from '../ops.js';
@@ -18,6 +19,7 @@ import {
   type Geometry,
   makeKvChunk,
 } from './engine.js';
+import { type KernelGeometry, NativeBackward, NativeForward, nativeAttention } from './kernels.js';
 import { type BlockRange, blockRanges, MaskPlanner, type TokenSide } from './mask.js';
 import type { RingLayout } from './types.js';
 
@@ -84,6 +86,59 @@ export function ringAttentionDevice(
       for (let j = 0; j < kBlocks.length; j++) if (mask.anyVisible(b, j)) return true;
     return false;
   };
+
+  const addon = nativeAttention();
+  if (addon) {
+    const kg: KernelGeometry = { B, H, Hk, D, scale: g.scale, causal: o.causal };
+    const sides = Array.from({ length: N }, (_, owner) => sideOf(owner, B, o));
+    // NOTE: a step whose chunk no query sees is skipped (causal: the blocks after this device's).
+    const visible = sides.map((side) => anyVisible(new MaskPlanner(qSide, g.qBlocks, side, kBlocks, o.causal, B)));
+    const nativeOp = customOp(([qi, ki, vi], save) => {
+      const started = performance.now();
+      const fwd = new NativeForward(addon, qi.dataSync() as Float32Array, kg, qSide);
+      let kData: Float32Array = ki.dataSync() as Float32Array;
+      let vData: Float32Array = vi.dataSync() as Float32Array;
+      for (let step = 0; step < N; step++) {
+        const owner = (rank - step + N) % N;
+        // send before computing, so the transfer overlaps this step's compute (Algorithm 1)
+        if (step < N - 1) o.transport.send([kData, vData]);
+        if (visible[owner]) fwd.accumulate(kData, vData, sides[owner]);
+        if (step < N - 1) [kData, vData] = o.transport.recv();
+      }
+      const { out, lse } = fwd.finalize();
+      const outT = tf.tensor4d(out, [B, H, c, D]);
+      save([qi, ki, vi, outT, tf.tensor3d(lse, [B, H, c])]);
+      if (o.timings) o.timings.fwdMs += performance.now() - started;
+      return {
+        value: outT,
+        gradFunc: (dy, saved) => {
+          const bwdStarted = performance.now();
+          const [sq, sk, sv, so, slse] = saved.map((t) => t.dataSync() as Float32Array);
+          const bwd = new NativeBackward(addon, sq, so, dy.dataSync() as Float32Array, slse, kg, qSide);
+          let bk = sk;
+          let bv = sv;
+          let dkAcc: Float32Array = new Float32Array(bk.length);
+          let dvAcc: Float32Array = new Float32Array(bv.length);
+          for (let step = 0; step < N; step++) {
+            const owner = (rank - step + N) % N;
+            if (step < N - 1) o.transport.send([bk, bv]);
+            // the kernel adds straight into the accumulators that travel with the block
+            if (visible[owner]) bwd.accumulate(bk, bv, sides[owner], dkAcc, dvAcc);
+            o.transport.send([dkAcc, dvAcc]);
+            if (step < N - 1) [bk, bv] = o.transport.recv();
+            [dkAcc, dvAcc] = o.transport.recv();
+          }
+          if (o.timings) o.timings.bwdMs += performance.now() - bwdStarted;
+          return [
+            tf.tensor4d(bwd.finalize(), [B, H, c, D]),
+            tf.tensor4d(dkAcc, kvShape),
+            tf.tensor4d(dvAcc, kvShape),
+          ];
+        },
+      };
+    });
+    return nativeOp(q, k, v) as tf.Tensor4D;
+  }
 
   const op = customOp(([qi, ki, vi], save) => {
     const started = performance.now();

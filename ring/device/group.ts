@@ -10,6 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../../common/index.js';
 import type { BackendChoice, BackendInfo } from '../backend.js';
+import { nativeSettings } from '../native.js';
 import {
   abortChannels,
   type ChannelDescriptor,
@@ -67,7 +68,7 @@ export class RingGroup {
     const workers: Worker[] = [];
     const ready: Promise<BackendInfo>[] = [];
     for (let rank = 0; rank < devices; rank++) {
-      const init: WorkerInit = { rank, backend: options.backend ?? 'auto', control };
+      const init: WorkerInit = { rank, backend: options.backend ?? 'auto', control, native: nativeSettings() };
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
       workers.push(w);
       ready.push(

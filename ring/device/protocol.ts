@@ -1,5 +1,6 @@
 /** Messages between the main thread and a device worker. */
 import type { BackendChoice, BackendInfo } from '../backend.js';
+import type { NativeOptions } from '../native.js';
 import type { ChannelDescriptor } from '../transport/shared-memory.js';
 import type { RingTransport } from '../transport/types.js';
 
@@ -7,6 +8,8 @@ export interface WorkerInit {
   rank: number;
   backend: BackendChoice;
   control: SharedArrayBuffer;
+  /** The main thread's native-kernel settings (ring/native.ts), handed on to the device. */
+  native: NativeOptions;
 }
 
 export interface CallMessage {

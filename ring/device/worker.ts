@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../backend.js';
+import { configureNative } from '../native.js';
 import { SharedMemoryTransport } from '../transport/shared-memory.js';
 import type { CallMessage, DeviceContext, WorkerInit, WorkerReply } from './protocol.js';
 
@@ -26,6 +27,7 @@ function transferables(msg: WorkerReply): ArrayBuffer[] {
   return [...out];
 }
 
+configureNative(init.native);
 const backend = await initBackend({ backend: init.backend, notice: false });
 post({ type: 'ready', backend });
 
@@ -35,6 +37,9 @@ port.on('message', async (msg: CallMessage) => {
     const task = mod[msg.fn];
     if (typeof task !== 'function')
       throw new Error(`device ${init.rank}: ${msg.module} has no function '${msg.fn}'`);
+    // NOTE: the N devices of this call share the process's cores: ⌊C / N⌋ native threads each
+    // unless a thread count was set (issue 7).
+    configureNative({ devices: msg.worldSize });
     const ctx: DeviceContext = {
       rank: init.rank,
       worldSize: msg.worldSize,

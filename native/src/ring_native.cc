@@ -1,0 +1,834 @@
+// ring_native: the fast CPU path of issue 7 (path 2) as a Node-API addon.
+//
+//   - a fused blockwise attention kernel, forward and backward, on float32 arrays: online softmax
+//     (FlashAttention-2 loop order), output + per-row log-sum-exp from the forward, a recomputing
+//     backward from (q, k, v, out, lse, dOut); causal masking by global token positions and
+//     segment ids (ring/attention/mask.ts's semantics), whole-tile skipping, GQA;
+//   - sgemm: a packed, register-blocked 6×16 AVX2/FMA micro-kernel (Goto/BLIS loop order).
+//
+// Everything is synchronous: the calling JS thread (the main thread or one ring device's worker)
+// blocks while `threads` OS threads (itself included) work. Work is split into independent tasks
+// taken from an atomic counter, so no task writes where another does (dQ of the backward pass is
+// the one exception: each thread sums into its own buffer, reduced at the end).
+//
+// Shapes (row-major): q (B, H, Tq, D); k, v (B, Hk, Tk, D); o (B, H, Tq, D); m, l, lse (B, H, Tq);
+// positions qPos (Tq), kPos (Tk); segments qSeg (B, Tq), kSeg (B, Tk), optional.
+#include <node_api.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define RING_SIMD 1
+#else
+#define RING_SIMD 0
+#endif
+
+namespace {
+
+constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
+constexpr float POS_INF = std::numeric_limits<float>::infinity();
+
+// ---------------------------------------------------------------------------------------------
+// Threads: `fn(task, thread)` over tasks 0..n-1, dynamically scheduled.
+
+template <class F>
+void parallelFor(int threads, int tasks, F&& fn) {
+  threads = std::max(1, std::min(threads, tasks));
+  if (threads == 1) {
+    for (int t = 0; t < tasks; t++) fn(t, 0);
+    return;
+  }
+  std::atomic<int> next{0};
+  auto work = [&](int tid) {
+    for (int t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) fn(t, tid);
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(threads - 1);
+  for (int i = 1; i < threads; i++) pool.emplace_back(work, i);
+  work(0);
+  for (auto& th : pool) th.join();
+}
+
+// 64-byte aligned float buffer.
+struct Buf {
+  float* p = nullptr;
+  explicit Buf(size_t n) { p = static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64 + 64)); }
+  ~Buf() { std::free(p); }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel: C[r][n] (+)= Σ_k A(r, k) · B[k·ldb + n] for r < MR, n < nw ≤ 16.
+// A(r, k) = A[r·lda + k] (TA false) or A[k·lda + r] (TA true: A is stored transposed, which is
+// also the layout of a packed A panel with lda = MR).
+
+#if RING_SIMD
+static inline __m256i tailMask(int n) {  // lanes < n set
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+template <int MR, bool TA>
+static inline void ukr(int K, const float* __restrict A, long lda, const float* __restrict B, long ldb,
+                       float* __restrict C, long ldc, int nw, bool acc) {
+  __m256 c0[MR], c1[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+  if (nw == 16) {
+    for (int k = 0; k < K; k++) {
+      const float* b = B + k * ldb;
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; r++) {
+        const __m256 a = _mm256_broadcast_ss(TA ? A + k * lda + r : A + r * lda + k);
+        c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+        c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      float* c = C + r * ldc;
+      if (acc) {
+        c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(c));
+        c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(c + 8));
+      }
+      _mm256_storeu_ps(c, c0[r]);
+      _mm256_storeu_ps(c + 8, c1[r]);
+    }
+    return;
+  }
+  // NOTE: masked loads never touch memory past column nw (no reads beyond a row's end).
+  const __m256i m0 = tailMask(nw), m1 = tailMask(nw - 8);
+  for (int k = 0; k < K; k++) {
+    const float* b = B + k * ldb;
+    const __m256 b0 = _mm256_maskload_ps(b, m0), b1 = _mm256_maskload_ps(b + 8, m1);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      const __m256 a = _mm256_broadcast_ss(TA ? A + k * lda + r : A + r * lda + k);
+      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++) {
+    float* c = C + r * ldc;
+    if (acc) {
+      c0[r] = _mm256_add_ps(c0[r], _mm256_maskload_ps(c, m0));
+      c1[r] = _mm256_add_ps(c1[r], _mm256_maskload_ps(c + 8, m1));
+    }
+    _mm256_maskstore_ps(c, m0, c0[r]);
+    _mm256_maskstore_ps(c + 8, m1, c1[r]);
+  }
+}
+#else
+template <int MR, bool TA>
+static inline void ukr(int K, const float* A, long lda, const float* B, long ldb, float* C, long ldc, int nw,
+                       bool acc) {
+  float c[MR][16] = {};
+  for (int k = 0; k < K; k++)
+    for (int r = 0; r < MR; r++) {
+      const float a = TA ? A[k * lda + r] : A[r * lda + k];
+      for (int n = 0; n < nw; n++) c[r][n] += a * B[k * ldb + n];
+    }
+  for (int r = 0; r < MR; r++)
+    for (int n = 0; n < nw; n++) C[r * ldc + n] = (acc ? C[r * ldc + n] : 0.f) + c[r][n];
+}
+#endif
+
+// C (M × N) (+)= A (M × K) · B (K × N), B rows `ldb` apart; A as in `ukr`.
+template <bool TA>
+static void gemmTile(int M, int N, int K, const float* A, long lda, const float* B, long ldb, float* C, long ldc,
+                     bool acc) {
+  for (int n0 = 0; n0 < N; n0 += 16) {
+    const int nw = std::min(16, N - n0);
+    int m0 = 0;
+    for (; m0 + 6 <= M; m0 += 6)
+      ukr<6, TA>(K, TA ? A + m0 : A + m0 * lda, lda, B + n0, ldb, C + m0 * ldc + n0, ldc, nw, acc);
+    const float* a = TA ? A + m0 : A + m0 * lda;
+    float* c = C + m0 * ldc + n0;
+    switch (M - m0) {
+      case 5: ukr<5, TA>(K, a, lda, B + n0, ldb, c, ldc, nw, acc); break;
+      case 4: ukr<4, TA>(K, a, lda, B + n0, ldb, c, ldc, nw, acc); break;
+      case 3: ukr<3, TA>(K, a, lda, B + n0, ldb, c, ldc, nw, acc); break;
+      case 2: ukr<2, TA>(K, a, lda, B + n0, ldb, c, ldc, nw, acc); break;
+      case 1: ukr<1, TA>(K, a, lda, B + n0, ldb, c, ldc, nw, acc); break;
+      default: break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// exp on 8 lanes: Cephes expf (e^x = 2^n · e^r, |r| ≤ ln2/2, degree-6 polynomial), relative
+// error ≈ 1e-7. Inputs below −87 (and −inf, the mask) give exactly 0.
+
+#if RING_SIMD
+static inline __m256 exp8(__m256 x) {
+  const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(n)));
+}
+#endif
+
+// row[c] = exp(row[c]·scale − sub) for c < n (n a multiple of 16); returns their sum.
+static inline float expRow(float* row, int n, float scale, float sub) {
+#if RING_SIMD
+  const __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(sub);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  for (int c = 0; c < n; c += 16) {
+    const __m256 p0 = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(row + c), vs, vm));
+    const __m256 p1 = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(row + c + 8), vs, vm));
+    _mm256_storeu_ps(row + c, p0);
+    _mm256_storeu_ps(row + c + 8, p1);
+    s0 = _mm256_add_ps(s0, p0);
+    s1 = _mm256_add_ps(s1, p1);
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, _mm256_add_ps(s0, s1));
+  return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+#else
+  float s = 0.f;
+  for (int c = 0; c < n; c++) {
+    const float x = row[c] * scale - sub;
+    row[c] = x < -87.f ? 0.f : std::exp(x);
+    s += row[c];
+  }
+  return s;
+#endif
+}
+
+static inline float rowMax(const float* row, int n) {
+#if RING_SIMD
+  __m256 m0 = _mm256_set1_ps(NEG_INF), m1 = m0;
+  for (int c = 0; c < n; c += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(row + c));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(row + c + 8));
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, _mm256_max_ps(m0, m1));
+  float m = t[0];
+  for (int i = 1; i < 8; i++) m = std::max(m, t[i]);
+  return m;
+#else
+  float m = NEG_INF;
+  for (int c = 0; c < n; c++) m = std::max(m, row[c]);
+  return m;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention.
+
+constexpr int BQ = 64;  // query rows per tile
+constexpr int BK = 64;  // keys per tile (a multiple of 16: score rows are whole vector panels)
+
+struct Attn {
+  int B, H, Hk, Tq, Tk, D;
+  float scale;
+  bool causal;
+  const int32_t* qPos;  // (Tq)
+  const int32_t* kPos;  // (Tk)
+  const int32_t* qSeg;  // (B, Tq) or null
+  const int32_t* kSeg;  // (B, Tk) or null
+  int threads;
+};
+
+struct TileSummary {
+  int minPos, maxPos;
+  std::vector<int> minSeg, maxSeg;  // per batch row
+};
+
+static std::vector<TileSummary> summarise(int T, int tile, int B, const int32_t* pos, const int32_t* seg) {
+  std::vector<TileSummary> out;
+  for (int t0 = 0; t0 < T; t0 += tile) {
+    const int t1 = std::min(T, t0 + tile);
+    TileSummary s{std::numeric_limits<int>::max(), std::numeric_limits<int>::min(), {}, {}};
+    for (int t = t0; t < t1; t++) s.minPos = std::min(s.minPos, pos[t]), s.maxPos = std::max(s.maxPos, pos[t]);
+    if (seg) {
+      for (int b = 0; b < B; b++) {
+        int lo = std::numeric_limits<int>::max(), hi = std::numeric_limits<int>::min();
+        for (int t = t0; t < t1; t++) lo = std::min(lo, seg[b * T + t]), hi = std::max(hi, seg[b * T + t]);
+        s.minSeg.push_back(lo);
+        s.maxSeg.push_back(hi);
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+enum Vis { NONE = 0, ALL = 1, PARTIAL = 2 };
+
+// Same rules as MaskPlanner.visibility: a tile pair no query of which sees a key is skipped.
+static Vis visibility(const Attn& a, const TileSummary& q, const TileSummary& k, int b) {
+  if (a.causal && k.minPos > q.maxPos) return NONE;
+  if (a.qSeg && (k.minSeg[b] > q.maxSeg[b] || k.maxSeg[b] < q.minSeg[b])) return NONE;
+  const bool causalAll = !a.causal || k.maxPos <= q.minPos;
+  const bool segAll = !a.qSeg || (q.minSeg[b] == q.maxSeg[b] && k.minSeg[b] == k.maxSeg[b] && q.minSeg[b] == k.minSeg[b]);
+  return causalAll && segAll ? ALL : PARTIAL;
+}
+
+// Scores S (bq × ldS) of tile (q0.., k0..): −inf where a query may not see a key, and in the
+// padding columns bk..bkp.
+static void maskTile(const Attn& a, float* S, int ldS, int b, int q0, int bq, int k0, int bk, int bkp, bool partial) {
+  for (int r = 0; r < bq; r++) {
+    float* row = S + r * ldS;
+    if (partial) {
+      const int qp = a.qPos[q0 + r];
+      const int qs = a.qSeg ? a.qSeg[b * a.Tq + q0 + r] : 0;
+      const int32_t* kp = a.kPos + k0;
+      const int32_t* ks = a.kSeg ? a.kSeg + b * a.Tk + k0 : nullptr;
+      int c = 0;
+#if RING_SIMD
+      const __m256i vqp = _mm256_set1_epi32(qp), vqs = _mm256_set1_epi32(qs);
+      const __m256 ninf = _mm256_set1_ps(NEG_INF);
+      for (; c + 8 <= bk; c += 8) {
+        __m256i hide = _mm256_setzero_si256();
+        if (a.causal)
+          hide = _mm256_cmpgt_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + c)), vqp);
+        if (ks) {
+          const __m256i same = _mm256_cmpeq_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ks + c)), vqs);
+          hide = _mm256_or_si256(hide, _mm256_xor_si256(same, _mm256_set1_epi32(-1)));
+        }
+        _mm256_storeu_ps(row + c, _mm256_blendv_ps(_mm256_loadu_ps(row + c), ninf, _mm256_castsi256_ps(hide)));
+      }
+#endif
+      for (; c < bk; c++) {
+        const bool visible = (!a.causal || kp[c] <= qp) && (!ks || ks[c] == qs);
+        if (!visible) row[c] = NEG_INF;
+      }
+    }
+    for (int c = bk; c < bkp; c++) row[c] = NEG_INF;
+  }
+}
+
+// K (or V) of every kv head transposed into tiles: (B·Hk, nkt, D, BK), zero-padded columns.
+static void packTransposed(const float* src, float* dst, int BHk, int Tk, int D, int threads) {
+  const int nkt = (Tk + BK - 1) / BK;
+  parallelFor(threads, BHk * nkt, [&](int task, int) {
+    const int kvh = task / nkt, j = task % nkt;
+    const int k0 = j * BK, bk = std::min(BK, Tk - k0);
+    float* out = dst + (static_cast<long>(kvh) * nkt + j) * D * BK;
+    const float* in = src + (static_cast<long>(kvh) * Tk + k0) * D;
+    for (int d = 0; d < D; d++) {
+      for (int c = 0; c < bk; c++) out[d * BK + c] = in[c * D + d];
+      for (int c = bk; c < BK; c++) out[d * BK + c] = 0.f;
+    }
+  });
+}
+
+// Forward over one key/value chunk, updating the running state o (unnormalised), m (running max
+// of the scaled scores), l (running denominator) in place (paper §3; FlashAttention-2 Alg. 1).
+static void attnForward(const Attn& a, const float* q, const float* k, const float* v, float* o, float* m, float* l) {
+  const int D = a.D, group = a.H / a.Hk;
+  const int nqt = (a.Tq + BQ - 1) / BQ, nkt = (a.Tk + BK - 1) / BK;
+  const auto qs = summarise(a.Tq, BQ, a.B, a.qPos, a.qSeg);
+  const auto ks = summarise(a.Tk, BK, a.B, a.kPos, a.kSeg);
+  Buf kt(static_cast<size_t>(a.B) * a.Hk * nkt * D * BK);
+  packTransposed(k, kt.p, a.B * a.Hk, a.Tk, D, a.threads);
+  std::vector<std::unique_ptr<Buf>> scratch;
+  const int threads = std::max(1, std::min(a.threads, a.B * a.H * nqt));
+  for (int t = 0; t < threads; t++) scratch.emplace_back(new Buf(BQ * BK));
+  // NOTE: last query tiles first: under a causal mask they see the most keys (load balance).
+  parallelFor(threads, a.B * a.H * nqt, [&](int task, int tid) {
+    const int bh = task / nqt, i = nqt - 1 - task % nqt;
+    const int b = bh / a.H, kvh = b * a.Hk + (bh % a.H) / group;
+    const int q0 = i * BQ, bq = std::min(BQ, a.Tq - q0);
+    const float* Q = q + (static_cast<long>(bh) * a.Tq + q0) * D;
+    float* O = o + (static_cast<long>(bh) * a.Tq + q0) * D;
+    float* M = m + static_cast<long>(bh) * a.Tq + q0;
+    float* L = l + static_cast<long>(bh) * a.Tq + q0;
+    float* S = scratch[tid]->p;
+    for (int j = 0; j < nkt; j++) {
+      const Vis vis = visibility(a, qs[i], ks[j], b);
+      if (vis == NONE) continue;  // NOTE: whole-tile skipping (paper §3)
+      const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
+      gemmTile<false>(bq, bkp, D, Q, D, kt.p + (static_cast<long>(kvh) * nkt + j) * D * BK, BK, S, BK, false);
+      if (vis == PARTIAL || bk < bkp) maskTile(a, S, BK, b, q0, bq, k0, bk, bkp, vis == PARTIAL);
+      for (int r = 0; r < bq; r++) {
+        float* row = S + r * BK;
+        const float mx = rowMax(row, bkp);
+        if (mx == NEG_INF) {  // this row sees no key of the tile: it adds nothing
+          std::memset(row, 0, sizeof(float) * bkp);
+          continue;
+        }
+        const float mNew = std::max(M[r], mx * a.scale);
+        // NOTE: rescale by exp(m_old − m_new) when the max grows (paper §3)
+        const float alpha = M[r] == NEG_INF ? 0.f : std::exp(M[r] - mNew);
+        L[r] = L[r] * alpha + expRow(row, bkp, a.scale, mNew);
+        M[r] = mNew;
+        if (alpha != 1.f) {
+          float* orow = O + r * D;
+          for (int d = 0; d < D; d++) orow[d] *= alpha;
+        }
+      }
+      gemmTile<false>(bq, D, bk, S, BK, v + (static_cast<long>(kvh) * a.Tk + k0) * D, D, O, D, true);
+    }
+  });
+}
+
+// Backward over one key/value chunk: dq += ∂/∂q, dk += ∂/∂k, dv += ∂/∂v of this chunk's part
+// of the attention, recomputing P = exp(S·scale − lse) tile by tile (FlashAttention-2 Alg. 2):
+//   dV += Pᵀ dO,  dP = dO Vᵀ,  dS = scale · P ∘ (dP − Δ),  dK += dSᵀ Q,  dQ += dS K.
+// Tasks are (kv head, key tile), which own their dK, dV rows; dQ is summed per thread.
+static void attnBackward(const Attn& a, const float* q, const float* k, const float* v, const float* dOut,
+                         const float* lse, const float* delta, float* dq, float* dk, float* dv) {
+  const int D = a.D, group = a.H / a.Hk;
+  const int nqt = (a.Tq + BQ - 1) / BQ, nkt = (a.Tk + BK - 1) / BK;
+  const int BHk = a.B * a.Hk;
+  const auto qs = summarise(a.Tq, BQ, a.B, a.qPos, a.qSeg);
+  const auto ks = summarise(a.Tk, BK, a.B, a.kPos, a.kSeg);
+  Buf kt(static_cast<size_t>(BHk) * nkt * D * BK), vt(static_cast<size_t>(BHk) * nkt * D * BK);
+  packTransposed(k, kt.p, BHk, a.Tk, D, a.threads);
+  packTransposed(v, vt.p, BHk, a.Tk, D, a.threads);
+  const int threads = std::max(1, std::min(a.threads, BHk * nkt));
+  const size_t dqSize = static_cast<size_t>(a.B) * a.H * a.Tq * D;
+  std::vector<std::unique_ptr<Buf>> dqPart;  // threads 1.. sum dQ here; thread 0 into dq itself
+  for (int t = 1; t < threads; t++) {
+    dqPart.emplace_back(new Buf(dqSize));
+    std::memset(dqPart.back()->p, 0, dqSize * sizeof(float));
+  }
+  std::vector<std::unique_ptr<Buf>> sbuf, dpbuf, dkbuf, dvbuf;
+  for (int t = 0; t < threads; t++) {
+    sbuf.emplace_back(new Buf(BQ * BK));
+    dpbuf.emplace_back(new Buf(BQ * BK));
+    dkbuf.emplace_back(new Buf(static_cast<size_t>(BK) * D));
+    dvbuf.emplace_back(new Buf(static_cast<size_t>(BK) * D));
+  }
+  // NOTE: first key tiles first: under a causal mask they are seen by the most queries.
+  parallelFor(threads, BHk * nkt, [&](int task, int tid) {
+    const int j = task / BHk, kvh = task % BHk;
+    const int b = kvh / a.Hk, hk = kvh % a.Hk;
+    const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
+    const float* Kj = k + (static_cast<long>(kvh) * a.Tk + k0) * D;
+    const float* Ktj = kt.p + (static_cast<long>(kvh) * nkt + j) * D * BK;
+    const float* Vtj = vt.p + (static_cast<long>(kvh) * nkt + j) * D * BK;
+    float* S = sbuf[tid]->p;
+    float* dP = dpbuf[tid]->p;
+    float* dK = dkbuf[tid]->p;
+    float* dV = dvbuf[tid]->p;
+    float* dQ = tid == 0 ? dq : dqPart[tid - 1]->p;
+    bool any = false;
+    for (int g = 0; g < group; g++) {
+      const int bh = b * a.H + hk * group + g;
+      for (int i = 0; i < nqt; i++) {
+        const Vis vis = visibility(a, qs[i], ks[j], b);
+        if (vis == NONE) continue;
+        const int q0 = i * BQ, bq = std::min(BQ, a.Tq - q0);
+        const long rowOff = static_cast<long>(bh) * a.Tq + q0;
+        const float* Q = q + rowOff * D;
+        const float* dO = dOut + rowOff * D;
+        gemmTile<false>(bq, bkp, D, Q, D, Ktj, BK, S, BK, false);
+        if (vis == PARTIAL || bk < bkp) maskTile(a, S, BK, b, q0, bq, k0, bk, bkp, vis == PARTIAL);
+        gemmTile<false>(bq, bkp, D, dO, D, Vtj, BK, dP, BK, false);
+        for (int r = 0; r < bq; r++) {
+          float* p = S + r * BK;
+          float* ds = dP + r * BK;
+          expRow(p, bkp, a.scale, lse[rowOff + r]);
+          const float dl = delta[rowOff + r];
+#if RING_SIMD
+          const __m256 vd = _mm256_set1_ps(dl), vs = _mm256_set1_ps(a.scale);
+          for (int c = 0; c < bkp; c += 8) {
+            const __m256 pv = _mm256_loadu_ps(p + c);
+            _mm256_storeu_ps(ds + c, _mm256_mul_ps(_mm256_mul_ps(pv, vs), _mm256_sub_ps(_mm256_loadu_ps(ds + c), vd)));
+          }
+#else
+          for (int c = 0; c < bkp; c++) ds[c] = a.scale * p[c] * (ds[c] - dl);
+#endif
+        }
+        gemmTile<true>(bk, D, bq, S, BK, dO, D, dV, D, any);
+        gemmTile<true>(bk, D, bq, dP, BK, Q, D, dK, D, any);
+        gemmTile<false>(bq, D, bk, dP, BK, Kj, D, dQ + rowOff * D, D, true);
+        any = true;
+      }
+    }
+    if (!any) return;
+    float* dkOut = dk + (static_cast<long>(kvh) * a.Tk + k0) * D;
+    float* dvOut = dv + (static_cast<long>(kvh) * a.Tk + k0) * D;
+    for (int x = 0; x < bk * D; x++) dkOut[x] += dK[x], dvOut[x] += dV[x];
+  });
+  if (!dqPart.empty()) {
+    const int parts = static_cast<int>(dqPart.size());
+    const long chunk = 1 << 16;
+    const long n = static_cast<long>(dqSize);
+    parallelFor(a.threads, static_cast<int>((n + chunk - 1) / chunk), [&](int task, int) {
+      const long lo = task * chunk, hi = std::min(n, lo + chunk);
+      for (int t = 0; t < parts; t++) {
+        const float* src = dqPart[t]->p;
+        for (long x = lo; x < hi; x++) dq[x] += src[x];
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// sgemm: C (M × N) = op(A) (M × K) · op(B) (K × N), row-major; op = transpose when flagged.
+// Goto's loop order: for column panels (NC) → depth (KC): pack B → row blocks (MC): pack A →
+// 16-wide B micro-panels (L1) → 6-row A micro-panels (L2) → micro-kernel.
+
+constexpr int MR = 6, NR = 16, KC = 256, MC = 96, NC = 4096;
+
+struct Gemm {
+  const float* A;
+  const float* B;
+  float* C;
+  int M, N, K;
+  bool ta, tb;
+  long lda, ldb, ldc;
+  float at(int i, int p) const { return ta ? A[p * lda + i] : A[i * lda + p]; }
+  float bt(int p, int j) const { return tb ? B[j * ldb + p] : B[p * ldb + j]; }
+};
+
+// Rows i0..i0+mc, depth p0..p0+kc of op(A) → panels of MR rows: Ap[panel][p][MR], zero-padded.
+static void packA(const Gemm& g, int i0, int mc, int p0, int kc, float* Ap) {
+  for (int ip = 0; ip < mc; ip += MR) {
+    const int mr = std::min(MR, mc - ip);
+    float* out = Ap + static_cast<long>(ip) * kc;
+    if (!g.ta) {
+      for (int r = 0; r < MR; r++) {
+        if (r >= mr) {
+          for (int p = 0; p < kc; p++) out[p * MR + r] = 0.f;
+          continue;
+        }
+        const float* src = g.A + static_cast<long>(i0 + ip + r) * g.lda + p0;
+        for (int p = 0; p < kc; p++) out[p * MR + r] = src[p];
+      }
+    } else {
+      for (int p = 0; p < kc; p++) {
+        const float* src = g.A + static_cast<long>(p0 + p) * g.lda + i0 + ip;
+        for (int r = 0; r < MR; r++) out[p * MR + r] = r < mr ? src[r] : 0.f;
+      }
+    }
+  }
+}
+
+// Depth p0..p0+kc, columns j0..j0+nc of op(B) → panels of NR columns: Bp[panel][p][NR].
+static void packB(const Gemm& g, int p0, int kc, int j0, int nc, float* Bp) {
+  for (int jp = 0; jp < nc; jp += NR) {
+    const int nr = std::min(NR, nc - jp);
+    float* out = Bp + static_cast<long>(jp) * kc;
+    if (!g.tb) {
+      for (int p = 0; p < kc; p++) {
+        const float* src = g.B + static_cast<long>(p0 + p) * g.ldb + j0 + jp;
+        float* dst = out + p * NR;
+        for (int c = 0; c < nr; c++) dst[c] = src[c];
+        for (int c = nr; c < NR; c++) dst[c] = 0.f;
+      }
+    } else {
+      for (int c = 0; c < NR; c++) {
+        if (c >= nr) {
+          for (int p = 0; p < kc; p++) out[p * NR + c] = 0.f;
+          continue;
+        }
+        const float* src = g.B + static_cast<long>(j0 + jp + c) * g.ldb + p0;
+        for (int p = 0; p < kc; p++) out[p * NR + c] = src[p];
+      }
+    }
+  }
+}
+
+// The block rows i0..i1, columns j0..j1 of C, on one thread.
+static void gemmBlock(const Gemm& g, int i0, int i1, int j0, int j1) {
+  Buf ap(static_cast<size_t>(MC) * KC), bp(static_cast<size_t>(KC) * (std::min(NC, j1 - j0) + NR));
+  for (int jc = j0; jc < j1; jc += NC) {
+    const int nc = std::min(NC, j1 - jc);
+    for (int pc = 0; pc < g.K; pc += KC) {
+      const int kc = std::min(KC, g.K - pc);
+      packB(g, pc, kc, jc, nc, bp.p);
+      for (int ic = i0; ic < i1; ic += MC) {
+        const int mc = std::min(MC, i1 - ic);
+        packA(g, ic, mc, pc, kc, ap.p);
+        for (int jr = 0; jr < nc; jr += NR) {
+          const int nr = std::min(NR, nc - jr);
+          const float* b = bp.p + static_cast<long>(jr) * kc;
+          for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = std::min(MR, mc - ir);
+            const float* a = ap.p + static_cast<long>(ir) * kc;
+            float* c = g.C + static_cast<long>(ic + ir) * g.ldc + jc + jr;
+            const bool acc = pc > 0;
+            switch (mr) {
+              case 6: ukr<6, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
+              case 5: ukr<5, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
+              case 4: ukr<4, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
+              case 3: ukr<3, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
+              case 2: ukr<2, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
+              default: ukr<1, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+static void sgemm(const Gemm& g, int threads) {
+  if (g.K == 0) {
+    for (int i = 0; i < g.M; i++) std::memset(g.C + static_cast<long>(i) * g.ldc, 0, sizeof(float) * g.N);
+    return;
+  }
+  // NOTE: small products stay on the calling thread: starting a thread costs ~20 µs.
+  const double flops = 2.0 * g.M * g.N * g.K;
+  if (flops < 4e6) threads = 1;
+  threads = std::max(1, threads);
+  // Split the longer side into one part per thread (whole micro-panels); each part packs its own
+  // operands, so threads share nothing and never wait for each other.
+  if (g.N >= g.M) {
+    const int parts = std::max(1, std::min(threads, (g.N + NR - 1) / NR));
+    const int step = ((g.N + parts - 1) / parts + NR - 1) / NR * NR;
+    parallelFor(parts, parts, [&](int t, int) {
+      const int j0 = t * step, j1 = std::min(g.N, j0 + step);
+      if (j0 < j1) gemmBlock(g, 0, g.M, j0, j1);
+    });
+  } else {
+    const int parts = std::max(1, std::min(threads, (g.M + MR - 1) / MR));
+    const int step = ((g.M + parts - 1) / parts + MR - 1) / MR * MR;
+    parallelFor(parts, parts, [&](int t, int) {
+      const int i0 = t * step, i1 = std::min(g.M, i0 + step);
+      if (i0 < i1) gemmBlock(g, i0, i1, 0, g.N);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node-API glue: argument checks at the boundary (errors name the function and the argument).
+
+struct ArgError {
+  std::string msg;
+};
+
+class Args {
+ public:
+  Args(napi_env env, napi_callback_info info, const char* fn) : env_(env), fn_(fn) {
+    size_t argc = 32;
+    napi_get_cb_info(env, info, &argc, argv_, nullptr, nullptr);
+    argc_ = argc;
+  }
+  napi_value raw(size_t i) {
+    if (i >= argc_) throw ArgError{std::string(fn_) + ": missing argument " + std::to_string(i)};
+    return argv_[i];
+  }
+  template <class T>
+  T* array(size_t i, const char* name, napi_typedarray_type want, size_t minLen, bool optional = false) {
+    napi_value v = raw(i);
+    napi_valuetype t;
+    napi_typeof(env_, v, &t);
+    if (optional && (t == napi_null || t == napi_undefined)) return nullptr;
+    bool is = false;
+    napi_is_typedarray(env_, v, &is);
+    const char* wantName = want == napi_float32_array ? "Float32Array" : "Int32Array";
+    if (!is) throw ArgError{std::string(fn_) + ": " + name + " must be a " + wantName};
+    napi_typedarray_type type;
+    size_t len;
+    void* data;
+    napi_get_typedarray_info(env_, v, &type, &len, &data, nullptr, nullptr);
+    if (type != want) throw ArgError{std::string(fn_) + ": " + name + " must be a " + wantName};
+    if (len < minLen)
+      throw ArgError{std::string(fn_) + ": " + name + " has " + std::to_string(len) + " elements; expected " +
+                     std::to_string(minLen)};
+    return static_cast<T*>(data);
+  }
+  int integer(size_t i, const char* name, int lo) {
+    int32_t x;
+    if (napi_get_value_int32(env_, raw(i), &x) != napi_ok || x < lo)
+      throw ArgError{std::string(fn_) + ": " + name + " must be an integer ≥ " + std::to_string(lo)};
+    return x;
+  }
+  double number(size_t i, const char* name) {
+    double x;
+    if (napi_get_value_double(env_, raw(i), &x) != napi_ok)
+      throw ArgError{std::string(fn_) + ": " + name + " must be a number"};
+    return x;
+  }
+  bool boolean(size_t i, const char* name) {
+    bool x;
+    if (napi_get_value_bool(env_, raw(i), &x) != napi_ok)
+      throw ArgError{std::string(fn_) + ": " + name + " must be a boolean"};
+    return x;
+  }
+
+ private:
+  napi_env env_;
+  const char* fn_;
+  napi_value argv_[32];
+  size_t argc_ = 0;
+};
+
+template <class F>
+napi_value guarded(napi_env env, F&& f) {
+  try {
+    f();
+  } catch (const ArgError& e) {
+    napi_throw_type_error(env, nullptr, e.msg.c_str());
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, e.what());
+  }
+  return nullptr;
+}
+
+// Common attention arguments from index `i`: B, H, Hk, Tq, Tk, D, scale, causal, qPos, kPos,
+// qSeg, kSeg, threads.
+static Attn attnArgs(Args& x, size_t i, const char* fn) {
+  Attn a{};
+  a.B = x.integer(i, "B", 1);
+  a.H = x.integer(i + 1, "H", 1);
+  a.Hk = x.integer(i + 2, "Hk", 1);
+  a.Tq = x.integer(i + 3, "Tq", 1);
+  a.Tk = x.integer(i + 4, "Tk", 1);
+  a.D = x.integer(i + 5, "D", 1);
+  a.scale = static_cast<float>(x.number(i + 6, "scale"));
+  a.causal = x.boolean(i + 7, "causal");
+  a.qPos = x.array<int32_t>(i + 8, "qPos", napi_int32_array, a.Tq);
+  a.kPos = x.array<int32_t>(i + 9, "kPos", napi_int32_array, a.Tk);
+  a.qSeg = x.array<int32_t>(i + 10, "qSeg", napi_int32_array, static_cast<size_t>(a.B) * a.Tq, true);
+  a.kSeg = x.array<int32_t>(i + 11, "kSeg", napi_int32_array, static_cast<size_t>(a.B) * a.Tk, true);
+  a.threads = x.integer(i + 12, "threads", 1);
+  if (a.H % a.Hk != 0)
+    throw ArgError{std::string(fn) + ": H (" + std::to_string(a.H) + ") must be a multiple of Hk (" +
+                   std::to_string(a.Hk) + ")"};
+  if (!a.qSeg != !a.kSeg) throw ArgError{std::string(fn) + ": qSeg and kSeg must both be given or both null"};
+  if (a.D > 1024) throw ArgError{std::string(fn) + ": D must be ≤ 1024; got " + std::to_string(a.D)};
+  return a;
+}
+
+// attnForward(q, k, v, o, m, l, B, H, Hk, Tq, Tk, D, scale, causal, qPos, kPos, qSeg, kSeg, threads)
+napi_value AttnForward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args x(env, info, "attnForward");
+    const Attn a = attnArgs(x, 6, "attnForward");
+    const size_t nq = static_cast<size_t>(a.B) * a.H * a.Tq, nk = static_cast<size_t>(a.B) * a.Hk * a.Tk;
+    const float* q = x.array<float>(0, "q", napi_float32_array, nq * a.D);
+    const float* k = x.array<float>(1, "k", napi_float32_array, nk * a.D);
+    const float* v = x.array<float>(2, "v", napi_float32_array, nk * a.D);
+    float* o = x.array<float>(3, "o", napi_float32_array, nq * a.D);
+    float* m = x.array<float>(4, "m", napi_float32_array, nq);
+    float* l = x.array<float>(5, "l", napi_float32_array, nq);
+    attnForward(a, q, k, v, o, m, l);
+  });
+}
+
+// attnBackward(q, k, v, dOut, lse, delta, dq, dk, dv, B, H, Hk, Tq, Tk, D, scale, causal, qPos,
+// kPos, qSeg, kSeg, threads): adds into dq, dk, dv.
+napi_value AttnBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args x(env, info, "attnBackward");
+    const Attn a = attnArgs(x, 9, "attnBackward");
+    const size_t nq = static_cast<size_t>(a.B) * a.H * a.Tq, nk = static_cast<size_t>(a.B) * a.Hk * a.Tk;
+    const float* q = x.array<float>(0, "q", napi_float32_array, nq * a.D);
+    const float* k = x.array<float>(1, "k", napi_float32_array, nk * a.D);
+    const float* v = x.array<float>(2, "v", napi_float32_array, nk * a.D);
+    const float* dO = x.array<float>(3, "dOut", napi_float32_array, nq * a.D);
+    const float* lse = x.array<float>(4, "lse", napi_float32_array, nq);
+    const float* delta = x.array<float>(5, "delta", napi_float32_array, nq);
+    float* dq = x.array<float>(6, "dq", napi_float32_array, nq * a.D);
+    float* dk = x.array<float>(7, "dk", napi_float32_array, nk * a.D);
+    float* dv = x.array<float>(8, "dv", napi_float32_array, nk * a.D);
+    attnBackward(a, q, k, v, dO, lse, delta, dq, dk, dv);
+  });
+}
+
+// attnFinalize(o, m, l, lse, rows, D): o /= l in place, lse = m + log l (+inf where a row saw no
+// key, so that the backward's exp(S·scale − lse) is 0 there).
+napi_value AttnFinalize(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args x(env, info, "attnFinalize");
+    const int rows = x.integer(4, "rows", 0), D = x.integer(5, "D", 1);
+    float* o = x.array<float>(0, "o", napi_float32_array, static_cast<size_t>(rows) * D);
+    const float* m = x.array<float>(1, "m", napi_float32_array, rows);
+    const float* l = x.array<float>(2, "l", napi_float32_array, rows);
+    float* lse = x.array<float>(3, "lse", napi_float32_array, rows);
+    for (long r = 0; r < rows; r++) {
+      float* row = o + r * D;
+      if (l[r] > 0.f) {
+        const float inv = 1.f / l[r];
+        for (int d = 0; d < D; d++) row[d] *= inv;
+        lse[r] = m[r] + std::log(l[r]);
+      } else {
+        for (int d = 0; d < D; d++) row[d] = 0.f;
+        lse[r] = POS_INF;
+      }
+    }
+  });
+}
+
+// rowDot(a, b, out, rows, D): out[r] = Σ_d a[r, d] · b[r, d] (the backward's Δ = rowsum(dO ∘ O)).
+napi_value RowDot(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args x(env, info, "rowDot");
+    const int rows = x.integer(3, "rows", 0), D = x.integer(4, "D", 1);
+    const float* a = x.array<float>(0, "a", napi_float32_array, static_cast<size_t>(rows) * D);
+    const float* b = x.array<float>(1, "b", napi_float32_array, static_cast<size_t>(rows) * D);
+    float* out = x.array<float>(2, "out", napi_float32_array, rows);
+    for (long r = 0; r < rows; r++) {
+      float s = 0.f;
+      for (int d = 0; d < D; d++) s += a[r * D + d] * b[r * D + d];
+      out[r] = s;
+    }
+  });
+}
+
+// sgemm(a, b, c, M, N, K, transA, transB, threads): c (M, N) = op(a) · op(b); a is (M, K), or
+// (K, M) when transA; b is (K, N), or (N, K) when transB.
+napi_value Sgemm(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args x(env, info, "sgemm");
+    Gemm g{};
+    g.M = x.integer(3, "M", 0);
+    g.N = x.integer(4, "N", 0);
+    g.K = x.integer(5, "K", 0);
+    g.ta = x.boolean(6, "transA");
+    g.tb = x.boolean(7, "transB");
+    const int threads = x.integer(8, "threads", 1);
+    g.A = x.array<float>(0, "a", napi_float32_array, static_cast<size_t>(g.M) * g.K);
+    g.B = x.array<float>(1, "b", napi_float32_array, static_cast<size_t>(g.K) * g.N);
+    g.C = x.array<float>(2, "c", napi_float32_array, static_cast<size_t>(g.M) * g.N);
+    g.lda = g.ta ? g.M : g.K;
+    g.ldb = g.tb ? g.K : g.N;
+    g.ldc = g.N;
+    if (g.M > 0 && g.N > 0) sgemm(g, threads);
+  });
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value out;
+  const char* simd = RING_SIMD ? "avx2+fma" : "scalar";
+  napi_create_string_utf8(env, simd, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor props[] = {
+      {"attnForward", nullptr, AttnForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attnBackward", nullptr, AttnBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attnFinalize", nullptr, AttnFinalize, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rowDot", nullptr, RowDot, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}

@@ -1,0 +1,153 @@
+/**
+ * The attention engine's kernel interface on typed arrays: one query side against any number of
+ * key/value chunks, with the running online-softmax state (o, m, l) kept between chunks, as the
+ * ring feeds them one at a time (ring.ts) and blockwise feeds one (blockwise.ts). The native
+ * addon (ring/native.ts, issue 7) implements it in one fused call per chunk; engine.ts's tfjs
+ * ForwardAccumulator / BackwardAccumulator remain the reference and the fallback.
+ *
+ * Layouts (row-major): q, out, dOut (B, H, Tq, D); k, v, dk, dv (B, Hk, Tk, D); m, l, lse,
+ * delta (B, H, Tq). Masking follows MaskPlanner: a query sees a key iff (not causal or
+ * keyPos ≤ queryPos) and both have the same segment.
+ */
+import { type NativeAddon, nativeAddon, nativeThreads } from '../native.js';
+import type { TokenSide } from './mask.js';
+
+/** What the kernels need besides the arrays. */
+export interface KernelGeometry {
+  B: number;
+  H: number;
+  Hk: number;
+  D: number;
+  scale: number;
+  causal: boolean;
+}
+
+/** The native kernels, or undefined when the tfjs engine must run (addon off or missing). */
+export function nativeAttention(): NativeAddon | undefined {
+  return nativeAddon();
+}
+
+function sideArgs(q: TokenSide, k: TokenSide): [Int32Array, Int32Array, Int32Array | null, Int32Array | null] {
+  // NOTE: MaskPlanner masks by segment only when the query side has segments; both sides carry
+  // them together everywhere in ring/.
+  const segs = q.segments !== undefined && k.segments !== undefined;
+  return [q.positions, k.positions, segs ? q.segments! : null, segs ? k.segments! : null];
+}
+
+/** Forward pass: running o (unnormalised), m (max of scaled scores), l (denominator) per row. */
+export class NativeForward {
+  private readonly o: Float32Array;
+  private readonly m: Float32Array;
+  private readonly l: Float32Array;
+  private readonly Tq: number;
+
+  /** q (B, H, Tq, D). */
+  constructor(
+    private readonly addon: NativeAddon,
+    private readonly q: Float32Array,
+    private readonly g: KernelGeometry,
+    private readonly qSide: TokenSide,
+  ) {
+    this.Tq = qSide.positions.length;
+    const rows = g.B * g.H * this.Tq;
+    this.o = new Float32Array(rows * g.D);
+    this.m = new Float32Array(rows).fill(Number.NEGATIVE_INFINITY);
+    this.l = new Float32Array(rows);
+  }
+
+  /** Adds the chunk k, v (B, Hk, Tk, D) whose tokens are `kSide`. */
+  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide): void {
+    const { B, H, Hk, D, scale, causal } = this.g;
+    const Tk = kSide.positions.length;
+    const [qPos, kPos, qSeg, kSeg] = sideArgs(this.qSide, kSide);
+    this.addon.attnForward(
+      this.q,
+      k,
+      v,
+      this.o,
+      this.m,
+      this.l,
+      B,
+      H,
+      Hk,
+      this.Tq,
+      Tk,
+      D,
+      scale,
+      causal,
+      qPos,
+      kPos,
+      qSeg,
+      kSeg,
+      nativeThreads(),
+    );
+  }
+
+  /** Output (B, H, Tq, D) and log-sum-exp per row (B, H, Tq). */
+  finalize(): { out: Float32Array; lse: Float32Array } {
+    const rows = this.g.B * this.g.H * this.Tq;
+    const lse = new Float32Array(rows);
+    this.addon.attnFinalize(this.o, this.m, this.l, lse, rows, this.g.D);
+    return { out: this.o, lse };
+  }
+}
+
+/** Backward pass: dQ accumulates here; each chunk's dK, dV are added into the caller's arrays. */
+export class NativeBackward {
+  private readonly delta: Float32Array;
+  private readonly dq: Float32Array;
+  private readonly Tq: number;
+
+  /** q, out, dOut (B, H, Tq, D); lse (B, H, Tq). */
+  constructor(
+    private readonly addon: NativeAddon,
+    private readonly q: Float32Array,
+    out: Float32Array,
+    private readonly dOut: Float32Array,
+    private readonly lse: Float32Array,
+    private readonly g: KernelGeometry,
+    private readonly qSide: TokenSide,
+  ) {
+    this.Tq = qSide.positions.length;
+    const rows = g.B * g.H * this.Tq;
+    this.delta = new Float32Array(rows); // Δ = rowsum(dO ∘ O) (FlashAttention-2 §3.1)
+    addon.rowDot(dOut, out, this.delta, rows, g.D);
+    this.dq = new Float32Array(rows * g.D);
+  }
+
+  /** dk, dv (B, Hk, Tk, D) += this chunk's gradients; k, v (B, Hk, Tk, D) are the chunk. */
+  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide, dk: Float32Array, dv: Float32Array): void {
+    const { B, H, Hk, D, scale, causal } = this.g;
+    const Tk = kSide.positions.length;
+    const [qPos, kPos, qSeg, kSeg] = sideArgs(this.qSide, kSide);
+    this.addon.attnBackward(
+      this.q,
+      k,
+      v,
+      this.dOut,
+      this.lse,
+      this.delta,
+      this.dq,
+      dk,
+      dv,
+      B,
+      H,
+      Hk,
+      this.Tq,
+      Tk,
+      D,
+      scale,
+      causal,
+      qPos,
+      kPos,
+      qSeg,
+      kSeg,
+      nativeThreads(),
+    );
+  }
+
+  /** dQ (B, H, Tq, D). */
+  finalize(): Float32Array {
+    return this.dq;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The native kernels (issue 7, path 2): `native/`, a Node-API addon with a fused blockwise
+ * attention kernel (forward and backward) and an AVX2/FMA sgemm, built by
+ * scripts/build-native.mjs during `npm run build` / `npm ci`. ring/attention/kernels.ts and
+ * ops.ts `matmul` use it when it loads; the tfjs kernels stay the reference and the fallback.
+ *
+ * Selection: on by default when the addon loads; off with `RING_NATIVE=0`, or
+ * `configureNative({ enabled: false })` / `initBackend({ native: false })`. Where the addon is
+ * missing or does not load, the main thread prints ONE notice line and everything runs on tfjs.
+ *
+ * Threads: each call runs on `nativeThreads()` OS threads (the caller included).
+ * `RING_NATIVE_THREADS` or `configureNative({ threads })` sets it; by default a process's C
+ * cores are shared by its N ring devices (worker threads in one process, ring/device/), so
+ * each gets ⌊C / N⌋ (at least 1) and N devices never oversubscribe the cores.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
+import { InputError } from '../common/index.js';
+
+/** The addon's functions (native/src/ring_native.cc documents each). */
+export interface NativeAddon {
+  /** 'avx2+fma', or 'scalar' where the compiler had no AVX2. */
+  simd(): string;
+  /** c (M, N) = op(a) · op(b); a (M, K) or (K, M) when transA; b (K, N) or (N, K) when transB. */
+  sgemm(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    M: number,
+    N: number,
+    K: number,
+    transA: boolean,
+    transB: boolean,
+    threads: number,
+  ): void;
+  /** Online-softmax update of o (B, H, Tq, D), m, l (B, H, Tq) by one k, v chunk (B, Hk, Tk, D). */
+  attnForward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    o: Float32Array,
+    m: Float32Array,
+    l: Float32Array,
+    ...geometry: AttentionGeometryArgs
+  ): void;
+  /** Adds one chunk's gradients into dq (B, H, Tq, D), dk, dv (B, Hk, Tk, D). */
+  attnBackward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    dOut: Float32Array,
+    lse: Float32Array,
+    delta: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    ...geometry: AttentionGeometryArgs
+  ): void;
+  /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */
+  attnFinalize(o: Float32Array, m: Float32Array, l: Float32Array, lse: Float32Array, rows: number, D: number): void;
+  /** out[r] = Σ_d a[r, d] · b[r, d]. */
+  rowDot(a: Float32Array, b: Float32Array, out: Float32Array, rows: number, D: number): void;
+}
+
+/** B, H, Hk, Tq, Tk, D, scale, causal, qPos (Tq), kPos (Tk), qSeg (B, Tq), kSeg (B, Tk), threads. */
+export type AttentionGeometryArgs = [
+  B: number,
+  H: number,
+  Hk: number,
+  Tq: number,
+  Tk: number,
+  D: number,
+  scale: number,
+  causal: boolean,
+  qPos: Int32Array,
+  kPos: Int32Array,
+  qSeg: Int32Array | null,
+  kSeg: Int32Array | null,
+  threads: number,
+];
+
+export interface NativeOptions {
+  /** Use the native kernels when the addon loads (default: true unless `RING_NATIVE=0`). */
+  enabled?: boolean;
+  /** OS threads per call (default: `RING_NATIVE_THREADS`, else ⌊cores / devices⌋). */
+  threads?: number;
+  /** Ring devices sharing this process's cores (sets the default thread count). */
+  devices?: number;
+}
+
+const settings: NativeOptions = {};
+let addon: NativeAddon | null | undefined; // null: tried and failed
+let failure: string | undefined;
+
+/**
+ * Changes the native settings of this thread (a ring device's worker has its own). A key given
+ * as undefined goes back to its default; an absent key is left as it is.
+ */
+export function configureNative(options: NativeOptions): void {
+  if ('threads' in options)
+    settings.threads =
+      options.threads === undefined ? undefined : positiveInt(options.threads, 'configureNative: threads');
+  if ('devices' in options)
+    settings.devices =
+      options.devices === undefined ? undefined : positiveInt(options.devices, 'configureNative: devices');
+  if ('enabled' in options) settings.enabled = options.enabled;
+}
+
+/** This thread's settings as given (for handing on to ring devices). */
+export function nativeSettings(): NativeOptions {
+  return { ...settings };
+}
+
+function positiveInt(value: number | string, source: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InputError(`${source}: expected a positive integer thread count, got '${value}'`);
+  return n;
+}
+
+function enabled(): boolean {
+  return settings.enabled ?? process.env.RING_NATIVE !== '0';
+}
+
+/** Threads each native call uses on this thread. */
+export function nativeThreads(): number {
+  if (settings.threads !== undefined) return settings.threads;
+  const env = process.env.RING_NATIVE_THREADS;
+  if (env !== undefined && env !== '') return positiveInt(env, 'RING_NATIVE_THREADS');
+  return Math.max(1, Math.floor(availableParallelism() / (settings.devices ?? 1)));
+}
+
+/** Where the addon lives: native/build/Release (from dist/ring/), or `RING_NATIVE_ADDON`. */
+function addonPath(): string {
+  return (
+    process.env.RING_NATIVE_ADDON ||
+    fileURLToPath(new URL('../../native/build/Release/ring_native.node', import.meta.url))
+  );
+}
+
+function load(): NativeAddon | null {
+  const path = addonPath();
+  try {
+    if (!existsSync(path)) throw new Error(`${path} does not exist (npm run build builds it)`);
+    const mod = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
+    for (const fn of ['attnForward', 'attnBackward', 'attnFinalize', 'rowDot', 'sgemm', 'simd'] as const)
+      if (typeof mod[fn] !== 'function') throw new Error(`${path} has no function ${fn}`);
+    return mod as NativeAddon;
+  } catch (err) {
+    failure = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    // NOTE: one line per process: devices (worker threads) stay silent.
+    if (isMainThread)
+      process.stderr.write(`native: kernels unavailable (${failure}); the tfjs kernels run instead\n`);
+    return null;
+  }
+}
+
+/** The addon when enabled and loadable, else undefined (the tfjs kernels then run). */
+export function nativeAddon(): NativeAddon | undefined {
+  if (!enabled()) return undefined;
+  if (addon === undefined) addon = load();
+  return addon ?? undefined;
+}
+
+/** One line for notices: which kernels run and why. */
+export function nativeStatus(): string {
+  if (!enabled()) return 'native kernels off (RING_NATIVE=0 or native: false)';
+  const a = nativeAddon();
+  if (!a) return `native kernels unavailable (${failure ?? 'unknown'})`;
+  return `native kernels ${a.simd()}, ${nativeThreads()} threads`;
+}
