@@ -32,6 +32,12 @@ export {
   nativeStatus,
   nativeThreads,
 } from './native.js';
+export {
+  installNativeMatmul,
+  NATIVE_MATMUL_MIN_MACS,
+  nativeMatmulApplies,
+  nativeMatmulCount,
+} from './native-matmul.js';
 export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, stopGradient } from './ops.js';
 export {
   deviceBytes,

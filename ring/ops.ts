@@ -5,11 +5,11 @@
  *   2-D, and gradients transpose explicitly instead of passing `transposeA/B`.
  * - wasm has no `gather` gradient, so embedding lookups get a scatter-add gradient in JS.
  * - `checkpoint` recomputes a function in the backward pass instead of keeping its activations.
- * - On wasm and cpu, `matmul` runs on the native addon's sgemm when it loads (issue 7): one call
- *   per product, transposes folded into its packing.
+ * - On wasm and cpu, matMul runs on the native addon's sgemm when it loads (native-matmul.ts,
+ *   issue 7), transposes folded into its packing.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type NativeAddon, nativeAddon, nativeThreads } from './native.js';
+import { nativeMatmulApplies } from './native-matmul.js';
 
 /** A tensor's shape as a plain array (tfjs types shapes as a union of tuples). */
 export function dims(x: tf.Tensor): number[] {
@@ -34,40 +34,14 @@ export function customOp(
 }
 
 /**
- * Products smaller than this many multiply-adds (M·N·K) stay on tfjs: the copies in and out of
- * the backend cost more than the product there (measured: break-even near 32³ on wasm).
+ * op(a) @ op(b), op = transpose when flagged: (M, K) @ (K, N) → (M, N). Native (native-matmul.ts)
+ * takes the flags into its packing; wasm's own kernel gets explicit transposes instead.
  */
-const NATIVE_MATMUL_MIN_MACS = 64 * 64 * 32;
-
-/** The addon for a product of this size on this backend, or undefined for tfjs. */
-function nativeFor(M: number, N: number, K: number): NativeAddon | undefined {
-  if (M * N * K < NATIVE_MATMUL_MIN_MACS) return undefined;
-  const backend = tf.getBackend();
-  // NOTE: the tensorflow backend has its own multi-threaded BLAS; a GPU backend must not sync.
-  if (backend !== 'wasm' && backend !== 'cpu') return undefined;
-  return nativeAddon();
-}
-
-/** op(a) @ op(b), op = transpose when flagged: (M, K) @ (K, N) → (M, N). */
 function product(a: tf.Tensor2D, b: tf.Tensor2D, transA: boolean, transB: boolean): tf.Tensor2D {
   const [M, K] = transA ? [a.shape[1], a.shape[0]] : a.shape;
   const N = transB ? b.shape[0] : b.shape[1];
-  const addon = a.dtype === 'float32' && b.dtype === 'float32' ? nativeFor(M, N, K) : undefined;
-  if (!addon)
-    return tf.tidy(() => tf.matMul(transA ? tf.transpose(a) : a, transB ? tf.transpose(b) : b));
-  const c = new Float32Array(M * N);
-  addon.sgemm(
-    a.dataSync() as Float32Array,
-    b.dataSync() as Float32Array,
-    c,
-    M,
-    N,
-    K,
-    transA,
-    transB,
-    nativeThreads(),
-  );
-  return tf.tensor2d(c, [M, N]);
+  if (a.dtype === 'float32' && nativeMatmulApplies(M, N, K)) return tf.matMul(a, b, transA, transB);
+  return tf.tidy(() => tf.matMul(transA ? tf.transpose(a) : a, transB ? tf.transpose(b) : b));
 }
 
 /** a (M, K) @ b (K, N) → (M, N), with explicit-transpose gradients. */

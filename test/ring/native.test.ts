@@ -20,6 +20,7 @@ import {
   initBackend,
   matmul,
   nativeAddon,
+  nativeMatmulCount,
   nativeStatus,
   nativeThreads,
   RingGroup,
@@ -316,14 +317,49 @@ describe('native matmul (sgemm) vs tfjs matMul', { skip }, () => {
       const b = tf.tensor2d(rng.normalArray(K * N), [K, N]);
       const dy = tf.tensor2d(rng.normalArray(M * N), [M, N]);
       const f = (x: tf.Tensor, y: tf.Tensor) => matmul(x as tf.Tensor2D, y as tf.Tensor2D);
+      const before = nativeMatmulCount();
       const native = tf.valueAndGrads(f)([a, b], dy);
-      const ref = tf.valueAndGrads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D))(
-        [a, b],
-        dy,
+      assert.equal(nativeMatmulCount() - before, 3, 'forward and both gradients run native');
+      const ref = withTfjs(() =>
+        tf.valueAndGrads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D))([a, b], dy),
       );
       [native.value, ...native.grads].forEach((x, i) => {
         const want = [ref.value, ...ref.grads][i];
         assert.ok(relError(x.dataSync(), want.dataSync()) < 1e-5, `output ${i}`);
+      });
+    });
+  }
+});
+
+describe('native BatchMatMul kernel vs the wasm kernel', { skip }, () => {
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[3, 70, 80], [3, 80, 90], false, false],
+    [[3, 80, 70], [3, 90, 80], true, true],
+    [[2, 3, 70, 80], [80, 90], false, false], // one side unbatched (dense layers)
+    [[100, 64], [2, 100, 48], true, false],
+    [[2, 1, 70, 80], [1, 3, 80, 90], false, false], // broadcast both ways: the wasm kernel
+  ];
+  for (const [sa, sb, ta, tb] of cases) {
+    // NOTE: tfjs's BatchMatMul gradient does not reduce broadcast batch dims: values only there
+    const grads = sa.length === sb.length && sa.slice(0, -2).join() === sb.slice(0, -2).join();
+    test(`tf.matMul [${sa}]${ta ? 'ᵀ' : ''} @ [${sb}]${tb ? 'ᵀ' : ''}${grads ? ' with gradients' : ''}`, () => {
+      const rng = new Rng((Math.random() * 2 ** 31) | 0);
+      const a = tf.tensor(rng.normalArray(sa.reduce((x, y) => x * y)), sa);
+      const b = tf.tensor(rng.normalArray(sb.reduce((x, y) => x * y)), sb);
+      const f = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y, ta, tb);
+      const dy = withTfjs(() => tf.randomNormal(f(a, b).shape));
+      const run = () => {
+        if (!grads) return [f(a, b).dataSync()];
+        const r = tf.valueAndGrads(f)([a, b], dy);
+        return [r.value, ...r.grads].map((x) => x.dataSync());
+      };
+      const before = nativeMatmulCount();
+      const native = run();
+      const calls = nativeMatmulCount() - before;
+      assert.equal(calls, sa.join() === '2,1,70,80' ? 0 : grads ? 3 : 1, 'products that ran native');
+      const wasm = withTfjs(run);
+      native.forEach((x, i) => {
+        assert.ok(relError(x, wasm[i]) < 1e-5, `output ${i}: ${relError(x, wasm[i])}`);
       });
     });
   }

@@ -1,0 +1,118 @@
+/**
+ * tfjs's `BatchMatMul` kernel on the wasm and cpu backends, re-registered to run the native
+ * addon's sgemm (issue 7) on the backend's own memory: on wasm the operands are views of the
+ * wasm heap and the product is written straight into the output's heap slot, so nothing is
+ * copied. Every `tf.matMul` (and its gradients, which are matMuls with transpose flags) takes
+ * this path while the addon is loaded and enabled; small or unsupported products (other
+ * dtypes, batch broadcasting other than 1 ↔ n) go to the backend's own kernel, kept as the
+ * fallback.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { nativeAddon, nativeThreads } from './native.js';
+
+/**
+ * Products smaller than this many multiply-adds (M·N·K) stay on the backend's kernel: the call
+ * costs more than the product there (break-even near 32³ against wasm's XNNPACK).
+ */
+export const NATIVE_MATMUL_MIN_MACS = 64 * 64 * 32;
+
+/** Whether a float32 (M, K)·(K, N) product runs native on the current backend. */
+export function nativeMatmulApplies(M: number, N: number, K: number): boolean {
+  if (M * N * K < NATIVE_MATMUL_MIN_MACS) return false;
+  const backend = tf.getBackend();
+  // NOTE: the tensorflow backend has its own multi-threaded BLAS; GPU backends must not sync
+  if (backend !== 'wasm' && backend !== 'cpu') return false;
+  return nativeAddon() !== undefined;
+}
+
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+interface CpuBackend {
+  readSync(dataId: unknown): Float32Array;
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+}
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+const installed = new Set<string>();
+let nativeCalls = 0;
+
+/** Products this thread has run native so far (tests check the path was taken). */
+export function nativeMatmulCount(): number {
+  return nativeCalls;
+}
+
+/** Registers the native BatchMatMul for `backendName` (wasm or cpu) once per thread. */
+export function installNativeMatmul(backendName: string): void {
+  if ((backendName !== 'wasm' && backendName !== 'cpu') || installed.has(backendName)) return;
+  const original = tf.getKernel('BatchMatMul', backendName);
+  if (!original) return;
+  installed.add(backendName);
+  const kernelFunc = (args: KernelArgs) => nativeBatchMatMul(args, backendName, original.kernelFunc);
+  tf.unregisterKernel('BatchMatMul', backendName);
+  tf.registerKernel({ ...original, kernelFunc: kernelFunc as tf.KernelFunc });
+}
+
+function nativeBatchMatMul(
+  args: KernelArgs,
+  backendName: string,
+  fallback: tf.KernelFunc,
+): tf.TensorInfo | tf.TensorInfo[] {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const K = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const batchDimsA = a.shape.slice(0, -2);
+  const batchDimsB = b.shape.slice(0, -2);
+  const batchA = batchDimsA.reduce((x, y) => x * y, 1);
+  const batchB = batchDimsB.reduce((x, y) => x * y, 1);
+  const sameBatch = batchDimsA.join() === batchDimsB.join();
+  // only equal batch dims, or one side unbatched (the shapes tfjs's gradients produce)
+  const simple = sameBatch || (batchA === 1 && ra === 2) || (batchB === 1 && rb === 2);
+  const innerB = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  if (
+    a.dtype !== 'float32' ||
+    b.dtype !== 'float32' ||
+    !simple ||
+    K !== innerB ||
+    !nativeMatmulApplies(M, N, K)
+  )
+    return fallback(args);
+  const addon = nativeAddon()!;
+  nativeCalls++;
+  const batch = Math.max(batchA, batchB);
+  const outShape = [...(batchA >= batchB ? batchDimsA : batchDimsB), M, N];
+  const threads = nativeThreads();
+  const run = (av: Float32Array, bv: Float32Array, cv: Float32Array) => {
+    for (let i = 0; i < batch; i++) {
+      const ai = batchA === 1 ? 0 : i;
+      const bi = batchB === 1 ? 0 : i;
+      addon.sgemm(
+        av.subarray(ai * M * K, (ai + 1) * M * K),
+        bv.subarray(bi * K * N, (bi + 1) * K * N),
+        cv.subarray(i * M * N, (i + 1) * M * N),
+        M,
+        N,
+        K,
+        transposeA,
+        transposeB,
+        threads,
+      );
+    }
+  };
+  if (backendName === 'wasm') {
+    const backend = args.backend as unknown as WasmBackend;
+    // NOTE: the output first: allocating may grow the wasm heap and detach earlier views
+    const out = backend.makeOutput(outShape, 'float32');
+    run(backend.typedArrayFromHeap(a), backend.typedArrayFromHeap(b), backend.typedArrayFromHeap(out));
+    return out;
+  }
+  const backend = args.backend as unknown as CpuBackend;
+  const c = new Float32Array(batch * M * N);
+  run(backend.readSync(a.dataId), backend.readSync(b.dataId), c);
+  return backend.makeTensorInfo(outShape, 'float32', c);
+}
