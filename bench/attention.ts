@@ -5,13 +5,18 @@
  * as the anchor. Writes bench/results/attention.json and prints a Markdown table.
  *
  *   npm run build && node dist/bench/attention.js [--budget-mib 64] [--max-len 8192] [--no-torch]
+ *
+ * `--native` runs the fast-path table of issue 7 instead: blockwise and ring N=2 on the native
+ * kernels (and the tfjs kernels, RING_NATIVE=0, where they finish in reasonable time) against
+ * PyTorch's SDPA at B1 H8 D64, L = 2K, 4K, 16K, causal and not, and writes
+ * bench/results/attention-native.json. `--lengths 2048,4096` narrows it.
  */
 import { spawnSync } from 'node:child_process';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../common/index.js';
 import { type AttentionBenchResult, benchAttention } from '../experiments/bench/attention.js';
-import { type AttentionImpl, initBackend, RingGroup } from '../ring/index.js';
+import { type AttentionImpl, configureNative, initBackend, nativeStatus, RingGroup } from '../ring/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);
@@ -227,4 +232,146 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-await main();
+interface TorchRow {
+  seqLen: number;
+  causal: boolean;
+  fwdMs: number;
+  fwdBwdMs: number;
+  torch: string;
+  threads: number;
+}
+
+/** PyTorch CPU SDPA on `shapes`, all cores (bench/torch_sdpa.py in .venv-bench). */
+function torchSdpa(shapes: object[]): TorchRow[] {
+  const setup = spawnSync('bash', ['scripts/bench-torch-env.sh'], { cwd: root, stdio: 'inherit' });
+  if (setup.status !== 0) throw new Error('bench: could not set up the PyTorch venv (scripts/bench-torch-env.sh)');
+  const res = spawnSync(`${root}/.venv-bench/bin/python`, [`${root}/bench/torch_sdpa.py`], {
+    input: JSON.stringify(shapes),
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  if (res.status !== 0) throw new Error(`bench: torch_sdpa.py failed: ${res.stderr}`);
+  return JSON.parse(res.stdout) as TorchRow[];
+}
+
+/**
+ * The fast-path table (issue 7): per (L, mask), PyTorch first, then native blockwise, native
+ * ring N=2 and (up to 4K) the tfjs kernels, back to back, with the load average of each row.
+ * Targets: native blockwise fwd+bwd ≥ 1.0× PyTorch; ring N=2 ≥ 0.9× blockwise.
+ */
+async function nativeTable(): Promise<void> {
+  const lengthsArg = argv.includes('--lengths') ? argv[argv.indexOf('--lengths') + 1] : '2048,4096,16384';
+  const lengths = lengthsArg.split(',').map(Number);
+  const backend = await initBackend({ notice: true });
+  const kernels = nativeStatus();
+  if (!kernels.startsWith('native kernels ') || kernels.includes('unavailable') || kernels.includes(' off '))
+    throw new Error(`bench --native: the native kernels do not run here (${kernels})`);
+  const one = await RingGroup.create({ devices: 1, backend: backend.name });
+  const two = await RingGroup.create({ devices: 2, backend: backend.name });
+  configureNative({ enabled: false }); // groups take the main thread's settings when they start
+  const tfjsOne = await RingGroup.create({ devices: 1, backend: backend.name });
+  configureNative({ enabled: undefined });
+  const nativeShape = { ...shape, blockSize: 512 };
+  type NativeRow = AttentionBenchResult & { label: string; load: number; torchRatio?: number };
+  const rows: NativeRow[] = [];
+  const torchRows: (TorchRow & { load: number })[] = [];
+  const bench = async (label: string, impl: AttentionImpl, group: RingGroup, L: number, causal: boolean) => {
+    const r = await benchAttention({
+      ...nativeShape,
+      impl,
+      devices: group.devices,
+      seqLen: L,
+      causal,
+      // NOTE: striped balances causal work over the ring's devices (Striped Attention)
+      layout: impl === 'ring' && causal ? 'striped' : 'contiguous',
+      backward: true,
+      check: false,
+      backend: backend.name,
+      seed: L,
+      repeats: L >= 16384 ? 1 : 2,
+      group,
+    });
+    const row: NativeRow = { ...r, label, load: loadavg()[0] };
+    rows.push(row);
+    log(
+      `${label.padEnd(24)} L=${String(L).padStart(5)}${causal ? ' causal' : '       '} fwd ${r.fwdMs.toFixed(0).padStart(6)} ms  fwd+bwd ${(r.fwdMs + r.bwdMs!).toFixed(0).padStart(6)} ms  ${r.fwdBwdGflops!.toFixed(1).padStart(6)} GFLOP/s  load ${row.load.toFixed(1)}`,
+    );
+    return row;
+  };
+  // warm-up of every group (first calls compile wasm kernels, spawn threads)
+  for (const [impl, g] of [
+    ['blockwise', one],
+    ['ring', two],
+    ['blockwise', tfjsOne],
+  ] as const)
+    await benchAttention({
+      ...nativeShape,
+      impl,
+      devices: g.devices,
+      seqLen: 512,
+      causal: false,
+      layout: 'contiguous',
+      backward: true,
+      check: false,
+      backend: backend.name,
+      seed: 0,
+      repeats: 0,
+      group: g,
+    });
+  for (const L of lengths) {
+    for (const causal of [false, true]) {
+      const [t] = torchSdpa([{ ...shape, seqLen: L, causal, repeats: L >= 16384 ? 1 : 2 }]);
+      torchRows.push({ ...t, load: loadavg()[0] });
+      log(
+        `${'PyTorch SDPA'.padEnd(24)} L=${String(L).padStart(5)}${causal ? ' causal' : '       '} fwd ${t.fwdMs.toFixed(0).padStart(6)} ms  fwd+bwd ${t.fwdBwdMs.toFixed(0).padStart(6)} ms  (torch ${t.torch}, ${t.threads} threads)`,
+      );
+      for (const row of [
+        await bench('native blockwise', 'blockwise', one, L, causal),
+        await bench('native ring N=2', 'ring', two, L, causal),
+        ...(L <= 4096 ? [await bench('tfjs blockwise', 'blockwise', tfjsOne, L, causal)] : []),
+      ])
+        row.torchRatio = t.fwdBwdMs / (row.fwdMs + row.bwdMs!);
+    }
+  }
+  for (const g of [one, two, tfjsOne]) await g.dispose();
+  const find = (label: string, L: number, causal: boolean) =>
+    rows.find((r) => r.label === label && r.seqLen === L && r.causal === causal);
+  const targets: Record<string, number | undefined> = {};
+  for (const L of lengths)
+    for (const causal of [false, true]) {
+      const key = `L${L}${causal ? 'causal' : ''}`;
+      const b = find('native blockwise', L, causal);
+      const r = find('native ring N=2', L, causal);
+      targets[`blockwiseVsTorch_${key}`] = b?.torchRatio;
+      targets[`ringN2VsBlockwise_${key}`] = b && r ? (b.fwdMs + b.bwdMs!) / (r.fwdMs + r.bwdMs!) : undefined;
+    }
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, backend: backend.name, kernels },
+    shape: nativeShape,
+    targets,
+    rows,
+    torch: torchRows,
+  };
+  writeFileAtomic(`${root}/bench/results/attention-native.json`, `${JSON.stringify(result, null, 2)}\n`);
+  const ms = (r: { fwdMs: number; bwdMs?: number } | undefined) =>
+    r ? `${r.fwdMs.toFixed(0)} / ${(r.fwdMs + (r.bwdMs ?? 0)).toFixed(0)}` : '—';
+  const lines = [
+    `B=${shape.batch} H=${shape.heads} D=${shape.headDim}, ms forward / forward+backward, ${backend.name} backend, ${kernels}, ${result.machine.cpu}`,
+    '',
+    '| L, mask (load) | PyTorch SDPA | native blockwise | native ring N=2 | tfjs blockwise | blockwise vs PyTorch | ring N=2 vs blockwise |',
+    '|---|---|---|---|---|---:|---:|',
+    ...lengths.flatMap((L) =>
+      [false, true].map((causal) => {
+        const t = torchRows.find((x) => x.seqLen === L && x.causal === causal);
+        const b = find('native blockwise', L, causal);
+        const key = `L${L}${causal ? 'causal' : ''}`;
+        return `| ${L >= 1024 ? `${L / 1024}K` : L}${causal ? ' causal' : ''} (${b?.load.toFixed(1)}) | ${t ? `${t.fwdMs.toFixed(0)} / ${t.fwdBwdMs.toFixed(0)}` : '—'} | ${ms(b)} | ${ms(find('native ring N=2', L, causal))} | ${ms(find('tfjs blockwise', L, causal))} | ${targets[`blockwiseVsTorch_${key}`]?.toFixed(2) ?? '—'}× | ${targets[`ringN2VsBlockwise_${key}`]?.toFixed(2) ?? '—'}× |`;
+      }),
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+if (argv.includes('--native')) await nativeTable();
+else await main();

@@ -1,7 +1,7 @@
 /**
- * Matmul benchmark (issue 7): GFLOP/s of a 2-D float32 (n×n)·(n×n) on each installed tfjs
- * backend (`exp bench matmul`, one child process each) beside numpy's BLAS sgemm and torch.mm
- * on the same sizes in the same run. Writes bench/results/matmul.json and prints a Markdown table.
+ * Matmul benchmark (issue 7): GFLOP/s of a 2-D float32 (n×n)·(n×n) through `exp bench matmul`
+ * (one child process each): the native sgemm, each installed tfjs backend's own kernel, beside
+ * numpy's BLAS sgemm and torch.mm on the same sizes in the same run. Writes bench/results/matmul.json and prints a Markdown table.
  *
  *   npm run build && node dist/bench/matmul.js [--sizes 512,1024,2048] [--repeats 5] [--no-torch]
  */
@@ -30,7 +30,17 @@ interface Row {
 const rows: Row[] = [];
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
-for (const backend of ['tensorflow', 'wasm'] as const) {
+/**
+ * What runs `exp bench matmul`: the native sgemm (ring/native-matmul.ts, the default on wasm when
+ * the addon loads), wasm's own kernel (RING_NATIVE=0), and the tensorflow backend if installed.
+ */
+const RUNS = [
+  { what: 'native sgemm (ring_native, wasm backend)', backend: 'wasm', env: { RING_NATIVE: '1' } },
+  { what: 'tfjs tensorflow', backend: 'tensorflow', env: {} },
+  { what: 'tfjs wasm (RING_NATIVE=0)', backend: 'wasm', env: { RING_NATIVE: '0' } },
+] as const;
+
+for (const { what, backend, env } of RUNS) {
   for (const n of sizes) {
     const r = spawnSync(
       process.execPath,
@@ -46,15 +56,15 @@ for (const backend of ['tensorflow', 'wasm'] as const) {
         String(repeats),
         '--json',
       ],
-      { cwd: root, encoding: 'utf8' },
+      { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } },
     );
     if (r.status !== 0) {
-      log(`matmul: ${backend} skipped (${(r.stderr.trim().split('\n').at(-1) ?? '').slice(0, 160)})`);
+      log(`matmul: ${what} skipped (${(r.stderr.trim().split('\n').at(-1) ?? '').slice(0, 160)})`);
       break;
     }
     const res = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as MatmulBenchResult;
-    rows.push({ what: `tfjs ${backend}`, n, ms: res.ms, gflops: res.gflops });
-    log(`tfjs ${backend} n=${n}: ${res.gflops.toFixed(1)} GFLOP/s`);
+    rows.push({ what, n, ms: res.ms, gflops: res.gflops });
+    log(`${what} n=${n}: ${res.gflops.toFixed(1)} GFLOP/s (load ${loadavg()[0].toFixed(1)})`);
   }
 }
 
@@ -75,9 +85,18 @@ if (withBlas) {
 }
 
 const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? '?', loadavg1: loadavg()[0] };
+// issue 7's target: the native sgemm ≥ 0.8× the machine's BLAS sgemm (numpy's OpenBLAS), same run
+const gflopsOf = (prefix: string, n: number) => rows.find((r) => r.what.startsWith(prefix) && r.n === n)?.gflops;
+const targets = Object.fromEntries(
+  sizes.map((n) => {
+    const native = gflopsOf('native', n);
+    const blas = gflopsOf('numpy', n);
+    return [`nativeVsNumpy_n${n}`, native && blas ? native / blas : undefined];
+  }),
+);
 writeFileAtomic(
   `${root}/bench/results/matmul.json`,
-  `${JSON.stringify({ date: new Date().toISOString(), machine, repeats, rows }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), machine, repeats, targets, rows }, null, 2)}\n`,
 );
 const whats = [...new Set(rows.map((r) => r.what))];
 const lines = [
@@ -87,5 +106,7 @@ const lines = [
     (w) =>
       `| ${w} | ${sizes.map((n) => rows.find((r) => r.what === w && r.n === n)?.gflops.toFixed(1) ?? '—').join(' | ')} |`,
   ),
+  '',
+  `native / numpy sgemm: ${sizes.map((n) => `n=${n} ${targets[`nativeVsNumpy_n${n}`]?.toFixed(2) ?? '—'}×`).join(', ')} (target ≥ 0.8×)`,
 ];
 process.stdout.write(`${lines.join('\n')}\n`);

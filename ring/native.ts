@@ -22,7 +22,7 @@ import { InputError } from '../common/index.js';
 
 /** The addon's functions (native/src/ring_native.cc documents each). */
 export interface NativeAddon {
-  /** 'avx2+fma', or 'scalar' where the compiler had no AVX2. */
+  /** 'avx2+fma' (plus '(sgemm avx512f)' where built for AVX-512), or 'scalar' without AVX2. */
   simd(): string;
   /** c (M, N) = op(a) · op(b); a (M, K) or (K, M) when transA; b (K, N) or (N, K) when transB. */
   sgemm(

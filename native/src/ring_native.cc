@@ -4,7 +4,8 @@
 //     (FlashAttention-2 loop order), output + per-row log-sum-exp from the forward, a recomputing
 //     backward from (q, k, v, out, lse, dOut); causal masking by global token positions and
 //     segment ids (ring/attention/mask.ts's semantics), whole-tile skipping, GQA;
-//   - sgemm: a packed, register-blocked 6×16 AVX2/FMA micro-kernel (Goto/BLIS loop order).
+//   - sgemm: packed, register-blocked micro-kernels (Goto/BLIS loop order): 6×16 on AVX2/FMA,
+//     12×32 where the compiler targets AVX-512.
 //
 // Everything is synchronous: the calling JS thread (the main thread or one ring device's worker)
 // blocks while `threads` OS threads (itself included) work. Work is split into independent tasks
@@ -24,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -489,7 +491,68 @@ static void attnBackward(const Attn& a, const float* q, const float* k, const fl
 // Goto's loop order: for column panels (NC) → depth (KC): pack B → row blocks (MC): pack A →
 // 16-wide B micro-panels (L1) → 6-row A micro-panels (L2) → micro-kernel.
 
-constexpr int MR = 6, NR = 16, KC = 256, MC = 96, NC = 4096;
+#ifndef GEMM_KC
+#define GEMM_KC 384
+#endif
+#ifndef GEMM_MC
+#define GEMM_MC 144
+#endif
+constexpr int KC = GEMM_KC, MC = GEMM_MC, NC = 4096;
+
+#if RING_SIMD && defined(__AVX512F__)
+// NOTE: where AVX-512 exists, 12×32 tiles in 24 zmm accumulators: half the instructions and
+// broadcasts per FLOP of the AVX2 6×16 tile (Zen 4 issues 512-bit FMAs as two 256-bit halves,
+// so the peak is the same; the front end and load ports are what this saves).
+constexpr int MR = 12, NR = 32;
+
+template <int R>
+static void ukrPacked(int K, const float* __restrict A, const float* __restrict B, float* __restrict C, long ldc,
+                      int nw, bool acc) {
+  __m512 c0[R], c1[R];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    const __m512 b0 = _mm512_loadu_ps(B + k * NR), b1 = _mm512_loadu_ps(B + k * NR + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+      const __m512 a = _mm512_set1_ps(A[k * MR + r]);
+      c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+    }
+  }
+  const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
+  const __mmask16 m1 = nw >= 32 ? 0xFFFF : nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1);
+#pragma GCC unroll 12
+  for (int r = 0; r < R; r++) {
+    float* c = C + r * ldc;
+    if (acc) {
+      c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
+      c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+    }
+    _mm512_mask_storeu_ps(c, m0, c0[r]);
+    _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+  }
+}
+#else
+constexpr int MR = 6, NR = 16;
+
+template <int R>
+static void ukrPacked(int K, const float* A, const float* B, float* C, long ldc, int nw, bool acc) {
+  ukr<R, true>(K, A, MR, B, NR, C, ldc, nw, acc);
+}
+#endif
+
+template <int... R>
+struct UkrTable {
+  using Fn = void (*)(int, const float*, const float*, float*, long, int, bool);
+  static constexpr Fn fns[sizeof...(R)] = {&ukrPacked<R + 1>...};
+};
+template <int... R>
+static constexpr auto makeTable(std::integer_sequence<int, R...>) {
+  return UkrTable<R...>{};
+}
+// ukrPacked<mr> for mr = 1..MR
+static const auto ukrTable = makeTable(std::make_integer_sequence<int, MR>{});
 
 struct Gemm {
   const float* A;
@@ -568,15 +631,7 @@ static void gemmBlock(const Gemm& g, int i0, int i1, int j0, int j1) {
             const int mr = std::min(MR, mc - ir);
             const float* a = ap.p + static_cast<long>(ir) * kc;
             float* c = g.C + static_cast<long>(ic + ir) * g.ldc + jc + jr;
-            const bool acc = pc > 0;
-            switch (mr) {
-              case 6: ukr<6, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
-              case 5: ukr<5, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
-              case 4: ukr<4, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
-              case 3: ukr<3, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
-              case 2: ukr<2, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
-              default: ukr<1, true>(kc, a, MR, b, NR, c, g.ldc, nr, acc); break;
-            }
+            ukrTable.fns[mr - 1](kc, a, b, c, g.ldc, nr, pc > 0);
           }
         }
       }
@@ -813,7 +868,11 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
 
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value out;
+#if RING_SIMD && defined(__AVX512F__)
+  const char* simd = "avx2+fma (sgemm avx512f)";
+#else
   const char* simd = RING_SIMD ? "avx2+fma" : "scalar";
+#endif
   napi_create_string_utf8(env, simd, NAPI_AUTO_LENGTH, &out);
   return out;
 }
