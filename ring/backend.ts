@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../common/index.js';
 import { configureNative, nativeStatus } from './native.js';
-import { installNativeMatmul } from './native-matmul.js';
+import { installNativeKernels } from './native-kernels.js';
 
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -210,7 +210,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       info.reason = '@tensorflow/tfjs-node is not installed (`npm run add-tensorflow` adds it)';
     }
   }
-  installNativeMatmul(info.name);
+  installNativeKernels(info.name);
   info.kernels = nativeStatus();
   current = info;
   if (options.notice ?? false)

@@ -33,11 +33,11 @@ export {
   nativeThreads,
 } from './native.js';
 export {
-  installNativeMatmul,
+  installNativeKernels,
   NATIVE_MATMUL_MIN_MACS,
   nativeMatmulApplies,
   nativeMatmulCount,
-} from './native-matmul.js';
+} from './native-kernels.js';
 export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, stopGradient } from './ops.js';
 export {
   deviceBytes,

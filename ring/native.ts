@@ -59,6 +59,8 @@ export interface NativeAddon {
     dv: Float32Array,
     ...geometry: AttentionGeometryArgs
   ): void;
+  /** y[i] = exp(x[i]) for i < n (IEEE edges: ±inf, NaN). */
+  exp(x: Float32Array, y: Float32Array, n: number, threads: number): void;
   /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */
   attnFinalize(o: Float32Array, m: Float32Array, l: Float32Array, lse: Float32Array, rows: number, D: number): void;
   /** out[r] = Σ_d a[r, d] · b[r, d]. */
@@ -146,7 +148,7 @@ function load(): NativeAddon | null {
   try {
     if (!existsSync(path)) throw new Error(`${path} does not exist (npm run build builds it)`);
     const mod = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
-    for (const fn of ['attnForward', 'attnBackward', 'attnFinalize', 'rowDot', 'sgemm', 'simd'] as const)
+    for (const fn of ['attnForward', 'attnBackward', 'attnFinalize', 'rowDot', 'sgemm', 'exp', 'simd'] as const)
       if (typeof mod[fn] !== 'function') throw new Error(`${path} has no function ${fn}`);
     return mod as NativeAddon;
   } catch (err) {

@@ -48,6 +48,8 @@ export interface AttentionBenchResult {
   causal: boolean;
   layout: RingLayout;
   backend: string;
+  /** Which attention kernels the devices ran (ring/native.ts), e.g. 'native kernels avx2+fma, 2 threads'. */
+  kernels?: string;
   fwdMs: number;
   bwdMs?: number;
   wallMs: number;
@@ -224,6 +226,7 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
       causal: o.causal,
       layout: o.layout,
       backend: group.backend.name,
+      kernels: group.backend.kernels,
       fwdMs: r.fwdMs,
       bwdMs: o.backward ? r.bwdMs : undefined,
       wallMs: r.wallMs,

@@ -4,6 +4,7 @@
 //     (FlashAttention-2 loop order), output + per-row log-sum-exp from the forward, a recomputing
 //     backward from (q, k, v, out, lse, dOut); causal masking by global token positions and
 //     segment ids (ring/attention/mask.ts's semantics), whole-tile skipping, GQA;
+//   - exp over a float32 array (the Exp kernel: softmax over a vocabulary is most of its use);
 //   - sgemm: packed, register-blocked micro-kernels (Goto/BLIS loop order): 6×16 on AVX2/FMA,
 //     12×32 where the compiler targets AVX-512.
 //
@@ -668,6 +669,31 @@ static void sgemm(const Gemm& g, int threads) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Elementwise exp (tfjs's Exp kernel): exp8, with NaN kept and inputs above 87 (where exp8's
+// 2^n scaling would overflow its exponent field) done by std::exp, so large inputs give the
+// right value or +inf. NOTE: below −87 the result is 0 where IEEE has a subnormal (< 1.7e-38).
+
+static void expArray(const float* x, float* y, long n, int threads) {
+  const long chunk = 1 << 15;
+  const int tasks = static_cast<int>((n + chunk - 1) / chunk);
+  parallelFor(n < (1 << 17) ? 1 : threads, tasks, [&](int task, int) {
+    const long lo = task * chunk, hi = std::min(n, lo + chunk);
+    long i = lo;
+#if RING_SIMD
+    const __m256 big = _mm256_set1_ps(87.0f);
+    for (; i + 8 <= hi; i += 8) {
+      const __m256 v = _mm256_loadu_ps(x + i);
+      _mm256_storeu_ps(y + i, _mm256_blendv_ps(exp8(v), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+      if (_mm256_movemask_ps(_mm256_cmp_ps(v, big, _CMP_GT_OQ)))
+        for (long j = i; j < i + 8; j++)
+          if (x[j] > 87.0f) y[j] = std::exp(x[j]);
+    }
+#endif
+    for (; i < hi; i++) y[i] = std::exp(x[i]);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Node-API glue: argument checks at the boundary (errors name the function and the argument).
 
 struct ArgError {
@@ -866,6 +892,17 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   });
 }
 
+// exp(x, y, n, threads): y[i] = exp(x[i]) for i < n.
+napi_value Exp(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "exp");
+    const int n = a.integer(2, "n", 0), threads = a.integer(3, "threads", 1);
+    const float* x = a.array<float>(0, "x", napi_float32_array, n);
+    float* y = a.array<float>(1, "y", napi_float32_array, n);
+    expArray(x, y, n, threads);
+  });
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value out;
 #if RING_SIMD && defined(__AVX512F__)
@@ -886,6 +923,7 @@ NAPI_MODULE_INIT() {
       {"attnFinalize", nullptr, AttnFinalize, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rowDot", nullptr, RowDot, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

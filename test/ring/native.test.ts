@@ -365,6 +365,34 @@ describe('native BatchMatMul kernel vs the wasm kernel', { skip }, () => {
   }
 });
 
+describe('native Exp kernel vs the wasm kernel', { skip }, () => {
+  test('exp over 100k values (wide range, ±inf, NaN) within 2e-6 relative of wasm, gradient too', () => {
+    const rng = new Rng((Math.random() * 2 ** 31) | 0);
+    const data = rng.normalArray(100_003, 30); // odd length: the vector loop's tail runs
+    data.set([0, -0, 88.7, 88.8, -87.5, -104, 1e-8, Infinity, -Infinity, Number.NaN], 0);
+    const x = tf.tensor1d(data);
+    const run = () => {
+      const r = tf.valueAndGrads((t: tf.Tensor) => tf.exp(t))([x]);
+      return [r.value.dataSync(), r.grads[0].dataSync()];
+    };
+    const before = nativeMatmulCount();
+    const native = run();
+    assert.equal(nativeMatmulCount(), before, 'no matMul ran');
+    const wasm = withTfjs(run);
+    native.forEach((got, which) => {
+      const want = wasm[which];
+      for (let i = 0; i < got.length; i++) {
+        if (Number.isNaN(want[i])) {
+          assert.ok(Number.isNaN(got[i]), `exp(${data[i]}): got ${got[i]}, want NaN`);
+          continue;
+        }
+        const ok = got[i] === want[i] || Math.abs(got[i] - want[i]) <= 2e-6 * Math.abs(want[i]) + 1e-37;
+        assert.ok(ok, `${which ? 'gradient of ' : ''}exp(${data[i]}): native ${got[i]}, wasm ${want[i]}`);
+      }
+    });
+  });
+});
+
 describe('native ring on worker devices vs tfjs ring', { skip }, () => {
   let group: RingGroup;
   before(async () => {

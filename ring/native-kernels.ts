@@ -1,11 +1,16 @@
 /**
- * tfjs's `BatchMatMul` kernel on the wasm and cpu backends, re-registered to run the native
- * addon's sgemm (issue 7) on the backend's own memory: on wasm the operands are views of the
- * wasm heap and the product is written straight into the output's heap slot, so nothing is
- * copied. Every `tf.matMul` (and its gradients, which are matMuls with transpose flags) takes
- * this path while the addon is loaded and enabled; small or unsupported products (other
- * dtypes, batch broadcasting other than 1 ↔ n) go to the backend's own kernel, kept as the
- * fallback.
+ * tfjs kernels of the wasm and cpu backends re-registered to run on the native addon (issue 7),
+ * on the backend's own memory: on wasm the operands are views of the wasm heap and results are
+ * written straight into the output's heap slot, so nothing is copied.
+ *
+ * - `BatchMatMul`: the addon's sgemm. Every `tf.matMul` (and its gradients, which are matMuls with
+ *   transpose flags) takes this path; small or unsupported products (other dtypes, batch
+ *   broadcasting other than 1 ↔ n) go to the backend's own kernel, kept as the fallback.
+ * - `Exp`: vectorised and threaded (a softmax over an LM's vocabulary is most of its use: on wasm
+ *   it was the slowest kernel of an LM finetuning step, measured).
+ *
+ * Each call checks that the addon is loaded and enabled, so `configureNative({ enabled: false })`
+ * or RING_NATIVE=0 brings back the backend's kernels at once.
  */
 import * as tf from '@tensorflow/tfjs';
 import { nativeAddon, nativeThreads } from './native.js';
@@ -43,15 +48,44 @@ export function nativeMatmulCount(): number {
   return nativeCalls;
 }
 
-/** Registers the native BatchMatMul for `backendName` (wasm or cpu) once per thread. */
-export function installNativeMatmul(backendName: string): void {
+type NativeKernel = (args: KernelArgs, backendName: string, fallback: tf.KernelFunc) => tf.TensorInfo | tf.TensorInfo[];
+const KERNELS: [string, NativeKernel][] = [
+  ['BatchMatMul', nativeBatchMatMul],
+  ['Exp', nativeExp],
+];
+
+/** Registers the native kernels for `backendName` (wasm or cpu) once per thread. */
+export function installNativeKernels(backendName: string): void {
   if ((backendName !== 'wasm' && backendName !== 'cpu') || installed.has(backendName)) return;
-  const original = tf.getKernel('BatchMatMul', backendName);
-  if (!original) return;
   installed.add(backendName);
-  const kernelFunc = (args: KernelArgs) => nativeBatchMatMul(args, backendName, original.kernelFunc);
-  tf.unregisterKernel('BatchMatMul', backendName);
-  tf.registerKernel({ ...original, kernelFunc: kernelFunc as tf.KernelFunc });
+  for (const [name, kernel] of KERNELS) {
+    const original = tf.getKernel(name, backendName);
+    if (!original) continue;
+    const kernelFunc = (args: KernelArgs) => kernel(args, backendName, original.kernelFunc);
+    tf.unregisterKernel(name, backendName);
+    tf.registerKernel({ ...original, kernelFunc: kernelFunc as tf.KernelFunc });
+  }
+}
+
+/** Elements below which Exp stays on the backend's kernel. */
+const NATIVE_EXP_MIN = 4096;
+
+function nativeExp(args: KernelArgs, backendName: string, fallback: tf.KernelFunc): tf.TensorInfo | tf.TensorInfo[] {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const n = x.shape.reduce((p, q) => p * q, 1);
+  const backend = tf.getBackend();
+  const addon = x.dtype === 'float32' && n >= NATIVE_EXP_MIN && backend === backendName ? nativeAddon() : undefined;
+  if (!addon) return fallback(args);
+  if (backendName === 'wasm') {
+    const wasm = args.backend as unknown as WasmBackend;
+    const out = wasm.makeOutput(x.shape, 'float32'); // first: it may grow the heap
+    addon.exp(wasm.typedArrayFromHeap(x), wasm.typedArrayFromHeap(out), n, nativeThreads());
+    return out;
+  }
+  const cpu = args.backend as unknown as CpuBackend;
+  const y = new Float32Array(n);
+  addon.exp(cpu.readSync(x.dataId), y, n, nativeThreads());
+  return cpu.makeTensorInfo(x.shape, 'float32', y);
 }
 
 function nativeBatchMatMul(
