@@ -25,6 +25,8 @@ const arg = (name: string, dflt: string) => {
 const steps = Number(arg('--steps', '30'));
 const warmupSteps = 5;
 const algo = arg('--algo', 'at');
+// NOTE: 'tfjs' runs with RING_NATIVE=0 (the pure-tfjs kernels), 'native' with the native addon when it loads
+const paths = arg('--paths', 'tfjs,native').split(',');
 const impls = arg('--impls', 'vanilla,memeff,blockwise,ring:2,ring:4')
   .split(',')
   .map((s) => {
@@ -50,6 +52,7 @@ function median(xs: number[]): number {
 }
 
 interface Row {
+  path: string;
   attention: string;
   devices: number;
   tokensPerSequence: number;
@@ -58,82 +61,94 @@ interface Row {
   wallS: number;
 }
 
+function measure(path: string, attention: string, devices: number): Row {
+  const store = mkdtempSync(join(tmpdir(), 'rl-train-bench-'));
+  const started = Date.now();
+  const sets = [
+    `offline-rl.algo=${algo}`,
+    `offline-rl.model.attention=${attention}`,
+    `offline-rl.model.devices=${devices}`,
+    `offline-rl.train.steps=${steps}`,
+    `offline-rl.train.evalEvery=0`,
+    'offline-rl.eval.episodes=1',
+    'offline-rl.eval.maxEpisodeSteps=20',
+    'checkpoint.every=0',
+  ];
+  const res = spawnSync(
+    process.execPath,
+    [
+      join(root, 'bin/exp.js'),
+      'run',
+      'ant-medium.yaml',
+      '--quiet',
+      '--tracking-uri',
+      store,
+      ...sets.flatMap((s) => ['--set', s]),
+    ],
+    { cwd: root, encoding: 'utf8', env: { ...process.env, RING_NATIVE: path === 'tfjs' ? '0' : '1' } },
+  );
+  const wallS = (Date.now() - started) / 1000;
+  if (res.status !== 0) {
+    rmSync(store, { recursive: true, force: true });
+    throw new Error(
+      `rl-train bench: ${attention}×${devices} (${path}) failed (exit ${res.status}):\n${res.stderr}`,
+    );
+  }
+  const [metricFile] = findFiles(store, join('metrics', 'train', 'tokens_per_sec'));
+  const [seqFile] = findFiles(store, join('params', 'model.tokens_per_sequence'));
+  const perStep = readFileSync(metricFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter(([, , step]) => Number(step) > warmupSteps)
+    .map(([, value]) => Number(value));
+  const tokensPerSequence = Number(readFileSync(seqFile, 'utf8').trim());
+  const tokensPerSec = median(perStep);
+  rmSync(store, { recursive: true, force: true });
+  const row: Row = {
+    path,
+    attention,
+    devices,
+    tokensPerSequence,
+    tokensPerSec,
+    // batch 8 of the default config
+    stepMs: ((8 * tokensPerSequence) / tokensPerSec) * 1000,
+    wallS,
+  };
+  process.stderr.write(`${JSON.stringify(row)}\n`);
+  return row;
+}
+
+const ratio = (r: Row, base: Row | undefined) =>
+  base ? (r.tokensPerSec / base.tokensPerSec).toFixed(2) : '—';
+
 function main(): void {
   const rows: Row[] = [];
   const loadBefore = loadavg();
-  for (const { attention, devices } of impls) {
-    const store = mkdtempSync(join(tmpdir(), 'rl-train-bench-'));
-    const started = Date.now();
-    const sets = [
-      `offline-rl.algo=${algo}`,
-      `offline-rl.model.attention=${attention}`,
-      `offline-rl.model.devices=${devices}`,
-      `offline-rl.train.steps=${steps}`,
-      `offline-rl.train.evalEvery=0`,
-      'offline-rl.eval.episodes=1',
-      'offline-rl.eval.maxEpisodeSteps=20',
-      'checkpoint.every=0',
-    ];
-    const res = spawnSync(
-      process.execPath,
-      [
-        join(root, 'bin/exp.js'),
-        'run',
-        'ant-medium.yaml',
-        '--quiet',
-        '--tracking-uri',
-        store,
-        ...sets.flatMap((s) => ['--set', s]),
-      ],
-      { cwd: root, encoding: 'utf8' },
-    );
-    const wallS = (Date.now() - started) / 1000;
-    if (res.status !== 0) {
-      rmSync(store, { recursive: true, force: true });
-      throw new Error(`rl-train bench: ${attention}×${devices} failed (exit ${res.status}):\n${res.stderr}`);
-    }
-    const [metricFile] = findFiles(store, join('metrics', 'train', 'tokens_per_sec'));
-    const [seqFile] = findFiles(store, join('params', 'model.tokens_per_sequence'));
-    const perStep = readFileSync(metricFile, 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => line.split(' '))
-      .filter(([, , step]) => Number(step) > warmupSteps)
-      .map(([, value]) => Number(value));
-    const tokensPerSequence = Number(readFileSync(seqFile, 'utf8').trim());
-    const tokensPerSec = median(perStep);
-    rmSync(store, { recursive: true, force: true });
-    const row: Row = {
-      attention,
-      devices,
-      tokensPerSequence,
-      tokensPerSec,
-      // batch 8 of the default config
-      stepMs: ((8 * tokensPerSequence) / tokensPerSec) * 1000,
-      wallS,
-    };
-    rows.push(row);
-    process.stderr.write(`${JSON.stringify(row)}\n`);
-  }
+  for (const path of paths)
+    for (const { attention, devices } of impls) rows.push(measure(path, attention, devices));
   const loadAfter = loadavg();
-  const blockwise = rows.find((r) => r.attention === 'blockwise' && r.devices === 1);
+  const blockwiseOf = (path: string) =>
+    rows.find((r) => r.path === path && r.attention === 'blockwise' && r.devices === 1);
+  const tfjsBlockwise = blockwiseOf('tfjs');
   const result = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model.trim(), loadBefore, loadAfter },
     config: 'experiments/configs/ant-medium.yaml',
     algo,
     steps,
     warmupSteps,
+    paths,
     rows,
   };
   writeFileAtomic(join(root, 'bench/results/rl-train.json'), `${JSON.stringify(result, null, 2)}\n`);
   const lines = [
     `load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`,
     '',
-    '| attention | devices | tokens/sequence | training tokens/s | ms/step (batch 8) | ÷ blockwise |',
-    '|---|---|---|---|---|---|',
+    '| kernels | attention | devices | tokens/sequence | training tokens/s | ms/step (batch 8) | ÷ blockwise, same kernels | ÷ blockwise tfjs |',
+    '|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.attention} | ${r.devices} | ${r.tokensPerSequence} | ${r.tokensPerSec.toFixed(0)} | ${r.stepMs.toFixed(0)} | ${blockwise ? (r.tokensPerSec / blockwise.tokensPerSec).toFixed(2) : '—'} |`,
+        `| ${r.path} | ${r.attention} | ${r.devices} | ${r.tokensPerSequence} | ${r.tokensPerSec.toFixed(0)} | ${r.stepMs.toFixed(0)} | ${ratio(r, blockwiseOf(r.path))} | ${ratio(r, tfjsBlockwise)} |`,
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

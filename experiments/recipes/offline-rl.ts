@@ -117,13 +117,20 @@ const fields = {
         exclusiveMin: true,
       }),
       hidden: s.integer({ doc: 'Hidden units per layer (two layers)', default: 256, min: 1 }),
+      // NOTE: a transformer step regresses batchSize × steps-per-sequence actions (AT's default: 8 × 64);
+      // an MLP fed train.batchSize states (8) would see 64× fewer, so BC has its own batch (CORL's 256)
+      batchSize: s.integer({
+        doc: 'States per step (train.batchSize counts sequences for the transformers); CORL uses 256',
+        default: 256,
+        min: 1,
+      }),
     },
     { doc: 'Behaviour cloning' },
   ),
   train: s.object(
     {
       steps: s.integer({ doc: 'Gradient steps', default: 2000, min: 1 }),
-      batchSize: s.integer({ doc: 'Sequences (or BC states) per step', default: 16, min: 1 }),
+      batchSize: s.integer({ doc: 'Sequences per step (AT, DT); BC uses bc.batchSize', default: 16, min: 1 }),
       lr: s.number({ doc: 'Peak learning rate (AdamW)', default: 1e-4, min: 0, exclusiveMin: true }),
       weightDecay: s.number({ doc: 'AdamW weight decay', default: 1e-4, min: 0 }),
       warmup: s.integer({ doc: 'Linear warmup steps', default: 200, min: 0 }),
@@ -569,7 +576,7 @@ async function trainBc(
   try {
     for (let step = start; step <= c.train.steps; step++) {
       if (ctx.signal.aborted) break;
-      const idx = Int32Array.from({ length: c.train.batchSize }, () => ctx.rng.int(n));
+      const idx = Int32Array.from({ length: c.bc.batchSize }, () => ctx.rng.int(n));
       const lr = warmupCosine(step - 1, {
         lr: c.train.lr,
         warmup: c.train.warmup,
