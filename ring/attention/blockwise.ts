@@ -16,7 +16,7 @@ import {
   joinChunkGrads,
   makeKvChunk,
 } from './engine.js';
-import { type KernelGeometry, NativeBackward, NativeForward, nativeAttention } from './kernels.js';
+import { type KernelGeometry, NativeBackward, NativeForward, nativeAttention, tensorData } from './kernels.js';
 import { blockRanges, contiguousPositions, MaskPlanner, type TokenSide } from './mask.js';
 import type { AttentionOptions } from './types.js';
 import { checkAttentionInputs } from './validate.js';
@@ -47,18 +47,19 @@ export function blockwiseAttention(
     const qSide: TokenSide = { positions: contiguousPositions(Tq, Tk - Tq), segments: options.segmentIds };
     const kSide: TokenSide = { positions: contiguousPositions(Tk), segments: options.segmentIds };
     const nativeOp = customOp(([qi, ki, vi], save) => {
-      const fwd = new NativeForward(addon, qi.dataSync() as Float32Array, kg, qSide);
-      fwd.accumulate(ki.dataSync() as Float32Array, vi.dataSync() as Float32Array, kSide);
+      // views of the inputs (no copies on wasm), used before any other tfjs call
+      const fwd = new NativeForward(addon, tensorData(qi), kg, qSide);
+      fwd.accumulate(tensorData(ki), tensorData(vi), kSide);
+      // out and lse are this op's own arrays: the backward reads them from here, not from tensors
       const { out, lse } = fwd.finalize();
-      const outT = tf.tensor4d(out, [B, H, Tq, D]);
-      save([qi, ki, vi, outT, tf.tensor3d(lse, [B, H, Tq])]);
+      save([qi, ki, vi]);
       return {
-        value: outT,
+        value: tf.tensor4d(out, [B, H, Tq, D]),
         gradFunc: (dy, saved) => {
-          const [sq, sk, sv, so, slse] = saved.map((t) => t.dataSync() as Float32Array);
-          const bwd = new NativeBackward(addon, sq, so, dy.dataSync() as Float32Array, slse, kg, qSide);
-          const dk = new Float32Array(sk.length);
-          const dv = new Float32Array(sv.length);
+          const dk = new Float32Array(B * Hk * Tk * D);
+          const dv = new Float32Array(B * Hk * Tk * D);
+          const [sq, sk, sv, sdy] = [...saved, dy].map(tensorData);
+          const bwd = new NativeBackward(addon, sq, out, sdy, lse, kg, qSide);
           bwd.accumulate(sk, sv, kSide, dk, dv);
           return [
             tf.tensor4d(bwd.finalize(), [B, H, Tq, D]),

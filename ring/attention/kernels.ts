@@ -9,6 +9,7 @@
  * delta (B, H, Tq). Masking follows MaskPlanner: a query sees a key iff (not causal or
  * keyPos ≤ queryPos) and both have the same segment.
  */
+import * as tf from '@tensorflow/tfjs';
 import { type NativeAddon, nativeAddon, nativeThreads } from '../native.js';
 import type { TokenSide } from './mask.js';
 
@@ -25,6 +26,18 @@ export interface KernelGeometry {
 /** The native kernels, or undefined when the tfjs engine must run (addon off or missing). */
 export function nativeAttention(): NativeAddon | undefined {
   return nativeAddon();
+}
+
+/**
+ * A float32 tensor's values for a native call: on wasm a view of the wasm heap (no copy), else a
+ * copy (dataSync). NOTE: a heap view is valid only until the heap next grows, i.e. until the next
+ * tfjs allocation: take it right before the native calls that read it, with no tfjs call between.
+ */
+export function tensorData(t: tf.Tensor): Float32Array {
+  const backend = tf.backend() as unknown as { typedArrayFromHeap?: (t: tf.TensorInfo) => Float32Array };
+  if (tf.getBackend() === 'wasm' && typeof backend.typedArrayFromHeap === 'function' && t.dtype === 'float32')
+    return backend.typedArrayFromHeap(t);
+  return t.dataSync() as Float32Array;
 }
 
 function sideArgs(q: TokenSide, k: TokenSide): [Int32Array, Int32Array, Int32Array | null, Int32Array | null] {

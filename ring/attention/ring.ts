@@ -19,7 +19,7 @@ import {
   type Geometry,
   makeKvChunk,
 } from './engine.js';
-import { type KernelGeometry, NativeBackward, NativeForward, nativeAttention } from './kernels.js';
+import { type KernelGeometry, NativeBackward, NativeForward, nativeAttention, tensorData } from './kernels.js';
 import { type BlockRange, blockRanges, MaskPlanner, type TokenSide } from './mask.js';
 import type { RingLayout } from './types.js';
 
@@ -95,9 +95,10 @@ export function ringAttentionDevice(
     const visible = sides.map((side) => anyVisible(new MaskPlanner(qSide, g.qBlocks, side, kBlocks, o.causal, B)));
     const nativeOp = customOp(([qi, ki, vi], save) => {
       const started = performance.now();
-      const fwd = new NativeForward(addon, qi.dataSync() as Float32Array, kg, qSide);
-      let kData: Float32Array = ki.dataSync() as Float32Array;
-      let vData: Float32Array = vi.dataSync() as Float32Array;
+      // views of the inputs (no copies on wasm): no tfjs call until the loop is over
+      const fwd = new NativeForward(addon, tensorData(qi), kg, qSide);
+      let kData: Float32Array = tensorData(ki);
+      let vData: Float32Array = tensorData(vi);
       for (let step = 0; step < N; step++) {
         const owner = (rank - step + N) % N;
         // send before computing, so the transfer overlaps this step's compute (Algorithm 1)
@@ -105,20 +106,20 @@ export function ringAttentionDevice(
         if (visible[owner]) fwd.accumulate(kData, vData, sides[owner]);
         if (step < N - 1) [kData, vData] = o.transport.recv();
       }
+      // out and lse are this op's own arrays: the backward reads them from here
       const { out, lse } = fwd.finalize();
-      const outT = tf.tensor4d(out, [B, H, c, D]);
-      save([qi, ki, vi, outT, tf.tensor3d(lse, [B, H, c])]);
+      save([qi, ki, vi]);
       if (o.timings) o.timings.fwdMs += performance.now() - started;
       return {
-        value: outT,
+        value: tf.tensor4d(out, [B, H, c, D]),
         gradFunc: (dy, saved) => {
           const bwdStarted = performance.now();
-          const [sq, sk, sv, so, slse] = saved.map((t) => t.dataSync() as Float32Array);
-          const bwd = new NativeBackward(addon, sq, so, dy.dataSync() as Float32Array, slse, kg, qSide);
+          let dkAcc: Float32Array = new Float32Array(B * Hk * c * D);
+          let dvAcc: Float32Array = new Float32Array(B * Hk * c * D);
+          const [sq, sk, sv, sdy] = [...saved, dy].map(tensorData);
+          const bwd = new NativeBackward(addon, sq, out, sdy, lse, kg, qSide);
           let bk = sk;
           let bv = sv;
-          let dkAcc: Float32Array = new Float32Array(bk.length);
-          let dvAcc: Float32Array = new Float32Array(bv.length);
           for (let step = 0; step < N; step++) {
             const owner = (rank - step + N) % N;
             if (step < N - 1) o.transport.send([bk, bv]);
@@ -128,12 +129,9 @@ export function ringAttentionDevice(
             if (step < N - 1) [bk, bv] = o.transport.recv();
             [dkAcc, dvAcc] = o.transport.recv();
           }
+          const dq = bwd.finalize();
           if (o.timings) o.timings.bwdMs += performance.now() - bwdStarted;
-          return [
-            tf.tensor4d(bwd.finalize(), [B, H, c, D]),
-            tf.tensor4d(dkAcc, kvShape),
-            tf.tensor4d(dvAcc, kvShape),
-          ];
+          return [tf.tensor4d(dq, [B, H, c, D]), tf.tensor4d(dkAcc, kvShape), tf.tensor4d(dvAcc, kvShape)];
         },
       };
     });
