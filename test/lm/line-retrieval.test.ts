@@ -1,11 +1,13 @@
 // LongChat line retrieval: the case format, last-integer scoring, and the word tokenizer's round
-// trip; a tiny model generates an answer to a case through the KV cache; `exp run
+// trip (whole numbers up to 99); the training curriculum; a tiny model generates an answer to a case through the KV cache; `exp run
 // line-retrieval.yaml` as a user runs it, shortened.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { Rng } from '../../common/index.js';
+import { curriculumCap } from '../../experiments/recipes/line-retrieval.js';
+import { FileStore } from '../../experiments/tracking/index.js';
 import {
   LINE_HEADER,
   LineTokenizer,
@@ -14,7 +16,6 @@ import {
   makeLineRetrievalCase,
 } from '../../lm/index.js';
 import { initBackend } from '../../ring/index.js';
-import { FileStore } from '../../experiments/tracking/index.js';
 import { outcome, runExp, tempDir, testEnv } from '../experiments/util.js';
 
 before(async () => {
@@ -46,6 +47,14 @@ test('word tokenizer round-trips a case; a tiny model answers through the KV cac
   assert.equal(ids[0], 1);
   assert.equal(tok.decode(ids), c.prompt);
   assert.throws(() => tok.encode('hello'), /"hello" is not in the vocabulary/);
+  // numbers up to 99 are one token (every line is 9 tokens), longer ones and leading zeros digits
+  assert.equal(tok.vocabSize, 140);
+  assert.equal(tok.encode('line 12: REGISTER_CONTENT is <7>\n').length, 9);
+  assert.deepEqual(
+    tok.encode('4021 05').map((id) => tok.piece(id)),
+    ['4', '0', '2', '1', '0', '5'],
+  );
+  assert.equal(tok.decode(tok.encode('<4021> 99')), '<4021> 99');
   const model = LlamaModel.init(
     {
       vocabSize: tok.vocabSize,
@@ -68,6 +77,19 @@ test('word tokenizer round-trips a case; a tiny model answers through the KV cac
   const [out] = model.generate([ids], { maxNewTokens: 6 });
   assert.ok(out.length >= 1 && out.length <= 6);
   model.dispose();
+});
+
+test('curriculum: at most startLines for holdSteps, then growing to all of trainLines at fullSteps', () => {
+  const c = {
+    trainLines: [1, 2, 3, 4, 5, 6, 7, 8],
+    curriculum: { startLines: 4, holdSteps: 100, fullSteps: 200 },
+  };
+  assert.equal(curriculumCap(1, c), 4);
+  assert.equal(curriculumCap(100, c), 4);
+  assert.equal(curriculumCap(150, c), 6);
+  assert.equal(curriculumCap(200, c), 8);
+  assert.equal(curriculumCap(5000, c), 8);
+  assert.equal(curriculumCap(1, { ...c, curriculum: { ...c.curriculum, fullSteps: 0 } }), 8);
 });
 
 test('exp run line-retrieval.yaml (smoke, 2 steps): one device within the budget, ring at 2× the context', async () => {
