@@ -9,6 +9,9 @@
  * scores Sᵀ (keys × queries) so that every product it needs is a plain A @ B:
  *   Sᵀ = K (Qs)ᵀ,  Pᵀ = exp(Sᵀ − lse),  dV += Pᵀ dO,  dPᵀ = V dOᵀ,  dSᵀ = Pᵀ ∘ (dPᵀ − Δ),
  *   dK += dSᵀ Qs,  dQᵀ += Kᵀ dSᵀ     (Qs = Q·scale, Δ = rowsum(dO ∘ O)).
+ *
+ * Where the native addon loads, blockwise.ts and ring.ts run the same algorithm as one fused call
+ * per chunk instead (kernels.ts, issue 7); this engine is the reference and the fallback.
  */
 import * as tf from '@tensorflow/tfjs';
 import { dims } from '../ops.js';
