@@ -132,7 +132,10 @@ export function nativeThreads(): number {
   if (settings.threads !== undefined) return settings.threads;
   const env = process.env.RING_NATIVE_THREADS;
   if (env !== undefined && env !== '') return positiveInt(env, 'RING_NATIVE_THREADS');
-  return Math.max(1, Math.floor(availableParallelism() / (settings.devices ?? 1)));
+  // NOTE: ranks launched as separate processes on one host (exp launch, torchrun) share its cores too
+  const local = Number(process.env.LOCAL_WORLD_SIZE);
+  const processes = Number.isInteger(local) && local > 1 ? local : 1;
+  return Math.max(1, Math.floor(availableParallelism() / processes / (settings.devices ?? 1)));
 }
 
 /** Where the addon lives: native/build/Release (from dist/ring/), or `RING_NATIVE_ADDON`. */

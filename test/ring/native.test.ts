@@ -257,15 +257,25 @@ describe('native kernels on ring chunks (positions with offsets, chunks in ring 
 
 describe('native thread count', { skip }, () => {
   after(() => configureNative({ threads: undefined, devices: undefined }));
-  test('default ⌊cores / devices⌋ (at least 1), RING_NATIVE_THREADS and the option override it', () => {
+  test('default ⌊cores / local processes / devices⌋ (at least 1), RING_NATIVE_THREADS and the option override it', () => {
     const cores = availableParallelism();
     const saved = process.env.RING_NATIVE_THREADS;
+    const savedLocal = process.env.LOCAL_WORLD_SIZE;
     delete process.env.RING_NATIVE_THREADS;
+    delete process.env.LOCAL_WORLD_SIZE;
     try {
       configureNative({ devices: 2 });
       assert.equal(nativeThreads(), Math.max(1, Math.floor(cores / 2)));
       configureNative({ devices: 4 * cores });
       assert.equal(nativeThreads(), 1);
+      // ranks as processes on one host (exp launch sets LOCAL_WORLD_SIZE) divide the cores too
+      configureNative({ devices: 1 });
+      process.env.LOCAL_WORLD_SIZE = '2';
+      assert.equal(nativeThreads(), Math.max(1, Math.floor(cores / 2)));
+      process.env.LOCAL_WORLD_SIZE = String(4 * cores);
+      assert.equal(nativeThreads(), 1);
+      delete process.env.LOCAL_WORLD_SIZE;
+      assert.equal(nativeThreads(), cores);
       process.env.RING_NATIVE_THREADS = '3';
       assert.equal(nativeThreads(), 3);
       configureNative({ threads: 5 });
@@ -274,6 +284,8 @@ describe('native thread count', { skip }, () => {
     } finally {
       if (saved === undefined) delete process.env.RING_NATIVE_THREADS;
       else process.env.RING_NATIVE_THREADS = saved;
+      if (savedLocal === undefined) delete process.env.LOCAL_WORLD_SIZE;
+      else process.env.LOCAL_WORLD_SIZE = savedLocal;
     }
   });
 
