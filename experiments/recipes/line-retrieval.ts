@@ -101,13 +101,13 @@ const fields = {
     {
       startLines: s.integer({
         doc: 'Largest line count allowed at the start (the smallest of trainLines is always allowed)',
-        default: 4,
+        default: 8,
         min: 1,
       }),
-      holdSteps: s.integer({ doc: 'Steps at startLines before the cap grows', default: 300, min: 0 }),
+      holdSteps: s.integer({ doc: 'Steps at startLines before the cap grows', default: 400, min: 0 }),
       fullSteps: s.integer({
         doc: 'Step from which all of trainLines are allowed (linear growth after holdSteps); 0 = no curriculum',
-        default: 700,
+        default: 900,
         min: 0,
       }),
     },
@@ -115,10 +115,10 @@ const fields = {
   ),
   otherTokenWeight: s.number({
     doc: "Weight of the prompt tokens' mean cross-entropy, added to the answer tokens' mean; 0 = answer only",
-    default: 1,
+    default: 4,
     min: 0,
   }),
-  steps: s.integer({ doc: 'Optimizer steps', default: 800, min: 0 }),
+  steps: s.integer({ doc: 'Optimizer steps', default: 1000, min: 0 }),
   batchSize: s.integer({ doc: 'Cases per training step', default: 16, min: 1 }),
   lr: s.number({ doc: 'Peak learning rate', default: 1e-2, min: 0, exclusiveMin: true }),
   minLrRatio: s.number({ doc: 'Final learning rate as a fraction of lr', default: 0.1, min: 0 }),
@@ -137,10 +137,10 @@ const fields = {
   }),
   evalLines: s.list(s.integer({ doc: 'line count', min: 1 }), {
     doc: 'Line counts evaluated (one device where it fits the budget; the ring always)',
-    default: [2, 4, 8, 12],
+    default: [2, 4, 7, 12, 16],
     minLength: 1,
   }),
-  evalCases: s.integer({ doc: 'Cases per evaluated length', default: 16, min: 1 }),
+  evalCases: s.integer({ doc: 'Cases per evaluated length', default: 32, min: 1 }),
   evalBatch: s.integer({ doc: 'Cases per evaluation forward pass (the measured batch)', default: 8, min: 1 }),
   deviceMemoryMB: s.number({
     doc: 'Per-device budget of peak tensor MB (measured) for an evaluation forward pass',
