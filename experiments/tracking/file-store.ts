@@ -21,6 +21,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -152,10 +153,24 @@ export class FileStore implements TrackingStore {
   async ensureExperiment(name: string): Promise<string> {
     const found = await this.getExperimentByName(name);
     if (found) return found.experimentId;
-    // MLflow uses a random fixed-width integer id (name_utils._generate_unique_integer_id).
-    const id = (BigInt(`0x${randomBytes(8).toString('hex')}`) % 900000000000000000n) + 100000000000000000n;
-    this.writeExperiment(id.toString(), name);
-    return id.toString();
+    // NOTE: runs started at once into a fresh store (exp sweep --parallel, tests) each found no
+    // experiment and created one, two folders with the same name, which MLflow then refuses
+    // (migrate-filestore: UNIQUE constraint failed). Creation is serialised by a lock folder.
+    const lock = join(
+      this.root,
+      `.lock-experiment-${createHash('sha256').update(name).digest('hex').slice(0, 16)}`,
+    );
+    await acquireLockDir(lock);
+    try {
+      const again = await this.getExperimentByName(name);
+      if (again) return again.experimentId;
+      // MLflow uses a random fixed-width integer id (name_utils._generate_unique_integer_id).
+      const id = (BigInt(`0x${randomBytes(8).toString('hex')}`) % 900000000000000000n) + 100000000000000000n;
+      this.writeExperiment(id.toString(), name);
+      return id.toString();
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
   }
 
   /** Run id → its folder; runs do not move, so a found folder stays valid. */
@@ -450,5 +465,31 @@ function safeUser(): string {
     return userInfo().username;
   } catch {
     return 'unknown';
+  }
+}
+
+/** Held longer than this, a lock folder is a crashed holder's leftover and is taken over. */
+const STALE_LOCK_MS = 10_000;
+
+/** Takes a lock by creating `dir` (mkdir is atomic); waits while another process holds it. */
+async function acquireLockDir(dir: string, timeoutMs = 60_000): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      mkdirSync(dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    try {
+      if (Date.now() - statSync(dir).mtimeMs > STALE_LOCK_MS) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // released meanwhile: try again
+    }
+    if (Date.now() - started > timeoutMs)
+      throw new Error(
+        `file store: lock ${dir} held for over ${timeoutMs / 1000} s; remove it if no run is starting`,
+      );
+    await new Promise((r) => setTimeout(r, 10 + Math.random() * 20));
   }
 }
