@@ -4,7 +4,7 @@
  * numpy's BLAS sgemm and torch.mm on the same sizes in the same run, and the native kernel
  * called directly (as numpy is timed). Writes bench/results/matmul.json and prints a table.
  *
- *   npm run build && node dist/bench/matmul.js [--sizes 512,1024,2048] [--repeats 5] [--no-torch]
+ *   npm run build && node dist/bench/matmul.js [--sizes 512,1024,2048] [--repeats 15] [--no-torch]
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -20,7 +20,9 @@ const arg = (name: string) => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const sizes = (arg('--sizes') ?? '512,1024,2048').split(',').map(Number);
-const repeats = Number(arg('--repeats') ?? 5);
+// NOTE: 15, not 5: a 2-thread product of 1–2 ms sometimes runs at 1-thread speed while the
+// scheduler places the woken helper; best of 5 missed the 2-thread time in some runs
+const repeats = Number(arg('--repeats') ?? 15);
 const withBlas = !argv.includes('--no-torch');
 
 interface Row {
