@@ -20,9 +20,11 @@ const arg = (name: string) => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const sizes = (arg('--sizes') ?? '512,1024,2048').split(',').map(Number);
-// NOTE: 15, not 5: a 2-thread product of 1–2 ms sometimes runs at 1-thread speed while the
-// scheduler places the woken helper; best of 5 missed the 2-thread time in some runs
+// NOTE: a 2-thread product of 1–2 ms often runs at 1-thread speed while the scheduler places the
+// woken helper, so short products need many samples: `exp bench matmul` at n=512 read 0.55–0.78×
+// numpy as best of 5–15 and 0.91× as best of 60. Repeats scale as 512/n (60, 30, 15 by default).
 const repeats = Number(arg('--repeats') ?? 15);
+const repeatsFor = (n: number) => Math.max(repeats, Math.round((repeats * 4 * 512) / n));
 const withBlas = !argv.includes('--no-torch');
 
 interface Row {
@@ -57,7 +59,7 @@ for (const { what, backend, env } of RUNS) {
         '--size',
         String(n),
         '--repeats',
-        String(repeats),
+        String(repeatsFor(n)),
         '--json',
       ],
       { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } },
@@ -83,14 +85,16 @@ if (addon) {
     const c = new Float32Array(n * n);
     addon.sgemm(a, b, c, n, n, n, false, false, nativeThreads()); // warm-up
     let best = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < repeats; i++) {
+    for (let i = 0; i < repeatsFor(n); i++) {
       const t = performance.now();
       addon.sgemm(a, b, c, n, n, n, false, false, nativeThreads());
       best = Math.min(best, performance.now() - t);
     }
     const what = 'native sgemm kernel (addon call)';
     rows.push({ what, n, ms: best, gflops: (2 * n ** 3) / best / 1e6 });
-    log(`${what} n=${n}: ${((2 * n ** 3) / best / 1e6).toFixed(1)} GFLOP/s (load ${loadavg()[0].toFixed(1)})`);
+    log(
+      `${what} n=${n}: ${((2 * n ** 3) / best / 1e6).toFixed(1)} GFLOP/s (load ${loadavg()[0].toFixed(1)})`,
+    );
   }
 }
 
@@ -101,7 +105,11 @@ if (withBlas) {
     const r = spawnSync(`${root}/.venv-bench/bin/python`, [`${root}/bench/matmul_blas.py`], {
       cwd: root,
       encoding: 'utf8',
-      input: JSON.stringify({ sizes, repeats }),
+      input: JSON.stringify({
+        sizes,
+        repeats,
+        repeats_by_size: Object.fromEntries(sizes.map((n) => [String(n), repeatsFor(n)])),
+      }),
     });
     if (r.status !== 0) log(`matmul: BLAS anchor failed: ${r.stderr.slice(-500)}`);
     else
@@ -112,7 +120,8 @@ if (withBlas) {
 
 const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? '?', loadavg1: loadavg()[0] };
 // issue 7's target: the native sgemm ≥ 0.8× the machine's BLAS sgemm (numpy's OpenBLAS), same run
-const gflopsOf = (prefix: string, n: number) => rows.find((r) => r.what.startsWith(prefix) && r.n === n)?.gflops;
+const gflopsOf = (prefix: string, n: number) =>
+  rows.find((r) => r.what.startsWith(prefix) && r.n === n)?.gflops;
 const targets = Object.fromEntries(
   sizes.flatMap((n) => {
     const native = gflopsOf('native sgemm (', n);

@@ -28,7 +28,8 @@ def main():
         a, b = (np.random.randn(n, n).astype(np.float32) for _ in range(2))
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         for lib, fn in (("numpy", lambda: a @ b), ("torch", lambda: torch.mm(ta, tb))):
-            ms = best_ms(fn, req["repeats"])
+            # the same number of samples per size as the tfjs rows (repeats_by_size)
+            ms = best_ms(fn, req.get("repeats_by_size", {}).get(str(n), req["repeats"]))
             out.append({"lib": f"{lib} {np.__version__ if lib == 'numpy' else torch.__version__}",
                         "n": n, "ms": ms, "gflops": 2 * n**3 / ms / 1e6})
     json.dump(out, sys.stdout)
