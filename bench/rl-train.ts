@@ -10,11 +10,12 @@
  *   npm run build && node dist/bench/rl-train.js [--steps 30] [--impls vanilla,memeff,blockwise,ring:2,ring:4] [--algo at]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../common/index.js';
+import { FileStore } from '../experiments/tracking/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);
@@ -34,17 +35,6 @@ const impls = arg('--impls', 'vanilla,memeff,blockwise,ring:2,ring:4')
     return { attention, devices: Number(devices) };
   });
 
-/** Every file named `name` under `dir` (the file store nests experiment/run/metrics/...). */
-function findFiles(dir: string, suffix: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir)) {
-    const p = join(dir, entry);
-    if (statSync(p).isDirectory()) out.push(...findFiles(p, suffix));
-    else if (p.endsWith(suffix)) out.push(p);
-  }
-  return out;
-}
-
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -61,7 +51,7 @@ interface Row {
   wallS: number;
 }
 
-function measure(path: string, attention: string, devices: number): Row {
+async function measure(path: string, attention: string, devices: number): Promise<Row> {
   const store = mkdtempSync(join(tmpdir(), 'rl-train-bench-'));
   const started = Date.now();
   const sets = [
@@ -81,6 +71,7 @@ function measure(path: string, attention: string, devices: number): Row {
       'run',
       'ant-medium.yaml',
       '--quiet',
+      '--json',
       '--tracking-uri',
       store,
       ...sets.flatMap((s) => ['--set', s]),
@@ -94,15 +85,12 @@ function measure(path: string, attention: string, devices: number): Row {
       `rl-train bench: ${attention}×${devices} (${path}) failed (exit ${res.status}):\n${res.stderr}`,
     );
   }
-  const [metricFile] = findFiles(store, join('metrics', 'train', 'tokens_per_sec'));
-  const [seqFile] = findFiles(store, join('params', 'model.tokens_per_sequence'));
-  const perStep = readFileSync(metricFile, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => line.split(' '))
-    .filter(([, , step]) => Number(step) > warmupSteps)
-    .map(([, value]) => Number(value));
-  const tokensPerSequence = Number(readFileSync(seqFile, 'utf8').trim());
+  // read back through the project's MLflow file-store reader, as the notebooks' client would
+  const { run_id: runId } = JSON.parse(res.stdout.trim().split('\n').at(-1) ?? '{}') as { run_id: string };
+  const fileStore = new FileStore(store);
+  const history = await fileStore.getMetricHistory(runId, 'train/tokens_per_sec');
+  const perStep = history.filter((m) => m.step > warmupSteps).map((m) => m.value);
+  const tokensPerSequence = Number((await fileStore.getRun(runId)).params['model.tokens_per_sequence']);
   const tokensPerSec = median(perStep);
   rmSync(store, { recursive: true, force: true });
   const row: Row = {
@@ -122,11 +110,11 @@ function measure(path: string, attention: string, devices: number): Row {
 const ratio = (r: Row, base: Row | undefined) =>
   base ? (r.tokensPerSec / base.tokensPerSec).toFixed(2) : '—';
 
-function main(): void {
+async function main(): Promise<void> {
   const rows: Row[] = [];
   const loadBefore = loadavg();
   for (const path of paths)
-    for (const { attention, devices } of impls) rows.push(measure(path, attention, devices));
+    for (const { attention, devices } of impls) rows.push(await measure(path, attention, devices));
   const loadAfter = loadavg();
   const blockwiseOf = (path: string) =>
     rows.find((r) => r.path === path && r.attention === 'blockwise' && r.devices === 1);
@@ -154,4 +142,4 @@ function main(): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-main();
+await main();
