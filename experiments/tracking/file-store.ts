@@ -156,10 +156,7 @@ export class FileStore implements TrackingStore {
     // NOTE: runs started at once into a fresh store (exp sweep --parallel, tests) each found no
     // experiment and created one, two folders with the same name, which MLflow then refuses
     // (migrate-filestore: UNIQUE constraint failed). Creation is serialised by a lock folder.
-    const lock = join(
-      this.root,
-      `.lock-experiment-${createHash('sha256').update(name).digest('hex').slice(0, 16)}`,
-    );
+    const lock = experimentLockDir(this.root, name);
     await acquireLockDir(lock);
     try {
       const again = await this.getExperimentByName(name);
@@ -466,6 +463,11 @@ function safeUser(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** The lock folder that serialises creating experiment `name` in the store at `root`. */
+export function experimentLockDir(root: string, name: string): string {
+  return join(root, `.lock-experiment-${createHash('sha256').update(name).digest('hex').slice(0, 16)}`);
 }
 
 /** Held longer than this, a lock folder is a crashed holder's leftover and is taken over. */

@@ -1,7 +1,7 @@
 /** MLflow tracking: one interface, a REST client of a tracking server and the local file store. */
 export * from './types.js';
 export { BATCH_LIMITS, clampValue, splitBatch } from './batch.js';
-export { FileStore } from './file-store.js';
+export { experimentLockDir, FileStore } from './file-store.js';
 export { MlflowApiError, RestStore, type RestStoreOptions, UnreachableError } from './rest-store.js';
 export { openStore, resolveTrackingUri } from './open.js';
 export { METRIC_PREFIXES, RunTracker, type RunTrackerOptions } from './run.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FileStore } from '../../experiments/tracking/index.js';
+import { experimentLockDir, FileStore } from '../../experiments/tracking/index.js';
 import { tempDir } from './util.js';
 
 test('concurrent ensureExperiment on one fresh store creates the experiment once', async () => {
@@ -20,7 +20,10 @@ test('concurrent ensureExperiment on one fresh store creates the experiment once
   assert.equal(alpha.size, 1, `alpha ids ${[...alpha]}`);
   assert.equal(beta.size, 1, `beta ids ${[...beta]}`);
   const names = (await new FileStore(root).searchExperiments()).map((e) => e.name).sort();
-  assert.deepEqual(names.filter((n) => n !== 'Default'), ['alpha', 'beta']);
+  assert.deepEqual(
+    names.filter((n) => n !== 'Default'),
+    ['alpha', 'beta'],
+  );
   assert.ok(!readdirSync(root).some((n) => n.startsWith('.lock-')), 'no lock folder is left behind');
 });
 
@@ -33,8 +36,7 @@ test('a stale lock folder left by a crashed run is taken over', async () => {
   const created = readdirSync(root).filter((n) => !entries.includes(n));
   assert.equal(created.length, 1);
   // a lock for 'third', as a run that crashed while holding it would leave it
-  const { createHash } = await import('node:crypto');
-  const lock = join(root, `.lock-experiment-${createHash('sha256').update('third').digest('hex').slice(0, 16)}`);
+  const lock = experimentLockDir(root, 'third');
   mkdirSync(lock);
   const old = new Date(Date.now() - 60_000);
   utimesSync(lock, old, old);
