@@ -23,7 +23,7 @@ function antPolicy(seed: number): PpoPolicy {
   return new PpoPolicy(new PpoTrainer({ envId: 'Ant-v5', seed, totalSteps: 1, math: 'js' }).policyJSON());
 }
 
-test('collect Ant-v5: same seed → same digest (1 or 2 threads alike), other seed differs; spaces and metadata', () => {
+test('collect Ant-v5: same seed → same digest (2 worker threads, run twice), other seed differs; spaces and metadata', () => {
   const policy = antPolicy(1);
   const run = (name: string, seed: number, numEnvs: number) =>
     collectDataset({ policy, out: join(dir, name), steps: 600, seed, stochastic: true, numEnvs });
@@ -49,10 +49,12 @@ test('collect Ant-v5: same seed → same digest (1 or 2 threads alike), other se
     const last = ds.episode(ds.numEpisodes - 1);
     assert.equal(last.truncations[last.length - 1], 1);
     assert.equal(last.terminations[last.length - 1], 0);
-    // Actions are the clipped policy actions; every observation row is finite.
+    // Actions are the clipped policy actions; every observation is finite (values against a
+    // hand-stepped env: collect-alignment.test.ts).
     const ep = ds.episode(0);
     assert.ok(ep.actions.every((x) => x >= -1 && x <= 1));
     assert.equal(ep.observations.length, (ep.length + 1) * 105);
+    assert.ok(ep.observations.every(Number.isFinite));
   } finally {
     ds.close();
   }
