@@ -263,7 +263,7 @@ async function nativeTable(): Promise<void> {
   const lengthsArg = argv.includes('--lengths') ? argv[argv.indexOf('--lengths') + 1] : '2048,4096,16384';
   const lengths = lengthsArg.split(',').map(Number);
   const backend = await initBackend({ notice: true });
-  const kernels = nativeStatus();
+  const kernels = backend.kernels ?? nativeStatus();
   if (!kernels.startsWith('native kernels ') || kernels.includes('unavailable') || kernels.includes(' off '))
     throw new Error(`bench --native: the native kernels do not run here (${kernels})`);
   const one = await RingGroup.create({ devices: 1, backend: backend.name });

@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../common/index.js';
 import { configureNative, nativeStatus } from './native.js';
-import { installNativeKernels } from './native-kernels.js';
+import { currentPlacement, installNativeKernels } from './native-kernels.js';
 
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -54,7 +54,8 @@ export interface InitBackendOptions {
   cpuThreads?: number;
   /**
    * Use the native kernels (ring/native.ts, issue 7) when the addon loads; default true unless
-   * `RING_NATIVE=0`. They serve every backend's attention and the wasm/cpu backends' matmuls.
+   * `RING_NATIVE=0`. They serve attention on every backend whose tensors live in CPU memory (wasm,
+   * cpu, tfjs-node on the CPU; never a GPU device, issue 23) and the wasm/cpu backends' matmuls.
    */
   native?: boolean;
   /** OS threads per native call (default `RING_NATIVE_THREADS`, else all cores on this thread). */
@@ -82,8 +83,22 @@ function packageInstalled(name: string): boolean {
   }
 }
 
-function cudaVisible(): boolean {
-  return existsSync('/dev/nvidia0') || existsSync('/dev/nvidiactl');
+/**
+ * Whether a CUDA device is visible to TensorFlow: a device node exists and `CUDA_VISIBLE_DEVICES`
+ * does not hide every device (unset: all visible; '' or '-1': none, as CUDA reads it).
+ */
+export function cudaVisible(
+  env: NodeJS.ProcessEnv = process.env,
+  exists: (path: string) => boolean = existsSync,
+): boolean {
+  const mask = env.CUDA_VISIBLE_DEVICES;
+  if (mask !== undefined && (mask.trim() === '' || mask.trim().startsWith('-1'))) return false;
+  return exists('/dev/nvidia0') || exists('/dev/nvidiactl');
+}
+
+/** The tfjs-node packages to try for the `tensorflow` backend, best first. */
+export function tensorflowPackages(cuda: boolean): string[] {
+  return cuda ? ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] : ['@tensorflow/tfjs-node'];
 }
 
 /** Parses a positive thread count, naming the source on error. */
@@ -115,9 +130,7 @@ function tensorflowLibVersion(): string | undefined {
 
 async function loadTensorflow(cpuThreads?: number): Promise<BackendInfo> {
   configureTensorflowEnv(cpuThreads);
-  const candidates = cudaVisible()
-    ? ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']
-    : ['@tensorflow/tfjs-node'];
+  const candidates = tensorflowPackages(cudaVisible());
   const errors: string[] = [];
   for (const pkg of candidates) {
     if (!packageInstalled(pkg)) {
@@ -128,14 +141,14 @@ async function loadTensorflow(cpuThreads?: number): Promise<BackendInfo> {
       await import(pkg);
       await tf.setBackend('tensorflow');
       await tf.ready();
-      const gpu = pkg.endsWith('-gpu');
+      const onGpu = currentPlacement().isUsingGpuDevice === true;
       const lib = tensorflowLibVersion();
       const threads = process.env.TF_NUM_INTRAOP_THREADS;
       return {
         name: 'tensorflow',
         provider: pkg,
         reason:
-          (gpu ? 'CUDA device visible' : 'TensorFlow C library (CPU)') +
+          (onGpu ? 'on a CUDA device' : pkg.endsWith('-gpu') ? 'no CUDA device in use (CPU)' : 'TensorFlow C library (CPU)') +
           (lib ? ` ${lib}` : '') +
           (threads ? `, ${threads} intra-op threads` : ''),
       };
@@ -187,7 +200,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   if (options.native !== undefined) configureNative({ enabled: options.native });
   if (options.nativeThreads !== undefined) configureNative({ threads: options.nativeThreads });
   if (current && (choice === 'auto' || choice === current.name)) {
-    current.kernels = nativeStatus();
+    current.kernels = nativeStatus(currentPlacement());
     return current;
   }
   tf.env().set('PROD', true); // skips tfjs's per-op NaN checks and debug warnings
@@ -211,7 +224,8 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     }
   }
   installNativeKernels(info.name);
-  info.kernels = nativeStatus();
+  // NOTE: the kernels line names the backend's placement: on a GPU it says native is off (issue 23)
+  info.kernels = nativeStatus(currentPlacement());
   current = info;
   if (options.notice ?? false)
     process.stderr.write(`backend: ${info.name} (${info.provider}; ${info.reason}); ${info.kernels}\n`);

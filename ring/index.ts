@@ -14,28 +14,35 @@ export {
 export { vanillaAttention } from './attention/vanilla.js';
 export { memeffAttention } from './attention/memeff.js';
 export { blockwiseAttention } from './attention/blockwise.js';
+export { nativeAttentionCount } from './attention/kernels.js';
 export {
   BACKEND_NAMES,
   type BackendChoice,
   type BackendInfo,
   type BackendName,
+  cudaVisible,
   currentBackend,
   initBackend,
   parseBackendChoice,
+  tensorflowPackages,
 } from './backend.js';
 export {
+  type BackendPlacement,
   configureNative,
   type NativeAddon,
   type NativeOptions,
   nativeAddon,
+  nativeRefusedOn,
   nativeSettings,
   nativeStatus,
   nativeThreads,
 } from './native.js';
 export {
+  currentPlacement,
   installNativeKernels,
   NATIVE_MATMUL_MIN_MACS,
   nativeMatmulApplies,
+  nativeForCurrentBackend,
   nativeMatmulCount,
 } from './native-kernels.js';
 export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, stopGradient } from './ops.js';
@@ -89,6 +96,7 @@ export {
   type KvCache,
   localPositions,
   normalize,
+  type RopeFrequencies,
   type SequenceContext,
   type TransformerBlockConfig,
   transformerBlock,

@@ -13,7 +13,27 @@
  * or RING_NATIVE=0 brings back the backend's kernels at once.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeAddon, nativeThreads } from './native.js';
+import { type BackendPlacement, type NativeAddon, nativeAddon, nativeRefusedOn, nativeThreads } from './native.js';
+
+/** Where the current tfjs backend keeps its tensors (the flags are tfjs-node's, when present). */
+export function currentPlacement(): BackendPlacement {
+  const backend = tf.backend() as unknown as { isGPUPackage?: unknown; isUsingGpuDevice?: unknown };
+  const flag = (v: unknown) => (typeof v === 'boolean' ? v : undefined);
+  return {
+    name: tf.getBackend(),
+    isGPUPackage: flag(backend.isGPUPackage),
+    isUsingGpuDevice: flag(backend.isUsingGpuDevice),
+  };
+}
+
+/**
+ * The addon if native kernels may run on the current backend (ring/native.ts `nativeRefusedOn`:
+ * never on a GPU device), else undefined and the backend's own kernels run.
+ */
+export function nativeForCurrentBackend(): NativeAddon | undefined {
+  if (nativeRefusedOn(currentPlacement()) !== undefined) return undefined;
+  return nativeAddon();
+}
 
 /**
  * Products smaller than this many multiply-adds (M·N·K) stay on the backend's kernel: the call
@@ -24,10 +44,11 @@ export const NATIVE_MATMUL_MIN_MACS = 64 * 64 * 32;
 /** Whether a float32 (M, K)·(K, N) product runs native on the current backend. */
 export function nativeMatmulApplies(M: number, N: number, K: number): boolean {
   if (M * N * K < NATIVE_MATMUL_MIN_MACS) return false;
+  // NOTE: the tensorflow backend has its own multi-threaded BLAS (and GPU backends must never
+  // sync: nativeForCurrentBackend refuses them), so products run native on wasm and cpu only
   const backend = tf.getBackend();
-  // NOTE: the tensorflow backend has its own multi-threaded BLAS; GPU backends must not sync
   if (backend !== 'wasm' && backend !== 'cpu') return false;
-  return nativeAddon() !== undefined;
+  return nativeForCurrentBackend() !== undefined;
 }
 
 interface WasmBackend {
@@ -85,7 +106,8 @@ function nativeExp(args: KernelArgs, backendName: string, fallback: tf.KernelFun
   const { x } = args.inputs as { x: tf.TensorInfo };
   const n = x.shape.reduce((p, q) => p * q, 1);
   const backend = tf.getBackend();
-  const addon = x.dtype === 'float32' && n >= NATIVE_EXP_MIN && backend === backendName ? nativeAddon() : undefined;
+  const addon =
+    x.dtype === 'float32' && n >= NATIVE_EXP_MIN && backend === backendName ? nativeForCurrentBackend() : undefined;
   if (!addon) return fallback(args);
   if (backendName === 'wasm') {
     const wasm = args.backend as unknown as WasmBackend;
@@ -127,7 +149,7 @@ function nativeBatchMatMul(
     !nativeMatmulApplies(M, N, K)
   )
     return fallback(args);
-  const addon = nativeAddon()!;
+  const addon = nativeForCurrentBackend()!;
   nativeCalls++;
   const batch = Math.max(batchA, batchB);
   const outShape = [...(batchA >= batchB ? batchDimsA : batchDimsB), M, N];

@@ -170,9 +170,42 @@ export function nativeAddon(): NativeAddon | undefined {
   return addon ?? undefined;
 }
 
-/** One line for notices: which kernels run and why. */
-export function nativeStatus(): string {
+/**
+ * Where a tfjs backend keeps its tensors, as far as the native kernels care: its name, and for
+ * tfjs-node's `tensorflow` backend the two flags its backend object carries (`isGPUPackage`: the
+ * package is tfjs-node-gpu; `isUsingGpuDevice`: TensorFlow placed ops on a CUDA device).
+ */
+export interface BackendPlacement {
+  name: string;
+  isGPUPackage?: boolean;
+  isUsingGpuDevice?: boolean;
+}
+
+/**
+ * The one rule for every native kernel (issue 23): the addon reads and writes tensors in CPU
+ * memory, so it runs only on backends whose tensors already live there — wasm, cpu and tfjs-node
+ * on the CPU. On a GPU every call would copy q, k, v (and their gradients) to the host, run on
+ * the CPU's cores and copy back: slower than the GPU, silently. Returns why native is refused on
+ * `placement`, or undefined when it may run.
+ */
+export function nativeRefusedOn(placement: BackendPlacement): string | undefined {
+  const { name, isGPUPackage, isUsingGpuDevice } = placement;
+  if (name === 'wasm' || name === 'cpu') return undefined;
+  if (name === 'tensorflow') {
+    if (isUsingGpuDevice === true) return 'the tensorflow backend runs on a GPU device; tensors stay there';
+    // NOTE: tfjs-node-gpu that does not say where it runs is taken to be on the GPU (the safe side)
+    if (isGPUPackage === true && isUsingGpuDevice !== false)
+      return 'the tensorflow backend is tfjs-node-gpu and does not report its device';
+    return undefined;
+  }
+  return `backend '${name}' may keep tensors outside CPU memory`;
+}
+
+/** One line for notices: which kernels run and why (on `placement`'s backend when given). */
+export function nativeStatus(placement?: BackendPlacement): string {
   if (!enabled()) return 'native kernels off (RING_NATIVE=0 or native: false)';
+  const refused = placement === undefined ? undefined : nativeRefusedOn(placement);
+  if (refused !== undefined) return `native kernels off on this backend (${refused})`;
   const a = nativeAddon();
   if (!a) return `native kernels unavailable (${failure ?? 'unknown'})`;
   return `native kernels ${a.simd()}, ${nativeThreads()} threads`;

@@ -10,7 +10,8 @@
  * keyPos ≤ queryPos) and both have the same segment.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type NativeAddon, nativeAddon, nativeThreads } from '../native.js';
+import { type NativeAddon, nativeThreads } from '../native.js';
+import { nativeForCurrentBackend } from '../native-kernels.js';
 import type { TokenSide } from './mask.js';
 
 /** What the kernels need besides the arrays. */
@@ -23,9 +24,21 @@ export interface KernelGeometry {
   causal: boolean;
 }
 
-/** The native kernels, or undefined when the tfjs engine must run (addon off or missing). */
+let nativeAttentionCalls = 0;
+
+/**
+ * The native kernels, or undefined when the tfjs engine must run: addon off or missing, or a
+ * backend whose tensors are not in CPU memory (a GPU: issue 23, ring/native.ts `nativeRefusedOn`).
+ */
 export function nativeAttention(): NativeAddon | undefined {
-  return nativeAddon();
+  const addon = nativeForCurrentBackend();
+  if (addon) nativeAttentionCalls++;
+  return addon;
+}
+
+/** Attention ops this thread has run on the native kernels so far (tests check the path). */
+export function nativeAttentionCount(): number {
+  return nativeAttentionCalls;
 }
 
 /**
