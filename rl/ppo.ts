@@ -1031,23 +1031,21 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
       const xLast = tr.normObs(rawObs, E);
       const cLast = tr.critic.forward(xLast, E);
       const vLast = cLast[cLast.length - 1];
-      for (let i = 0; i < E; i++) {
-        let lastAdv = 0;
-        for (let t = T - 1; t >= 0; t--) {
-          const row = t * E + i;
-          if (!bValid[row]) {
-            bAdv[row] = 0;
-            lastAdv = 0;
-            continue;
-          }
-          // The next row's value is V(next obs): at a done step that is V(final obs), which
-          // bootstraps truncation; termination zeroes it.
-          const nextV = t === T - 1 ? vLast[i] : bVal[row + E];
-          const delta = bRew[row] + h.gamma * nextV * (1 - bTerm[row]) - bVal[row];
-          lastAdv = delta + h.gamma * h.gaeLambda * (1 - bDone[row]) * lastAdv;
-          bAdv[row] = lastAdv;
-        }
-      }
+      computeGae(
+        {
+          numEnvs: E,
+          numSteps: T,
+          gamma: h.gamma,
+          gaeLambda: h.gaeLambda,
+          rewards: bRew,
+          values: bVal,
+          lastValues: vLast,
+          terminated: bTerm,
+          done: bDone,
+          valid: bValid,
+        },
+        bAdv,
+      );
       const validRows: number[] = [];
       for (let row = 0; row < N; row++) {
         bRet[row] = bAdv[row] + bVal[row];
@@ -1117,6 +1115,51 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
     envs.close();
   }
   return { trainer: tr, policy: tr.policyJSON(), episodes, stopped };
+}
+
+/** One rollout for GAE: T steps of E envs, row t·E + i for step t of env i. */
+export interface GaeRollout {
+  numEnvs: number;
+  numSteps: number;
+  gamma: number;
+  gaeLambda: number;
+  /** (T·E) rewards (scaled as trained on) */
+  rewards: Float64Array;
+  /** (T·E) V(obs) of each row's observation */
+  values: Float64Array;
+  /** (E) V of the observation after the last step */
+  lastValues: ArrayLike<number>;
+  /** (T·E) 1 where the step terminated */
+  terminated: Uint8Array;
+  /** (T·E) 1 where the step terminated or was truncated */
+  done: Uint8Array;
+  /** (T·E) 0 on NEXT_STEP reset steps (no action was taken) */
+  valid: Uint8Array;
+}
+
+/**
+ * Generalised advantage estimates (Schulman et al. 2016) into `adv` (T·E), masked at NEXT_STEP
+ * reset steps. Exported for its unit test (test/rl/gae.test.ts).
+ */
+export function computeGae(g: GaeRollout, adv: Float64Array): void {
+  const { numEnvs: E, numSteps: T, gamma, gaeLambda } = g;
+  for (let i = 0; i < E; i++) {
+    let lastAdv = 0;
+    for (let t = T - 1; t >= 0; t--) {
+      const row = t * E + i;
+      if (!g.valid[row]) {
+        adv[row] = 0;
+        lastAdv = 0;
+        continue;
+      }
+      // The next row's value is V(next obs): at a done step that is V(final obs), which
+      // bootstraps truncation; termination zeroes it.
+      const nextV = t === T - 1 ? g.lastValues[i] : g.values[row + E];
+      const delta = g.rewards[row] + gamma * nextV * (1 - g.terminated[row]) - g.values[row];
+      lastAdv = delta + gamma * gaeLambda * (1 - g.done[row]) * lastAdv;
+      adv[row] = lastAdv;
+    }
+  }
 }
 
 function gatherMinibatch(
