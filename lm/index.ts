@@ -68,3 +68,4 @@ export {
   lastInteger,
   makeLineRetrievalCase,
 } from './line-retrieval.js';
+export { type HfRope, type RopeScaling, type RopeScalingType, ropeFrequencies, ropeFromHfConfig } from './rope.js';

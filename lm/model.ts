@@ -24,11 +24,13 @@ import {
   initBlock,
   linear,
   normalize,
+  type RopeFrequencies,
   type SequenceContext,
   type TransformerBlockConfig,
   transformerBlock,
   vanillaAttention,
 } from '../ring/index.js';
+import { checkRopeScaling, type RopeScaling, ropeFrequencies, ropeFromHfConfig, ropeScalingToHf } from './rope.js';
 
 /** The LLaMA hyper-parameters, named as in our code; `fromHfConfig`/`toHfConfig` map HF's names. */
 export interface LlamaConfig {
@@ -43,6 +45,11 @@ export interface LlamaConfig {
   ropeTheta: number;
   /** Linear position interpolation factor (HF `rope_scaling: {type: linear, factor}`); 1 = none. */
   ropeScalingFactor: number;
+  /**
+   * A RoPE frequency scaling other than linear (llama3, yarn, dynamic, longrope; lm/rope.ts), or
+   * none. Exclusive with ropeScalingFactor ≠ 1.
+   */
+  ropeScaling?: RopeScaling;
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
   bosTokenId: number;
@@ -79,7 +86,9 @@ export interface HfLlamaConfig {
   num_key_value_heads?: number;
   rms_norm_eps?: number;
   rope_theta?: number;
-  rope_scaling?: { type?: string; rope_type?: string; factor?: number } | null;
+  /** Older transformers' RoPE spelling; transformers ≥ 5 writes rope_parameters (lm/rope.ts reads both). */
+  rope_scaling?: Record<string, unknown> | null;
+  rope_parameters?: Record<string, unknown>;
   tie_word_embeddings?: boolean;
   max_position_embeddings?: number;
   bos_token_id?: number;
@@ -115,21 +124,8 @@ export function fromHfConfig(hf: HfLlamaConfig, where = 'config.json'): LlamaCon
     throw new InputError(
       `${where}: key "head_dim": expected hidden_size / num_attention_heads = ${hidden / heads}; got ${hf.head_dim}`,
     );
-  let factor = 1;
-  if (hf.rope_scaling) {
-    const kind = hf.rope_scaling.rope_type ?? hf.rope_scaling.type;
-    if (kind !== 'linear' && kind !== 'default')
-      throw new InputError(
-        `${where}: key "rope_scaling.type": only "linear" is supported; got ${JSON.stringify(kind)}`,
-      );
-    if (kind === 'linear') factor = hf.rope_scaling.factor ?? 1;
-  }
-  // transformers ≥ 5 may keep rope_theta inside rope_parameters
-  const ropeParams = c.rope_parameters as
-    | { rope_theta?: number; rope_type?: string; factor?: number }
-    | undefined;
-  const theta = hf.rope_theta ?? ropeParams?.rope_theta ?? 10000;
-  if (ropeParams?.rope_type === 'linear') factor = ropeParams.factor ?? factor;
+  const maxPositions = hf.max_position_embeddings ?? 2048;
+  const rope = ropeFromHfConfig(c, hidden / heads, maxPositions, where);
   const eos = Array.isArray(hf.eos_token_id) ? hf.eos_token_id[0] : hf.eos_token_id;
   const cfg: LlamaConfig = {
     vocabSize: need(c, 'vocab_size', where),
@@ -139,10 +135,11 @@ export function fromHfConfig(hf: HfLlamaConfig, where = 'config.json'): LlamaCon
     numHeads: heads,
     numKvHeads: hf.num_key_value_heads ?? heads,
     rmsNormEps: hf.rms_norm_eps ?? 1e-6,
-    ropeTheta: theta,
-    ropeScalingFactor: factor,
+    ropeTheta: rope.theta,
+    ropeScalingFactor: rope.linearFactor,
+    ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
     tieWordEmbeddings: hf.tie_word_embeddings ?? false,
-    maxPositionEmbeddings: hf.max_position_embeddings ?? 2048,
+    maxPositionEmbeddings: maxPositions,
     bosTokenId: hf.bos_token_id ?? 1,
     eosTokenId: eos ?? 2,
   };
@@ -165,11 +162,15 @@ export function toHfConfig(c: LlamaConfig): HfLlamaConfig {
     hidden_act: 'silu',
     rms_norm_eps: c.rmsNormEps,
     rope_theta: c.ropeTheta,
-    rope_scaling:
-      c.ropeScalingFactor !== 1 ? { type: 'linear', rope_type: 'linear', factor: c.ropeScalingFactor } : null,
+    rope_scaling: c.ropeScaling
+      ? { ...ropeScalingToHf(c.ropeScaling), rope_theta: c.ropeTheta }
+      : c.ropeScalingFactor !== 1
+        ? { type: 'linear', rope_type: 'linear', factor: c.ropeScalingFactor }
+        : null,
     // transformers ≥ 5 reads RoPE from here; older versions from rope_theta / rope_scaling
-    rope_parameters:
-      c.ropeScalingFactor !== 1
+    rope_parameters: c.ropeScaling
+      ? { ...ropeScalingToHf(c.ropeScaling), rope_theta: c.ropeTheta }
+      : c.ropeScalingFactor !== 1
         ? { rope_type: 'linear', rope_theta: c.ropeTheta, factor: c.ropeScalingFactor }
         : { rope_type: 'default', rope_theta: c.ropeTheta },
     tie_word_embeddings: c.tieWordEmbeddings,
@@ -195,6 +196,13 @@ export function checkLlamaConfig(c: LlamaConfig, where = 'llama'): void {
       throw new InputError(`${where}: ${k} must be a positive integer; got ${c[k]}`);
   if (!(c.ropeScalingFactor >= 1))
     throw new InputError(`${where}: ropeScalingFactor must be ≥ 1; got ${c.ropeScalingFactor}`);
+  if (c.ropeScaling) {
+    if (c.ropeScalingFactor !== 1)
+      throw new InputError(
+        `${where}: ropeScaling (${c.ropeScaling.type}) and ropeScalingFactor ${c.ropeScalingFactor} are exclusive`,
+      );
+    checkRopeScaling(c.ropeScaling, c.hiddenSize / c.numHeads, where);
+  }
   checkBlockConfig(blockConfigOf(c, DEFAULT_RUNTIME), where);
 }
 
@@ -208,12 +216,20 @@ export function blockConfigOf(c: LlamaConfig, r: LlamaRuntime): TransformerBlock
     ffn: 'swiglu',
     norm: 'rms',
     normEps: c.rmsNormEps,
-    rope: { theta: c.ropeTheta, interpolation: c.ropeScalingFactor },
+    rope: { theta: c.ropeTheta, interpolation: c.ropeScalingFactor, frequencies: ropeTableOf(c) },
     attention: r.attention,
     blockSize: r.blockSize,
     ffnChunk: r.ffnChunk,
     causal: true,
   };
+}
+
+/** The RoPE table per sequence length of a frequency scaling; undefined without one. */
+export function ropeTableOf(c: LlamaConfig): ((seqLen: number) => RopeFrequencies) | undefined {
+  const s = c.ropeScaling;
+  if (!s) return undefined;
+  const Dh = c.hiddenSize / c.numHeads;
+  return (seqLen) => ropeFrequencies(s, c.ropeTheta, Dh, c.maxPositionEmbeddings, seqLen);
 }
 
 export interface LlamaWeights {
@@ -365,6 +381,7 @@ export class LlamaModel {
     const c = this.config;
     const Dh = c.hiddenSize / c.numHeads;
     const positions = Int32Array.from({ length: T }, (_, t) => cache.length + t);
+    const table = ropeTableOf(c)?.(cache.length + T);
     const logits = tf.tidy(() => {
       let x = embeddingLookup(this.weights.embed as unknown as tf.Tensor2D, ids); // (B, T, Dm)
       this.weights.layers.forEach((w, i) => {
@@ -376,12 +393,14 @@ export class LlamaModel {
           positions,
           c.ropeTheta,
           c.ropeScalingFactor,
+          table,
         ); // (B, H, T, Dh)
         const kNew = applyRope(
           toHeads(linear(h, m(w.wk)), c.numKvHeads),
           positions,
           c.ropeTheta,
           c.ropeScalingFactor,
+          table,
         ); // (B, Hk, T, Dh)
         const vNew = toHeads(linear(h, m(w.wv)), c.numKvHeads);
         const prevK = cache.k[i];

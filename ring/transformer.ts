@@ -29,8 +29,12 @@ export interface TransformerBlockConfig {
   ffn: FeedForwardKind;
   norm: 'rms' | 'layer';
   normEps: number;
-  /** Rotary position embedding (LLaMA): theta, and a position-interpolation factor ≥ 1. */
-  rope?: { theta: number; interpolation?: number };
+  /**
+   * Rotary position embedding (LLaMA): theta, and a position-interpolation factor ≥ 1; or, for
+   * frequency scalings (llama3, YaRN, dynamic NTK, LongRoPE: lm/rope.ts), a table per sequence
+   * length that replaces theta's frequencies.
+   */
+  rope?: { theta: number; interpolation?: number; frequencies?: (seqLen: number) => RopeFrequencies };
   // NOTE: without RoPE, positions come from the model's own embeddings (RL policies)
   attention: AttentionImpl;
   /** Block size of memeff/blockwise/ring attention. */
@@ -113,21 +117,36 @@ export function localPositions(T: number, seq: SequenceContext): Int32Array {
   return tokenIndices(transport.rank, transport.worldSize, seqLen, layout);
 }
 
+/** RoPE frequencies that replace theta's: inverse (Dh/2) per pair, and a gain on cos and sin. */
+export interface RopeFrequencies {
+  inverse: ArrayLike<number>;
+  /** Multiplies cos and sin (YaRN's and LongRoPE's attention factor); 1 = none. */
+  scale: number;
+}
+
 /**
  * Rotary embedding, Hugging Face's rotate_half layout: x·cos + rotate_half(x)·sin, with
- * angle(p, i) = (p / interpolation) · theta^(−2i/Dh). x (B, H, T, Dh).
+ * angle(p, i) = (p / interpolation) · theta^(−2i/Dh), or p · frequencies.inverse[i] (times
+ * frequencies.scale on cos and sin) when a table is given. x (B, H, T, Dh).
  */
-export function applyRope(x: tf.Tensor, positions: Int32Array, theta: number, interpolation = 1): tf.Tensor {
+export function applyRope(
+  x: tf.Tensor,
+  positions: Int32Array,
+  theta: number,
+  interpolation = 1,
+  frequencies?: RopeFrequencies,
+): tf.Tensor {
   const [, , T, Dh] = dims(x);
   const half = Dh / 2;
   const cos = new Float32Array(T * Dh);
   const sin = new Float32Array(T * Dh);
+  const gain = frequencies?.scale ?? 1;
   for (let t = 0; t < T; t++) {
-    const p = positions[t] / interpolation;
+    const p = frequencies ? positions[t] : positions[t] / interpolation;
     for (let i = 0; i < half; i++) {
-      const a = p * theta ** ((-2 * i) / Dh);
-      cos[t * Dh + i] = cos[t * Dh + i + half] = Math.cos(a);
-      sin[t * Dh + i] = sin[t * Dh + i + half] = Math.sin(a);
+      const a = p * (frequencies ? frequencies.inverse[i] : theta ** ((-2 * i) / Dh));
+      cos[t * Dh + i] = cos[t * Dh + i + half] = gain * Math.cos(a);
+      sin[t * Dh + i] = sin[t * Dh + i + half] = gain * Math.sin(a);
     }
   }
   return tf.tidy(() => {
@@ -207,16 +226,27 @@ export function disposeKvCache(c: KvCache): void {
 
 const asMatrix = (v: tf.Variable) => v as unknown as tf.Tensor2D;
 
-/** Queries, keys and values of x (B, T, Dm) at token `positions`: (B, H|Hk, T, Dh), rotated. */
-function projectQkv(x: tf.Tensor, w: BlockWeights, c: TransformerBlockConfig, positions: () => Int32Array) {
+/**
+ * Queries, keys and values of x (B, T, Dm) at token `positions`: (B, H|Hk, T, Dh), rotated.
+ * seqLen: the whole sequence's length (all ring shards; the cache plus the new tokens), which
+ * length-dependent RoPE scalings (dynamic NTK, LongRoPE) read.
+ */
+function projectQkv(
+  x: tf.Tensor,
+  w: BlockWeights,
+  c: TransformerBlockConfig,
+  positions: () => Int32Array,
+  seqLen: number,
+) {
   const h = normalize(x, w.attnNorm, c.norm, c.normEps);
   let q = toHeads(linear(h, asMatrix(w.wq)), c.heads); // (B, H, T, Dh)
   let k = toHeads(linear(h, asMatrix(w.wk)), c.kvHeads); // (B, Hk, T, Dh)
   const v = toHeads(linear(h, asMatrix(w.wv)), c.kvHeads);
   if (c.rope) {
     const pos = positions();
-    q = applyRope(q, pos, c.rope.theta, c.rope.interpolation);
-    k = applyRope(k, pos, c.rope.theta, c.rope.interpolation);
+    const table = c.rope.frequencies?.(seqLen);
+    q = applyRope(q, pos, c.rope.theta, c.rope.interpolation, table);
+    k = applyRope(k, pos, c.rope.theta, c.rope.interpolation, table);
   }
   return { q, k, v };
 }
@@ -257,8 +287,12 @@ export function transformerBlockStep(
 ): tf.Tensor {
   const Tn = dims(xNew)[1];
   const out = tf.tidy(() => {
-    const { q, k, v } = projectQkv(xNew, w, c, () =>
-      Int32Array.from({ length: Tn }, (_, t) => cache.length + t),
+    const { q, k, v } = projectQkv(
+      xNew,
+      w,
+      c,
+      () => Int32Array.from({ length: Tn }, (_, t) => cache.length + t),
+      cache.length + Tn,
     );
     const kAll = cache.k ? tf.concat([cache.k, k], 2) : k;
     const vAll = cache.v ? tf.concat([cache.v, v], 2) : v;
@@ -281,6 +315,6 @@ export function transformerBlock(
   seq: SequenceContext,
 ): tf.Tensor {
   const T = dims(x)[1];
-  const { q, k, v } = projectQkv(x, w, c, () => localPositions(T, seq));
+  const { q, k, v } = projectQkv(x, w, c, () => localPositions(T, seq), seq.ring?.seqLen ?? T);
   return finishBlock(x, attend(q, k, v, c, seq), w, c, c.ffnChunk);
 }
