@@ -20,7 +20,7 @@ export const HALF_CHEETAH_KWARGS: KwargTable = {
   xml_file: {
     kind: 'string',
     default: 'half_cheetah.xml',
-    doc: 'MJCF model: a name in rl/envs/assets/ or a path',
+    doc: "MJCF model: a name in rl/envs/assets/ (as Gymnasium's assets), or a path starting with '.', '/' or '~'",
   },
   frame_skip: {
     kind: 'positiveInteger',

@@ -7,7 +7,9 @@
  * The wasm module is loaded once per thread by a top-level await, so `make` stays synchronous
  * like Gymnasium's; it takes ~150 ms and works the same in worker threads.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import loadMujoco from '@mujoco/mujoco';
 import { Env, type Info, type ResetArgs, type StepResult } from './core.js';
@@ -60,13 +62,39 @@ export function assetPath(file: string): string {
   return fileURLToPath(new URL(`../../../rl/envs/assets/${file}`, import.meta.url));
 }
 
-/** Reads an MJCF file: a bare name is looked up in rl/envs/assets/, a path is read as is. */
+/** The models in rl/envs/assets/, under Gymnasium's asset names (Walker2d-v5's default is walker2d_v5.xml). */
+export function shippedModels(): string[] {
+  return readdirSync(assetPath('.'))
+    .filter((f) => f.endsWith('.xml'))
+    .sort();
+}
+
+/**
+ * Where `xml_file` points, resolved as Gymnasium's expand_model_path does: a name starting with
+ * '.' or '/' is a path, '~' is the home folder, anything else names a model in our assets (as
+ * Gymnasium's name its own). A name we do not ship is refused, never replaced by another model
+ * (issue 15: `walker2d.xml` used to load the v5 model where Gymnasium loads its v4 one).
+ */
+export function resolveModelPath(file: string): string {
+  if (file.startsWith('.') || file.startsWith('/')) return file;
+  if (file === '~' || file.startsWith('~/')) return join(homedir(), file.slice(1));
+  const path = assetPath(file);
+  if (!existsSync(path))
+    throw new InvalidArgument(
+      `xml_file "${file}": no such model here; a name is looked up among the models we ship ` +
+        `(${shippedModels().join(', ')}), as Gymnasium looks in its assets folder; ` +
+        `for your own MJCF file pass a path starting with './', '/' or '~/'`,
+    );
+  return path;
+}
+
+/** Reads an MJCF file named by `xml_file` (resolveModelPath). */
 export function readModelXml(file: string): string {
-  const path = file.includes('/') ? file : assetPath(file);
+  const path = resolveModelPath(file);
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new InvalidArgument(`xml_file: cannot read ${path}: ${(err as Error).message}`);
+    throw new InvalidArgument(`xml_file "${file}": cannot read ${path}: ${(err as Error).message}`);
   }
 }
 

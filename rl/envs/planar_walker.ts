@@ -27,7 +27,7 @@ export interface PlanarWalkerOptions {
 }
 
 const common = (xml: string): KwargTable => ({
-  xml_file: { kind: 'string', default: xml, doc: 'MJCF model: a name in rl/envs/assets/ or a path' },
+  xml_file: { kind: 'string', default: xml, doc: "MJCF model: a name in rl/envs/assets/ (as Gymnasium's assets), or a path starting with '.', '/' or '~'" },
   frame_skip: {
     kind: 'positiveInteger',
     default: 4,
@@ -57,7 +57,7 @@ export const HOPPER_KWARGS: KwargTable = {
 };
 
 export const WALKER2D_KWARGS: KwargTable = {
-  ...common('walker2d.xml'),
+  ...common('walker2d_v5.xml'),
   healthy_z_range: { kind: 'range', default: [0.8, 2.0], doc: 'open range for the torso height qpos[1]' },
   healthy_angle_range: { kind: 'range', default: [-1.0, 1.0], doc: 'open range for the torso angle qpos[2]' },
   reset_noise_scale: {

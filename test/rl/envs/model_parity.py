@@ -1,4 +1,4 @@
-"""Compiles our MJCF models (rl/envs/assets) and Gymnasium's with Python MuJoCo and lists every
+"""Compiles our MJCF models (rl/envs/assets) and Gymnasium's of the same name with Python MuJoCo and lists every
 physics-relevant model field that differs (test/rl/envs/parity.test.ts expects none).
 
 argv[1]: our assets folder. stdout: {"<our file>": [[field, detail], ...]}.
@@ -13,7 +13,8 @@ import mujoco
 import numpy as np
 
 PAIRS = [("ant.xml", "ant.xml"), ("half_cheetah.xml", "half_cheetah.xml"),
-         ("hopper.xml", "hopper.xml"), ("walker2d.xml", "walker2d_v5.xml")]
+         ("hopper.xml", "hopper.xml"), ("walker2d_v5.xml", "walker2d_v5.xml"),
+         ("walker2d.xml", "walker2d.xml")]
 SKIP = ("name", "tex", "mat_", "light_", "cam_", "vis", "path", "stat", "geom_rgba", "geom_matid",
         "text", "signature", "mesh", "skin", "ntex", "nmat", "nlight", "ncam", "geom_group", "bvh",
         "narena", "nbuffer", "numeric", "nnumeric")

@@ -119,15 +119,49 @@ const TASKS: { id: string; kwargs: Record<string, unknown>; horizon: number }[] 
   // Random policies topple these two within 50 steps; without termination the 50 strict steps run.
   { id: 'Hopper-v5', kwargs: { terminate_when_unhealthy: false }, horizon: 100 },
   { id: 'Walker2d-v5', kwargs: { terminate_when_unhealthy: false }, horizon: 100 },
+  // issue 15: Gymnasium's walker2d.xml is the v4 model (right foot friction 0.9), not v5's
+  { id: 'Walker2d-v5', kwargs: { xml_file: 'walker2d.xml', terminate_when_unhealthy: false }, horizon: 100 },
 ];
 
 describe('MuJoCo models match Gymnasium’s compiled models', () => {
-  test('every physics field of the four compiled models is identical', () => {
+  test('every physics field of the five compiled models is identical (walker2d.xml and walker2d_v5.xml both)', () => {
     const out = JSON.parse(
       runScript('test/rl/envs/model_parity.py', [join(repoRoot, 'rl', 'envs', 'assets')]),
     ) as Record<string, string[][]>;
     for (const [file, diffs] of Object.entries(out))
       assert.deepEqual(diffs, [], `${file} differs: ${JSON.stringify(diffs)}`);
+  });
+});
+
+describe('xml_file resolves as Gymnasium resolves it (issue 15)', () => {
+  test('walker2d.xml (v4 model) and walker2d_v5.xml (the default) are different models', () => {
+    const steps = (kwargs: Record<string, unknown>) =>
+      runEpisode(make('Walker2d-v5', { terminate_when_unhealthy: false, ...kwargs }), 3, 100).obs.flat();
+    const v5 = steps({});
+    assert.deepEqual(steps({ xml_file: 'walker2d_v5.xml' }), v5, 'the default is walker2d_v5.xml');
+    const v4 = steps({ xml_file: 'walker2d.xml' });
+    assert.ok(
+      v4.some((x, i) => Math.abs(x - v5[i]) > 1e-3),
+      'walker2d.xml must not run the v5 model (so the parity case above can fail)',
+    );
+  });
+
+  test('a name we do not ship is refused, naming what we ship; paths as Gymnasium takes them', () => {
+    for (const name of ['humanoid.xml', 'walker2d_v4.xml', 'rl/envs/assets/hopper.xml'])
+      assert.throws(
+        () => make('Walker2d-v5', { xml_file: name }),
+        new RegExp(
+          `xml_file "${name}": no such model here; .*\\(ant\\.xml, half_cheetah\\.xml, hopper\\.xml, walker2d\\.xml, walker2d_v5\\.xml\\).*path starting with`,
+        ),
+      );
+    // a path starts with '.' or '/' (Gymnasium's expand_model_path)
+    const abs = join(repoRoot, 'rl', 'envs', 'assets', 'walker2d_v5.xml');
+    for (const path of [abs, './rl/envs/assets/walker2d_v5.xml']) {
+      const env = make('Walker2d-v5', { xml_file: path });
+      env.reset({ seed: 0 });
+      env.close();
+    }
+    assert.throws(() => make('Walker2d-v5', { xml_file: './missing/walker.xml' }), /xml_file "\.\/missing\/walker\.xml": cannot read/);
   });
 });
 
