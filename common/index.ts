@@ -4,3 +4,11 @@ export { temporarySibling, writeDirAtomic, writeFileAtomic } from './atomic.js';
 export { Rng } from './random.js';
 export { Progress, type ProgressOptions } from './progress.js';
 export { relError } from './numeric.js';
+export {
+  assertOutputIsNotInput,
+  assertRegularFile,
+  ownerAlive,
+  pidAlive,
+  processStartTicks,
+  sweepStaleTemporaries,
+} from './files.js';

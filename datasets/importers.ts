@@ -54,6 +54,21 @@ function isDataset(x: unknown): x is H5Dataset {
   return !!x && typeof (x as H5Dataset).slice === 'function';
 }
 
+/** HDF5 datatype class names, for messages. */
+const H5_CLASS_NAMES: Record<number, string> = {
+  0: 'integer',
+  1: 'float',
+  2: 'time',
+  3: 'string',
+  4: 'bitfield',
+  5: 'opaque',
+  6: 'compound',
+  7: 'reference',
+  8: 'enum',
+  9: 'variable-length',
+  10: 'array',
+};
+
 function readRows(
   file: string,
   key: string,
@@ -155,6 +170,20 @@ export async function importD4rl(file: string, options: D4rlImportOptions): Prom
           `${file}: key "${key}": expected ${width} values per row; got ${dimOf(d)} (shape ${JSON.stringify(d.shape)})`,
         );
     };
+    // HDF5 type classes (H5T_class_t): 0 integer, 1 float, 8 enum (h5py's bool); a string or
+    // compound column would read as NaN and train on garbage (issue 16).
+    const checkNumeric = (key: string, d: H5Dataset, classes: number[]) => {
+      if (!classes.includes(d.metadata.type))
+        throw new InputError(
+          `${file}: key "${key}": expected ${classes.includes(8) ? 'booleans or numbers' : 'numbers'}; got HDF5 type class ${d.metadata.type} (${H5_CLASS_NAMES[d.metadata.type] ?? 'unknown'})`,
+        );
+    };
+    checkNumeric('observations', obs, [0, 1]);
+    checkNumeric('actions', act, [0, 1]);
+    checkNumeric('rewards', rew, [0, 1]);
+    checkNumeric('terminals', term, [0, 1, 8]);
+    if (tout) checkNumeric('timeouts', tout, [0, 1, 8]);
+    if (next) checkNumeric('next_observations', next, [0, 1]);
     checkRows('actions', act);
     checkRows('rewards', rew, 1);
     checkRows('terminals', term, 1);
@@ -185,7 +214,7 @@ export async function importD4rl(file: string, options: D4rlImportOptions): Prom
         ring_final_observation: next ? 'next_observations' : 'repeated_last',
       },
     };
-    const writer = createWriter(options.out, description, { layout: options.layout });
+    const writer = createWriter(options.out, description, { layout: options.layout, inputs: [file] });
     try {
       const chunk = options.chunkRows ?? 65536;
       const eObs = new Grow();
@@ -340,7 +369,7 @@ export async function importMinari(idOrPath: string, options: MinariImportOption
     source: `minari:${idOrPath}`,
     extra: { ...extra, ring_source: `minari:${idOrPath}` },
   };
-  const writer = createWriter(options.out, description, { layout: options.layout });
+  const writer = createWriter(options.out, description, { layout: options.layout, inputs: [dir] });
   try {
     if (raw.data_format === 'hdf5') {
       await copyMinariHdf5(

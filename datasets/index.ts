@@ -3,6 +3,7 @@ export * from './metadata.js';
 export { type Episode, type EpisodeInput, hashEpisode } from './episode.js';
 export {
   abortOpenWriters,
+  checkWriteTarget,
   createWriter,
   type EpisodeIndex,
   type Layout,

@@ -23,7 +23,7 @@ import {
 } from 'apache-arrow';
 import { FileBlock, Footer } from 'apache-arrow/ipc/metadata/file';
 import type { RecordBatch as BatchHeader } from 'apache-arrow/ipc/metadata/message';
-import { InputError } from '../common/index.js';
+import { assertRegularFile, InputError } from '../common/index.js';
 
 const MAGIC = 'ARROW1';
 
@@ -110,6 +110,8 @@ export class ArrowFile {
 
   constructor(readonly path: string) {
     let fd: number;
+    // A FIFO or device would block the open below (and ignore Ctrl-C): refuse it first.
+    assertRegularFile(path, 'Arrow dataset');
     try {
       fd = openSync(path, 'r');
     } catch (err) {

@@ -10,7 +10,7 @@
  * records a sha256 of the content (layout-independent, see `hashEpisode`).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   Bool,
@@ -28,7 +28,12 @@ import {
   tableToIPC,
   Table,
 } from 'apache-arrow';
-import { InputError, temporarySibling } from '../common/index.js';
+import {
+  assertOutputIsNotInput,
+  InputError,
+  sweepStaleTemporaries,
+  temporarySibling,
+} from '../common/index.js';
 import { checkEpisode, type Episode, type EpisodeInput, hashEpisode, MomentSums } from './episode.js';
 import { ArrowBodyWriter, finalizeArrowFile, packBits } from './ipc.js';
 import { type DatasetDescription, describe, type Space, spaceDim } from './metadata.js';
@@ -45,6 +50,8 @@ export interface WriterOptions {
   layout?: Layout;
   /** Rows per record batch in the file layout (whole episodes; default 65536). */
   batchRows?: number;
+  /** Files or folders the data is read from: the target may not be (or link to) one of them. */
+  inputs?: string[];
 }
 
 /** What `close()` reports. */
@@ -74,11 +81,49 @@ export function abortOpenWriters(): void {
   for (const w of [...open]) w.abort();
 }
 
+/**
+ * Checks `target` before any work (issue 16): not an input, not a folder where a file goes (or a
+ * file where a folder goes); then removes temporaries that killed writers left beside it.
+ */
+export function checkWriteTarget(target: string, layout: Layout, inputs: string[] = []): void {
+  assertOutputIsNotInput(target, inputs);
+  let st: ReturnType<typeof statSync> | undefined;
+  try {
+    st = statSync(target);
+  } catch {
+    st = undefined;
+  }
+  if (st && layout === 'file' && !st.isFile())
+    throw new InputError(
+      `--out ${target}: expected a file path for the single-file layout; it is an existing ${st.isDirectory() ? 'directory' : 'non-regular file'} (use --layout minari for a directory)`,
+    );
+  if (st && layout === 'minari' && !st.isDirectory())
+    throw new InputError(`--out ${target}: expected a directory for the minari layout; it is an existing file`);
+  for (const p of sweepStaleTemporaries(dirname(target)))
+    process.stderr.write(`removed ${p}, left by an interrupted writer\n`);
+}
+
+/** Wraps a file-system failure (disk full, read-only) so it names the target (exit 2). */
+function writeFailure(target: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code && ['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EFBIG'].includes(code))
+    return new InputError(
+      `${target}: cannot write the dataset (${code}: ${(err as Error).message}); the target is unchanged and no temporary file is left`,
+      { cause: err },
+    );
+  return err;
+}
+
 /** Opens a writer for `target` in the chosen layout. */
 export function createWriter(target: string, description: DatasetDescription, options: WriterOptions = {}) {
-  return (options.layout ?? 'file') === 'minari'
-    ? new MinariDirWriter(target, description)
-    : new ArrowFileWriter(target, description, options.batchRows ?? 65536);
+  checkWriteTarget(target, options.layout ?? 'file', options.inputs);
+  try {
+    return (options.layout ?? 'file') === 'minari'
+      ? new MinariDirWriter(target, description)
+      : new ArrowFileWriter(target, description, options.batchRows ?? 65536);
+  } catch (err) {
+    throw writeFailure(target, err);
+  }
 }
 
 /** The shared part: checks, content hash, observation moments, returns. */
@@ -141,7 +186,12 @@ export abstract class TrajectoryWriter {
     this.lengths.push(ep.length);
     this.returns.push(ret);
     this.totalSteps += ep.length;
-    this.write(ep);
+    try {
+      this.write(ep);
+    } catch (err) {
+      this.abort();
+      throw writeFailure(this.target, err);
+    }
   }
 
   protected abstract write(ep: Episode): void;
@@ -170,7 +220,7 @@ export abstract class TrajectoryWriter {
       this.commit(meta);
     } catch (err) {
       this.abort();
-      throw err;
+      throw writeFailure(this.target, err);
     }
     this.finished = true;
     open.delete(this);

@@ -6,9 +6,10 @@
  * downloads the newest one from the run's artifacts, so it works on any machine that sees the
  * tracking server.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError, writeDirAtomic } from '../common/index.js';
+import { errorMessage, InputError, writeDirAtomic } from '../common/index.js';
 import type { TrackingStore } from './tracking/index.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -67,30 +68,67 @@ export async function writeCheckpoint(dir: string, data: CheckpointData, rngStat
       chunks.push(bytes);
       offset += bytes.byteLength;
     }
-    writeFileSync(join(tmp, 'tensors.bin'), Buffer.concat(chunks));
+    const bin = Buffer.concat(chunks);
+    writeFileSync(join(tmp, 'tensors.bin'), bin);
+    // The digest lets --resume tell a torn or corrupted tensors.bin from an intact one (issue 16).
+    const tensorsSha256 = createHash('sha256').update(bin).digest('hex');
     writeFileSync(
       join(tmp, 'checkpoint.json'),
-      `${JSON.stringify({ format: FORMAT, step: data.step, rngState, state: data.state, tensors: index }, null, 1)}\n`,
+      `${JSON.stringify({ format: FORMAT, step: data.step, rngState, state: data.state, tensors: index, tensorsSha256 }, null, 1)}\n`,
     );
   });
 }
 
-/** Reads a checkpoint folder written by `writeCheckpoint`. */
+/**
+ * Reads a checkpoint folder written by `writeCheckpoint`. Anything torn or corrupted (JSON that
+ * does not parse, a tensor index outside tensors.bin, a digest that does not match) is an
+ * InputError naming the folder and what was expected.
+ */
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const jsonFile = join(dir, 'checkpoint.json');
   if (!existsSync(jsonFile)) throw new InputError(`checkpoint ${dir}: no checkpoint.json`);
-  const meta = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
+  let meta: {
     format: string;
     step: number;
     rngState: number;
     state: JsonValue;
     tensors: TensorIndex[];
+    tensorsSha256?: string;
   };
-  if (meta.format !== FORMAT)
-    throw new InputError(`checkpoint ${dir}: format '${meta.format}', expected '${FORMAT}'`);
-  const bin = readFileSync(join(dir, 'tensors.bin'));
+  try {
+    meta = JSON.parse(readFileSync(jsonFile, 'utf8'));
+  } catch (err) {
+    throw new InputError(`checkpoint ${dir}: checkpoint.json is not valid JSON (${errorMessage(err)})`);
+  }
+  if (meta === null || typeof meta !== 'object' || meta.format !== FORMAT)
+    throw new InputError(`checkpoint ${dir}: format '${meta?.format}', expected '${FORMAT}'`);
+  if (!Number.isInteger(meta.step) || meta.step < 0 || !Array.isArray(meta.tensors))
+    throw new InputError(`checkpoint ${dir}: checkpoint.json: expected a step ≥ 0 and a tensor index`);
+  const binFile = join(dir, 'tensors.bin');
+  if (!existsSync(binFile)) throw new InputError(`checkpoint ${dir}: no tensors.bin`);
+  const bin = readFileSync(binFile);
+  if (meta.tensorsSha256 !== undefined) {
+    const got = createHash('sha256').update(bin).digest('hex');
+    if (got !== meta.tensorsSha256)
+      throw new InputError(
+        `checkpoint ${dir}: tensors.bin has sha256 ${got.slice(0, 12)}…, expected ${meta.tensorsSha256.slice(0, 12)}… (torn or corrupted)`,
+      );
+  }
   const tensors: Record<string, SavedTensor> = {};
   for (const t of meta.tensors) {
+    const count = Array.isArray(t?.shape) ? t.shape.reduce((a, b) => a * b, 1) : Number.NaN;
+    if (
+      !Number.isSafeInteger(t?.offset) ||
+      !Number.isSafeInteger(t?.length) ||
+      t.offset < 0 ||
+      t.offset % 4 !== 0 ||
+      t.length !== count ||
+      t.offset + t.length * 4 > bin.byteLength ||
+      (t.dtype !== 'float32' && t.dtype !== 'int32')
+    )
+      throw new InputError(
+        `checkpoint ${dir}: tensor '${t?.name}': index ${JSON.stringify(t)} does not fit tensors.bin (${bin.byteLength} bytes)`,
+      );
     // Copy out so each tensor owns an aligned buffer.
     const bytes = bin.subarray(t.offset, t.offset + t.length * 4);
     const copy = new Uint8Array(bytes).buffer;
@@ -103,30 +141,46 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
 }
 
 /**
- * Downloads the newest complete checkpoint of a run from its artifacts into `localRoot`;
- * undefined when the run has none.
+ * Downloads the newest intact checkpoint of a run from its artifacts into `localRoot`;
+ * undefined when the run has none. A torn or corrupted newer one is skipped with a warning
+ * (`warn`) and the previous one is used (issue 16); when checkpoints exist but none is intact,
+ * an InputError names each and why.
  */
 export async function fetchLatestCheckpoint(
   store: TrackingStore,
   runId: string,
   localRoot: string,
+  warn: (line: string) => void = () => undefined,
 ): Promise<LoadedCheckpoint | undefined> {
   const dirs = (await store.listArtifacts(runId, 'checkpoints'))
     .filter((f) => f.isDir && /step-\d+$/.test(f.path))
     .sort((a, b) => b.path.localeCompare(a.path));
+  const broken: string[] = [];
   for (const d of dirs) {
     const files = await store.listArtifacts(runId, d.path);
     if (
       !files.some((f) => f.path.endsWith('/checkpoint.json')) ||
       !files.some((f) => f.path.endsWith('/tensors.bin'))
-    )
+    ) {
+      // An upload cut short (tensors go first, so no JSON means incomplete): not a failure.
+      warn(`run ${runId}: ${d.path} is incomplete (upload interrupted); using an older checkpoint`);
       continue;
+    }
     const name = d.path.split('/').pop()!;
     const local = join(localRoot, name);
-    for (const f of ['tensors.bin', 'checkpoint.json'])
-      await store.downloadArtifact(runId, `${d.path}/${f}`, join(local, f));
-    return loadCheckpoint(local);
+    try {
+      for (const f of ['tensors.bin', 'checkpoint.json'])
+        await store.downloadArtifact(runId, `${d.path}/${f}`, join(local, f));
+      return loadCheckpoint(local);
+    } catch (err) {
+      broken.push(`${d.path}: ${errorMessage(err)}`);
+      warn(`run ${runId}: ${d.path} is unusable (${errorMessage(err)}); trying an older checkpoint`);
+    }
   }
+  if (broken.length)
+    throw new InputError(
+      `run ${runId}: no intact checkpoint to resume from; expected checkpoint.json and tensors.bin that load; got:\n  ${broken.join('\n  ')}`,
+    );
   return undefined;
 }
 
@@ -146,6 +200,12 @@ export class Checkpoints {
       /** Steps between checkpoints for `due()`; 0: only at the end and on interrupt. */
       every: number;
       rngState: () => number;
+      /**
+       * Called before a checkpoint is written: the runner flushes the buffered metrics, so every
+       * step up to the checkpoint is stored before the checkpoint exists. A SIGKILL after the
+       * upload then cannot leave a hole that --resume would never fill (issue 16).
+       */
+      beforeSave?: () => Promise<void>;
     },
   ) {}
 
@@ -162,6 +222,7 @@ export class Checkpoints {
   async save(data: CheckpointData): Promise<void> {
     const name = checkpointDirName(data.step);
     const dir = join(this.options.localRoot, name);
+    await this.options.beforeSave?.();
     await writeCheckpoint(dir, data, this.options.rngState());
     for (const f of ['tensors.bin', 'checkpoint.json'])
       await this.options.store.logArtifact(this.options.runId, join(dir, f), `checkpoints/${name}/${f}`);

@@ -20,10 +20,16 @@ import {
   loadConfig,
   parseYaml,
 } from './config/load.js';
-import { workDir } from './paths.js';
+import { spoolDir, workDir } from './paths.js';
 import {
+  acquireRunLease,
+  checkOwnerTag,
+  currentOwner,
   environmentTags,
+  OWNER_TAG,
   openStore,
+  RestStore,
+  type RunLease,
   resolveTrackingUri,
   RunTracker,
   type RunStatus,
@@ -106,13 +112,24 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
     const run = await store.getRun(options.resume);
     if (run.info.status === 'FINISHED')
       throw new InputError(`run ${options.resume} already FINISHED; nothing to resume`);
+    // A live process still writing the run: resuming would log each step twice (issue 16).
+    const warning = checkOwnerTag(options.resume, run.tags[OWNER_TAG]);
+    if (warning) say(warning);
     loaded = await configOfRun(store, options.resume, options);
     resumeRun = options.resume;
   } else {
     if (!options.config)
       throw new InputError('exp run: name a config (a path or a name under experiments/configs/)');
     loaded = loadConfig(options.config, { sets: options.sets, seed: options.seed, backend: options.backend });
-    store = openStore(resolveTrackingUri(options.trackingUri || loaded.config.tracking.uri));
+    const uri = resolveTrackingUri(options.trackingUri || loaded.config.tracking.uri);
+    if (options.dryRun) {
+      // Validates the URI without opening the store: a dry run creates nothing (issue 16).
+      openStore(uri, { readOnly: true });
+      const yaml = configToYaml(loaded.config);
+      process.stdout.write(`# ${displayPath(loaded.file)} (resolved; recipe '${loaded.recipe.name}')\n${yaml}`);
+      return undefined;
+    }
+    store = openStore(uri);
   }
   const { config, recipe } = loaded;
   const configYaml = configToYaml(config);
@@ -144,12 +161,18 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
   let experimentId: string;
   let resume: LoadedCheckpoint | undefined;
   let skipSteps = new Map<string, number>();
+  let lease: RunLease | undefined;
   const rng = new Rng(config.seed);
   if (resumeRun) {
     runId = resumeRun;
+    lease = acquireRunLease(runId, join(workDir(), 'locks'));
+    if (store instanceof RestStore)
+      // Requests a dead process spooled for this server go first, so the steps read back below
+      // include them (else they would be logged again here and once more by `exp runs sync`).
+      await RestStore.syncSpools(spoolDir(), { uri: store.uri, log: say });
     const run = await store.getRun(runId);
     experimentId = run.info.experimentId;
-    resume = await fetchLatestCheckpoint(store, runId, join(workDir(), 'runs', runId, 'resume'));
+    resume = await fetchLatestCheckpoint(store, runId, join(workDir(), 'runs', runId, 'resume'), say);
     if (resume) rng.setState(resume.rngState);
     else say(`run ${runId} has no checkpoint; starting it again from step 0`);
     skipSteps = await loggedSteps(store, runId);
@@ -168,6 +191,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
     });
     runId = info.runId;
   }
+  tags[OWNER_TAG] = JSON.stringify(currentOwner());
   say(
     `run ${runId} (experiment ${experimentId}, ${store.uri})${resume ? ` resuming after step ${resume.step}` : ''}`,
   );
@@ -205,7 +229,6 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
   process.on('SIGTERM', onSignal);
 
   const runDir = join(workDir(), 'runs', runId);
-  mkdirSync(runDir, { recursive: true });
   const tracker = new RunTracker(store, runId, {
     flushEverySec: config.tracking.flushEverySec,
     stagingDir: runDir,
@@ -227,12 +250,16 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
     keep: config.checkpoint.keep,
     every: config.checkpoint.every,
     rngState: () => rng.getState(),
+    beforeSave: () => tracker.flush(),
   });
 
   let status: RunStatus = 'FINISHED';
   let failure: unknown;
   try {
-    // Inside the try: a failure here still ends the run FAILED with its reason.
+    // Inside the try: a failure here (a work folder that cannot be created, a lease held by a
+    // live process) still ends the run FAILED with its reason, never leaves it RUNNING (issue 16).
+    lease ??= acquireRunLease(runId, join(workDir(), 'locks'));
+    mkdirSync(runDir, { recursive: true });
     tracker.tags(tags);
     if (!resumeRun) tracker.params(flattenConfig(config));
     await tracker.flush();
@@ -281,6 +308,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
   const { pending } = await store.close(config.tracking.finishTimeoutSec * 1000);
   if (pending)
     say(`run ${runId}: ${pending} tracking requests are still spooled (exp runs sync replays them)`);
+  lease?.release();
   say(`run ${runId} ${status}`);
   if (failure) throw failure;
   return { runId, experimentId, trackingUri: store.uri, status, configYaml };

@@ -10,9 +10,9 @@
  * the weights load as they are; only nn.Linear's (out, in) storage is transposed to our (in, out).
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { InputError, writeFileAtomic } from '../common/index.js';
+import { assertRegularFile, InputError, writeFileAtomic } from '../common/index.js';
 import type { BlockWeights } from '../ring/index.js';
 import {
   DEFAULT_RUNTIME,
@@ -80,6 +80,7 @@ export class SafetensorsFile {
 
   constructor(readonly path: string) {
     if (!existsSync(path)) throw new InputError(`${path}: no such safetensors file`);
+    assertRegularFile(path, 'safetensors file');
     const size = statSync(path).size;
     const fd = openSync(path, 'r');
     try {
@@ -108,6 +109,10 @@ export class SafetensorsFile {
           Array.isArray(e.shape) &&
           Array.isArray(e.data_offsets) &&
           e.data_offsets.length === 2 &&
+          // NOTE: offsets are relative to the data section; a negative start would read header
+          // bytes as weights (issue 16), a fraction or a huge number would read garbage.
+          e.data_offsets.every((o) => Number.isSafeInteger(o) && o >= 0) &&
+          e.shape.every((d) => Number.isSafeInteger(d) && d >= 0) &&
           e.data_offsets[1] >= e.data_offsets[0] &&
           this.dataStart + e.data_offsets[1] <= size;
         if (!ok)
@@ -202,7 +207,16 @@ export class CheckpointReader {
       }
       if (!weightMap || typeof weightMap !== 'object')
         throw new InputError(`${index}: key "weight_map" is missing`);
-      for (const [name, file] of Object.entries(weightMap)) this.where.set(name, file);
+      for (const [name, file] of Object.entries(weightMap)) {
+        // A shard is a file name inside this folder: `../../etc/passwd` or an absolute path
+        // would open a file the checkpoint does not own (issue 16).
+        const inside = typeof file === 'string' && resolve(dir, file).startsWith(resolve(dir) + sep);
+        if (!inside || typeof file !== 'string' || !/\.safetensors$/.test(file))
+          throw new InputError(
+            `${index}: weight_map["${name}"]: expected a .safetensors file name inside ${dir}; got ${JSON.stringify(file)}`,
+          );
+        this.where.set(name, file);
+      }
     } else if (existsSync(single)) {
       const f = new SafetensorsFile(single);
       this.files.set('model.safetensors', f);

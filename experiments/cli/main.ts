@@ -8,6 +8,28 @@ import { commands } from './commands/index.js';
 
 class UsageError extends Error {}
 
+/**
+ * File-system failures caused by where the user pointed us (a full or read-only disk, a path
+ * through a file, no permission): exit 2 with the path, not a stack trace (issue 16).
+ */
+const INPUT_ERRNOS: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EISDIR: 'expected a file; it is a folder',
+  EFBIG: 'the file would be too large',
+};
+
+function fsInputError(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException;
+  const why = e?.code ? INPUT_ERRNOS[e.code] : undefined;
+  if (!why) return undefined;
+  return `${e.path ? `${e.path}: ` : ''}${why} (${e.code}${e.syscall ? ` in ${e.syscall}` : ''}); expected a writable path with free space${e.path ? '' : ` (${e.message})`}`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const parser = yargs(argv)
     .scriptName('exp')
@@ -37,6 +59,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (isInputError(err)) {
       process.stderr.write(`exp: ${errorMessage(err)}\n`);
+      return 2;
+    }
+    const fsError = fsInputError(err);
+    if (fsError) {
+      process.stderr.write(`exp: ${fsError}\n`);
       return 2;
     }
     process.stderr.write(`exp: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -51,6 +51,15 @@ export function displayPath(p: string): string {
   return r && !r.startsWith('..') && r.length < p.length ? r : p;
 }
 
+/**
+ * Keys that reach an object's prototype instead of a field: `--set __proto__.x=1` polluted
+ * Object.prototype and a YAML `__proto__:` key was silently dropped (issue 16). Both are refused.
+ */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Aliases allowed in one config (YAML's default is 100); far more is an expansion attack. */
+const MAX_ALIASES = 100;
+
 /** Parses YAML text; a syntax error names the file, line and column. */
 export function parseYaml(text: string, label: string): unknown {
   const doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: true });
@@ -62,7 +71,29 @@ export function parseYaml(text: string, label: string): unknown {
       `${where}: YAML syntax error: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:$/, '')}`,
     );
   }
-  return doc.toJS();
+  YAML.visit(doc, {
+    Pair(_, pair) {
+      const key = YAML.isScalar(pair.key) ? pair.key.value : pair.key;
+      if (typeof key === 'string' && FORBIDDEN_KEYS.has(key)) {
+        const pos = YAML.isScalar(pair.key) && pair.key.range ? lineCol(text, pair.key.range[0]) : '';
+        throw new InputError(`${label}${pos}: key '${key}' is not allowed (it names an object's prototype, not a config key)`);
+      }
+    },
+  });
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (err) {
+    // The yaml package refuses alias expansion beyond maxAliasCount ("billion laughs").
+    throw new InputError(
+      `${label}: YAML aliases expand too far (${(err as Error).message.split('\n')[0]}); expected a plain config, at most ${MAX_ALIASES} aliases`,
+    );
+  }
+}
+
+/** `:line:col` of a character offset, for messages. */
+function lineCol(text: string, offset: number): string {
+  const before = text.slice(0, offset).split('\n');
+  return `:${before.length}:${before[before.length - 1].length + 1}`;
 }
 
 /** Applies one `--set key.path=value` to a parsed document. */
@@ -80,6 +111,11 @@ export function applySet(doc: Record<string, unknown>, assignment: string): void
     value = raw;
   }
   const keys = path.split('.');
+  const bad = keys.find((k) => FORBIDDEN_KEYS.has(k));
+  if (bad)
+    throw new InputError(
+      `--set '${assignment}': key '${bad}' is not allowed (it names an object's prototype, not a config key)`,
+    );
   let node: Record<string, unknown> = doc;
   for (let i = 0; i < keys.length - 1; i++) {
     const next = node[keys[i]];

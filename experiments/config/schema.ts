@@ -86,7 +86,8 @@ export class NumberSchema extends Schema<number> {
     const ok =
       typeof v === 'number' &&
       Number.isFinite(v) &&
-      (!this.o.integer || Number.isInteger(v)) &&
+      // Safe integers only: 1e20 passes Number.isInteger but is no count anyone can allocate.
+      (!this.o.integer || Number.isSafeInteger(v)) &&
       (this.o.min === undefined || (this.o.exclusiveMin ? v > this.o.min : v >= this.o.min)) &&
       (this.o.max === undefined || v <= this.o.max);
     if (!ok) {

@@ -23,6 +23,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { userInfo } from 'node:os';
@@ -68,6 +69,34 @@ function checkKey(kind: string, key: string): void {
     throw new InputError(`file store: invalid ${kind} key '${key}'`);
 }
 
+/** Cuts a torn last line (no trailing newline) off a metric file, so appends start clean. */
+function trimTornLine(file: string): void {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    return;
+  }
+  if (size === 0) return;
+  const text = readFileSync(file, 'utf8');
+  if (text.endsWith('\n')) return;
+  truncateSync(file, Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1)));
+}
+
+/** A YAML file as a mapping, or undefined (with a warning naming it) when it does not parse. */
+function readYamlOrWarn(file: string, what: string): Record<string, unknown> | undefined {
+  try {
+    const m = readYaml(file);
+    if (typeof m !== 'object' || Array.isArray(m)) throw new Error('not a mapping');
+    return m;
+  } catch (err) {
+    process.stderr.write(
+      `file store: skipping ${what} ${file}: unreadable (${(err as Error).message.split('\n')[0]})\n`,
+    );
+    return undefined;
+  }
+}
+
 function readYaml(file: string): Record<string, unknown> {
   return (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as Record<string, unknown>;
 }
@@ -109,9 +138,24 @@ export class FileStore implements TrackingStore {
   readonly uri: string;
   readonly root: string;
 
-  constructor(root: string) {
+  /**
+   * `readOnly`: for commands that only read (`exp runs list`, `--dry-run`): a missing root is an
+   * empty store, and nothing is created (issue 16: they left ./mlruns/0/meta.yaml behind).
+   */
+  constructor(root: string, options: { readOnly?: boolean } = {}) {
     this.root = resolve(root);
     this.uri = pathToFileURL(this.root).href;
+    let st: ReturnType<typeof statSync> | undefined;
+    try {
+      st = statSync(this.root);
+    } catch {
+      st = undefined;
+    }
+    if (st && !st.isDirectory())
+      throw new InputError(
+        `tracking URI ${root}: expected an MLflow file-store folder (or an http(s):// server); it is an existing file`,
+      );
+    if (options.readOnly) return;
     mkdirSync(this.root, { recursive: true });
     // MLflow's FileStore creates the Default experiment (id 0) in a new root; do the same.
     if (!existsSync(join(this.root, '0', META))) this.writeExperiment('0', 'Default');
@@ -131,12 +175,14 @@ export class FileStore implements TrackingStore {
 
   async searchExperiments(): Promise<Experiment[]> {
     const out: Experiment[] = [];
+    if (!existsSync(this.root)) return out;
     for (const e of readdirSync(this.root, { withFileTypes: true })) {
       if (!e.isDirectory() || e.name.startsWith('.')) continue;
       const meta = join(this.root, e.name, META);
       if (!existsSync(meta)) continue;
-      const m = readYaml(meta);
-      if (m.lifecycle_stage !== 'active') continue;
+      // One corrupt meta.yaml must not hide the rest of the store (issue 16).
+      const m = readYamlOrWarn(meta, 'experiment');
+      if (m?.lifecycle_stage !== 'active') continue;
       out.push({
         experimentId: String(m.experiment_id),
         name: String(m.name),
@@ -284,10 +330,16 @@ export class FileStore implements TrackingStore {
   private readHistory(dir: string, key: string): Metric[] {
     const file = join(dir, 'metrics', key);
     if (!existsSync(file)) return [];
-    return readFileSync(file, 'utf8')
+    const text = readFileSync(file, 'utf8');
+    // A line without its newline is torn (a write cut short by a full disk or a crash): it was
+    // never complete, so it is not a logged point; the next append trims it (logBatch).
+    const end = text.endsWith('\n') ? text.length : text.lastIndexOf('\n') + 1;
+    return text
+      .slice(0, end)
       .split('\n')
       .filter((l) => l.trim())
-      .map((l) => parseMetricLine(key, l));
+      .map((l) => parseMetricLine(key, l))
+      .filter((m) => Number.isFinite(m.timestamp) && Number.isFinite(m.step));
   }
 
   private readInputs(dir: string, experimentId: string): DatasetInput[] {
@@ -326,8 +378,16 @@ export class FileStore implements TrackingStore {
       const expDir = join(this.root, exp);
       if (!existsSync(expDir)) continue;
       for (const e of readdirSync(expDir, { withFileTypes: true })) {
-        if (e.isDirectory() && /^[0-9a-f]{32}$/.test(e.name) && existsSync(join(expDir, e.name, META)))
-          runs.push(this.readRun(join(expDir, e.name)));
+        if (e.isDirectory() && /^[0-9a-f]{32}$/.test(e.name) && existsSync(join(expDir, e.name, META))) {
+          // A run whose meta.yaml is corrupt is skipped with a warning, not fatal for the listing.
+          try {
+            runs.push(this.readRun(join(expDir, e.name)));
+          } catch (err) {
+            process.stderr.write(
+              `file store: skipping run ${join(expDir, e.name)}: unreadable (${(err as Error).message.split('\n')[0]})\n`,
+            );
+          }
+        }
       }
     }
     runs.sort((a, b) => b.info.startTime - a.info.startTime);
@@ -371,6 +431,7 @@ export class FileStore implements TrackingStore {
     for (const [key, lines] of byKey) {
       const file = join(dir, 'metrics', key);
       mkdirSync(dirname(file), { recursive: true });
+      trimTornLine(file);
       appendFileSync(file, lines.join(''));
     }
   }

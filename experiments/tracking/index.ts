@@ -7,3 +7,4 @@ export { openStore, resolveTrackingUri } from './open.js';
 export { METRIC_PREFIXES, RunTracker, type RunTrackerOptions } from './run.js';
 export { SystemSampler } from './system.js';
 export { environmentTags } from './env-tags.js';
+export { acquireRunLease, checkOwnerTag, currentOwner, type LeaseOwner, OWNER_TAG, type RunLease } from './lease.js';

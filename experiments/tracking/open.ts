@@ -15,12 +15,17 @@ export function resolveTrackingUri(
   return configured || env.MLFLOW_TRACKING_URI || './mlruns';
 }
 
-export function openStore(uri: string, options: Partial<RestStoreOptions> = {}): TrackingStore {
-  if (/^https?:\/\//i.test(uri)) return new RestStore(uri, { spoolDir: spoolDir(), ...options });
-  if (uri.startsWith('file:')) return new FileStore(fileURLToPath(uri));
+/** `readOnly`: a file store is not created when missing (listing, dry runs). */
+export function openStore(
+  uri: string,
+  options: Partial<RestStoreOptions> & { readOnly?: boolean } = {},
+): TrackingStore {
+  const { readOnly, ...rest } = options;
+  if (/^https?:\/\//i.test(uri)) return new RestStore(uri, { spoolDir: spoolDir(), ...rest });
+  if (uri.startsWith('file:')) return new FileStore(fileURLToPath(uri), { readOnly });
   if (/^[a-z][a-z0-9+.-]*:/i.test(uri) && !/^[a-z]:[\\/]/i.test(uri))
     throw new InputError(
       `tracking URI '${uri}': expected http(s)://host:port (an MLflow server) or a local folder / file:// URI (the file store); for a database backend, run \`mlflow server --backend-store-uri ${uri}\` and point at the server`,
     );
-  return new FileStore(resolve(uri));
+  return new FileStore(resolve(uri), { readOnly });
 }

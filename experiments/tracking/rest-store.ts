@@ -28,7 +28,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { InputError, temporarySibling, writeFileAtomic } from '../../common/index.js';
+import { InputError, pidAlive, temporarySibling, writeFileAtomic } from '../../common/index.js';
 import { splitBatch } from './batch.js';
 import type {
   ArtifactFile,
@@ -611,31 +611,80 @@ export class RestStore implements TrackingStore {
     return { pending: this.queue.length };
   }
 
-  /** Replays spool files left by earlier processes for this server; returns how many remain. */
+  /**
+   * Replays spool files left by earlier processes; returns how many requests remain. A torn or
+   * garbled line (a process killed mid-append, a disk that filled up) is skipped, reported, and
+   * kept in `<spool>.torn` for inspection; the lines around it are replayed (issue 16: one bad
+   * line blocked every sync). Spools of processes still running are left to them, and a spool is
+   * claimed by renaming it first, so two syncs at once cannot replay it twice.
+   */
   static async syncSpools(
     spoolDir: string,
-    options: Omit<RestStoreOptions, 'spoolDir'> = {},
+    options: Omit<RestStoreOptions, 'spoolDir'> & {
+      /** Only spools for this server. */
+      uri?: string;
+      /** Where progress and warnings go (default stderr). */
+      log?: (line: string) => void;
+    } = {},
   ): Promise<number> {
+    const { uri: onlyUri, log = (l: string) => process.stderr.write(`${l}\n`), ...storeOptions } = options;
     if (!existsSync(spoolDir)) return 0;
     let remaining = 0;
     for (const name of readdirSync(spoolDir)
-      .filter((n) => n.endsWith('.jsonl'))
+      .filter((n) => /\.jsonl(\.sync-\d+)?$/.test(n))
       .sort()) {
-      const file = join(spoolDir, name);
-      const lines = readFileSync(file, 'utf8')
+      const owner = /^spool-\d+-(\d+)-/.exec(name);
+      const syncer = /\.sync-(\d+)$/.exec(name);
+      if (owner && Number(owner[1]) !== process.pid && pidAlive(Number(owner[1]))) continue;
+      if (syncer && pidAlive(Number(syncer[1]))) continue;
+      const base = name.replace(/\.sync-\d+$/, '');
+      const original = join(spoolDir, base);
+      const claimed = join(spoolDir, `${base}.sync-${process.pid}`);
+      try {
+        renameSync(join(spoolDir, name), claimed);
+      } catch {
+        continue; // another sync took it
+      }
+      const entries: SpoolOp[] = [];
+      const torn: string[] = [];
+      let uri: string | undefined;
+      readFileSync(claimed, 'utf8')
         .split('\n')
-        .filter((l) => l.trim())
-        .map((l) => JSON.parse(l) as SpoolLine);
-      if (!lines.length) {
-        rmSync(file, { force: true });
+        .forEach((line, i) => {
+          if (!line.trim()) return;
+          try {
+            const parsed = JSON.parse(line) as SpoolLine;
+            if (typeof parsed?.uri !== 'string' || typeof parsed.entry?.op !== 'string')
+              throw new Error('not a spooled request');
+            uri ??= parsed.uri;
+            entries.push(parsed.entry);
+          } catch (err) {
+            torn.push(line);
+            log(
+              `mlflow: ${original}:${i + 1}: skipping a torn spool record (${(err as Error).message}); kept in ${original}.torn`,
+            );
+          }
+        });
+      if (torn.length) appendFileSync(`${original}.torn`, `${torn.join('\n')}\n`);
+      if (!uri || !entries.length) {
+        rmSync(claimed, { force: true });
         continue;
       }
-      const store = new RestStore(lines[0].uri, { ...options, spoolDir });
+      if (onlyUri && uri !== onlyUri) {
+        renameSync(claimed, original);
+        continue;
+      }
+      const store = new RestStore(uri, { ...storeOptions, spoolDir });
       // Adopt the file: its ops become this store's queue, written back under the same name.
-      store.spoolFile = file;
-      store.queue = lines.map((l) => l.entry);
-      await store.replay(options.retries ?? 2);
+      store.spoolFile = claimed;
+      store.queue = entries;
+      await store.replay(storeOptions.retries ?? 2);
       remaining += store.queue.length;
+      if (store.queue.length) renameSync(claimed, original);
+      else {
+        rmSync(claimed, { force: true });
+        rmSync(`${original}.files`, { recursive: true, force: true });
+      }
     }
     return remaining;
   }

@@ -6,6 +6,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { InputError, Progress } from '../../../common/index.js';
 import {
   abortOpenWriters,
+  checkWriteTarget,
   convertDataset,
   importD4rl,
   importMinari,
@@ -22,17 +23,24 @@ function layoutOf(value: string | undefined): Layout {
   throw new InputError(`--layout: expected file or minari; got ${value}`);
 }
 
-/** Ctrl-C mid-write: drop the temporary output, then exit 130 (the target is left untouched). */
+/**
+ * Ctrl-C or SIGTERM mid-write: drop the temporary output, then exit 130/143 (the target is left
+ * untouched). SIGTERM is what schedulers and `kill` send; without this handler it left the hidden
+ * temporary body behind (issue 16). SIGKILL cannot be caught: the next writer into the same
+ * folder sweeps what a dead writer left (writer.ts, checkWriteTarget).
+ */
 async function guarded<T>(work: () => Promise<T>): Promise<T> {
-  const onSigint = () => {
+  const onSignal = (sig: NodeJS.Signals) => {
     abortOpenWriters();
-    process.exit(130);
+    process.exit(sig === 'SIGTERM' ? 143 : 130);
   };
-  process.once('SIGINT', onSigint);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     return await work();
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
@@ -219,6 +227,7 @@ const convertCommand: CommandModule<object, ConvertArgs> = {
       }) as unknown as Argv<ConvertArgs>,
   handler: async (args) => {
     const layout = layoutOf(args.layout);
+    checkWriteTarget(args.out, layout, [args.input]);
     const result = await guarded(async () =>
       convertDataset(args.input, args.out, layout, progress('convert (episodes)', args.quiet)),
     );

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { InputError } from '../../../common/index.js';
+import { parseBackendChoice } from '../../../ring/index.js';
 import { runConfigSchema } from '../../config/base.js';
 import { parseYaml, resolveConfigPath } from '../../config/load.js';
 import { describeSchema } from '../../config/schema.js';
@@ -82,6 +83,10 @@ export const runCommand: CommandModule<object, RunArgs> = {
       process.stdout.write(`${schemaDoc(args.config)}\n`);
       return;
     }
+    // The flag's default mirrors RING_BACKEND, and only an explicit flag reaches the config, so a
+    // bad RING_BACKEND was silently ignored (issue 16): check it here, naming the variable.
+    if (process.env.RING_BACKEND !== undefined && args.backend === process.env.RING_BACKEND)
+      parseBackendChoice(process.env.RING_BACKEND, 'RING_BACKEND');
     if (args.seed !== undefined && (!Number.isInteger(args.seed) || args.seed < 0))
       throw new InputError(`--seed: expected an integer ≥ 0; got ${args.seed}`);
     const outcome = await runExperiment({

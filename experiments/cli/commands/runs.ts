@@ -53,7 +53,8 @@ export const runsCommand: CommandModule<object, RunsArgs> = {
       if (left) process.exitCode = 1;
       return;
     }
-    const store = openStore(resolveTrackingUri(args['tracking-uri']));
+    // Reading only: a missing file store is empty, not created (issue 16).
+    const store = openStore(resolveTrackingUri(args['tracking-uri']), { readOnly: true });
     if (args.action === 'list') {
       const experiments = await store.searchExperiments();
       const chosen = args.experiment ? experiments.filter((e) => e.name === args.experiment) : experiments;
