@@ -24,6 +24,12 @@ export interface TokenBatch {
   targets: Float32Array;
   /** (B, T) loss weight: 1 on state tokens of real steps. */
   weights: Float32Array;
+  /**
+   * (B, seqLen) segment ids of the whole sequence when this batch is one ring device's shard
+   * (set by `selectTokens`): ring attention masks the keys other devices send by their global
+   * positions, which the shard's own `segments` cannot tell (issue 21).
+   */
+  sequenceSegments?: Int32Array;
 }
 
 export function emptyTokenBatch(batch: number, length: number, featDim: number, actDim: number): TokenBatch {
@@ -44,6 +50,7 @@ export function emptyTokenBatch(batch: number, length: number, featDim: number, 
 /** The tokens at positions `idx` of every sequence (a ring device's shard), in that order. */
 export function selectTokens(b: TokenBatch, idx: Int32Array): TokenBatch {
   const out = emptyTokenBatch(b.batch, idx.length, b.featDim, b.actDim);
+  out.sequenceSegments = b.sequenceSegments ?? b.segments;
   for (let s = 0; s < b.batch; s++) {
     for (let j = 0; j < idx.length; j++) {
       const from = s * b.length + idx[j];

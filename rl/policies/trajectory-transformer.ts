@@ -132,8 +132,15 @@ export class TrajectoryTransformer {
 
   /** Predicted actions (B, T, A) at every token (meaningful at state tokens). */
   forward(b: TokenBatch, ring?: SequenceContext['ring']): tf.Tensor {
+    // Attention masks by the segment ids of the whole sequence (B, seqLen): on a ring device
+    // the shard's own ids would be read at global positions (issue 21).
+    const segmentIds = b.sequenceSegments ?? b.segments;
+    if (ring && segmentIds.length !== b.batch * ring.seqLen)
+      throw new InputError(
+        `trajectory transformer: a ring shard needs the sequence's segment ids (${b.batch}×${ring.seqLen}); got ${segmentIds.length} (make shards with selectTokens)`,
+      );
     let x = this.embed(b);
-    const seq: SequenceContext = { segmentIds: b.segments, ring };
+    const seq: SequenceContext = { segmentIds, ring };
     for (const w of this.blocks) x = transformerBlock(x, w, this.blockConfig, seq);
     return this.head(x);
   }

@@ -241,6 +241,8 @@ describe('token layouts against hand-built sequences', () => {
         for (let r = 0; r < N; r++) {
           const idx = tokenIndices(r, N, L, layout);
           const shard = selectTokens(padded, idx);
+          // Ring attention masks other devices' keys by the whole sequence's segment ids.
+          assert.deepEqual(shard.sequenceSegments, padded.segments, `${layout} rank ${r}: sequence segments`);
           for (let s = 0; s < 2; s++)
             idx.forEach((p, j) => {
               seen.add(p);
