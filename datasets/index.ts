@@ -44,4 +44,11 @@ export {
   TokenWindowSampler,
   TokenWriter,
 } from './tokens.js';
-export { convertDataset, type DatasetSummary, inspectDataset, validateDataset } from './inspect.js';
+export {
+  type ConvertOptions,
+  convertDataset,
+  type DatasetSummary,
+  inspectDataset,
+  minariDatasetIdFor,
+  validateDataset,
+} from './inspect.js';

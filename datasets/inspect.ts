@@ -1,8 +1,17 @@
 /** Summaries, full validation and layout conversion of trajectory datasets (`exp data ...`). */
 import { createHash } from 'node:crypto';
+import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { InputError } from '../common/index.js';
 import { hashEpisode } from './episode.js';
-import { type DatasetDescription, normalizedScore } from './metadata.js';
+import { minariRoot } from './importers.js';
+import {
+  checkDatasetId,
+  type DatasetDescription,
+  envSpecJson,
+  gymnasiumEntryPoint,
+  normalizedScore,
+  parsePythonJson,
+} from './metadata.js';
 import { openDataset } from './reader.js';
 import { createWriter, type Layout, type WriteResult } from './writer.js';
 
@@ -112,27 +121,69 @@ export function validateDataset(path: string): {
   }
 }
 
+/**
+ * The dataset id a Minari-layout folder must carry. Minari lists a dataset under its root only
+ * when the id is the folder's path below the root (`list_local_datasets` calls any other
+ * "misconfigured" and hides it), so under the root the id is that path; elsewhere the folder's
+ * name when it is a valid id (`name-vN`), else `fallback` (issue 15: convert kept the source's id).
+ */
+export function minariDatasetIdFor(out: string, fallback: string): string {
+  const root = resolve(minariRoot());
+  const rel = relative(root, resolve(out));
+  if (rel && !rel.startsWith('..') && !isAbsolute(rel)) {
+    const id = rel.split(sep).join('/');
+    checkDatasetId(id, `--out ${out} (a folder under the Minari root ${root}, whose path below it is the dataset id)`);
+    return id;
+  }
+  const name = basename(resolve(out));
+  return /^[-_\w]+?-v\d+$/.test(name) ? name : fallback;
+}
+
+/**
+ * A stored env_spec with Gymnasium's entry point filled in where it was written as null (files
+ * from before issue 15) and the id is one Gymnasium registers; otherwise unchanged.
+ */
+function repairedEnvSpec(spec: unknown): unknown {
+  if (typeof spec !== 'string') return spec;
+  try {
+    const o = parsePythonJson(spec) as { id?: string; entry_point?: unknown; max_episode_steps?: number | null; kwargs?: Record<string, unknown> };
+    if (o.entry_point !== null || !o.id || !gymnasiumEntryPoint(o.id)) return spec;
+    return envSpecJson(o.id, o.max_episode_steps ?? undefined, o.kwargs ?? {});
+  } catch {
+    return spec;
+  }
+}
+
+export interface ConvertOptions {
+  /** The output's dataset id; default: kept for the file layout, minariDatasetIdFor(out) for Minari's. */
+  datasetId?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
 /** Copies a dataset into the other layout (or the same one), keeping its metadata. */
 export function convertDataset(
   input: string,
   out: string,
   layout: Layout,
-  onProgress?: (done: number, total: number) => void,
+  options: ConvertOptions = {},
 ): WriteResult {
+  const { datasetId, onProgress } = options;
+  if (datasetId !== undefined) checkDatasetId(datasetId, '--dataset-id');
   const ds = openDataset(input);
   try {
     const extra: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(ds.info.raw)) {
       if (
-        ['total_episodes', 'total_steps', 'data_format', 'dataset_size'].includes(k) ||
+        ['total_episodes', 'total_steps', 'data_format', 'dataset_size', 'dataset_id'].includes(k) ||
         k.startsWith('ring_digest')
       )
         continue;
       if (['ring_content_sha256', 'ring_obs_mean', 'ring_obs_std'].includes(k)) continue;
-      extra[k] = v;
+      extra[k] = k === 'env_spec' ? repairedEnvSpec(v) : v;
     }
+    const kept = ds.info.datasetId || 'converted/dataset-v0';
     const description: DatasetDescription = {
-      datasetId: ds.info.datasetId || 'converted/dataset-v0',
+      datasetId: datasetId ?? (layout === 'minari' ? minariDatasetIdFor(out, kept) : kept),
       observationSpace: ds.info.observationSpace,
       actionSpace: ds.info.actionSpace,
       extra,

@@ -140,6 +140,8 @@ export interface DatasetDescription {
   envId?: string;
   /** Time limit of the env (written into `env_spec`). */
   maxEpisodeSteps?: number;
+  /** Keyword arguments the env was made with (`env_spec.kwargs`); {} = Gymnasium's defaults. */
+  envKwargs?: Record<string, unknown>;
   /** A full Gymnasium `EnvSpec.to_json()` string; overrides `envId`. */
   envSpec?: string;
   /** Where the data came from: `d4rl:<file>`, `minari:<id>`, `exp collect`, ... */
@@ -173,19 +175,54 @@ export function checkDatasetId(id: string, where: string): void {
     );
 }
 
-/** A minimal Gymnasium `EnvSpec.to_json()` for an env id (what Minari's `EnvSpec.from_json` needs). */
-export function envSpecJson(envId: string, maxEpisodeSteps?: number): string {
+/**
+ * Gymnasium 1.x's registrations of the ids our data comes from: entry point, vector entry point,
+ * reward threshold (gymnasium/envs/__init__.py). Minari's `recover_environment()` calls
+ * `gym.make(env_spec)`, which needs the entry point; null made it raise (issue 15).
+ */
+const GYMNASIUM_SPECS: Record<string, { entry: string; vector?: string; threshold?: number }> = {
+  'CartPole-v1': {
+    entry: 'gymnasium.envs.classic_control.cartpole:CartPoleEnv',
+    vector: 'gymnasium.envs.classic_control.cartpole:CartPoleVectorEnv',
+    threshold: 475,
+  },
+  'Pendulum-v1': { entry: 'gymnasium.envs.classic_control.pendulum:PendulumEnv' },
+};
+for (const [name, module, threshold] of [
+  ['Ant', 'ant', 6000],
+  ['HalfCheetah', 'half_cheetah', 4800],
+  ['Hopper', 'hopper', 3800],
+  ['Walker2d', 'walker2d', undefined],
+] as const)
+  for (const v of [4, 5])
+    GYMNASIUM_SPECS[`${name}-v${v}`] = {
+      entry: `gymnasium.envs.mujoco.${module}_v${v}:${name}Env`,
+      threshold,
+    };
+
+/** Gymnasium's entry point (`module:Class`) of a registered id we know, else undefined. */
+export function gymnasiumEntryPoint(envId: string): string | undefined {
+  return GYMNASIUM_SPECS[envId]?.entry;
+}
+
+/**
+ * Gymnasium's `EnvSpec.to_json()` for an env id (what Minari's `EnvSpec.from_json` reads and
+ * `recover_environment` makes). The entry point is Gymnasium's own for the ids it registers
+ * (gymnasiumEntryPoint); for another id it is null, and `recover_environment` cannot make it.
+ */
+export function envSpecJson(envId: string, maxEpisodeSteps?: number, kwargs: Record<string, unknown> = {}): string {
+  const known = GYMNASIUM_SPECS[envId];
   return JSON.stringify({
     id: envId,
-    entry_point: null,
-    reward_threshold: null,
+    entry_point: known?.entry ?? null,
+    reward_threshold: known?.threshold ?? null,
     nondeterministic: false,
     max_episode_steps: maxEpisodeSteps ?? null,
     order_enforce: true,
     disable_env_checker: false,
-    kwargs: {},
+    kwargs,
     additional_wrappers: [],
-    vector_entry_point: null,
+    vector_entry_point: known?.vector ?? null,
   });
 }
 
@@ -203,7 +240,7 @@ export function describe(
     observation_space: serializeSpace(d.observationSpace),
     action_space: serializeSpace(d.actionSpace),
   };
-  const spec = d.envSpec ?? (d.envId ? envSpecJson(d.envId, d.maxEpisodeSteps) : undefined);
+  const spec = d.envSpec ?? (d.envId ? envSpecJson(d.envId, d.maxEpisodeSteps, d.envKwargs) : undefined);
   if (spec !== undefined) meta.env_spec = spec;
   meta.dataset_id = d.datasetId;
   if (d.codePermalink !== undefined) meta.code_permalink = d.codePermalink;

@@ -78,7 +78,9 @@ export function ropeFromHfConfig(
   const num = (name: string, fallback?: number): number => {
     const v = p[name] ?? fallback;
     if (typeof v !== 'number' || !Number.isFinite(v))
-      throw new InputError(`${where}: key "${key}.${name}": expected a number; got ${JSON.stringify(p[name])}`);
+      throw new InputError(
+        `${where}: key "${key}.${name}": expected a number; got ${JSON.stringify(p[name])}`,
+      );
     return v;
   };
   const kind = p.rope_type ?? p.type ?? 'default';
@@ -116,7 +118,11 @@ export function ropeFromHfConfig(
     case 'linear':
       return { theta, linearFactor: atLeastOne('factor', num('factor')) };
     case 'dynamic':
-      return { theta, linearFactor: 1, scaling: { type: 'dynamic', factor: atLeastOne('factor', num('factor')) } };
+      return {
+        theta,
+        linearFactor: 1,
+        scaling: { type: 'dynamic', factor: atLeastOne('factor', num('factor')) },
+      };
     case 'llama3': {
       const lowFreqFactor = num('low_freq_factor');
       const highFreqFactor = num('high_freq_factor');
@@ -138,7 +144,8 @@ export function ropeFromHfConfig(
     }
     case 'yarn': {
       const orig = original();
-      const factor = p.factor === undefined || p.factor === null ? maxPositionEmbeddings / orig : num('factor');
+      const factor =
+        p.factor === undefined || p.factor === null ? maxPositionEmbeddings / orig : num('factor');
       const mscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
       const m = p.mscale as number | undefined;
       const mAll = p.mscale_all_dim as number | undefined;
@@ -174,7 +181,8 @@ export function ropeFromHfConfig(
           );
         return v as number[];
       };
-      const factor = p.factor === undefined || p.factor === null ? maxPositionEmbeddings / orig : num('factor');
+      const factor =
+        p.factor === undefined || p.factor === null ? maxPositionEmbeddings / orig : num('factor');
       const attentionFactor =
         p.attention_factor !== undefined && p.attention_factor !== null
           ? num('attention_factor')
@@ -238,7 +246,9 @@ export function checkRopeScaling(s: RopeScaling, headDim: number, where: string)
   if (s.type === 'longrope')
     for (const k of ['longFactor', 'shortFactor'] as const)
       if (s[k].length !== headDim / 2)
-        throw new InputError(`${where}: ropeScaling.${k} must have ${headDim / 2} entries; got ${s[k].length}`);
+        throw new InputError(
+          `${where}: ropeScaling.${k} must have ${headDim / 2} entries; got ${s[k].length}`,
+        );
 }
 
 /**
@@ -257,7 +267,8 @@ export function ropeFrequencies(
   const dim = headDim;
   const half = dim / 2;
   // float32, as transformers computes its frequencies
-  const base = (b: number) => Float64Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(b ** ((2 * i) / dim))));
+  const base = (b: number) =>
+    Float64Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(b ** ((2 * i) / dim))));
   switch (s.type) {
     case 'dynamic': {
       const L = Math.max(seqLen, maxPositionEmbeddings);

@@ -121,6 +121,7 @@ export function collectDataset(o: CollectOptions): WriteResult {
       actionSpace: datasetSpace(as),
       envId,
       maxEpisodeSteps,
+      envKwargs: policy.json.envKwargs,
       source: 'ppo',
       algorithmName: policy.describe(stochastic),
       refMinScore: ref?.min,

@@ -207,6 +207,7 @@ interface ConvertArgs {
   input: string;
   out: string;
   layout?: string;
+  'dataset-id'?: string;
   json: boolean;
   quiet: boolean;
 }
@@ -219,6 +220,11 @@ const convertCommand: CommandModule<object, ConvertArgs> = {
       .positional('input', { type: 'string', describe: 'Dataset: .arrow file or Minari dataset directory' })
       .option('out', { type: 'string', demandOption: true, describe: 'Output path' })
       .option('layout', { type: 'string', default: 'file', describe: 'file or minari' })
+      .option('dataset-id', {
+        type: 'string',
+        describe:
+          "The output's dataset id (namespace/name-vN). Default: the input's for --layout file; for --layout minari the --out path below the Minari root (MINARI_DATASETS_PATH, else ~/.minari/datasets), as Minari requires, or the --out folder's name when it is name-vN",
+      })
       .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
       .option('quiet', {
         type: 'boolean',
@@ -229,7 +235,10 @@ const convertCommand: CommandModule<object, ConvertArgs> = {
     const layout = layoutOf(args.layout);
     checkWriteTarget(args.out, layout, [args.input]);
     const result = await guarded(async () =>
-      convertDataset(args.input, args.out, layout, progress('convert (episodes)', args.quiet)),
+      convertDataset(args.input, args.out, layout, {
+        datasetId: args['dataset-id'],
+        onProgress: progress('convert (episodes)', args.quiet),
+      }),
     );
     report(result, args.json);
   },
