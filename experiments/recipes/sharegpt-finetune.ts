@@ -7,6 +7,12 @@
  *
  * The model starts from `init` (a HF LLaMA folder) or from random weights of `model`'s shape.
  *
+ * Devices (issue 22): training runs on `devices` ring devices (worker threads, lm/finetune-device.ts)
+ * — one for vanilla/memeff/blockwise; with `attention: ring`, each packed window is split over N
+ * devices in `layout` order (segment ids stay global, so packed conversations never attend to each
+ * other across the split), gradients are all-reduced, and every replica applies the same AdamW
+ * step. The memory check runs before training when `memoryBudgetMiB` is set.
+ *
  * Metrics: `train/loss` (mean token cross-entropy of the step's batches), `train/lr`,
  * `train/tokens_per_sec` (tokens through forward+backward per wall second), `train/grad_norm`
  * (before clipping). Params `data.*` and table `data_report`: the ShareGPT cleaning report.
@@ -18,6 +24,13 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../common/index.js';
 import { TokenDataset, TokenWindowSampler } from '../../datasets/index.js';
 import {
+  type FinetuneInitArgs,
+  type FinetuneStepArgs,
+  type FinetuneStepResult,
+  shardStep,
+  type Window,
+} from '../../lm/finetune-device.js';
+import {
   buildShareGptDataset,
   type LlamaConfig,
   LlamaModel,
@@ -27,6 +40,7 @@ import {
   saveLlama,
   windowTargets,
 } from '../../lm/index.js';
+import { type OptimizerState, RingGroup, type RingLayout } from '../../ring/index.js';
 import type { SavedTensor } from '../checkpoint.js';
 import { datasetInfoFromFile } from '../dataset-input.js';
 import { type InferFields, s } from '../config/schema.js';
@@ -62,11 +76,29 @@ const fields = {
     },
     { doc: 'Shape of a randomly initialised model (ignored with `init`)' },
   ),
-  attention: s.enum(['vanilla', 'memeff', 'blockwise'] as const, {
-    doc: 'Attention implementation (one device)',
+  attention: s.enum(['vanilla', 'memeff', 'blockwise', 'ring'] as const, {
+    doc: 'Attention implementation: vanilla, memeff, blockwise (one device) or ring (`devices` devices)',
     default: 'blockwise',
   }),
-  blockSize: s.integer({ doc: 'Attention block size and FFN chunk (memeff/blockwise)', default: 64, min: 1 }),
+  devices: s.integer({
+    doc: 'Ring devices N (attention: ring); seqLen must be divisible by N',
+    default: 1,
+    min: 1,
+  }),
+  layout: s.enum(['contiguous', 'striped'] as const, {
+    doc: 'Ring token layout: contiguous blocks, or striped (token i on device i mod N: causal work balanced)',
+    default: 'striped',
+  }),
+  memoryBudgetMiB: s.number({
+    doc: 'Per-device memory budget (tensor bytes) checked before training; 0 = no check',
+    default: 0,
+    min: 0,
+  }),
+  blockSize: s.integer({
+    doc: 'Attention block size and FFN chunk (memeff/blockwise/ring)',
+    default: 64,
+    min: 1,
+  }),
   checkpointLayers: s.boolean({
     doc: 'Per-layer gradient checkpointing (the paper: full checkpointing)',
     default: true,
@@ -111,6 +143,14 @@ export function learningRate(
 
 async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
   const c = ctx.config;
+  if (c.attention !== 'ring' && c.devices !== 1)
+    throw new InputError(
+      `sharegpt-finetune.devices: ${c.attention} runs on one device; got ${c.devices} (use attention: ring)`,
+    );
+  if (c.attention === 'ring' && c.seqLen % c.devices !== 0)
+    throw new InputError(
+      `sharegpt-finetune.seqLen: ${c.seqLen} tokens do not split over ${c.devices} ring devices; use a multiple of ${c.devices}`,
+    );
   const tokenizer = loadTokenizer(c.tokenizer === 'llama' ? 'llama' : resolveDataPath(c.tokenizer));
   const input = resolveDataPath(c.data);
   const arrow = join(ctx.workDir, 'sharegpt.arrow');
@@ -142,7 +182,7 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
   const runtime: LlamaRuntime = {
     attention: c.attention,
     blockSize: c.blockSize,
-    ffnChunk: c.attention === 'blockwise' ? c.blockSize : 0,
+    ffnChunk: c.attention === 'blockwise' || c.attention === 'ring' ? c.blockSize : 0,
     checkpointLayers: c.checkpointLayers,
   };
   let model: LlamaModel;
@@ -169,134 +209,174 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
     'model.vocab': model.config.vocabSize,
   });
 
-  // AdamW moments; restored with the weights on resume
-  const m = vars.map((v) => tf.variable(tf.zerosLike(v), false));
-  const vv = vars.map((v) => tf.variable(tf.zerosLike(v), false));
+  // the replicas on the devices: weights from here, moments restored on resume
+  const N = c.attention === 'ring' ? c.devices : 1;
+  const layout = c.layout as RingLayout;
+  const total = vars.reduce((a, v) => a + v.size, 0);
   let start = 1;
+  let optimizer: OptimizerState | undefined;
+  let weights = vars.map((v) => v.dataSync() as Float32Array);
   if (ctx.resume) {
     const t = ctx.resume.tensors;
-    vars.forEach((v, i) => {
-      v.assign(tf.tensor(t[`w${i}`].data, t[`w${i}`].shape));
-      m[i].assign(tf.tensor(t[`m${i}`].data, t[`m${i}`].shape));
-      vv[i].assign(tf.tensor(t[`v${i}`].data, t[`v${i}`].shape));
-    });
+    weights = vars.map((_, i) => t[`w${i}`].data as Float32Array);
+    optimizer = {
+      step: ctx.resume.step,
+      m: vars.map((_, i) => t[`m${i}`].data as Float32Array),
+      v: vars.map((_, i) => t[`v${i}`].data as Float32Array),
+    };
     start = ctx.resume.step + 1;
     ctx.log(`resuming at step ${start}`);
   }
-  const decays = vars.map((v) => v.rank === 2); // no decay on norm gains (LLaMA recipe)
-
-  const ds = new TokenDataset(arrow);
-  // the sampler's seed advances with the step, so a resumed run draws the same batches
-  const samplerAt = (step: number) =>
-    new TokenWindowSampler(ds, { batchSize: c.batchSize, seqLen: c.seqLen, seed: ctx.seed * 100_003 + step });
-
-  const snapshot = async (step: number) => {
-    const tensors: Record<string, SavedTensor> = {};
-    vars.forEach((v, i) => {
-      tensors[`w${i}`] = { shape: v.shape, data: v.dataSync() as Float32Array };
-      tensors[`m${i}`] = { shape: v.shape, data: m[i].dataSync() as Float32Array };
-      tensors[`v${i}`] = { shape: v.shape, data: vv[i].dataSync() as Float32Array };
-    });
-    await ctx.checkpoints.save({ step, state: { step }, tensors });
+  const init: FinetuneInitArgs = {
+    config: model.config,
+    runtime: { ...runtime, attention: c.attention },
+    weights,
+    beta1: c.beta1,
+    beta2: c.beta2,
+    weightDecay: c.weightDecay,
+    optimizer,
   };
-
-  const progress = ctx.progress('sharegpt-finetune', c.steps);
-  const curve: { step: number; loss: number }[] = [];
-  let last = start - 1;
-  for (let step = start; step <= c.steps; step++) {
-    // a step is synchronous compute: yield so Ctrl-C and the metric flush timer get their turn
-    await new Promise((r) => setImmediate(r));
-    if (ctx.signal.aborted) break;
-    const started = performance.now();
-    const sampler = samplerAt(step);
-    const lr = learningRate(step, c);
-    let lossSum = 0;
-    let tokens = 0;
-    // accumulate gradients over micro-batches; each micro-batch's loss is its mean token loss
-    let acc: tf.Tensor[] | undefined;
-    for (let k = 0; k < c.gradAccum; k++) {
-      const b = sampler.sample();
-      const targets = windowTargets(b.tokens, b.lossMask, b.segmentIds, b.mask, c.batchSize, c.seqLen);
-      // padding gets its own segment so real tokens never attend to it
-      const seg = Int32Array.from(b.segmentIds, (s, i) => (b.mask[i] ? s : -1));
-      const ids = tf.tensor2d(b.tokens, [c.batchSize, c.seqLen], 'int32');
-      const { value, grads } = tf.variableGrads(() => model.loss(ids, targets, { segmentIds: seg }), vars);
-      lossSum += value.dataSync()[0];
-      tokens += c.batchSize * c.seqLen;
-      const g = vars.map((v) => grads[v.name]);
-      if (!acc) acc = g;
-      else {
-        const sum = acc.map((a, i) => tf.add(a, g[i]));
-        tf.dispose([...acc, ...g]);
-        acc = sum;
-      }
-      tf.dispose([ids, value]);
-    }
-    const gradList = acc as tf.Tensor[];
-    const gradNorm =
-      tf.tidy(() =>
-        Math.sqrt(gradList.reduce((a, g) => a + (tf.sum(tf.square(g)).dataSync()[0] as number), 0)),
-      ) / c.gradAccum;
-    const scale = (1 / c.gradAccum) * (c.clipNorm > 0 && gradNorm > c.clipNorm ? c.clipNorm / gradNorm : 1);
-    tf.tidy(() => {
-      const bc1 = 1 - c.beta1 ** step;
-      const bc2 = 1 - c.beta2 ** step;
-      vars.forEach((v, i) => {
-        const g = tf.mul(gradList[i], scale);
-        m[i].assign(tf.add(tf.mul(m[i], c.beta1), tf.mul(g, 1 - c.beta1)));
-        vv[i].assign(tf.add(tf.mul(vv[i], c.beta2), tf.mul(tf.square(g), 1 - c.beta2)));
-        const update = tf.div(tf.div(m[i], bc1), tf.add(tf.sqrt(tf.div(vv[i], bc2)), 1e-8));
-        // AdamW: decoupled weight decay (Loshchilov & Hutter)
-        const decayed = decays[i] && c.weightDecay > 0 ? tf.mul(v, 1 - lr * c.weightDecay) : v;
-        v.assign(tf.sub(decayed, tf.mul(update, lr)));
+  // the largest message: a K/V block of one layer, or a device's share of the all-reduce
+  const Dh = model.config.hiddenSize / model.config.numHeads;
+  const messageFloats = Math.max(
+    N > 1 ? 2 * c.batchSize * model.config.numKvHeads * (c.seqLen / N) * Dh : 1,
+    Math.ceil((total + 1) / N),
+  );
+  const group = await RingGroup.create({ devices: N, backend: ctx.backend.name });
+  const ds = new TokenDataset(arrow);
+  try {
+    await group.run(deviceModule, 'initFinetune', Array(N).fill(init), messageFloats);
+    // the sampler's seed advances with the step, so a resumed run draws the same batches
+    const samplerAt = (step: number) =>
+      new TokenWindowSampler(ds, {
+        batchSize: c.batchSize,
+        seqLen: c.seqLen,
+        seed: ctx.seed * 100_003 + step,
       });
-    });
-    tf.dispose(gradList);
-    const loss = lossSum / c.gradAccum;
-    const secs = (performance.now() - started) / 1000;
-    ctx.tracker.metrics(
-      {
-        'train/loss': loss,
-        'train/lr': lr,
-        'train/tokens_per_sec': tokens / secs,
-        'train/grad_norm': gradNorm,
-      },
-      step,
-    );
-    curve.push({ step, loss });
-    progress.update(step, { loss });
-    last = step;
-    if (ctx.checkpoints.due(step) && step !== c.steps) await snapshot(step);
-  }
-  progress.finish();
-  if (last >= start || !ctx.resume) await snapshot(last);
-  ds.close();
-
-  if (!ctx.signal.aborted) {
-    if (curve.length)
-      await ctx.tracker.plot(
-        'learning_curve',
-        linePlotSvg({
-          title: `sharegpt-finetune: seed ${ctx.seed}`,
-          xLabel: 'step',
-          yLabel: 'train/loss',
-          series: [{ name: 'train/loss', x: curve.map((p) => p.step), y: curve.map((p) => p.loss) }],
-        }),
+    /** Each device's arguments for one step: its shard of every micro-batch. */
+    const stepArgs = (step: number, lr: number): FinetuneStepArgs[] => {
+      const sampler = samplerAt(step);
+      const windows: Window[] = Array.from({ length: c.gradAccum }, () => {
+        const b = sampler.sample();
+        return {
+          tokens: b.tokens,
+          targets: windowTargets(b.tokens, b.lossMask, b.segmentIds, b.mask, c.batchSize, c.seqLen),
+          // padding gets its own segment so real tokens never attend to it
+          segmentIds: Int32Array.from(b.segmentIds, (s, i) => (b.mask[i] ? s : -1)),
+        };
+      });
+      return shardStep(windows, {
+        devices: N,
+        batch: c.batchSize,
+        seqLen: c.seqLen,
+        layout,
+        lr,
+        clipNorm: c.clipNorm,
+      });
+    };
+    if (c.memoryBudgetMiB > 0) {
+      // NOTE: a window the devices cannot hold fails here, before training (issue 22)
+      const peaks = await group.run<FinetuneStepArgs, number>(
+        deviceModule,
+        'probeFinetune',
+        stepArgs(start, 0),
+        messageFloats,
       );
-    if (c.exportHf) {
-      const out = join(ctx.workDir, 'hf');
-      saveLlama(model, out);
-      ctx.log(`HF checkpoint: ${out}`);
+      // the replica itself: weights and AdamW's two moments, and one gradient
+      const need = (Math.max(...peaks) + 4 * 4 * total + (N > 1 ? group.commBytesPerDevice : 0)) / 2 ** 20;
+      ctx.tracker.params({ 'model.probe_mib_per_device': need.toFixed(1) });
+      ctx.log(`memory: ${need.toFixed(1)} MiB per device (tensor bytes) of ${c.memoryBudgetMiB} MiB`);
+      if (need > c.memoryBudgetMiB)
+        throw new InputError(
+          `sharegpt-finetune: a ${c.seqLen}-token window (batch ${c.batchSize}) needs ${need.toFixed(1)} MiB per device with ${c.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${c.memoryBudgetMiB} MiB (sharegpt-finetune.memoryBudgetMiB). Use attention: ring with more devices (about ${Math.ceil((N * need) / c.memoryBudgetMiB)}), or a shorter seqLen`,
+        );
     }
+    const snapshot = async (step: number) => {
+      const [state] = await group.run<null, { weights: Float32Array[]; optimizer: OptimizerState }>(
+        deviceModule,
+        'finetuneState',
+        Array(N).fill(null),
+        1,
+      );
+      const tensors: Record<string, SavedTensor> = {};
+      vars.forEach((v, i) => {
+        tensors[`w${i}`] = { shape: v.shape, data: state.weights[i] };
+        tensors[`m${i}`] = { shape: v.shape, data: state.optimizer.m[i] };
+        tensors[`v${i}`] = { shape: v.shape, data: state.optimizer.v[i] };
+      });
+      await ctx.checkpoints.save({ step, state: { step }, tensors });
+      return state;
+    };
+
+    const progress = ctx.progress(`sharegpt-finetune ${c.attention}${N > 1 ? ` N=${N}` : ''}`, c.steps);
+    const curve: { step: number; loss: number }[] = [];
+    let last = start - 1;
+    for (let step = start; step <= c.steps; step++) {
+      // yield so Ctrl-C and the metric flush timer get their turn between steps
+      await new Promise((r) => setImmediate(r));
+      if (ctx.signal.aborted) break;
+      const started = performance.now();
+      const lr = learningRate(step, c);
+      const [res] = await group.run<FinetuneStepArgs, FinetuneStepResult>(
+        deviceModule,
+        'finetuneStep',
+        stepArgs(step, lr),
+        messageFloats,
+      );
+      const secs = (performance.now() - started) / 1000;
+      ctx.tracker.metrics(
+        {
+          'train/loss': res.loss,
+          'train/lr': lr,
+          'train/tokens_per_sec': (c.gradAccum * c.batchSize * c.seqLen) / secs,
+          'train/grad_norm': res.gradNorm,
+        },
+        step,
+      );
+      curve.push({ step, loss: res.loss });
+      progress.update(step, { loss: res.loss });
+      last = step;
+      if (ctx.checkpoints.due(step) && step !== c.steps) await snapshot(step);
+    }
+    progress.finish();
+    // the final weights come back from device 0 (every replica holds the same)
+    const final = last >= start || !ctx.resume ? await snapshot(last) : undefined;
+    if (final)
+      vars.forEach((v, i) => {
+        v.assign(tf.tensor(final.weights[i], v.shape));
+      });
+
+    if (!ctx.signal.aborted) {
+      if (curve.length)
+        await ctx.tracker.plot(
+          'learning_curve',
+          linePlotSvg({
+            title: `sharegpt-finetune: seed ${ctx.seed}`,
+            xLabel: 'step',
+            yLabel: 'train/loss',
+            series: [{ name: 'train/loss', x: curve.map((p) => p.step), y: curve.map((p) => p.loss) }],
+          }),
+        );
+      if (c.exportHf) {
+        const out = join(ctx.workDir, 'hf');
+        saveLlama(model, out);
+        ctx.log(`HF checkpoint: ${out}`);
+      }
+    }
+  } finally {
+    ds.close();
+    await group.dispose();
+    model.dispose();
   }
-  tf.dispose([...m, ...vv]);
-  model.dispose();
 }
+
+const deviceModule = new URL('../../lm/finetune-device.js', import.meta.url);
 
 export const shareGptFinetuneRecipe: Recipe<ShareGptFinetuneConfig> = {
   name: 'sharegpt-finetune',
   describe:
-    'Finetune a LLaMA-style model on ShareGPT conversations (Vicuna v1.1, AdamW, cosine, checkpoints)',
+    'Finetune a LLaMA-style model on ShareGPT conversations (Vicuna v1.1, AdamW, cosine, checkpoints), on one device or the ring',
   schema: s.object(fields, { doc: 'ShareGPT finetuning' }),
+  deviceCount: (c) => (c.attention === 'ring' ? c.devices : 1),
   run,
 };

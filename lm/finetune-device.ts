@@ -1,0 +1,231 @@
+/**
+ * LM finetuning on ring devices (issue 22; paper §3 and §5.3: LLaMA finetuned on ShareGPT with
+ * the sequence split over the ring). Every device keeps a replica of the model and of AdamW's
+ * moments (the same starting weights from the main thread), receives its shard of each packed
+ * window (c = T/N tokens in the ring's layout, segment ids global so packed conversations never
+ * attend to each other across the split), and after the micro-batches of a step the gradients and
+ * loss shares are summed over the ring in one all-reduce, so every replica applies the same
+ * update. One device (N = 1) runs the same code with no all-reduce: the one-device recipe and the
+ * ring are one training step.
+ *
+ * Tasks (RingGroup.run): `initFinetune`, `finetuneStep`, `probeFinetune` (peak tensor bytes of
+ * one micro-batch's forward and backward: the memory check), `finetuneState` (weights and
+ * moments for checkpoints and the HF export).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  AdamW,
+  allReduceSum,
+  type DeviceContext,
+  type OptimizerState,
+  type RingLayout,
+  type SequenceContext,
+  tokenIndices,
+  withPeakBytes,
+} from '../ring/index.js';
+import { IGNORE_INDEX, type LlamaModel } from './model.js';
+import { buildModel, type LoadModelArgs } from './ring-device.js';
+
+interface Finetuner {
+  model: LlamaModel;
+  optimizer: AdamW;
+}
+let trainer: Finetuner | undefined;
+
+export interface FinetuneInitArgs extends LoadModelArgs {
+  beta1: number;
+  beta2: number;
+  /** AdamW's decoupled decay, on matrices only (not the norms' gains: the LLaMA recipe). */
+  weightDecay: number;
+  /** Moments and step count to resume from. */
+  optimizer?: OptimizerState;
+}
+
+export function initFinetune(a: FinetuneInitArgs): { parameters: number } {
+  if (trainer) {
+    trainer.model.dispose();
+    trainer.optimizer.dispose();
+  }
+  const model = buildModel(a);
+  const optimizer = new AdamW(model.variables(), {
+    lr: 0,
+    beta1: a.beta1,
+    beta2: a.beta2,
+    weightDecay: a.weightDecay,
+    decays: (v) => v.rank === 2,
+  });
+  if (a.optimizer) optimizer.load(a.optimizer);
+  trainer = { model, optimizer };
+  return { parameters: model.variables().reduce((s, v) => s + v.size, 0) };
+}
+
+/** One micro-batch as this device holds it. */
+export interface MicroBatchShard {
+  /** This device's tokens (B, c) row-major, in the ring layout's order (c = T on one device). */
+  ids: Int32Array;
+  /** Next-token targets of those tokens (B, c); −100 is not counted. */
+  targets: Int32Array;
+  /** Segment ids of the whole window (B, T), global: padding has its own segment. */
+  segmentIds: Int32Array;
+  /** Counted targets of the whole micro-batch over all devices, so the shares sum to its mean. */
+  denominator: number;
+}
+
+export interface FinetuneStepArgs {
+  microBatches: MicroBatchShard[];
+  batch: number;
+  /** Tokens per window over all devices. */
+  seqLen: number;
+  layout: RingLayout;
+  lr: number;
+  /** Global gradient-norm clip; 0 = none. */
+  clipNorm: number;
+}
+
+export interface FinetuneStepResult {
+  /** Mean over micro-batches of each one's mean token cross-entropy. */
+  loss: number;
+  /** Global norm of the micro-batch-averaged gradient, before clipping. */
+  gradNorm: number;
+}
+
+function current(): Finetuner {
+  if (!trainer) throw new Error('finetune device: call initFinetune first');
+  return trainer;
+}
+
+function sequenceOf(
+  model: LlamaModel,
+  a: FinetuneStepArgs,
+  mb: MicroBatchShard,
+  ctx: DeviceContext,
+): SequenceContext {
+  return model.runtime.attention === 'ring'
+    ? { segmentIds: mb.segmentIds, ring: { transport: ctx.transport, seqLen: a.seqLen, layout: a.layout } }
+    : { segmentIds: mb.segmentIds };
+}
+
+/**
+ * One optimizer step: gradients of every micro-batch summed here, then over the ring (one
+ * all-reduce with the loss shares), averaged over micro-batches, clipped, and AdamW.
+ */
+export function finetuneStep(a: FinetuneStepArgs, ctx: DeviceContext): FinetuneStepResult {
+  const { model, optimizer } = current();
+  const vars = model.variables();
+  const total = vars.reduce((s, v) => s + v.size, 0);
+  const flat = new Float32Array(total + 1); // gradients, then the summed loss shares
+  for (const mb of a.microBatches) {
+    const ids = tf.tensor2d(mb.ids, [a.batch, mb.ids.length / a.batch], 'int32');
+    const { value, grads } = tf.variableGrads(
+      () => model.loss(ids, mb.targets, sequenceOf(model, a, mb, ctx), mb.denominator),
+      vars,
+    );
+    let off = 0;
+    for (const v of vars) {
+      const g = grads[v.name].dataSync() as Float32Array;
+      for (let i = 0; i < g.length; i++) flat[off + i] += g[i];
+      off += v.size;
+    }
+    flat[total] += value.dataSync()[0];
+    tf.dispose([ids, value, ...Object.values(grads)]);
+  }
+  if (ctx.worldSize > 1) allReduceSum(ctx.transport, flat);
+  const accum = a.microBatches.length;
+  let sq = 0;
+  for (let i = 0; i < total; i++) sq += flat[i] * flat[i];
+  const gradNorm = Math.sqrt(sq) / accum;
+  // NOTE: clip the micro-batch mean at clipNorm: scale = clip/‖g‖ when over (no epsilon)
+  const scale = (1 / accum) * (a.clipNorm > 0 && gradNorm > a.clipNorm ? a.clipNorm / gradNorm : 1);
+  let off = 0;
+  const scaled = vars.map((v) => {
+    const g = new Float32Array(v.size);
+    for (let i = 0; i < v.size; i++) g[i] = flat[off + i] * scale;
+    off += v.size;
+    return tf.tensor(g, v.shape);
+  });
+  optimizer.apply(scaled, a.lr);
+  tf.dispose(scaled);
+  return { loss: flat[total] / accum, gradNorm };
+}
+
+/** A micro-batch of whole windows, as the main thread samples it. */
+export interface Window {
+  /** Token ids (B, T) row-major. */
+  tokens: Int32Array;
+  /** Next-token targets (B, T); −100 is not counted. */
+  targets: Int32Array;
+  /** Segment ids (B, T): packed conversations apart, padding in a segment of its own. */
+  segmentIds: Int32Array;
+}
+
+export interface ShardOptions {
+  devices: number;
+  batch: number;
+  seqLen: number;
+  layout: RingLayout;
+  lr: number;
+  clipNorm: number;
+}
+
+/** Each device's `finetuneStep` arguments: its tokens and targets of every micro-batch. */
+export function shardStep(microBatches: Window[], o: ShardOptions): FinetuneStepArgs[] {
+  const N = o.devices;
+  const indices = Array.from({ length: N }, (_, r) => tokenIndices(r, N, o.seqLen, o.layout));
+  return indices.map((ix) => ({
+    microBatches: microBatches.map((w) => ({
+      ids: selectColumns(w.tokens, ix, o.batch, o.seqLen),
+      targets: selectColumns(w.targets, ix, o.batch, o.seqLen),
+      segmentIds: w.segmentIds,
+      denominator: w.targets.reduce((n, t) => n + (t === IGNORE_INDEX ? 0 : 1), 0),
+    })),
+    batch: o.batch,
+    seqLen: o.seqLen,
+    layout: o.layout,
+    lr: o.lr,
+    clipNorm: o.clipNorm,
+  }));
+}
+
+/** The columns `ix` of every row of a (B, T) row-major array: (B, |ix|). */
+function selectColumns(a: Int32Array, ix: Int32Array, B: number, T: number): Int32Array {
+  if (ix.length === T) return a;
+  const out = new Int32Array(B * ix.length);
+  for (let b = 0; b < B; b++) for (let t = 0; t < ix.length; t++) out[b * ix.length + t] = a[b * T + ix[t]];
+  return out;
+}
+
+/** Peak tensor bytes of one micro-batch's forward and backward on this device (no update). */
+export async function probeFinetune(a: FinetuneStepArgs, ctx: DeviceContext): Promise<number> {
+  const { model } = current();
+  const mb = a.microBatches[0];
+  const ids = tf.tensor2d(mb.ids, [a.batch, mb.ids.length / a.batch], 'int32');
+  const { peakBytes } = await withPeakBytes(() => {
+    const { value, grads } = tf.variableGrads(
+      () => model.loss(ids, mb.targets, sequenceOf(model, a, mb, ctx), mb.denominator),
+      model.variables(),
+    );
+    tf.dispose([value, ...Object.values(grads)]);
+    return null;
+  }, true);
+  ids.dispose();
+  return peakBytes;
+}
+
+/** Weights (in `LlamaModel.variables()` order) and AdamW's state of this replica. */
+export function finetuneState(): { weights: Float32Array[]; optimizer: OptimizerState } {
+  const { model, optimizer } = current();
+  return {
+    weights: model.variables().map((v) => v.dataSync() as Float32Array),
+    optimizer: optimizer.state(),
+  };
+}
+
+/** Frees the replica. */
+export function disposeFinetune(): null {
+  if (trainer) {
+    trainer.model.dispose();
+    trainer.optimizer.dispose();
+    trainer = undefined;
+  }
+  return null;
+}
