@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { errorMessage, InputError, writeDirAtomic } from '../common/index.js';
+import { errorMessage, InputError, sweepStaleTemporaries, writeDirAtomic } from '../common/index.js';
 import type { TrackingStore } from './tracking/index.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -223,6 +223,8 @@ export class Checkpoints {
     const name = checkpointDirName(data.step);
     const dir = join(this.options.localRoot, name);
     await this.options.beforeSave?.();
+    // A process killed mid-write left its hidden temporary folder here: remove it.
+    sweepStaleTemporaries(this.options.localRoot);
     await writeCheckpoint(dir, data, this.options.rngState());
     for (const f of ['tensors.bin', 'checkpoint.json'])
       await this.options.store.logArtifact(this.options.runId, join(dir, f), `checkpoints/${name}/${f}`);

@@ -21,6 +21,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   truncateSync,
@@ -30,7 +31,7 @@ import { userInfo } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import YAML from 'yaml';
-import { InputError, writeFileAtomic } from '../../common/index.js';
+import { InputError, temporarySibling, writeFileAtomic } from '../../common/index.js';
 import type {
   ArtifactFile,
   DatasetInput,
@@ -490,7 +491,15 @@ export class FileStore implements TrackingStore {
   async logArtifact(runId: string, localFile: string, artifactPath: string): Promise<void> {
     const dest = this.artifactPath(runId, artifactPath);
     mkdirSync(dirname(dest), { recursive: true });
-    copyFileSync(localFile, dest);
+    // Copied to a hidden sibling, then renamed: a SIGKILL mid-copy leaves no half checkpoint
+    // under its real name (issue 16); listings skip the hidden `.tmp` leftovers.
+    const tmp = temporarySibling(dest);
+    try {
+      copyFileSync(localFile, tmp);
+      renameSync(tmp, dest);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
   }
 
   async listArtifacts(runId: string, path = ''): Promise<ArtifactFile[]> {
