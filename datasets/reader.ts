@@ -4,11 +4,12 @@
  * rows asked for (`steps`, `episode`) or batch by batch (`scan`), so memory stays bounded by
  * what the caller holds, whatever the dataset's size.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DataType, type Field, Type } from 'apache-arrow';
 import { InputError } from '../common/index.js';
-import type { Episode } from './episode.js';
+import { type Episode, hashEpisode } from './episode.js';
 import {
   ArrowFile,
   type BatchLayout,
@@ -80,6 +81,8 @@ export interface TrajectoryDataset {
   readonly actDim: number;
   /** (numEpisodes) steps per episode. */
   readonly lengths: Int32Array;
+  /** What opening checked of the step data (see `OpenOptions.verify`). */
+  readonly verification: Verification;
   /** (numEpisodes) undiscounted return per episode (stored, or computed once on first call). */
   returns(): Float64Array;
   /** A whole episode. */
@@ -182,6 +185,7 @@ function checkEpisodeIndex(i: number, n: number, path: string): void {
 class ArrowFileDataset implements TrajectoryDataset {
   readonly layout = 'file' as const;
   readonly info: DatasetInfo;
+  verification: Verification = NOT_CHECKED;
   readonly lengths: Int32Array;
   private readonly storedReturns: Float64Array;
   private readonly batchOf: Int32Array;
@@ -265,6 +269,11 @@ class ArrowFileDataset implements TrajectoryDataset {
 
   returns(): Float64Array {
     return this.storedReturns.length === this.numEpisodes ? this.storedReturns : computeReturns(this);
+  }
+
+  /** The returns stored in the episode index, if the file has them. */
+  storedReturnsOrUndefined(): Float64Array | undefined {
+    return this.storedReturns.length === this.numEpisodes ? this.storedReturns : undefined;
   }
 
   steps(i: number, start: number, count: number): StepSlice {
@@ -378,6 +387,7 @@ export function minariDataDir(dir: string): string | undefined {
 class MinariArrowDataset implements TrajectoryDataset {
   readonly layout = 'minari' as const;
   readonly info: DatasetInfo;
+  verification: Verification = NOT_CHECKED;
   readonly lengths: Int32Array;
   private readonly dataDir: string;
   private cachedReturns: Float64Array | undefined;
@@ -581,13 +591,161 @@ function concatSlices<T extends StepSlice & { infos?: Record<string, Float32Arra
   } as T;
 }
 
+// ---------------------------------------------------------------- verification on open
+
+/** How much of the step data opening reads to check it (issue 16 item 6, issue 21). */
+export type VerifyMode = 'auto' | 'always' | 'never';
+
+export interface OpenOptions {
+  /**
+   * 'always': read every episode, check that every observation, action and reward is finite and
+   * that the content hashes to the stored digest (`ring_content_sha256`); 'auto' (default): the
+   * same when the step data is at most AUTO_VERIFY_BYTES, else read the rewards only (finite, and
+   * summing to the stored returns) and say so in `verification`; 'never': read no step data.
+   */
+  verify?: VerifyMode;
+  /** The 'auto' limit in bytes of step data; default AUTO_VERIFY_BYTES. */
+  autoLimitBytes?: number;
+}
+
+/** What opening checked; `note` is one line for a run's log. */
+export interface Verification {
+  /**
+   * 'verified': values finite, content digest matches; 'no-digest': values finite, the file
+   * records no digest; 'rewards-only': rewards finite and matching the stored returns, the rest
+   * not read (large file under 'auto'); 'not-checked': 'never'.
+   */
+  status: 'verified' | 'no-digest' | 'rewards-only' | 'not-checked';
+  note: string;
+  /** sha256 of the content as read (full checks only). */
+  contentSha256?: string;
+}
+
+/**
+ * Step data up to which 'auto' verifies everything: 256 MiB (the 100k-step ant-medium default is
+ * 46 MiB; D4RL's 1M-step files are ≈ 0.5 GB, whose full read is left to --verify).
+ */
+export const AUTO_VERIFY_BYTES = 256 * 2 ** 20;
+
+const NOT_CHECKED: Verification = {
+  status: 'not-checked',
+  note: 'step data not verified on open (verify: never)',
+};
+
+/** Bytes of step data as hashed: float32 observations (T+1 rows) and actions, float64 rewards, flags. */
+function stepDataBytes(ds: TrajectoryDataset): number {
+  return (ds.totalSteps + ds.numEpisodes) * ds.obsDim * 4 + ds.totalSteps * (ds.actDim * 4 + 8 + 2);
+}
+
+function firstNonFinite(a: ArrayLike<number>): number {
+  for (let k = 0; k < a.length; k++) if (!Number.isFinite(a[k])) return k;
+  return -1;
+}
+
+/** Reads every episode: finite values, then the content digest against the stored one. */
+function verifyAll(ds: TrajectoryDataset): Verification {
+  const hash = createHash('sha256');
+  for (let i = 0; i < ds.numEpisodes; i++) {
+    const ep = ds.episode(i);
+    for (const [key, values, width, unit] of [
+      ['rewards', ep.rewards, 1, 'step'],
+      ['observations', ep.observations, ds.obsDim, 'row'],
+      ['actions', ep.actions, ds.actDim, 'step'],
+    ] as const) {
+      const k = firstNonFinite(values);
+      if (k >= 0)
+        throw new InputError(
+          `${ds.path}: episode ${i}: key "${key}": expected finite values; got ${values[k]} at ${unit} ${Math.floor(k / width)} (corrupt data)`,
+        );
+    }
+    hashEpisode(hash, ep, ds.obsDim, ds.actDim);
+  }
+  const sha = hash.digest('hex');
+  const stored = ds.info.contentSha256;
+  if (stored && stored !== sha)
+    throw new InputError(
+      `${ds.path}: content digest mismatch: metadata says ${stored.slice(0, 8)}, the data hashes to ${sha.slice(0, 8)} (modified or corrupt)`,
+    );
+  return stored
+    ? {
+        status: 'verified',
+        note: `content digest ${sha.slice(0, 8)} verified; values finite`,
+        contentSha256: sha,
+      }
+    : {
+        status: 'no-digest',
+        note: 'values finite; the file records no content digest (ring_content_sha256), so the content is not verified',
+        contentSha256: sha,
+      };
+}
+
+/** Reads the rewards only: finite, and each episode's sum equal to the stored return. */
+function verifyRewards(ds: TrajectoryDataset, stored: Float64Array | undefined): Verification {
+  for (let i = 0; i < ds.numEpisodes; i++) {
+    const r = ds.rewards(i, 0, ds.lengths[i]);
+    const k = firstNonFinite(r);
+    if (k >= 0)
+      throw new InputError(
+        `${ds.path}: episode ${i}: key "rewards": expected finite values; got ${r[k]} at step ${k} (corrupt data)`,
+      );
+    if (!stored) continue;
+    let sum = 0;
+    for (let t = 0; t < r.length; t++) sum += r[t];
+    if (Math.abs(sum - stored[i]) > 1e-9 * Math.max(1, Math.abs(stored[i])))
+      throw new InputError(
+        `${ds.path}: episode ${i}: rewards sum to ${sum}; the stored return is ${stored[i]} (modified or corrupt)`,
+      );
+  }
+  const mib = (stepDataBytes(ds) / 2 ** 20).toFixed(0);
+  return {
+    status: 'rewards-only',
+    note: `content digest NOT verified (${mib} MiB of step data; verify: always reads it all): rewards finite and matching the stored returns, observations and actions not read`,
+  };
+}
+
+/** Checks the step data as `mode` says; throws InputError naming the file, episode and key. */
+function verifyOnOpen(
+  ds: ArrowFileDataset | MinariArrowDataset,
+  mode: VerifyMode,
+  limit: number,
+  storedReturns: Float64Array | undefined,
+): void {
+  if (mode === 'never') return;
+  ds.verification =
+    mode === 'always' || stepDataBytes(ds) <= limit ? verifyAll(ds) : verifyRewards(ds, storedReturns);
+}
+
+function opened<T extends ArrowFileDataset | MinariArrowDataset>(
+  ds: T,
+  o: OpenOptions,
+  storedReturns: Float64Array | undefined,
+): T {
+  const mode = o.verify ?? 'auto';
+  if (!['auto', 'always', 'never'].includes(mode))
+    throw new InputError(
+      `openDataset: verify must be 'auto', 'always' or 'never'; got ${JSON.stringify(mode)}`,
+    );
+  try {
+    verifyOnOpen(ds, mode, o.autoLimitBytes ?? AUTO_VERIFY_BYTES, storedReturns);
+  } catch (err) {
+    ds.close();
+    throw err;
+  }
+  return ds;
+}
+
 /**
  * Opens a dataset: an Arrow IPC file (single-file layout), or a Minari dataset directory (or its
- * `data/` directory) in Arrow storage. Checks the schema and metadata; reads no step data.
+ * `data/` directory) in Arrow storage. Checks the schema and metadata, then the step data as
+ * `options.verify` says (default 'auto': everything for files up to AUTO_VERIFY_BYTES); what was
+ * checked is in `verification`.
  */
-export function openDataset(path: string): TrajectoryDataset {
+export function openDataset(path: string, options: OpenOptions = {}): TrajectoryDataset {
   if (!existsSync(path)) throw new InputError(`${path}: no such file or directory`);
-  if (!statSync(path).isDirectory()) return new ArrowFileDataset(path);
+  if (!statSync(path).isDirectory()) {
+    const ds = new ArrowFileDataset(path);
+    return opened(ds, options, ds.storedReturnsOrUndefined());
+  }
   const dataDir = minariDataDir(path);
   if (!dataDir)
     throw new InputError(
@@ -610,7 +768,7 @@ export function openDataset(path: string): TrajectoryDataset {
     throw new InputError(
       `${mdPath}: "data_format": expected "arrow" (or "hdf5" to import); got ${JSON.stringify(format)}`,
     );
-  return new MinariArrowDataset(path, dataDir, info);
+  return opened(new MinariArrowDataset(path, dataDir, info), options, undefined);
 }
 
 /** Reads every record batch's columns of interest: a full scan's worth of work, for checks. */
