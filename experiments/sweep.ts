@@ -1,43 +1,86 @@
 /**
  * `exp sweep`: one config over seeds × a grid of overrides. A parent MLflow run holds the sweep;
- * each cell × seed is a child run (`mlflow.parentRunId`), run as its own `exp run` subprocess
- * (its own tfjs instance and backend), at most `parallel` at once. At the end the parent logs the
- * mean ± std over seeds of every final metric per grid cell (`summary/…`), as metrics and as a
- * table (JSON + Arrow).
+ * each cell × seed is a child run (`mlflow.parentRunId`, tagged `exp.sweep.cell` = its index),
+ * run by `exp run`: as local subprocesses, at most `parallel` at once (launcher `local`), or as
+ * the elements of one SLURM array job (launcher `slurm`, issue 19; the parent waits for the array
+ * and ends each failed or cancelled cell's run FAILED/KILLED with the scheduler's reason), or
+ * as the pods of a Kubernetes indexed Job (launcher `k8s`, manifest only: `--dry-run`). At the
+ * end the parent logs the mean ± std over seeds of every final metric per grid cell
+ * (`summary/…`), as metrics and as a table (JSON + Arrow). `resume` reruns only the cells whose
+ * run did not finish (continuing each from its checkpoint when it has a run).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import YAML from 'yaml';
 import { errorMessage, InputError } from '../common/index.js';
 import { configToYaml, displayPath, loadConfig } from './config/load.js';
+import {
+  type ArrayJobSpec,
+  arrayIndexList,
+  arrayStates,
+  cellScript,
+  describeElement,
+  type ElementState,
+  indexedJobManifest,
+  runStatusOfState,
+  type SlurmResources,
+  sbatch,
+  scancel,
+  shellQuote,
+  writeFileAtomic,
+} from './launchers/index.js';
 import { PACKAGE_ROOT, workDir } from './paths.js';
 import { linePlotSvg } from './plot/svg.js';
 import {
   openStore,
   resolveTrackingUri,
+  type Run,
   RunTracker,
   type RunStatus,
   type TrackingStore,
 } from './tracking/index.js';
 
+/** Where cells run: local subprocesses, a SLURM array job, a Kubernetes indexed Job (manifest). */
+export type SweepLauncher = 'local' | 'slurm' | 'k8s';
+export const SWEEP_LAUNCHERS: readonly SweepLauncher[] = ['local', 'slurm', 'k8s'];
+
 export interface SweepOptions {
-  config: string;
+  /** Config path or built-in name (not with `resume`, which reads the sweep's own). */
+  config?: string;
   seeds: number[];
   /** `key=v1,v2,…` entries; the sweep runs their cartesian product. */
   grid: string[];
+  /** Cells at once (local processes, or the array's `%P` throttle). */
   parallel: number;
   sets?: string[];
   trackingUri?: string;
   quiet?: boolean;
+  /** Default `local`. */
+  launcher?: SweepLauncher;
+  /** Print what would run or be submitted (script, manifest); create and submit nothing. */
+  dryRun?: boolean;
+  /** Parent run id of an earlier sweep: rerun only its cells whose run did not finish. */
+  resume?: string;
+  /** Per-cell resources of the SLURM array (and the pods' requests under k8s). */
+  slurm?: Partial<SlurmResources>;
+  /** Seconds between reads of the array's state (default 2). */
+  pollSec?: number;
+  /** k8s: the container image with ring-harness installed. */
+  image?: string;
 }
 
 export interface SweepChild {
+  /** Position in the sweep (cells × seeds, seeds fastest): the array index and `exp.sweep.cell`. */
+  index: number;
   cell: string;
   assignments: string[];
   seed: number;
   runId?: string;
   status: RunStatus | 'NOT_STARTED';
   exitCode: number;
+  /** Under SLURM: the element's final state and the scheduler's reason when it did not finish. */
+  scheduler?: string;
 }
 
 export interface SummaryRow {
@@ -54,6 +97,10 @@ export interface SweepOutcome {
   status: RunStatus;
   children: SweepChild[];
   summary: SummaryRow[];
+  /** Indices of the cells this invocation ran (all, or the unfinished ones on resume). */
+  ran: number[];
+  /** SLURM array job ids this invocation submitted. */
+  jobIds: string[];
 }
 
 /** Parses `--seeds 0,1,2` (also `0-4`). */
@@ -159,12 +206,13 @@ async function learningCurvePlot(
   );
 }
 
-/** Runs one child `exp run` and returns its outcome; its stderr lines are prefixed. */
 /** Child processes running now (to forward a Ctrl-C to). */
 const running = new Set<ChildProcess>();
 
+/** Runs one child `exp run` and returns its outcome; its stderr lines are prefixed. */
 function runChild(
   args: string[],
+  index: number,
   prefix: string,
   quiet: boolean,
 ): Promise<{ code: number; runId?: string; status?: RunStatus }> {
@@ -173,7 +221,7 @@ function runChild(
     // forwards exactly one SIGINT to each running child (two would stop it without a checkpoint).
     const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'exp.js'), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, EXP_WORK_DIR: workDir() },
+      env: { ...process.env, EXP_WORK_DIR: workDir(), EXP_SWEEP_CELL: String(index) },
       detached: true,
     });
     running.add(child);
@@ -205,53 +253,51 @@ function runChild(
   });
 }
 
-export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
-  if (!o.seeds.length) throw new InputError('--seeds: give at least one seed');
-  if (!Number.isInteger(o.parallel) || o.parallel < 1)
-    throw new InputError(`--parallel: expected an integer ≥ 1; got ${o.parallel}`);
-  const say = (l: string) => {
-    if (!o.quiet) process.stderr.write(`${l}\n`);
-  };
-  const cells = expandGrid(o.grid);
-  // Validate every cell before starting anything: a bad grid key fails now, with exit 2.
-  const base = loadConfig(o.config, { sets: o.sets });
-  for (const cell of cells) loadConfig(o.config, { sets: [...(o.sets ?? []), ...cell], seed: o.seeds[0] });
-  const uri = resolveTrackingUri(o.trackingUri || base.config.tracking.uri);
-  const store = openStore(uri);
-  const experimentId = await store.ensureExperiment(base.config.experiment || base.recipe.name);
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const parent = await store.createRun({
-    experimentId,
-    runName: `sweep-${base.recipe.name}-${stamp}`,
-    startTime: Date.now(),
-    tags: [{ key: 'mlflow.runName', value: `sweep-${base.recipe.name}-${stamp}` }],
-  });
-  const tracker = new RunTracker(store, parent.runId, {
-    flushEverySec: 5,
-    stagingDir: join(workDir(), 'runs', parent.runId),
-  });
-  tracker.tags({
-    'exp.sweep': 'true',
-    'exp.recipe': base.recipe.name,
-    'exp.config': displayPath(base.file),
-    'mlflow.source.name': `exp sweep ${displayPath(base.file)}`,
-    'mlflow.source.type': 'LOCAL',
-  });
-  tracker.params({
-    'sweep.seeds': o.seeds.join(','),
-    'sweep.grid': JSON.stringify(o.grid),
-    'sweep.parallel': o.parallel,
-    'sweep.sets': JSON.stringify(o.sets ?? []),
-    'sweep.cells': cells.length,
-  });
-  await tracker.flush();
-  await tracker.content('config.yaml', configToYaml(base.config));
-  say(
-    `sweep ${parent.runId}: ${cells.length} cells × ${o.seeds.length} seeds, ${o.parallel} at once (${store.uri})`,
-  );
+/** What a sweep is, as its parent run records it (so `resume` can rebuild it). */
+interface SweepPlan {
+  /** Absolute path of the config file: every cell, wherever it runs, reads this file. */
+  configFile: string;
+  seeds: number[];
+  grid: string[];
+  sets: string[];
+  parallel: number;
+  launcher: SweepLauncher;
+  resources: SlurmResources;
+}
 
-  const children: SweepChild[] = cells.flatMap((assignments) =>
-    o.seeds.map((seed) => ({
+const RESOURCES_TAG = 'exp.sweep.resources';
+/** Where a k8s manifest expects the repository inside the image (README "Scaling out"). */
+const K8S_ROOT = '/opt/ring-harness';
+
+function checkResources(r: Partial<SlurmResources>): SlurmResources {
+  const out: SlurmResources = {
+    cpusPerTask: r.cpusPerTask ?? 1,
+    extra: r.extra ?? [],
+    ...(r.partition ? { partition: r.partition } : {}),
+    ...(r.time ? { time: r.time } : {}),
+    ...(r.mem ? { mem: r.mem } : {}),
+  };
+  if (!Number.isInteger(out.cpusPerTask) || out.cpusPerTask < 1)
+    throw new InputError(`--cpus-per-task: expected an integer ≥ 1; got ${out.cpusPerTask}`);
+  if (out.time !== undefined && !/^(\d+-)?\d+(:\d{1,2}){0,2}$/.test(out.time))
+    throw new InputError(
+      `--time: expected SLURM's minutes, H:MM:SS or D-HH:MM:SS (e.g. 30, 2:00:00); got '${out.time}'`,
+    );
+  if (out.mem !== undefined && !/^\d+[KMGT]?$/i.test(out.mem))
+    throw new InputError(`--mem: expected a size like 4G or 4000M; got '${out.mem}'`);
+  if (out.partition !== undefined && !/^[\w.,-]+$/.test(out.partition))
+    throw new InputError(`--partition: expected a partition name; got '${out.partition}'`);
+  for (const a of out.extra)
+    if (!a.startsWith('--'))
+      throw new InputError(`--sbatch-arg: expected an sbatch option like --account=lab; got '${a}'`);
+  return out;
+}
+
+/** The sweep's cells × seeds, in order; `index` is the array index and the `exp.sweep.cell` tag. */
+function childrenOf(cells: string[][], seeds: number[]): SweepChild[] {
+  return cells.flatMap((assignments, ci) =>
+    seeds.map((seed, si) => ({
+      index: ci * seeds.length + si,
       cell: cellLabel(assignments),
       assignments,
       seed,
@@ -259,6 +305,268 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
       exitCode: -1,
     })),
   );
+}
+
+/** `exp` arguments of one cell: a fresh run, or `--resume` of the cell's unfinished run. */
+function childArgs(plan: SweepPlan, c: SweepChild, parentRunId: string, uri: string, resumeRunId?: string) {
+  const tail = ['--parent-run-id', parentRunId, '--tracking-uri', uri, '--json', '--quiet'];
+  if (resumeRunId) return ['run', '--resume', resumeRunId, ...tail];
+  return [
+    'run',
+    plan.configFile,
+    '--seed',
+    String(c.seed),
+    ...[...plan.sets, ...c.assignments].flatMap((a) => ['--set', a]),
+    ...tail,
+  ];
+}
+
+/** The newest child run of `parentRunId` per cell index (`exp.sweep.cell`). */
+async function childRuns(store: TrackingStore, experimentId: string, parentRunId: string) {
+  const out = new Map<number, Run>();
+  for (const r of await store.searchRuns([experimentId], { maxResults: 100_000 })) {
+    const cell = r.tags['exp.sweep.cell'];
+    if (r.tags['mlflow.parentRunId'] !== parentRunId || cell === undefined || !/^\d+$/.test(cell)) continue;
+    if (!out.has(Number(cell))) out.set(Number(cell), r); // newest first
+  }
+  return out;
+}
+
+/** Cells on another host reach the tracking server over the network: a file store will not do. */
+function checkSharedTracking(launcher: SweepLauncher, uri: string, say: (l: string) => void): void {
+  if (!/^https?:\/\//i.test(uri))
+    throw new InputError(
+      `exp sweep --launcher ${launcher}: cells run on other hosts and log to one MLflow tracking server; set MLFLOW_TRACKING_URI (or --tracking-uri) to its http(s):// URL; got '${uri}'`,
+    );
+  if (/^https?:\/\/(127\.|localhost[:/]|\[::1\])/i.test(`${uri}/`))
+    say(
+      `sweep: warning: tracking server ${uri} is on this host's loopback address: cells on other nodes cannot reach it (fine on a single-node cluster)`,
+    );
+}
+
+async function checkServer(uri: string): Promise<void> {
+  try {
+    const r = await fetch(`${uri.replace(/\/$/, '')}/health`, { signal: AbortSignal.timeout(10_000) });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+  } catch (err) {
+    throw new InputError(
+      `exp sweep: the tracking server MLFLOW_TRACKING_URI=${uri} does not answer (${errorMessage(err)}); start it, or point MLFLOW_TRACKING_URI at a running one`,
+    );
+  }
+}
+
+/** The sweep a parent run recorded, for `resume`. */
+function planOfParent(run: Run, parentRunId: string): SweepPlan {
+  if (run.tags['exp.sweep'] !== 'true')
+    throw new InputError(`--resume ${parentRunId}: run is not a sweep's parent (no tag exp.sweep=true)`);
+  const configFile = run.tags['exp.sweep.config_file'];
+  if (!configFile)
+    throw new InputError(
+      `--resume ${parentRunId}: the sweep does not record its config file (tag exp.sweep.config_file; sweeps from before issue 19 cannot be resumed)`,
+    );
+  if (!existsSync(configFile))
+    throw new InputError(`--resume ${parentRunId}: the sweep's config file ${configFile} no longer exists`);
+  const json = <T>(key: string, fallback: T): T => {
+    try {
+      return run.params[key] === undefined ? fallback : (JSON.parse(run.params[key]) as T);
+    } catch {
+      throw new InputError(`--resume ${parentRunId}: param ${key} is not valid JSON: '${run.params[key]}'`);
+    }
+  };
+  return {
+    configFile,
+    seeds: parseSeeds(run.params['sweep.seeds'] ?? '0'),
+    grid: json<string[]>('sweep.grid', []),
+    sets: json<string[]>('sweep.sets', []),
+    parallel: Number(run.params['sweep.parallel'] ?? 1),
+    launcher: (run.tags['exp.sweep.launcher'] as SweepLauncher | undefined) ?? 'local',
+    resources: checkResources(
+      run.tags[RESOURCES_TAG] ? (JSON.parse(run.tags[RESOURCES_TAG]) as SlurmResources) : {},
+    ),
+  };
+}
+
+export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefined> {
+  const say = (l: string) => {
+    if (!o.quiet) process.stderr.write(`${l}\n`);
+  };
+  const pollMs = 1000 * (o.pollSec ?? 2);
+  if (!(pollMs > 0)) throw new InputError(`--poll-sec: expected a positive number; got ${o.pollSec}`);
+
+  // ---- what to run: from the options, or (resume) from the parent run ----
+  let plan: SweepPlan;
+  let store: TrackingStore | undefined;
+  let resumed: Run | undefined;
+  if (o.resume) {
+    if (o.config)
+      throw new InputError('exp sweep --resume: give no config; the sweep reruns the config it recorded');
+    store = openStore(resolveTrackingUri(o.trackingUri));
+    resumed = await store.getRun(o.resume);
+    plan = planOfParent(resumed, o.resume);
+    if (o.launcher) plan.launcher = o.launcher;
+    if (o.slurm) plan.resources = checkResources({ ...plan.resources, ...definedOnly(o.slurm) });
+  } else {
+    if (!o.config) throw new InputError('exp sweep: name a config (a path or a name under experiments/configs/)');
+    if (!o.seeds.length) throw new InputError('--seeds: give at least one seed');
+    if (!Number.isInteger(o.parallel) || o.parallel < 1)
+      throw new InputError(`--parallel: expected an integer ≥ 1; got ${o.parallel}`);
+    plan = {
+      configFile: '',
+      seeds: o.seeds,
+      grid: o.grid,
+      sets: o.sets ?? [],
+      parallel: o.parallel,
+      launcher: o.launcher ?? 'local',
+      resources: checkResources(o.slurm ?? {}),
+    };
+  }
+  if (!SWEEP_LAUNCHERS.includes(plan.launcher))
+    throw new InputError(`--launcher: expected one of ${SWEEP_LAUNCHERS.join(', ')}; got '${plan.launcher}'`);
+  const cells = expandGrid(plan.grid);
+  // Validate every cell before starting anything: a bad grid key fails now, with exit 2.
+  const base = loadConfig(plan.configFile || o.config!, { sets: plan.sets });
+  plan.configFile = resolve(base.file);
+  for (const cell of cells) loadConfig(plan.configFile, { sets: [...plan.sets, ...cell], seed: plan.seeds[0] });
+  const uri = store ? store.uri : resolveTrackingUri(o.trackingUri || base.config.tracking.uri);
+  if (plan.launcher !== 'local') checkSharedTracking(plan.launcher, uri, say);
+  const children = childrenOf(cells, plan.seeds);
+  if (plan.launcher === 'k8s' && !o.dryRun)
+    throw new InputError(
+      'exp sweep --launcher k8s: only --dry-run is supported; it prints an indexed Job manifest to apply with kubectl apply -f',
+    );
+
+  if (o.dryRun) {
+    printPlan(plan, children, base.recipe.name, uri, o);
+    return undefined;
+  }
+  if (plan.launcher !== 'local') await checkServer(uri);
+  store ??= openStore(uri);
+
+  // ---- the parent run: created, or reopened on resume ----
+  let parentRunId: string;
+  let experimentId: string;
+  const done = new Map<number, Run>();
+  const unfinished = new Map<number, Run>();
+  if (resumed) {
+    parentRunId = resumed.info.runId;
+    experimentId = resumed.info.experimentId;
+    for (const [i, r] of await childRuns(store, experimentId, parentRunId))
+      (r.info.status === 'FINISHED' ? done : unfinished).set(i, r);
+    if (done.size === children.length)
+      throw new InputError(`--resume ${parentRunId}: all ${children.length} cells FINISHED; nothing to resume`);
+    await store.updateRun(parentRunId, 'RUNNING');
+  } else {
+    experimentId = await store.ensureExperiment(base.config.experiment || base.recipe.name);
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    const parent = await store.createRun({
+      experimentId,
+      runName: `sweep-${base.recipe.name}-${stamp}`,
+      startTime: Date.now(),
+      tags: [{ key: 'mlflow.runName', value: `sweep-${base.recipe.name}-${stamp}` }],
+    });
+    parentRunId = parent.runId;
+  }
+  const tracker = new RunTracker(store, parentRunId, {
+    flushEverySec: 5,
+    stagingDir: join(workDir(), 'runs', parentRunId),
+  });
+  tracker.tags({
+    'exp.sweep': 'true',
+    'exp.recipe': base.recipe.name,
+    'exp.config': displayPath(base.file),
+    'exp.sweep.config_file': plan.configFile,
+    'exp.sweep.launcher': plan.launcher,
+    'mlflow.source.name': `exp sweep ${displayPath(base.file)}`,
+    'mlflow.source.type': 'LOCAL',
+    ...(plan.launcher === 'slurm' ? { [RESOURCES_TAG]: JSON.stringify(plan.resources) } : {}),
+  });
+  if (!resumed) {
+    tracker.params({
+      'sweep.seeds': plan.seeds.join(','),
+      'sweep.grid': JSON.stringify(plan.grid),
+      'sweep.parallel': plan.parallel,
+      'sweep.sets': JSON.stringify(plan.sets),
+      'sweep.cells': cells.length,
+    });
+  }
+  await tracker.flush();
+  if (!resumed) await tracker.content('config.yaml', configToYaml(base.config));
+
+  for (const c of children) {
+    const r = done.get(c.index);
+    if (r) {
+      c.runId = r.info.runId;
+      c.status = 'FINISHED';
+      c.exitCode = 0;
+    }
+  }
+  const toRun = children.filter((c) => !done.has(c.index));
+  const argsOf = (c: SweepChild) => childArgs(plan, c, parentRunId, uri, unfinished.get(c.index)?.info.runId);
+  say(
+    `sweep ${parentRunId}: ${cells.length} cells × ${plan.seeds.length} seeds${
+      resumed ? `, resuming ${toRun.length} unfinished (${arrayIndexList(toRun.map((c) => c.index))})` : ''
+    }, ${plan.launcher === 'local' ? `${plan.parallel} at once` : `SLURM array, at most ${plan.parallel} at once`} (${store.uri})`,
+  );
+
+  let interrupted = false;
+  const jobIds: string[] = [];
+  if (plan.launcher === 'local') interrupted = await runLocal(toRun, argsOf, plan.parallel, Boolean(o.quiet), say);
+  else {
+    const previousJobs = resumed?.tags['exp.slurm.array_job_ids'];
+    const r = await runSlurmArray(toRun, argsOf, plan, parentRunId, base.recipe.name, uri, tracker, pollMs, say);
+    tracker.tags({ 'exp.slurm.array_job_ids': previousJobs ? `${previousJobs},${r.jobId}` : r.jobId });
+    interrupted = r.interrupted;
+    jobIds.push(r.jobId);
+    await settleSlurmChildren(store, experimentId, parentRunId, r.jobId, toRun, r.states, say);
+  }
+
+  // ---- summary over seeds of each child's final (latest) metrics, per cell ----
+  const summary = await summarize(store, children, cells.length, tracker);
+  await learningCurvePlot(store, children, tracker);
+  const failed = children.filter((c) => c.status !== 'FINISHED');
+  let status: RunStatus = 'FINISHED';
+  if (interrupted || children.some((c) => c.status === 'KILLED')) {
+    status = 'KILLED';
+    const killed = children.filter((c) => c.status === 'KILLED');
+    tracker.tags({
+      'exp.status_reason': interrupted
+        ? 'interrupted (SIGINT/SIGTERM)'
+        : `${killed.length} of ${children.length} child runs were stopped: ${killed
+            .map((c) => `${c.cell} seed ${c.seed}${c.scheduler ? ` (${c.scheduler})` : ''}`)
+            .join('; ')}`,
+    });
+  } else if (failed.length) {
+    status = 'FAILED';
+    tracker.tags({
+      'exp.status_reason': `${failed.length} of ${children.length} child runs did not finish: ${failed
+        .map((c) => `${c.cell} seed ${c.seed} ${c.status}${c.scheduler ? ` (${c.scheduler})` : ''}`)
+        .join('; ')}; rerun them with exp sweep --resume ${parentRunId}`,
+    });
+  } else tracker.tags({ 'exp.status_reason': '' });
+  try {
+    await tracker.close();
+  } catch (err) {
+    say(`sweep: logging the summary failed: ${errorMessage(err)}`);
+    status = 'FAILED';
+  }
+  await store.updateRun(parentRunId, status, Date.now());
+  await store.close(base.config.tracking.finishTimeoutSec * 1000);
+  say(`sweep ${parentRunId} ${status}`);
+  return { parentRunId, status, children, summary, ran: toRun.map((c) => c.index), jobIds };
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Local launcher: `exp run` subprocesses, `parallel` at once; true when interrupted. */
+async function runLocal(
+  children: SweepChild[],
+  argsOf: (c: SweepChild) => string[],
+  parallel: number,
+  quiet: boolean,
+  say: (l: string) => void,
+): Promise<boolean> {
   let interrupted = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) return;
@@ -273,20 +581,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
   const worker = async () => {
     while (!interrupted && next < children.length) {
       const c = children[next++];
-      const args = [
-        'run',
-        base.file,
-        '--seed',
-        String(c.seed),
-        ...[...(o.sets ?? []), ...c.assignments].flatMap((a) => ['--set', a]),
-        '--parent-run-id',
-        parent.runId,
-        '--tracking-uri',
-        store.uri,
-        '--json',
-        '--quiet',
-      ];
-      const r = await runChild(args, `${c.assignments.join(' ') || 'run'} seed=${c.seed}`, Boolean(o.quiet));
+      const r = await runChild(argsOf(c), c.index, `${c.assignments.join(' ') || 'run'} seed=${c.seed}`, quiet);
       c.exitCode = r.code;
       c.runId = r.runId;
       c.status = r.status ?? 'FAILED';
@@ -294,13 +589,188 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(o.parallel, children.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(parallel, children.length) }, worker));
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+  return interrupted;
+}
 
-  // Summary over seeds of each child's final (latest) metrics, per cell.
+function arraySpec(
+  children: SweepChild[],
+  argsOf: (c: SweepChild) => string[],
+  plan: SweepPlan,
+  parentRunId: string,
+  recipe: string,
+  uri: string,
+  dir: string,
+): ArrayJobSpec {
+  return {
+    jobName: `sweep-${recipe}${/^[0-9a-f]{8}/.test(parentRunId) ? `-${parentRunId.slice(0, 8)}` : ''}`,
+    cells: children.map((c) => ({ index: c.index, args: argsOf(c) })),
+    parallel: plan.parallel,
+    resources: plan.resources,
+    logPattern: join(dir, 'cell-%a.log'),
+    // NOTE: the compute nodes run this same install (a shared filesystem, as SLURM sites have)
+    node: process.execPath,
+    expScript: join(PACKAGE_ROOT, 'bin', 'exp.js'),
+    env: { MLFLOW_TRACKING_URI: uri, EXP_WORK_DIR: workDir() },
+    comment: [
+      `exp sweep ${displayPath(plan.configFile)}: parent run ${parentRunId} at ${uri}`,
+      'element i runs sweep cell i (cells × seeds, seeds fastest); generated by exp sweep, do not edit',
+    ],
+  };
+}
+
+/** `--dry-run`: the commands, batch script or manifest that would run; nothing is created. */
+function printPlan(plan: SweepPlan, children: SweepChild[], recipe: string, uri: string, o: SweepOptions): void {
+  const parent = o.resume ?? '<parent-run-id>';
+  const argsOf = (c: SweepChild) => childArgs(plan, c, parent, uri);
+  const dir = join(workDir(), 'sweeps', parent);
+  if (plan.launcher === 'local') {
+    for (const c of children)
+      process.stdout.write(
+        `EXP_SWEEP_CELL=${c.index} ${[process.execPath, join(PACKAGE_ROOT, 'bin', 'exp.js'), ...argsOf(c)].map(shellQuote).join(' ')}\n`,
+      );
+    return;
+  }
+  if (plan.launcher === 'k8s') {
+    // In the image the repository is at K8S_ROOT: configs inside it are named relative to it.
+    const inImage = relative(PACKAGE_ROOT, plan.configFile);
+    const k8sPlan = { ...plan, configFile: inImage.startsWith('..') ? plan.configFile : inImage };
+    const spec = arraySpec(children, (c) => childArgs(k8sPlan, c, parent, uri), plan, parent, recipe, uri, dir);
+    const manifest = indexedJobManifest(
+      { ...spec, node: 'node', expScript: `${K8S_ROOT}/bin/exp.js`, env: { MLFLOW_TRACKING_URI: uri } },
+      { image: o.image ?? 'ring-harness:latest', workingDir: K8S_ROOT },
+    );
+    process.stdout.write(manifest);
+    return;
+  }
+  const spec = arraySpec(children, argsOf, plan, parent, recipe, uri, dir);
+  process.stdout.write(`# sbatch ${join(dir, 'array-<n>.sh')}\n${cellScript(spec)}`);
+}
+
+/** SLURM launcher: submits the array, follows it until every element has ended. */
+async function runSlurmArray(
+  children: SweepChild[],
+  argsOf: (c: SweepChild) => string[],
+  plan: SweepPlan,
+  parentRunId: string,
+  recipe: string,
+  uri: string,
+  tracker: RunTracker,
+  pollMs: number,
+  say: (l: string) => void,
+): Promise<{ jobId: string; states: Map<number, ElementState>; interrupted: boolean }> {
+  const dir = join(workDir(), 'sweeps', parentRunId);
+  const spec = arraySpec(children, argsOf, plan, parentRunId, recipe, uri, dir);
+  // one script per submission (a resume submits a second), written atomically
+  let n = 1;
+  while (existsSync(join(dir, `array-${n}.sh`))) n++;
+  const script = join(dir, `array-${n}.sh`);
+  writeFileAtomic(script, cellScript(spec), 0o755);
+  const jobId = sbatch(script);
+  tracker.tags({
+    'exp.slurm.array_job_id': jobId,
+    'exp.slurm.array_state': `submitted ${children.length}`,
+  });
+  await tracker.flush();
+  say(
+    `sweep: submitted SLURM array job ${jobId} (elements ${arrayIndexList(children.map((c) => c.index))}, script ${script}, logs ${join(dir, 'cell-<i>.log')})`,
+  );
+
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    say(`sweep: ${sig}: scancel ${jobId}; waiting for its elements to end`);
+    scancel(jobId);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let states = new Map<number, ElementState>();
+  let last = '';
+  try {
+    for (;;) {
+      states = arrayStates(jobId);
+      const counts = new Map<string, number>();
+      for (const c of children) {
+        const st = states.get(c.index)?.state ?? 'PENDING';
+        counts.set(st, (counts.get(st) ?? 0) + 1);
+      }
+      const line = [...counts].map(([st, k]) => `${st} ${k}`).join(', ');
+      if (line !== last) {
+        last = line;
+        say(`sweep: SLURM job ${jobId}: ${line}`);
+        tracker.tags({ 'exp.slurm.array_state': line });
+        await tracker.flush().catch(() => undefined);
+      }
+      if (children.every((c) => states.get(c.index)?.terminal)) break;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return { jobId, states, interrupted };
+}
+
+/**
+ * After the array: each cell's run ends as the scheduler says. A cell killed hard (SIGKILL, OOM,
+ * a node lost) left its run RUNNING; a cancelled one ended it KILLED itself: either way the run
+ * gets the scheduler's state and reason, so `exp runs show` says why.
+ */
+async function settleSlurmChildren(
+  store: TrackingStore,
+  experimentId: string,
+  parentRunId: string,
+  jobId: string,
+  children: SweepChild[],
+  states: Map<number, ElementState>,
+  say: (l: string) => void,
+): Promise<void> {
+  const runs = await childRuns(store, experimentId, parentRunId);
+  for (const c of children) {
+    const e = states.get(c.index);
+    const run = runs.get(c.index);
+    c.runId = run?.info.runId;
+    const want = e ? runStatusOfState(e.state) : 'FAILED';
+    const exit = /^(\d+):/.exec(e?.exitCode ?? '');
+    c.exitCode = exit ? Number(exit[1]) : -1;
+    if (want === 'FINISHED' && run?.info.status === 'FINISHED') {
+      c.status = 'FINISHED';
+    } else {
+      const why = e ? describeElement(jobId, e) : `SLURM job ${jobId}_${c.index}: no state`;
+      c.scheduler = why;
+      // a run that finished its work keeps FINISHED even if the scheduler then cancelled it
+      c.status = run?.info.status === 'FINISHED' ? 'FINISHED' : want === 'FINISHED' ? 'FAILED' : want;
+      if (run && run.info.status !== 'FINISHED') {
+        const own = run.tags['exp.status_reason'];
+        const reason = want === 'FINISHED' ? `${why}, but the run is ${run.info.status}` : why;
+        await store.logBatch(run.info.runId, {
+          metrics: [],
+          params: [],
+          tags: [
+            { key: 'exp.slurm.state', value: e?.state ?? 'UNKNOWN' },
+            { key: 'exp.status_reason', value: own ? `${reason}; ${own}` : reason },
+          ],
+        });
+        if (run.info.status !== c.status) await store.updateRun(run.info.runId, c.status, Date.now());
+      }
+    }
+    say(
+      `sweep: ${c.cell} seed ${c.seed} → ${c.status}${c.runId ? ` (${c.runId})` : ''}${c.scheduler ? `: ${c.scheduler}` : ''}`,
+    );
+  }
+}
+
+async function summarize(
+  store: TrackingStore,
+  children: SweepChild[],
+  cellCount: number,
+  tracker: RunTracker,
+): Promise<SummaryRow[]> {
   const finals = new Map<string, Map<string, number[]>>();
   for (const c of children) {
     if (c.status !== 'FINISHED' || !c.runId) continue;
@@ -324,33 +794,10 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
     for (const [metric, xs] of [...byMetric].sort(([a], [b]) => a.localeCompare(b))) {
       const { mean, std } = meanStd(xs);
       summary.push({ cell, ...gridValues, metric, mean, std, n: xs.length });
-      const prefix = cells.length > 1 ? `summary/${cell}/${metric}` : `summary/${metric}`;
+      const prefix = cellCount > 1 ? `summary/${cell}/${metric}` : `summary/${metric}`;
       tracker.metrics({ [`${prefix}/mean`]: mean, [`${prefix}/std`]: std }, 0);
     }
   }
   if (summary.length) await tracker.table('summary', summary);
-  await learningCurvePlot(store, children, tracker);
-  const failed = children.filter((c) => c.status !== 'FINISHED');
-  let status: RunStatus = 'FINISHED';
-  if (interrupted || children.some((c) => c.status === 'KILLED')) {
-    status = 'KILLED';
-    tracker.tags({ 'exp.status_reason': 'interrupted (SIGINT/SIGTERM)' });
-  } else if (failed.length) {
-    status = 'FAILED';
-    tracker.tags({
-      'exp.status_reason': `${failed.length} of ${children.length} child runs did not finish: ${failed
-        .map((c) => `${c.cell} seed ${c.seed} ${c.status}`)
-        .join('; ')}`,
-    });
-  }
-  try {
-    await tracker.close();
-  } catch (err) {
-    say(`sweep: logging the summary failed: ${errorMessage(err)}`);
-    status = 'FAILED';
-  }
-  await store.updateRun(parent.runId, status, Date.now());
-  await store.close(base.config.tracking.finishTimeoutSec * 1000);
-  say(`sweep ${parent.runId} ${status}`);
-  return { parentRunId: parent.runId, status, children, summary };
+  return summary;
 }

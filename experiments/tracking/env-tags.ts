@@ -41,6 +41,18 @@ export function environmentTags(): Record<string, string> {
     // no passwd entry (containers)
   }
   tags['exp.host'] = hostname();
+  // Which sweep cell and scheduler job this is (issue 19): a sweep's parent finds its cells' runs
+  // by exp.sweep.cell, and a failed cell's run names the job to look up.
+  for (const [name, tag] of [
+    ['EXP_SWEEP_CELL', 'exp.sweep.cell'],
+    ['SLURM_JOB_ID', 'exp.slurm.job_id'],
+    ['SLURM_ARRAY_JOB_ID', 'exp.slurm.array_job_id'],
+    ['SLURM_ARRAY_TASK_ID', 'exp.slurm.array_task_id'],
+    ['SLURMD_NODENAME', 'exp.slurm.node'],
+  ] as const) {
+    const v = process.env[name];
+    if (v) tags[tag] = v;
+  }
   tags['exp.version.node'] = process.versions.node;
   try {
     tags['exp.version.ring-harness'] = (
