@@ -56,6 +56,10 @@ const fields = {
     doc: 'Path to an Arrow trajectory dataset (file or Minari folder), or auto: for Ant-v5 Minari’s mujoco/ant/medium-v0 or the dataset regenerated from rl/behavior/ant-medium.json',
     default: 'auto',
   }),
+  verifyData: s.enum(['auto', 'always', 'never'] as const, {
+    doc: 'Check the dataset on open: always: every value finite and the content digest; auto: the same up to 256 MiB of step data, else the rewards only (the run log says so); never: no check',
+    default: 'auto',
+  }),
   datasetSteps: s.integer({
     doc: 'Steps of the regenerated ant-medium dataset (dataset: auto)',
     default: 100_000,
@@ -194,8 +198,10 @@ async function resolveDataset(ctx: RecipeContext<OfflineRlConfig>): Promise<stri
 async function run(ctx: RecipeContext<OfflineRlConfig>): Promise<void> {
   const c = ctx.config;
   const file = await resolveDataset(ctx);
-  const ds = openDataset(file);
+  const ds = openDataset(file, { verify: c.verifyData });
   try {
+    // NOTE: corrupt data fails here, not as NaN losses later (issue 16 item 6)
+    ctx.log(`dataset ${file}: ${ds.verification.note}`);
     checkDataset(ds, c, file);
     await ctx.tracker.dataset(
       {
@@ -215,6 +221,7 @@ async function run(ctx: RecipeContext<OfflineRlConfig>): Promise<void> {
       'data.episodes': ds.numEpisodes,
       'data.steps': ds.totalSteps,
       'data.best_return': best.toFixed(1),
+      'data.verification': ds.verification.status,
       'eval.target': target.toFixed(1),
     });
     if (c.algo === 'bc') await trainBc(ctx, ds, norm);
@@ -388,6 +395,10 @@ async function trainTransformer(
         step,
       );
       progress.update(step, { loss: res.loss });
+      if (!Number.isFinite(res.loss))
+        throw new Error(
+          `offline-rl: train/loss is ${res.loss} at step ${step}; stopping (not training on NaN)`,
+        );
       const evalNow = (c.train.evalEvery > 0 && step % c.train.evalEvery === 0) || step === c.train.steps;
       if (evalNow || ctx.checkpoints.due(step)) {
         const [state] = await group.run<
@@ -601,6 +612,8 @@ async function trainBc(
       lossValue.dispose();
       ctx.tracker.metrics({ 'train/loss': loss, 'train/lr': lr }, step);
       progress.update(step, { loss });
+      if (!Number.isFinite(loss))
+        throw new Error(`offline-rl: train/loss is ${loss} at step ${step}; stopping (not training on NaN)`);
       const evalNow = (c.train.evalEvery > 0 && step % c.train.evalEvery === 0) || step === c.train.steps;
       if (evalNow) {
         const env = evalEnv(c, norm);
