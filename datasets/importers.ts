@@ -54,6 +54,9 @@ function isDataset(x: unknown): x is H5Dataset {
   return !!x && typeof (x as H5Dataset).slice === 'function';
 }
 
+/** Resolves on the next turn of the event loop, so pending signal handlers run. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** HDF5 datatype class names, for messages. */
 const H5_CLASS_NAMES: Record<number, string> = {
   0: 'integer',
@@ -248,6 +251,9 @@ export async function importD4rl(file: string, options: D4rlImportOptions): Prom
         });
       };
       for (let start = 0; start < N; start += chunk) {
+        // Let the event loop run between chunks: a Ctrl-C or SIGTERM handler (exp data import)
+        // runs now, not after the whole import (issue 16).
+        await yieldToEventLoop();
         const end = Math.min(N, start + chunk);
         const o = readRows(file, 'observations', obs, start, end);
         const a = readRows(file, 'actions', act, start, end);
@@ -384,6 +390,7 @@ export async function importMinari(idOrPath: string, options: MinariImportOption
       const ds = openDataset(dir);
       try {
         for (let i = 0; i < ds.numEpisodes; i++) {
+          if (i % 16 === 0) await yieldToEventLoop();
           writer.addEpisode(ds.episode(i));
           options.onProgress?.(i + 1, ds.numEpisodes);
         }
@@ -409,6 +416,7 @@ async function copyMinariHdf5(
   const f = await openHdf5(file);
   try {
     for (let i = 0; i < episodes; i++) {
+      if (i % 16 === 0) await yieldToEventLoop();
       const g = f.get(`episode_${i}`) as H5Group | undefined;
       if (!g || isDataset(g)) throw new InputError(`${file}: missing group "episode_${i}"`);
       const read = (key: string, width: number) => {

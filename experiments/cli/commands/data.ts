@@ -234,12 +234,13 @@ const convertCommand: CommandModule<object, ConvertArgs> = {
   handler: async (args) => {
     const layout = layoutOf(args.layout);
     checkWriteTarget(args.out, layout, [args.input]);
-    const result = await guarded(async () =>
-      convertDataset(args.input, args.out, layout, {
-        datasetId: args['dataset-id'],
-        onProgress: progress('convert (episodes)', args.quiet),
-      }),
-    );
+    // NOTE: convertDataset runs synchronously, so a JS signal handler would only run after it
+    // finished (a Ctrl-C was ignored to the end). Without one, Ctrl-C/SIGTERM stop it at once,
+    // and the temporary it leaves is removed by the next write into that folder (issue 16).
+    const result = convertDataset(args.input, args.out, layout, {
+      datasetId: args['dataset-id'],
+      onProgress: progress('convert (episodes)', args.quiet),
+    });
     report(result, args.json);
   },
 };
