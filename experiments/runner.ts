@@ -33,6 +33,7 @@ import {
   resolveTrackingUri,
   RunTracker,
   type RunStatus,
+  SYSTEM_STEP_METRIC,
   type TrackingStore,
 } from './tracking/index.js';
 
@@ -264,7 +265,8 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
     if (!resumeRun) tracker.params(flattenConfig(config));
     await tracker.flush();
     if (!resumeRun) await tracker.content('config.yaml', configYaml);
-    const systemStart = (skipSteps.get('system/cpu_percent') ?? -1) + 1;
+    // runs from before issue 15 logged system/cpu_percent: a resume continues their steps
+    const systemStart = (skipSteps.get(SYSTEM_STEP_METRIC) ?? skipSteps.get('system/cpu_percent') ?? -1) + 1;
     tracker.startSystemMetrics(config.tracking.systemMetricsEverySec, systemStart);
     await recipe.run({
       config: section,

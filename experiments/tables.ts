@@ -1,5 +1,5 @@
 /**
- * Result tables as JSON (an array of row objects) and as an Arrow IPC file (readable by pyarrow's
+ * Result tables as JSON (pandas' split form, which MLflow's load_table reads) and as an Arrow IPC file (readable by pyarrow's
  * `pa.ipc.open_file`, pandas via `read_feather`). Numbers become float64 columns, booleans bool,
  * everything else utf8; a missing cell is null.
  */
@@ -23,6 +23,18 @@ export function tableColumns(rows: Row[]): string[] {
   const seen = new Set<string>();
   for (const r of rows) for (const k of Object.keys(r)) seen.add(k);
   return [...seen];
+}
+
+/**
+ * The rows as pandas' split JSON (`{"columns": [...], "data": [[...], ...]}`), what
+ * `DataFrame.to_json(orient="split", index=False)` writes and MlflowClient.log_table/load_table
+ * use; a missing cell and a non-finite number are null (pandas writes NaN as null too).
+ */
+export function tableToSplitJson(rows: Row[]): string {
+  const columns = tableColumns(rows);
+  const cell = (v: Cell) => (v === undefined || (typeof v === 'number' && !Number.isFinite(v)) ? null : v);
+  const data = rows.map((r) => columns.map((c) => cell(r[c])));
+  return `${JSON.stringify({ columns, data })}\n`;
 }
 
 /** The rows as an Arrow IPC file (the `file` format, with footer). */

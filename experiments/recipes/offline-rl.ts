@@ -40,6 +40,7 @@ import {
 } from '../../rl/policies/trajectory-transformer.js';
 import { evaluateEpisodes, rolloutEnv, summarize } from '../../rl/evaluate.js';
 import { type InferFields, s } from '../config/schema.js';
+import { datasetInfoFromFile } from '../dataset-input.js';
 import { linePlotSvg } from '../plot/svg.js';
 import type { Recipe, RecipeContext } from './types.js';
 
@@ -203,14 +204,13 @@ async function run(ctx: RecipeContext<OfflineRlConfig>): Promise<void> {
     // NOTE: corrupt data fails here, not as NaN losses later (issue 16 item 6)
     ctx.log(`dataset ${file}: ${ds.verification.note}`);
     checkDataset(ds, c, file);
+    // MLflow's LocalArtifactDatasetSource JSON and an mlflow_colspec schema (issue 15)
     await ctx.tracker.dataset(
-      {
+      await datasetInfoFromFile(file, {
         name: ds.info.datasetId,
-        digest: ds.info.digest ?? 'unknown',
-        sourceType: 'local',
-        source: file,
-        profile: JSON.stringify({ episodes: ds.numEpisodes, steps: ds.totalSteps }),
-      },
+        digest: ds.info.digest,
+        profile: { episodes: ds.numEpisodes, steps: ds.totalSteps },
+      }),
       'training',
     );
     const norm = stateNorm(ds);

@@ -5,6 +5,6 @@ export { experimentLockDir, FileStore } from './file-store.js';
 export { MlflowApiError, RestStore, type RestStoreOptions, UnreachableError } from './rest-store.js';
 export { openStore, resolveTrackingUri } from './open.js';
 export { METRIC_PREFIXES, RunTracker, type RunTrackerOptions } from './run.js';
-export { SystemSampler } from './system.js';
+export { SYSTEM_STEP_METRIC, SystemSampler } from './system.js';
 export { environmentTags } from './env-tags.js';
 export { acquireRunLease, checkOwnerTag, currentOwner, type LeaseOwner, OWNER_TAG, type RunLease } from './lease.js';

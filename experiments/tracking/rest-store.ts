@@ -24,6 +24,7 @@ import {
   readFileSync,
   rmSync,
 } from 'node:fs';
+import { userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -303,6 +304,9 @@ export class RestStore implements TrackingStore {
       experiment_id: o.experimentId,
       run_name: o.runName,
       start_time: o.startTime,
+      // the server fills RunInfo.user_id from this field only (MLflow's Python client sends the
+      // mlflow.user tag here too); without it user_id was empty (issue 15)
+      user_id: o.tags.find((t) => t.key === 'mlflow.user')?.value ?? currentUser(),
       tags: o.tags.filter((t) => t.key !== 'mlflow.runName'),
     });
     const run = toRun(r.run);
@@ -687,5 +691,14 @@ export class RestStore implements TrackingStore {
       }
     }
     return remaining;
+  }
+}
+
+/** The OS user (MLflow's Python client's default user), or 'unknown' where the OS has none. */
+function currentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
   }
 }

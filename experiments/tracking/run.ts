@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../common/index.js';
-import { type Row, tableToArrow } from '../tables.js';
+import { type Row, tableToArrow, tableToSplitJson } from '../tables.js';
 import { clampValue } from './batch.js';
 import { SystemSampler } from './system.js';
 import type { DatasetInfo, KeyValue, Metric, TrackingStore } from './types.js';
@@ -46,7 +46,10 @@ export class RunTracker {
   private backgroundError: unknown;
   private timer: NodeJS.Timeout | undefined;
   private systemTimer: NodeJS.Timeout | undefined;
+  private systemSampler: SystemSampler | undefined;
   private systemStep = 0;
+  /** `mlflow.loggedArtifacts` entries: the tables MlflowClient.load_table finds (issue 15). */
+  private loggedTables: string[] = [];
 
   constructor(
     readonly store: TrackingStore,
@@ -101,10 +104,19 @@ export class RunTracker {
     return local;
   }
 
-  /** A result table as `tables/<name>.json` and `tables/<name>.arrow`. */
+  /**
+   * A result table as `tables/<name>.json` (pandas' split form, as MlflowClient.log_table writes
+   * it, with the run's `mlflow.loggedArtifacts` tag naming it, so `load_table` reads it) and
+   * `tables/<name>.arrow`.
+   */
   async table(name: string, rows: Row[]): Promise<void> {
-    await this.content(`tables/${name}.json`, `${JSON.stringify(rows, null, 1)}\n`);
+    const path = `tables/${name}.json`;
+    await this.content(path, tableToSplitJson(rows));
     await this.content(`tables/${name}.arrow`, tableToArrow(rows));
+    if (!this.loggedTables.includes(path)) this.loggedTables.push(path);
+    const key = 'mlflow.loggedArtifacts';
+    this.tagsBuf = this.tagsBuf.filter((t) => t.key !== key);
+    this.tags({ [key]: JSON.stringify(this.loggedTables.map((p) => ({ path: p, type: 'table' }))) });
   }
 
   /** An SVG plot as `plots/<name>.svg` (see plot/svg.ts). */
@@ -117,6 +129,7 @@ export class RunTracker {
     if (everySec <= 0) return;
     this.systemStep = startStep;
     const sampler = new SystemSampler();
+    this.systemSampler = sampler;
     this.systemTimer = setInterval(() => {
       this.metrics(sampler.sample(), this.systemStep++);
     }, everySec * 1000);
@@ -153,10 +166,12 @@ export class RunTracker {
     }
   }
 
-  /** Stops the timers and flushes. */
+  /** Stops the timers and flushes; with system metrics on, logs a last sample (a run shorter than the interval gets one). */
   async close(): Promise<void> {
     clearInterval(this.timer);
     clearInterval(this.systemTimer);
+    if (this.systemSampler) this.metrics(this.systemSampler.sample(), this.systemStep++);
+    this.systemSampler = undefined;
     await this.flush();
   }
 }

@@ -42,7 +42,9 @@ describe('context-scaling recipe', () => {
       assert.ok(table, 'table artifact missing');
       assert.ok(findFile(join(dir, 'mlruns'), 'max_context.svg'), 'plot artifact missing');
       assert.ok(findFile(join(dir, 'mlruns'), 'context_scaling.arrow'), 'arrow table missing');
-      const rows = JSON.parse(readFileSync(table, 'utf8')) as {
+      // pandas' split form, as MlflowClient.log_table writes it (issue 15)
+      const split = JSON.parse(readFileSync(table, 'utf8')) as { columns: string[]; data: unknown[][] };
+      const rows = split.data.map((d) => Object.fromEntries(split.columns.map((c, i) => [c, d[i]]))) as {
         method: string;
         devices: number;
         max_context: number;

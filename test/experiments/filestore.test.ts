@@ -133,11 +133,17 @@ print(json.dumps({
     );
     assert.ok(py.train[39][1] < py.train[0][1], 'the loss goes down');
     assert.deepEqual(py.evalSteps, [10, 20, 30, 40]);
+    // MLflow's own system metric names (issue 15; test/experiments/mlflow-interop.test.ts
+    // checks them against MLflow's monitors), plus two per-process ones
     assert.deepEqual(py.system, [
-      'system/cpu_percent',
-      'system/memory_percent',
-      'system/process_cpu_percent',
-      'system/process_rss_mb',
+      'system/cpu_utilization_percentage',
+      'system/disk_available_megabytes',
+      'system/disk_usage_megabytes',
+      'system/disk_usage_percentage',
+      'system/process_cpu_utilization_percentage',
+      'system/process_memory_rss_megabytes',
+      'system/system_memory_usage_megabytes',
+      'system/system_memory_usage_percentage',
     ]);
     // dataset input
     assert.equal(py.inputs.length, 1);

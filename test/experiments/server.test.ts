@@ -214,7 +214,7 @@ print(json.dumps({"status": r.info.status,
   "steps": sorted(m.step for m in c.get_metric_history(rid, "train/loss")),
   "evalSteps": sorted(m.step for m in c.get_metric_history(rid, "eval/loss")),
   "checkpoints": sorted(a.path for a in c.list_artifacts(rid, "checkpoints")),
-  "system": len(c.get_metric_history(rid, "system/cpu_percent"))}))
+  "system": len(c.get_metric_history(rid, "system/cpu_utilization_percentage"))}))
 `);
     assert.equal(py.status, 'FINISHED');
     assert.deepEqual(

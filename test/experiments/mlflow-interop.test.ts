@@ -1,0 +1,132 @@
+/**
+ * What MLflow's own Python API makes of a run we log to a real server (issue 15): the dataset
+ * input's source and schema (`mlflow.data.get_source`, `Schema.from_json`), result tables
+ * (`MlflowClient.load_table`), system metrics under MLflow's own names (checked against MLflow's
+ * monitors) even for a run shorter than the sampling interval, and `RunInfo.user_id`.
+ */
+import assert from 'node:assert/strict';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Rng } from '../../common/index.js';
+import { boxSpace, writeEpisodes } from '../../datasets/index.js';
+import { type MlflowServer, startMlflowServer } from '../helpers/mlflow.js';
+import { pythonJson } from '../helpers/python.js';
+import { outcome, repoRoot, runExp, tempDir, testEnv } from './util.js';
+
+/** Random Pendulum-shaped episodes (values only matter to the digest). */
+function episodes(n: number, seed: number) {
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, () => {
+    const T = 10 + rng.int(10);
+    return {
+      observations: rng.normalArray((T + 1) * 3),
+      actions: Float32Array.from({ length: T }, () => Math.tanh(rng.normal())),
+      rewards: Float64Array.from({ length: T }, () => -rng.next()),
+      terminations: Array.from({ length: T }, () => false),
+      truncations: Array.from({ length: T }, (_, t) => t === T - 1),
+    };
+  });
+}
+
+interface Seen {
+  source: { type: string; uri: string };
+  schema: { name: string; type: string }[];
+  userId: string;
+  userTag: string;
+  table: { columns: string[]; rows: number[][] };
+  arrow: { columns: string[]; rows: number[][] };
+  ours: string[];
+  mlflowNames: string[];
+  systemPoints: number;
+}
+
+describe('MLflow reads our run as its own (server)', () => {
+  const work = tempDir('mlflow-interop');
+  let server: MlflowServer;
+  const seed = Date.now() % 10000;
+  const dataset = join(work, 'pendulum.arrow');
+
+  before(async () => {
+    server = await startMlflowServer(join(work, 'server'));
+    writeEpisodes(
+      dataset,
+      {
+        datasetId: 'test/pendulum-random-v0',
+        observationSpace: boxSpace(3),
+        actionSpace: boxSpace(1, 'float32', -2, 2),
+        envId: 'Pendulum-v1',
+      },
+      episodes(8, seed),
+    );
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test(`offline-rl (BC) run: dataset source + schema, load_table, system metrics, user_id (seed ${seed})`, async () => {
+    const r = await runExp(
+      [
+        'run',
+        join(repoRoot, 'test/fixtures/offline-rl-tiny.yaml'),
+        '--json',
+        '--set',
+        `offline-rl.dataset=${dataset}`,
+        '--set',
+        'offline-rl.algo=bc',
+        // longer than the run: only the last sample at the end of the run is logged
+        '--set',
+        'tracking.systemMetricsEverySec=3600',
+      ],
+      { cwd: work, env: testEnv(work, { MLFLOW_TRACKING_URI: server.uri }) },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const o = outcome(r);
+    const py = await pythonJson<Seen>(`
+import json, mlflow, pyarrow as pa
+from mlflow import MlflowClient
+from mlflow.types import Schema
+from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
+from mlflow.system_metrics.metrics.disk_monitor import DiskMonitor
+mlflow.set_tracking_uri(${JSON.stringify(server.uri)})
+c = MlflowClient()
+rid = ${JSON.stringify(o.run_id)}
+run = c.get_run(rid)
+ds = run.inputs.dataset_inputs[0].dataset
+src = mlflow.data.get_source(ds)
+schema = Schema.from_json(json.dumps(json.loads(ds.schema)["mlflow_colspec"]))
+df = c.load_table(${JSON.stringify(o.experiment_id)}, artifact_file="tables/evaluations.json", run_ids=[rid])
+t = pa.ipc.open_file(c.download_artifacts(rid, "tables/evaluations.arrow")).read_all()
+names = set()
+for m in (CPUMonitor(), DiskMonitor()):
+    m.collect_metrics()
+    names |= {"system/" + k for k in m.metrics}
+ours = sorted(k for k in run.data.metrics if k.startswith("system/"))
+print(json.dumps({
+  "source": {"type": type(src).__name__, "uri": src.uri},
+  "schema": [{"name": s.name, "type": str(s.type)} for s in schema.inputs],
+  "userId": run.info.user_id, "userTag": run.data.tags.get("mlflow.user", ""),
+  "table": {"columns": [c for c in df.columns if c != "run_id"], "rows": df.drop(columns=["run_id"], errors="ignore").fillna(-1).values.tolist()},
+  "arrow": {"columns": t.column_names, "rows": t.to_pandas().fillna(-1).values.tolist()},
+  "ours": ours, "mlflowNames": sorted(names),
+  "systemPoints": len(c.get_metric_history(rid, "system/cpu_utilization_percentage")),
+}))
+`);
+    // the dataset input: MLflow's LocalArtifactDatasetSource and a parsed, non-empty schema
+    assert.deepEqual(py.source, { type: 'LocalArtifactDatasetSource', uri: dataset });
+    const names = py.schema.map((s) => s.name);
+    for (const col of ['observations', 'actions', 'rewards', 'terminations', 'truncations'])
+      assert.ok(names.includes(col), `schema column ${col} in ${names}`);
+    // tables: load_table finds the table and reads the same rows as the Arrow copy
+    assert.deepEqual(py.table.columns, py.arrow.columns);
+    assert.ok(py.table.rows.length > 0);
+    assert.deepEqual(py.table.rows, py.arrow.rows);
+    // system metrics: every name MLflow's CPU and disk monitors log, and a point for a short run
+    for (const n of py.mlflowNames)
+      assert.ok(py.ours.includes(n), `system metric ${n} (MLflow's) missing: ${py.ours}`);
+    assert.equal(py.systemPoints, 1, 'one sample at the end of a run shorter than the interval');
+    // RunInfo.user_id is the user, as mlflow.user
+    assert.equal(py.userId, userInfo().username);
+    assert.equal(py.userTag, py.userId);
+  });
+});
