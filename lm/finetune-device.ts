@@ -211,6 +211,19 @@ export async function probeFinetune(a: FinetuneStepArgs, ctx: DeviceContext): Pr
   return peakBytes;
 }
 
+/**
+ * Tensor bytes a device needs to train: the probe's peak (one micro-batch's forward and backward)
+ * plus the replica (weights, AdamW's two moments and the gradient: 4 float32 per parameter) plus
+ * the ring's receive slots.
+ */
+export function finetuneBytesPerDevice(
+  probePeakBytes: number,
+  parameters: number,
+  commBytes: number,
+): number {
+  return probePeakBytes + 4 * 4 * parameters + commBytes;
+}
+
 /** Weights (in `LlamaModel.variables()` order) and AdamW's state of this replica. */
 export function finetuneState(): { weights: Float32Array[]; optimizer: OptimizerState } {
   const { model, optimizer } = current();

@@ -30,7 +30,14 @@ import {
   transformerBlock,
   vanillaAttention,
 } from '../ring/index.js';
-import { checkRopeScaling, type RopeScaling, ropeFrequencies, ropeFromHfConfig, ropeScalingToHf } from './rope.js';
+import { headCrossEntropy, IGNORE_INDEX } from './head-loss.js';
+import {
+  checkRopeScaling,
+  type RopeScaling,
+  ropeFrequencies,
+  ropeFromHfConfig,
+  ropeScalingToHf,
+} from './rope.js';
 
 /** The LLaMA hyper-parameters, named as in our code; `fromHfConfig`/`toHfConfig` map HF's names. */
 export interface LlamaConfig {
@@ -274,7 +281,7 @@ export interface GenerateOptions {
 }
 
 /** Loss on (B, T) logits against targets; −100 targets are ignored (HF's ignore_index). */
-export const IGNORE_INDEX = -100;
+export { IGNORE_INDEX };
 
 export class LlamaModel {
   readonly block: TransformerBlockConfig;
@@ -318,10 +325,16 @@ export class LlamaModel {
 
   /** h (B, T, Dm) → logits (B, T, V) through the final norm and the (tied) head. */
   head(h: tf.Tensor): tf.Tensor {
+    const { x, w } = this.headInputs(h);
+    return linear(x, w);
+  }
+
+  /** The head's input: h (B, T, Dm) after the final norm, and its weight (Dm, V). */
+  private headInputs(h: tf.Tensor): { x: tf.Tensor; w: tf.Tensor2D } {
     const { embed, norm, lmHead } = this.weights;
     const x = normalize(h, norm, 'rms', this.config.rmsNormEps);
     const w = lmHead ? (lmHead as unknown as tf.Tensor2D) : (tf.transpose(embed) as tf.Tensor2D); // (Dm, V)
-    return linear(x, w);
+    return { x, w };
   }
 
   /**
@@ -362,7 +375,9 @@ export class LlamaModel {
       throw new InputError(
         `LlamaModel.loss: targets must have B·T = ${B * T} entries; got ${targets.length}`,
       );
-    return maskedCrossEntropy(this.forward(ids, seq), targets, denominator);
+    // NOTE: head and cross-entropy fused in row chunks: the (B, T, V) logits never exist (head-loss.ts)
+    const { x, w } = this.headInputs(this.hidden(ids, seq));
+    return headCrossEntropy(x, w, targets, denominator);
   }
 
   /** A fresh, empty KV cache. */

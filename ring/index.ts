@@ -45,7 +45,7 @@ export {
   nativeForCurrentBackend,
   nativeMatmulCount,
 } from './native-kernels.js';
-export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, stopGradient } from './ops.js';
+export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, product, stopGradient } from './ops.js';
 export {
   deviceBytes,
   HARDWARE_PRESETS,

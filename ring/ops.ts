@@ -37,7 +37,7 @@ export function customOp(
  * op(a) @ op(b), op = transpose when flagged: (M, K) @ (K, N) → (M, N). Native (native-kernels.ts)
  * takes the flags into its packing; wasm's own kernel gets explicit transposes instead.
  */
-function product(a: tf.Tensor2D, b: tf.Tensor2D, transA: boolean, transB: boolean): tf.Tensor2D {
+export function product(a: tf.Tensor2D, b: tf.Tensor2D, transA: boolean, transB: boolean): tf.Tensor2D {
   const [M, K] = transA ? [a.shape[1], a.shape[0]] : a.shape;
   const N = transB ? b.shape[0] : b.shape[1];
   if (a.dtype === 'float32' && nativeMatmulApplies(M, N, K)) return tf.matMul(a, b, transA, transB);

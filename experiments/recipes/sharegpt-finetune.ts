@@ -17,7 +17,7 @@
  * `train/tokens_per_sec` (tokens through forward+backward per wall second), `train/grad_norm`
  * (before clipping). Params `data.*` and table `data_report`: the ShareGPT cleaning report.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -27,6 +27,7 @@ import {
   type FinetuneInitArgs,
   type FinetuneStepArgs,
   type FinetuneStepResult,
+  finetuneBytesPerDevice,
   shardStep,
   type Window,
 } from '../../lm/finetune-device.js';
@@ -282,8 +283,8 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
         stepArgs(start, 0),
         messageFloats,
       );
-      // the replica itself: weights and AdamW's two moments, and one gradient
-      const need = (Math.max(...peaks) + 4 * 4 * total + (N > 1 ? group.commBytesPerDevice : 0)) / 2 ** 20;
+      const need =
+        finetuneBytesPerDevice(Math.max(...peaks), total, N > 1 ? group.commBytesPerDevice : 0) / 2 ** 20;
       ctx.tracker.params({ 'model.probe_mib_per_device': need.toFixed(1) });
       ctx.log(`memory: ${need.toFixed(1)} MiB per device (tensor bytes) of ${c.memoryBudgetMiB} MiB`);
       if (need > c.memoryBudgetMiB)
@@ -360,7 +361,9 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
       if (c.exportHf) {
         const out = join(ctx.workDir, 'hf');
         saveLlama(model, out);
-        ctx.log(`HF checkpoint: ${out}`);
+        // the run's artifact hf/, as the README and --schema promise (issue 15: it was only here)
+        for (const f of readdirSync(out).sort()) await ctx.tracker.file(join(out, f), `hf/${f}`);
+        ctx.log(`HF checkpoint: artifact hf/ of the run (and ${out})`);
       }
     }
   } finally {

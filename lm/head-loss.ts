@@ -1,0 +1,117 @@
+/**
+ * The LM head and the token cross-entropy as one op, in chunks of rows (issue 22): the logits
+ * (rows, V) of one chunk exist at a time, in the forward and again (recomputed) in the backward,
+ * so a training step keeps x (rows, Dm) and one log-sum-exp per row instead of the dozen
+ * (rows, V) tensors that autodiff of head + logSoftmax keeps (≈1.8 MiB per token at V = 32000:
+ * the vocabulary, not attention, capped the window one device could train). This is the paper's
+ * blockwise treatment (§3: compute in blocks, keep only what the backward needs) applied to the
+ * vocabulary projection.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../common/index.js';
+import { customOp, dims, product } from '../ring/index.js';
+
+/** Targets equal to this are not counted (Hugging Face's convention). */
+export const IGNORE_INDEX = -100;
+
+/** Floats of one chunk's logits (rows · V): 2 MiB (16 rows at V = 32000). */
+const CHUNK_FLOATS = 1 << 19;
+
+/**
+ * x (..., Dm) → Σ over counted rows of −log softmax(x·w)[target] / denominator (default: the
+ * counted rows). w (Dm, V); targets one per row of x, −100 = ignored. Same value and gradients as
+ * `maskedCrossEntropy(linear(x, w), targets, denominator)`.
+ */
+export function headCrossEntropy(
+  x: tf.Tensor,
+  w: tf.Tensor2D,
+  targets: Int32Array,
+  denominator?: number,
+  chunkRows?: number,
+): tf.Scalar {
+  const [Dm, V] = w.shape;
+  const N = targets.length;
+  if (dims(x)[x.rank - 1] !== Dm || x.size !== N * Dm)
+    throw new InputError(
+      `headCrossEntropy: x [${x.shape}] must hold ${N} rows (one per target) of ${Dm} features`,
+    );
+  const safe = new Int32Array(N);
+  const weight = new Float32Array(N);
+  let count = 0;
+  for (let i = 0; i < N; i++) {
+    if (targets[i] === IGNORE_INDEX) continue;
+    if (!(targets[i] >= 0 && targets[i] < V))
+      throw new InputError(
+        `headCrossEntropy: target ${targets[i]} at ${i} is outside [0, ${V}) and is not −100`,
+      );
+    safe[i] = targets[i];
+    weight[i] = 1;
+    count++;
+  }
+  const denom = denominator ?? Math.max(1, count);
+  const rows = chunkRows ?? Math.max(1, Math.floor(CHUNK_FLOATS / V));
+  const chunks: [number, number][] = [];
+  for (let r0 = 0; r0 < N; r0 += rows) chunks.push([r0, Math.min(N, r0 + rows)]);
+  /** The logits (r1 − r0, V) of rows r0..r1. */
+  const logitsOf = (xf: tf.Tensor2D, wt: tf.Tensor2D, r0: number, r1: number) =>
+    product(tf.slice(xf, [r0, 0], [r1 - r0, Dm]), wt, false, false);
+
+  const op = customOp(([xIn, wIn], save) => {
+    const xf = tf.reshape(xIn, [N, Dm]) as tf.Tensor2D;
+    const wt = wIn as tf.Tensor2D;
+    const lse = new Float32Array(N);
+    let total = 0;
+    for (const [r0, r1] of chunks) {
+      const [l, picked] = tf.tidy(() => {
+        const logits = logitsOf(xf, wt, r0, r1); // (r, V)
+        const at = Int32Array.from({ length: r1 - r0 }, (_, i) => i * V + safe[r0 + i]);
+        return [tf.logSumExp(logits, 1), tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(at, 'int32'))];
+      });
+      const lv = l.dataSync();
+      const pv = picked.dataSync();
+      tf.dispose([l, picked]);
+      for (let i = r0; i < r1; i++) {
+        lse[i] = lv[i - r0];
+        total += weight[i] * (lv[i - r0] - pv[i - r0]);
+      }
+    }
+    save([xf, wt]);
+    return {
+      value: tf.scalar(total / denom),
+      gradFunc: (dy, saved) => {
+        const [sx, sw] = saved as tf.Tensor2D[];
+        const g = dy.dataSync()[0] / denom;
+        let dW: tf.Tensor = tf.zeros([Dm, V]);
+        const dxParts: tf.Tensor[] = [];
+        for (const [r0, r1] of chunks) {
+          const r = r1 - r0;
+          const [dxChunk, dWNext] = tf.tidy(() => {
+            const logits = logitsOf(sx, sw, r0, r1); // (r, V)
+            const p = tf.exp(tf.sub(logits, tf.tensor2d(lse.subarray(r0, r1), [r, 1]))); // softmax
+            const scale = tf.tensor2d(
+              weight.subarray(r0, r1).map((wi) => wi * g),
+              [r, 1],
+            );
+            // d/dlogits of w·(lse − logit[t]) = w·(softmax − onehot(t))
+            const dLogits = tf.mul(
+              tf.sub(p, tf.oneHot(tf.tensor1d(safe.subarray(r0, r1), 'int32'), V)),
+              scale,
+            );
+            const xChunk = tf.slice(sx, [r0, 0], [r, Dm]) as tf.Tensor2D;
+            return [
+              product(dLogits as tf.Tensor2D, sw, false, true), // (r, Dm)
+              tf.add(dW, product(xChunk, dLogits as tf.Tensor2D, true, false)), // (Dm, V)
+            ];
+          });
+          dW.dispose();
+          dW = dWNext;
+          dxParts.push(dxChunk);
+        }
+        const dx = tf.reshape(dxParts.length === 1 ? dxParts[0] : tf.concat(dxParts, 0), xIn.shape);
+        if (dxParts.length > 1) tf.dispose(dxParts);
+        return [dx, dW];
+      },
+    };
+  });
+  return op(x, w) as tf.Scalar;
+}
