@@ -3,7 +3,7 @@
 // (from ≈ ln 32000 = 10.4), the learning-rate schedule is warmup + cosine, and the final model
 // is written as a HF folder that loads back.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadLlama } from '../../lm/index.js';
@@ -85,4 +85,11 @@ test('sharegpt-finetune: loss goes down on the shipped sample (seed 0, 10 steps,
   const model = loadLlama(hfDir);
   assert.equal(model.config.vocabSize, 32000);
   model.dispose();
+  // and it is the run's artifact hf/ (issue 15), file for file
+  const expDir = readdirSync(store).find((e) => existsSync(join(store, e, runId)));
+  assert.ok(expDir, `run ${runId} in ${store}`);
+  const artifact = join(store, expDir, runId, 'artifacts', 'hf');
+  assert.deepEqual(readdirSync(artifact).sort(), readdirSync(hfDir).sort());
+  for (const f of readdirSync(hfDir))
+    assert.ok(readFileSync(join(artifact, f)).equals(readFileSync(join(hfDir, f))), `artifact hf/${f} differs`);
 });
