@@ -8,7 +8,8 @@
  * episode on both sides, and any difference is physics or reward code, not sampling.
  *
  * Tolerances: observations and rewards within rtol 1e-6 (|a − b| ≤ 1e-9 + 1e-6·|b|) for the
- * first 50 steps (the issue's bar); same length and termination flag over 100 steps; mean return
+ * first 50 steps (the issue's bar); same length, terminated and truncated flags over 100 steps
+ * (one case with a 30-step time limit sets truncated; issue 21); mean return
  * of 20 random-policy episodes within 5 %.
  *
  * Drift: wasm and native MuJoCo 3.14 agree bit for bit at reset and differ by ~1e-15 after the
@@ -106,7 +107,7 @@ function worst(a: number[], b: number[]): { ratio: number; abs: number; rel: num
   return out;
 }
 
-const TASKS: { id: string; kwargs: Record<string, unknown>; horizon: number }[] = [
+const TASKS: { id: string; kwargs: Record<string, unknown>; horizon: number; maxEpisodeSteps?: number }[] = [
   { id: 'Ant-v5', kwargs: {}, horizon: 300 },
   {
     id: 'Ant-v5',
@@ -121,6 +122,8 @@ const TASKS: { id: string; kwargs: Record<string, unknown>; horizon: number }[] 
   { id: 'Walker2d-v5', kwargs: { terminate_when_unhealthy: false }, horizon: 100 },
   // issue 15: Gymnasium's walker2d.xml is the v4 model (right foot friction 0.9), not v5's
   { id: 'Walker2d-v5', kwargs: { xml_file: 'walker2d.xml', terminate_when_unhealthy: false }, horizon: 100 },
+  // issue 21: a time limit inside the 100 steps, so the truncated flag is compared where it is set
+  { id: 'Hopper-v5', kwargs: { terminate_when_unhealthy: false }, horizon: 100, maxEpisodeSteps: 30 },
 ];
 
 describe('MuJoCo models match Gymnasium’s compiled models', () => {
@@ -161,19 +164,29 @@ describe('xml_file resolves as Gymnasium resolves it (issue 15)', () => {
       env.reset({ seed: 0 });
       env.close();
     }
-    assert.throws(() => make('Walker2d-v5', { xml_file: './missing/walker.xml' }), /xml_file "\.\/missing\/walker\.xml": cannot read/);
+    assert.throws(
+      () => make('Walker2d-v5', { xml_file: './missing/walker.xml' }),
+      /xml_file "\.\/missing\/walker\.xml": cannot read/,
+    );
   });
 });
 
 describe('parity with Python Gymnasium', () => {
   for (const task of TASKS) {
-    const label = `${task.id} ${JSON.stringify(task.kwargs)}`;
-    test(`${label}: spaces, 100-step trajectories, termination step`, (t) => {
-      const env = make(task.id, task.kwargs);
+    const limit = task.maxEpisodeSteps;
+    const label = `${task.id} ${JSON.stringify(task.kwargs)}${limit ? ` max_episode_steps=${limit}` : ''}`;
+    test(`${label}: spaces, 100-step trajectories, termination and truncation step`, (t) => {
+      const env = make(task.id, limit ? { ...task.kwargs, max_episode_steps: limit } : task.kwargs);
       const episodes = [1, 2, 3].map((s) => runEpisode(env, s, 100));
+      if (limit)
+        assert.ok(
+          episodes.every((e) => e.truncated && e.length === limit),
+          'every episode ends at the time limit',
+        );
       const py = runScriptJSON<PyResult>('test/rl/envs/gym_parity.py', {
         env_id: task.id,
         kwargs: task.kwargs,
+        ...(limit ? { max_episode_steps: limit } : {}),
         record: true,
         episodes: episodes.map(({ qpos, qvel, actions }) => ({ qpos, qvel, actions })),
       });
@@ -189,6 +202,7 @@ describe('parity with Python Gymnasium', () => {
         assert.ok(w0.ratio <= 1, `episode ${k}: initial obs[${w0.at}] differs by ${w0.abs}`);
         assert.equal(ep.length, p.length, `episode ${k}: length ${ep.length} here, ${p.length} in Gymnasium`);
         assert.equal(ep.terminated, p.terminated, `episode ${k}: terminated flag`);
+        assert.equal(ep.truncated, p.truncated, `episode ${k}: truncated flag`);
         let firstOver = -1;
         let last = 0;
         for (let s = 0; s < ep.length; s++) {
@@ -217,7 +231,7 @@ describe('parity with Python Gymnasium', () => {
       env.close();
     });
 
-    if (Object.keys(task.kwargs).length > 0) continue;
+    if (Object.keys(task.kwargs).length > 0 || limit) continue;
     test(`${task.id}: random-policy mean return over 20 episodes (horizon ${task.horizon}) within 5%`, (t) => {
       const env = make(task.id, { max_episode_steps: task.horizon });
       const episodes = Array.from({ length: 20 }, (_, s) => runEpisode(env, s, task.horizon));
@@ -233,7 +247,9 @@ describe('parity with Python Gymnasium', () => {
       const theirs = mean(py.episodes.map((e) => e.return));
       const sameEnds = episodes.filter(
         (e: Episode, k: number) =>
-          e.length === py.episodes[k].length && e.terminated === py.episodes[k].terminated,
+          e.length === py.episodes[k].length &&
+          e.terminated === py.episodes[k].terminated &&
+          e.truncated === py.episodes[k].truncated,
       ).length;
       t.diagnostic(
         `${task.id}: mean return ${ours.toFixed(4)} here, ${theirs.toFixed(4)} Gymnasium (rel diff ${(Math.abs(ours - theirs) / Math.abs(theirs)).toExponential(2)}); ${sameEnds}/20 episodes end at the same step`,
