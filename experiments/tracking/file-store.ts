@@ -224,6 +224,7 @@ export class FileStore implements TrackingStore {
     const cached = this.runDirs.get(runId);
     if (cached) return cached;
     if (!/^[0-9a-f]{32}$/.test(runId)) throw new InputError(`file store: invalid run id '${runId}'`);
+    if (!existsSync(this.root)) throw new InputError(`run '${runId}' not found: ${this.uri} does not exist`);
     for (const e of readdirSync(this.root, { withFileTypes: true })) {
       if (!e.isDirectory()) continue;
       const dir = join(this.root, e.name, runId);

@@ -109,6 +109,7 @@ export function acquireRunLease(runId: string, lockDir: string): RunLease {
   const release = () => {
     if (released) return;
     released = true;
+    process.off('exit', release);
     try {
       if (parseOwner(readFileSync(lock, 'utf8'))?.pid === process.pid) rmSync(lock, { force: true });
     } catch {
