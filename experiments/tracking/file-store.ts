@@ -44,7 +44,7 @@ import type {
   RunStatus,
   TrackingStore,
 } from './types.js';
-import { RUN_STATUSES } from './types.js';
+import { EXPERIMENT_KIND, RUN_STATUSES } from './types.js';
 
 const META = 'meta.yaml';
 /** MLflow's RunStatus enum values as stored in meta.yaml. */
@@ -172,6 +172,9 @@ export class FileStore implements TrackingStore {
       lifecycle_stage: 'active',
       name,
     });
+    // MLflow 3's UI opens an experiment without this tag in its GenAI view (issue 15)
+    mkdirSync(join(this.root, id, 'tags'), { recursive: true });
+    writeFileSync(join(this.root, id, 'tags', EXPERIMENT_KIND.key), EXPERIMENT_KIND.value);
   }
 
   async searchExperiments(): Promise<Experiment[]> {

@@ -43,6 +43,7 @@ import type {
   RunStatus,
   TrackingStore,
 } from './types.js';
+import { EXPERIMENT_KIND } from './types.js';
 
 export interface RestStoreOptions {
   /** Folder for spool files (requests waiting for the server). */
@@ -267,6 +268,8 @@ export class RestStore implements TrackingStore {
     try {
       const r = await this.request<{ experiment_id: string }>('POST', '/api/2.0/mlflow/experiments/create', {
         name,
+        // MLflow 3's UI opens an experiment without this tag in its GenAI view (issue 15)
+        tags: [EXPERIMENT_KIND],
       });
       return r.experiment_id;
     } catch (err) {
@@ -539,9 +542,11 @@ export class RestStore implements TrackingStore {
       this.artifactUris.set(runId, uri);
     }
     const m = /^mlflow-artifacts:(?:\/\/[^/]*)?\/?(.*)$/.exec(uri);
+    // NOTE: the root is the experiment's, fixed when the experiment was created; restarting the
+    // server with --serve-artifacts does not change it, so say how to get out (issue 15)
     if (!m)
       throw new InputError(
-        `run ${runId} stores artifacts at '${uri}', which this client cannot reach; start the server with --serve-artifacts and --artifacts-destination`,
+        `run ${runId} stores artifacts at '${uri}', which this client cannot reach: the server must serve artifacts (mlflow server --serve-artifacts --artifacts-destination DIR), and an experiment keeps the artifact root it was created with, so after fixing the server log to a new experiment (--set experiment=NEW_NAME), or delete this one (mlflow experiments delete -x ID, then mlflow gc --experiment-ids ID on the server's backend) so the next run creates it again with a served root`,
       );
     const parts = `${m[1].replace(/\/+$/, '')}/${artifactPath.replace(/^\/+/, '')}`;
     return parts

@@ -111,3 +111,9 @@ export interface TrackingStore {
    */
   close(timeoutMs?: number): Promise<{ pending: number }>;
 }
+
+/**
+ * The experiment tag that makes MLflow 3's UI open an experiment in its model-training view
+ * (runs, metrics charts) rather than the GenAI view (traces); set on every experiment we create.
+ */
+export const EXPERIMENT_KIND = { key: 'mlflow.experimentKind', value: 'custom_model_development' } as const;

@@ -129,4 +129,27 @@ print(json.dumps({
     assert.equal(py.userId, userInfo().username);
     assert.equal(py.userTag, py.userId);
   });
+
+  test('an experiment whose artifact root the server cannot serve: the error says how to recover, and the recovery works', async () => {
+    const made = await pythonJson<{ id: string }>(`
+import json
+from mlflow import MlflowClient
+c = MlflowClient(${JSON.stringify(server.uri)})
+print(json.dumps({"id": c.create_experiment("unserved", artifact_location=${JSON.stringify(join(work, 'server-local-root'))})}))
+`);
+    const run = (experiment: string) =>
+      runExp(['run', 'toy.yaml', '--json', '--set', 'toy.steps=4', '--set', `experiment=${experiment}`], {
+        cwd: work,
+        env: testEnv(work, { MLFLOW_TRACKING_URI: server.uri }),
+      });
+    const bad = await run('unserved');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /cannot reach: the server must serve artifacts/);
+    assert.match(bad.stderr, /--set experiment=NEW_NAME/);
+    assert.match(bad.stderr, /mlflow experiments delete -x ID/);
+    // the first way out the message gives: a new experiment
+    const good = await run('unserved-2');
+    assert.equal(good.code, 0, good.stderr);
+    assert.notEqual(outcome(good).experiment_id, made.id);
+  });
 });

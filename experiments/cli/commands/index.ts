@@ -9,6 +9,7 @@ import { ringWorkerCommand } from './ring-worker.js';
 import { runCommand } from './run.js';
 import { runsCommand } from './runs.js';
 import { sweepCommand } from './sweep.js';
+import { uiCommand } from './ui.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: yargs command modules differ in their argument types
 export const commands: CommandModule<any, any>[] = [
@@ -21,4 +22,5 @@ export const commands: CommandModule<any, any>[] = [
   runCommand,
   runsCommand,
   sweepCommand,
+  uiCommand,
 ];
