@@ -104,11 +104,11 @@ export function applySet(doc: Record<string, unknown>, assignment: string): void
   const raw = assignment.slice(eq + 1);
   if (!/^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$/.test(path))
     throw new InputError(`--set '${assignment}': '${path}' is not a key path like toy.lr`);
-  let value: unknown;
-  try {
-    value = raw === '' ? '' : YAML.parse(raw);
-  } catch {
-    value = raw;
+  let value: unknown = raw;
+  if (raw !== '') {
+    const parsed = YAML.parseDocument(raw);
+    // Not YAML: the text itself. YAML: checked like a file (no prototype keys, bounded aliases).
+    if (!parsed.errors.length) value = parseYaml(raw, `--set '${assignment}'`);
   }
   const keys = path.split('.');
   const bad = keys.find((k) => FORBIDDEN_KEYS.has(k));

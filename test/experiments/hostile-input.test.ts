@@ -56,6 +56,11 @@ const CASES: CliCase[] = [
     says: /key 'constructor' is not allowed/,
   },
   {
+    name: "--set 'toy={__proto__: {steps: 5}}' (in the value)",
+    args: () => toy('--set', 'toy={__proto__: {steps: 5}}'),
+    says: /key '__proto__' is not allowed/,
+  },
+  {
     name: 'YAML __proto__: key',
     args: () => {
       writeFileSync(join(work, 'proto.yaml'), 'recipe: toy\ntoy:\n  __proto__:\n    steps: 3\n');
