@@ -113,7 +113,13 @@ EOF
   chmod 644 "$CONF"
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# a daemon named by its pid file is running (not a zombie left for a parent to reap)
+alive() {
+  [ -f "$1" ] || return 1
+  local st
+  st="$(ps -o stat= -p "$(cat "$1")" 2>/dev/null || true)"
+  [ -n "$st" ] && [ "${st#Z}" = "$st" ]
+}
 
 node_ready() {
   local state
