@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../common/index.js';
-import { checkpoint, dims, linear } from './ops.js';
+import { customOp, dims, linear } from './ops.js';
 
 export type FeedForwardKind = 'swiglu' | 'gelu' | 'relu';
 
@@ -62,7 +62,13 @@ export function feedForward(x: tf.Tensor, w: FeedForwardWeights): tf.Tensor {
   return apply(w.kind, x, w.up, w.down, w.gate);
 }
 
-/** x (B, T, Dm) → (B, T, Dm), `chunkSize` tokens at a time with recomputation in backward. */
+/**
+ * x (B, T, Dm) → (B, T, Dm), `chunkSize` tokens at a time with recomputation in backward. One op
+ * for the whole sequence: the forward keeps x and the weights only, and the backward recomputes
+ * and differentiates one chunk at a time, writing that chunk's rows of dx and adding its weight
+ * gradients into one sum. NOTE: per-chunk `tf.slice` under autodiff gave each chunk a full-size
+ * (B, T, Dm) padded gradient, all alive at once: O(T²/c) memory (88.9 MiB at T=2048 for the LM).
+ */
 export function blockwiseFeedForward(x: tf.Tensor, w: FeedForwardWeights, chunkSize: number): tf.Tensor {
   check('blockwiseFeedForward', x, w);
   if (!Number.isInteger(chunkSize) || chunkSize < 1)
@@ -70,13 +76,48 @@ export function blockwiseFeedForward(x: tf.Tensor, w: FeedForwardWeights, chunkS
   const [B, T, Dm] = dims(x);
   if (chunkSize >= T) return apply(w.kind, x, w.up, w.down, w.gate);
   const weights = w.gate ? [w.up, w.down, w.gate] : [w.up, w.down];
-  const f = (xc: tf.Tensor, up: tf.Tensor, down: tf.Tensor, gate?: tf.Tensor) =>
-    apply(w.kind, xc, up as tf.Tensor2D, down as tf.Tensor2D, gate as tf.Tensor2D | undefined);
-  const chunks: tf.Tensor[] = [];
-  for (let start = 0; start < T; start += chunkSize) {
-    const size = Math.min(chunkSize, T - start);
-    const xc = tf.slice(x, [0, start, 0], [B, size, Dm]); // (B, c, Dm)
-    chunks.push(checkpoint(f, [xc, ...weights]));
-  }
-  return tf.concat(chunks, 1);
+  // xc (B, c, Dm), then up, down and (SwiGLU) gate
+  const f = (...t: tf.Tensor[]) =>
+    apply(w.kind, t[0], t[1] as tf.Tensor2D, t[2] as tf.Tensor2D, t[3] as tf.Tensor2D | undefined);
+  const ranges: [number, number][] = [];
+  for (let start = 0; start < T; start += chunkSize) ranges.push([start, Math.min(chunkSize, T - start)]);
+  const rows = (t: tf.Tensor, [start, size]: [number, number]) => tf.slice(t, [0, start, 0], [B, size, Dm]);
+  const op = customOp((inputs, save) => {
+    save(inputs);
+    const [xIn, ...ws] = inputs;
+    // each chunk's hidden activations (B, c, F) are freed before the next chunk runs
+    const outs = ranges.map((r) => tf.tidy(() => f(rows(xIn, r), ...ws)));
+    const value = tf.concat(outs, 1);
+    tf.dispose(outs);
+    return {
+      value,
+      gradFunc: (dy, saved) => {
+        const [sx, ...sw] = saved;
+        // NOTE: tf.grads at depth 0 resets the engine's tape; the outer backward pass needs it back
+        // (as ring/ops.ts `checkpoint` does)
+        const engine = tf.engine() as unknown as { state: { activeTape: unknown } };
+        const outerTape = engine.state.activeTape;
+        try {
+          const dxParts: tf.Tensor[] = [];
+          let dws: tf.Tensor[] | undefined;
+          for (const r of ranges) {
+            const [dxc, ...dwc] = tf.tidy(() => tf.grads(f)([rows(sx, r), ...sw], rows(dy, r)));
+            dxParts.push(dxc);
+            if (!dws) dws = dwc;
+            else {
+              const sum: tf.Tensor[] = dws.map((d, i) => tf.add(d, dwc[i]));
+              tf.dispose([...dws, ...dwc]);
+              dws = sum;
+            }
+          }
+          const dx = tf.concat(dxParts, 1);
+          tf.dispose(dxParts);
+          return [dx, ...(dws as tf.Tensor[])];
+        } finally {
+          engine.state.activeTape = outerTape;
+        }
+      },
+    };
+  });
+  return op(x, ...weights);
 }
