@@ -2,6 +2,7 @@
  * The `exp` command. Every subcommand is a yargs command module listed in commands/index.ts.
  * Exit codes: 0 success, 2 usage or input error (bad flag, file, key), 1 anything else.
  */
+import { totalmem } from 'node:os';
 import yargs from 'yargs';
 import { errorMessage, isInputError } from '../../common/index.js';
 import { commands } from './commands/index.js';
@@ -22,6 +23,18 @@ const INPUT_ERRNOS: Record<string, string> = {
   EISDIR: 'expected a file; it is a folder',
   EFBIG: 'the file would be too large',
 };
+
+/**
+ * A size the user asked for that cannot be allocated (`--seq-len 1e12`, a huge config value):
+ * exit 2 saying so instead of a stack trace (issue 16). The recipe or command that allocates
+ * should bound its sizes first; this is the net under it.
+ */
+function allocationInputError(err: unknown): string | undefined {
+  const m = err instanceof Error ? /(Invalid (typed )?array length[^\n]*|Array buffer allocation failed|Array buffer too large|Invalid string length)/.exec(err.message) : null;
+  if (!m) return undefined;
+  const gb = (totalmem() / 2 ** 30).toFixed(0);
+  return `the sizes asked for need more memory than this machine can allocate (${m[1]}); expected sizes that fit in its ${gb} GiB: reduce the sequence length, batch, model or device count`;
+}
 
 function fsInputError(err: unknown): string | undefined {
   const e = err as NodeJS.ErrnoException;
@@ -61,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`exp: ${errorMessage(err)}\n`);
       return 2;
     }
-    const fsError = fsInputError(err);
+    const fsError = fsInputError(err) ?? allocationInputError(err);
     if (fsError) {
       process.stderr.write(`exp: ${fsError}\n`);
       return 2;

@@ -1,5 +1,7 @@
 /** Options shared by several commands. */
+import { totalmem } from 'node:os';
 import type { Argv } from 'yargs';
+import { InputError } from '../../common/index.js';
 import { BACKEND_NAMES, type BackendChoice, parseBackendChoice } from '../../ring/index.js';
 
 export function withBackend<T>(y: Argv<T>) {
@@ -12,4 +14,25 @@ export function withBackend<T>(y: Argv<T>) {
 
 export function backendFromArgs(value: string | undefined): BackendChoice {
   return parseBackendChoice(value, '--backend');
+}
+
+/**
+ * The most worker threads a count flag may start on this machine: each holds a wasm instance and
+ * its heap (≈ `perThreadMb`), and half the memory is left to everything else. Issue 16:
+ * `--devices 1000` started 1,011 threads and 3.3 GB with no answer in 90 s.
+ */
+export function maxWorkerThreads(perThreadMb = 64): number {
+  return Math.max(1, Math.min(256, Math.floor(totalmem() / 2 / (perThreadMb * 2 ** 20))));
+}
+
+/**
+ * A count flag (`--num-envs`, `--episodes`): a positive safe integer, at most `max` when given;
+ * anything else is an InputError (exit 2) naming the flag, the bound and why.
+ */
+export function countFlag(value: unknown, flag: string, max?: { limit: number; why: string }): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+    throw new InputError(`${flag}: expected a positive integer; got ${value}`);
+  if (max && value > max.limit)
+    throw new InputError(`${flag}: expected at most ${max.limit} (${max.why}); got ${value}`);
+  return value;
 }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { isInputError, Rng } from '../../common/index.js';
@@ -46,6 +46,7 @@ interface CliCase {
 }
 
 const toy = (...more: string[]) => ['run', 'toy.yaml', '--dry-run', ...more];
+const POLICY = join(repoRoot, 'rl', 'behavior', 'ant-medium.json');
 
 const CASES: CliCase[] = [
   // configs and flags
@@ -94,6 +95,22 @@ const CASES: CliCase[] = [
     env: { RING_BACKEND: 'nonsense' },
     says: /RING_BACKEND: unknown backend 'nonsense'/,
   },
+  // sizes against the machine
+  {
+    name: 'data collect --num-envs 1000',
+    args: () => ['data', 'collect', '--policy', POLICY, '--episodes', '1', '--num-envs', '1000', '--out', join(work, 'c.arrow')],
+    says: /--num-envs: expected at most \d+ \(one worker thread per env/,
+  },
+  {
+    name: 'data collect --steps 1e300',
+    args: () => ['data', 'collect', '--policy', POLICY, '--steps', '1e300', '--out', join(work, 'c.arrow')],
+    says: /--steps: expected a positive integer; got 1e\+300/,
+  },
+  {
+    name: 'bench attention --seq-len 1e12',
+    args: () => ['bench', 'attention', '--seq-len', '1e12'],
+    says: /need more memory than this machine can allocate \(Invalid typed array length/,
+  },
   // datasets
   { name: 'data inspect <FIFO>', args: () => ['data', 'inspect', fifo('a.fifo')], says: /expected the Arrow dataset to be a regular file; it is a FIFO/ },
   { name: 'data validate <FIFO>', args: () => ['data', 'validate', fifo('b.fifo')], says: /it is a FIFO/ },
@@ -122,6 +139,15 @@ const CASES: CliCase[] = [
       return ['data', 'import', 'd4rl', hdf5('ok.hdf5', false), '--out', join(work, 'a-dir')];
     },
     says: /it is an existing directory/,
+  },
+  {
+    name: 'data collect --out <the policy file>',
+    args: () => {
+      const copy = join(work, 'policy-copy.json');
+      writeFileSync(copy, readFileSync(POLICY));
+      return ['data', 'collect', '--policy', copy, '--episodes', '1', '--out', copy];
+    },
+    says: /is the input .*policy-copy\.json/,
   },
 ];
 

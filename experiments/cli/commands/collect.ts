@@ -4,8 +4,9 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { InputError, Progress } from '../../../common/index.js';
-import { abortOpenWriters, type Layout } from '../../../datasets/index.js';
+import { checkWriteTarget, type Layout } from '../../../datasets/index.js';
 import { collectDataset, loadPolicy } from '../../../rl/index.js';
+import { countFlag, maxWorkerThreads } from '../options.js';
 
 interface CollectArgs {
   policy: string;
@@ -65,21 +66,27 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
       throw new InputError('exp data collect: give exactly one of --episodes N or --steps N');
     if (args.layout !== 'file' && args.layout !== 'minari')
       throw new InputError(`--layout: expected file or minari; got ${args.layout}`);
-    const n = args['num-envs'];
-    if (!Number.isInteger(n) || n < 1)
-      throw new InputError(`--num-envs: expected a positive integer; got ${n}`);
-    const total = (args.episodes ?? args.steps) as number;
+    // Each env is a worker thread with its own MuJoCo wasm instance: bounded by this machine.
+    const n = countFlag(args['num-envs'], '--num-envs', {
+      limit: maxWorkerThreads(),
+      why: 'one worker thread per env; half of this machine\'s memory at ≈64 MB each',
+    });
+    const total = countFlag(
+      args.episodes ?? args.steps,
+      args.episodes !== undefined ? '--episodes' : '--steps',
+    );
+    if (!Number.isSafeInteger(args.seed) || args.seed < 0)
+      throw new InputError(`--seed: expected an integer ≥ 0; got ${args.seed}`);
     const bar = new Progress({
       label: `collect (${args.episodes !== undefined ? 'episodes' : 'steps'})`,
       total,
       silent: args.quiet,
     });
-    const onSigint = () => {
-      abortOpenWriters();
-      process.exit(130);
-    };
-    process.once('SIGINT', onSigint);
-    try {
+    // NOTE: collectDataset runs synchronously, so a JS signal handler would only run once it had
+    // finished (Ctrl-C was ignored to the end). Without one, Ctrl-C/SIGTERM stop it at once; the
+    // temporary it leaves is removed by the next write into that folder (issue 16).
+    checkWriteTarget(args.out, args.layout as Layout, [args.policy]);
+    {
       const result = collectDataset({
         policy,
         out: args.out,
@@ -98,8 +105,6 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
         process.stdout.write(
           `wrote ${result.path} (${result.layout}): ${result.totalEpisodes} episodes, ${result.totalSteps} steps, digest ${result.digest}\n`,
         );
-    } finally {
-      process.off('SIGINT', onSigint);
     }
   },
 };
