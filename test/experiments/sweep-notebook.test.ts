@@ -1,10 +1,11 @@
 /**
  * `exp sweep` runs child runs under a parent with a mean ± std summary; then the analysis notebook
- * executes headless (jupyter nbconvert --execute, from .venv) against those runs, a
+ * executes headless by the README's Quick start command (scripts/notebook.sh) against those runs, a
  * context-scaling table logged like the recipe logs it, and an Arrow dataset read with pyarrow.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { FileStore, RunTracker } from '../../experiments/tracking/index.js';
@@ -124,28 +125,44 @@ with pa.ipc.new_file(${JSON.stringify(dataset)}, t.schema) as w:
 `);
     assert.equal(mk.code, 0, mk.stderr);
 
+    // the README's Quick start command, verbatim, from the repository root as a user runs it; the
+    // environment points it at this test's runs and output (issue 15); jupyter from the test venv
+    const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+    const quickStart = /## Quick start[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const command = quickStart.split('\n').find((l) => l.includes('notebook'));
+    assert.equal(command?.replace(/\s+#.*$/, ''), 'bash scripts/notebook.sh', `README Quick start: ${quickStart}`);
     const out = join(work, 'nb-out');
-    const r = await runPythonAsync(
-      `
-import subprocess, sys
-sys.exit(subprocess.call([${JSON.stringify(join(venvBin(), 'jupyter'))}, "nbconvert", "--to", "notebook", "--execute",
-  ${JSON.stringify(join(repoRoot, 'notebooks', 'analysis.ipynb'))}, "--output-dir", ${JSON.stringify(join(work, 'nb'))},
-  "--ExecutePreprocessor.timeout=300"]))
-`,
-      {
+    const r = await new Promise<{ code: number; stderr: string }>((done) => {
+      const child = spawn('bash', ['-c', command ?? ''], {
+        cwd: repoRoot,
         env: {
-          MLFLOW_TRACKING_URI: `file://${store}`,
-          MLFLOW_ALLOW_FILE_STORE: 'true',
+          ...process.env,
+          MLFLOW_TRACKING_URI: store,
           EXP_EXPERIMENT: 'toy',
           EXP_DATASET: dataset,
           EXP_OUTPUT_DIR: out,
+          EXP_JUPYTER: join(venvBin(), 'jupyter'),
         },
-      },
-    );
-    assert.equal(r.code, 0, `nbconvert failed:\n${r.stderr.slice(-5000)}`);
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      child.on('close', (code) => done({ code: code ?? -1, stderr }));
+    });
+    assert.equal(r.code, 0, `notebook failed:\n${r.stderr.slice(-5000)}`);
+    // the executed notebook shows its figures inline, and nothing landed under notebooks/
+    const executed = JSON.parse(readFileSync(join(out, 'analysis.ipynb'), 'utf8')) as {
+      cells: { outputs?: { data?: Record<string, unknown> }[] }[];
+    };
+    const inline = executed.cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.['image/png']).length;
+    assert.equal(inline, 4, 'inline figures: learning curves, evaluation, context scaling, returns');
+    assert.ok(!existsSync(join(repoRoot, 'notebooks', 'mlruns')), 'no stray notebooks/mlruns');
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as {
       runs: number;
-      cells: string[];
+      settings: string[];
+      figures: string[];
       seeds: number;
       curve_points: number;
       final_columns: string[];
@@ -153,7 +170,8 @@ sys.exit(subprocess.call([${JSON.stringify(join(venvBin(), 'jupyter'))}, "nbconv
       dataset_episodes: number;
     };
     assert.equal(report.runs, 6);
-    assert.deepEqual(report.cells, ['toy.lr=0.01', 'toy.lr=0.03']);
+    assert.deepEqual(report.settings, ['lr=0.01', 'lr=0.03']);
+    assert.deepEqual(report.figures, ['context_scaling.png', 'eval_curves.png', 'learning_curves.png', 'returns.png']);
     assert.equal(report.seeds, 3);
     assert.equal(report.curve_points, 6 * 40);
     assert.ok(report.final_columns.includes('eval/loss mean'));
