@@ -454,6 +454,21 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
       (r.info.status === 'FINISHED' ? done : unfinished).set(i, r);
     if (done.size === children.length)
       throw new InputError(`--resume ${parentRunId}: all ${children.length} cells FINISHED; nothing to resume`);
+    // the sweep's last array may still be running (its sweep process died): two copies of a
+    // cell would write one run twice
+    const lastJob = resumed.tags['exp.slurm.array_job_id'];
+    if (lastJob && plan.launcher === 'slurm') {
+      let live: ElementState[] = [];
+      try {
+        live = [...arrayStates(lastJob).values()].filter((e) => !e.terminal);
+      } catch {
+        // the scheduler no longer knows the job (purged, no accounting): it has ended
+      }
+      if (live.length)
+        throw new InputError(
+          `--resume ${parentRunId}: SLURM job ${lastJob} still has ${live.length} element(s) ${[...new Set(live.map((e) => e.state))].join('/')}; wait for them or scancel ${lastJob}`,
+        );
+    }
     await store.updateRun(parentRunId, 'RUNNING');
   } else {
     experimentId = await store.ensureExperiment(base.config.experiment || base.recipe.name);
