@@ -651,8 +651,9 @@ export class PpoTrainer {
     this.actor.extra.fill(h.initLogStd);
     this.critic.initOrthogonal(this.rng, 1);
     if (h.math === 'tfjs') this.actor.gemm = this.critic.gemm = tfjsGemm;
-    if (options.init) this.load(options.init);
     this.obsStats = new RunningStats(this.inDim);
+    // NOTE: after obsStats exists: load() restores it (`exp run --resume` failed here, issue 21)
+    if (options.init) this.load(options.init);
     // One optimiser over actor and critic together, as CleanRL (one loss, one clip norm).
     this.params = new Float64Array(this.actor.params.length + this.critic.params.length);
     this.grads = new Float64Array(this.params.length);
