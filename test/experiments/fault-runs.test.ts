@@ -193,7 +193,7 @@ describe(`fault injection on runs (FAULT_SEED=${SEED})`, () => {
     assert.deepEqual(readdirSync(join(work, '.exp', 'locks')), [], 'the lease is released at the end');
   });
 
-  test('a corrupt newest checkpoint: --resume falls back to the previous intact one; none intact: exit 2 naming each, run not touched', async () => {
+  test('a corrupt newest checkpoint: --resume falls back to the previous intact one; none intact: exit 2 naming each, run not touched', async (t) => {
     const rng = new Rng(SEED ^ 0x5a5a);
     const work = tempDir('fault-ckpt');
     const env = testEnv(work);
@@ -246,10 +246,18 @@ describe(`fault injection on runs (FAULT_SEED=${SEED})`, () => {
     rmSync(ckRoot, { recursive: true });
     cpSync(backup, ckRoot, { recursive: true });
     const newest = names[names.length - 1];
-    damage(join(ckRoot, newest), damages[rng.int(3)]);
+    // Or its upload cut between tensors.bin and checkpoint.json (a kill during the upload).
+    const how = [...damages, 'upload cut'][rng.int(4)];
+    t.diagnostic(`newest checkpoint ${newest} damaged by: ${how}`);
+    if (how === 'upload cut') rmSync(join(ckRoot, newest, 'checkpoint.json'));
+    else damage(join(ckRoot, newest), how);
     const resumed = await runExp(['run', '--resume', runId, '--tracking-uri', store, '--json'], { env });
     assert.equal(resumed.code, 0, resumed.stderr);
-    assert.match(resumed.stderr, new RegExp(`checkpoints/${newest} is unusable`));
+    assert.match(
+      resumed.stderr,
+      new RegExp(`checkpoints/${newest} is ${how === 'upload cut' ? 'incomplete' : 'unusable'}`),
+      `newest checkpoint damaged by ${how} (seed ${SEED})`,
+    );
     const previous = Number(names[names.length - 2].slice(5));
     assert.match(resumed.stderr, new RegExp(`resuming after step ${previous}\\b`));
     const ref = await refP;
