@@ -32,6 +32,7 @@ import {
 } from './launchers/index.js';
 import { PACKAGE_ROOT, workDir } from './paths.js';
 import { linePlotSvg } from './plot/svg.js';
+import { shortAssignments } from './run-summary.js';
 import {
   openStore,
   resolveTrackingUri,
@@ -317,6 +318,9 @@ function childArgs(plan: SweepPlan, c: SweepChild, parentRunId: string, uri: str
     '--seed',
     String(c.seed),
     ...[...plan.sets, ...c.assignments].flatMap((a) => ['--set', a]),
+    // named by its grid cell (`lr=0.01-seed2`), so children differ in MLflow's table (issue 15)
+    '--set',
+    `runName=${shortAssignments(c.assignments) || 'all'}-seed${c.seed}`,
     ...tail,
   ];
 }
@@ -417,7 +421,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
       sets: o.sets ?? [],
       parallel: o.parallel,
       launcher: o.launcher ?? 'local',
-      resources: checkResources(o.slurm ?? {}),
+      resources: checkResources({}), // the config's `slurm` section and the flags, below
     };
   }
   if (!SWEEP_LAUNCHERS.includes(plan.launcher))
@@ -426,6 +430,17 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
   // Validate every cell before starting anything: a bad grid key fails now, with exit 2.
   const base = loadConfig(plan.configFile || o.config!, { sets: plan.sets });
   plan.configFile = resolve(base.file);
+  if (!resumed) {
+    const c = base.config.slurm;
+    plan.resources = checkResources({
+      partition: c.partition || undefined,
+      time: c.time || undefined,
+      cpusPerTask: c.cpusPerTask,
+      mem: c.mem || undefined,
+      extra: c.sbatchArgs,
+      ...definedOnly(o.slurm ?? {}),
+    });
+  }
   for (const cell of cells) loadConfig(plan.configFile, { sets: [...plan.sets, ...cell], seed: plan.seeds[0] });
   const uri = store ? store.uri : resolveTrackingUri(o.trackingUri || base.config.tracking.uri);
   if (plan.launcher !== 'local') checkSharedTracking(plan.launcher, uri, say);

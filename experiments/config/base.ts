@@ -47,6 +47,23 @@ export const checkpointSchema = s.object(
   { doc: 'Checkpointing, for --resume' },
 );
 
+export const slurmSchema = s.object(
+  {
+    partition: s.string({ doc: "sbatch --partition of each cell; '' the cluster's default", default: '' }),
+    time: s.string({
+      doc: "sbatch --time of each cell (minutes, H:MM:SS, D-HH:MM:SS); '' the partition's limit",
+      default: '',
+    }),
+    cpusPerTask: s.integer({ doc: 'sbatch --cpus-per-task of each cell', default: 1, min: 1 }),
+    mem: s.string({ doc: "sbatch --mem of each cell (e.g. 4G); '' the cluster's default", default: '' }),
+    sbatchArgs: s.list(s.string({ doc: 'An sbatch option, e.g. --account=lab' }), {
+      doc: 'Extra sbatch options of the array job',
+      default: [],
+    }),
+  },
+  { doc: 'Resources of each cell under exp sweep --launcher slurm (issue 19); the flags of the same names override' },
+);
+
 export function baseFields(recipeNames: readonly string[]) {
   return {
     recipe: s.enum(recipeNames as readonly string[], {
@@ -67,6 +84,7 @@ export function baseFields(recipeNames: readonly string[]) {
     }),
     tracking: trackingSchema,
     checkpoint: checkpointSchema,
+    slurm: slurmSchema,
   } satisfies Fields;
 }
 

@@ -39,10 +39,12 @@ describe('exp sweep --launcher slurm: dry runs and checks (no cluster needed)', 
   const work = tempDir('slurm-dry');
   const env = testEnv(work, { MLFLOW_TRACKING_URI: 'http://mlflow.example:5000' });
 
-  test('--dry-run prints the array batch script: 4 elements, 2 at once, resources, one exp run per cell', async () => {
+  test('--dry-run prints the array batch script: 4 elements, 2 at once, resources from config and flags, one exp run per cell', async () => {
     const r = await runExp(
       ['sweep', 'toy.yaml', ...GRID, '--launcher', 'slurm', '--dry-run', '--parallel', '2']
-        .concat(['--time', '10', '--mem', '2G', '--partition', 'debug', '--sbatch-arg=--account=lab']),
+        // the config's slurm section, then flags over it (--time wins over slurm.time)
+        .concat(['--set', 'slurm.time=5', '--set', 'slurm.mem=2G', '--set', 'slurm.partition=debug'])
+        .concat(['--time', '10', '--sbatch-arg=--account=lab']),
       { env },
     );
     assert.equal(r.code, 0, r.stderr);
@@ -58,8 +60,9 @@ describe('exp sweep --launcher slurm: dry runs and checks (no cluster needed)', 
     ])
       assert.ok(s.includes(line), `no '${line}' in:\n${s}`);
     // seeds fastest: cell 1 is lr 0.01 seed 1, cell 2 is lr 0.03 seed 0
-    assert.match(s, /\n {2}1\) args=\(run \S+toy\.yaml --seed 1 --set toy\.lr=0\.01 /);
-    assert.match(s, /\n {2}2\) args=\(run \S+toy\.yaml --seed 0 --set toy\.lr=0\.03 /);
+    assert.match(s, /\n {2}1\) args=\(run \S+toy\.yaml --seed 1 (--set \S+ )*--set toy\.lr=0\.01 /);
+    assert.match(s, /\n {2}2\) args=\(run \S+toy\.yaml --seed 0 (--set \S+ )*--set toy\.lr=0\.03 /);
+    assert.doesNotMatch(s, /--time=5/);
     assert.doesNotMatch(r.stderr, /submitted/);
   });
 
