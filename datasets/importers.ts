@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import { InputError } from '../common/index.js';
+import { assertRegularFile, InputError } from '../common/index.js';
 import { boxSpace, type DatasetDescription, readInfo } from './metadata.js';
 import { minariDataDir, openDataset } from './reader.js';
 import { createWriter, type Layout, type WriteResult } from './writer.js';
@@ -28,7 +28,8 @@ interface H5File extends H5Group {
 }
 
 async function openHdf5(path: string): Promise<H5File> {
-  if (!existsSync(path) || !statSync(path).isFile()) throw new InputError(`${path}: no such file`);
+  if (!existsSync(path)) throw new InputError(`${path}: no such file`);
+  assertRegularFile(path, 'HDF5 file');
   const head = Buffer.alloc(8);
   const fd = openSync(path, 'r');
   try {

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import YAML from 'yaml';
-import { InputError } from '../../common/index.js';
+import { assertRegularFile, InputError } from '../../common/index.js';
 import { CONFIG_DIR } from '../paths.js';
 import { recipeByName, recipeNames } from '../recipes/index.js';
 import type { Recipe } from '../recipes/types.js';
@@ -40,6 +40,9 @@ export function builtinConfigs(): string[] {
 export function resolveConfigPath(arg: string): string {
   const candidates = [resolve(arg), join(CONFIG_DIR, arg), join(CONFIG_DIR, `${arg}.yaml`)];
   for (const c of candidates) if (existsSync(c) && statSync(c).isFile()) return c;
+  // A FIFO or device would block the read (and ignore Ctrl-C): say what it is (issue 16).
+  if (existsSync(candidates[0]) && !statSync(candidates[0]).isDirectory())
+    assertRegularFile(candidates[0], 'config');
   throw new InputError(
     `config '${arg}': no such file (looked at ${resolve(arg)} and in experiments/configs/; built-in configs: ${builtinConfigs().join(', ') || 'none'})`,
   );

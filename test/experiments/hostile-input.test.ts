@@ -114,6 +114,12 @@ const CASES: CliCase[] = [
   // datasets
   { name: 'data inspect <FIFO>', args: () => ['data', 'inspect', fifo('a.fifo')], says: /expected the Arrow dataset to be a regular file; it is a FIFO/ },
   { name: 'data validate <FIFO>', args: () => ['data', 'validate', fifo('b.fifo')], says: /it is a FIFO/ },
+  { name: 'exp run <FIFO config>', args: () => ['run', fifo('d.fifo'), '--dry-run'], says: /expected the config to be a regular file; it is a FIFO/ },
+  {
+    name: 'data import d4rl <FIFO>',
+    args: () => ['data', 'import', 'd4rl', fifo('e.fifo'), '--out', join(work, 'e.arrow')],
+    says: /expected the HDF5 file to be a regular file; it is a FIFO/,
+  },
   { name: 'data inspect /dev/zero', args: () => ['data', 'inspect', '/dev/zero'], says: /it is a device/ },
   {
     name: 'exp run offline-rl on a FIFO dataset',
