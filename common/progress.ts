@@ -16,6 +16,19 @@ export interface ProgressOptions {
   silent?: boolean;
 }
 
+/** The bar being drawn on a terminal, if any: a log line is printed above it, not glued to it. */
+let activeBar: Progress | undefined;
+
+/**
+ * Prints a line on stderr; while a bar is drawn on the terminal, the line goes above the bar and
+ * the bar is redrawn below it (issue 15: a result line was glued to the end of the bar).
+ */
+export function printLine(line: string): void {
+  const bar = activeBar;
+  if (bar) bar.printAbove(line);
+  else process.stderr.write(`${line}\n`);
+}
+
 export class Progress {
   private readonly start = performance.now();
   private lastDraw = 0;
@@ -48,6 +61,16 @@ export class Progress {
     this.draw(true);
   }
 
+  /** Clears the bar's line, prints `line` and redraws the bar under it. */
+  printAbove(line: string): void {
+    if (!this.tty || this.options.silent) {
+      process.stderr.write(`${line}\n`);
+      return;
+    }
+    this.stream.write(`\r\x1b[K${line}\n`);
+    this.draw(false);
+  }
+
   private draw(final: boolean): void {
     if (this.options.silent) return;
     const elapsed = (performance.now() - this.start) / 1000;
@@ -63,6 +86,9 @@ export class Progress {
       this.stream.write(
         `\r\x1b[K${this.options.label} ${bar}${counts} ${timing} ${this.extras}${final ? '\n' : ''}`,
       );
+      if (final) {
+        if (activeBar === this) activeBar = undefined;
+      } else activeBar = this;
     } else {
       this.stream.write(`${this.options.label}: ${counts} ${timing} ${this.extras}\n`);
     }

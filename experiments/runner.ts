@@ -7,7 +7,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { errorMessage, InputError, Progress, Rng } from '../common/index.js';
+import { errorMessage, InputError, Progress, printLine, Rng } from '../common/index.js';
 import { initBackend, parseBackendChoice } from '../ring/index.js';
 import { Checkpoints, fetchLatestCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import type { RunConfig } from './config/base.js';
@@ -21,6 +21,7 @@ import {
   parseYaml,
 } from './config/load.js';
 import { spoolDir, workDir } from './paths.js';
+import { type RunScore, runScore, summaryLines } from './run-summary.js';
 import {
   acquireRunLease,
   checkOwnerTag,
@@ -60,6 +61,8 @@ export interface RunOutcome {
   experimentId: string;
   trackingUri: string;
   status: RunStatus;
+  /** The final and best value of the run's score metric (run-summary.ts), when it logged one. */
+  score?: RunScore;
   /** The resolved config as YAML. */
   configYaml: string;
 }
@@ -67,9 +70,13 @@ export interface RunOutcome {
 /** Tag carrying why a run ended FAILED or KILLED. */
 export const STATUS_REASON_TAG = 'exp.status_reason';
 
-function defaultRunName(config: RunConfig): string {
-  const t = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${config.recipe}-seed${config.seed}-${t}`;
+/**
+ * `<what differs>-seed<N>`: the recipe's label (algorithm, attention, devices) when it has one,
+ * else its name. Every run used to be `<recipe>-seed<N>-<time>`, so AT and DT looked the same in
+ * MLflow's runs table, legends and compare view (issue 15); the start time is a column there.
+ */
+function defaultRunName(config: RunConfig, label: string | undefined): string {
+  return `${label || config.recipe}-seed${config.seed}`;
 }
 
 /** Loads the config a run logged (for --resume). */
@@ -98,8 +105,9 @@ async function loggedSteps(store: TrackingStore, runId: string): Promise<Map<str
 }
 
 export async function runExperiment(options: RunOptions): Promise<RunOutcome | undefined> {
+  // above a progress bar on a terminal, never glued to its end (issue 15)
   const say = (line: string) => {
-    if (!options.quiet) process.stderr.write(`${line}\n`);
+    if (!options.quiet) printLine(line);
   };
   let loaded: LoadedConfig;
   let store: TrackingStore;
@@ -183,7 +191,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
   } else {
     const experimentName = config.experiment || recipe.name;
     experimentId = await store.ensureExperiment(experimentName);
-    const runName = config.runName || defaultRunName(config);
+    const runName = config.runName || defaultRunName(config, recipe.runLabel?.(config[recipe.name]));
     const info = await store.createRun({
       experimentId,
       runName,
@@ -307,11 +315,30 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
     }
   }
   await store.updateRun(runId, status, Date.now());
+  // the score and where to find the run, printed once at the end (issue 15)
+  let score: RunScore | undefined;
+  try {
+    score = await runScore(store, runId);
+    const run = await store.getRun(runId);
+    const experiment = (await store.searchExperiments()).find((e) => e.experimentId === experimentId);
+    if (!failure)
+      for (const line of summaryLines({
+        runId,
+        runName: run.info.runName,
+        experimentName: experiment?.name ?? experimentId,
+        trackingUri: store.uri,
+        durationMs: Date.now() - run.info.startTime,
+        score,
+      }))
+        say(line);
+  } catch {
+    // an unreachable server: the metrics are spooled; the summary is what we cannot read back
+  }
   const { pending } = await store.close(config.tracking.finishTimeoutSec * 1000);
   if (pending)
     say(`run ${runId}: ${pending} tracking requests are still spooled (exp runs sync replays them)`);
   lease?.release();
-  say(`run ${runId} ${status}`);
+  // NOTE: the status is printed once, by the CLI (stdout), with the score (issue 15)
   if (failure) throw failure;
-  return { runId, experimentId, trackingUri: store.uri, status, configYaml };
+  return { runId, experimentId, trackingUri: store.uri, status, score, configYaml };
 }

@@ -645,5 +645,8 @@ export const offlineRlRecipe: Recipe<OfflineRlConfig> = {
     'Agentic Transformer, Decision Transformer or BC on an Arrow trajectory dataset, evaluated on rl/envs',
   schema: s.object(fields, { doc: 'Offline RL' }),
   deviceCount: (c) => (c.model.attention === 'ring' ? c.model.devices : 1),
+  // `at-blockwise`, `dt-ring-n4`, `bc`: AT and DT runs differ by name in MLflow (issue 15)
+  runLabel: (c) =>
+    c.algo === 'bc' ? 'bc' : `${c.algo}-${c.model.attention}${c.model.attention === 'ring' ? `-n${c.model.devices}` : ''}`,
   run,
 };

@@ -381,5 +381,6 @@ export const shareGptFinetuneRecipe: Recipe<ShareGptFinetuneConfig> = {
     'Finetune a LLaMA-style model on ShareGPT conversations (Vicuna v1.1, AdamW, cosine, checkpoints), on one device or the ring',
   schema: s.object(fields, { doc: 'ShareGPT finetuning' }),
   deviceCount: (c) => (c.attention === 'ring' ? c.devices : 1),
+  runLabel: (c) => `finetune-${c.attention}${c.attention === 'ring' ? `-n${c.devices}` : ''}`,
   run,
 };

@@ -51,6 +51,11 @@ export interface Recipe<C> {
   readonly schema: ObjectSchema<C>;
   /** Devices the run uses, for the `exp.device_count` tag (default 1). */
   deviceCount?(config: C): number;
+  /**
+   * What tells this run apart from the recipe's other runs (algorithm, attention, devices), for
+   * its default name `<label>-seed<N>` (run-summary.ts); default the recipe's name.
+   */
+  runLabel?(config: C): string;
   /** Trains/measures, logging through `ctx.tracker`. Throws on failure (the run ends FAILED). */
   run(ctx: RecipeContext<C>): Promise<void>;
 }

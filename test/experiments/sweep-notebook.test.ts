@@ -54,6 +54,9 @@ describe('exp sweep and the analysis notebook', () => {
     assert.equal(sweep.children.length, 6);
     assert.ok(sweep.children.every((c) => c.status === 'FINISHED'));
     const fs = new FileStore(store);
+    // children are named by their grid cell, so they differ in MLflow's runs table (issue 15)
+    for (const c of sweep.children)
+      assert.equal((await fs.getRun(c.runId)).info.runName, `${c.cell.replace('toy.lr_', 'lr=')}-seed${c.seed}`);
     const parent = await fs.getRun(sweep.parent_run_id);
     assert.equal(parent.tags['exp.sweep'], 'true');
     assert.equal(parent.params['sweep.seeds'], '0,1,2');

@@ -8,6 +8,7 @@ import { parseYaml, resolveConfigPath } from '../../config/load.js';
 import { describeSchema } from '../../config/schema.js';
 import { RECIPES, recipeNames } from '../../recipes/index.js';
 import { runExperiment } from '../../runner.js';
+import { scoreText } from '../../run-summary.js';
 import { withBackend } from '../options.js';
 
 interface RunArgs {
@@ -105,9 +106,13 @@ export const runCommand: CommandModule<object, RunArgs> = {
     if (!outcome) return;
     if (args.json)
       process.stdout.write(
-        `${JSON.stringify({ run_id: outcome.runId, experiment_id: outcome.experimentId, status: outcome.status, tracking_uri: outcome.trackingUri })}\n`,
+        `${JSON.stringify({ run_id: outcome.runId, experiment_id: outcome.experimentId, status: outcome.status, tracking_uri: outcome.trackingUri, ...(outcome.score ? { score: outcome.score } : {}) })}\n`,
       );
-    else process.stdout.write(`${outcome.runId} ${outcome.status}\n`);
+    // the one status line, with the score, --quiet or not (issue 15)
+    else
+      process.stdout.write(
+        `${outcome.runId} ${outcome.status}${outcome.score ? ` score ${scoreText(outcome.score)}` : ''}\n`,
+      );
     if (outcome.status === 'KILLED') process.exitCode = 130;
   },
 };

@@ -2,7 +2,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { InputError } from '../../../common/index.js';
 import { spoolDir } from '../../paths.js';
-import { openStore, RestStore, resolveTrackingUri, type Run } from '../../tracking/index.js';
+import { formatDuration, formatScore, latestScore } from '../../run-summary.js';
+import { openStore, RestStore, resolveTrackingUri, type Run, type TrackingStore } from '../../tracking/index.js';
 
 interface RunsArgs {
   action: 'list' | 'show' | 'sync';
@@ -14,6 +15,7 @@ interface RunsArgs {
 }
 
 function runSummary(r: Run) {
+  const score = latestScore(r.metrics);
   return {
     run_id: r.info.runId,
     run_name: r.info.runName,
@@ -24,7 +26,38 @@ function runSummary(r: Run) {
     recipe: r.tags['exp.recipe'] ?? '',
     seed: r.params.seed ?? '',
     parent_run_id: r.tags['mlflow.parentRunId'] ?? '',
+    score: score?.value ?? null,
+    score_metric: score?.metric ?? '',
+    duration_sec: r.info.endTime ? Math.round((r.info.endTime - r.info.startTime) / 1000) : null,
   };
+}
+
+/**
+ * The params that tell the listed runs apart (differing values, seed included), shortened to the
+ * last part of the key: what `exp runs list` shows beside each run (issue 15).
+ */
+function keyParams(runs: Run[]): string[] {
+  const keys = new Set(runs.flatMap((r) => Object.keys(r.params)));
+  return [...keys]
+    .filter((k) => k !== 'runName' && new Set(runs.map((r) => r.params[k] ?? '')).size > 1)
+    .sort();
+}
+
+/** A run by its id or a unique prefix of it (`exp runs show 3f2a9c`). */
+async function findRun(store: TrackingStore, id: string): Promise<Run> {
+  if (/^[0-9a-f]{32}$/.test(id)) return store.getRun(id);
+  if (!/^[0-9a-f]+$/.test(id)) throw new InputError(`exp runs show: '${id}' is not a run id (32 hex digits) or a prefix of one`);
+  const experiments = await store.searchExperiments();
+  const runs = await store.searchRuns(experiments.map((e) => e.experimentId));
+  const hits = runs.filter((r) => r.info.runId.startsWith(id));
+  if (hits.length === 1) return hits[0];
+  if (!hits.length) throw new InputError(`exp runs show: no run id starts with '${id}' in ${store.uri}`);
+  throw new InputError(
+    `exp runs show: '${id}' is the start of ${hits.length} run ids (${hits
+      .slice(0, 5)
+      .map((r) => r.info.runId)
+      .join(', ')}${hits.length > 5 ? ', …' : ''}); give more of it`,
+  );
 }
 
 export const runsCommand: CommandModule<object, RunsArgs> = {
@@ -37,7 +70,7 @@ export const runsCommand: CommandModule<object, RunsArgs> = {
         choices: ['list', 'show', 'sync'] as const,
         describe: 'list, show <run-id>, sync',
       })
-      .positional('id', { type: 'string', describe: 'Run id (show)' })
+      .positional('id', { type: 'string', describe: 'Run id, or a unique start of one (show)' })
       .option('experiment', { type: 'string', describe: 'Experiment name (list; default: all)' })
       .option('tracking-uri', { type: 'string', describe: 'MLflow server URL or file-store folder' })
       .option('limit', { type: 'number', default: 50, describe: 'Most runs listed' })
@@ -70,18 +103,22 @@ export const runsCommand: CommandModule<object, RunsArgs> = {
         process.stdout.write(`${JSON.stringify(rows)}\n`);
         return;
       }
-      const lines = rows.map(
-        (r) =>
-          `${r.run_id}  ${r.status.padEnd(8)}  ${r.experiment.padEnd(14)}  ${r.run_name.padEnd(32)}  ${r.start_time}`,
-      );
+      const shown = keyParams(runs);
+      const short = (k: string) => k.split('.').pop() ?? k;
+      const lines = rows.map((r, i) => {
+        const p = shown.map((k) => `${short(k)}=${runs[i].params[k] ?? ''}`).join(' ');
+        const score = r.score === null ? '' : `${formatScore(r.score)} ${r.score_metric}`;
+        const took = r.duration_sec === null ? '' : formatDuration(r.duration_sec * 1000);
+        return `${r.run_id.slice(0, 8)}  ${r.status.padEnd(8)}  ${r.experiment.padEnd(14)}  ${r.run_name.padEnd(24)}  ${score.padEnd(30)}  ${took.padEnd(7)}  ${r.start_time.slice(0, 16)}  ${p}`;
+      });
       process.stdout.write(
-        `${['run id                            status    experiment      run name                          started', ...lines].join('\n')}\n`,
+        `${[`run id    status    experiment      run name                  score                           took     started           ${shown.length ? 'differs' : ''}`, ...lines].join('\n')}\n`,
       );
       return;
     }
-    if (!args.id) throw new InputError('exp runs show: give a run id');
-    const run = await store.getRun(args.id);
-    const artifacts = await store.listArtifacts(args.id);
+    if (!args.id) throw new InputError('exp runs show: give a run id (or a unique start of one)');
+    const run = await findRun(store, args.id);
+    const artifacts = await store.listArtifacts(run.info.runId);
     const out = {
       ...runSummary(run),
       params: run.params,
