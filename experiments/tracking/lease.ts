@@ -15,7 +15,13 @@
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { InputError, ownerAlive, processStartTicks, temporarySibling } from '../../common/index.js';
+import {
+  InputError,
+  ownerAlive,
+  processStartTicks,
+  sweepStaleTemporaries,
+  temporarySibling,
+} from '../../common/index.js';
 
 /** Tag holding the lease of the process writing the run. */
 export const OWNER_TAG = 'exp.owner';
@@ -79,6 +85,7 @@ export interface RunLease {
 /** Takes the lease of `runId` in `lockDir`; an InputError when a live process holds it. */
 export function acquireRunLease(runId: string, lockDir: string): RunLease {
   mkdirSync(lockDir, { recursive: true });
+  sweepStaleTemporaries(lockDir);
   const lock = join(lockDir, `${runId}.lock`);
   const owner = currentOwner();
   const tmp = temporarySibling(lock);

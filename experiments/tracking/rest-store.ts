@@ -29,7 +29,13 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { InputError, pidAlive, temporarySibling, writeFileAtomic } from '../../common/index.js';
+import {
+  InputError,
+  pidAlive,
+  sweepStaleTemporaries,
+  temporarySibling,
+  writeFileAtomic,
+} from '../../common/index.js';
 import { splitBatch } from './batch.js';
 import type {
   ArtifactFile,
@@ -638,6 +644,7 @@ export class RestStore implements TrackingStore {
   ): Promise<number> {
     const { uri: onlyUri, log = (l: string) => process.stderr.write(`${l}\n`), ...storeOptions } = options;
     if (!existsSync(spoolDir)) return 0;
+    sweepStaleTemporaries(spoolDir);
     let remaining = 0;
     for (const name of readdirSync(spoolDir)
       .filter((n) => /\.jsonl(\.sync-\d+)?$/.test(n))
