@@ -540,8 +540,12 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
 
   let interrupted = false;
   const jobIds: string[] = [];
-  if (plan.launcher === 'local') interrupted = await runLocal(toRun, argsOf, plan.parallel, Boolean(o.quiet), say);
-  else {
+  if (plan.launcher === 'local') {
+    interrupted = await runLocal(toRun, argsOf, plan.parallel, Boolean(o.quiet), say);
+    // a child that failed printed no outcome: its run is found by its cell tag
+    const runs = await childRuns(store, experimentId, parentRunId);
+    for (const c of toRun) c.runId ??= runs.get(c.index)?.info.runId;
+  } else {
     const previousJobs = resumed?.tags['exp.slurm.array_job_ids'];
     const r = await runSlurmArray(toRun, argsOf, plan, parentRunId, base.recipe.name, uri, tracker, pollMs, say);
     tracker.tags({ 'exp.slurm.array_job_ids': previousJobs ? `${previousJobs},${r.jobId}` : r.jobId });

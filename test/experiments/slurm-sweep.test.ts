@@ -106,6 +106,47 @@ describe('exp sweep --launcher slurm: dry runs and checks (no cluster needed)', 
   });
 });
 
+describe('exp sweep --resume, local launcher (no cluster needed)', () => {
+  test('reruns only the cell whose run did not finish, continuing that run', async () => {
+    const work = tempDir('sweep-resume');
+    const env = testEnv(work);
+    const store = join(work, 'mlruns');
+    const first = sweepJson(
+      await runExp(
+        ['sweep', 'toy.yaml', '--grid', 'toy.failAtStep=0,5', '--set', 'toy.steps=10', '--tracking-uri', store]
+          .concat(['--json', '--quiet']),
+        { env },
+      ),
+    );
+    assert.equal(first.status, 'FAILED');
+    assert.deepEqual(
+      first.children.map((c) => [c.index, c.status]),
+      [
+        [0, 'FINISHED'],
+        [1, 'FAILED'],
+      ],
+    );
+    const files = openStore(store);
+    const failedRun = await files.getRun(first.children[1].runId!);
+    assert.equal(failedRun.info.status, 'FAILED');
+    assert.equal(failedRun.tags['exp.sweep.cell'], '1');
+    const finishedBefore = await files.getRun(first.children[0].runId!);
+    const again = sweepJson(
+      await runExp(['sweep', '--resume', first.parent_run_id, '--tracking-uri', store, '--json', '--quiet'], { env }),
+    );
+    assert.deepEqual(again.ran, [1]);
+    // the failure is in the config (toy.failAtStep), so the resumed run fails again: the same run
+    assert.equal(again.children[1].runId, failedRun.info.runId);
+    assert.equal(again.children[1].status, 'FAILED');
+    assert.equal(again.children[0].runId, first.children[0].runId);
+    assert.equal((await files.getRun(first.children[0].runId!)).info.endTime, finishedBefore.info.endTime);
+    assert.match((await files.getRun(failedRun.info.runId)).tags['exp.resumed_from_step'] ?? '', /^\d+$/);
+    const r = await runExp(['sweep', '--resume', first.parent_run_id, 'toy.yaml', '--tracking-uri', store], { env });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--resume: give no config/);
+  });
+});
+
 describe('exp sweep --launcher slurm on a single-node cluster', () => {
   const work = tempDir('slurm-sweep');
   let cluster: SlurmCluster | undefined;
