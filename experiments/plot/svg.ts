@@ -7,6 +7,8 @@ export interface Series {
   name: string;
   x: number[];
   y: number[];
+  /** A reference line (e.g. N × BPT): dashed, thinner, no markers, so a series on it stays visible. */
+  dashed?: boolean;
 }
 
 export interface LinePlotOptions {
@@ -129,16 +131,19 @@ export function linePlotSvg(o: LinePlotOptions): string {
       const okY = Number.isFinite(s.y[k]) && (!o.logY || s.y[k] > 0);
       if (okX && okY) pts.push(`${x.map(s.x[k]).toFixed(1)},${y.map(s.y[k]).toFixed(1)}`);
     }
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     if (pts.length > 1)
-      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>`);
-    if (pts.length <= 50)
+      parts.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="${s.dashed ? 1.5 : 2}"${dash} points="${pts.join(' ')}"/>`,
+      );
+    if (pts.length <= 50 && !s.dashed)
       for (const p of pts) {
         const [cx, cy] = p.split(',');
         parts.push(`<circle cx="${cx}" cy="${cy}" r="3" fill="${color}"/>`);
       }
     const ly = m.top + 10 + i * 18;
     parts.push(
-      `<line x1="${width - m.right + 12}" y1="${ly}" x2="${width - m.right + 32}" y2="${ly}" stroke="${color}" stroke-width="2"/>`,
+      `<line x1="${width - m.right + 12}" y1="${ly}" x2="${width - m.right + 32}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`,
       `<text x="${width - m.right + 38}" y="${ly}" dominant-baseline="middle">${escapeXml(s.name)}</text>`,
     );
   });

@@ -9,8 +9,12 @@
  * A device's memory is its peak tensor bytes during the step (tf.profile) plus the ring's receive
  * buffers. The search doubles the length while the step fits, then bisects.
  *
- * Metrics (step = devices N): `scaling/max_context/<method>`, `scaling/peak_mib/<method>`,
- * `scaling/tokens_per_sec/<method>`, `scaling/mfu/<method>`; a table `context_scaling` and a plot.
+ * The result is the table `context_scaling` (also printed at the end) and the plot `max_context`;
+ * each cell's values are params `cell.<method>.max_context`, `.peak_mib`, `.tokens_per_sec`, `.mfu`
+ * (`<method>` = vanilla, memeff, blockwise, ring_n<N>), so MLflow's runs table and compare view
+ * show them. No metrics: one point per cell against "step = devices" made 17 useless charts
+ * (issue 15). The state (cells measured) is saved only on Ctrl-C and every `checkpoint.every`
+ * cells, not after each cell (7 empty checkpoint folders per run).
  */
 import { availableParallelism } from 'node:os';
 import { Rng } from '../../common/index.js';
@@ -106,6 +110,9 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
     return g;
   };
   const budget = c.budgetMiB * 2 ** 20;
+  // the cells measured so far: what --resume skips
+  const saveCells = () =>
+    ctx.checkpoints.save({ step: done.length, state: { cells: done as unknown as never }, tensors: {} });
 
   const trainStep = async (method: AttentionImpl, n: number, L: number, steps: number) => {
     const g = await group(n);
@@ -186,15 +193,14 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
     };
     done.push(cell);
     const key = p.method === 'ring' ? `ring_n${p.devices}` : p.method;
-    ctx.tracker.metric(`scaling/max_context/${key}`, lo, p.devices);
-    ctx.tracker.metric(`scaling/peak_mib/${key}`, cell.peakMiB, p.devices);
-    progress.update(done.length, { [key]: lo });
-    await ctx.checkpoints.save({
-      step: done.length,
-      state: { cells: done as unknown as never },
-      tensors: {},
+    ctx.tracker.params({
+      [`cell.${key}.max_context`]: lo,
+      [`cell.${key}.peak_mib`]: cell.peakMiB.toFixed(2),
     });
+    progress.update(done.length, { [key]: lo });
+    if (ctx.checkpoints.due(done.length)) await saveCells();
   }
+  if (ctx.signal.aborted) await saveCells();
 
   // throughput at the longest context (Table 4): BPT on one device, ring on N
   if (!ctx.signal.aborted && c.throughputSteps > 0) {
@@ -223,8 +229,10 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
         (ms / 1000) /
         (peakPerDevice * Math.min(cell.devices, availableParallelism()));
       const key = cell.method === 'ring' ? `ring_n${cell.devices}` : cell.method;
-      ctx.tracker.metric(`scaling/tokens_per_sec/${key}`, cell.tokensPerSec, cell.devices);
-      ctx.tracker.metric(`scaling/mfu/${key}`, cell.mfu, cell.devices);
+      ctx.tracker.params({
+        [`cell.${key}.tokens_per_sec`]: Math.round(cell.tokensPerSec),
+        [`cell.${key}.mfu`]: cell.mfu.toFixed(4),
+      });
       ctx.log(
         `${key} at L=${cell.maxContext}: ${cell.tokensPerSec.toFixed(0)} tokens/s, MFU ${(100 * cell.mfu).toFixed(1)}%`,
       );
@@ -235,18 +243,23 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
   if (ctx.signal.aborted) return;
 
   const bpt = done.find((d) => d.method === 'blockwise')?.maxContext ?? 0;
-  await ctx.tracker.table(
-    'context_scaling',
-    done.map((d) => ({
-      method: d.method === 'blockwise' ? 'BPT' : d.method,
-      devices: d.devices,
-      max_context: d.maxContext,
-      peak_mib: Number(d.peakMiB.toFixed(2)),
-      vs_bpt: bpt ? Number((d.maxContext / bpt).toFixed(2)) : null,
-      tokens_per_sec: d.tokensPerSec === undefined ? null : Math.round(d.tokensPerSec),
-      mfu: d.mfu === undefined ? null : Number(d.mfu.toFixed(4)),
-    })),
-  );
+  const rows = done.map((d) => ({
+    method: d.method === 'blockwise' ? 'BPT' : d.method,
+    devices: d.devices,
+    max_context: d.maxContext,
+    peak_mib: Number(d.peakMiB.toFixed(2)),
+    vs_bpt: bpt ? Number((d.maxContext / bpt).toFixed(2)) : null,
+    tokens_per_sec: d.tokensPerSec === undefined ? null : Math.round(d.tokensPerSec),
+    mfu: d.mfu === undefined ? null : Number(d.mfu.toFixed(4)),
+  }));
+  await ctx.tracker.table('context_scaling', rows);
+  // the result, printed: what the run found, without opening MLflow (issue 15)
+  const cols = ['method', 'devices', 'max_context', 'peak_mib', 'vs_bpt', 'tokens_per_sec', 'mfu'] as const;
+  const text = rows.map((r) => cols.map((k) => (r[k] === null ? '–' : String(r[k]))));
+  const widths = cols.map((k, i) => Math.max(k.length, ...text.map((t) => t[i].length)));
+  ctx.log(`context scaling under ${c.budgetMiB} MiB/device:`);
+  for (const line of [cols as readonly string[], ...text])
+    ctx.log(`  ${line.map((v, i) => v.padStart(widths[i])).join('  ')}`);
   const ring = done.filter((d) => d.method === 'ring').sort((a, b) => a.devices - b.devices);
   const single = (m: AttentionImpl) => done.find((d) => d.method === m);
   const ns = ring.map((d) => d.devices);
@@ -262,12 +275,13 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
       yLabel: 'max context (tokens)',
       logX: 2,
       logY: 2,
+      // the reference N × BPT dashed and ring drawn last, on top: ring ≈ N × BPT used to hide it
       series: [
-        ...(ring.length ? [{ name: 'ring', x: ns, y: ring.map((d) => d.maxContext) }] : []),
-        ...(bpt && ns.length ? [{ name: 'N × BPT', x: ns, y: ns.map((n) => n * bpt) }] : []),
+        ...(bpt && ns.length ? [{ name: 'N × BPT', x: ns, y: ns.map((n) => n * bpt), dashed: true }] : []),
         ...flat('blockwise', 'BPT'),
         ...flat('memeff', 'memeff'),
         ...flat('vanilla', 'vanilla'),
+        ...(ring.length ? [{ name: 'ring', x: ns, y: ring.map((d) => d.maxContext) }] : []),
       ],
     }),
   );

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { exp } from '../helpers/cli.js';
+import { exp, repoRoot } from '../helpers/cli.js';
 
 function findFile(dir: string, name: string): string | undefined {
   for (const entry of readdirSync(dir)) {
@@ -57,10 +57,38 @@ describe('context-scaling recipe', () => {
       for (const n of [2, 4])
         assert.ok(ctx('ring', n) >= 0.85 * n * bpt, `ring N=${n}: ${ctx('ring', n)} vs BPT ${bpt}`);
       assert.ok(rows.find((x) => x.method === 'ring' && x.devices === 4)!.tokens_per_sec! > 0);
-      const metric = findFile(join(dir, 'mlruns'), 'ring_n4');
-      assert.ok(metric, 'per-cell metric missing');
+      // issue 15: per-cell values are params, not one-point metrics; no empty checkpoints
+      const param = findFile(join(dir, 'mlruns'), 'cell.ring_n4.max_context');
+      assert.ok(param, 'per-cell param missing');
+      assert.equal(Number(readFileSync(param, 'utf8')), ctx('ring', 4));
+      const hasScalingMetrics = (d: string): boolean =>
+        readdirSync(d).some((e) => {
+          const p = join(d, e);
+          return statSync(p).isDirectory() && ((e === 'scaling' && d.endsWith('metrics')) || hasScalingMetrics(p));
+        });
+      assert.equal(hasScalingMetrics(join(dir, 'mlruns')), false, 'no scaling/ metrics');
+      assert.equal(findFile(join(dir, 'mlruns'), 'checkpoint.json'), undefined, 'no checkpoint uploaded');
+      // the final table is printed, and the ring line is drawn last (on top of N × BPT, dashed)
+      assert.match(r.stderr, /context scaling under 24 MiB\/device:\n +method +devices +max_context/);
+      assert.match(r.stderr, new RegExp(` ring +4 +${ctx('ring', 4)} `));
+      const svg = readFileSync(findFile(join(dir, 'mlruns'), 'max_context.svg') as string, 'utf8');
+      assert.ok(svg.indexOf('>ring<') > svg.indexOf('>N × BPT<'), 'ring drawn after N × BPT');
+      assert.match(svg, /stroke-dasharray/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the config file's suggested command is accepted as written", () => {
+    const yaml = readFileSync(join(repoRoot, 'experiments', 'configs', 'context-scaling.yaml'), 'utf8');
+    const suggested = yaml
+      .split('\n')
+      .filter((l) => /^#\s+exp run /.test(l))
+      .map((l) => l.replace(/^#\s+exp /, '').split(/\s+/));
+    assert.ok(suggested.length >= 2, yaml);
+    for (const args of suggested) {
+      const r = exp([...args, '--dry-run']);
+      assert.equal(r.code, 0, `exp ${args.join(' ')}: ${r.stderr}`);
     }
   });
 
