@@ -1,7 +1,7 @@
 // Every offline-RL config runs end to end for a few steps as a user calls it (`exp run <name>`
 // with --set to shrink it), logging to a temporary MLflow store that the test reads back.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -50,18 +50,23 @@ function randomDataset(envId: string, path: string): void {
   );
 }
 
-function hasMetric(root: string, key: string): boolean {
-  let found = false;
+/** The values logged for a metric (file store lines: timestamp value step); [] when none. */
+function metricValues(root: string, key: string): number[] {
+  const values: number[] = [];
   const walk = (d: string) => {
     for (const e of readdirSync(d)) {
       const p = join(d, e);
       if (statSync(p).isDirectory()) walk(p);
-      else if (p.endsWith(join('metrics', ...key.split('/')))) found = true;
+      else if (p.endsWith(join('metrics', ...key.split('/'))))
+        for (const line of readFileSync(p, 'utf8').trim().split('\n'))
+          values.push(Number(line.split(' ')[1]));
     }
   };
   if (existsSync(root)) walk(root);
-  return found;
+  return values;
 }
+
+const hasMetric = (root: string, key: string) => metricValues(root, key).length > 0;
 
 const SHRINK = [
   'offline-rl.train.steps=2',
@@ -120,7 +125,10 @@ describe('offline-RL configs run end to end (shrunk)', () => {
       const cwd = mkdtempSync(join(dir, 'run-'));
       const r = exp(args, { cwd, env: { MLFLOW_TRACKING_URI: '' }, timeoutMs: 300_000 });
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(hasMetric(join(cwd, 'mlruns'), 'train/loss'), 'no train/loss logged');
+      const losses = metricValues(join(cwd, 'mlruns'), 'train/loss');
+      assert.ok(losses.length > 0, 'no train/loss logged');
+      // issue 21: a file that exists is not enough; NaN losses must fail
+      assert.ok(losses.every(Number.isFinite), `train/loss: ${losses.join(' ')}`);
       assert.ok(hasMetric(join(cwd, 'mlruns'), 'summary/normalized_score_last'), 'no summary score logged');
     });
   }
