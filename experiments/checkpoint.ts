@@ -197,6 +197,12 @@ export class Checkpoints {
       localRoot: string;
       /** Local checkpoints kept (older ones are deleted locally; artifacts keep them all). */
       keep: number;
+      /**
+       * Keep no local copy once uploaded: with a file store the artifact is already on this disk,
+       * and a second copy in the work folder doubled the space (74 MB for the LM sample run,
+       * issue 15); --resume reads the artifact either way.
+       */
+      uploadOnly?: boolean;
       /** Steps between checkpoints for `due()`; 0: only at the end and on interrupt. */
       every: number;
       rngState: () => number;
@@ -228,6 +234,7 @@ export class Checkpoints {
     await writeCheckpoint(dir, data, this.options.rngState());
     for (const f of ['tensors.bin', 'checkpoint.json'])
       await this.options.store.logArtifact(this.options.runId, join(dir, f), `checkpoints/${name}/${f}`);
+    if (this.options.uploadOnly) rmSync(dir, { recursive: true, force: true });
     this.lastStep = data.step;
     this.saved.push(data.step);
     while (this.saved.length > this.options.keep) {

@@ -257,6 +257,8 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
     runId,
     localRoot: join(runDir, 'checkpoints'),
     keep: config.checkpoint.keep,
+    // a file store's artifacts are on this disk already: one copy, not two (issue 15)
+    uploadOnly: store.uri.startsWith('file:'),
     every: config.checkpoint.every,
     rngState: () => rng.getState(),
     beforeSave: () => tracker.flush(),

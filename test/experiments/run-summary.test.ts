@@ -5,7 +5,7 @@
  * differ; `exp runs show` by a unique start of the id.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { recipeByName } from '../../experiments/recipes/index.js';
@@ -83,6 +83,26 @@ describe('end of a run, names, runs list/show', () => {
     assert.equal(label('bc', 'blockwise', 1), 'bc');
   });
 
+  test('checkpoints with a file store: one copy (the artifact), none left in the work folder', async () => {
+    const r = await runExp(
+      ['run', 'toy.yaml', '--json', '--seed', '8', '--set', 'toy.steps=8', '--set', 'checkpoint.every=4'],
+      {
+        cwd: work,
+        env,
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const { run_id: runId } = outcome(r);
+    const arts = await new FileStore(store).listArtifacts(runId, 'checkpoints');
+    assert.deepEqual(
+      arts.map((a) => a.path),
+      ['checkpoints/step-00000004', 'checkpoints/step-00000008'],
+    );
+    const local = join(work, '.exp', 'runs', runId, 'checkpoints');
+    assert.deepEqual(existsSync(local) ? readdirSync(local) : [], [], `local copies in ${local}`);
+    ids.push(runId);
+  });
+
   test('exp runs list: score, duration and the params that differ; show by a unique id start', async () => {
     const list = await runExp(['runs', 'list', '--tracking-uri', store], { cwd: work, env });
     assert.equal(list.code, 0, list.stderr);
@@ -91,7 +111,7 @@ describe('end of a run, names, runs list/show', () => {
     for (const id of ids) {
       const line = lines.find((l) => l.startsWith(id.slice(0, 8)));
       assert.ok(line, `run ${id} listed`);
-      assert.match(line, /FINISHED +toy +toy-seed\d +\S+ eval\/loss +\d+s +\S+ +seed=\d.*steps=\d+/);
+      assert.match(line, /FINISHED +toy +toy-seed\d +\S+ eval\/loss +\d+s +\S+ +.*seed=\d.*steps=\d+/);
     }
     const show = await runExp(['runs', 'show', ids[0].slice(0, 7), '--tracking-uri', store], {
       cwd: work,
