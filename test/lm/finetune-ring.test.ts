@@ -96,22 +96,27 @@ async function train(
   attention: LlamaRuntime['attention'],
   layout: RingLayout,
   seed: number,
+  config: LlamaConfig = CONFIG,
 ): Promise<Trace> {
   const runtime: LlamaRuntime = { attention, blockSize: 8, ffnChunk: 8, checkpointLayers: true };
-  const model = LlamaModel.init(CONFIG, new Rng(seed), runtime);
+  const model = LlamaModel.init(config, new Rng(seed), runtime);
+  // sharper attention than the 0.02-std init (scores ≈ 0 make attention uniform and positions
+  // irrelevant): queries and keys ×8, so masks, layouts and RoPE change the loss
+  for (const layer of model.weights.layers)
+    for (const v of [layer.wq, layer.wk]) v.assign(tf.mul(v, 8) as tf.Tensor2D);
   const weights = model.variables().map((v) => v.dataSync() as Float32Array);
   const total = weights.reduce((s, w) => s + w.length, 0);
   model.dispose();
   const init: FinetuneInitArgs = {
-    config: CONFIG,
+    config: config,
     runtime,
     weights,
     beta1: 0.9,
     beta2: 0.95,
     weightDecay: 0.1,
   };
-  const Dh = CONFIG.hiddenSize / CONFIG.numHeads;
-  const floats = Math.max(2 * B * CONFIG.numKvHeads * (T / devices) * Dh, Math.ceil((total + 1) / devices));
+  const Dh = config.hiddenSize / config.numHeads;
+  const floats = Math.max(2 * B * config.numKvHeads * (T / devices) * Dh, Math.ceil((total + 1) / devices));
   const group = await RingGroup.create({ devices, backend: 'wasm' });
   const rng = new Rng(seed + 1);
   const trace: Trace = { losses: [], gradNorms: [], afterFirst: new Float32Array() };
@@ -184,8 +189,9 @@ describe('ring finetuning equals one device', () => {
       let maxAbs = 0;
       for (let i = 0; i < ring.afterFirst.length; i++)
         maxAbs = Math.max(maxAbs, Math.abs(ring.afterFirst[i] - reference.afterFirst[i]));
-      // NOTE: Adam's first step moves each weight by ≈ lr·sign(g): 1e-5 is 0.3% of one step
-      assert.ok(maxAbs < 1e-5, `seed ${seed}: weights after step 1 differ by up to ${maxAbs}`);
+      // NOTE: Adam's first step moves a weight by lr·g/(|g| + 1e-8): where |g| is near 1e-8, float
+      // noise in g moves it; allow 1% of one step (lr 3e-3), and 1e-5 over all weights
+      assert.ok(maxAbs < 3e-5, `seed ${seed}: weights after step 1 differ by up to ${maxAbs}`);
       assert.ok(relError(ring.afterFirst, Float64Array.from(reference.afterFirst)) < 1e-5);
     });
 });
