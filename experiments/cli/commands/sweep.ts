@@ -88,6 +88,10 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     const launcher = args.launcher as SweepLauncher | undefined;
     if (launcher !== undefined && !SWEEP_LAUNCHERS.includes(launcher))
       throw new InputError(`--launcher: expected one of ${SWEEP_LAUNCHERS.join(', ')}; got '${args.launcher}'`);
+    if (args.resume && (args.grid.length || args.set.length || args.seeds !== '0'))
+      throw new InputError(
+        'exp sweep --resume: the sweep reruns the seeds, grid and --set overrides it recorded; give none of them',
+      );
     const out = await runSweep({
       config: args.config,
       seeds: parseSeeds(args.seeds),
