@@ -9,7 +9,8 @@
  * Seeded: FAULT_SEED=<n> replays the same kill point and damage.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Rng } from '../../common/index.js';
@@ -126,5 +127,34 @@ print(json.dumps({"status": r.info.status,
       Array.from({ length: STEPS }, (_, i) => i + 1),
       `train/loss: every step once after kill at spool line ${want} (seed ${SEED})`,
     );
+  });
+
+  test('three `exp runs sync` at once replay a dead process\'s spool once', async () => {
+    const rng = new Rng(SEED ^ 0x77);
+    const env = testEnv(join(work, 'race'));
+    const spoolDir = join(work, 'race', '.exp', 'spool');
+    mkdirSync(spoolDir, { recursive: true });
+    const client = new RestStore(server.uri, { spoolDir: join(work, 'unused') });
+    const experimentId = await client.ensureExperiment('fault-spool-race');
+    const { runId } = await client.createRun({ experimentId, runName: 'race', startTime: Date.now(), tags: [] });
+    // A finished child's pid: the spool's writer is dead.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid as number;
+    const n = 20 + rng.int(20);
+    const records = Array.from({ length: n }, (_, i) =>
+      JSON.stringify({
+        uri: server.uri,
+        entry: {
+          op: 'batch',
+          runId,
+          batch: { metrics: [{ key: 'train/x', value: rng.normal(), timestamp: Date.now(), step: i + 1 }], params: [], tags: [] },
+        },
+      }),
+    );
+    writeFileSync(join(spoolDir, `spool-${Date.now()}-${dead}-a1b2c3.jsonl`), `${records.join('\n')}\n`);
+    const results = await Promise.all([0, 1, 2].map(() => runExp(['runs', 'sync'], { env })));
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const steps = (await client.getMetricHistory(runId, 'train/x')).map((m) => m.step).sort((a, b) => a - b);
+    assert.deepEqual(steps, Array.from({ length: n }, (_, i) => i + 1), `each of ${n} spooled points once (seed ${SEED})`);
+    assert.deepEqual(readdirSync(spoolDir), [], 'the spool is gone');
   });
 });
