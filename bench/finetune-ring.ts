@@ -5,7 +5,7 @@
  * default (LLaMA vocabulary 32000, hidden 64, 2 layers, 4/2 heads, tied head, checkpointed
  * layers); memory is the recipe's own check (lm/finetune-device.ts `finetuneBytesPerDevice`:
  * the probe's peak tensor bytes + the replica + the ring's receive slots). Windows grow in steps
- * of 64 tokens per device (the block size), doubling then bisecting.
+ * of 64 tokens per device (the block size), doubling then bisecting to 1/8 of the window.
  *
  *   npm run build && node dist/bench/finetune-ring.js [--budget-mib 256] [--devices 1,2,4,8] [--steps 3]
  *
@@ -22,7 +22,8 @@ import {
   shardStep,
   type Window,
 } from '../lm/finetune-device.js';
-import { type LlamaConfig, LlamaModel, type LlamaRuntime } from '../lm/index.js';
+import { LlamaModel, type LlamaRuntime } from '../lm/index.js';
+import { sharegptDefaultModel } from './lm-config.js';
 import { initBackend, RingGroup } from '../ring/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -37,21 +38,7 @@ const steps = Number(arg('--steps', '3'));
 const maxPerDevice = Number(arg('--max-per-device', '16384'));
 const BLOCK = 64;
 const BATCH = 1;
-const config: LlamaConfig = {
-  vocabSize: 32000,
-  hiddenSize: 64,
-  intermediateSize: 176,
-  numLayers: 2,
-  numHeads: 4,
-  numKvHeads: 2,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  ropeScalingFactor: 1,
-  tieWordEmbeddings: true,
-  maxPositionEmbeddings: 1 << 20,
-  bosTokenId: 1,
-  eosTokenId: 2,
-};
+const config = sharegptDefaultModel(1 << 20);
 const deviceModule = new URL('../lm/finetune-device.js', import.meta.url);
 
 /** A packed window: conversations of 200–1200 tokens, loss on every next token in a segment. */
@@ -138,7 +125,8 @@ for (const N of deviceCounts) {
       fitsMiB = mib;
     }
     if (over === 0) over = fits * 2; // the cap was reached
-    while (over - fits > BLOCK) {
+    // NOTE: bisect to 1/8 of the window (or one block): each probe is a whole forward+backward
+    while (over - fits > Math.max(BLOCK, fits / 8)) {
       const mid = fits + Math.floor((over - fits) / 2 / BLOCK) * BLOCK;
       const mib = await need(N * mid);
       console.error(`  N=${N} T=${N * mid}: ${mib.toFixed(1)} MiB per device`);

@@ -10,7 +10,8 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { Rng, writeFileAtomic } from '../common/index.js';
-import { type LlamaConfig, LlamaModel, shiftLabels } from '../lm/index.js';
+import { LlamaModel, shiftLabels } from '../lm/index.js';
+import { sharegptDefaultModel } from './lm-config.js';
 import { initBackend } from '../ring/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,21 +23,7 @@ const arg = (name: string, dflt: string) => {
 const steps = Number(arg('--steps', '3'));
 const lengths = arg('--lengths', '256,1024').split(',').map(Number);
 const batch = 2;
-const config: LlamaConfig = {
-  vocabSize: 32000,
-  hiddenSize: 64,
-  intermediateSize: 176,
-  numLayers: 2,
-  numHeads: 4,
-  numKvHeads: 2,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  ropeScalingFactor: 1,
-  tieWordEmbeddings: true,
-  maxPositionEmbeddings: 4096,
-  bosTokenId: 1,
-  eosTokenId: 2,
-};
+const config = sharegptDefaultModel(4096);
 
 const backend = await initBackend({ backend: 'wasm' });
 const rows: { attention: string; seqLen: number; batch: number; tokensPerSec: number; stepMs: number }[] = [];

@@ -14,6 +14,30 @@ import { customOp, dims, product } from '../ring/index.js';
 /** Targets equal to this are not counted (Hugging Face's convention). */
 export const IGNORE_INDEX = -100;
 
+/**
+ * Targets checked against the vocabulary V: each row's class (0 where ignored), its weight (1, or
+ * 0 for −100) and the counted rows. `fn` names the caller in errors.
+ */
+export function countedTargets(
+  targets: Int32Array,
+  V: number,
+  fn: string,
+): { safe: Int32Array; weight: Float32Array; count: number } {
+  const N = targets.length;
+  const safe = new Int32Array(N);
+  const weight = new Float32Array(N);
+  let count = 0;
+  for (let i = 0; i < N; i++) {
+    if (targets[i] === IGNORE_INDEX) continue;
+    if (!(targets[i] >= 0 && targets[i] < V))
+      throw new InputError(`${fn}: target ${targets[i]} at ${i} is outside [0, ${V}) and is not −100`);
+    safe[i] = targets[i];
+    weight[i] = 1;
+    count++;
+  }
+  return { safe, weight, count };
+}
+
 /** Floats of one chunk's logits (rows · V): 2 MiB (16 rows at V = 32000). */
 const CHUNK_FLOATS = 1 << 19;
 
@@ -35,19 +59,7 @@ export function headCrossEntropy(
     throw new InputError(
       `headCrossEntropy: x [${x.shape}] must hold ${N} rows (one per target) of ${Dm} features`,
     );
-  const safe = new Int32Array(N);
-  const weight = new Float32Array(N);
-  let count = 0;
-  for (let i = 0; i < N; i++) {
-    if (targets[i] === IGNORE_INDEX) continue;
-    if (!(targets[i] >= 0 && targets[i] < V))
-      throw new InputError(
-        `headCrossEntropy: target ${targets[i]} at ${i} is outside [0, ${V}) and is not −100`,
-      );
-    safe[i] = targets[i];
-    weight[i] = 1;
-    count++;
-  }
+  const { safe, weight, count } = countedTargets(targets, V, 'headCrossEntropy');
   const denom = denominator ?? Math.max(1, count);
   const rows = chunkRows ?? Math.max(1, Math.floor(CHUNK_FLOATS / V));
   const chunks: [number, number][] = [];

@@ -30,7 +30,7 @@ import {
   transformerBlock,
   vanillaAttention,
 } from '../ring/index.js';
-import { headCrossEntropy, IGNORE_INDEX } from './head-loss.js';
+import { countedTargets, headCrossEntropy, IGNORE_INDEX } from './head-loss.js';
 import {
   checkRopeScaling,
   type RopeScaling,
@@ -531,19 +531,7 @@ function toHeads(x: tf.Tensor, heads: number): tf.Tensor {
 export function maskedCrossEntropy(logits: tf.Tensor, targets: Int32Array, denominator?: number): tf.Scalar {
   const V = dims(logits)[logits.rank - 1];
   const N = targets.length;
-  const safe = new Int32Array(N);
-  const weight = new Float32Array(N);
-  let count = 0;
-  for (let i = 0; i < N; i++) {
-    if (targets[i] === IGNORE_INDEX) continue;
-    if (!(targets[i] >= 0 && targets[i] < V))
-      throw new InputError(
-        `maskedCrossEntropy: target ${targets[i]} at ${i} is outside [0, ${V}) and is not −100`,
-      );
-    safe[i] = targets[i];
-    weight[i] = 1;
-    count++;
-  }
+  const { safe, weight, count } = countedTargets(targets, V, 'maskedCrossEntropy');
   const denom = denominator ?? Math.max(1, count);
   return tf.tidy(() => {
     const logp = tf.logSoftmax(tf.reshape(logits, [N, V])); // (N, V)
