@@ -8,6 +8,8 @@
  * last of the n trials, and `eval/normalized_score_best_trial` the best), at each evaluation;
  * `summary/normalized_score_last` and `summary/normalized_score_best` (CORL's last and best evaluation).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng } from '../../common/index.js';
 import {
@@ -41,6 +43,7 @@ import {
 import { evaluateEpisodes, rolloutEnv, summarize } from '../../rl/evaluate.js';
 import { type InferFields, s } from '../config/schema.js';
 import { datasetInfoFromFile } from '../dataset-input.js';
+import { logModel } from '../logged-model.js';
 import { linePlotSvg } from '../plot/svg.js';
 import type { Recipe, RecipeContext } from './types.js';
 
@@ -258,6 +261,67 @@ async function finish(ctx: RecipeContext<OfflineRlConfig>, evals: EvalPoint[]): 
   );
 }
 
+/**
+ * The trained policy as an MLflow logged model (issue 15): `policy.json` (algorithm, env, sizes,
+ * model config, state normalisation, target return, weight lengths) and `weights.bin` (the float32
+ * weights, little-endian, in that order); its signature is the env-facing map, one observation to
+ * one action (AT and DT keep their context of earlier steps themselves).
+ */
+async function logPolicy(
+  ctx: RecipeContext<OfflineRlConfig>,
+  weights: Float32Array[],
+  step: number,
+  about: { obsDim: number; actDim: number; model: unknown; norm?: { mean: Float32Array; std: Float32Array }; target?: number },
+): Promise<void> {
+  const c = ctx.config;
+  const dir = join(ctx.workDir, 'policy');
+  mkdirSync(dir, { recursive: true });
+  const json = join(dir, 'policy.json');
+  const bin = join(dir, 'weights.bin');
+  writeFileSync(
+    json,
+    `${JSON.stringify({
+      algo: c.algo,
+      env: c.env,
+      obs_dim: about.obsDim,
+      act_dim: about.actDim,
+      model: about.model,
+      state_mean: about.norm ? Array.from(about.norm.mean) : null,
+      state_std: about.norm ? Array.from(about.norm.std) : null,
+      target_return: about.target ?? null,
+      weight_lengths: weights.map((w) => w.length),
+    })}\n`,
+  );
+  const all = new Float32Array(weights.reduce((n, w) => n + w.length, 0));
+  let at = 0;
+  for (const w of weights) {
+    all.set(w, at);
+    at += w.length;
+  }
+  writeFileSync(bin, new Uint8Array(all.buffer));
+  try {
+    const logged = await logModel(ctx.tracker, {
+      name: 'policy',
+      modelType: { at: 'agentic-transformer', dt: 'decision-transformer', bc: 'behaviour-cloning' }[c.algo],
+      files: [
+        { local: json, path: 'policy.json' },
+        { local: bin, path: 'weights.bin' },
+      ],
+      inputs: [{ name: 'observation', dtype: 'float32', shape: [-1, about.obsDim] }],
+      outputs: [{ name: 'action', dtype: 'float32', shape: [-1, about.actDim] }],
+      flavor: {
+        format: 'ring-harness-policy',
+        loader: 'rl/policies from policy.json and weights.bin (float32, little-endian, weight_lengths in order)',
+      },
+      params: { algo: c.algo, env: c.env, parameters: all.length },
+      step,
+    });
+    ctx.log(`logged model ${logged.modelId} (models:/${logged.modelId})`);
+  } catch (err) {
+    ctx.log(`logged model not written: ${(err as Error).message}`);
+  }
+}
+
 function evalEnv(c: OfflineRlConfig, norm: { mean: Float32Array; std: Float32Array }) {
   return rolloutEnv({
     envId: c.env,
@@ -370,6 +434,7 @@ async function trainTransformer(
         );
     }
     let batch = first;
+    let finalWeights: Float32Array[] | undefined;
     for (let step = start; step <= c.train.steps; step++) {
       if (ctx.signal.aborted) break;
       if (step > start) batch = sample();
@@ -408,10 +473,19 @@ async function trainTransformer(
         if (evalNow) evals.push(evaluateTransformer(ctx, config, state.weights, norm, target, step));
         if (ctx.checkpoints.due(step) || step === c.train.steps)
           await saveCheckpoint(ctx, step, state, evals, sampler.rngState);
+        if (step === c.train.steps) finalWeights = state.weights;
       }
     }
     progress.finish();
     await finish(ctx, evals);
+    if (finalWeights && !ctx.signal.aborted)
+      await logPolicy(ctx, finalWeights, c.train.steps, {
+        obsDim: ds.obsDim,
+        actDim: ds.actDim,
+        model: config,
+        norm,
+        target,
+      });
   } finally {
     await group.dispose();
   }
@@ -632,6 +706,13 @@ async function trainBc(
     }
     progress.finish();
     await finish(ctx, evals);
+    if (!ctx.signal.aborted && evals.length)
+      await logPolicy(ctx, policy.weights(), c.train.steps, {
+        obsDim: ds.obsDim,
+        actDim: ds.actDim,
+        model: { hidden: [c.bc.hidden, c.bc.hidden] },
+        norm,
+      });
   } finally {
     opt.dispose();
     policy.dispose();

@@ -44,6 +44,7 @@ import {
 import { type OptimizerState, RingGroup, type RingLayout } from '../../ring/index.js';
 import type { SavedTensor } from '../checkpoint.js';
 import { datasetInfoFromFile } from '../dataset-input.js';
+import { logModel } from '../logged-model.js';
 import { type InferFields, s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';
 import type { Recipe, RecipeContext } from './types.js';
@@ -364,6 +365,31 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
         // the run's artifact hf/, as the README and --schema promise (issue 15: it was only here)
         for (const f of readdirSync(out).sort()) await ctx.tracker.file(join(out, f), `hf/${f}`);
         ctx.log(`HF checkpoint: artifact hf/ of the run (and ${out})`);
+        // and an MLflow logged model (issue 15): the same folder with an MLmodel and a signature
+        try {
+          const logged = await logModel(ctx.tracker, {
+            name: 'llama',
+            modelType: 'llama',
+            files: readdirSync(out)
+              .sort()
+              .map((f) => ({ local: join(out, f), path: f })),
+            inputs: [{ name: 'input_ids', dtype: 'int64', shape: [-1, -1] }],
+            outputs: [{ name: 'logits', dtype: 'float32', shape: [-1, -1, model.config.vocabSize] }],
+            flavor: {
+              format: 'huggingface-llama',
+              loader: 'transformers LlamaForCausalLM.from_pretrained(<this folder>), or lm/ loadLlama(<this folder>)',
+            },
+            params: {
+              vocab_size: model.config.vocabSize,
+              hidden_size: model.config.hiddenSize,
+              num_hidden_layers: model.config.numLayers,
+            },
+            step: last,
+          });
+          ctx.log(`logged model ${logged.modelId} (models:/${logged.modelId})`);
+        } catch (err) {
+          ctx.log(`logged model not written: ${(err as Error).message}`);
+        }
       }
     }
   } finally {

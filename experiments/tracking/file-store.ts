@@ -38,6 +38,8 @@ import type {
   Experiment,
   KeyValue,
   LogBatch,
+  LoggedModelInfo,
+  LoggedModelSpec,
   Metric,
   Run,
   RunInfo,
@@ -524,6 +526,53 @@ export class FileStore implements TrackingStore {
     if (!existsSync(src)) throw new InputError(`run ${runId} has no artifact '${artifactPath}'`);
     mkdirSync(dirname(localFile), { recursive: true });
     copyFileSync(src, localFile);
+  }
+
+  /**
+   * A logged model in MLflow FileStore's layout (mlflow/store/tracking/file_store.py):
+   * `<exp>/models/<id>/{meta.yaml, params/, tags/, metrics/, artifacts/}`, and the run's output
+   * link `<run>/outputs/<id>/meta.yaml`. meta.yaml comes last (status READY), so a model that
+   * crashed half-written is never listed.
+   */
+  async logModel(spec: LoggedModelSpec): Promise<LoggedModelInfo> {
+    const { dir: runDir } = this.findRunDir(spec.runId);
+    const modelId = `m-${randomUUID().replaceAll('-', '')}`;
+    const dir = join(this.root, spec.experimentId, 'models', modelId);
+    const artifacts = join(dir, 'artifacts');
+    for (const sub of ['params', 'tags', 'metrics', 'artifacts']) mkdirSync(join(dir, sub), { recursive: true });
+    for (const p of spec.params) writeFileAtomic(join(dir, 'params', p.key), p.value);
+    for (const t of spec.tags) writeFileAtomic(join(dir, 'tags', t.key), t.value);
+    for (const f of spec.files) {
+      const dest = join(artifacts, ...f.path.split('/'));
+      mkdirSync(dirname(dest), { recursive: true });
+      copyFileSync(f.local, dest);
+    }
+    writeFileAtomic(join(artifacts, 'MLmodel'), spec.mlmodel(modelId));
+    const artifactUri = pathToFileURL(artifacts).href;
+    const now = Date.now();
+    writeYaml(join(dir, META), {
+      artifact_location: artifactUri,
+      creation_timestamp: now,
+      experiment_id: spec.experimentId,
+      last_updated_timestamp: now,
+      model_id: modelId,
+      model_type: spec.modelType,
+      name: spec.name,
+      source_run_id: spec.runId,
+      status: 2, // LoggedModelStatus.READY
+      status_message: null,
+    });
+    // NOTE: MLflow writes destination_id = the model id here too (its _FileStoreOutput)
+    mkdirSync(join(runDir, 'outputs', modelId), { recursive: true });
+    writeYaml(join(runDir, 'outputs', modelId, META), {
+      destination_id: modelId,
+      destination_type: 'MODEL_OUTPUT',
+      source_id: modelId,
+      source_type: 'RUN_OUTPUT',
+      step: spec.step,
+      tags: {},
+    });
+    return { modelId, artifactUri };
   }
 
   async close(): Promise<{ pending: number }> {

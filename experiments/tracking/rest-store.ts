@@ -43,6 +43,8 @@ import type {
   Experiment,
   KeyValue,
   LogBatch,
+  LoggedModelInfo,
+  LoggedModelSpec,
   Metric,
   Run,
   RunInfo,
@@ -192,7 +194,7 @@ export class RestStore implements TrackingStore {
   }
 
   private async request<T>(
-    method: 'GET' | 'POST' | 'PUT',
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH',
     path: string,
     body?: unknown,
     options: { retries?: number; raw?: Blob; query?: Record<string, string>; timeoutMs?: number } = {},
@@ -538,6 +540,57 @@ export class RestStore implements TrackingStore {
         return;
       }
     }
+  }
+
+  /**
+   * An MLflow 3 logged model over REST, as MLflow's own client makes one: create
+   * (POST logged-models), upload its files through the artifact proxy, finalize (PATCH, READY),
+   * link it to the run (POST runs/outputs). Direct requests, not spooled.
+   */
+  async logModel(spec: LoggedModelSpec): Promise<LoggedModelInfo> {
+    const created = await this.request<{ model: { info: { model_id: string; artifact_uri: string } } }>(
+      'POST',
+      '/api/2.0/mlflow/logged-models',
+      {
+        experiment_id: spec.experimentId,
+        name: spec.name,
+        model_type: spec.modelType,
+        source_run_id: spec.runId,
+        params: spec.params,
+        tags: spec.tags,
+      },
+    );
+    const { model_id: modelId, artifact_uri: artifactUri } = created.model.info;
+    const m = /^mlflow-artifacts:(?:\/\/[^/]*)?\/?(.*)$/.exec(artifactUri);
+    if (!m)
+      throw new InputError(
+        `logged model ${modelId} stores its files at '${artifactUri}', which this client cannot reach: start the server with --serve-artifacts (see the README on experiments created without it)`,
+      );
+    const files: { path: string; data: () => Promise<Blob> }[] = [
+      ...spec.files.map((f) => ({ path: f.path, data: () => openAsBlob(f.local) })),
+      { path: 'MLmodel', data: async () => new Blob([spec.mlmodel(modelId)]) },
+    ];
+    for (const f of files) {
+      const path = `${m[1].replace(/\/+$/, '')}/${f.path}`
+        .split('/')
+        .filter((p) => p)
+        .map(encodeURIComponent)
+        .join('/');
+      const data = await f.data();
+      await this.request('PUT', `/api/2.0/mlflow-artifacts/artifacts/${path}`, undefined, {
+        raw: data,
+        timeoutMs: this.timeoutMs + data.size / 1000,
+      });
+    }
+    await this.request('PATCH', `/api/2.0/mlflow/logged-models/${encodeURIComponent(modelId)}`, {
+      model_id: modelId,
+      status: 'LOGGED_MODEL_READY',
+    });
+    await this.request('POST', '/api/2.0/mlflow/runs/outputs', {
+      run_id: spec.runId,
+      models: [{ model_id: modelId, step: spec.step }],
+    });
+    return { modelId, artifactUri };
   }
 
   /** The proxy path of a run's artifact: its `mlflow-artifacts:` URI without the scheme. */

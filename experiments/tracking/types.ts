@@ -78,6 +78,31 @@ export interface LogBatch {
   tags: KeyValue[];
 }
 
+/** A model to log (TrackingStore.logModel). */
+export interface LoggedModelSpec {
+  experimentId: string;
+  /** The run that produced it (MLflow's source_run_id, and the run the output link is on). */
+  runId: string;
+  name: string;
+  /** What kind of model (`agentic-transformer`, `llama`, …): MLflow's model_type. */
+  modelType: string;
+  params: KeyValue[];
+  tags: KeyValue[];
+  /** The model's files: a local file and its path inside the model's artifacts. */
+  files: { local: string; path: string }[];
+  /** The `MLmodel` file's text, given the id the store made (it names the model id). */
+  mlmodel: (modelId: string) => string;
+  /** Training step the model is from. */
+  step: number;
+}
+
+export interface LoggedModelInfo {
+  /** `m-<32 hex>`, as MLflow names them. */
+  modelId: string;
+  /** Where its files are: `file:///…/models/<id>/artifacts` or `mlflow-artifacts:/…`. */
+  artifactUri: string;
+}
+
 /** What both stores offer. Every method throws on failure except where noted. */
 export interface TrackingStore {
   /** Where runs go: `http://host:port` or `file:///abs/mlruns`. */
@@ -105,6 +130,12 @@ export interface TrackingStore {
   /** Direct children of `path` (the root when omitted). */
   listArtifacts(runId: string, path?: string): Promise<ArtifactFile[]>;
   downloadArtifact(runId: string, artifactPath: string, localFile: string): Promise<void>;
+  /**
+   * Logs an MLflow logged model (MLflow 3: `search_logged_models`, `models:/<id>`): creates it in
+   * the run's experiment, uploads its files (an `MLmodel` among them), marks it READY and links it
+   * to the run as an output at `step`. Not spooled: throws when the server is unreachable.
+   */
+  logModel(spec: LoggedModelSpec): Promise<LoggedModelInfo>;
   /**
    * Finishes pending work: the REST store replays requests it spooled while the server was
    * unreachable, waiting up to `timeoutMs`. Returns how many requests are still pending.

@@ -29,6 +29,58 @@ function episodes(n: number, seed: number) {
   });
 }
 
+interface LoggedModels {
+  models: { name: string; type: string; status: string; run: string; id: string }[];
+  outputs: string[];
+  signature: { inputs: unknown; outputs: unknown };
+  weights: number;
+  lengths: number;
+}
+
+/** What MLflow's API says of the run's logged models (search, get_model_info, files, run outputs). */
+const loggedModels = (uri: string, experimentId: string, runId: string) => `
+import json, os, tempfile, mlflow
+from mlflow import MlflowClient
+mlflow.set_tracking_uri(${JSON.stringify(uri)})
+c = MlflowClient()
+ms = c.search_logged_models(experiment_ids=[${JSON.stringify(experimentId)}])
+run = c.get_run(${JSON.stringify(runId)})
+m = [x for x in ms if x.source_run_id == ${JSON.stringify(runId)}][0]
+info = mlflow.models.get_model_info(f"models:/{m.model_id}")
+d = mlflow.artifacts.download_artifacts(f"models:/{m.model_id}", dst_path=tempfile.mkdtemp())
+policy = json.load(open(os.path.join(d, "policy.json")))
+print(json.dumps({
+  "models": [{"name": x.name, "type": x.model_type, "status": str(x.status), "run": x.source_run_id, "id": x.model_id} for x in ms],
+  "outputs": [o.model_id for o in run.outputs.model_outputs] if run.outputs else [],
+  "signature": info.signature.to_dict(),
+  "weights": os.path.getsize(os.path.join(d, "weights.bin")),
+  "lengths": sum(policy["weight_lengths"]),
+}))
+`;
+
+function checkPolicyModel(py: LoggedModels, runId: string): void {
+  assert.equal(py.models.length, 1, JSON.stringify(py.models));
+  const [m] = py.models;
+  assert.deepEqual(
+    { name: m.name, type: m.type, status: m.status, run: m.run },
+    {
+      name: 'policy',
+      type: 'behaviour-cloning',
+      status: 'READY',
+      run: runId,
+    },
+  );
+  assert.deepEqual(py.outputs, [m.id], 'the model is an output of the run');
+  assert.deepEqual(JSON.parse(py.signature.inputs as string), [
+    { type: 'tensor', 'tensor-spec': { dtype: 'float32', shape: [-1, 3] }, name: 'observation' },
+  ]);
+  assert.deepEqual(JSON.parse(py.signature.outputs as string), [
+    { type: 'tensor', 'tensor-spec': { dtype: 'float32', shape: [-1, 1] }, name: 'action' },
+  ]);
+  assert.ok(py.lengths > 0);
+  assert.equal(py.weights, 4 * py.lengths, 'weights.bin holds every weight as float32');
+}
+
 interface Seen {
   source: { type: string; uri: string };
   schema: { name: string; type: string }[];
@@ -128,6 +180,38 @@ print(json.dumps({
     // RunInfo.user_id is the user, as mlflow.user
     assert.equal(py.userId, userInfo().username);
     assert.equal(py.userTag, py.userId);
+    // the trained policy is a logged model with a signature, linked to the run
+    checkPolicyModel(
+      await pythonJson<LoggedModels>(loggedModels(server.uri, o.experiment_id, o.run_id)),
+      o.run_id,
+    );
+  });
+
+  test('file store: the trained policy is a logged model MLflow lists and reads', async () => {
+    const store = join(work, 'mlruns-models');
+    const r = await runExp(
+      [
+        'run',
+        join(repoRoot, 'test/fixtures/offline-rl-tiny.yaml'),
+        '--json',
+        '--set',
+        `offline-rl.dataset=${dataset}`,
+        '--set',
+        'offline-rl.algo=bc',
+        '--set',
+        'tracking.systemMetricsEverySec=0',
+      ],
+      { cwd: work, env: testEnv(work, { MLFLOW_TRACKING_URI: store }) },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const o = outcome(r);
+    assert.match(r.stderr, new RegExp('logged model m-[0-9a-f]{32} \\(models:/m-[0-9a-f]{32}\\)'));
+    checkPolicyModel(
+      await pythonJson<LoggedModels>(loggedModels(`file://${store}`, o.experiment_id, o.run_id), {
+        env: { MLFLOW_ALLOW_FILE_STORE: 'true' },
+      }),
+      o.run_id,
+    );
   });
 
   test('an experiment whose artifact root the server cannot serve: the error says how to recover, and the recovery works', async () => {

@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import { loadLlama } from '../../lm/index.js';
 import { learningRate } from '../../experiments/recipes/sharegpt-finetune.js';
 import { initBackend } from '../../ring/index.js';
+import { pythonJson } from '../helpers/python.js';
 import { outcome, runExp, tempDir, testEnv } from '../experiments/util.js';
 
 let work: string;
@@ -92,4 +93,31 @@ test('sharegpt-finetune: loss goes down on the shipped sample (seed 0, 10 steps,
   assert.deepEqual(readdirSync(artifact).sort(), readdirSync(hfDir).sort());
   for (const f of readdirSync(hfDir))
     assert.ok(readFileSync(join(artifact, f)).equals(readFileSync(join(hfDir, f))), `artifact hf/${f} differs`);
+  // and an MLflow logged model (issue 15) that transformers loads from models:/<id>
+  const py = await pythonJson<{ name: string; type: string; run: string; outputs: string; vocab: number }>(
+    `
+import json, tempfile, mlflow
+from mlflow import MlflowClient
+from transformers import LlamaForCausalLM
+mlflow.set_tracking_uri(${JSON.stringify(`file://${store}`)})
+c = MlflowClient()
+run = c.get_run(${JSON.stringify(runId)})
+m = c.search_logged_models(experiment_ids=[run.info.experiment_id])[0]
+info = mlflow.models.get_model_info(f"models:/{m.model_id}")
+d = mlflow.artifacts.download_artifacts(f"models:/{m.model_id}", dst_path=tempfile.mkdtemp())
+lm = LlamaForCausalLM.from_pretrained(d)
+print(json.dumps({"name": m.name, "type": m.model_type, "run": m.source_run_id,
+  "outputs": info.signature.to_dict()["outputs"], "vocab": lm.config.vocab_size}))
+`,
+    { env: { MLFLOW_ALLOW_FILE_STORE: 'true' } },
+  );
+  assert.deepEqual({ name: py.name, type: py.type, run: py.run, vocab: py.vocab }, {
+    name: 'llama',
+    type: 'llama',
+    run: runId,
+    vocab: 32000,
+  });
+  assert.deepEqual(JSON.parse(py.outputs), [
+    { type: 'tensor', 'tensor-spec': { dtype: 'float32', shape: [-1, -1, 32000] }, name: 'logits' },
+  ]);
 });
