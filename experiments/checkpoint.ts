@@ -203,6 +203,11 @@ export class Checkpoints {
        * issue 15); --resume reads the artifact either way.
        */
       uploadOnly?: boolean;
+      /**
+       * Checkpoints kept in the run's artifacts, newest first; 0 keeps all. Every checkpoint of a
+       * run used to stay (optimiser state included: 74 MB for the LM sample run, issue 15).
+       */
+      keepArtifacts?: number;
       /** Steps between checkpoints for `due()`; 0: only at the end and on interrupt. */
       every: number;
       rngState: () => number;
@@ -214,6 +219,25 @@ export class Checkpoints {
       beforeSave?: () => Promise<void>;
     },
   ) {}
+
+  /** Uploaded checkpoint steps of this run: listed once (a resumed run has earlier ones), then tracked. */
+  private uploaded: number[] | undefined;
+
+  /** Deletes the run's artifact checkpoints older than the newest `keepArtifacts` (after uploading `step`). */
+  private async pruneArtifacts(step: number): Promise<void> {
+    const keep = this.options.keepArtifacts ?? 0;
+    if (keep <= 0) return;
+    if (!this.uploaded) {
+      const listed = await this.options.store.listArtifacts(this.options.runId, 'checkpoints').catch(() => []);
+      this.uploaded = listed.map((a) => /step-(\d{8})$/.exec(a.path)).flatMap((m) => (m ? [Number(m[1])] : []));
+    }
+    if (!this.uploaded.includes(step)) this.uploaded.push(step);
+    this.uploaded.sort((a, b) => a - b);
+    while (this.uploaded.length > keep) {
+      const old = this.uploaded.shift() as number;
+      await this.options.store.deleteArtifacts(this.options.runId, `checkpoints/${checkpointDirName(old)}`);
+    }
+  }
 
   /** True when `step` is a multiple of the configured interval. */
   due(step: number): boolean {
@@ -235,6 +259,7 @@ export class Checkpoints {
     for (const f of ['tensors.bin', 'checkpoint.json'])
       await this.options.store.logArtifact(this.options.runId, join(dir, f), `checkpoints/${name}/${f}`);
     if (this.options.uploadOnly) rmSync(dir, { recursive: true, force: true });
+    await this.pruneArtifacts(data.step);
     this.lastStep = data.step;
     this.saved.push(data.step);
     while (this.saved.length > this.options.keep) {

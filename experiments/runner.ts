@@ -259,6 +259,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
     keep: config.checkpoint.keep,
     // a file store's artifacts are on this disk already: one copy, not two (issue 15)
     uploadOnly: store.uri.startsWith('file:'),
+    keepArtifacts: config.checkpoint.keepArtifacts,
     every: config.checkpoint.every,
     rngState: () => rng.getState(),
     beforeSave: () => tracker.flush(),

@@ -39,9 +39,14 @@ export const checkpointSchema = s.object(
       min: 0,
     }),
     keep: s.integer({
-      doc: 'Checkpoints kept in the local work folder (artifacts keep all)',
+      doc: 'Checkpoints kept in the local work folder (with a file store none: the artifact is the copy)',
       default: 3,
       min: 1,
+    }),
+    keepArtifacts: s.integer({
+      doc: "Checkpoints kept in the run's artifacts, newest first (older ones are deleted once a newer one is uploaded); 2 keeps one to fall back on if the newest is damaged; 0 keeps all",
+      default: 2,
+      min: 0,
     }),
   },
   { doc: 'Checkpointing, for --resume' },

@@ -521,6 +521,15 @@ export class FileStore implements TrackingStore {
       .sort((a, b) => a.path.localeCompare(b.path));
   }
 
+  async deleteArtifacts(runId: string, artifactPath: string): Promise<void> {
+    const target = this.artifactPath(runId, artifactPath);
+    if (!existsSync(target)) return;
+    // renamed to a hidden sibling first: a concurrent listing never sees a half-deleted folder
+    const tmp = temporarySibling(target);
+    renameSync(target, tmp);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
   async downloadArtifact(runId: string, artifactPath: string, localFile: string): Promise<void> {
     const src = this.artifactPath(runId, artifactPath);
     if (!existsSync(src)) throw new InputError(`run ${runId} has no artifact '${artifactPath}'`);

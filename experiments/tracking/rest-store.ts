@@ -84,7 +84,8 @@ type SpoolOp =
   | { op: 'batch'; runId: string; batch: LogBatch }
   | { op: 'inputs'; runId: string; datasets: DatasetInput[] }
   | { op: 'update'; runId: string; status: RunStatus; endTime?: number }
-  | { op: 'artifact'; runId: string; localFile: string; artifactPath: string };
+  | { op: 'artifact'; runId: string; localFile: string; artifactPath: string }
+  | { op: 'delete'; runId: string; artifactPath: string };
 
 interface SpoolLine {
   uri: string;
@@ -194,7 +195,7 @@ export class RestStore implements TrackingStore {
   }
 
   private async request<T>(
-    method: 'GET' | 'POST' | 'PUT' | 'PATCH',
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     path: string,
     body?: unknown,
     options: { retries?: number; raw?: Blob; query?: Record<string, string>; timeoutMs?: number } = {},
@@ -399,6 +400,11 @@ export class RestStore implements TrackingStore {
     return this.write({ op: 'artifact', runId, localFile, artifactPath });
   }
 
+  /** After the uploads before it, in order (a spooled upload is replayed before its deletion). */
+  deleteArtifacts(runId: string, artifactPath: string): Promise<void> {
+    return this.write({ op: 'delete', runId, artifactPath });
+  }
+
   private write(op: SpoolOp): Promise<void> {
     const next = this.chain.then(() => this.writeNow(op));
     this.chain = next.catch(() => undefined);
@@ -524,6 +530,14 @@ export class RestStore implements TrackingStore {
           'POST',
           '/api/2.0/mlflow/runs/update',
           { run_id: op.runId, status: op.status, end_time: op.endTime },
+          { retries },
+        );
+        return;
+      case 'delete':
+        await this.request(
+          'DELETE',
+          `/api/2.0/mlflow-artifacts/artifacts/${await this.proxyPath(op.runId, op.artifactPath)}`,
+          undefined,
           { retries },
         );
         return;

@@ -130,6 +130,8 @@ export interface TrackingStore {
   /** Direct children of `path` (the root when omitted). */
   listArtifacts(runId: string, path?: string): Promise<ArtifactFile[]>;
   downloadArtifact(runId: string, artifactPath: string, localFile: string): Promise<void>;
+  /** Removes a file or folder of the run's artifacts (absent: nothing to do); queued and spooled like uploads. */
+  deleteArtifacts(runId: string, artifactPath: string): Promise<void>;
   /**
    * Logs an MLflow logged model (MLflow 3: `search_logged_models`, `models:/<id>`): creates it in
    * the run's experiment, uploads its files (an `MLmodel` among them), marks it READY and links it

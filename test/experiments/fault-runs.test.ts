@@ -42,6 +42,9 @@ const common = (store: string) => [
   `toy.evalEvery=${EVAL_EVERY}`,
   '--set',
   'checkpoint.every=10',
+  // every checkpoint stays, so there are several to damage (the default keeps the newest 2)
+  '--set',
+  'checkpoint.keepArtifacts=0',
   '--set',
   'tracking.systemMetricsEverySec=0',
 ];

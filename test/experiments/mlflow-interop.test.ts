@@ -91,6 +91,7 @@ interface Seen {
   ours: string[];
   mlflowNames: string[];
   systemPoints: number;
+  checkpoints: string[];
 }
 
 describe('MLflow reads our run as its own (server)', () => {
@@ -129,6 +130,9 @@ describe('MLflow reads our run as its own (server)', () => {
         // longer than the run: only the last sample at the end of the run is logged
         '--set',
         'tracking.systemMetricsEverySec=3600',
+        // checkpoints at 2, 4, 6: the oldest is deleted over the artifact proxy (keepArtifacts 2)
+        '--set',
+        'checkpoint.every=2',
       ],
       { cwd: work, env: testEnv(work, { MLFLOW_TRACKING_URI: server.uri }) },
     );
@@ -162,6 +166,7 @@ print(json.dumps({
   "arrow": {"columns": t.column_names, "rows": t.to_pandas().fillna(-1).values.tolist()},
   "ours": ours, "mlflowNames": sorted(names),
   "systemPoints": len(c.get_metric_history(rid, "system/cpu_utilization_percentage")),
+  "checkpoints": sorted(a.path for a in c.list_artifacts(rid, "checkpoints")),
 }))
 `);
     // the dataset input: MLflow's LocalArtifactDatasetSource and a parsed, non-empty schema
@@ -177,6 +182,7 @@ print(json.dumps({
     for (const n of py.mlflowNames)
       assert.ok(py.ours.includes(n), `system metric ${n} (MLflow's) missing: ${py.ours}`);
     assert.equal(py.systemPoints, 1, 'one sample at the end of a run shorter than the interval');
+    assert.deepEqual(py.checkpoints, ['checkpoints/step-00000004', 'checkpoints/step-00000006']);
     // RunInfo.user_id is the user, as mlflow.user
     assert.equal(py.userId, userInfo().username);
     assert.equal(py.userTag, py.userId);
@@ -205,7 +211,7 @@ print(json.dumps({
     );
     assert.equal(r.code, 0, r.stderr);
     const o = outcome(r);
-    assert.match(r.stderr, new RegExp('logged model m-[0-9a-f]{32} \\(models:/m-[0-9a-f]{32}\\)'));
+    assert.match(r.stderr, /logged model m-[0-9a-f]{32} \(models:\/m-[0-9a-f]{32}\)/);
     checkPolicyModel(
       await pythonJson<LoggedModels>(loggedModels(`file://${store}`, o.experiment_id, o.run_id), {
         env: { MLFLOW_ALLOW_FILE_STORE: 'true' },

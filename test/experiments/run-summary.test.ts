@@ -103,6 +103,21 @@ describe('end of a run, names, runs list/show', () => {
     ids.push(runId);
   });
 
+  test("checkpoint.keepArtifacts: the run's artifacts keep the newest 2 by default, 1 or all when asked", async () => {
+    const kept = async (extra: string[]) => {
+      const r = await runExp(
+        ['run', 'toy.yaml', '--json', '--set', 'toy.steps=12', '--set', 'checkpoint.every=4', ...extra],
+        { cwd: work, env },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const arts = await new FileStore(store).listArtifacts(outcome(r).run_id, 'checkpoints');
+      return arts.map((a) => Number(a.path.slice(-8)));
+    };
+    assert.deepEqual(await kept([]), [8, 12]);
+    assert.deepEqual(await kept(['--set', 'checkpoint.keepArtifacts=1']), [12]);
+    assert.deepEqual(await kept(['--set', 'checkpoint.keepArtifacts=0']), [4, 8, 12]);
+  });
+
   test('exp runs list: score, duration and the params that differ; show by a unique id start', async () => {
     const list = await runExp(['runs', 'list', '--tracking-uri', store], { cwd: work, env });
     assert.equal(list.code, 0, list.stderr);

@@ -176,6 +176,9 @@ print(json.dumps({"n": len(h), "steps": len({m.step for m in h}), "params": len(
         'toy.stepDelayMs=40',
         '--set',
         'checkpoint.every=25',
+        // every checkpoint stays (the default keeps the newest 2; issue 15)
+        '--set',
+        'checkpoint.keepArtifacts=0',
         '--set',
         'tracking.flushEverySec=0.3',
         '--set',
