@@ -14,6 +14,8 @@ export interface ProgressOptions {
   stream?: NodeJS.WriteStream;
   /** Draw nothing (tests, nested progress). */
   silent?: boolean;
+  /** The clock, ms (default performance.now); tests give a fake one. */
+  now?: () => number;
 }
 
 /** The bar being drawn on a terminal, if any: a log line is printed above it, not glued to it. */
@@ -30,14 +32,22 @@ export function printLine(line: string): void {
 }
 
 export class Progress {
-  private readonly start = performance.now();
+  private readonly now: () => number;
+  private readonly start: number;
   private lastDraw = 0;
   private done = 0;
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
   private extras = '';
+  /** Work between steps (evaluations): its name and detail while it runs, its durations, how many are left. */
+  private phase: { name: string; detail: string; start: number } | undefined;
+  private phaseMs = 0;
+  private readonly phaseDurations = new Map<string, number[]>();
+  private readonly phasesLeft = new Map<string, number>();
 
   constructor(private readonly options: ProgressOptions) {
+    this.now = options.now ?? (() => performance.now());
+    this.start = this.now();
     this.stream = options.stream ?? process.stderr;
     this.tty = Boolean(this.stream.isTTY) && !process.env.CI;
   }
@@ -48,12 +58,47 @@ export class Progress {
     this.extras = Object.entries(metrics)
       .map(([k, v]) => `${k}=${formatNumber(v)}`)
       .join(' ');
-    const now = performance.now();
+    const now = this.now();
     const every = this.tty ? 100 : (this.options.plainEverySec ?? 10) * 1000;
     if (now - this.lastDraw >= every || done === this.options.total) {
       this.lastDraw = now;
       this.draw(false);
     }
+  }
+
+  /**
+   * Starts work that is not a step (an evaluation, 40–70 s in offline RL): the bar shows it, its
+   * time is kept out of the step rate, and its measured duration times the phases still expected
+   * (`expectPhases`) is added to the ETA (issue 15: evaluations showed nothing and the ETA left
+   * them out).
+   */
+  beginPhase(name: string, detail = ''): void {
+    this.phase = { name, detail, start: this.now() };
+    this.draw(false);
+  }
+
+  /** Updates the running phase's detail (`episode 2/3`) and redraws. */
+  phaseDetail(detail: string): void {
+    if (!this.phase) return;
+    this.phase.detail = detail;
+    if (this.tty) this.draw(false);
+  }
+
+  endPhase(): void {
+    const p = this.phase;
+    if (!p) return;
+    const ms = this.now() - p.start;
+    this.phaseMs += ms;
+    this.phaseDurations.set(p.name, [...(this.phaseDurations.get(p.name) ?? []), ms]);
+    const left = this.phasesLeft.get(p.name);
+    if (left !== undefined) this.phasesLeft.set(p.name, Math.max(0, left - 1));
+    this.phase = undefined;
+    if (this.tty) this.draw(false);
+  }
+
+  /** How many phases called `name` are still to come (including one about to begin). */
+  expectPhases(name: string, count: number): void {
+    this.phasesLeft.set(name, count);
   }
 
   /** Final line. */
@@ -73,24 +118,43 @@ export class Progress {
 
   private draw(final: boolean): void {
     if (this.options.silent) return;
-    const elapsed = (performance.now() - this.start) / 1000;
-    const rate = this.done / Math.max(elapsed, 1e-9);
+    const now = this.now();
+    const elapsed = (now - this.start) / 1000;
+    // steps per second of step time: phases (evaluations) are not steps
+    const inPhase = this.phase ? now - this.phase.start : 0;
+    const stepSec = Math.max((now - this.start - this.phaseMs - inPhase) / 1000, 1e-9);
+    const rate = this.done / stepSec;
     const total = this.options.total;
-    const eta = total !== undefined && rate > 0 ? (total - this.done) / rate : undefined;
+    let eta = total !== undefined && rate > 0 ? (total - this.done) / rate : undefined;
+    const unknown: string[] = [];
+    for (const [name, left] of this.phasesLeft) {
+      const ds = this.phaseDurations.get(name);
+      // the running phase counts for what is left of it
+      const running = this.phase?.name === name ? 1 : 0;
+      if (!left) continue;
+      if (!ds?.length) {
+        unknown.push(`${left} ${name}`);
+        continue;
+      }
+      const mean = ds.reduce((a, b) => a + b, 0) / ds.length / 1000;
+      if (eta !== undefined) eta += left * mean - running * Math.min(mean, inPhase / 1000);
+    }
     const counts = total !== undefined ? `${this.done}/${total}` : `${this.done}`;
-    const timing = `${formatNumber(rate)}/s ${formatDuration(elapsed)}${eta !== undefined && !final ? ` eta ${formatDuration(eta)}` : ''}`;
+    const etaText = eta !== undefined && !final ? ` eta ${formatDuration(Math.max(0, eta))}${unknown.length ? ` + ${unknown.join(', ')}` : ''}` : '';
+    const timing = `${formatNumber(rate)}/s ${formatDuration(elapsed)}${etaText}`;
+    const extras = this.phase ? `${this.phase.name}${this.phase.detail ? ` ${this.phase.detail}` : ''}… ${this.extras}` : this.extras;
     if (this.tty) {
       const width = 24;
       const filled = total ? Math.round((width * this.done) / total) : 0;
       const bar = total ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ` : '';
       this.stream.write(
-        `\r\x1b[K${this.options.label} ${bar}${counts} ${timing} ${this.extras}${final ? '\n' : ''}`,
+        `\r\x1b[K${this.options.label} ${bar}${counts} ${timing} ${extras}${final ? '\n' : ''}`,
       );
       if (final) {
         if (activeBar === this) activeBar = undefined;
       } else activeBar = this;
     } else {
-      this.stream.write(`${this.options.label}: ${counts} ${timing} ${this.extras}\n`);
+      this.stream.write(`${this.options.label}: ${counts} ${timing} ${extras}\n`);
     }
   }
 }

@@ -322,6 +322,14 @@ async function logPolicy(
   }
 }
 
+/** Evaluations after `step` (every `evalEvery` steps and at the last): what the ETA still has to include. */
+function evalsLeft(c: OfflineRlConfig, step: number): number {
+  const every = c.train.evalEvery;
+  const regular = every > 0 ? Math.floor(c.train.steps / every) - Math.floor(step / every) : 0;
+  const last = every > 0 && c.train.steps % every === 0 ? 0 : step < c.train.steps ? 1 : 0;
+  return regular + last;
+}
+
 function evalEnv(c: OfflineRlConfig, norm: { mean: Float32Array; std: Float32Array }) {
   return rolloutEnv({
     envId: c.env,
@@ -403,6 +411,7 @@ async function trainTransformer(
     ctx.tracker.params({ 'model.parameters': parameters, 'model.tokens_per_sequence': first.length });
     const start = (ctx.resume?.step ?? 0) + 1;
     const progress = ctx.progress(`${c.algo} ${m.attention}${N > 1 ? ` N=${N}` : ''}`, c.train.steps);
+    progress.expectPhases('eval', evalsLeft(c, start - 1));
     const evals: EvalPoint[] = (
       (ctx.resume?.state as { evals?: EvalPoint[] } | undefined)?.evals ?? []
     ).slice();
@@ -470,7 +479,16 @@ async function trainTransformer(
           null,
           { weights: Float32Array[]; optimizer: { step: number; m: Float32Array[]; v: Float32Array[] } }
         >(trainModule, 'trainerState', Array(N).fill(null), 1);
-        if (evalNow) evals.push(evaluateTransformer(ctx, config, state.weights, norm, target, step));
+        if (evalNow) {
+          progress.expectPhases('eval', evalsLeft(c, step - 1));
+          progress.beginPhase('eval');
+          evals.push(
+            evaluateTransformer(ctx, config, state.weights, norm, target, step, (e) =>
+              progress.phaseDetail(`episode ${e + 1}/${c.eval.episodes}`),
+            ),
+          );
+          progress.endPhase();
+        }
         if (ctx.checkpoints.due(step) || step === c.train.steps)
           await saveCheckpoint(ctx, step, state, evals, sampler.rngState);
         if (step === c.train.steps) finalWeights = state.weights;
@@ -542,6 +560,8 @@ function evaluateTransformer(
   norm: { mean: Float32Array; std: Float32Array },
   target: number,
   step: number,
+  /** Called as episode `e` starts (the progress bar shows it). */
+  onEpisode: (e: number) => void = () => undefined,
 ): EvalPoint {
   const c = ctx.config;
   // inference on this thread: incremental decoding with vanilla attention over a KV cache is
@@ -554,6 +574,7 @@ function evaluateTransformer(
       const last: number[] = [];
       const bestTrial: number[] = [];
       for (let e = 0; e < c.eval.episodes; e++) {
+        onEpisode(e);
         const trials = atRollout(model, env, {
           trials: c.at.trials,
           target,
@@ -571,7 +592,9 @@ function evaluateTransformer(
       return { step, score: sl.normalizedMean ?? sl.mean, best: sb.normalizedMean ?? sb.mean };
     }
     const K = c.dt.context;
+    let episode = 0;
     const returns = evaluateEpisodes(env, c.eval.episodes, c.eval.seed, () => {
+      onEpisode(episode++);
       const h = {
         states: [] as Float32Array[],
         actions: [] as Float32Array[],
@@ -658,6 +681,7 @@ async function trainBc(
     (ctx.resume?.state as { evals?: EvalPoint[] } | undefined)?.evals ?? []
   ).slice();
   const progress = ctx.progress(`bc top ${c.bc.topPercent}%`, c.train.steps);
+  progress.expectPhases('eval', evalsLeft(c, start - 1));
   try {
     for (let step = start; step <= c.train.steps; step++) {
       if (ctx.signal.aborted) break;
@@ -690,12 +714,19 @@ async function trainBc(
         throw new Error(`offline-rl: train/loss is ${loss} at step ${step}; stopping (not training on NaN)`);
       const evalNow = (c.train.evalEvery > 0 && step % c.train.evalEvery === 0) || step === c.train.steps;
       if (evalNow) {
+        progress.expectPhases('eval', evalsLeft(c, step - 1));
+        progress.beginPhase('eval');
         const env = evalEnv(c, norm);
+        let episode = 0;
         const sm = summarize(
           c.env,
-          evaluateEpisodes(env, c.eval.episodes, c.eval.seed, () => (obs) => policy.act(obs)),
+          evaluateEpisodes(env, c.eval.episodes, c.eval.seed, () => {
+            progress.phaseDetail(`episode ${++episode}/${c.eval.episodes}`);
+            return (obs) => policy.act(obs);
+          }),
         );
         env.close();
+        progress.endPhase();
         log(ctx, step, sm);
         evals.push({ step, score: sm.normalizedMean ?? sm.mean });
       }
