@@ -65,6 +65,13 @@ export interface NativeAddon {
   attnFinalize(o: Float32Array, m: Float32Array, l: Float32Array, lse: Float32Array, rows: number, D: number): void;
   /** out[r] = Σ_d a[r, d] · b[r, d]. */
   rowDot(a: Float32Array, b: Float32Array, out: Float32Array, rows: number, D: number): void;
+  /**
+   * [live, peak] bytes of the addon's own buffers (packed tiles, scratch) charged to this thread's
+   * device, helper threads' allocations included (issue 20: a device's real memory counts them).
+   */
+  nativeBytes(): [live: number, peak: number];
+  /** Sets this thread's peak back to its live bytes (before a measured call). */
+  resetNativePeak(): void;
 }
 
 /** B, H, Hk, Tq, Tk, D, scale, causal, qPos (Tq), kPos (Tk), qSeg (B, Tq), kSeg (B, Tk), threads. */
@@ -151,7 +158,17 @@ function load(): NativeAddon | null {
   try {
     if (!existsSync(path)) throw new Error(`${path} does not exist (npm run build builds it)`);
     const mod = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
-    for (const fn of ['attnForward', 'attnBackward', 'attnFinalize', 'rowDot', 'sgemm', 'exp', 'simd'] as const)
+    for (const fn of [
+      'attnForward',
+      'attnBackward',
+      'attnFinalize',
+      'rowDot',
+      'sgemm',
+      'exp',
+      'simd',
+      'nativeBytes',
+      'resetNativePeak',
+    ] as const)
       if (typeof mod[fn] !== 'function') throw new Error(`${path} has no function ${fn}`);
     return mod as NativeAddon;
   } catch (err) {

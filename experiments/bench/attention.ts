@@ -3,12 +3,14 @@
  * ring devices (one worker for the single-device implementations, N for ring) so every
  * implementation runs on the same kind of backend instance and is measured the same way.
  */
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng, relError } from '../../common/index.js';
 import {
   ATTENTION_IMPLS,
   type AttentionImpl,
   type BackendChoice,
+  type DeviceMemory,
   type RingLayout,
   RingGroup,
   ringAttention,
@@ -59,9 +61,31 @@ export interface AttentionBenchResult {
   gflops: number;
   fwdGflops: number;
   fwdBwdGflops?: number;
+  /**
+   * What the busiest device held at its peak: wasm heap + JS + native buffers + receive buffers
+   * (ring/device/measure.ts, issue 20). Includes the runtime's fixed cost (`idleBytesPerDevice`).
+   */
   peakBytesPerDevice: number;
+  /** That device's peak live tfjs tensor bytes (tf.profile): the figure before issue 20. */
+  peakTensorBytesPerDevice: number;
+  /** Where that device's peak lives, in bytes. */
+  peakMemoryPerDevice: { wasmHeapBytes: number; jsBytes: number; nativeBytes: number };
+  /** What a device held before the first call (on a fresh device: the runtime's fixed cost). */
+  idleBytesPerDevice: number;
   commBytesPerDevice: number;
+  /** The whole process's peak resident memory so far (Linux VmHWM), main thread and devices. */
+  processPeakRssBytes?: number;
   maxRelErr?: number;
+}
+
+/** This process's peak resident set size in bytes (Linux /proc/self/status VmHWM), else undefined. */
+export function processPeakRss(): number | undefined {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** FLOPs of attention's forward pass: QKᵀ and PV, 2·T²·D each per head. */
@@ -106,6 +130,12 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
   const group =
     o.group ?? (await RingGroup.create({ devices: o.impl === 'ring' ? o.devices : 1, backend: o.backend }));
   try {
+    const idle = await group.run<null, DeviceMemory>(
+      new URL('../../ring/device/measure.js', import.meta.url),
+      'deviceMemoryNow',
+      Array.from({ length: group.devices }, () => null),
+      1,
+    );
     const options = { causal: o.causal, blockSize: o.blockSize };
     const runOnce = async () => {
       const q = tf.tensor4d(qData, [B, H, T, D]);
@@ -133,6 +163,7 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
             fwdMs: number;
             bwdMs: number;
             peakBytes: number;
+            memory?: DeviceMemory;
           }
         >(
           new URL('../../ring/device/single-task.js', import.meta.url),
@@ -164,7 +195,9 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
           dv: wrap(r.dv, Hk),
           fwdMs: r.fwdMs,
           bwdMs: r.bwdMs,
-          peakBytesPerDevice: [r.peakBytes],
+          peakBytesPerDevice: [r.memory?.totalBytes ?? 0],
+          peakTensorBytesPerDevice: [r.peakBytes],
+          memoryPerDevice: r.memory ? [r.memory] : undefined,
           commBytesPerDevice: 0,
           wallMs: performance.now() - started,
         };
@@ -211,6 +244,7 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
       maxRelErr = Math.max(...errs);
     }
     dispose(r);
+    const busiest = r.peakBytesPerDevice.indexOf(Math.max(...r.peakBytesPerDevice));
     const fwdFlops = attentionFlops(B, H, T, D, o.causal);
     const fwdGflops = fwdFlops / (r.fwdMs * 1e6);
     const fwdBwdGflops = o.backward ? (3.5 * fwdFlops) / ((r.fwdMs + r.bwdMs) * 1e6) : undefined;
@@ -234,8 +268,16 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
       gflops: fwdBwdGflops ?? fwdGflops,
       fwdGflops,
       fwdBwdGflops,
-      peakBytesPerDevice: Math.max(...r.peakBytesPerDevice),
+      peakBytesPerDevice: r.peakBytesPerDevice[busiest],
+      peakTensorBytesPerDevice: r.peakTensorBytesPerDevice[busiest],
+      peakMemoryPerDevice: {
+        wasmHeapBytes: r.memoryPerDevice?.[busiest].wasmHeapBytes ?? 0,
+        jsBytes: r.memoryPerDevice?.[busiest].jsBytes ?? 0,
+        nativeBytes: r.memoryPerDevice?.[busiest].nativeBytes ?? 0,
+      },
+      idleBytesPerDevice: Math.max(...idle.map((m) => m.totalBytes)),
       commBytesPerDevice: r.commBytesPerDevice,
+      processPeakRssBytes: processPeakRss(),
       maxRelErr,
     };
   } finally {

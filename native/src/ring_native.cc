@@ -45,6 +45,28 @@ constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 constexpr float POS_INF = std::numeric_limits<float>::infinity();
 
 // ---------------------------------------------------------------------------------------------
+// Counted bytes (issue 20): every buffer the addon allocates is charged to the ring device (the
+// JS thread: main thread or one device's worker) whose call allocated it, also when a helper
+// thread allocates it on that call's behalf, so a device's real memory can include it.
+
+struct ByteCounter {
+  std::atomic<int64_t> live{0};
+  std::atomic<int64_t> peak{0};
+  void add(int64_t n) {
+    const int64_t now = live.fetch_add(n) + n;
+    int64_t p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {
+    }
+  }
+  void sub(int64_t n) { live.fetch_sub(n); }
+};
+
+thread_local ByteCounter ownCounter;                // a JS thread's own (one per ring device)
+thread_local ByteCounter* activeCounter = nullptr;  // a helper thread: its current caller's
+
+ByteCounter& byteCounter() { return activeCounter ? *activeCounter : ownCounter; }
+
+// ---------------------------------------------------------------------------------------------
 // Threads: `fn(task, thread)` over tasks 0..n-1, dynamically scheduled.
 //
 // Each calling thread (the main thread, or one ring device's worker) keeps its own pool of helper
@@ -73,6 +95,7 @@ class HelperPool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_ = &work;
+      owner_ = &byteCounter();
       active_ = helpers;
       remaining_ = helpers;
       generation_++;
@@ -94,6 +117,7 @@ class HelperPool {
       seen = generation_;
       if (index > active_) continue;  // this round needs fewer helpers
       const std::function<void(int)>* job = job_;
+      activeCounter = owner_;  // what this helper allocates is the calling device's
       lock.unlock();
       (*job)(index);
       lock.lock();
@@ -106,6 +130,7 @@ class HelperPool {
   std::condition_variable wake_;
   std::condition_variable done_;
   const std::function<void(int)>* job_ = nullptr;
+  ByteCounter* owner_ = nullptr;
   uint64_t generation_ = 0;
   int active_ = 0;
   int remaining_ = 0;
@@ -131,11 +156,19 @@ void parallelFor(int threads, int tasks, F&& fn) {
   helperPool().run(threads - 1, work);
 }
 
-// 64-byte aligned float buffer.
+// 64-byte aligned float buffer, counted against the device that allocates it.
 struct Buf {
   float* p = nullptr;
-  explicit Buf(size_t n) { p = static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64 + 64)); }
-  ~Buf() { std::free(p); }
+  size_t bytes = 0;
+  ByteCounter* counter = nullptr;
+  explicit Buf(size_t n) : bytes(((n * 4 + 63) / 64) * 64 + 64), counter(&byteCounter()) {
+    p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    counter->add(static_cast<int64_t>(bytes));
+  }
+  ~Buf() {
+    std::free(p);
+    counter->sub(static_cast<int64_t>(bytes));
+  }
   Buf(const Buf&) = delete;
   Buf& operator=(const Buf&) = delete;
 };
@@ -1038,6 +1071,27 @@ napi_value Exp(napi_env env, napi_callback_info info) {
   });
 }
 
+// nativeBytes(): [live, peak] bytes of addon buffers held for the calling thread's device.
+napi_value NativeBytes(napi_env env, napi_callback_info) {
+  ByteCounter& c = byteCounter();
+  napi_value out, live, peak;
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_double(env, static_cast<double>(c.live.load()), &live);
+  napi_create_double(env, static_cast<double>(c.peak.load()), &peak);
+  napi_set_element(env, out, 0, live);
+  napi_set_element(env, out, 1, peak);
+  return out;
+}
+
+// resetNativePeak(): the calling thread's high-water back to what it holds now.
+napi_value ResetNativePeak(napi_env env, napi_callback_info) {
+  ByteCounter& c = byteCounter();
+  c.peak.store(c.live.load());
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  return undefined;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value out;
 #if RING_SIMD && defined(__AVX512F__)
@@ -1060,6 +1114,8 @@ NAPI_MODULE_INIT() {
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"nativeBytes", nullptr, NativeBytes, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"resetNativePeak", nullptr, ResetNativePeak, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

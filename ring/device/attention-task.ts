@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ringAttentionDevice } from '../attention/ring.js';
 import type { RingLayout } from '../attention/types.js';
-import { withPeakBytes } from './measure.js';
+import { type DeviceMemory, withPeakBytes } from './measure.js';
 import type { DeviceContext } from './protocol.js';
 
 export interface AttentionTaskArgs {
@@ -34,7 +34,10 @@ export interface AttentionTaskResult {
   dv?: Float32Array;
   fwdMs: number;
   bwdMs: number;
+  /** Peak tensor bytes the call added (tf.profile). */
   peakBytes: number;
+  /** What the device held at its peak (with measureMemory). */
+  memory?: DeviceMemory;
 }
 
 export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): Promise<AttentionTaskResult> {
@@ -49,7 +52,7 @@ export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): P
     segmentIds: a.segmentIds,
     timings,
   };
-  const compute = (): Omit<AttentionTaskResult, 'fwdMs' | 'bwdMs' | 'peakBytes'> => {
+  const compute = (): Omit<AttentionTaskResult, 'fwdMs' | 'bwdMs' | 'peakBytes' | 'memory'> => {
     const q = tf.tensor4d(a.q, [a.B, a.H, a.c, a.D]);
     const k = tf.tensor4d(a.k, [a.B, a.Hk, a.c, a.D]);
     const v = tf.tensor4d(a.v, [a.B, a.Hk, a.c, a.D]);
@@ -75,6 +78,6 @@ export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): P
       tf.dispose([q, k, v]);
     }
   };
-  const { result, peakBytes } = await withPeakBytes(compute, a.measureMemory);
-  return { ...result, ...timings, peakBytes };
+  const { result, peakBytes, memory } = await withPeakBytes(compute, a.measureMemory);
+  return { ...result, ...timings, peakBytes, memory };
 }

@@ -1,19 +1,142 @@
+/**
+ * What a device holds in memory (issue 20). Peak live tensor bytes (tf.profile) were the only
+ * figure; a device really holds its wasm heap (grown to fit, never shrunk), the JS objects and
+ * ArrayBuffers of its isolate (inputs it received, arrays read back, the native kernels' running
+ * state, garbage not yet collected) and the native addon's own buffers. Each is read here:
+ *
+ * - wasm heap: the backend's memory buffer's byteLength. It only grows, so the value at the end
+ *   of a call is its high-water.
+ * - JS: this isolate's `v8.getHeapStatistics()` used heap + external memory, less the wasm heap
+ *   (V8 counts the wasm memory as external). Per isolate: a worker reads its own figures.
+ *   Sampled after every kernel (the engine's `runKernelFunc`) and at the ends of the call.
+ * - native: the addon's byte counter of this thread (helper threads charge their caller),
+ *   its high-water reset at the start of the call.
+ *
+ * On the `tensorflow` backend tensors live in TensorFlow's allocator, which tfjs-node does not
+ * report; the peak tensor bytes stand in for it there.
+ */
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
+import { nativeAddon } from '../native.js';
+
+/** A device's memory in bytes, by where it lives; `totalBytes` is their sum (the real figure). */
+export interface DeviceMemory {
+  /** Live tfjs tensor bytes (at the peak of a call: the peak added by it, as tf.profile reads it). */
+  tensorBytes: number;
+  /** The wasm backend's heap size (0 on other backends). */
+  wasmHeapBytes: number;
+  /** This isolate's JS heap in use plus its external memory (ArrayBuffers), without the wasm heap. */
+  jsBytes: number;
+  /** The native addon's buffers charged to this device (0 without the addon). */
+  nativeBytes: number;
+  /** What the device holds: wasm heap + JS + native (+ tensor bytes on the tensorflow backend). */
+  totalBytes: number;
+}
+
+interface WasmModuleView {
+  wasm?: { HEAPU8?: Uint8Array };
+}
+
+function wasmHeapBytes(): number {
+  if (tf.getBackend() !== 'wasm') return 0;
+  return (tf.backend() as unknown as WasmModuleView).wasm?.HEAPU8?.buffer.byteLength ?? 0;
+}
+
+/** JS heap in use + external memory of this isolate, less the wasm heap `heap`. */
+function jsBytes(heap: number): number {
+  const h = getHeapStatistics();
+  return Math.max(0, h.used_heap_size + h.external_memory - heap);
+}
+
+let gc: (() => void) | undefined;
+
+/**
+ * A full garbage collection of this isolate, so a reading starts from what is alive: JS garbage
+ * left by earlier work moved a device's figure by ±10 MiB from one reading to the next.
+ */
+function collectGarbage(): void {
+  if (!gc) {
+    // NOTE: V8's gc() without --expose-gc on the command line: the flag, then a fresh context
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
+}
+
+function nativeLivePeak(): [number, number] {
+  return nativeAddon()?.nativeBytes() ?? [0, 0];
+}
+
+function total(m: Omit<DeviceMemory, 'totalBytes'>): number {
+  // NOTE: only TensorFlow's allocator is invisible to the other three readings
+  const outside = tf.getBackend() === 'tensorflow' ? m.tensorBytes : 0;
+  return m.wasmHeapBytes + m.jsBytes + m.nativeBytes + outside;
+}
+
+/** What this device holds now (an idle device's figure is the runtime's fixed cost). */
+export function deviceMemoryNow(): DeviceMemory {
+  collectGarbage();
+  const heap = wasmHeapBytes();
+  const m = {
+    tensorBytes: tf.memory().numBytes,
+    wasmHeapBytes: heap,
+    jsBytes: jsBytes(heap),
+    nativeBytes: nativeLivePeak()[0],
+  };
+  return { ...m, totalBytes: total(m) };
+}
+
+interface KernelRunner {
+  runKernelFunc(params: unknown): unknown;
+}
 
 /**
  * Runs `compute` and returns its result with the peak tensor bytes it added (tf.profile: the
- * largest engine byte count after any kernel, minus what was resident before).
+ * largest engine byte count after any kernel, minus what was resident before) and, beside them,
+ * what the device held at its peak (`memory`; its `tensorBytes` equals `peakBytes`).
  */
 export async function withPeakBytes<R>(
   compute: () => R,
   measure: boolean,
-): Promise<{ result: R; peakBytes: number }> {
+): Promise<{ result: R; peakBytes: number; memory?: DeviceMemory }> {
   if (!measure) return { result: compute(), peakBytes: 0 };
   const before = tf.memory().numBytes;
+  collectGarbage();
+  nativeAddon()?.resetNativePeak();
+  // the largest wasm heap + JS seen, with its parts (the heap only grows, the JS part also falls)
+  let peak = { heap: wasmHeapBytes(), js: 0 };
+  peak.js = jsBytes(peak.heap);
+  const sample = () => {
+    const heap = wasmHeapBytes();
+    const js = jsBytes(heap);
+    if (heap + js > peak.heap + peak.js) peak = { heap, js };
+  };
+  // NOTE: a call is synchronous kernels back to back, so no timer can sample it: every kernel
+  // (the engine's one entry point for them, custom ops included) samples after it runs.
+  const engine = tf.engine() as unknown as KernelRunner;
+  const own = Object.getOwnPropertyDescriptor(engine, 'runKernelFunc'); // a measurement around this one
+  const run = engine.runKernelFunc;
+  engine.runKernelFunc = function (this: KernelRunner, params: unknown) {
+    const out = run.call(this, params);
+    sample();
+    return out;
+  };
   let result: R | undefined;
-  const info = await tf.profile(() => {
-    result = compute();
-    return [];
-  });
-  return { result: result as R, peakBytes: Math.max(0, info.peakBytes - before) };
+  let info: Awaited<ReturnType<typeof tf.profile>>;
+  try {
+    info = await tf.profile(() => {
+      result = compute();
+      sample();
+      return [];
+    });
+  } finally {
+    if (own) Object.defineProperty(engine, 'runKernelFunc', own);
+    else delete (engine as Partial<KernelRunner>).runKernelFunc; // the prototype's method again
+  }
+  const peakBytes = Math.max(0, info.peakBytes - before);
+  // NOTE: the addon's buffers live only inside one of its calls, between two samples; their
+  // high-water is added to the sampled peak (an upper bound when the two peaks do not coincide)
+  const m = { tensorBytes: peakBytes, wasmHeapBytes: peak.heap, jsBytes: peak.js, nativeBytes: nativeLivePeak()[1] };
+  return { result: result as R, peakBytes, memory: { ...m, totalBytes: total(m) } };
 }

@@ -12,13 +12,14 @@ import type { AttentionOptions, RingLayout } from '../attention/types.js';
 import { checkAttentionInputs } from '../attention/validate.js';
 import type { AttentionTaskArgs, AttentionTaskResult } from './attention-task.js';
 import type { RingGroup } from './group.js';
+import type { DeviceMemory } from './measure.js';
 
 export interface RingCallOptions extends AttentionOptions {
   /** Token layout over devices (default contiguous, as the paper; striped balances causal work). */
   layout?: RingLayout;
   /** Gradient of the output: when given, the backward pass runs too and dq, dk, dv come back. */
   dOut?: tf.Tensor;
-  /** Measure each device's peak tensor bytes (tf.profile). */
+  /** Measure each device's memory at its peak (ring/device/measure.ts). */
   measureMemory?: boolean;
 }
 
@@ -30,7 +31,15 @@ export interface RingCallResult {
   /** Slowest device's forward and backward compute time (ms). */
   fwdMs: number;
   bwdMs: number;
+  /**
+   * What each device held at its peak (wasm heap, JS, native buffers; ring/device/measure.ts)
+   * plus its receive buffers; 0 without measureMemory.
+   */
   peakBytesPerDevice: number[];
+  /** Each device's peak live tensor bytes (tf.profile). */
+  peakTensorBytesPerDevice: number[];
+  /** Each device's figures by where the bytes live (with measureMemory). */
+  memoryPerDevice?: DeviceMemory[];
   /** Bytes of the receive buffers each device holds. */
   commBytesPerDevice: number;
   /** Sequence length after padding to a multiple of N. */
@@ -175,7 +184,10 @@ export async function ringAttention(
     dv: assemble((r) => r.dv, Hk),
     fwdMs: Math.max(...results.map((r) => r.fwdMs)),
     bwdMs: Math.max(...results.map((r) => r.bwdMs)),
-    peakBytesPerDevice: results.map((r) => r.peakBytes),
+    // NOTE: the receive slots are SharedArrayBuffers the main thread made: no device's isolate counts them
+    peakBytesPerDevice: results.map((r) => (r.memory ? r.memory.totalBytes + group.commBytesPerDevice : 0)),
+    peakTensorBytesPerDevice: results.map((r) => r.peakBytes),
+    memoryPerDevice: results.every((r) => r.memory) ? results.map((r) => r.memory!) : undefined,
     commBytesPerDevice: group.commBytesPerDevice,
     paddedSeqLen: Tp,
   };

@@ -59,6 +59,6 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
       tf.dispose([q, k, v]);
     }
   };
-  const { result, peakBytes } = await withPeakBytes(compute, a.measureMemory);
-  return { ...result, fwdMs, bwdMs, peakBytes };
+  const { result, peakBytes, memory } = await withPeakBytes(compute, a.measureMemory);
+  return { ...result, fwdMs, bwdMs, peakBytes, memory };
 }

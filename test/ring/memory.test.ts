@@ -1,4 +1,4 @@
-// Peak tensor bytes per device (tf.profile) grow as O(s²) for vanilla, O(s) for blockwise and
+// Peak tensor bytes per device (tf.profile; peakTensorBytesPerDevice) grow as O(s²) for vanilla, O(s) for blockwise and
 // O(s/N) for ring (issue 2), measured forward+backward on device workers.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -41,7 +41,7 @@ describe('peak memory growth', () => {
         devices: impl === 'ring' ? 4 : 1,
         group: impl === 'ring' ? four : one,
       })
-    ).peakBytesPerDevice;
+    ).peakTensorBytesPerDevice;
 
   test('vanilla grows quadratically (×2 length → ≥ ×3 bytes)', async () => {
     const ratio = (await peak('vanilla', 1024)) / (await peak('vanilla', 512));
