@@ -131,9 +131,12 @@ describe('tables and plots', () => {
     const info = await datasetInfoFromFile(file, 'scaling');
     assert.equal(info.name, 'scaling');
     assert.match(info.digest, /^[0-9a-f]{16}$/);
+    // MLflow's schema form (mlflow.types.Schema.to_dict), issue 15
     assert.deepEqual(
-      (JSON.parse(info.schema!) as { arrow_fields: { name: string }[] }).arrow_fields.map((f) => f.name),
-      ['method', 'devices', 'ok', 'note'],
+      (JSON.parse(info.schema!) as { mlflow_colspec: { name: string; type: string }[] }).mlflow_colspec.map(
+        (f) => `${f.name}:${f.type}`,
+      ),
+      ['method:string', 'devices:double', 'ok:boolean', 'note:string'],
     );
     assert.equal(JSON.parse(info.source).uri, file);
   });
