@@ -1,12 +1,15 @@
 // `exp run sharegpt-finetune.yaml` as a user runs it (subprocess, fixed seed, shortened): the
-// training loss on the shipped ShareGPT sample goes down by at least 1 nat within 10 steps
-// (from ≈ ln 32000 = 10.4), the learning-rate schedule is warmup + cosine, and the final model
-// is written as a HF folder that loads back.
+// training loss on the shipped ShareGPT sample starts at ≈ ln 32000 = 10.4 and ends below the
+// loss of the best unigram model of the very targets it trained on (issue 21: a 1-nat drop comes
+// from learning token frequencies alone; the sample has 180 token types and a unigram entropy of
+// ≈ 3.9 nats), the learning-rate schedule is warmup + cosine, and the final model is written as a
+// HF folder that loads back.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadLlama } from '../../lm/index.js';
+import { TokenDataset, TokenWindowSampler } from '../../datasets/index.js';
+import { loadLlama, windowTargets } from '../../lm/index.js';
 import { learningRate } from '../../experiments/recipes/sharegpt-finetune.js';
 import { initBackend } from '../../ring/index.js';
 import { pythonJson } from '../helpers/python.js';
@@ -37,6 +40,27 @@ function metric(store: string, runId: string, key: string): number[] {
   throw new Error(`metric ${key} of run ${runId} not found in ${store}`);
 }
 
+/**
+ * Per step, the cross-entropy of the best unigram model of steps [from, to]'s loss targets (their
+ * empirical distribution) on that step's targets; the batches are drawn as the recipe draws them
+ * (TokenWindowSampler seeded `seed · 100003 + step` on the run's own token dataset).
+ */
+function unigramLoss(arrow: string, o: { seed: number; batchSize: number; seqLen: number; from: number; to: number }): number[] {
+  const ds = new TokenDataset(arrow);
+  const { batchSize: B, seqLen: T } = o;
+  const batches: Int32Array[] = [];
+  for (let step = o.from; step <= o.to; step++) {
+    const b = new TokenWindowSampler(ds, { batchSize: B, seqLen: T, seed: o.seed * 100_003 + step }).sample();
+    batches.push(windowTargets(b.tokens, b.lossMask, b.segmentIds, b.mask, B, T).filter((t) => t >= 0));
+  }
+  ds.close();
+  const counts = new Map<number, number>();
+  for (const targets of batches) for (const t of targets) counts.set(t, (counts.get(t) ?? 0) + 1);
+  const n = batches.reduce((a, t) => a + t.length, 0);
+  // the train/loss of a step is the mean over its targets: the same here
+  return batches.map((targets) => targets.reduce((a, t) => a - Math.log((counts.get(t) ?? 0) / n), 0) / targets.length);
+}
+
 test('learning rate: linear warmup then cosine to the floor', () => {
   const c = { lr: 1, minLrRatio: 0.1, warmupSteps: 10, steps: 110 };
   assert.equal(learningRate(5, c), 0.5);
@@ -45,7 +69,10 @@ test('learning rate: linear warmup then cosine to the floor', () => {
   assert.ok(Math.abs(learningRate(110, c) - 0.1) < 1e-12);
 });
 
-test('sharegpt-finetune: loss goes down on the shipped sample (seed 0, 10 steps, bound 1 nat)', async () => {
+const STEPS = 80;
+const LAST = 20;
+
+test(`sharegpt-finetune: the loss of the last ${LAST} of ${STEPS} steps beats the best unigram model of their targets (seed 0)`, async () => {
   const store = join(work, 'mlruns');
   const set = (kv: string) => ['--set', `sharegpt-finetune.${kv}`];
   const r = await runExp(
@@ -57,12 +84,18 @@ test('sharegpt-finetune: loss goes down on the shipped sample (seed 0, 10 steps,
       '--seed',
       '0',
       '--json',
-      ...set('steps=10'),
+      ...set(`steps=${STEPS}`),
       ...set('seqLen=128'),
       ...set('batchSize=2'),
       ...set('gradAccum=1'),
-      ...set('warmupSteps=2'),
-      ...set('lr=0.01'),
+      ...set('warmupSteps=5'),
+      ...set('lr=0.006'),
+      // NOTE: vanilla attention without layer checkpointing: the same model in about half the
+      // time; blockwise and ring training are compared with it in finetune-ring.test.ts
+      ...set('attention=vanilla'),
+      ...set('checkpointLayers=false'),
+      '--set',
+      'tracking.systemMetricsEverySec=0',
     ],
     { env: testEnv(work) },
   );
@@ -72,14 +105,26 @@ test('sharegpt-finetune: loss goes down on the shipped sample (seed 0, 10 steps,
   const loss = metric(store, runId, 'train/loss');
   const lr = metric(store, runId, 'train/lr');
   const tps = metric(store, runId, 'train/tokens_per_sec');
-  assert.equal(loss.length, 10);
+  assert.equal(loss.length, STEPS);
   assert.ok(loss[0] > 9.5 && loss[0] < 11, `initial loss ${loss[0]} ≈ ln 32000`);
-  const tail = (loss[7] + loss[8] + loss[9]) / 3;
+  // learning beyond token frequencies: the model's mean loss over the last steps is below that of
+  // the unigram distribution fitted to exactly those steps' targets (measured margin ≈ 0.3 nat)
+  const unigram = unigramLoss(join(work, '.exp', 'runs', runId, 'sharegpt.arrow'), {
+    seed: 0,
+    batchSize: 2,
+    seqLen: 128,
+    from: STEPS - LAST + 1,
+    to: STEPS,
+  });
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const trained = mean(loss.slice(-LAST));
+  const best = mean(unigram);
+  assert.ok(best > 3 && best < 5, `unigram loss ${best}: the sample's ≈ 3.9 nats`);
   assert.ok(
-    tail < loss[0] - 1,
-    `loss ${loss.map((l) => l.toFixed(2)).join(' ')}: last 3 mean ${tail} not 1 below ${loss[0]}`,
+    trained < best - 0.1,
+    `last ${LAST} steps: model ${trained.toFixed(3)} nats, unigram of their targets ${best.toFixed(3)} nats (loss ${loss.map((l) => l.toFixed(2)).join(' ')})`,
   );
-  assert.equal(lr[1], 0.01);
+  assert.equal(lr[4], 0.006);
   assert.ok(tps.every((t) => t > 0));
   // the exported HF folder loads
   const hfDir = join(work, '.exp', 'runs', runId, 'hf');
