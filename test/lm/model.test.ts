@@ -155,9 +155,8 @@ describe('LlamaModel', () => {
       /dModel 8 is not divisible by heads 3/,
     );
     assert.throws(
-      () =>
-        fromHfConfig({ ...hf, num_attention_heads: 2, rope_scaling: { type: 'yarn', factor: 4 } } as never),
-      /rope_scaling.type": only "linear"/,
+      () => fromHfConfig({ ...hf, num_attention_heads: 2, rope_scaling: { type: 'su', factor: 4 } } as never),
+      /key "rope_scaling.rope_type": expected one of default, linear, llama3, yarn, dynamic, longrope; got "su"/,
     );
   });
 });
