@@ -29,9 +29,18 @@ describe('exp CLI (ring)', () => {
     assert.match(r.stdout, /min block size/);
   });
 
-  for (const impl of ['vanilla', 'memeff', 'blockwise', 'ring']) {
-    test(`exp bench attention --impl ${impl} --backward --check --json`, () => {
-      const devices = impl === 'ring' ? ['--devices', '2', '--causal', '--layout', 'striped'] : [];
+  // every single-device implementation with and without the causal mask (issue 21: they ran only
+  // without it, so a mask bug in memeff or blockwise passed); ring is causal and striped
+  const benchCases = [
+    ...['vanilla', 'memeff', 'blockwise'].flatMap((impl) => [
+      { impl, causal: false },
+      { impl, causal: true },
+    ]),
+    { impl: 'ring', causal: true },
+  ];
+  for (const { impl, causal } of benchCases) {
+    const flags = [...(causal ? ['--causal'] : []), ...(impl === 'ring' ? ['--devices', '2', '--layout', 'striped'] : [])];
+    test(`exp bench attention --impl ${impl}${causal ? ' --causal' : ''} --backward --check --json`, () => {
       const r = exp([
         'bench',
         'attention',
@@ -52,7 +61,7 @@ describe('exp CLI (ring)', () => {
         '--json',
         '--repeats',
         '0',
-        ...devices,
+        ...flags,
       ]);
       assert.equal(r.code, 0, r.stderr);
       const j = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -69,6 +78,7 @@ describe('exp CLI (ring)', () => {
       ])
         assert.ok(key in j, `missing ${key}`);
       assert.equal(j.impl, impl);
+      assert.equal(j.causal, causal);
       assert.equal(j.devices, impl === 'ring' ? 2 : 1);
       assert.ok((j.maxRelErr as number) < 1e-4);
       assert.ok((j.peakBytesPerDevice as number) > 0);
