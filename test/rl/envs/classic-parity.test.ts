@@ -7,8 +7,9 @@
  * and CartPole rounds observations to float32), and the terminated and truncated flags, with
  * time limits short enough that episodes end both ways.
  *
- * Checked to fail on: CartPole's angle threshold at 12.5° (termination a step late or early) and
- * the time limit reporting terminated instead of truncated (each by hand in rl/envs, reverted).
+ * Checked to fail on: CartPole's angle threshold at 12.5° (termination a step late or early),
+ * the time limit reporting terminated instead of truncated, and Pendulum's torque terms in
+ * float64 (each by hand in rl/envs, reverted).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -30,14 +31,13 @@ interface Episode extends PyEpisode {
 }
 
 /**
- * |a − b| ≤ atol + 1e-6·|b|. CartPole: atol 1e-9 (measured: identical). Pendulum: atol 1e-6 over
- * 20 steps, because Gymnasium under NumPy 2 computes two torque terms in float32 (NEP 50:
- * `3.0 / (m l²) * u` and `0.001 * u**2` stay float32 for u an np.float32) where
- * rl/envs/classic.ts computes them in float64; the swing-up amplifies that past 1e-6 after
- * 30–50 steps. With both terms rounded through Math.fround the difference is ≤ 1e-13 over 60
- * steps (checked by hand; the fix belongs to rl/envs/classic.ts, reported in issue 21's note).
+ * |a − b| ≤ atol + 1e-6·|b| (the relative part covers a float32 observation rounded one ulp the
+ * other way). atol 1e-9 for both tasks. Pendulum runs 60 steps: Gymnasium under NumPy 2
+ * computes two torque terms in float32 (NEP 50: `3.0 / (m l²) * u` and `0.001 * u**2` stay
+ * float32 for u an np.float32), and rl/envs/classic.ts rounds them the same way; computed in
+ * float64 instead, the swing-up amplified the difference past 1e-6 after 30–50 steps.
  */
-const ATOL: Record<string, number> = { 'CartPole-v1': 1e-9, 'Pendulum-v1': 1e-6 };
+const ATOL: Record<string, number> = { 'CartPole-v1': 1e-9, 'Pendulum-v1': 1e-9 };
 let worst = 0;
 function close(a: number, b: number, atol: number): boolean {
   worst = Math.max(worst, Math.abs(a - b));
@@ -82,7 +82,7 @@ describe('classic control: parity with Python Gymnasium', () => {
   const base = Date.now() % 10_000;
   for (const [envId, limit] of [
     ['CartPole-v1', 40],
-    ['Pendulum-v1', 20],
+    ['Pendulum-v1', 60],
   ] as const) {
     test(`${envId} max_episode_steps=${limit}: 30 episodes, observations, rewards, terminated and truncated (seeds ${base}…)`, (t) => {
       const episodes = Array.from({ length: 30 }, (_, k) => runEpisode(envId, limit, base + k));
