@@ -6,6 +6,10 @@
  * compare their shards with vanilla attention on the whole problem and sum the error norms over
  * the ring, so every rank prints the global ‖ring − vanilla‖ / ‖vanilla‖.
  *
+ * A length L not divisible by N is padded at the end to ⌈L/N⌉·N with zero tokens in a segment of
+ * their own (so no real token attends to them, causal or not) and zero output gradient, as the
+ * in-process ring does; --check compares the L real positions with vanilla on the unpadded problem.
+ *
  * Inputs: q, k, v, dOut drawn in that order from Rng(seed).normalArray, as the tests' makeProblem.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -47,7 +51,10 @@ export interface RingWorkerResult {
   /** Which launcher convention gave the rank: torchrun, slurm or kubernetes. */
   source: string;
   backend: string;
+  /** L, the real tokens. */
   seqLen: number;
+  /** L padded to a multiple of N (= L when N divides it). */
+  paddedSeqLen: number;
   tokensPerRank: number;
   /** Wall time of each step (forward, and backward with --backward), ms. */
   stepMs: number[];
@@ -71,7 +78,7 @@ const attentionWorker: CommandModule<object, Args> = {
         .option('seq-len', {
           type: 'number',
           default: 1024,
-          describe: 'Global sequence length L (divisible by N)',
+          describe: 'Global sequence length L (padded to a multiple of N with masked tokens)',
         })
         .option('batch', { type: 'number', default: 1, describe: 'Batch size B' })
         .option('heads', { type: 'number', default: 4, describe: 'Query heads H' })
@@ -121,13 +128,15 @@ const attentionWorker: CommandModule<object, Args> = {
     ] as const)
       if (!Number.isInteger(v) || v < 1)
         throw new InputError(`ring-worker: ${flag} must be a positive integer; got ${v}`);
-    if (T % N !== 0) throw new InputError(`ring-worker: sequence length ${T} is not divisible by ${N} ranks`);
+    if (T < N)
+      throw new InputError(`ring-worker: ${N} ranks need at least ${N} tokens (one per rank); got --seq-len ${T}`);
     if (H % Hk !== 0)
       throw new InputError(`ring-worker: query heads (${H}) must be a multiple of key/value heads (${Hk})`);
     if (layout !== 'contiguous' && layout !== 'striped')
       throw new InputError(`ring-worker: --layout must be contiguous or striped; got '${a.layout}'`);
     const info = await initBackend({ backend: backendFromArgs(a.backend), notice: false });
-    const c = T / N;
+    const Tp = Math.ceil(T / N) * N;
+    const c = Tp / N;
 
     // NOTE: every rank draws the whole problem from the seed, in the order of the tests' makeProblem
     const rng = new Rng(a.seed);
@@ -139,8 +148,12 @@ const attentionWorker: CommandModule<object, Args> = {
     const segmentIds = seg
       ? Int32Array.from({ length: B * T }, (_, i) => Math.floor(((i % T) + 3 * Math.floor(i / T)) / seg))
       : undefined;
-    const idx = tokenIndices(rank, N, T, layout);
-    const shard = (x: Float32Array, heads: number) => gatherTokens(x, B * heads, T, D, idx);
+    // (B, Tp): the real tokens' segments (0 without --segment-length), padding in PAD_SEGMENT
+    const paddedSegmentIds = Tp === T ? segmentIds : padSegments(segmentIds, B, T, Tp);
+    const idx = tokenIndices(rank, N, Tp, layout);
+    // (B·heads, T, D) → this rank's (B·heads, c, D), padded first
+    const shard = (x: Float32Array, heads: number) =>
+      gatherTokens(padTokens(x, B * heads, T, Tp, D), B * heads, Tp, D, idx);
 
     const started = performance.now();
     const transport = await ZeroMqTransport.connect({
@@ -151,6 +164,7 @@ const attentionWorker: CommandModule<object, Args> = {
         'k/v shard shape': [B, Hk, c, D],
         dtype: 'float32',
         'sequence length': T,
+        'padded length': Tp,
         layout,
         causal: a.causal,
         backward: a.backward,
@@ -167,11 +181,11 @@ const attentionWorker: CommandModule<object, Args> = {
     try {
       const opts = {
         transport,
-        seqLen: T,
+        seqLen: Tp,
         layout,
         causal: a.causal,
         blockSize: Math.min(a['block-size'], c),
-        segmentIds,
+        segmentIds: paddedSegmentIds,
       };
       const qs = tf.tensor4d(shard(q, H), [B, H, c, D]);
       const ks = tf.tensor4d(shard(k, Hk), [B, Hk, c, D]);
@@ -205,6 +219,7 @@ const attentionWorker: CommandModule<object, Args> = {
         source: env.source,
         backend: info.name,
         seqLen: T,
+        paddedSeqLen: Tp,
         tokensPerRank: c,
         stepMs,
         fwdMs: best.fwdMs,
@@ -215,14 +230,20 @@ const attentionWorker: CommandModule<object, Args> = {
       if (a.check) {
         const names = ['out', 'dq', 'dk', 'dv'] as const;
         const ref = vanillaReference(q, k, v, dOut, [B, H, Hk, T, D], a.causal, segmentIds, a.backward);
-        // squared error and squared reference norm of this rank's shard, summed over the ring
+        // squared error and squared reference norm of this rank's real tokens, summed over the ring
         const sums = new Float32Array(2 * last.length);
         last.forEach((got, i) => {
-          const want = shard(ref[i], i === 0 || i === 1 ? H : Hk);
-          for (let j = 0; j < got.length; j++) {
-            sums[2 * i] += (got[j] - want[j]) ** 2;
-            sums[2 * i + 1] += want[j] ** 2;
-          }
+          const rows = B * (i === 0 || i === 1 ? H : Hk);
+          const want = ref[i]; // (rows, T, D); got: (rows, c, D) in the order of idx
+          for (let r = 0; r < rows; r++)
+            for (let j = 0; j < c; j++) {
+              if (idx[j] >= T) continue; // padding
+              for (let d = 0; d < D; d++) {
+                const w = want[(r * T + idx[j]) * D + d];
+                sums[2 * i] += (got[(r * c + j) * D + d] - w) ** 2;
+                sums[2 * i + 1] += w ** 2;
+              }
+            }
         });
         allReduceSum(transport, sums);
         const rel: Record<string, number> = {};
@@ -240,6 +261,25 @@ const attentionWorker: CommandModule<object, Args> = {
     }
   },
 };
+
+/** Segment of the padding tokens: no real segment (those are ≥ 0) shares it. */
+const PAD_SEGMENT = -1;
+
+/** (rows, T, D) → (rows, Tp, D) with zero tokens appended. */
+function padTokens(x: Float32Array, rows: number, T: number, Tp: number, D: number): Float32Array {
+  if (Tp === T) return x;
+  const out = new Float32Array(rows * Tp * D);
+  for (let r = 0; r < rows; r++) out.set(x.subarray(r * T * D, (r + 1) * T * D), r * Tp * D);
+  return out;
+}
+
+/** (B, T) segment ids (all 0 when undefined) → (B, Tp) with the padding in PAD_SEGMENT. */
+function padSegments(segmentIds: Int32Array | undefined, B: number, T: number, Tp: number): Int32Array {
+  const out = new Int32Array(B * Tp).fill(PAD_SEGMENT);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) out[b * Tp + t] = segmentIds ? segmentIds[b * T + t] : 0;
+  return out;
+}
 
 /** Vanilla attention on the whole problem: out, and with `backward` dq, dk, dv (float32). */
 function vanillaReference(
