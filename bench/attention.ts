@@ -1,7 +1,7 @@
 /**
  * Attention benchmark (issue 2): every implementation at L = 512, 1K, 2K, … forward and
- * forward+backward, until its per-device memory (peak tensor bytes + ring receive buffers)
- * exceeds a budget; PyTorch CPU scaled_dot_product_attention on the same shapes in the same run
+ * forward+backward, until its per-device memory (what a device really holds at its peak, ring
+ * receive buffers included; issue 20) exceeds a budget; PyTorch CPU scaled_dot_product_attention on the same shapes in the same run
  * as the anchor. Writes bench/results/attention.json and prints a Markdown table.
  *
  *   npm run build && node dist/bench/attention.js [--budget-mib 64] [--max-len 8192] [--no-torch]
@@ -10,6 +10,13 @@
  * kernels (and the tfjs kernels, RING_NATIVE=0, where they finish in reasonable time) against
  * PyTorch's SDPA at B1 H8 D64, L = 2K, 4K, 16K, causal and not, and writes
  * bench/results/attention-native.json. `--lengths 2048,4096` narrows it.
+ *
+ * `--memory` runs the memory table of issue 20 instead: `exp bench attention --backward --json`
+ * in a process of its own per (method, L), as a user runs it, and tabulates each device's peak
+ * tensor bytes, its real peak (wasm heap + JS + native buffers + receive buffers), an idle
+ * device's figure (the runtime's fixed cost) and the process's peak RSS; writes
+ * bench/results/attention-memory.json. Memory does not depend on the machine's load; the
+ * timings in it do. `--lengths 4096,16384` sets the lengths (vanilla and memeff run at 2048).
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -97,7 +104,8 @@ async function main(): Promise<void> {
       repeats: seqLen <= THROUGHPUT_UP_TO[c.impl] ? 2 : 0,
       group: await groupFor(c.devices),
     });
-    const bytesPerDevice = r.peakBytesPerDevice + r.commBytesPerDevice;
+    // NOTE: the real figure (issue 20): the ring's receive buffers are already in it
+    const bytesPerDevice = r.peakBytesPerDevice;
     const row: Row = {
       ...r,
       label: c.label + (causal ? ` causal ${layout}` : ''),
@@ -373,5 +381,60 @@ async function nativeTable(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+/** The memory table (issue 20): one `exp bench attention` process per (method, L). */
+async function memoryTable(): Promise<void> {
+  const lengthsArg = argv.includes('--lengths') ? argv[argv.indexOf('--lengths') + 1] : '4096,16384';
+  const lengths = lengthsArg.split(',').map(Number);
+  const cpu = cpus()[0]?.model;
+  const rows: (AttentionBenchResult & { label: string; native: boolean })[] = [];
+  const configs = [
+    ...CONFIGS.map((c) => ({ ...c, native: true })),
+    { label: 'blockwise (RING_NATIVE=0)', impl: 'blockwise' as const, devices: 1, native: false },
+  ];
+  for (const c of configs) {
+    // vanilla's (H, L, L) scores pass the wasm heap's 4 GiB soon after 2K; the tfjs kernels take
+    // minutes past 4K on 2 cores
+    const only = c.impl === 'vanilla' || c.impl === 'memeff' ? 2048 : c.native ? Infinity : 4096;
+    for (const L of [...new Set(lengths.map((x) => Math.min(x, only)))]) {
+      // NOTE: no warm-up call (--repeats 0): memory is the point here, and a timed repeat doubles the time
+      const args = ['bench', 'attention', '--json', '--backward', '--repeats', '0', '--impl', c.impl];
+      args.push('--seq-len', String(L));
+      args.push('--heads', String(shape.heads), '--head-dim', String(shape.headDim), '--devices', String(c.devices));
+      const res = spawnSync(process.execPath, [`${root}/bin/exp.js`, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, RING_NATIVE: c.native ? '1' : '0' },
+        maxBuffer: 1 << 24,
+      });
+      if (res.status !== 0) throw new Error(`bench --memory: exp ${args.join(' ')} failed: ${res.stderr}`);
+      const r = JSON.parse(res.stdout.trim().split('\n').at(-1)!) as AttentionBenchResult;
+      rows.push({ ...r, label: c.label, native: c.native });
+      const mib = (x: number | undefined) => (x === undefined ? '–' : (x / 2 ** 20).toFixed(0));
+      log(
+        `${c.label.padEnd(26)} L=${String(L).padStart(5)} tensors ${mib(r.peakTensorBytesPerDevice)} MiB, real ${mib(r.peakBytesPerDevice)} MiB/device, process RSS ${mib(r.processPeakRssBytes)} MiB`,
+      );
+    }
+  }
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu, node: process.version, load: loadavg()[0] },
+    shape,
+    rows,
+  };
+  writeFileAtomic(`${root}/bench/results/attention-memory.json`, `${JSON.stringify(result, null, 2)}\n`);
+  const mib = (x: number | undefined) => (x === undefined ? '–' : (x / 2 ** 20).toFixed(0));
+  const lines = [
+    `B=${shape.batch} H=${shape.heads} D=${shape.headDim}, forward+backward, ${cpu}`,
+    '',
+    '| method | tokens | tensor bytes (MiB/device) | real peak (MiB/device) | idle device (MiB) | real ÷ (tensors + idle) | process peak RSS (MiB) |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.label} | ${r.seqLen} | ${mib(r.peakTensorBytesPerDevice)} | ${mib(r.peakBytesPerDevice)} | ${mib(r.idleBytesPerDevice)} | ${(r.peakBytesPerDevice / (r.peakTensorBytesPerDevice + r.idleBytesPerDevice)).toFixed(2)} | ${mib(r.processPeakRssBytes)} |`,
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
 if (argv.includes('--native')) await nativeTable();
+else if (argv.includes('--memory')) await memoryTable();
 else await main();

@@ -104,4 +104,4 @@ export {
   trimKvCache,
 } from './transformer.js';
 export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';
-export { type DeviceMemory, deviceMemoryNow, withPeakBytes } from './device/measure.js';
+export { type DeviceMemory, deviceMemoryNow, processPeakRssBytes, withPeakBytes } from './device/measure.js';

@@ -3,7 +3,6 @@
  * ring devices (one worker for the single-device implementations, N for ring) so every
  * implementation runs on the same kind of backend instance and is measured the same way.
  */
-import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng, relError } from '../../common/index.js';
 import {
@@ -11,6 +10,7 @@ import {
   type AttentionImpl,
   type BackendChoice,
   type DeviceMemory,
+  processPeakRssBytes,
   type RingLayout,
   RingGroup,
   ringAttention,
@@ -76,16 +76,6 @@ export interface AttentionBenchResult {
   /** The whole process's peak resident memory so far (Linux VmHWM), main thread and devices. */
   processPeakRssBytes?: number;
   maxRelErr?: number;
-}
-
-/** This process's peak resident set size in bytes (Linux /proc/self/status VmHWM), else undefined. */
-export function processPeakRss(): number | undefined {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** FLOPs of attention's forward pass: QKᵀ and PV, 2·T²·D each per head. */
@@ -277,7 +267,7 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
       },
       idleBytesPerDevice: Math.max(...idle.map((m) => m.totalBytes)),
       commBytesPerDevice: r.commBytesPerDevice,
-      processPeakRssBytes: processPeakRss(),
+      processPeakRssBytes: processPeakRssBytes(),
       maxRelErr,
     };
   } finally {

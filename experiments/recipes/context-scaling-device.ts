@@ -47,7 +47,10 @@ export interface ScalingStepArgs {
 
 export interface ScalingStepResult {
   loss: number;
+  /** Peak tensor bytes of the first step (tf.profile). */
   peakBytes: number;
+  /** What the device held at its peak in the first step: wasm heap + JS + native (issue 20). */
+  realPeakBytes: number;
   stepMs: number[];
 }
 
@@ -87,7 +90,7 @@ export function parameterCount(m: ScalingModel): number {
 export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promise<ScalingStepResult> {
   const stepMs: number[] = [];
   let loss = 0;
-  const { peakBytes } = await withPeakBytes(() => {
+  const { peakBytes, memory } = await withPeakBytes(() => {
     const rng = new Rng(a.seed);
     const cfg = blockConfig(a.model, a.attention, a.blockSize);
     const { vocab, dModel, layers } = a.model;
@@ -152,7 +155,7 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
     tf.dispose([tokens, targets, ...vars]);
     return null;
   }, true);
-  return { loss, peakBytes, stepMs };
+  return { loss, peakBytes, realPeakBytes: memory?.totalBytes ?? 0, stepMs };
 }
 
 /** GFLOP/s of a 2-D matmul on this device: the backend's measured peak, for MFU. */

@@ -6,11 +6,15 @@
  * (tokens/s, and model FLOPs utilisation against the measured matmul peak of one device times
  * the devices that can run at once, min(N, cores)).
  *
- * A device's memory is its peak tensor bytes during the step (tf.profile) plus the ring's receive
- * buffers. The search doubles the length while the step fits, then bisects.
+ * A device's memory is what it really holds at its peak during the step (issue 20: wasm heap,
+ * JS, native buffers; ring/device/measure.ts) plus the ring's receive buffers; the peak tensor
+ * bytes are kept beside it. A wasm heap never shrinks, so a cell starts on fresh devices and the
+ * devices are replaced after a probe over the budget. The search doubles the length while the
+ * step fits, then bisects.
  *
  * The result is the table `context_scaling` (also printed at the end) and the plot `max_context`;
- * each cell's values are params `cell.<method>.max_context`, `.peak_mib`, `.tokens_per_sec`, `.mfu`
+ * each cell's values are params `cell.<method>.max_context`, `.peak_mib` (real), `.tensor_mib`,
+ * `.tokens_per_sec`, `.mfu`; the run's process peak RSS is `scaling.process_peak_rss_mib`
  * (`<method>` = vanilla, memeff, blockwise, ring_n<N>), so MLflow's runs table and compare view
  * show them. No metrics: one point per cell against "step = devices" made 17 useless charts
  * (issue 15). The state (cells measured) is saved only on Ctrl-C and every `checkpoint.every`
@@ -18,7 +22,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Rng } from '../../common/index.js';
-import { type AttentionImpl, RingGroup, tokenIndices } from '../../ring/index.js';
+import { type AttentionImpl, processPeakRssBytes, RingGroup, tokenIndices } from '../../ring/index.js';
 import { type InferFields, s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';
 import { parameterCount, type ScalingStepArgs, type ScalingStepResult } from './context-scaling-device.js';
@@ -37,10 +41,15 @@ const fields = {
     { doc: 'The model trained one step at each probed context' },
   ),
   budgetMiB: s.number({
-    doc: 'Memory budget per device, MiB (peak tensor bytes + ring receive buffers)',
-    default: 48,
+    doc: 'Memory budget per device, MiB (what a device really holds at its peak + ring receive buffers)',
+    // NOTE: an idle device already holds ≈ 40 MiB (wasm heap 16, JS ≈ 24): 48 left ~8 for the step
+    default: 96,
     min: 0,
     exclusiveMin: true,
+  }),
+  budgetOn: s.enum(['real', 'tensors'] as const, {
+    doc: "What the budget limits: 'real', what a device really holds (wasm heap, JS, native buffers, issue 20); 'tensors', peak tensor bytes (the paper's activation count)",
+    default: 'real',
   }),
   methods: s.list(
     s.enum(['vanilla', 'memeff', 'blockwise', 'ring'] as const, { doc: 'An attention implementation' }),
@@ -81,6 +90,8 @@ interface Cell {
   devices: number;
   maxContext: number;
   peakMiB: number;
+  /** Peak tensor bytes (MiB) at the longest context that fit. */
+  tensorMiB?: number;
   probes: number;
   tokensPerSec?: number;
   mfu?: number;
@@ -92,6 +103,16 @@ export function trainingFlops(m: ContextScalingConfig['model'], L: number): numb
 }
 
 async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
+  const groups = new Map<number, RingGroup>();
+  try {
+    await measure(ctx, groups);
+  } finally {
+    // NOTE: live device workers keep the process alive: a run that failed would hang instead of exiting
+    for (const g of groups.values()) await g.dispose();
+  }
+}
+
+async function measure(ctx: RecipeContext<ContextScalingConfig>, groups: Map<number, RingGroup>): Promise<void> {
   const c = ctx.config;
   const done: Cell[] = ((ctx.resume?.state as { cells?: Cell[] } | undefined)?.cells ?? []).slice();
   const plan: { method: AttentionImpl; devices: number }[] = [];
@@ -100,7 +121,6 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
     else plan.push({ method, devices: 1 });
   }
   const progress = ctx.progress('context-scaling', plan.length);
-  const groups = new Map<number, RingGroup>();
   const group = async (n: number) => {
     let g = groups.get(n);
     if (!g) {
@@ -108,6 +128,11 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
       groups.set(n, g);
     }
     return g;
+  };
+  // NOTE: a wasm heap only grows: a device that ran a longer probe would report its heap (issue 20)
+  const freshDevices = async (n: number) => {
+    await groups.get(n)?.dispose();
+    groups.delete(n);
   };
   const budget = c.budgetMiB * 2 ** 20;
   // the cells measured so far: what --resume skips
@@ -144,9 +169,11 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
       args,
       Math.max(kvMessage, gradMessage),
     );
-    const bytes = Math.max(...res.map((r) => r.peakBytes)) + (n > 1 ? g.commBytesPerDevice : 0);
+    const comm = n > 1 ? g.commBytesPerDevice : 0;
+    const bytes = Math.max(...res.map((r) => r.realPeakBytes)) + comm;
+    const tensorBytes = Math.max(...res.map((r) => r.peakBytes)) + comm;
     const stepMs = res[0].stepMs.map((_, i) => Math.max(...res.map((r) => r.stepMs[i])));
-    return { bytes, stepMs, loss: res[0].loss };
+    return { bytes, tensorBytes, stepMs, loss: res[0].loss };
   };
 
   for (const p of plan) {
@@ -157,14 +184,22 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
     const round = (L: number) => Math.max(gran, Math.floor(L / gran) * gran);
     let probes = 0;
     let lastFitBytes = 0;
+    let lastFitTensorBytes = 0;
+    await freshDevices(p.devices);
     const fits = async (L: number) => {
       probes++;
-      const r = await trainStep(p.method, p.devices, L, 1);
+      const step = await trainStep(p.method, p.devices, L, 1);
+      const r = { ...step, bytes: c.budgetOn === 'real' ? step.bytes : step.tensorBytes };
       ctx.log(
-        `${p.method} N=${p.devices} L=${L}: ${(r.bytes / 2 ** 20).toFixed(1)} MiB/device${r.bytes > budget ? ' (over budget)' : ''}`,
+        `${p.method} N=${p.devices} L=${L}: ${(step.bytes / 2 ** 20).toFixed(1)} MiB/device (tensors ${(step.tensorBytes / 2 ** 20).toFixed(1)})${r.bytes > budget ? ' (over budget)' : ''}`,
       );
-      if (r.bytes <= budget) lastFitBytes = r.bytes;
-      return r.bytes <= budget;
+      if (r.bytes > budget) {
+        await freshDevices(p.devices);
+        return false;
+      }
+      lastFitBytes = step.bytes;
+      lastFitTensorBytes = step.tensorBytes;
+      return true;
     };
     let lo = 0;
     let hi = 0;
@@ -176,12 +211,14 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
       }
     }
     let bestBytes = lastFitBytes;
+    let bestTensorBytes = lastFitTensorBytes;
     for (let i = 0; i < c.refineSteps && lo > 0 && hi > 0 && hi - lo > gran; i++) {
       const mid = round((lo + hi) / 2);
       if (mid <= lo || mid >= hi) break;
       if (await fits(mid)) {
         lo = mid;
         bestBytes = lastFitBytes;
+        bestTensorBytes = lastFitTensorBytes;
       } else hi = mid;
     }
     const cell: Cell = {
@@ -189,13 +226,16 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
       devices: p.devices,
       maxContext: lo,
       peakMiB: bestBytes / 2 ** 20,
+      tensorMiB: bestTensorBytes / 2 ** 20,
       probes,
     };
     done.push(cell);
     const key = p.method === 'ring' ? `ring_n${p.devices}` : p.method;
     ctx.tracker.params({
       [`cell.${key}.max_context`]: lo,
-      [`cell.${key}.peak_mib`]: cell.peakMiB.toFixed(2),
+      // the real peak (.peak_mib) is logged at the end: it moves by ~1 MiB from one measurement to
+      // the next, and a resumed run re-measures the cell it was killed in (params are immutable)
+      [`cell.${key}.tensor_mib`]: (cell.tensorMiB ?? 0).toFixed(2),
     });
     progress.update(done.length, { [key]: lo });
     if (ctx.checkpoints.due(done.length)) await saveCells();
@@ -241,6 +281,11 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
   progress.finish();
   for (const g of groups.values()) await g.dispose();
   if (ctx.signal.aborted) return;
+  ctx.tracker.params(
+    Object.fromEntries(
+      done.map((d) => [`cell.${d.method === 'ring' ? `ring_n${d.devices}` : d.method}.peak_mib`, d.peakMiB.toFixed(2)]),
+    ),
+  );
 
   const bpt = done.find((d) => d.method === 'blockwise')?.maxContext ?? 0;
   const rows = done.map((d) => ({
@@ -248,18 +293,26 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
     devices: d.devices,
     max_context: d.maxContext,
     peak_mib: Number(d.peakMiB.toFixed(2)),
+    tensor_mib: d.tensorMiB === undefined ? null : Number(d.tensorMiB.toFixed(2)),
     vs_bpt: bpt ? Number((d.maxContext / bpt).toFixed(2)) : null,
     tokens_per_sec: d.tokensPerSec === undefined ? null : Math.round(d.tokensPerSec),
     mfu: d.mfu === undefined ? null : Number(d.mfu.toFixed(4)),
   }));
   await ctx.tracker.table('context_scaling', rows);
   // the result, printed: what the run found, without opening MLflow (issue 15)
-  const cols = ['method', 'devices', 'max_context', 'peak_mib', 'vs_bpt', 'tokens_per_sec', 'mfu'] as const;
+  const cols = ['method', 'devices', 'max_context', 'peak_mib', 'tensor_mib', 'vs_bpt', 'tokens_per_sec', 'mfu'] as const;
   const text = rows.map((r) => cols.map((k) => (r[k] === null ? '–' : String(r[k]))));
   const widths = cols.map((k, i) => Math.max(k.length, ...text.map((t) => t[i].length)));
   ctx.log(`context scaling under ${c.budgetMiB} MiB/device:`);
+  // the whole run's resident peak (main thread + every device): what a machine's limit sees
+  const rss = processPeakRssBytes();
+  if (rss !== undefined) ctx.tracker.params({ 'scaling.process_peak_rss_mib': (rss / 2 ** 20).toFixed(0) });
   for (const line of [cols as readonly string[], ...text])
     ctx.log(`  ${line.map((v, i) => v.padStart(widths[i])).join('  ')}`);
+  ctx.log(
+    `  budget on ${c.budgetOn === 'real' ? 'real memory (peak_mib)' : 'tensor bytes (tensor_mib)'}` +
+      (rss === undefined ? '' : `; process peak RSS of the run: ${(rss / 2 ** 20).toFixed(0)} MiB`),
+  );
   const ring = done.filter((d) => d.method === 'ring').sort((a, b) => a.devices - b.devices);
   const single = (m: AttentionImpl) => done.find((d) => d.method === m);
   const ns = ring.map((d) => d.devices);

@@ -15,6 +15,7 @@
  * On the `tensorflow` backend tensors live in TensorFlow's allocator, which tfjs-node does not
  * report; the peak tensor bytes stand in for it there.
  */
+import { readFileSync } from 'node:fs';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
@@ -139,4 +140,17 @@ export async function withPeakBytes<R>(
   // high-water is added to the sampled peak (an upper bound when the two peaks do not coincide)
   const m = { tensorBytes: peakBytes, wasmHeapBytes: peak.heap, jsBytes: peak.js, nativeBytes: nativeLivePeak()[1] };
   return { result: result as R, peakBytes, memory: { ...m, totalBytes: total(m) } };
+}
+
+/**
+ * This process's peak resident memory in bytes so far (Linux /proc/self/status VmHWM): the main
+ * thread and every device together, what a machine's memory limit sees. Undefined off Linux.
+ */
+export function processPeakRssBytes(): number | undefined {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -30,6 +30,9 @@ describe('context-scaling recipe', () => {
           'context-scaling.devices=[2,4]',
           '--set',
           'context-scaling.budgetMiB=24',
+          // the paper's count (activations); the real-memory budget: test/ring/memory-real.test.ts
+          '--set',
+          'context-scaling.budgetOn=tensors',
           '--set',
           'context-scaling.maxLen=4096',
           '--set',

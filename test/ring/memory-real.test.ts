@@ -5,10 +5,13 @@
 // before issue 20 (peak tensor bytes) is 0.35–0.5 of the measurement, so the test fails on it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../../ring/index.js';
+import { exp } from '../helpers/cli.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const probe = fileURLToPath(new URL('./memory-probe.js', import.meta.url));
@@ -57,4 +60,67 @@ describe('a device reports the memory it really holds (issue 20)', { skip: !linu
       for (const r of runs) assert.ok(r.idle[0] > 20 * MiB && r.idle[0] < 200 * MiB, `idle ${r.idle[0] / MiB} MiB`);
     });
   }
+});
+
+function findFile(dir: string, name: string): string | undefined {
+  for (const entry of readdirSync(dir)) {
+    const p = join(dir, entry);
+    if (statSync(p).isDirectory()) {
+      const hit = findFile(p, name);
+      if (hit) return hit;
+    } else if (entry === name) return p;
+  }
+  return undefined;
+}
+
+describe('context-scaling under a real-memory budget (issue 20)', () => {
+  test('exp run context-scaling.yaml: every cell within the budget by real memory, tensors below it, process RSS logged', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctx-real-'));
+    try {
+      const budget = 60;
+      const r = exp(
+        [
+          'run',
+          'context-scaling.yaml',
+          ...[
+            'devices=[2]',
+            `budgetMiB=${budget}`,
+            'maxLen=2048',
+            'refineSteps=1',
+            'throughputSteps=0',
+            'model.dModel=32',
+            'model.layers=1',
+            'model.ffnHidden=64',
+          ].flatMap((kv) => ['--set', `context-scaling.${kv}`]),
+        ],
+        { cwd: dir, env: { MLFLOW_TRACKING_URI: '' }, timeoutMs: 300_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const split = JSON.parse(readFileSync(findFile(join(dir, 'mlruns'), 'context_scaling.json')!, 'utf8')) as {
+        columns: string[];
+        data: unknown[][];
+      };
+      const rows = split.data.map((d) => Object.fromEntries(split.columns.map((c, i) => [c, d[i]]))) as {
+        method: string;
+        devices: number;
+        max_context: number;
+        peak_mib: number;
+        tensor_mib: number;
+      }[];
+      assert.equal(rows.length, 4, JSON.stringify(rows));
+      for (const row of rows) {
+        assert.ok(row.max_context > 0, `${row.method}: nothing fits in ${budget} MiB: ${JSON.stringify(rows)}`);
+        assert.ok(row.peak_mib <= budget, `${row.method}: real ${row.peak_mib} MiB over the budget`);
+        // the runtime's fixed cost (an idle device ≈ 40 MiB) comes on top of the tensors
+        assert.ok(row.peak_mib > row.tensor_mib + 20, `${row.method}: real ${row.peak_mib} vs tensors ${row.tensor_mib}`);
+      }
+      const ctx = (m: string) => rows.find((x) => x.method === m)!.max_context;
+      assert.ok(ctx('ring') > ctx('BPT') && ctx('BPT') >= ctx('vanilla'), JSON.stringify(rows));
+      const rss = findFile(join(dir, 'mlruns'), 'scaling.process_peak_rss_mib');
+      assert.ok(rss && Number(readFileSync(rss, 'utf8')) > 2 * budget, 'process peak RSS param');
+      assert.match(r.stderr, /budget on real memory \(peak_mib\); process peak RSS of the run: \d+ MiB/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

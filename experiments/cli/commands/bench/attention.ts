@@ -102,6 +102,7 @@ export const benchAttentionCommand: CommandModule<object, Args> = {
         `${result.impl} L=${result.seqLen} N=${result.devices} ${result.backend}: fwd ${result.fwdMs.toFixed(0)} ms` +
           (result.bwdMs !== undefined ? `, bwd ${result.bwdMs.toFixed(0)} ms` : '') +
           `, ${result.gflops.toFixed(2)} GFLOP/s, peak ${mb(result.peakBytesPerDevice)}/device` +
+          ` (tensors ${mb(result.peakTensorBytesPerDevice)}, idle device ${mb(result.idleBytesPerDevice)})` +
           (result.maxRelErr !== undefined ? `, maxRelErr ${result.maxRelErr.toExponential(2)}` : '') +
           '\n',
       );
