@@ -72,7 +72,7 @@ test('learning rate: linear warmup then cosine to the floor', () => {
 const STEPS = 80;
 const LAST = 20;
 
-test(`sharegpt-finetune: the loss of the last ${LAST} of ${STEPS} steps beats the best unigram model of their targets (seed 0)`, async () => {
+test(`sharegpt-finetune: the loss of the last ${LAST} of ${STEPS} steps beats the best unigram model of their targets (seed 0)`, async (t) => {
   const store = join(work, 'mlruns');
   const set = (kv: string) => ['--set', `sharegpt-finetune.${kv}`];
   const r = await runExp(
@@ -124,6 +124,7 @@ test(`sharegpt-finetune: the loss of the last ${LAST} of ${STEPS} steps beats th
     trained < best - 0.1,
     `last ${LAST} steps: model ${trained.toFixed(3)} nats, unigram of their targets ${best.toFixed(3)} nats (loss ${loss.map((l) => l.toFixed(2)).join(' ')})`,
   );
+  t.diagnostic(`last ${LAST} steps: model ${trained.toFixed(3)} nats, best unigram ${best.toFixed(3)} nats`);
   assert.equal(lr[4], 0.006);
   assert.ok(tps.every((t) => t > 0));
   // the exported HF folder loads
