@@ -74,7 +74,10 @@ test('context-scaling: SIGKILL after a checkpoint, --resume skips the saved cell
   assert.notEqual(killed.code, 0, 'the run was killed before it finished');
   assert.equal((await fs.getRun(id)).info.status, 'RUNNING', 'a killed process leaves the run RUNNING');
 
-  const resumed = await runExp(['run', '--resume', id, '--tracking-uri', store, '--json'], { env, cwd: work });
+  const resumed = await runExp(['run', '--resume', id, '--tracking-uri', store, '--json'], {
+    env,
+    cwd: work,
+  });
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal(outcome(resumed).run_id, id, 'same MLflow run');
   assert.equal(outcome(resumed).status, 'FINISHED');

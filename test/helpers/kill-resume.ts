@@ -25,7 +25,8 @@ export async function newestCheckpoint(fs: FileStore, runId: string): Promise<nu
   let newest = 0;
   for (const d of dirs) {
     const files = await fs.listArtifacts(runId, d.path).catch(() => []);
-    if (files.some((f) => f.path.endsWith('/checkpoint.json'))) newest = Math.max(newest, Number(d.path.slice(-8)));
+    if (files.some((f) => f.path.endsWith('/checkpoint.json')))
+      newest = Math.max(newest, Number(d.path.slice(-8)));
   }
   return newest;
 }

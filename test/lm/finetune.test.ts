@@ -45,7 +45,10 @@ function metric(store: string, runId: string, key: string): number[] {
  * empirical distribution) on that step's targets; the batches are drawn as the recipe draws them
  * (TokenWindowSampler seeded `seed · 100003 + step` on the run's own token dataset).
  */
-function unigramLoss(arrow: string, o: { seed: number; batchSize: number; seqLen: number; from: number; to: number }): number[] {
+function unigramLoss(
+  arrow: string,
+  o: { seed: number; batchSize: number; seqLen: number; from: number; to: number },
+): number[] {
   const ds = new TokenDataset(arrow);
   const { batchSize: B, seqLen: T } = o;
   const batches: Int32Array[] = [];
@@ -58,7 +61,9 @@ function unigramLoss(arrow: string, o: { seed: number; batchSize: number; seqLen
   for (const targets of batches) for (const t of targets) counts.set(t, (counts.get(t) ?? 0) + 1);
   const n = batches.reduce((a, t) => a + t.length, 0);
   // the train/loss of a step is the mean over its targets: the same here
-  return batches.map((targets) => targets.reduce((a, t) => a - Math.log((counts.get(t) ?? 0) / n), 0) / targets.length);
+  return batches.map(
+    (targets) => targets.reduce((a, t) => a - Math.log((counts.get(t) ?? 0) / n), 0) / targets.length,
+  );
 }
 
 test('learning rate: linear warmup then cosine to the floor', () => {
@@ -138,7 +143,10 @@ test(`sharegpt-finetune: the loss of the last ${LAST} of ${STEPS} steps beats th
   const artifact = join(store, expDir, runId, 'artifacts', 'hf');
   assert.deepEqual(readdirSync(artifact).sort(), readdirSync(hfDir).sort());
   for (const f of readdirSync(hfDir))
-    assert.ok(readFileSync(join(artifact, f)).equals(readFileSync(join(hfDir, f))), `artifact hf/${f} differs`);
+    assert.ok(
+      readFileSync(join(artifact, f)).equals(readFileSync(join(hfDir, f))),
+      `artifact hf/${f} differs`,
+    );
   // and an MLflow logged model (issue 15) that transformers loads from models:/<id>
   const py = await pythonJson<{ name: string; type: string; run: string; outputs: string; vocab: number }>(
     `
@@ -157,12 +165,15 @@ print(json.dumps({"name": m.name, "type": m.model_type, "run": m.source_run_id,
 `,
     { env: { MLFLOW_ALLOW_FILE_STORE: 'true' } },
   );
-  assert.deepEqual({ name: py.name, type: py.type, run: py.run, vocab: py.vocab }, {
-    name: 'llama',
-    type: 'llama',
-    run: runId,
-    vocab: 32000,
-  });
+  assert.deepEqual(
+    { name: py.name, type: py.type, run: py.run, vocab: py.vocab },
+    {
+      name: 'llama',
+      type: 'llama',
+      run: runId,
+      vocab: 32000,
+    },
+  );
   assert.deepEqual(JSON.parse(py.outputs), [
     { type: 'tensor', 'tensor-spec': { dtype: 'float32', shape: [-1, -1, 32000] }, name: 'logits' },
   ]);

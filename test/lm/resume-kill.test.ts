@@ -13,7 +13,15 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { FileStore } from '../../experiments/tracking/index.js';
-import { finished, outcome, runExp, runIdFromStderr, spawnExp, tempDir, testEnv } from '../experiments/util.js';
+import {
+  finished,
+  outcome,
+  runExp,
+  runIdFromStderr,
+  spawnExp,
+  tempDir,
+  testEnv,
+} from '../experiments/util.js';
 import { checkpointThenStep, series } from '../helpers/kill-resume.js';
 
 const work = tempDir('lm-resume-kill');
@@ -42,7 +50,12 @@ interface KillCase {
   steps: number;
 }
 
-const tinyLlama = ['model.hiddenSize=16', 'model.intermediateSize=32', 'model.numLayers=1', 'model.numHeads=2'];
+const tinyLlama = [
+  'model.hiddenSize=16',
+  'model.intermediateSize=32',
+  'model.numLayers=1',
+  'model.numHeads=2',
+];
 
 const cases: KillCase[] = [
   {
@@ -124,7 +137,10 @@ for (const c of cases)
     assert.equal(outcome(resumed).status, 'FINISHED');
     // a later checkpoint may have landed between our look and the kill
     const from = Number(/resuming after step (\d+)/.exec(resumed.stderr)?.[1]);
-    assert.ok(from >= saved && from < c.steps, `resumed after step ${from}, checkpoint ${saved} seen before the kill`);
+    assert.ok(
+      from >= saved && from < c.steps,
+      `resumed after step ${from}, checkpoint ${saved} seen before the kill`,
+    );
 
     const ref = await refP;
     assert.equal(ref.code, 0, ref.stderr);

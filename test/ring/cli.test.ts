@@ -39,7 +39,10 @@ describe('exp CLI (ring)', () => {
     { impl: 'ring', causal: true },
   ];
   for (const { impl, causal } of benchCases) {
-    const flags = [...(causal ? ['--causal'] : []), ...(impl === 'ring' ? ['--devices', '2', '--layout', 'striped'] : [])];
+    const flags = [
+      ...(causal ? ['--causal'] : []),
+      ...(impl === 'ring' ? ['--devices', '2', '--layout', 'striped'] : []),
+    ];
     test(`exp bench attention --impl ${impl}${causal ? ' --causal' : ''} --backward --check --json`, () => {
       const r = exp([
         'bench',

@@ -199,7 +199,9 @@ describe('ring bad input', () => {
 describe('ring failures', () => {
   const fixtures = new URL('./fixtures/faulty-tasks.js', import.meta.url);
   // the test's own timeout is the bound for a group that never stops (stopped() would wait forever)
-  test('a device that throws rejects the call, names the device, and stops every worker', { timeout: 150_000 }, async () => {
+  test('a device that throws rejects the call, names the device, and stops every worker', {
+    timeout: 150_000,
+  }, async () => {
     // NOTE: the comm timeout is far longer than any load can stretch the failure's spread, so a
     // generous bound tells "stopped by the failure" from "waited for the timeout" (a 10 s window
     // against a 60 s timeout flaked under load; issue 21)
@@ -212,12 +214,17 @@ describe('ring failures', () => {
     );
     await group.stopped();
     const ms = Date.now() - started;
-    assert.ok(ms < COMM_TIMEOUT_MS / 5, `peers must not wait for their comm timeout (stopped after ${ms} ms)`);
+    assert.ok(
+      ms < COMM_TIMEOUT_MS / 5,
+      `peers must not wait for their comm timeout (stopped after ${ms} ms)`,
+    );
     assert.equal(group.liveDevices, 0);
     await assert.rejects(group.run(fixtures, 'passRank', [0, 0, 0], 1), /closed after a failure/);
   });
 
-  test('a hung device is aborted after the call timeout, and no worker is left running', { timeout: 150_000 }, async () => {
+  test('a hung device is aborted after the call timeout, and no worker is left running', {
+    timeout: 150_000,
+  }, async () => {
     const group = await RingGroup.create({ devices: 3, backend: 'wasm', callTimeoutMs: 1500 });
     const started = Date.now();
     await assert.rejects(

@@ -129,7 +129,9 @@ const attentionWorker: CommandModule<object, Args> = {
       if (!Number.isInteger(v) || v < 1)
         throw new InputError(`ring-worker: ${flag} must be a positive integer; got ${v}`);
     if (T < N)
-      throw new InputError(`ring-worker: ${N} ranks need at least ${N} tokens (one per rank); got --seq-len ${T}`);
+      throw new InputError(
+        `ring-worker: ${N} ranks need at least ${N} tokens (one per rank); got --seq-len ${T}`,
+      );
     if (H % Hk !== 0)
       throw new InputError(`ring-worker: query heads (${H}) must be a multiple of key/value heads (${Hk})`);
     if (layout !== 'contiguous' && layout !== 'striped')

@@ -32,7 +32,13 @@ describe('ZeroMQ ring across processes, length not divisible by N', () => {
     test(name(c), async () => {
       const seed = (Math.random() * 2 ** 31) | 0;
       const p = start(
-        ['launch', `--nproc=${c.N}`, '--', 'exp', ...workerArgs(c, ['--backward', '--check', `--seed=${seed}`])],
+        [
+          'launch',
+          `--nproc=${c.N}`,
+          '--',
+          'exp',
+          ...workerArgs(c, ['--backward', '--check', `--seed=${seed}`]),
+        ],
         {},
         90_000,
       );
@@ -47,7 +53,10 @@ describe('ZeroMQ ring across processes, length not divisible by N', () => {
       for (const x of ranks) {
         assert.deepEqual([x.seqLen, x.paddedSeqLen, x.tokensPerRank], [c.T, Tp, Tp / c.N]);
         for (const what of ['out', 'dq', 'dk', 'dv'])
-          assert.ok(x.relErr[what] < TOL, `rank ${x.rank} ${what} vs vanilla: ${x.relErr[what]} (seed ${seed})`);
+          assert.ok(
+            x.relErr[what] < TOL,
+            `rank ${x.rank} ${what} vs vanilla: ${x.relErr[what]} (seed ${seed})`,
+          );
       }
     });
   }
