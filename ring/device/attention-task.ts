@@ -40,6 +40,9 @@ export interface AttentionTaskResult {
   memory?: DeviceMemory;
 }
 
+/** What an input array is replaced by once its tensor holds it (the task's args are its own copy). */
+const RELEASED = new Float32Array(0);
+
 export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): Promise<AttentionTaskResult> {
   const timings = { fwdMs: 0, bwdMs: 0 };
   const options = {
@@ -56,6 +59,8 @@ export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): P
     const q = tf.tensor4d(a.q, [a.B, a.H, a.c, a.D]);
     const k = tf.tensor4d(a.k, [a.B, a.Hk, a.c, a.D]);
     const v = tf.tensor4d(a.v, [a.B, a.Hk, a.c, a.D]);
+    // NOTE: the inputs are in the backend's memory now; their JS copies would double them (issue 20)
+    a.q = a.k = a.v = RELEASED;
     try {
       if (!a.dOut) {
         const out = ringAttentionDevice(q, k, v, options);
@@ -64,6 +69,7 @@ export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): P
         return { out: data };
       }
       const dOut = tf.tensor4d(a.dOut, [a.B, a.H, a.c, a.D]);
+      a.dOut = RELEASED;
       const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => ringAttentionDevice(x, y, z, options);
       const { value, grads } = tf.valueAndGrads(f)([q, k, v], dOut);
       const result = {

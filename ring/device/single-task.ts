@@ -25,6 +25,9 @@ export interface SingleTaskArgs {
   measureMemory: boolean;
 }
 
+/** What an input array is replaced by once its tensor holds it (the task's args are its own copy). */
+const RELEASED = new Float32Array(0);
+
 const IMPLS = { vanilla: vanillaAttention, memeff: memeffAttention, blockwise: blockwiseAttention };
 
 export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionTaskResult> {
@@ -35,6 +38,8 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
     const q = tf.tensor4d(a.q, [a.B, a.H, a.T, a.D]);
     const k = tf.tensor4d(a.k, [a.B, a.Hk, a.T, a.D]);
     const v = tf.tensor4d(a.v, [a.B, a.Hk, a.T, a.D]);
+    // NOTE: the inputs are in the backend's memory now; their JS copies would double them (issue 20)
+    a.q = a.k = a.v = RELEASED;
     try {
       const started = performance.now();
       const out = f(q, k, v);
@@ -43,6 +48,7 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
       out.dispose();
       if (!a.dOut) return { out: data };
       const dOut = tf.tensor4d(a.dOut, [a.B, a.H, a.T, a.D]);
+      a.dOut = RELEASED;
       // NOTE: autodiff needs its own forward (the tape); backward time = total − forward
       const both = performance.now();
       const { value, grads } = tf.valueAndGrads(f)([q, k, v], dOut);
