@@ -1,5 +1,4 @@
 /** Options shared by several commands. */
-import { totalmem } from 'node:os';
 import type { Argv } from 'yargs';
 import { InputError } from '../../common/index.js';
 import { BACKEND_NAMES, type BackendChoice, parseBackendChoice } from '../../ring/index.js';
@@ -16,14 +15,8 @@ export function backendFromArgs(value: string | undefined): BackendChoice {
   return parseBackendChoice(value, '--backend');
 }
 
-/**
- * The most worker threads a count flag may start on this machine: each holds a wasm instance and
- * its heap (≈ `perThreadMb`), and half the memory is left to everything else. Issue 16:
- * `--devices 1000` started 1,011 threads and 3.3 GB with no answer in 90 s.
- */
-export function maxWorkerThreads(perThreadMb = 64): number {
-  return Math.max(1, Math.min(256, Math.floor(totalmem() / 2 / (perThreadMb * 2 ** 20))));
-}
+/** Re-exported for the count flags here; the recipes' device counts use it too. */
+export { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
 
 /**
  * A count flag (`--num-envs`, `--episodes`): a positive safe integer, at most `max` when given;

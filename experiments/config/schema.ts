@@ -66,6 +66,8 @@ interface NumberOptions {
   default?: number;
   min?: number;
   max?: number;
+  /** Why `max` is the bound, when it is the machine's (issue 16: device counts). */
+  maxWhy?: string;
   /** The minimum is exclusive (`> min`). */
   exclusiveMin?: boolean;
   integer?: boolean;
@@ -79,7 +81,7 @@ export class NumberSchema extends Schema<number> {
     const kind = this.o.integer ? 'an integer' : 'a number';
     const bounds: string[] = [];
     if (this.o.min !== undefined) bounds.push(`${this.o.exclusiveMin ? '>' : '≥'} ${this.o.min}`);
-    if (this.o.max !== undefined) bounds.push(`≤ ${this.o.max}`);
+    if (this.o.max !== undefined) bounds.push(`≤ ${this.o.max}${this.o.maxWhy ? ` (${this.o.maxWhy})` : ''}`);
     return bounds.length ? `${kind} ${bounds.join(' and ')}` : kind;
   }
   checkPresent(v: unknown, path: string, issues: IssueList): number | typeof MISSING {

@@ -41,6 +41,7 @@ import {
   type TrajectoryTransformerConfig,
 } from '../../rl/policies/trajectory-transformer.js';
 import { evaluateEpisodes, rolloutEnv, summarize } from '../../rl/evaluate.js';
+import { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
 import { type InferFields, s } from '../config/schema.js';
 import { datasetInfoFromFile } from '../dataset-input.js';
 import { logModel } from '../logged-model.js';
@@ -84,7 +85,13 @@ const fields = {
         doc: 'Attention implementation',
         default: 'blockwise',
       }),
-      devices: s.integer({ doc: 'Ring devices N (attention: ring)', default: 1, min: 1 }),
+      devices: s.integer({
+        doc: 'Ring devices N (attention: ring)',
+        default: 1,
+        min: 1,
+        max: maxWorkerThreads(),
+        maxWhy: WORKER_THREADS_WHY,
+      }),
       layout: s.enum(['contiguous', 'striped'] as const, { doc: 'Ring token layout', default: 'striped' }),
       blockSize: s.integer({
         doc: 'Block size of memeff/blockwise/ring and the FFN chunk',

@@ -45,6 +45,7 @@ import { type OptimizerState, RingGroup, type RingLayout } from '../../ring/inde
 import type { SavedTensor } from '../checkpoint.js';
 import { datasetInfoFromFile } from '../dataset-input.js';
 import { logModel } from '../logged-model.js';
+import { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
 import { type InferFields, s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';
 import type { Recipe, RecipeContext } from './types.js';
@@ -86,6 +87,8 @@ const fields = {
     doc: 'Ring devices N (attention: ring); seqLen must be divisible by N',
     default: 1,
     min: 1,
+    max: maxWorkerThreads(),
+    maxWhy: WORKER_THREADS_WHY,
   }),
   layout: s.enum(['contiguous', 'striped'] as const, {
     doc: 'Ring token layout: contiguous blocks, or striped (token i on device i mod N: causal work balanced)',

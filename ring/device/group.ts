@@ -32,6 +32,9 @@ export interface RingGroupOptions {
   startTimeoutMs?: number;
 }
 
+/** How long an error reply waits for the crash that may follow it and name its cause. */
+const CRASH_GRACE_MS = 200;
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -113,8 +116,18 @@ export class RingGroup {
         if (m.type === 'ready') return;
         const waiting = this.pending.get(m.id);
         if (!waiting) return;
-        if (m.type === 'result') waiting[rank].resolve(m.value);
-        else waiting[rank].reject(new Error(`device ${rank}: ${m.message}`));
+        if (m.type === 'result') {
+          waiting[rank].resolve(m.value);
+          return;
+        }
+        // NOTE: a kernel that throws under tf.profile on wasm throws into the backend's async
+        // timer: the task sees only "Cannot read properties of undefined (reading 'map')" and the
+        // real error (RangeError: Invalid typed array length …) crashes the worker a moment later
+        // as an unhandled rejection. Wait that moment, so the failure names the real error (the
+        // crash fails the group first); otherwise report the task's own (issue 16 item 14).
+        const reply = new Error(`device ${rank}: ${m.message || 'failed without a message'}`);
+        const { reject } = waiting[rank];
+        setTimeout(() => reject(reply), CRASH_GRACE_MS);
       });
       w.on('error', (e) => this.fail(new Error(`device ${rank} crashed: ${e.message}`)));
       w.on('exit', (code) => {

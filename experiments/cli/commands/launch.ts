@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import type { Argv, CommandModule } from 'yargs';
 import { InputError } from '../../../common/index.js';
 import { srunArgs } from '../../launchers/index.js';
+import { countFlag, maxWorkerThreads } from '../options.js';
 
 interface Args {
   nproc?: number;
@@ -133,6 +134,12 @@ export const launchCommand: CommandModule<object, Args> = {
       throw new InputError(
         `exp launch: --nproc ${N}: a ring needs at least 2 ranks; run the command alone for one device`,
       );
+    // NOTE: every local rank is a process of ≈ 200 MB (218 MiB measured for one bench device and
+    // its main thread): 1,000 of them would take the machine down before any answer (issue 16)
+    countFlag(N, 'exp launch: --nproc', {
+      limit: maxWorkerThreads(200),
+      why: "one process per local rank, ≈ 200 MB each, half of this machine's memory",
+    });
     const port = a['master-port'] ?? (await freePort(a['master-addr']));
 
     const children: ChildProcess[] = [];

@@ -26,6 +26,7 @@ import {
   vanillaAttention,
   ZeroMqTransport,
 } from '../../../ring/index.js';
+import { gib, machineMemoryBytes } from '../../config/machine.js';
 import { backendFromArgs, withBackend } from '../options.js';
 
 interface Args {
@@ -136,6 +137,13 @@ const attentionWorker: CommandModule<object, Args> = {
       throw new InputError(`ring-worker: query heads (${H}) must be a multiple of key/value heads (${Hk})`);
     if (layout !== 'contiguous' && layout !== 'striped')
       throw new InputError(`ring-worker: --layout must be contiguous or striped; got '${a.layout}'`);
+    // NOTE: every rank draws the whole problem (q, k, v, dOut in float32) before sharding it: a
+    // size this machine cannot hold is refused here, not as a RangeError mid-draw (issue 16)
+    const problemBytes = 4 * (2 * B * H * T * D + 2 * B * Hk * T * D);
+    if (problemBytes > machineMemoryBytes())
+      throw new InputError(
+        `ring-worker: --seq-len ${T} --batch ${B} --heads ${H} --kv-heads ${Hk} --head-dim ${D}: every rank draws q, k, v and dOut (4·(2·B·H·T·D + 2·B·Hk·T·D) bytes = ${gib(problemBytes)}); this machine has ${gib(machineMemoryBytes())}: use a shorter --seq-len or fewer heads`,
+      );
     const info = await initBackend({ backend: backendFromArgs(a.backend), notice: false });
     const Tp = Math.ceil(T / N) * N;
     const c = Tp / N;
