@@ -16,6 +16,7 @@ import {
   ringAttention,
   vanillaAttention,
 } from '../../ring/index.js';
+import { assertBenchFitsMachine } from './attention-fit.js';
 
 export interface AttentionBenchOptions {
   impl: AttentionImpl;
@@ -110,6 +111,7 @@ export function checkBenchOptions(o: AttentionBenchOptions): void {
 
 export async function benchAttention(o: AttentionBenchOptions): Promise<AttentionBenchResult> {
   checkBenchOptions(o);
+  assertBenchFitsMachine(o); // before any input is drawn or device started (issue 16)
   const { batch: B, heads: H, kvHeads: Hk, seqLen: T, headDim: D } = o;
   if (H % Hk !== 0) throw new InputError(`--heads ${H} must be a multiple of --kv-heads ${Hk}`);
   const rng = new Rng(o.seed);

@@ -23,6 +23,7 @@
 import { availableParallelism } from 'node:os';
 import { Rng } from '../../common/index.js';
 import { type AttentionImpl, processPeakRssBytes, RingGroup, tokenIndices } from '../../ring/index.js';
+import { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
 import { type InferFields, s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';
 import { parameterCount, type ScalingStepArgs, type ScalingStepResult } from './context-scaling-device.js';
@@ -59,11 +60,14 @@ const fields = {
       minLength: 1,
     },
   ),
-  devices: s.list(s.integer({ doc: 'A device count', min: 1 }), {
-    doc: 'Ring sizes N to measure',
-    default: [1, 2, 4, 8],
-    minLength: 1,
-  }),
+  devices: s.list(
+    s.integer({ doc: 'A device count', min: 1, max: maxWorkerThreads(), maxWhy: WORKER_THREADS_WHY }),
+    {
+      doc: 'Ring sizes N to measure',
+      default: [1, 2, 4, 8],
+      minLength: 1,
+    },
+  ),
   layout: s.enum(['contiguous', 'striped'] as const, {
     doc: 'Ring token layout (striped balances causal work)',
     default: 'striped',
