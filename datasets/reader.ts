@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DataType, type Field, Type } from 'apache-arrow';
-import { InputError } from '../common/index.js';
+import { assertRegularFile, InputError } from '../common/index.js';
 import { type Episode, hashEpisode } from './episode.js';
 import {
   ArrowFile,
@@ -410,6 +410,7 @@ class MinariArrowDataset implements TrajectoryDataset {
       const mdPath = join(dir, 'metadata.json');
       let len: number | undefined;
       if (existsSync(mdPath)) {
+        assertRegularFile(mdPath, 'episode metadata'); // a FIFO would block the read (issue 16)
         try {
           len = (JSON.parse(readFileSync(mdPath, 'utf8')) as { total_steps?: number }).total_steps;
         } catch (err) {
@@ -752,6 +753,8 @@ export function openDataset(path: string, options: OpenOptions = {}): Trajectory
       `${path}: not a dataset (expected an Arrow file, or a directory with data/metadata.json)`,
     );
   const mdPath = join(dataDir, 'metadata.json');
+  // NOTE: reading a FIFO blocks until a writer appears, ignoring Ctrl-C (issue 16)
+  assertRegularFile(mdPath, 'Minari dataset metadata');
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(mdPath, 'utf8'));

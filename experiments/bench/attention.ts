@@ -14,9 +14,9 @@ import {
   type RingLayout,
   RingGroup,
   ringAttention,
-  vanillaAttention,
 } from '../../ring/index.js';
 import { assertBenchFitsMachine } from './attention-fit.js';
+import { referenceAttention } from './reference.js';
 
 export interface AttentionBenchOptions {
   impl: AttentionImpl;
@@ -107,6 +107,20 @@ export function checkBenchOptions(o: AttentionBenchOptions): void {
     );
   if (o.layout !== 'contiguous' && o.layout !== 'striped')
     throw new InputError(`--layout: expected contiguous or striped; got '${o.layout}'`);
+}
+
+/**
+ * Progress of a long --check on stderr (every 5 s; silent for checks under ~1e10 multiply-adds):
+ * the float64 reference is plain loops, O(B·H·T²·D).
+ */
+function checkProgress(multiplyAdds: number): ((done: number, total: number) => void) | undefined {
+  if (multiplyAdds < 1e10) return undefined;
+  let last = performance.now();
+  return (done, total) => {
+    if (performance.now() - last < 5000 && done < total) return;
+    last = performance.now();
+    process.stderr.write(`--check: float64 reference, head ${done}/${total}\n`);
+  };
 }
 
 export async function benchAttention(o: AttentionBenchOptions): Promise<AttentionBenchResult> {
@@ -215,24 +229,17 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
     const r = best!;
     let maxRelErr: number | undefined;
     if (o.check) {
-      const q = tf.tensor4d(qData, [B, H, T, D]);
-      const k = tf.tensor4d(kData, [B, Hk, T, D]);
-      const v = tf.tensor4d(vData, [B, Hk, T, D]);
-      const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => vanillaAttention(x, y, z, options);
-      const errs: number[] = [];
-      if (dData) {
-        const { value, grads } = tf.valueAndGrads(f)([q, k, v], tf.tensor4d(dData, [B, H, T, D]));
-        errs.push(relError(r.out.dataSync(), value.dataSync()));
+      // NOTE: against the float64 reference, not vanilla: vanilla was checked against itself
+      // (issue 16), and a float32 reference hides errors of its own size
+      const ref = referenceAttention(
+        { B, H, Hk, T, D, causal: o.causal, q: qData, k: kData, v: vData, dOut: dData },
+        checkProgress(B * H * T * T * D * (dData ? 5 : 2)),
+      );
+      const errs = [relError(r.out.dataSync(), ref.out)];
+      if (dData)
         [r.dq, r.dk, r.dv].forEach((g, i) => {
-          errs.push(relError(g!.dataSync(), grads[i].dataSync()));
+          errs.push(relError(g!.dataSync(), [ref.dq, ref.dk, ref.dv][i]));
         });
-        tf.dispose([value, ...grads]);
-      } else {
-        const ref = f(q, k, v);
-        errs.push(relError(r.out.dataSync(), ref.dataSync()));
-        ref.dispose();
-      }
-      tf.dispose([q, k, v]);
       maxRelErr = Math.max(...errs);
     }
     dispose(r);

@@ -60,6 +60,18 @@ export function displayPath(p: string): string {
  */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
+/**
+ * A deep copy whose mappings have no prototype (issue 16 item 12), so neither a key path from
+ * `--set` nor the validator can reach Object.prototype through them; lists stay lists.
+ */
+export function prototypeFree(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(prototypeFree);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = Object.create(null);
+  for (const [k, v] of Object.entries(value)) out[k] = prototypeFree(v);
+  return out;
+}
+
 /** Aliases allowed in one config (YAML's default is 100); far more is an expansion attack. */
 const MAX_ALIASES = 100;
 
@@ -121,8 +133,8 @@ export function applySet(doc: Record<string, unknown>, assignment: string): void
     );
   let node: Record<string, unknown> = doc;
   for (let i = 0; i < keys.length - 1; i++) {
-    const next = node[keys[i]];
-    if (next === undefined || next === null) node[keys[i]] = {};
+    const next = Object.hasOwn(node, keys[i]) ? node[keys[i]] : undefined;
+    if (next === undefined || next === null) node[keys[i]] = Object.create(null);
     else if (typeof next !== 'object' || Array.isArray(next))
       throw new InputError(
         `--set '${assignment}': '${keys.slice(0, i + 1).join('.')}' is ${describeValue(next)}, not a mapping`,
@@ -138,7 +150,7 @@ export function checkConfig(raw: unknown, label: string, options: LoadOptions = 
     throw new InputError(`${label}: the config is empty; expected a mapping with at least 'recipe'`);
   if (typeof raw !== 'object' || Array.isArray(raw))
     throw new InputError(`${label}: expected a mapping of keys at the top level; got ${describeValue(raw)}`);
-  const doc = structuredClone(raw) as Record<string, unknown>;
+  const doc = prototypeFree(raw) as Record<string, unknown>;
   for (const a of options.sets ?? []) applySet(doc, a);
   if (options.seed !== undefined) doc.seed = options.seed;
   if (options.backend !== undefined) doc.backend = options.backend;

@@ -218,16 +218,19 @@ export class ObjectSchema<T> extends Schema<T> {
       return MISSING;
     }
     const raw = v as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
+    // NOTE: prototype-free (issue 16 item 12): a validated config has only its fields, so no
+    // lookup can reach Object.prototype; and own keys only, since `'toString' in {}` is true and
+    // such a key was dropped silently instead of refused as unknown
+    const out: Record<string, unknown> = Object.create(null);
     let bad = false;
     for (const key of Object.keys(raw)) {
-      if (!(key in this.fields)) {
+      if (!Object.hasOwn(this.fields, key)) {
         issues.add(join(path, key), `unknown key${suggest(key, Object.keys(this.fields))}`);
         bad = true;
       }
     }
     for (const [key, field] of Object.entries(this.fields)) {
-      const r = field.check(raw[key], join(path, key), issues);
+      const r = field.check(Object.hasOwn(raw, key) ? raw[key] : undefined, join(path, key), issues);
       if (r === MISSING) bad = true;
       else out[key] = r;
     }
