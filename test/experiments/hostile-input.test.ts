@@ -10,10 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { isInputError, Rng } from '../../common/index.js';
+import * as tf from '@tensorflow/tfjs';
+import { isInputError, Rng, relError } from '../../common/index.js';
+import { loadConfig } from '../../experiments/index.js';
 import { FileStore } from '../../experiments/tracking/index.js';
 import { CheckpointReader, encodeSafetensors, SafetensorsFile } from '../../lm/index.js';
+import { initBackend, RingGroup, vanillaAttention } from '../../ring/index.js';
 import { runPython } from '../helpers/python.js';
+import { referenceAttention } from '../helpers/reference.js';
 import { repoRoot, runExp, tempDir, testEnv } from './util.js';
 
 const work = tempDir('hostile');
@@ -109,7 +113,63 @@ const CASES: CliCase[] = [
   {
     name: 'bench attention --seq-len 1e12',
     args: () => ['bench', 'attention', '--seq-len', '1e12'],
-    says: /need more memory than this machine can allocate \(Invalid typed array length/,
+    says: /--seq-len 1000000000000 .*: needs at least [\d.e+]+ GiB \(q, k, v .*\); this machine has [\d.]+ GiB/,
+  },
+  {
+    name: 'bench attention --impl ring --devices 1000',
+    args: () => ['bench', 'attention', '--impl', 'ring', '--devices', '1000'],
+    says: /--devices: expected at most \d+ \(one worker thread per device, ≈ 64 MB each/,
+  },
+  {
+    name: 'bench attention --impl vanilla --seq-len 200000',
+    args: () => ['bench', 'attention', '--impl', 'vanilla', '--seq-len', '200000'],
+    says: /needs at least [\d.]+ GiB .*vanilla's \(B, H, T, T\) scores and softmax 2·B·H·T²·4 = 2·1·8·200000²·4 bytes = 2384\.2 GiB.*this machine has/,
+  },
+  {
+    name: 'bench attention --impl vanilla --seq-len 16384 --backend wasm (one device heap)',
+    args: () => ['bench', 'attention', '--impl', 'vanilla', '--seq-len', '16384', '--backend', 'wasm'],
+    says: /one device needs at least 16\.\d GiB .*a wasm device's heap holds at most 4\.0 GiB/,
+  },
+  {
+    name: 'bench attention --heads 1000000',
+    args: () => ['bench', 'attention', '--heads', '1000000'],
+    says: /--heads 1000000 .*needs at least [\d.]+ GiB/,
+  },
+  {
+    name: 'bench attention --batch 100000 --head-dim 4096',
+    args: () => ['bench', 'attention', '--batch', '100000', '--head-dim', '4096'],
+    says: /--batch 100000 .*--head-dim 4096: needs at least [\d.]+ GiB/,
+  },
+  {
+    name: 'launch --nproc 1000',
+    args: () => ['launch', '--nproc', '1000', '--', 'exp', 'ring-worker', 'attention'],
+    says: /--nproc: expected at most \d+ \(one process per local rank/,
+  },
+  {
+    name: 'ring-worker attention --seq-len 1e12',
+    args: () => ['ring-worker', 'attention', '--seq-len', '1e12'],
+    env: { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1', RING_SECRET: 'hostile-input-test-secret-0123456789' },
+    says: /every rank draws q, k, v and dOut .* this machine has/,
+  },
+  {
+    name: 'offline-rl.model.devices=1000',
+    args: () => ['run', join(repoRoot, 'test', 'fixtures', 'offline-rl-tiny.yaml'), '--dry-run', '--set', 'offline-rl.model.devices=1000'],
+    says: /offline-rl\.model\.devices: expected an integer ≥ 1 and ≤ \d+ \(one worker thread per device/,
+  },
+  {
+    name: 'sharegpt-finetune.devices=1000',
+    args: () => ['run', 'sharegpt-finetune.yaml', '--dry-run', '--set', 'sharegpt-finetune.devices=1000'],
+    says: /sharegpt-finetune\.devices: expected an integer ≥ 1 and ≤ \d+ \(one worker thread/,
+  },
+  {
+    name: "context-scaling.devices=[1, 1000]",
+    args: () => ['run', 'context-scaling.yaml', '--dry-run', '--set', 'context-scaling.devices=[1, 1000]'],
+    says: /context-scaling\.devices\[1\]: expected an integer ≥ 1 and ≤ \d+ \(one worker thread/,
+  },
+  {
+    name: '--set toy.toString=1 (an inherited name)',
+    args: () => toy('--set', 'toy.toString=1'),
+    says: /toy\.toString: unknown key/,
   },
   // datasets
   { name: 'data inspect <FIFO>', args: () => ['data', 'inspect', fifo('a.fifo')], says: /expected the Arrow dataset to be a regular file; it is a FIFO/ },
@@ -121,6 +181,16 @@ const CASES: CliCase[] = [
     says: /expected the HDF5 file to be a regular file; it is a FIFO/,
   },
   { name: 'data inspect /dev/zero', args: () => ['data', 'inspect', '/dev/zero'], says: /it is a device/ },
+  {
+    name: 'data inspect <Minari dir whose data/metadata.json is a FIFO>',
+    args: () => {
+      const dir = join(work, 'minari-fifo');
+      mkdirSync(join(dir, 'data'), { recursive: true });
+      spawnSync('mkfifo', [join(dir, 'data', 'metadata.json')]);
+      return ['data', 'inspect', dir];
+    },
+    says: /metadata\.json: expected the Minari dataset metadata to be a regular file; it is a FIFO/,
+  },
   {
     name: 'exp run offline-rl on a FIFO dataset',
     args: () => [
@@ -265,5 +335,68 @@ describe('safetensors: offsets outside the data section and shard paths outside 
       () => new CheckpointReader(dir),
       (e: unknown) => isInputError(e) && /it is a FIFO/.test((e as Error).message),
     );
+  });
+});
+
+describe('config mappings have no prototype (issue 16 item 12)', () => {
+  test('every mapping of a loaded config is prototype-free; --set cannot reach Object.prototype', () => {
+    const loaded = loadConfig('toy.yaml', { sets: ['toy.steps=3', 'toy.lr=0.5'] });
+    const mappings: [string, object][] = [];
+    const walk = (v: unknown, path: string) => {
+      if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
+      else if (v !== null && typeof v === 'object') {
+        mappings.push([path, v]);
+        for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+      }
+    };
+    walk(loaded.config, '');
+    assert.ok(mappings.length >= 4, `mappings found: ${mappings.map(([p]) => p || '(top)').join(', ')}`);
+    for (const [path, m] of mappings) assert.equal(Object.getPrototypeOf(m), null, `${path || '(top)'} has a prototype`);
+    assert.equal((loaded.config as unknown as { toy: { steps: number } }).toy.steps, 3);
+    assert.throws(() => loadConfig('toy.yaml', { sets: ['__proto__.polluted=1'] }), isInputError);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype untouched');
+  });
+});
+
+describe('exp bench attention --check and device errors', () => {
+  test('vanilla --check: maxRelErr is against the float64 reference, not against vanilla itself', async () => {
+    const [B, H, T, D] = [1, 2, 64, 8];
+    const seed = (Date.now() ^ process.pid) % 100_000;
+    const r = await runExp(
+      ['bench', 'attention', '--impl', 'vanilla', '--seq-len', String(T), '--heads', String(H), '--head-dim', String(D)]
+        .concat(['--seed', String(seed), '--check', '--json', '--repeats', '0', '--backend', 'wasm']),
+      { env },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const got = (JSON.parse(r.stdout) as { maxRelErr: number }).maxRelErr;
+    // the same inputs as the bench draws them (q, k, v in that order), vanilla in float32 here
+    const rng = new Rng(seed);
+    const q = rng.normalArray(B * H * T * D);
+    const k = rng.normalArray(B * H * T * D);
+    const v = rng.normalArray(B * H * T * D);
+    await initBackend({ backend: 'wasm', notice: false });
+    const out = vanillaAttention(tf.tensor4d(q, [B, H, T, D]), tf.tensor4d(k, [B, H, T, D]), tf.tensor4d(v, [B, H, T, D]));
+    const expected = relError(out.dataSync(), referenceAttention({ B, H, Hk: H, T, D, causal: false, q, k, v }).out);
+    out.dispose();
+    // float32 against float64 is never exact; vanilla against itself was (the bug: 0)
+    assert.ok(expected > 1e-9, `float32 vanilla vs float64: ${expected}`);
+    assert.ok(Math.abs(got - expected) <= 0.25 * expected, `bench maxRelErr ${got}; vanilla vs float64 here ${expected}`);
+  });
+
+  test('a kernel error inside a device is named (not "Cannot read properties of undefined")', async () => {
+    const group = await RingGroup.create({ devices: 1, backend: 'wasm' });
+    // (T, T) scores of 40000² floats: more than a wasm heap can address, so the matmul throws
+    const T = 40_000;
+    const x = new Float32Array(T);
+    try {
+      await assert.rejects(
+        group.run(new URL('../../ring/device/single-task.js', import.meta.url), 'singleAttentionTask', [
+          { impl: 'vanilla', q: x, k: x, v: x, B: 1, H: 1, Hk: 1, T, D: 1, options: {}, measureMemory: true },
+        ], 1),
+        (e: Error) => /device 0 crashed: Invalid typed array length/.test(e.message) && !/Cannot read properties/.test(e.message),
+      );
+    } finally {
+      await group.dispose();
+    }
   });
 });
