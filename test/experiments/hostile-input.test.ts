@@ -343,7 +343,9 @@ describe('config mappings have no prototype (issue 16 item 12)', () => {
     const loaded = loadConfig('toy.yaml', { sets: ['toy.steps=3', 'toy.lr=0.5'] });
     const mappings: [string, object][] = [];
     const walk = (v: unknown, path: string) => {
-      if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
+      if (Array.isArray(v)) {
+        for (const [i, x] of v.entries()) walk(x, `${path}[${i}]`);
+      }
       else if (v !== null && typeof v === 'object') {
         mappings.push([path, v]);
         for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
