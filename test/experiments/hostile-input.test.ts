@@ -141,6 +141,11 @@ const CASES: CliCase[] = [
     says: /--batch 100000 .*--head-dim 4096: needs at least [\d.]+ GiB/,
   },
   {
+    name: 'bench env --num-envs 1000 --workers 1000',
+    args: () => ['bench', 'env', 'Ant-v5', '--num-envs', '1000', '--workers', '1000'],
+    says: /--workers: expected at most \d+ \(each a thread with its own MuJoCo instance/,
+  },
+  {
     name: 'launch --nproc 1000',
     args: () => ['launch', '--nproc', '1000', '--', 'exp', 'ring-worker', 'attention'],
     says: /--nproc: expected at most \d+ \(one process per local rank/,

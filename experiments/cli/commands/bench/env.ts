@@ -7,6 +7,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { InputError } from '../../../../common/index.js';
 import { AsyncVectorEnv, make, makeVec, mujocoVersion } from '../../../../rl/envs/index.js';
 import { parseKwargsFlag } from '../env.js';
+import { countFlag, maxWorkerThreads } from '../../options.js';
 
 interface BenchEnvArgs {
   id: string;
@@ -61,6 +62,12 @@ export const benchEnvCommand: CommandModule<object, BenchEnvArgs> = {
       throw new InputError(`--warmup: expected a non-negative integer; got ${args.warmup}`);
     if (args.vector !== 'sync' && args.vector !== 'async')
       throw new InputError(`--vector: expected sync or async; got ${args.vector}`);
+    // each worker thread holds a MuJoCo wasm instance: bounded like every thread count (issue 16)
+    if (args.workers !== undefined)
+      countFlag(args.workers, '--workers', {
+        limit: maxWorkerThreads(),
+        why: "each a thread with its own MuJoCo instance, ≈ 64 MB, half of this machine's memory",
+      });
     const kwargs = parseKwargsFlag(args.kwargs);
     const calls = Math.ceil(args.steps / n);
     const warmCalls = Math.ceil(args.warmup / n);
