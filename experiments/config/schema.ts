@@ -220,7 +220,7 @@ export class ObjectSchema<T> extends Schema<T> {
     const raw = v as Record<string, unknown>;
     // NOTE: prototype-free (issue 16 item 12): a validated config has only its fields, so no
     // lookup can reach Object.prototype; and own keys only, since `'toString' in {}` is true and
-    // such a key was dropped silently instead of refused as unknown
+    // such a key was dropped silently instead of refused as unknown (`--set toy.toString=1`)
     const out: Record<string, unknown> = Object.create(null);
     let bad = false;
     for (const key of Object.keys(raw)) {
