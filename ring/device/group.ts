@@ -33,7 +33,7 @@ export interface RingGroupOptions {
 }
 
 /** How long an error reply waits for the crash that may follow it and name its cause. */
-const CRASH_GRACE_MS = 200;
+const CRASH_GRACE_MS = 500;
 
 interface Pending {
   resolve: (v: unknown) => void;
