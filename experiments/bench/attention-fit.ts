@@ -25,7 +25,10 @@ export interface BenchMemoryNeed {
   scoreBytes: number;
   /** What the busiest device holds at least: its share of inputs and outputs, plus the scores. */
   perDeviceBytes: number;
-  /** The whole process (devices are threads of it): the main thread's copies plus every device. */
+  /**
+   * The whole process (devices are threads of it): the main thread's input arrays plus every
+   * device (the device gets copies of the inputs: structured clone, then its heap).
+   */
   totalBytes: number;
 }
 
@@ -39,7 +42,7 @@ export function benchMemoryNeed(o: AttentionBenchOptions): BenchMemoryNeed {
   const outputBytes = 4 * (o.backward ? 2 * qFloats + 2 * kvFloats : qFloats);
   const scoreBytes = o.impl === 'vanilla' ? 2 * 4 * B * H * T * T : 0; // scores + softmax, (B, H, T, T) each
   const perDeviceBytes = (inputBytes + outputBytes) / N + scoreBytes;
-  return { inputBytes, outputBytes, scoreBytes, perDeviceBytes, totalBytes: inputBytes + outputBytes + N * perDeviceBytes };
+  return { inputBytes, outputBytes, scoreBytes, perDeviceBytes, totalBytes: inputBytes + N * perDeviceBytes };
 }
 
 /**
