@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../common/index.js';
-import { customOp, dims, linear } from './ops.js';
+import { customOp, dims, linear, recomputeGrads } from './ops.js';
 
 export type FeedForwardKind = 'swiglu' | 'gelu' | 'relu';
 
@@ -93,29 +93,21 @@ export function blockwiseFeedForward(x: tf.Tensor, w: FeedForwardWeights, chunkS
       value,
       gradFunc: (dy, saved) => {
         const [sx, ...sw] = saved;
-        // NOTE: tf.grads at depth 0 resets the engine's tape; the outer backward pass needs it back
-        // (as ring/ops.ts `checkpoint` does)
-        const engine = tf.engine() as unknown as { state: { activeTape: unknown } };
-        const outerTape = engine.state.activeTape;
-        try {
-          const dxParts: tf.Tensor[] = [];
-          let dws: tf.Tensor[] | undefined;
-          for (const r of ranges) {
-            const [dxc, ...dwc] = tf.tidy(() => tf.grads(f)([rows(sx, r), ...sw], rows(dy, r)));
-            dxParts.push(dxc);
-            if (!dws) dws = dwc;
-            else {
-              const sum: tf.Tensor[] = dws.map((d, i) => tf.add(d, dwc[i]));
-              tf.dispose([...dws, ...dwc]);
-              dws = sum;
-            }
+        const dxParts: tf.Tensor[] = [];
+        let dws: tf.Tensor[] | undefined;
+        for (const r of ranges) {
+          const [dxc, ...dwc] = tf.tidy(() => recomputeGrads(f, [rows(sx, r), ...sw], rows(dy, r)));
+          dxParts.push(dxc);
+          if (!dws) dws = dwc;
+          else {
+            const sum: tf.Tensor[] = dws.map((d, i) => tf.add(d, dwc[i]));
+            tf.dispose([...dws, ...dwc]);
+            dws = sum;
           }
-          const dx = tf.concat(dxParts, 1);
-          tf.dispose(dxParts);
-          return [dx, ...(dws as tf.Tensor[])];
-        } finally {
-          engine.state.activeTape = outerTape;
         }
+        const dx = tf.concat(dxParts, 1);
+        tf.dispose(dxParts);
+        return [dx, ...(dws as tf.Tensor[])];
       },
     };
   });

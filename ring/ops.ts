@@ -104,21 +104,30 @@ export function checkpoint(f: (...inputs: tf.Tensor[]) => tf.Tensor, inputs: tf.
     save(xs);
     return {
       value: tf.tidy(() => f(...xs)),
-      gradFunc: (dy, saved) => {
-        // NOTE: tfjs resets the engine's tape when a gradient computation starts at depth 0,
-        // which is where a gradFunc runs; the outer backward pass still needs its tape to free
-        // saved tensors afterwards, so it is put back.
-        const engine = tf.engine() as unknown as { state: { activeTape: unknown } };
-        const outerTape = engine.state.activeTape;
-        try {
-          return tf.grads((...ys: tf.Tensor[]) => f(...ys))(saved, dy);
-        } finally {
-          engine.state.activeTape = outerTape;
-        }
-      },
+      gradFunc: (dy, saved) => recomputeGrads(f, saved, dy),
     };
   });
   return wrapped(...inputs);
+}
+
+/**
+ * Inside a custom op's gradFunc: re-runs `f` on `inputs` under autodiff and returns the gradient
+ * of each input for the output gradient `dy`. NOTE: tfjs resets the engine's tape when a gradient
+ * computation starts at depth 0, which is where a gradFunc runs; the outer backward pass still
+ * needs its tape to free saved tensors afterwards, so it is put back.
+ */
+export function recomputeGrads(
+  f: (...inputs: tf.Tensor[]) => tf.Tensor,
+  inputs: tf.Tensor[],
+  dy: tf.Tensor,
+): tf.Tensor[] {
+  const engine = tf.engine() as unknown as { state: { activeTape: unknown } };
+  const outerTape = engine.state.activeTape;
+  try {
+    return tf.grads((...ys: tf.Tensor[]) => f(...ys))(inputs, dy);
+  } finally {
+    engine.state.activeTape = outerTape;
+  }
 }
 
 /** Identity in the forward pass, zero gradient (jax.lax.stop_gradient). */
