@@ -19,6 +19,7 @@ import {
   type FinetuneStepArgs,
   type FinetuneStepResult,
   finetuneBytesPerDevice,
+  finetuneMessageFloats,
   shardStep,
   type Window,
 } from '../lm/finetune-device.js';
@@ -89,9 +90,7 @@ for (const N of deviceCounts) {
   const attention: LlamaRuntime['attention'] = N === 1 ? 'blockwise' : 'ring';
   const runtime: LlamaRuntime = { attention, blockSize: BLOCK, ffnChunk: BLOCK, checkpointLayers: true };
   const group = await RingGroup.create({ devices: N, backend: 'wasm' });
-  const Dh = config.hiddenSize / config.numHeads;
-  const floatsFor = (T: number) =>
-    Math.max(N > 1 ? 2 * BATCH * config.numKvHeads * (T / N) * Dh : 1, Math.ceil((parameters + 1) / N));
+  const floatsFor = (T: number) => finetuneMessageFloats(config, BATCH, T, N, parameters);
   const initArgs: FinetuneInitArgs = { config, runtime, weights, beta1: 0.9, beta2: 0.95, weightDecay: 0.01 };
   const rng = new Rng(7);
   const argsFor = (T: number, lr: number): FinetuneStepArgs[] =>

@@ -23,7 +23,7 @@ import {
   tokenIndices,
   withPeakBytes,
 } from '../ring/index.js';
-import { IGNORE_INDEX, type LlamaModel } from './model.js';
+import { IGNORE_INDEX, type LlamaConfig, type LlamaModel } from './model.js';
 import { buildModel, type LoadModelArgs } from './ring-device.js';
 
 interface Finetuner {
@@ -212,6 +212,22 @@ export async function probeFinetune(a: FinetuneStepArgs, ctx: DeviceContext): Pr
 }
 
 /**
+ * The largest message a device sends its neighbour in a step: a layer's K/V block of its c = T/N
+ * tokens (ring only), or its share of the gradient all-reduce (every parameter and the loss).
+ */
+export function finetuneMessageFloats(
+  config: LlamaConfig,
+  batch: number,
+  seqLen: number,
+  devices: number,
+  parameters: number,
+): number {
+  const Dh = config.hiddenSize / config.numHeads;
+  const kvBlock = devices > 1 ? 2 * batch * config.numKvHeads * (seqLen / devices) * Dh : 1;
+  return Math.max(kvBlock, Math.ceil((parameters + 1) / devices));
+}
+
+/**
  * Tensor bytes a device needs to train: the probe's peak (one micro-batch's forward and backward)
  * plus the replica (weights, AdamW's two moments and the gradient: 4 float32 per parameter) plus
  * the ring's receive slots.
@@ -224,8 +240,18 @@ export function finetuneBytesPerDevice(
   return probePeakBytes + 4 * 4 * parameters + commBytes;
 }
 
-/** Weights (in `LlamaModel.variables()` order) and AdamW's state of this replica. */
-export function finetuneState(): { weights: Float32Array[]; optimizer: OptimizerState } {
+/** A replica's weights (in `LlamaModel.variables()` order) and AdamW's state. */
+export interface FinetuneState {
+  weights: Float32Array[];
+  optimizer: OptimizerState;
+}
+
+/**
+ * This replica's state when `reply` is set, else null: every replica holds the same, so a
+ * checkpoint asks device 0 only instead of copying N states to the main thread.
+ */
+export function finetuneState(a: { reply: boolean }): FinetuneState | null {
+  if (!a.reply) return null;
   const { model, optimizer } = current();
   return {
     weights: model.variables().map((v) => v.dataSync() as Float32Array),

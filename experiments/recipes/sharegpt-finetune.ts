@@ -25,9 +25,11 @@ import { InputError } from '../../common/index.js';
 import { TokenDataset, TokenWindowSampler } from '../../datasets/index.js';
 import {
   type FinetuneInitArgs,
+  type FinetuneState,
   type FinetuneStepArgs,
   type FinetuneStepResult,
   finetuneBytesPerDevice,
+  finetuneMessageFloats,
   shardStep,
   type Window,
 } from '../../lm/finetune-device.js';
@@ -242,11 +244,7 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
     optimizer,
   };
   // the largest message: a K/V block of one layer, or a device's share of the all-reduce
-  const Dh = model.config.hiddenSize / model.config.numHeads;
-  const messageFloats = Math.max(
-    N > 1 ? 2 * c.batchSize * model.config.numKvHeads * (c.seqLen / N) * Dh : 1,
-    Math.ceil((total + 1) / N),
-  );
+  const messageFloats = finetuneMessageFloats(model.config, c.batchSize, c.seqLen, N, total);
   const group = await RingGroup.create({ devices: N, backend: ctx.backend.name });
   const ds = new TokenDataset(arrow);
   try {
@@ -297,12 +295,12 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
         );
     }
     const snapshot = async (step: number) => {
-      const [state] = await group.run<null, { weights: Float32Array[]; optimizer: OptimizerState }>(
+      const [state] = (await group.run<{ reply: boolean }, FinetuneState | null>(
         deviceModule,
         'finetuneState',
-        Array(N).fill(null),
+        Array.from({ length: N }, (_, rank) => ({ reply: rank === 0 })),
         1,
-      );
+      )) as [FinetuneState];
       const tensors: Record<string, SavedTensor> = {};
       vars.forEach((v, i) => {
         tensors[`w${i}`] = { shape: v.shape, data: state.weights[i] };
@@ -380,7 +378,8 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
             outputs: [{ name: 'logits', dtype: 'float32', shape: [-1, -1, model.config.vocabSize] }],
             flavor: {
               format: 'huggingface-llama',
-              loader: 'transformers LlamaForCausalLM.from_pretrained(<this folder>), or lm/ loadLlama(<this folder>)',
+              loader:
+                'transformers LlamaForCausalLM.from_pretrained(<this folder>), or lm/ loadLlama(<this folder>)',
             },
             params: {
               vocab_size: model.config.vocabSize,

@@ -13,7 +13,9 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import {
   type FinetuneInitArgs,
+  type FinetuneState,
   type FinetuneStepResult,
+  finetuneMessageFloats,
   shardStep,
   type Window,
 } from '../../lm/finetune-device.js';
@@ -115,8 +117,7 @@ async function train(
     beta2: 0.95,
     weightDecay: 0.1,
   };
-  const Dh = config.hiddenSize / config.numHeads;
-  const floats = Math.max(2 * B * config.numKvHeads * (T / devices) * Dh, Math.ceil((total + 1) / devices));
+  const floats = finetuneMessageFloats(config, B, T, devices, total);
   const group = await RingGroup.create({ devices, backend: 'wasm' });
   const rng = new Rng(seed + 1);
   const trace: Trace = { losses: [], gradNorms: [], afterFirst: new Float32Array() };
@@ -132,12 +133,13 @@ async function train(
       trace.losses.push(res[0].loss);
       trace.gradNorms.push(res[0].gradNorm);
       if (step === 1) {
-        const states = await group.run<null, { weights: Float32Array[] }>(
+        // every replica replies here, to check they stay identical
+        const states = (await group.run<{ reply: boolean }, FinetuneState | null>(
           deviceModule,
           'finetuneState',
-          Array(devices).fill(null),
+          Array(devices).fill({ reply: true }),
           1,
-        );
+        )) as FinetuneState[];
         const flat = (ws: Float32Array[]) => {
           const out = new Float32Array(total);
           let off = 0;
