@@ -252,6 +252,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
       original(key, value, step);
     };
   }
+  stopAfterStepForTests(tracker);
   const checkpoints = new Checkpoints({
     store,
     runId,
@@ -344,4 +345,29 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
   // NOTE: the status is printed once, by the CLI (stdout), with the score (issue 15)
   if (failure) throw failure;
   return { runId, experimentId, trackingUri: store.uri, status, score, configYaml };
+}
+
+/**
+ * Fault injection for the kill-and-resume tests: with `EXP_FAULT_STOP_AT_STEP=n` the process
+ * flushes its metrics and stops itself (SIGSTOP) once a training metric of step ≥ n is logged.
+ * A test then sees a fixed state in the store (checkpoints and logged steps that no longer move)
+ * and kills the process there; waiting for the moment by polling raced a fast run to its end.
+ */
+function stopAfterStepForTests(tracker: RunTracker): void {
+  const raw = process.env.EXP_FAULT_STOP_AT_STEP;
+  if (!raw) return;
+  const at = Number(raw);
+  if (!Number.isInteger(at) || at < 1)
+    throw new Error(`EXP_FAULT_STOP_AT_STEP: expected a step ≥ 1, got '${raw}'`);
+  const original = tracker.metric.bind(tracker);
+  let stopping = false;
+  tracker.metric = (key, value, step) => {
+    original(key, value, step);
+    if (stopping || !key.startsWith('train/') || step < at) return;
+    stopping = true;
+    tracker.flush().then(
+      () => process.kill(process.pid, 'SIGSTOP'),
+      () => process.kill(process.pid, 'SIGSTOP'),
+    );
+  };
 }

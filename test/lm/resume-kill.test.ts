@@ -5,8 +5,9 @@
  * complete checkpoint and at least one logged step past it, then resumed. The resumed run must log
  * every step exactly once with the uninterrupted run's values.
  *
- * The kill waits on events in the run's store (test/helpers/kill-resume.ts), never on a
- * wall-clock window; the only bound is a generous timeout per wait.
+ * The killed run stops itself after step 6 (`EXP_FAULT_STOP_AT_STEP`, experiments/runner.ts), so
+ * it cannot finish before the kill; the kill waits on events in the run's store
+ * (test/helpers/kill-resume.ts), never on a wall-clock window.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -121,7 +122,8 @@ for (const c of cases)
     const store = join(work, `mlruns-${tag}`);
     // the uninterrupted reference runs alongside the one we kill
     const refP = runExp(args(refStore), { env });
-    const child = spawnExp(args(store), { env });
+    // stops itself after step 6 (checkpoint 4 saved): the run cannot finish before the kill
+    const child = spawnExp(args(store), { env: { ...env, EXP_FAULT_STOP_AT_STEP: '6' } });
     const done = finished(child);
     const id = await runIdFromStderr(child);
     const fs = new FileStore(store);

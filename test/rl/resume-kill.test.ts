@@ -5,8 +5,9 @@
  * and at least one logged step past it, then resumed. The resumed run must log every step exactly
  * once with the uninterrupted run's values (train/loss, and the evaluations).
  *
- * The kill waits on events in the run's store (a checkpoint artifact, then a later train/loss
- * step), never on a wall-clock window; the only bound is a generous 120 s timeout per wait.
+ * The killed run stops itself after step 6 (`EXP_FAULT_STOP_AT_STEP`, experiments/runner.ts), past
+ * checkpoint 4, so a fast run (BC) cannot finish before the kill; the kill then waits on events in
+ * the run's store (a complete checkpoint, a later train/loss step), never on a wall-clock window.
  *
  * Checked to fail on: the sampler's generator not restored on resume (the `samplerRng` line of
  * experiments/recipes/offline-rl.ts disabled by hand, then restored). The PPO case found a bug:
@@ -22,6 +23,7 @@ import { boxSpace, writeEpisodes } from '../../datasets/index.js';
 import { FileStore } from '../../experiments/tracking/index.js';
 import { make } from '../../rl/envs/index.js';
 import { repoRoot } from '../helpers/cli.js';
+import { checkpointThenStep, until } from '../helpers/kill-resume.js';
 import { finished, outcome, runExp, runIdFromStderr, spawnExp, testEnv } from '../experiments/util.js';
 
 let dir: string;
@@ -70,16 +72,6 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const STEPS = 30;
 
-/** Polls `probe` until it returns true; fails after `timeoutMs` (generous: the machine may be loaded). */
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
 describe('offline-rl: SIGKILL then --resume gives the uninterrupted run', () => {
   for (const [name, extra] of [
     [
@@ -123,21 +115,12 @@ describe('offline-rl: SIGKILL then --resume gives the uninterrupted run', () => 
       const store = join(work, 'mlruns');
       // The uninterrupted reference runs alongside the one we kill.
       const refP = runExp(args(refStore), { env, cwd: work });
-      const child = spawnExp(args(store), { env, cwd: work });
+      // stops itself after step 6 (checkpoint 4 saved): a fast run cannot finish before the kill
+      const child = spawnExp(args(store), { env: { ...env, EXP_FAULT_STOP_AT_STEP: '6' }, cwd: work });
       const done = finished(child);
       const runId = await runIdFromStderr(child);
       const fs = new FileStore(store);
-      let saved = 0;
-      let logged = 0;
-      await until('a checkpoint and a later logged step', async () => {
-        const ckpts = (await fs.listArtifacts(runId, 'checkpoints').catch(() => [])).map((a) =>
-          Number(a.path.slice(-8)),
-        );
-        saved = ckpts.length ? Math.max(...ckpts) : 0;
-        const h = await fs.getMetricHistory(runId, 'train/loss').catch(() => []);
-        logged = h.length ? Math.max(...h.map((m) => m.step)) : 0;
-        return saved > 0 && logged > saved;
-      });
+      const { saved, logged } = await checkpointThenStep(fs, runId, 'train/loss');
       child.kill('SIGKILL');
       const killed = await done;
       assert.notEqual(killed.code, 0, 'the run was killed before it finished');
