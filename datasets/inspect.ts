@@ -9,7 +9,6 @@ import {
   type DatasetDescription,
   envSpecJson,
   gymnasiumEntryPoint,
-  normalizedScore,
   parsePythonJson,
 } from './metadata.js';
 import { openDataset } from './reader.js';
@@ -27,8 +26,7 @@ export interface DatasetSummary {
   actDim: number;
   episodeLength: { mean: number; min: number; max: number };
   return: { mean: number; min: number; max: number };
-  /** D4RL-normalised return (100·(R−min)/(max−min)) when reference scores are known. */
-  normalizedScore?: { mean: number; min: number; max: number };
+  /** The dataset's own reference returns (random, expert); rl/score.ts normalises by them. */
   refMinScore?: number;
   refMaxScore?: number;
   digest?: string;
@@ -51,7 +49,6 @@ export function inspectDataset(path: string): DatasetSummary {
   try {
     const info = ds.info;
     const ret = stats(ds.returns());
-    const norm = (x: number) => normalizedScore(x, info) as number;
     return {
       path,
       layout: ds.layout,
@@ -64,10 +61,6 @@ export function inspectDataset(path: string): DatasetSummary {
       actDim: ds.actDim,
       episodeLength: stats(ds.lengths),
       return: ret,
-      normalizedScore:
-        normalizedScore(0, info) === undefined
-          ? undefined
-          : { mean: norm(ret.mean), min: norm(ret.min), max: norm(ret.max) },
       refMinScore: info.refMinScore,
       refMaxScore: info.refMaxScore,
       digest: info.digest,

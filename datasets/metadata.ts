@@ -330,12 +330,3 @@ export function readInfo(raw: unknown, where: string): DatasetInfo {
     raw: m,
   };
 }
-
-/** D4RL-style normalised score: 100·(R − min)/(max − min), when both references are known. */
-export function normalizedScore(
-  ret: number,
-  info: Pick<DatasetInfo, 'refMinScore' | 'refMaxScore'>,
-): number | undefined {
-  if (info.refMinScore === undefined || info.refMaxScore === undefined) return undefined;
-  return (100 * (ret - info.refMinScore)) / (info.refMaxScore - info.refMinScore);
-}

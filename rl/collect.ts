@@ -27,14 +27,7 @@ import {
 } from '../datasets/index.js';
 import { type Box, Discrete, make, makeVec } from './envs/index.js';
 import { PpoPolicy } from './ppo.js';
-
-/** D4RL reference returns (random, expert) for normalised scores (PAPER.md §2). */
-export const D4RL_REF_SCORES: Record<string, { min: number; max: number }> = {
-  'Ant-v5': { min: -325.6, max: 3879.7 },
-  'HalfCheetah-v5': { min: -280.18, max: 12135.0 },
-  'Hopper-v5': { min: -20.27, max: 3234.3 },
-  'Walker2d-v5': { min: 1.63, max: 4592.3 },
-};
+import { d4rlReferenceScores } from './score.js';
 
 export interface CollectOptions {
   policy: PpoPolicy;
@@ -111,7 +104,8 @@ export function collectDataset(o: CollectOptions): WriteResult {
     );
   const D = os.size;
   const A = policy.actDim;
-  const ref = D4RL_REF_SCORES[envId];
+  // the dataset records D4RL's refs for its env, so its own metadata scores it later
+  const ref = d4rlReferenceScores(envId);
   const writer = createWriter(
     o.out,
     {
@@ -280,8 +274,8 @@ export async function ensureAntMediumDataset(o: AntMediumOptions = {}): Promise<
         out,
         datasetId: 'd4rl/ant-medium-v2',
         envId: 'Ant-v2',
-        refMinScore: D4RL_REF_SCORES['Ant-v5'].min,
-        refMaxScore: D4RL_REF_SCORES['Ant-v5'].max,
+        refMinScore: d4rlReferenceScores('Ant-v2')?.min,
+        refMaxScore: d4rlReferenceScores('Ant-v2')?.max,
       });
       return { path: out, source: 'd4rl', created: true };
     }

@@ -1,34 +1,11 @@
 /**
  * Evaluation of a policy on an rl/envs task: episodes with seeds, returns, D4RL-normalised scores
- * (100·(R − random)/(expert − random), reference returns from D4RL), mean ± std.
+ * (rl/score.ts), mean ± std.
  */
 import { InputError } from '../common/index.js';
 import { make } from './envs/index.js';
 import type { RolloutEnv } from './policies/agentic-transformer.js';
-
-/** D4RL reference returns (random, expert) by environment family (PAPER.md §2). */
-export const D4RL_REFERENCE: Record<string, { random: number; expert: number }> = {
-  ant: { random: -325.6, expert: 3879.7 },
-  halfcheetah: { random: -280.18, expert: 12135.0 },
-  hopper: { random: -20.27, expert: 3234.3 },
-  walker2d: { random: 1.63, expert: 4592.3 },
-};
-
-/** The D4RL family of an env id: `Ant-v5` → ant. */
-export function d4rlFamily(envId: string): string | undefined {
-  const name = envId
-    .toLowerCase()
-    .replace(/-v\d+$/, '')
-    .replace(/[^a-z0-9]/g, '');
-  return name in D4RL_REFERENCE ? name : undefined;
-}
-
-export function normalizedScore(envId: string, ret: number): number | undefined {
-  const fam = d4rlFamily(envId);
-  if (!fam) return undefined;
-  const r = D4RL_REFERENCE[fam];
-  return (100 * (ret - r.random)) / (r.expert - r.random);
-}
+import { normalizedScore, type ReferenceScores } from './score.js';
 
 export interface EvalSummary {
   returns: number[];
@@ -38,13 +15,17 @@ export interface EvalSummary {
   normalizedStd?: number;
 }
 
-export function summarize(envId: string, returns: number[]): EvalSummary {
+/**
+ * Mean ± std of the returns and, when `refs` are known (see `referenceScores`), of their
+ * normalised scores; without refs the normalised fields are absent, never guessed.
+ */
+export function summarize(refs: ReferenceScores | undefined, returns: number[]): EvalSummary {
   const mean = returns.reduce((a, b) => a + b, 0) / Math.max(1, returns.length);
   const std = Math.sqrt(returns.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, returns.length));
-  const norm = returns.map((r) => normalizedScore(envId, r));
-  if (norm.some((n) => n === undefined)) return { returns, mean, std };
-  const nm = (norm as number[]).reduce((a, b) => a + b, 0) / norm.length;
-  const ns = Math.sqrt((norm as number[]).reduce((a, b) => a + (b - nm) ** 2, 0) / norm.length);
+  if (refs === undefined) return { returns, mean, std };
+  const norm = returns.map((r) => normalizedScore(r, refs));
+  const nm = norm.reduce((a, b) => a + b, 0) / norm.length;
+  const ns = Math.sqrt(norm.reduce((a, b) => a + (b - nm) ** 2, 0) / norm.length);
   return { returns, mean, std, normalizedMean: nm, normalizedStd: ns };
 }
 

@@ -25,8 +25,14 @@ export {
   type AntMediumOptions,
   type CollectOptions,
   collectDataset,
-  D4RL_REF_SCORES,
   datasetSpace,
   ensureAntMediumDataset,
   loadPolicy,
 } from './collect.js';
+export {
+  d4rlReferenceScores,
+  normalizedScore,
+  type ReferenceScores,
+  type ReferenceScoresQuery,
+  referenceScores,
+} from './score.js';

@@ -29,7 +29,7 @@ import {
   warmupCosine,
 } from '../../ring/index.js';
 import { make } from '../../rl/envs/index.js';
-import { ensureAntMediumDataset } from '../../rl/index.js';
+import { ensureAntMediumDataset, type ReferenceScores, referenceScores } from '../../rl/index.js';
 import { atModelConfig, atRollout, atTokens } from '../../rl/policies/agentic-transformer.js';
 import { BcPolicy, topEpisodes } from '../../rl/policies/bc.js';
 import { dtAct, dtModelConfig, dtTokens } from '../../rl/policies/decision-transformer.js';
@@ -353,6 +353,7 @@ async function trainTransformer(
   target: number,
 ): Promise<void> {
   const c = ctx.config;
+  const refs = referenceScores({ info: ds.info, envId: c.env });
   const m = c.model;
   const N = m.attention === 'ring' ? m.devices : 1;
   const layout = m.layout as RingLayout;
@@ -490,7 +491,7 @@ async function trainTransformer(
           progress.expectPhases('eval', evalsLeft(c, step - 1));
           progress.beginPhase('eval');
           evals.push(
-            evaluateTransformer(ctx, config, state.weights, norm, target, step, (e) =>
+            evaluateTransformer(ctx, config, state.weights, norm, target, step, refs, (e) =>
               progress.phaseDetail(`episode ${e + 1}/${c.eval.episodes}`),
             ),
           );
@@ -567,6 +568,7 @@ function evaluateTransformer(
   norm: { mean: Float32Array; std: Float32Array },
   target: number,
   step: number,
+  refs: ReferenceScores | undefined,
   /** Called as episode `e` starts (the progress bar shows it). */
   onEpisode: (e: number) => void = () => undefined,
 ): EvalPoint {
@@ -593,8 +595,8 @@ function evaluateTransformer(
         last.push(trials[trials.length - 1]);
         bestTrial.push(Math.max(...trials));
       }
-      const sl = summarize(c.env, last);
-      const sb = summarize(c.env, bestTrial);
+      const sl = summarize(refs, last);
+      const sb = summarize(refs, bestTrial);
       log(ctx, step, sl, sb.normalizedMean);
       return { step, score: sl.normalizedMean ?? sl.mean, best: sb.normalizedMean ?? sb.mean };
     }
@@ -620,7 +622,7 @@ function evaluateTransformer(
         return a;
       };
     });
-    const sm = summarize(c.env, returns);
+    const sm = summarize(refs, returns);
     log(ctx, step, sm);
     return { step, score: sm.normalizedMean ?? sm.mean };
   } finally {
@@ -726,7 +728,7 @@ async function trainBc(
         const env = evalEnv(c, norm);
         let episode = 0;
         const sm = summarize(
-          c.env,
+          referenceScores({ info: ds.info, envId: c.env }),
           evaluateEpisodes(env, c.eval.episodes, c.eval.seed, () => {
             progress.phaseDetail(`episode ${++episode}/${c.eval.episodes}`);
             return (obs) => policy.act(obs);

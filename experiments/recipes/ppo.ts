@@ -13,7 +13,14 @@
  * Checkpoints hold the policy with its critic and statistics (resume restarts Adam's moments).
  */
 import { writeFileAtomic } from '../../common/index.js';
-import { D4RL_REF_SCORES, evaluatePolicy, type PolicyJSON, PpoPolicy, trainPpo } from '../../rl/index.js';
+import {
+  evaluatePolicy,
+  normalizedScore,
+  type PolicyJSON,
+  PpoPolicy,
+  referenceScores,
+  trainPpo,
+} from '../../rl/index.js';
 import { type InferFields, s } from '../config/schema.js';
 import type { Recipe, RecipeContext } from './types.js';
 
@@ -71,7 +78,7 @@ export type PpoConfig = InferFields<typeof fields>;
 
 async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
   const c = ctx.config;
-  const ref = D4RL_REF_SCORES[c.env];
+  const ref = referenceScores({ envId: c.env });
   const init = ctx.resume ? (ctx.resume.state as unknown as PolicyJSON) : undefined;
   const progress = ctx.progress(`ppo ${c.env}`, c.totalSteps);
   let best: { policy: PolicyJSON; mean: number } | undefined;
@@ -85,8 +92,7 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
       signal: ctx.signal,
     });
     ctx.tracker.metrics({ 'eval/return': ev.mean, 'eval/return_std': ev.std }, step);
-    if (ref)
-      ctx.tracker.metric('eval/normalized_score', (100 * (ev.mean - ref.min)) / (ref.max - ref.min), step);
+    if (ref) ctx.tracker.metric('eval/normalized_score', normalizedScore(ev.mean, ref), step);
     const mode = c.evalStochastic ? 'stochastic' : 'deterministic';
     const withEval: PolicyJSON = {
       ...json,
@@ -94,7 +100,7 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
         seed: 10_000,
         [mode]: ev,
         datasetMode: mode,
-        ...(ref ? { normalizedScore: (100 * (ev.mean - ref.min)) / (ref.max - ref.min) } : {}),
+        ...(ref ? { normalizedScore: normalizedScore(ev.mean, ref) } : {}),
       },
     };
     if (!best || ev.mean > best.mean) best = { policy: withEval, mean: ev.mean };

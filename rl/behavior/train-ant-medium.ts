@@ -20,8 +20,8 @@ import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../common/index.js';
-import { D4RL_REF_SCORES } from '../collect.js';
 import { evaluatePolicy, type PolicyJSON, PpoPolicy, trainPpo } from '../ppo.js';
+import { d4rlReferenceScores, normalizedScore } from '../score.js';
 
 export const BAND_LO = 1100;
 export const BAND_HI = 1500;
@@ -39,7 +39,7 @@ export function finalize(snapshot: string, out: string): PolicyJSON {
   const seed = 10_000;
   const stochastic = evaluatePolicy(policy, { episodes: 10, seed, stochastic: true });
   const deterministic = evaluatePolicy(policy, { episodes: 10, seed, stochastic: false });
-  const ref = D4RL_REF_SCORES['Ant-v5'];
+  const ref = d4rlReferenceScores('Ant-v5');
   const result: PolicyJSON = {
     ...(json as PolicyJSON),
     description:
@@ -49,7 +49,7 @@ export function finalize(snapshot: string, out: string): PolicyJSON {
       stochastic,
       deterministic,
       datasetMode: 'stochastic',
-      normalizedScore: (100 * (stochastic.mean - ref.min)) / (ref.max - ref.min),
+      ...(ref ? { normalizedScore: normalizedScore(stochastic.mean, ref) } : {}),
       command: `node dist/rl/behavior/train-ant-medium.js --finalize ${snapshot}`,
       machine: `${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`,
     },

@@ -14,6 +14,7 @@ import {
   validateDataset,
   writeEpisodes,
 } from '../../datasets/index.js';
+import { normalizedScore, referenceScores } from '../../rl/index.js';
 import { description, freshSeed, randomEpisodes, tempDir } from './helpers.js';
 
 function assertSame(ds: TrajectoryDataset, eps: EpisodeInput[], obsDim: number, actDim: number): void {
@@ -125,8 +126,16 @@ describe('trajectory format round trip', () => {
     assert.equal(s.episodes, 5);
     const rets = episodes.map((e) => e.rewards.reduce((x, y) => x + y, 0));
     assert.ok(Math.abs(s.return.max - Math.max(...rets)) < 1e-9);
+    // the refs the writer recorded survive the conversion and score the returns (rl/score.ts)
+    assert.equal(s.refMinScore, -10);
+    assert.equal(s.refMaxScore, 10);
+    const refs = referenceScores({ info: s });
+    assert.equal(refs?.source, 'dataset');
     assert.ok(
-      Math.abs((s.normalizedScore?.max ?? Number.NaN) - (100 * (Math.max(...rets) + 10)) / 20) < 1e-9,
+      Math.abs(
+        normalizedScore(s.return.max, refs ?? { min: Number.NaN, max: Number.NaN }) -
+          (100 * (Math.max(...rets) + 10)) / 20,
+      ) < 1e-9,
     );
     rmSync(dir, { recursive: true, force: true });
   });

@@ -15,6 +15,7 @@ import {
   validateDataset,
   type WriteResult,
 } from '../../../datasets/index.js';
+import { normalizedScore, referenceScores } from '../../../rl/index.js';
 // `exp data collect` (rl/, issue 6) lives in its own module; registered below.
 import { collectCommand } from './collect.js';
 
@@ -162,7 +163,18 @@ const inspectCommand: CommandModule<object, PathArgs> = {
         describe: 'Print one JSON object',
       }) as unknown as Argv<PathArgs>,
   handler: (args) => {
-    const s = inspectDataset(args.path);
+    const summary = inspectDataset(args.path);
+    // the dataset's own refs, else D4RL's table for its env (rl/score.ts); none: no score shown
+    const refs = referenceScores({ info: summary });
+    const normalized = refs && {
+      mean: normalizedScore(summary.return.mean, refs),
+      min: normalizedScore(summary.return.min, refs),
+      max: normalizedScore(summary.return.max, refs),
+    };
+    const s = {
+      ...summary,
+      ...(refs && normalized ? { normalizedScore: normalized, referenceScores: refs } : {}),
+    };
     if (args.json) {
       process.stdout.write(`${JSON.stringify(s)}\n`);
       return;
@@ -173,9 +185,9 @@ const inspectCommand: CommandModule<object, PathArgs> = {
       `episode length mean ${fmt(s.episodeLength.mean)} min ${s.episodeLength.min} max ${s.episodeLength.max}`,
       `return mean ${fmt(s.return.mean)} min ${fmt(s.return.min)} max ${fmt(s.return.max)}`,
     ];
-    if (s.normalizedScore)
+    if (refs && normalized)
       lines.push(
-        `normalised score mean ${fmt(s.normalizedScore.mean)} min ${fmt(s.normalizedScore.min)} max ${fmt(s.normalizedScore.max)} (refs ${s.refMinScore} / ${s.refMaxScore})`,
+        `normalised score mean ${fmt(normalized.mean)} min ${fmt(normalized.min)} max ${fmt(normalized.max)} (refs ${refs.min} / ${refs.max} from ${refs.source === 'dataset' ? 'the dataset' : "D4RL's table"})`,
       );
     if (s.digest) lines.push(`digest ${s.digest}`);
     process.stdout.write(`${lines.join('\n')}\n`);
