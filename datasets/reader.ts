@@ -22,7 +22,7 @@ import {
   typeName,
 } from './ipc.js';
 import { type DatasetInfo, readInfo } from './metadata.js';
-import { type EpisodeIndex, INDEX_KEY, type Layout, METADATA_KEY } from './writer.js';
+import { INDEX_KEY, type Layout, METADATA_KEY } from './writer.js';
 
 /** Steps [start, start+count) of one episode. Shapes: (count, obsDim), (count, actDim), (count). */
 export interface StepSlice {
@@ -100,8 +100,6 @@ export interface TrajectoryDataset {
   close(): void;
 }
 
-const REQUIRED = ['observations', 'actions', 'rewards', 'terminations', 'truncations'] as const;
-
 function isFloat(t: DataType): boolean {
   const k = leafKind(t);
   return k === 'f32' || k === 'f64';
@@ -175,6 +173,89 @@ function infosOf(
   return Object.keys(out).length ? out : undefined;
 }
 
+/** JSON text read from `where` (a file, and the key inside it); malformed text names both. */
+function parseJson(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`${where}: invalid JSON (${(err as Error).message})`);
+  }
+}
+
+/** A JSON object (not null, not an array) or an InputError naming `where`. */
+function jsonObject(raw: unknown, where: string, what: string): Record<string, unknown> {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new InputError(`${where}: expected a JSON object (${what}); got ${JSON.stringify(raw)}`);
+  return raw as Record<string, unknown>;
+}
+
+/** `key` of `m`: absent or null → undefined, else a non-negative integer or an InputError. */
+function optionalInt(m: Record<string, unknown>, key: string, where: string): number | undefined {
+  const v = m[key];
+  if (v === undefined || v === null) return undefined;
+  if (!Number.isInteger(v) || (v as number) < 0)
+    throw new InputError(`${where}: "${key}" must be a non-negative integer; got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+/** `key` of `m` as an array of `n` numbers passing `ok`, or an InputError naming file and key. */
+function numberArray(
+  m: Record<string, unknown>,
+  key: string,
+  n: number,
+  ok: (x: number) => boolean,
+  expected: string,
+  where: string,
+): number[] {
+  const v = m[key];
+  if (!Array.isArray(v) || v.length !== n)
+    throw new InputError(
+      `${where}.${key}: expected ${n} entries; got ${Array.isArray(v) ? v.length : JSON.stringify(v)}`,
+    );
+  const bad = v.findIndex((x) => typeof x !== 'number' || !ok(x));
+  if (bad >= 0)
+    throw new InputError(`${where}.${key}[${bad}]: expected ${expected}; got ${JSON.stringify(v[bad])}`);
+  return v as number[];
+}
+
+/**
+ * The single-file layout's episode index (writer.ts `EpisodeIndex`), checked: `lengths` per
+ * episode, optional `returns` per episode, `batch_first_episode` per record batch, from 0 and
+ * non-decreasing (batches hold whole episodes).
+ */
+function readEpisodeIndex(
+  text: string,
+  where: string,
+  episodes: number,
+  batches: number,
+): { lengths: Int32Array; returns: Float64Array | undefined; batchFirst: number[] } {
+  const m = jsonObject(parseJson(text, where), where, 'the episode index');
+  const isCount = (x: number) => Number.isInteger(x) && x >= 0 && x <= 2 ** 31 - 1;
+  const lengths = numberArray(m, 'lengths', episodes, isCount, 'a non-negative integer', where);
+  const returns =
+    m.returns === undefined
+      ? undefined
+      : numberArray(m, 'returns', episodes, Number.isFinite, 'a finite number', where);
+  const batchFirst = numberArray(
+    m,
+    'batch_first_episode',
+    batches,
+    (x) => Number.isInteger(x) && x >= 0 && x <= episodes,
+    `an episode index in 0..${episodes}`,
+    where,
+  );
+  for (let b = 0; b < batches; b++)
+    if ((b === 0 && batchFirst[b] !== 0) || (b > 0 && batchFirst[b] < batchFirst[b - 1]))
+      throw new InputError(
+        `${where}.batch_first_episode: expected to start at 0 and never decrease; got ${JSON.stringify(batchFirst)}`,
+      );
+  return {
+    lengths: Int32Array.from(lengths),
+    returns: returns && Float64Array.from(returns),
+    batchFirst,
+  };
+}
+
 function checkEpisodeIndex(i: number, n: number, path: string): void {
   if (!Number.isInteger(i) || i < 0 || i >= n)
     throw new InputError(`${path}: episode ${i} out of range (expected 0..${n - 1})`);
@@ -187,7 +268,7 @@ class ArrowFileDataset implements TrajectoryDataset {
   readonly info: DatasetInfo;
   verification: Verification = NOT_CHECKED;
   readonly lengths: Int32Array;
-  private readonly storedReturns: Float64Array;
+  private readonly storedReturns: Float64Array | undefined;
   private readonly batchOf: Int32Array;
   private readonly rowInBatch: Int32Array;
   private readonly file: ArrowFile;
@@ -201,26 +282,20 @@ class ArrowFileDataset implements TrajectoryDataset {
         throw new InputError(
           `${path}: schema metadata has no "${METADATA_KEY}" key (not a trajectory dataset?)`,
         );
-      let raw: unknown;
-      try {
-        raw = JSON.parse(text);
-      } catch (err) {
-        throw new InputError(
-          `${path}: schema metadata "${METADATA_KEY}": invalid JSON (${(err as Error).message})`,
-        );
-      }
-      this.info = readInfo(raw, `${path}: schema metadata "${METADATA_KEY}"`);
+      const where = `${path}: schema metadata "${METADATA_KEY}"`;
+      this.info = readInfo(parseJson(text, where), where);
       checkColumns(path, this.file.schema.fields, this.info, true);
       const indexText = md.get(INDEX_KEY);
       if (indexText === undefined) throw new InputError(`${path}: schema metadata has no "${INDEX_KEY}" key`);
-      const index = JSON.parse(indexText) as EpisodeIndex;
       const E = this.info.totalEpisodes;
-      if (!Array.isArray(index.lengths) || index.lengths.length !== E)
-        throw new InputError(
-          `${path}: "${INDEX_KEY}".lengths: expected ${E} entries (total_episodes); got ${index.lengths?.length}`,
-        );
-      this.lengths = Int32Array.from(index.lengths);
-      this.storedReturns = Float64Array.from(index.returns ?? []);
+      const index = readEpisodeIndex(
+        indexText,
+        `${path}: schema metadata "${INDEX_KEY}"`,
+        E,
+        this.file.numBatches,
+      );
+      this.lengths = index.lengths;
+      this.storedReturns = index.returns;
       let steps = 0;
       for (const l of this.lengths) steps += l;
       if (steps !== this.info.totalSteps)
@@ -230,11 +305,7 @@ class ArrowFileDataset implements TrajectoryDataset {
       // Episode → (batch, first row); batches hold whole episodes.
       this.batchOf = new Int32Array(E);
       this.rowInBatch = new Int32Array(E);
-      const first = [...(index.batch_first_episode ?? []), E];
-      if (first.length - 1 !== this.file.numBatches)
-        throw new InputError(
-          `${path}: "${INDEX_KEY}".batch_first_episode: expected ${this.file.numBatches} entries (record batches); got ${first.length - 1}`,
-        );
+      const first = [...index.batchFirst, E];
       for (let b = 0; b < this.file.numBatches; b++) {
         let row = 0;
         for (let e = first[b]; e < first[b + 1]; e++) {
@@ -268,12 +339,12 @@ class ArrowFileDataset implements TrajectoryDataset {
   }
 
   returns(): Float64Array {
-    return this.storedReturns.length === this.numEpisodes ? this.storedReturns : computeReturns(this);
+    return this.storedReturns ?? computeReturns(this);
   }
 
   /** The returns stored in the episode index, if the file has them. */
   storedReturnsOrUndefined(): Float64Array | undefined {
-    return this.storedReturns.length === this.numEpisodes ? this.storedReturns : undefined;
+    return this.storedReturns;
   }
 
   steps(i: number, start: number, count: number): StepSlice {
@@ -314,38 +385,25 @@ class ArrowFileDataset implements TrajectoryDataset {
     options: { reuse?: boolean } = {},
   ): Iterable<StepBatch> {
     const want = new Set(columns);
-    const scratch = options.reuse
-      ? { obs: new Scratch(), act: new Scratch(), rew: new Scratch() }
-      : undefined;
-    const scratchOf = (name: string) =>
-      scratch && (name === 'observations' ? scratch.obs : name === 'actions' ? scratch.act : scratch.rew);
+    const scratchOf = scanScratch(options.reuse);
     for (let i = 0; i < this.file.numBatches; i++) {
       const b = this.file.batch(i);
       // One positioned read per wanted column; unwanted columns are never read.
-      const rows = (name: string) => {
-        const leaf = leafOf(this.path, b, name);
-        return { leaf, n: b.rows };
-      };
-      const f32 = (name: string, key: ScanColumn) => {
-        if (!want.has(key)) return new Float32Array(0);
-        const { leaf, n } = rows(name);
-        return readLeafRowsF32(this.file, leaf, 0, n, scratchOf(name));
-      };
-      const f64 = (name: string, key: ScanColumn) => {
-        if (!want.has(key)) return new Float64Array(0);
-        const { leaf, n } = rows(name);
-        return readLeafRowsF64(this.file, leaf, 0, n, scratchOf(name));
-      };
-      const u8 = (name: string, key: ScanColumn) => {
-        if (!want.has(key)) return new Uint8Array(0);
-        const { leaf, n } = rows(name);
-        return flags(this.file, leaf, 0, n);
-      };
-      const i32 = (name: string, key: ScanColumn) => {
-        if (!want.has(key)) return new Int32Array(0);
-        const { leaf, n } = rows(name);
-        return Int32Array.from(readLeafRaw(this.file, leaf, 0, n) as Int32Array);
-      };
+      const leaf = (name: string) => leafOf(this.path, b, name);
+      const f32 = (name: string, key: ScanColumn) =>
+        want.has(key)
+          ? readLeafRowsF32(this.file, leaf(name), 0, b.rows, scratchOf(name))
+          : new Float32Array(0);
+      const f64 = (name: string, key: ScanColumn) =>
+        want.has(key)
+          ? readLeafRowsF64(this.file, leaf(name), 0, b.rows, scratchOf(name))
+          : new Float64Array(0);
+      const u8 = (name: string, key: ScanColumn) =>
+        want.has(key) ? flags(this.file, leaf(name), 0, b.rows) : new Uint8Array(0);
+      const i32 = (name: string, key: ScanColumn) =>
+        want.has(key)
+          ? Int32Array.from(readLeafRaw(this.file, leaf(name), 0, b.rows) as Int32Array)
+          : new Int32Array(0);
       yield {
         rows: b.rows,
         episodeIds: i32('episode_id', 'episodeIds'),
@@ -362,6 +420,17 @@ class ArrowFileDataset implements TrajectoryDataset {
   close(): void {
     this.file.close();
   }
+}
+
+/** With `reuse`, one buffer per float column, reused batch after batch; else none (fresh arrays). */
+function scanScratch(reuse: boolean | undefined): (column: string) => Scratch | undefined {
+  if (!reuse) return () => undefined;
+  const byColumn = new Map<string, Scratch>();
+  return (column) => {
+    const s = byColumn.get(column) ?? new Scratch();
+    byColumn.set(column, s);
+    return s;
+  };
 }
 
 function computeReturns(ds: TrajectoryDataset): Float64Array {
@@ -391,6 +460,8 @@ class MinariArrowDataset implements TrajectoryDataset {
   readonly lengths: Int32Array;
   private readonly dataDir: string;
   private cachedReturns: Float64Array | undefined;
+  /** (numEpisodes) each episode's reset seed from its metadata.json, when recorded. */
+  private readonly seeds: (number | undefined)[];
   private readonly files = new Map<number, ArrowFile>();
 
   constructor(
@@ -402,6 +473,7 @@ class MinariArrowDataset implements TrajectoryDataset {
     this.info = info;
     const E = info.totalEpisodes;
     this.lengths = new Int32Array(E);
+    this.seeds = new Array(E).fill(undefined);
     let steps = 0;
     for (let i = 0; i < E; i++) {
       const dir = join(dataDir, String(i));
@@ -411,11 +483,9 @@ class MinariArrowDataset implements TrajectoryDataset {
       let len: number | undefined;
       if (existsSync(mdPath)) {
         assertRegularFile(mdPath, 'episode metadata'); // a FIFO would block the read (issue 16)
-        try {
-          len = (JSON.parse(readFileSync(mdPath, 'utf8')) as { total_steps?: number }).total_steps;
-        } catch (err) {
-          throw new InputError(`${mdPath}: invalid JSON (${(err as Error).message})`);
-        }
+        const m = jsonObject(parseJson(readFileSync(mdPath, 'utf8'), mdPath), mdPath, 'episode metadata');
+        len = optionalInt(m, 'total_steps', mdPath);
+        this.seeds[i] = optionalInt(m, 'seed', mdPath);
       }
       if (len === undefined) len = this.file(i).batch(0).rows - 1;
       this.lengths[i] = len;
@@ -528,14 +598,6 @@ class MinariArrowDataset implements TrajectoryDataset {
     checkEpisodeIndex(i, this.numEpisodes, this.path);
     const T = this.lengths[i];
     const all = this.rows(i, 0, T + 1, true);
-    let seed: number | undefined;
-    try {
-      seed = (
-        JSON.parse(readFileSync(join(this.dataDir, String(i), 'metadata.json'), 'utf8')) as { seed?: number }
-      ).seed;
-    } catch {
-      seed = undefined;
-    }
     return {
       id: i,
       length: T,
@@ -545,19 +607,56 @@ class MinariArrowDataset implements TrajectoryDataset {
       terminations: all.terminations.subarray(0, T),
       truncations: all.truncations.subarray(0, T),
       infos: all.infos,
-      seed,
+      seed: this.seeds[i],
     };
   }
 
-  *scan(_columns?: readonly ScanColumn[]): Iterable<StepBatch> {
+  /** One batch per episode (T+1 rows); only the wanted columns are read, as in the file layout. */
+  *scan(
+    columns: readonly ScanColumn[] = ALL_COLUMNS,
+    options: { reuse?: boolean } = {},
+  ): Iterable<StepBatch> {
+    const want = new Set(columns);
+    const scratchOf = scanScratch(options.reuse);
     for (let i = 0; i < this.numEpisodes; i++) {
-      const T = this.lengths[i];
-      const s = this.rows(i, 0, T + 1, false);
+      const rows = this.lengths[i] + 1;
+      const f = this.file(i);
+      const column = <A extends Float32Array | Float64Array | Uint8Array>(
+        name: string,
+        key: ScanColumn,
+        read: (leaf: LeafLayout, start: number, count: number, scratch?: Scratch) => A,
+        empty: A,
+      ): A => (want.has(key) ? episodeColumn(f, name, rows, read, scratchOf(name)) : empty);
       yield {
-        rows: T + 1,
-        episodeIds: new Int32Array(T + 1).fill(i),
-        steps: Int32Array.from({ length: T + 1 }, (_, t) => t),
-        ...s,
+        rows,
+        // Minari files carry no id or step columns: they follow from the file's place and row
+        episodeIds: want.has('episodeIds') ? new Int32Array(rows).fill(i) : new Int32Array(0),
+        steps: want.has('steps') ? Int32Array.from({ length: rows }, (_, t) => t) : new Int32Array(0),
+        observations: column(
+          'observations',
+          'observations',
+          (l, s, n, sc) => readLeafRowsF32(f, l, s, n, sc),
+          new Float32Array(0),
+        ),
+        actions: column(
+          'actions',
+          'actions',
+          (l, s, n, sc) => readLeafRowsF32(f, l, s, n, sc),
+          new Float32Array(0),
+        ),
+        rewards: column(
+          'rewards',
+          'rewards',
+          (l, s, n, sc) => readLeafRowsF64(f, l, s, n, sc),
+          new Float64Array(0),
+        ),
+        terminations: column(
+          'terminations',
+          'terminations',
+          (l, s, n) => flags(f, l, s, n),
+          new Uint8Array(0),
+        ),
+        truncations: column('truncations', 'truncations', (l, s, n) => flags(f, l, s, n), new Uint8Array(0)),
       };
     }
   }
@@ -568,17 +667,42 @@ class MinariArrowDataset implements TrajectoryDataset {
   }
 }
 
+/** Arrays of one type end to end. */
+function cat<A extends Float32Array | Float64Array | Uint8Array>(arrs: A[]): A {
+  const n = arrs.reduce((s, a) => s + a.length, 0);
+  const out = new (arrs[0].constructor as new (n: number) => A)(n);
+  let o = 0;
+  for (const a of arrs) {
+    out.set(a as never, o);
+    o += a.length;
+  }
+  return out;
+}
+
+/**
+ * Rows [0, rows) of one column of an episode file, across its record batches. A file of one
+ * batch (what our writer and Minari write) reads straight into `scratch`; several are joined.
+ */
+function episodeColumn<A extends Float32Array | Float64Array | Uint8Array>(
+  f: ArrowFile,
+  name: string,
+  rows: number,
+  read: (leaf: LeafLayout, start: number, count: number, scratch?: Scratch) => A,
+  scratch: Scratch | undefined,
+): A {
+  const parts: A[] = [];
+  let base = 0;
+  for (let b = 0; b < f.numBatches && base < rows; b++) {
+    const layout = f.batch(b);
+    const count = Math.min(layout.rows, rows - base);
+    if (count > 0)
+      parts.push(read(leafOf(f.path, layout, name), 0, count, f.numBatches === 1 ? scratch : undefined));
+    base += layout.rows;
+  }
+  return parts.length === 1 ? parts[0] : cat(parts);
+}
+
 function concatSlices<T extends StepSlice & { infos?: Record<string, Float32Array> }>(parts: T[]): T {
-  const cat = <A extends Float32Array | Float64Array | Uint8Array>(arrs: A[]): A => {
-    const n = arrs.reduce((s, a) => s + a.length, 0);
-    const out = new (arrs[0].constructor as new (n: number) => A)(n);
-    let o = 0;
-    for (const a of arrs) {
-      out.set(a as never, o);
-      o += a.length;
-    }
-    return out;
-  };
   const infos: Record<string, Float32Array> = {};
   for (const k of Object.keys(parts[0]?.infos ?? {}))
     infos[k] = cat(parts.map((p) => (p.infos as Record<string, Float32Array>)[k]));
@@ -755,13 +879,7 @@ export function openDataset(path: string, options: OpenOptions = {}): Trajectory
   const mdPath = join(dataDir, 'metadata.json');
   // NOTE: reading a FIFO blocks until a writer appears, ignoring Ctrl-C (issue 16)
   assertRegularFile(mdPath, 'Minari dataset metadata');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(mdPath, 'utf8'));
-  } catch (err) {
-    throw new InputError(`${mdPath}: invalid JSON (${(err as Error).message})`);
-  }
-  const info = readInfo(raw, mdPath);
+  const info = readInfo(parseJson(readFileSync(mdPath, 'utf8'), mdPath), mdPath);
   const format = info.raw.data_format;
   if (format === 'hdf5')
     throw new InputError(
@@ -773,10 +891,3 @@ export function openDataset(path: string, options: OpenOptions = {}): Trajectory
     );
   return opened(new MinariArrowDataset(path, dataDir, info), options, undefined);
 }
-
-/** Reads every record batch's columns of interest: a full scan's worth of work, for checks. */
-export function* episodesOf(ds: TrajectoryDataset): Iterable<Episode> {
-  for (let i = 0; i < ds.numEpisodes; i++) yield ds.episode(i);
-}
-
-export { REQUIRED as TRAJECTORY_COLUMNS };

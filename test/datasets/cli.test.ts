@@ -4,8 +4,16 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { writeEpisodes } from '../../datasets/index.js';
+import { METADATA_KEY } from '../../datasets/writer.js';
 import { exp } from '../helpers/cli.js';
-import { description, freshSeed, randomEpisodes, runPyScript, tempDir } from './helpers.js';
+import {
+  description,
+  freshSeed,
+  randomEpisodes,
+  runPyScript,
+  tempDir,
+  withSchemaMetadata,
+} from './helpers.js';
 
 describe('exp data', () => {
   test('import d4rl → inspect → validate → convert → inspect', () => {
@@ -117,6 +125,28 @@ describe('exp data', () => {
       for (const p of patterns) assert.match(r.stderr, p, args.join(' '));
     }
     assert.deepEqual(readdirSync(dir).sort(), before, 'no output or temporaries left behind');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('malformed metadata JSON in either layout: `exp data inspect` exits 2 naming the file', () => {
+    const dir = tempDir();
+    const { episodes, obsDim, actDim } = randomEpisodes(freshSeed(), 3);
+    const file = join(dir, 'bad.arrow');
+    writeEpisodes(file, description(obsDim, actDim), episodes);
+    withSchemaMetadata(file, METADATA_KEY, '{"total_episodes": 3,');
+    const minari = join(dir, 'bad-minari');
+    writeEpisodes(minari, description(obsDim, actDim), episodes, { layout: 'minari' });
+    const md = join(minari, 'data', 'metadata.json');
+    writeFileSync(md, readFileSync(md, 'utf8').slice(0, 20));
+    for (const [path, named] of [
+      [file, [/bad\.arrow/, /"metadata\.json"/, /invalid JSON/]],
+      [minari, [/bad-minari\/data\/metadata\.json/, /invalid JSON/]],
+    ] as [string, RegExp[]][]) {
+      const r = exp(['data', 'inspect', path]);
+      assert.equal(r.code, 2, `${path}: ${r.stderr}`);
+      for (const p of named) assert.match(r.stderr, p, path);
+      assert.equal(r.stdout, '');
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 });

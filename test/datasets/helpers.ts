@@ -1,9 +1,10 @@
 /** Shared helpers of the dataset tests: fresh random episodes and temp directories. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RecordBatch, Schema, Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { Rng } from '../../common/index.js';
 import { boxSpace, type DatasetDescription, type EpisodeInput } from '../../datasets/index.js';
 
@@ -75,4 +76,22 @@ export function runPyScript(script: string, args: string[]): string {
   if (res.status !== 0)
     throw new Error(`${script} exited with ${res.status ?? res.signal}: ${res.stderr ?? res.error}`);
   return res.stdout;
+}
+
+/** Rewrites an Arrow file with one schema metadata key replaced, data untouched (a hand-edited file). */
+export function withSchemaMetadata(path: string, key: string, value: string): void {
+  const t = tableFromIPC(readFileSync(path));
+  const md = new Map(t.schema.metadata);
+  md.set(key, value);
+  const schema = new Schema(t.schema.fields, md);
+  writeFileSync(
+    path,
+    tableToIPC(
+      new Table(
+        schema,
+        t.batches.map((b) => new RecordBatch(schema, b.data)),
+      ),
+      'file',
+    ),
+  );
 }
