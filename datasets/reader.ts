@@ -185,7 +185,9 @@ function parseJson(text: string, where: string): unknown {
 /** A JSON object (not null, not an array) or an InputError naming `where`. */
 function jsonObject(raw: unknown, where: string, what: string): Record<string, unknown> {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw))
-    throw new InputError(`${where}: expected a JSON object (${what}); got ${JSON.stringify(raw)}`);
+    throw new InputError(
+      `${where}: expected a JSON object (${what}); got ${JSON.stringify(raw)?.slice(0, 80)}`,
+    );
   return raw as Record<string, unknown>;
 }
 
