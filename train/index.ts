@@ -10,3 +10,4 @@ export { MemoryLogger, type TrainLogger } from './logger.js';
 export { isKnownMetric, METRICS, type MetricSpec } from './metrics.js';
 export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';
 export { decodeTrainingState, encodeTrainingState, type NamedArray, type TrainingState } from './state.js';
+export { type RingTask, ringTask, shardColumns } from './task.js';

@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Rng } from '../../common/index.js';
 import { initBackend, RingGroup } from '../../ring/index.js';
-import { decodeTrainingState, encodeTrainingState, isKnownMetric, METRICS } from '../../train/index.js';
+import { decodeTrainingState, encodeTrainingState, GradientSum, isKnownMetric, METRICS, ringTask, shardColumns } from '../../train/index.js';
 import { repoRoot } from '../helpers/cli.js';
 import { relError } from '../helpers/reference.js';
 import type { GradientTaskArgs, GradientTaskResult } from './fixtures/gradient-task.js';
@@ -40,7 +40,11 @@ describe('GradientSum and stepOptimizer over a ring', () => {
         clipNorm,
       }));
       const total = sizes.reduce((x, y) => x + y, 0);
-      const results = await group.run<GradientTaskArgs, GradientTaskResult>(task, 'sumAndStep', args, total + 1);
+      // a typed task that sizes its own messages: the all-reduce's largest share
+      const sumAndStep = ringTask<GradientTaskArgs, GradientTaskResult>(task, 'sumAndStep', () =>
+        GradientSum.messageFloats(total, 1, 2),
+      );
+      const results = await sumAndStep.run(group, args);
       // the plain reference: every gradient of every device and micro-batch added in float64
       const ref = new Float64Array(total);
       let loss = 0;
@@ -163,4 +167,29 @@ describe('the metric vocabulary', () => {
     assert.ok(!isKnownMetric('train/learning_rate'));
     assert.ok(!isKnownMetric('eval/return'));
   });
+});
+
+describe('shardColumns', () => {
+  for (const layout of ['contiguous', 'striped'] as const)
+    test(`${layout}: the devices' columns partition each row; device r holds the layout's tokens`, () => {
+      const rng = new Rng((Math.random() * 2 ** 31) | 0);
+      const B = 3;
+      const T = 12;
+      const N = 4;
+      const a = Float32Array.from(rng.normalArray(B * T));
+      const seen = new Float32Array(B * T).fill(Number.NaN);
+      for (let r = 0; r < N; r++) {
+        const part = shardColumns(a, B, T, r, N, layout);
+        assert.equal(part.length, (B * T) / N);
+        for (let b = 0; b < B; b++)
+          for (let t = 0; t < T / N; t++) {
+            // plain definition: contiguous blocks of T/N, or every N-th token from r
+            const col = layout === 'striped' ? t * N + r : r * (T / N) + t;
+            assert.equal(part[b * (T / N) + t], a[b * T + col]);
+            seen[b * T + col] = part[b * (T / N) + t];
+          }
+      }
+      assert.deepEqual(seen, a, 'every token on exactly one device');
+      assert.throws(() => shardColumns(a, B, T + 1, 0, N, layout), /expected 3 × 13 values, got 36/);
+    });
 });
