@@ -14,15 +14,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  AdamW,
   allReduceSum,
   type DeviceContext,
-  type OptimizerState,
   type RingLayout,
   type SequenceContext,
   tokenIndices,
   withPeakBytes,
 } from '../ring/index.js';
+import { AdamW, type OptimizerState } from '../train/index.js';
 import { IGNORE_INDEX, type LlamaConfig, type LlamaModel } from './model.js';
 import { buildModel, type LoadModelArgs } from './ring-device.js';
 

@@ -103,5 +103,4 @@ export {
   transformerBlockStep,
   trimKvCache,
 } from './transformer.js';
-export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';
 export { type DeviceMemory, deviceMemoryNow, processPeakRssBytes, withPeakBytes } from './device/measure.js';

@@ -62,13 +62,12 @@ import {
   modelWeights,
 } from '../../lm/ring-device.js';
 import {
-  AdamW,
-  clipByGlobalNorm,
   RingGroup,
   type RingLayout,
   tokenIndices,
   withPeakBytes,
 } from '../../ring/index.js';
+import { AdamW, clipByGlobalNorm } from '../../train/index.js';
 import type { SavedTensor } from '../checkpoint.js';
 import { type InferFields, s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';

@@ -20,14 +20,12 @@ import {
   type TrajectoryDataset,
 } from '../../datasets/index.js';
 import {
-  AdamW,
   type AttentionImpl,
-  clipByGlobalNorm,
   RingGroup,
   type RingLayout,
   tokenIndices,
-  warmupCosine,
 } from '../../ring/index.js';
+import { AdamW, clipByGlobalNorm, warmupCosine } from '../../train/index.js';
 import { make } from '../../rl/envs/index.js';
 import { ensureAntMediumDataset, type ReferenceScores, referenceScores } from '../../rl/index.js';
 import { atModelConfig, atRollout, atTokens } from '../../rl/policies/agentic-transformer.js';

@@ -8,13 +8,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import {
-  AdamW,
   allReduceSum,
-  clipByGlobalNorm,
   type DeviceContext,
   type RingLayout,
   withPeakBytes,
 } from '../../ring/index.js';
+import { AdamW, clipByGlobalNorm } from '../../train/index.js';
 import type { TokenBatch } from './tokens.js';
 import { TrajectoryTransformer, type TrajectoryTransformerConfig } from './trajectory-transformer.js';
 

@@ -146,6 +146,11 @@ const CASES: CliCase[] = [
     says: /--workers: expected at most \d+ \(each a thread with its own MuJoCo instance/,
   },
   {
+    name: 'bench env --num-envs 10000000',
+    args: () => ['bench', 'env', 'Ant-v5', '--num-envs', '10000000'],
+    says: /--num-envs: expected at most 1024 \(each env holds its own simulator state\); got 10000000/,
+  },
+  {
     name: 'launch --nproc 1000',
     args: () => ['launch', '--nproc', '1000', '--', 'exp', 'ring-worker', 'attention'],
     says: /--nproc: expected at most \d+ \(one process per local rank/,

@@ -9,6 +9,9 @@ import { AsyncVectorEnv, make, makeVec, mujocoVersion } from '../../../../rl/env
 import { parseKwargsFlag } from '../env.js';
 import { countFlag, maxWorkerThreads } from '../../options.js';
 
+/** Most envs one benchmark steps together. */
+const MAX_BENCH_ENVS = 1024;
+
 interface BenchEnvArgs {
   id: string;
   'num-envs': number;
@@ -51,11 +54,12 @@ export const benchEnvCommand: CommandModule<object, BenchEnvArgs> = {
         describe: 'Print one JSON object',
       }) as unknown as Argv<BenchEnvArgs>,
   handler: (args) => {
-    const n = args['num-envs'];
-    for (const [flag, v] of [
-      ['--num-envs', n],
-      ['--steps', args.steps],
-    ] as const)
+    // each env holds its own MuJoCo data (≈ 0.2–1 MB): a typo like 1e7 would exhaust memory
+    const n = countFlag(args['num-envs'], '--num-envs', {
+      limit: MAX_BENCH_ENVS,
+      why: 'each env holds its own simulator state',
+    });
+    for (const [flag, v] of [['--steps', args.steps]] as const)
       if (!Number.isInteger(v) || v < 1)
         throw new InputError(`${flag}: expected a positive integer; got ${v}`);
     if (!Number.isInteger(args.warmup) || args.warmup < 0)

@@ -1,0 +1,13 @@
+/**
+ * train/: the training kit every trainer in rl/ and lm/ shares, written once. AdamW with
+ * warmup-cosine and global-norm clipping; gradients summed over micro-batches and the ring's
+ * devices in one buffer (GradientSum); the training state as named checkpoint tensors; the logger
+ * trainers report through; and the metric vocabulary. Depends on ring/ and common/ only.
+ */
+
+export { GradientSum, type OptimizerStepOptions, stepOptimizer } from './gradients.js';
+export { MemoryLogger, type TrainLogger } from './logger.js';
+export { isKnownMetric, METRICS, type MetricSpec } from './metrics.js';
+export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';
+export { decodeTrainingState, encodeTrainingState, type NamedArray, type TrainingState } from './state.js';
+export { type RingTask, ringTask, shardColumns } from './task.js';
