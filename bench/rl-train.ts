@@ -4,7 +4,7 @@
  * attention implementation. Each implementation is a real `exp run ant-medium.yaml` in a
  * subprocess with only the attention keys and the step count changed (and a one-episode, 20-step
  * evaluation so the run ends quickly); the figure is the median of the recipe's own
- * `train/tokens_per_sec` metric over the steps after the first few (warm-up), read back from the
+ * `perf/tokens_per_sec` metric over the steps after the first few (warm-up), read back from the
  * run's MLflow file store. Writes bench/results/rl-train.json and prints a Markdown table.
  *
  *   npm run build && node dist/bench/rl-train.js [--steps 30] [--impls vanilla,memeff,blockwise,ring:2,ring:4] [--algo at]
@@ -88,7 +88,7 @@ async function measure(path: string, attention: string, devices: number): Promis
   // read back through the project's MLflow file-store reader, as the notebooks' client would
   const { run_id: runId } = JSON.parse(res.stdout.trim().split('\n').at(-1) ?? '{}') as { run_id: string };
   const fileStore = new FileStore(store);
-  const history = await fileStore.getMetricHistory(runId, 'train/tokens_per_sec');
+  const history = await fileStore.getMetricHistory(runId, 'perf/tokens_per_sec');
   const perStep = history.filter((m) => m.step > warmupSteps).map((m) => m.value);
   const tokensPerSequence = Number((await fileStore.getRun(runId)).params['model.tokens_per_sequence']);
   const tokensPerSec = median(perStep);

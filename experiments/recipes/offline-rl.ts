@@ -3,7 +3,7 @@
  * Decision Transformer or behaviour cloning (the paper's Table 5 methods), evaluated on the
  * rl/envs task: data → model on ring devices → train loop (log, checkpoint, evaluate) → summary.
  *
- * Metrics: `train/loss`, `train/lr`, `train/grad_norm`, `train/tokens_per_sec`;
+ * Metrics: `train/loss`, `train/lr`, `train/grad_norm`, `perf/tokens_per_sec`;
  * `eval/return_mean`, `eval/return_std`, `eval/normalized_score` (D4RL-normalised mean; for AT the
  * last of the n trials, and `eval/normalized_score_best_trial` the best), at each evaluation;
  * `summary/normalized_score_last` and `summary/normalized_score_best` (CORL's last and best evaluation).
@@ -470,7 +470,7 @@ async function trainTransformer(
           'train/loss': res.loss,
           'train/lr': lr,
           'train/grad_norm': res.gradNorm,
-          'train/tokens_per_sec': (c.train.batchSize * seqLen) / (res.ms / 1000),
+          'perf/tokens_per_sec': (c.train.batchSize * seqLen) / (res.ms / 1000),
         },
         step,
       );

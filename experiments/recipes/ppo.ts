@@ -6,8 +6,8 @@
  *
  * Metrics: `train/episode_return`, `train/episode_length` (each training episode, stochastic
  * policy, step = env step); `train/policy_loss`, `train/value_loss`, `train/entropy`,
- * `train/approx_kl`, `train/clipfrac`, `train/explained_variance`, `train/learning_rate`,
- * `perf/steps_per_sec` (per update, CleanRL's losses/ and charts/); `eval/return`, `eval/return_std`, `eval/normalized_score` (D4RL refs
+ * `train/approx_kl`, `train/clipfrac`, `train/explained_variance`, `train/lr`,
+ * `perf/steps_per_sec` (per update, CleanRL's losses/ and charts/); `eval/return_mean`, `eval/return_std`, `eval/normalized_score` (D4RL refs
  * when known) at each evaluation.
  *
  * Checkpoints hold the policy with its critic and statistics (resume restarts Adam's moments).
@@ -91,7 +91,7 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
       stochastic: c.evalStochastic,
       signal: ctx.signal,
     });
-    ctx.tracker.metrics({ 'eval/return': ev.mean, 'eval/return_std': ev.std }, step);
+    ctx.tracker.metrics({ 'eval/return_mean': ev.mean, 'eval/return_std': ev.std }, step);
     if (ref) ctx.tracker.metric('eval/normalized_score', normalizedScore(ev.mean, ref), step);
     const mode = c.evalStochastic ? 'stochastic' : 'deterministic';
     const withEval: PolicyJSON = {
@@ -144,7 +144,7 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
           'train/approx_kl': u.approxKl,
           'train/clipfrac': u.clipFrac,
           'train/explained_variance': Number.isFinite(u.explainedVariance) ? u.explainedVariance : 0,
-          'train/learning_rate': u.lr,
+          'train/lr': u.lr,
           'perf/steps_per_sec': u.stepsPerSec,
         },
         u.envStep,

@@ -14,7 +14,7 @@
  * step. The memory check runs before training when `memoryBudgetMiB` is set.
  *
  * Metrics: `train/loss` (mean token cross-entropy of the step's batches), `train/lr`,
- * `train/tokens_per_sec` (tokens through forward+backward per wall second), `train/grad_norm`
+ * `perf/tokens_per_sec` (tokens through forward+backward per wall second), `train/grad_norm`
  * (before clipping). Params `data.*` and table `data_report`: the ShareGPT cleaning report.
  */
 import { existsSync, readdirSync } from 'node:fs';
@@ -332,7 +332,7 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
         {
           'train/loss': res.loss,
           'train/lr': lr,
-          'train/tokens_per_sec': (c.gradAccum * c.batchSize * c.seqLen) / secs,
+          'perf/tokens_per_sec': (c.gradAccum * c.batchSize * c.seqLen) / secs,
           'train/grad_norm': res.gradNorm,
         },
         step,

@@ -13,8 +13,8 @@ import type { DatasetInfo, KeyValue, Metric, TrackingStore } from './types.js';
 
 /**
  * Metric key prefixes (STYLE.md §12). Every metric key starts with one of them:
- * - `train/`: per training step (`train/loss`, `train/lr`, `train/tokens_per_sec`);
- * - `eval/`: evaluations (`eval/loss`, `eval/return`, `eval/normalized_score`);
+ * - `train/`: per training step (`train/loss`, `train/lr`, `perf/tokens_per_sec`);
+ * - `eval/`: evaluations (`eval/loss`, `eval/return_mean`, `eval/normalized_score`);
  * - `system/`: CPU and memory, sampled periodically (tracking/system.ts);
  * - `perf/`: throughput and utilisation measurements (`perf/tokens_per_sec`, `perf/mfu`);
  * - `result/`: one value per cell of a result table;

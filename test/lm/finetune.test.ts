@@ -109,7 +109,7 @@ test(`sharegpt-finetune: the loss of the last ${LAST} of ${STEPS} steps beats th
   assert.equal(status, 'FINISHED');
   const loss = metric(store, runId, 'train/loss');
   const lr = metric(store, runId, 'train/lr');
-  const tps = metric(store, runId, 'train/tokens_per_sec');
+  const tps = metric(store, runId, 'perf/tokens_per_sec');
   assert.equal(loss.length, STEPS);
   assert.ok(loss[0] > 9.5 && loss[0] < 11, `initial loss ${loss[0]} ≈ ln 32000`);
   // learning beyond token frequencies: the model's mean loss over the last steps is below that of

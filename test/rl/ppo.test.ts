@@ -240,7 +240,7 @@ describe('PPO', () => {
       const [exp] = readdirSync(join(work, 'mlruns')).filter((d) => /^\d+$/.test(d) && d !== '0');
       const runDir = join(work, 'mlruns', exp);
       const [run] = readdirSync(runDir).filter((d) => existsSync(join(runDir, d, 'metrics')));
-      for (const m of ['train/episode_return', 'train/policy_loss', 'eval/return'])
+      for (const m of ['train/episode_return', 'train/policy_loss', 'eval/return_mean'])
         assert.ok(existsSync(join(runDir, run, 'metrics', m)), m);
       assert.ok(existsSync(join(runDir, run, 'artifacts', 'policy.json')));
     } finally {
