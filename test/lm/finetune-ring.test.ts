@@ -188,12 +188,23 @@ describe('ring finetuning equals one device', () => {
       }
       // losses move: the steps did something (a frozen model would pass the checks above)
       assert.notEqual(reference.losses[0], reference.losses[STEPS - 1]);
+      // NOTE: Adam's first step moves a weight by lr·g/(|g| + 1e-8) ≈ lr·sign(g): where g is at float
+      // noise (cancelling sums), the ring's other summation order can flip the sign and move that
+      // weight by up to 2·lr. So: almost every weight within 1% of one step (lr 3e-3), the few
+      // outliers within two steps, and 1e-5 relative error over all weights.
+      const n = ring.afterFirst.length;
+      let outliers = 0;
       let maxAbs = 0;
-      for (let i = 0; i < ring.afterFirst.length; i++)
-        maxAbs = Math.max(maxAbs, Math.abs(ring.afterFirst[i] - reference.afterFirst[i]));
-      // NOTE: Adam's first step moves a weight by lr·g/(|g| + 1e-8): where |g| is near 1e-8, float
-      // noise in g moves it; allow 1% of one step (lr 3e-3), and 1e-5 over all weights
-      assert.ok(maxAbs < 3e-5, `seed ${seed}: weights after step 1 differ by up to ${maxAbs}`);
+      for (let i = 0; i < n; i++) {
+        const d = Math.abs(ring.afterFirst[i] - reference.afterFirst[i]);
+        maxAbs = Math.max(maxAbs, d);
+        if (d >= 3e-5) outliers++;
+      }
+      assert.ok(
+        outliers <= Math.max(2, n * 1e-4),
+        `seed ${seed}: ${outliers} of ${n} weights differ by ≥ 3e-5 after step 1 (largest ${maxAbs})`,
+      );
+      assert.ok(maxAbs <= 2 * 3e-3 + 1e-6, `seed ${seed}: a weight moved ${maxAbs}, more than two Adam steps`);
       assert.ok(relError(ring.afterFirst, Float64Array.from(reference.afterFirst)) < 1e-5);
     });
 });

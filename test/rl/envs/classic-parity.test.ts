@@ -81,7 +81,7 @@ function runEpisode(envId: string, limit: number, seed: number): Episode {
 describe('classic control: parity with Python Gymnasium', () => {
   const base = Date.now() % 10_000;
   for (const [envId, limit] of [
-    ['CartPole-v1', 40],
+    ['CartPole-v1', 25],
     ['Pendulum-v1', 60],
   ] as const) {
     test(`${envId} max_episode_steps=${limit}: 30 episodes, observations, rewards, terminated and truncated (seeds ${base}…)`, (t) => {
@@ -114,7 +114,8 @@ describe('classic control: parity with Python Gymnasium', () => {
         if (ep.truncated) ends.truncated++;
       });
       t.diagnostic(`${envId}: largest |difference| ${worst.toExponential(2)}`);
-      // CartPole ends both ways under random actions with a 40-step limit; Pendulum only truncates.
+      // Random CartPole episodes last ~22 steps (many under 25, many over): with a 25-step limit, 30
+      // episodes end both ways but for ~1e-5 of seeds (40 steps failed ~4% of runs). Pendulum only truncates.
       if (envId === 'CartPole-v1') assert.ok(ends.terminated > 0 && ends.truncated > 0, JSON.stringify(ends));
       else assert.equal(ends.truncated, 30);
     });
