@@ -204,7 +204,10 @@ describe('ring finetuning equals one device', () => {
         outliers <= Math.max(2, n * 1e-4),
         `seed ${seed}: ${outliers} of ${n} weights differ by ≥ 3e-5 after step 1 (largest ${maxAbs})`,
       );
-      assert.ok(maxAbs <= 2 * 3e-3 + 1e-6, `seed ${seed}: a weight moved ${maxAbs}, more than two Adam steps`);
+      assert.ok(
+        maxAbs <= 2 * 3e-3 + 1e-6,
+        `seed ${seed}: a weight moved ${maxAbs}, more than two Adam steps`,
+      );
       assert.ok(relError(ring.afterFirst, Float64Array.from(reference.afterFirst)) < 1e-5);
     });
 });
