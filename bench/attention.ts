@@ -252,7 +252,8 @@ interface TorchRow {
 /** PyTorch CPU SDPA on `shapes`, all cores (bench/torch_sdpa.py in .venv-bench). */
 function torchSdpa(shapes: object[]): TorchRow[] {
   const setup = spawnSync('bash', ['scripts/bench-torch-env.sh'], { cwd: root, stdio: 'inherit' });
-  if (setup.status !== 0) throw new Error('bench: could not set up the PyTorch venv (scripts/bench-torch-env.sh)');
+  if (setup.status !== 0)
+    throw new Error('bench: could not set up the PyTorch venv (scripts/bench-torch-env.sh)');
   const res = spawnSync(`${root}/.venv-bench/bin/python`, [`${root}/bench/torch_sdpa.py`], {
     input: JSON.stringify(shapes),
     encoding: 'utf8',
@@ -355,7 +356,13 @@ async function nativeTable(): Promise<void> {
     }
   const result = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, backend: backend.name, kernels },
+    machine: {
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model,
+      node: process.version,
+      backend: backend.name,
+      kernels,
+    },
     shape: nativeShape,
     targets,
     rows,
@@ -399,7 +406,14 @@ async function memoryTable(): Promise<void> {
       // NOTE: no warm-up call (--repeats 0): memory is the point here, and a timed repeat doubles the time
       const args = ['bench', 'attention', '--json', '--backward', '--repeats', '0', '--impl', c.impl];
       args.push('--seq-len', String(L));
-      args.push('--heads', String(shape.heads), '--head-dim', String(shape.headDim), '--devices', String(c.devices));
+      args.push(
+        '--heads',
+        String(shape.heads),
+        '--head-dim',
+        String(shape.headDim),
+        '--devices',
+        String(c.devices),
+      );
       const res = spawnSync(process.execPath, [`${root}/bin/exp.js`, ...args], {
         encoding: 'utf8',
         env: { ...process.env, RING_NATIVE: c.native ? '1' : '0' },

@@ -28,7 +28,8 @@ export function assertRegularFile(path: string, what: string): void {
   } catch (err) {
     throw new InputError(`${path}: cannot read the ${what} (${(err as NodeJS.ErrnoException).code ?? err})`);
   }
-  if (!st?.isFile()) throw new InputError(`${path}: expected the ${what} to be a regular file; it is ${kindOf(st)}`);
+  if (!st?.isFile())
+    throw new InputError(`${path}: expected the ${what} to be a regular file; it is ${kindOf(st)}`);
 }
 
 /** `path` with links resolved as far as it exists (the missing tail appended as given). */

@@ -140,9 +140,14 @@ export class Progress {
       if (eta !== undefined) eta += left * mean - running * Math.min(mean, inPhase / 1000);
     }
     const counts = total !== undefined ? `${this.done}/${total}` : `${this.done}`;
-    const etaText = eta !== undefined && !final ? ` eta ${formatDuration(Math.max(0, eta))}${unknown.length ? ` + ${unknown.join(', ')}` : ''}` : '';
+    const etaText =
+      eta !== undefined && !final
+        ? ` eta ${formatDuration(Math.max(0, eta))}${unknown.length ? ` + ${unknown.join(', ')}` : ''}`
+        : '';
     const timing = `${formatNumber(rate)}/s ${formatDuration(elapsed)}${etaText}`;
-    const extras = this.phase ? `${this.phase.name}${this.phase.detail ? ` ${this.phase.detail}` : ''}… ${this.extras}` : this.extras;
+    const extras = this.phase
+      ? `${this.phase.name}${this.phase.detail ? ` ${this.phase.detail}` : ''}… ${this.extras}`
+      : this.extras;
     if (this.tty) {
       const width = 24;
       const filled = total ? Math.round((width * this.done) / total) : 0;

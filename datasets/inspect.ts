@@ -126,7 +126,10 @@ export function minariDatasetIdFor(out: string, fallback: string): string {
   const rel = relative(root, resolve(out));
   if (rel && !rel.startsWith('..') && !isAbsolute(rel)) {
     const id = rel.split(sep).join('/');
-    checkDatasetId(id, `--out ${out} (a folder under the Minari root ${root}, whose path below it is the dataset id)`);
+    checkDatasetId(
+      id,
+      `--out ${out} (a folder under the Minari root ${root}, whose path below it is the dataset id)`,
+    );
     return id;
   }
   const name = basename(resolve(out));
@@ -140,7 +143,12 @@ export function minariDatasetIdFor(out: string, fallback: string): string {
 function repairedEnvSpec(spec: unknown): unknown {
   if (typeof spec !== 'string') return spec;
   try {
-    const o = parsePythonJson(spec) as { id?: string; entry_point?: unknown; max_episode_steps?: number | null; kwargs?: Record<string, unknown> };
+    const o = parsePythonJson(spec) as {
+      id?: string;
+      entry_point?: unknown;
+      max_episode_steps?: number | null;
+      kwargs?: Record<string, unknown>;
+    };
     if (o.entry_point !== null || !o.id || !gymnasiumEntryPoint(o.id)) return spec;
     return envSpecJson(o.id, o.max_episode_steps ?? undefined, o.kwargs ?? {});
   } catch {

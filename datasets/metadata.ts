@@ -210,7 +210,11 @@ export function gymnasiumEntryPoint(envId: string): string | undefined {
  * `recover_environment` makes). The entry point is Gymnasium's own for the ids it registers
  * (gymnasiumEntryPoint); for another id it is null, and `recover_environment` cannot make it.
  */
-export function envSpecJson(envId: string, maxEpisodeSteps?: number, kwargs: Record<string, unknown> = {}): string {
+export function envSpecJson(
+  envId: string,
+  maxEpisodeSteps?: number,
+  kwargs: Record<string, unknown> = {},
+): string {
   const known = GYMNASIUM_SPECS[envId];
   return JSON.stringify({
     id: envId,

@@ -98,7 +98,9 @@ export function checkWriteTarget(target: string, layout: Layout, inputs: string[
       `--out ${target}: expected a file path for the single-file layout; it is an existing ${st.isDirectory() ? 'directory' : 'non-regular file'} (use --layout minari for a directory)`,
     );
   if (st && layout === 'minari' && !st.isDirectory())
-    throw new InputError(`--out ${target}: expected a directory for the minari layout; it is an existing file`);
+    throw new InputError(
+      `--out ${target}: expected a directory for the minari layout; it is an existing file`,
+    );
   for (const p of sweepStaleTemporaries(dirname(target)))
     process.stderr.write(`removed ${p}, left by an interrupted writer\n`);
 }

@@ -228,8 +228,12 @@ export class Checkpoints {
     const keep = this.options.keepArtifacts ?? 0;
     if (keep <= 0) return;
     if (!this.uploaded) {
-      const listed = await this.options.store.listArtifacts(this.options.runId, 'checkpoints').catch(() => []);
-      this.uploaded = listed.map((a) => /step-(\d{8})$/.exec(a.path)).flatMap((m) => (m ? [Number(m[1])] : []));
+      const listed = await this.options.store
+        .listArtifacts(this.options.runId, 'checkpoints')
+        .catch(() => []);
+      this.uploaded = listed
+        .map((a) => /step-(\d{8})$/.exec(a.path))
+        .flatMap((m) => (m ? [Number(m[1])] : []));
     }
     if (!this.uploaded.includes(step)) this.uploaded.push(step);
     this.uploaded.sort((a, b) => a - b);

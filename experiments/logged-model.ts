@@ -36,7 +36,9 @@ export interface ModelToLog {
 }
 
 const tensorSpecs = (specs: TensorSpec[]) =>
-  JSON.stringify(specs.map((t) => ({ type: 'tensor', 'tensor-spec': { dtype: t.dtype, shape: t.shape }, name: t.name })));
+  JSON.stringify(
+    specs.map((t) => ({ type: 'tensor', 'tensor-spec': { dtype: t.dtype, shape: t.shape }, name: t.name })),
+  );
 
 /** The `MLmodel` file (mlflow.models.Model.to_yaml's keys) for a model of run `runId`. */
 export function mlmodelYaml(m: ModelToLog, runId: string, modelId: string): string {

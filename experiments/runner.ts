@@ -135,7 +135,9 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
       // Validates the URI without opening the store: a dry run creates nothing (issue 16).
       openStore(uri, { readOnly: true });
       const yaml = configToYaml(loaded.config);
-      process.stdout.write(`# ${displayPath(loaded.file)} (resolved; recipe '${loaded.recipe.name}')\n${yaml}`);
+      process.stdout.write(
+        `# ${displayPath(loaded.file)} (resolved; recipe '${loaded.recipe.name}')\n${yaml}`,
+      );
       return undefined;
     }
     store = openStore(uri);

@@ -410,7 +410,8 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
     if (o.launcher) plan.launcher = o.launcher;
     if (o.slurm) plan.resources = checkResources({ ...plan.resources, ...definedOnly(o.slurm) });
   } else {
-    if (!o.config) throw new InputError('exp sweep: name a config (a path or a name under experiments/configs/)');
+    if (!o.config)
+      throw new InputError('exp sweep: name a config (a path or a name under experiments/configs/)');
     if (!o.seeds.length) throw new InputError('--seeds: give at least one seed');
     if (!Number.isInteger(o.parallel) || o.parallel < 1)
       throw new InputError(`--parallel: expected an integer ≥ 1; got ${o.parallel}`);
@@ -441,7 +442,8 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
       ...definedOnly(o.slurm ?? {}),
     });
   }
-  for (const cell of cells) loadConfig(plan.configFile, { sets: [...plan.sets, ...cell], seed: plan.seeds[0] });
+  for (const cell of cells)
+    loadConfig(plan.configFile, { sets: [...plan.sets, ...cell], seed: plan.seeds[0] });
   const uri = store ? store.uri : resolveTrackingUri(o.trackingUri || base.config.tracking.uri);
   if (plan.launcher !== 'local') checkSharedTracking(plan.launcher, uri, say);
   const children = childrenOf(cells, plan.seeds);
@@ -468,7 +470,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
     for (const [i, r] of await childRuns(store, experimentId, parentRunId))
       (r.info.status === 'FINISHED' ? done : unfinished).set(i, r);
     if (done.size === children.length)
-      throw new InputError(`--resume ${parentRunId}: all ${children.length} cells FINISHED; nothing to resume`);
+      throw new InputError(
+        `--resume ${parentRunId}: all ${children.length} cells FINISHED; nothing to resume`,
+      );
     // the sweep's last array may still be running (its sweep process died): two copies of a
     // cell would write one run twice
     const lastJob = resumed.tags['exp.slurm.array_job_id'];
@@ -547,7 +551,17 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
     for (const c of toRun) c.runId ??= runs.get(c.index)?.info.runId;
   } else {
     const previousJobs = resumed?.tags['exp.slurm.array_job_ids'];
-    const r = await runSlurmArray(toRun, argsOf, plan, parentRunId, base.recipe.name, uri, tracker, pollMs, say);
+    const r = await runSlurmArray(
+      toRun,
+      argsOf,
+      plan,
+      parentRunId,
+      base.recipe.name,
+      uri,
+      tracker,
+      pollMs,
+      say,
+    );
     tracker.tags({ 'exp.slurm.array_job_ids': previousJobs ? `${previousJobs},${r.jobId}` : r.jobId });
     interrupted = r.interrupted;
     jobIds.push(r.jobId);
@@ -615,7 +629,12 @@ async function runLocal(
   const worker = async () => {
     while (!interrupted && next < children.length) {
       const c = children[next++];
-      const r = await runChild(argsOf(c), c.index, `${c.assignments.join(' ') || 'run'} seed=${c.seed}`, quiet);
+      const r = await runChild(
+        argsOf(c),
+        c.index,
+        `${c.assignments.join(' ') || 'run'} seed=${c.seed}`,
+        quiet,
+      );
       c.exitCode = r.code;
       c.runId = r.runId;
       c.status = r.status ?? 'FAILED';
@@ -658,7 +677,13 @@ function arraySpec(
 }
 
 /** `--dry-run`: the commands, batch script or manifest that would run; nothing is created. */
-function printPlan(plan: SweepPlan, children: SweepChild[], recipe: string, uri: string, o: SweepOptions): void {
+function printPlan(
+  plan: SweepPlan,
+  children: SweepChild[],
+  recipe: string,
+  uri: string,
+  o: SweepOptions,
+): void {
   const parent = o.resume ?? '<parent-run-id>';
   const argsOf = (c: SweepChild) => childArgs(plan, c, parent, uri);
   const dir = join(workDir(), 'sweeps', parent);
@@ -673,7 +698,15 @@ function printPlan(plan: SweepPlan, children: SweepChild[], recipe: string, uri:
     // In the image the repository is at K8S_ROOT: configs inside it are named relative to it.
     const inImage = relative(PACKAGE_ROOT, plan.configFile);
     const k8sPlan = { ...plan, configFile: inImage.startsWith('..') ? plan.configFile : inImage };
-    const spec = arraySpec(children, (c) => childArgs(k8sPlan, c, parent, uri), plan, parent, recipe, uri, dir);
+    const spec = arraySpec(
+      children,
+      (c) => childArgs(k8sPlan, c, parent, uri),
+      plan,
+      parent,
+      recipe,
+      uri,
+      dir,
+    );
     const manifest = indexedJobManifest(
       { ...spec, node: 'node', expScript: `${K8S_ROOT}/bin/exp.js`, env: { MLFLOW_TRACKING_URI: uri } },
       { image: o.image ?? 'ring-harness:latest', workingDir: K8S_ROOT },

@@ -68,4 +68,10 @@ export {
   lastInteger,
   makeLineRetrievalCase,
 } from './line-retrieval.js';
-export { type HfRope, type RopeScaling, type RopeScalingType, ropeFrequencies, ropeFromHfConfig } from './rope.js';
+export {
+  type HfRope,
+  type RopeScaling,
+  type RopeScalingType,
+  ropeFrequencies,
+  ropeFromHfConfig,
+} from './rope.js';

@@ -148,7 +148,11 @@ async function loadTensorflow(cpuThreads?: number): Promise<BackendInfo> {
         name: 'tensorflow',
         provider: pkg,
         reason:
-          (onGpu ? 'on a CUDA device' : pkg.endsWith('-gpu') ? 'no CUDA device in use (CPU)' : 'TensorFlow C library (CPU)') +
+          (onGpu
+            ? 'on a CUDA device'
+            : pkg.endsWith('-gpu')
+              ? 'no CUDA device in use (CPU)'
+              : 'TensorFlow C library (CPU)') +
           (lib ? ` ${lib}` : '') +
           (threads ? `, ${threads} intra-op threads` : ''),
       };

@@ -13,7 +13,13 @@
  * or RING_NATIVE=0 brings back the backend's kernels at once.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type BackendPlacement, type NativeAddon, nativeAddon, nativeRefusedOn, nativeThreads } from './native.js';
+import {
+  type BackendPlacement,
+  type NativeAddon,
+  nativeAddon,
+  nativeRefusedOn,
+  nativeThreads,
+} from './native.js';
 
 /** Where the current tfjs backend keeps its tensors (the flags are tfjs-node's, when present). */
 export function currentPlacement(): BackendPlacement {
@@ -69,7 +75,11 @@ export function nativeMatmulCount(): number {
   return nativeCalls;
 }
 
-type NativeKernel = (args: KernelArgs, backendName: string, fallback: tf.KernelFunc) => tf.TensorInfo | tf.TensorInfo[];
+type NativeKernel = (
+  args: KernelArgs,
+  backendName: string,
+  fallback: tf.KernelFunc,
+) => tf.TensorInfo | tf.TensorInfo[];
 const KERNELS: [string, NativeKernel][] = [
   ['BatchMatMul', nativeBatchMatMul],
   ['Exp', nativeExp],
@@ -102,17 +112,28 @@ function threadsFor(work: number, perThread: number): number {
   return Math.max(1, Math.min(nativeThreads(), Math.floor(work / perThread)));
 }
 
-function nativeExp(args: KernelArgs, backendName: string, fallback: tf.KernelFunc): tf.TensorInfo | tf.TensorInfo[] {
+function nativeExp(
+  args: KernelArgs,
+  backendName: string,
+  fallback: tf.KernelFunc,
+): tf.TensorInfo | tf.TensorInfo[] {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const n = x.shape.reduce((p, q) => p * q, 1);
   const backend = tf.getBackend();
   const addon =
-    x.dtype === 'float32' && n >= NATIVE_EXP_MIN && backend === backendName ? nativeForCurrentBackend() : undefined;
+    x.dtype === 'float32' && n >= NATIVE_EXP_MIN && backend === backendName
+      ? nativeForCurrentBackend()
+      : undefined;
   if (!addon) return fallback(args);
   if (backendName === 'wasm') {
     const wasm = args.backend as unknown as WasmBackend;
     const out = wasm.makeOutput(x.shape, 'float32'); // first: it may grow the heap
-    addon.exp(wasm.typedArrayFromHeap(x), wasm.typedArrayFromHeap(out), n, threadsFor(n, EXP_PER_EXTRA_THREAD));
+    addon.exp(
+      wasm.typedArrayFromHeap(x),
+      wasm.typedArrayFromHeap(out),
+      n,
+      threadsFor(n, EXP_PER_EXTRA_THREAD),
+    );
     return out;
   }
   const cpu = args.backend as unknown as CpuBackend;

@@ -62,7 +62,14 @@ export interface NativeAddon {
   /** y[i] = exp(x[i]) for i < n (IEEE edges: ±inf, NaN). */
   exp(x: Float32Array, y: Float32Array, n: number, threads: number): void;
   /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */
-  attnFinalize(o: Float32Array, m: Float32Array, l: Float32Array, lse: Float32Array, rows: number, D: number): void;
+  attnFinalize(
+    o: Float32Array,
+    m: Float32Array,
+    l: Float32Array,
+    lse: Float32Array,
+    rows: number,
+    D: number,
+  ): void;
   /** out[r] = Σ_d a[r, d] · b[r, d]. */
   rowDot(a: Float32Array, b: Float32Array, out: Float32Array, rows: number, D: number): void;
   /**

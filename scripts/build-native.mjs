@@ -44,7 +44,9 @@ if (!force && existsSync(out) && statSync(out).mtimeMs >= newestSource()) proces
 // npm ships node-gyp; find it beside the npm that runs us, or beside node.
 const nodeDir = dirname(dirname(process.execPath));
 const candidates = [
-  process.env.npm_execpath ? join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js') : '',
+  process.env.npm_execpath
+    ? join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')
+    : '',
   join(nodeDir, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
 ].filter(Boolean);
 const gyp = candidates.find((p) => existsSync(p));

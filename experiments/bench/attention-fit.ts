@@ -53,7 +53,9 @@ export function benchMemoryNeed(o: AttentionBenchOptions): BenchMemoryNeed {
 export function assertBenchFitsMachine(o: AttentionBenchOptions): void {
   const maxDevices = maxWorkerThreads();
   if (o.devices > maxDevices)
-    throw new InputError(`--devices: expected at most ${maxDevices} (${WORKER_THREADS_WHY}); got ${o.devices}`);
+    throw new InputError(
+      `--devices: expected at most ${maxDevices} (${WORKER_THREADS_WHY}); got ${o.devices}`,
+    );
   const need = benchMemoryNeed(o);
   const shape = `--impl ${o.impl} --seq-len ${o.seqLen} --batch ${o.batch} --heads ${o.heads} --kv-heads ${o.kvHeads} --head-dim ${o.headDim}${o.backward ? ' --backward' : ''}`;
   const parts =

@@ -30,7 +30,12 @@ const INPUT_ERRNOS: Record<string, string> = {
  * should bound its sizes first; this is the net under it.
  */
 function allocationInputError(err: unknown): string | undefined {
-  const m = err instanceof Error ? /(Invalid (typed )?array length[^\n]*|Array buffer allocation failed|Array buffer too large|Invalid string length)/.exec(err.message) : null;
+  const m =
+    err instanceof Error
+      ? /(Invalid (typed )?array length[^\n]*|Array buffer allocation failed|Array buffer too large|Invalid string length)/.exec(
+          err.message,
+        )
+      : null;
   if (!m) return undefined;
   const gb = (totalmem() / 2 ** 30).toFixed(0);
   return `the sizes asked for need more memory than this machine can allocate (${m[1]}); expected sizes that fit in its ${gb} GiB: reduce the sequence length, batch, model or device count`;

@@ -66,7 +66,9 @@ export const slurmSchema = s.object(
       default: [],
     }),
   },
-  { doc: 'Resources of each cell under exp sweep --launcher slurm (issue 19); the flags of the same names override' },
+  {
+    doc: 'Resources of each cell under exp sweep --launcher slurm (issue 19); the flags of the same names override',
+  },
 );
 
 export function baseFields(recipeNames: readonly string[]) {

@@ -91,7 +91,9 @@ export function parseYaml(text: string, label: string): unknown {
       const key = YAML.isScalar(pair.key) ? pair.key.value : pair.key;
       if (typeof key === 'string' && FORBIDDEN_KEYS.has(key)) {
         const pos = YAML.isScalar(pair.key) && pair.key.range ? lineCol(text, pair.key.range[0]) : '';
-        throw new InputError(`${label}${pos}: key '${key}' is not allowed (it names an object's prototype, not a config key)`);
+        throw new InputError(
+          `${label}${pos}: key '${key}' is not allowed (it names an object's prototype, not a config key)`,
+        );
       }
     },
   });

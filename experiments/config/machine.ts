@@ -19,7 +19,7 @@ export function maxWorkerThreads(perThreadMb = 64): number {
 }
 
 /** Why `maxWorkerThreads()` is the bound, for messages and schema docs. */
-export const WORKER_THREADS_WHY = 'one worker thread per device, ≈ 64 MB each, half of this machine\'s memory';
+export const WORKER_THREADS_WHY = "one worker thread per device, ≈ 64 MB each, half of this machine's memory";
 
 /** `bytes` in GiB with one decimal, for messages. */
 export function gib(bytes: number): string {

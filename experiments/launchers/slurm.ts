@@ -140,7 +140,9 @@ function slurmCommand(cmd: string, args: string[]): { code: number; stdout: stri
 export function sbatch(scriptPath: string): string {
   const r = slurmCommand('sbatch', ['--parsable', scriptPath]);
   if (r.code !== 0)
-    throw new InputError(`sbatch ${scriptPath}: refused (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+    throw new InputError(
+      `sbatch ${scriptPath}: refused (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`,
+    );
   // `--parsable` prints `jobid` or `jobid;cluster`
   const id = r.stdout.trim().split(';')[0];
   if (!/^\d+$/.test(id)) throw new Error(`sbatch: expected a job id; got '${r.stdout.trim()}'`);

@@ -116,7 +116,10 @@ async function run(ctx: RecipeContext<ContextScalingConfig>): Promise<void> {
   }
 }
 
-async function measure(ctx: RecipeContext<ContextScalingConfig>, groups: Map<number, RingGroup>): Promise<void> {
+async function measure(
+  ctx: RecipeContext<ContextScalingConfig>,
+  groups: Map<number, RingGroup>,
+): Promise<void> {
   const c = ctx.config;
   const done: Cell[] = ((ctx.resume?.state as { cells?: Cell[] } | undefined)?.cells ?? []).slice();
   const plan: { method: AttentionImpl; devices: number }[] = [];
@@ -287,7 +290,10 @@ async function measure(ctx: RecipeContext<ContextScalingConfig>, groups: Map<num
   if (ctx.signal.aborted) return;
   ctx.tracker.params(
     Object.fromEntries(
-      done.map((d) => [`cell.${d.method === 'ring' ? `ring_n${d.devices}` : d.method}.peak_mib`, d.peakMiB.toFixed(2)]),
+      done.map((d) => [
+        `cell.${d.method === 'ring' ? `ring_n${d.devices}` : d.method}.peak_mib`,
+        d.peakMiB.toFixed(2),
+      ]),
     ),
   );
 
@@ -304,7 +310,16 @@ async function measure(ctx: RecipeContext<ContextScalingConfig>, groups: Map<num
   }));
   await ctx.tracker.table('context_scaling', rows);
   // the result, printed: what the run found, without opening MLflow (issue 15)
-  const cols = ['method', 'devices', 'max_context', 'peak_mib', 'tensor_mib', 'vs_bpt', 'tokens_per_sec', 'mfu'] as const;
+  const cols = [
+    'method',
+    'devices',
+    'max_context',
+    'peak_mib',
+    'tensor_mib',
+    'vs_bpt',
+    'tokens_per_sec',
+    'mfu',
+  ] as const;
   const text = rows.map((r) => cols.map((k) => (r[k] === null ? '–' : String(r[k]))));
   const widths = cols.map((k, i) => Math.max(k.length, ...text.map((t) => t[i].length)));
   ctx.log(`context scaling under ${c.budgetMiB} MiB/device:`);

@@ -61,12 +61,7 @@ import {
   type LoadModelArgs,
   modelWeights,
 } from '../../lm/ring-device.js';
-import {
-  RingGroup,
-  type RingLayout,
-  tokenIndices,
-  withPeakBytes,
-} from '../../ring/index.js';
+import { RingGroup, type RingLayout, tokenIndices, withPeakBytes } from '../../ring/index.js';
 import { AdamW, clipByGlobalNorm } from '../../train/index.js';
 import type { SavedTensor } from '../checkpoint.js';
 import { type InferFields, s } from '../config/schema.js';

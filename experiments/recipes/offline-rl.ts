@@ -19,12 +19,7 @@ import {
   stateNorm,
   type TrajectoryDataset,
 } from '../../datasets/index.js';
-import {
-  type AttentionImpl,
-  RingGroup,
-  type RingLayout,
-  tokenIndices,
-} from '../../ring/index.js';
+import { type AttentionImpl, RingGroup, type RingLayout, tokenIndices } from '../../ring/index.js';
 import { AdamW, clipByGlobalNorm, warmupCosine } from '../../train/index.js';
 import { make } from '../../rl/envs/index.js';
 import { ensureAntMediumDataset, type ReferenceScores, referenceScores } from '../../rl/index.js';
@@ -276,7 +271,13 @@ async function logPolicy(
   ctx: RecipeContext<OfflineRlConfig>,
   weights: Float32Array[],
   step: number,
-  about: { obsDim: number; actDim: number; model: unknown; norm?: { mean: Float32Array; std: Float32Array }; target?: number },
+  about: {
+    obsDim: number;
+    actDim: number;
+    model: unknown;
+    norm?: { mean: Float32Array; std: Float32Array };
+    target?: number;
+  },
 ): Promise<void> {
   const c = ctx.config;
   const dir = join(ctx.workDir, 'policy');
@@ -316,7 +317,8 @@ async function logPolicy(
       outputs: [{ name: 'action', dtype: 'float32', shape: [-1, about.actDim] }],
       flavor: {
         format: 'ring-harness-policy',
-        loader: 'rl/policies from policy.json and weights.bin (float32, little-endian, weight_lengths in order)',
+        loader:
+          'rl/policies from policy.json and weights.bin (float32, little-endian, weight_lengths in order)',
       },
       params: { algo: c.algo, env: c.env, parameters: all.length },
       step,
@@ -766,6 +768,8 @@ export const offlineRlRecipe: Recipe<OfflineRlConfig> = {
   deviceCount: (c) => (c.model.attention === 'ring' ? c.model.devices : 1),
   // `at-blockwise`, `dt-ring-n4`, `bc`: AT and DT runs differ by name in MLflow (issue 15)
   runLabel: (c) =>
-    c.algo === 'bc' ? 'bc' : `${c.algo}-${c.model.attention}${c.model.attention === 'ring' ? `-n${c.model.devices}` : ''}`,
+    c.algo === 'bc'
+      ? 'bc'
+      : `${c.algo}-${c.model.attention}${c.model.attention === 'ring' ? `-n${c.model.devices}` : ''}`,
   run,
 };

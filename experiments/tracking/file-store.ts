@@ -548,7 +548,8 @@ export class FileStore implements TrackingStore {
     const modelId = `m-${randomUUID().replaceAll('-', '')}`;
     const dir = join(this.root, spec.experimentId, 'models', modelId);
     const artifacts = join(dir, 'artifacts');
-    for (const sub of ['params', 'tags', 'metrics', 'artifacts']) mkdirSync(join(dir, sub), { recursive: true });
+    for (const sub of ['params', 'tags', 'metrics', 'artifacts'])
+      mkdirSync(join(dir, sub), { recursive: true });
     for (const p of spec.params) writeFileAtomic(join(dir, 'params', p.key), p.value);
     for (const t of spec.tags) writeFileAtomic(join(dir, 'tags', t.key), t.value);
     for (const f of spec.files) {

@@ -7,4 +7,11 @@ export { openStore, resolveTrackingUri } from './open.js';
 export { METRIC_PREFIXES, RunTracker, type RunTrackerOptions } from './run.js';
 export { SYSTEM_STEP_METRIC, SystemSampler } from './system.js';
 export { environmentTags } from './env-tags.js';
-export { acquireRunLease, checkOwnerTag, currentOwner, type LeaseOwner, OWNER_TAG, type RunLease } from './lease.js';
+export {
+  acquireRunLease,
+  checkOwnerTag,
+  currentOwner,
+  type LeaseOwner,
+  OWNER_TAG,
+  type RunLease,
+} from './lease.js';

@@ -16,7 +16,13 @@ import {
   joinChunkGrads,
   makeKvChunk,
 } from './engine.js';
-import { type KernelGeometry, NativeBackward, NativeForward, nativeAttention, tensorData } from './kernels.js';
+import {
+  type KernelGeometry,
+  NativeBackward,
+  NativeForward,
+  nativeAttention,
+  tensorData,
+} from './kernels.js';
 import { blockRanges, contiguousPositions, MaskPlanner, type TokenSide } from './mask.js';
 import type { AttentionOptions } from './types.js';
 import { checkAttentionInputs } from './validate.js';

@@ -53,7 +53,10 @@ export function tensorData(t: tf.Tensor): Float32Array {
   return t.dataSync() as Float32Array;
 }
 
-function sideArgs(q: TokenSide, k: TokenSide): [Int32Array, Int32Array, Int32Array | null, Int32Array | null] {
+function sideArgs(
+  q: TokenSide,
+  k: TokenSide,
+): [Int32Array, Int32Array, Int32Array | null, Int32Array | null] {
   // NOTE: MaskPlanner masks by segment only when the query side has segments; both sides carry
   // them together everywhere in ring/.
   const segs = q.segments !== undefined && k.segments !== undefined;

@@ -19,7 +19,13 @@ import {
   type Geometry,
   makeKvChunk,
 } from './engine.js';
-import { type KernelGeometry, NativeBackward, NativeForward, nativeAttention, tensorData } from './kernels.js';
+import {
+  type KernelGeometry,
+  NativeBackward,
+  NativeForward,
+  nativeAttention,
+  tensorData,
+} from './kernels.js';
 import { type BlockRange, blockRanges, MaskPlanner, type TokenSide } from './mask.js';
 import type { RingLayout } from './types.js';
 
@@ -92,7 +98,9 @@ export function ringAttentionDevice(
     const kg: KernelGeometry = { B, H, Hk, D, scale: g.scale, causal: o.causal };
     const sides = Array.from({ length: N }, (_, owner) => sideOf(owner, B, o));
     // NOTE: a step whose chunk no query sees is skipped (causal: the blocks after this device's).
-    const visible = sides.map((side) => anyVisible(new MaskPlanner(qSide, g.qBlocks, side, kBlocks, o.causal, B)));
+    const visible = sides.map((side) =>
+      anyVisible(new MaskPlanner(qSide, g.qBlocks, side, kBlocks, o.causal, B)),
+    );
     const nativeOp = customOp(([qi, ki, vi], save) => {
       const started = performance.now();
       // views of the inputs (no copies on wasm): no tfjs call until the loop is over

@@ -71,7 +71,12 @@ export class RingGroup {
     const workers: Worker[] = [];
     const ready: Promise<BackendInfo>[] = [];
     for (let rank = 0; rank < devices; rank++) {
-      const init: WorkerInit = { rank, backend: options.backend ?? 'auto', control, native: nativeSettings() };
+      const init: WorkerInit = {
+        rank,
+        backend: options.backend ?? 'auto',
+        control,
+        native: nativeSettings(),
+      };
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
       workers.push(w);
       ready.push(

@@ -138,7 +138,12 @@ export async function withPeakBytes<R>(
   const peakBytes = Math.max(0, info.peakBytes - before);
   // NOTE: the addon's buffers live only inside one of its calls, between two samples; their
   // high-water is added to the sampled peak (an upper bound when the two peaks do not coincide)
-  const m = { tensorBytes: peakBytes, wasmHeapBytes: peak.heap, jsBytes: peak.js, nativeBytes: nativeLivePeak()[1] };
+  const m = {
+    tensorBytes: peakBytes,
+    wasmHeapBytes: peak.heap,
+    jsBytes: peak.js,
+    nativeBytes: nativeLivePeak()[1],
+  };
   return { result: result as R, peakBytes, memory: { ...m, totalBytes: total(m) } };
 }
 

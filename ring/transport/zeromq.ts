@@ -58,7 +58,9 @@ function check(o: ZeroMqTransportOptions): void {
     throw bad(`worldSize must be a positive integer; got ${o.worldSize}`);
   // NOTE: one rank has no ring to join; it used to wait out the rendezvous timeout (issue 16 item 10)
   if (o.worldSize < 2)
-    throw bad('a ring across processes needs at least 2 ranks; got WORLD_SIZE 1 (for one device run without a ring)');
+    throw bad(
+      'a ring across processes needs at least 2 ranks; got WORLD_SIZE 1 (for one device run without a ring)',
+    );
   if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize)
     throw bad(`rank must be in 0..${o.worldSize - 1}; got ${o.rank}`);
   if (!Number.isInteger(o.masterPort) || o.masterPort < 1 || o.masterPort > 65535)

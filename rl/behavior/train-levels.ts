@@ -54,7 +54,8 @@ function parse(argv: string[]): Options {
   });
   const int = (name: string, raw: string | undefined, min: number): number => {
     const v = Number(raw);
-    if (!Number.isInteger(v) || v < min) throw new UsageError(`--${name}: expected an integer ≥ ${min}, got '${raw}'`);
+    if (!Number.isInteger(v) || v < min)
+      throw new UsageError(`--${name}: expected an integer ≥ ${min}, got '${raw}'`);
     return v;
   };
   if (!values.env) throw new UsageError('--env: required (a registered env id, e.g. Hopper-v5)');
@@ -97,13 +98,18 @@ async function main(): Promise<void> {
     },
     onUpdate: (u, tr) => {
       const mean = returns.length ? returns.reduce((a, b) => a + b, 0) / returns.length : null;
-      appendFileSync(log, `${JSON.stringify({ ...u, episodes: returns.length, returnMean: mean, t: tr.wallSec })}\n`);
+      appendFileSync(
+        log,
+        `${JSON.stringify({ ...u, episodes: returns.length, returnMean: mean, t: tr.wallSec })}\n`,
+      );
       returns = [];
       if (u.update % o.every === 0)
         writeFileAtomic(join(o.out, `snap-${u.update}.json`), JSON.stringify(tr.policyJSON(true)));
       if (Date.now() - lastLine > 30_000) {
         lastLine = Date.now();
-        process.stderr.write(`train-levels: update ${u.update}, env step ${u.envStep}, return ${mean?.toFixed(1)}\n`);
+        process.stderr.write(
+          `train-levels: update ${u.update}, env step ${u.envStep}, return ${mean?.toFixed(1)}\n`,
+        );
       }
       return undefined;
     },

@@ -30,7 +30,11 @@ export interface AntOptions {
 
 /** Ant-v5's keywords and Gymnasium's defaults. */
 export const ANT_KWARGS: KwargTable = {
-  xml_file: { kind: 'string', default: 'ant.xml', doc: "MJCF model: a name in rl/envs/assets/ (as Gymnasium's assets), or a path starting with '.', '/' or '~'" },
+  xml_file: {
+    kind: 'string',
+    default: 'ant.xml',
+    doc: "MJCF model: a name in rl/envs/assets/ (as Gymnasium's assets), or a path starting with '.', '/' or '~'",
+  },
   frame_skip: {
     kind: 'positiveInteger',
     default: 5,

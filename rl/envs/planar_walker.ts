@@ -27,7 +27,11 @@ export interface PlanarWalkerOptions {
 }
 
 const common = (xml: string): KwargTable => ({
-  xml_file: { kind: 'string', default: xml, doc: "MJCF model: a name in rl/envs/assets/ (as Gymnasium's assets), or a path starting with '.', '/' or '~'" },
+  xml_file: {
+    kind: 'string',
+    default: xml,
+    doc: "MJCF model: a name in rl/envs/assets/ (as Gymnasium's assets), or a path starting with '.', '/' or '~'",
+  },
   frame_skip: {
     kind: 'positiveInteger',
     default: 4,

@@ -70,7 +70,9 @@ describe('context-scaling recipe', () => {
       const hasScalingMetrics = (d: string): boolean =>
         readdirSync(d).some((e) => {
           const p = join(d, e);
-          return statSync(p).isDirectory() && ((e === 'scaling' && d.endsWith('metrics')) || hasScalingMetrics(p));
+          return (
+            statSync(p).isDirectory() && ((e === 'scaling' && d.endsWith('metrics')) || hasScalingMetrics(p))
+          );
         });
       assert.equal(hasScalingMetrics(join(dir, 'mlruns')), false, 'no scaling/ metrics');
       assert.equal(findFile(join(dir, 'mlruns'), 'checkpoint.json'), undefined, 'no checkpoint uploaded');

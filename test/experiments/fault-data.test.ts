@@ -10,7 +10,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { runPython } from '../helpers/python.js';
@@ -64,7 +72,11 @@ describe(`fault injection on dataset writes (FAULT_SEED=${SEED})`, () => {
       const done = finished(child);
       // Kill once the hidden temporary body exists (an event, not a time window).
       const until = Date.now() + 120_000;
-      while (!hidden(outDir).some((n) => n.endsWith('.tmp.body')) && child.exitCode === null && Date.now() < until)
+      while (
+        !hidden(outDir).some((n) => n.endsWith('.tmp.body')) &&
+        child.exitCode === null &&
+        Date.now() < until
+      )
         await sleep(2);
       assert.equal(child.exitCode, null, 'the import was still running when the temporary appeared');
       child.kill(signal);
@@ -75,12 +87,19 @@ describe(`fault injection on dataset writes (FAULT_SEED=${SEED})`, () => {
         assert.deepEqual(hidden(outDir), [], 'SIGTERM removed the temporary files');
       } else {
         assert.ok(hidden(outDir).length > 0, 'SIGKILL cannot clean up: a temporary is left');
-        const next = await runExp(['data', 'import', 'd4rl', small, '--out', join(outDir, 'other.arrow'), '--quiet'], {
-          env,
-        });
+        const next = await runExp(
+          ['data', 'import', 'd4rl', small, '--out', join(outDir, 'other.arrow'), '--quiet'],
+          {
+            env,
+          },
+        );
         assert.equal(next.code, 0, next.stderr);
         assert.match(next.stderr, /removed .*\.tmp.* left by an interrupted writer/);
-        assert.deepEqual(hidden(outDir), [], 'the next write into the folder swept the dead writer\'s temporaries');
+        assert.deepEqual(
+          hidden(outDir),
+          [],
+          "the next write into the folder swept the dead writer's temporaries",
+        );
       }
     });
 
@@ -89,7 +108,9 @@ describe(`fault injection on dataset writes (FAULT_SEED=${SEED})`, () => {
     mkdirSync(mnt);
     const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { encoding: 'utf8' });
     if (m.status !== 0) {
-      t.skip(`mount -t tmpfs is not permitted here (${(m.stderr || m.error?.message || '').trim()}); needs root`);
+      t.skip(
+        `mount -t tmpfs is not permitted here (${(m.stderr || m.error?.message || '').trim()}); needs root`,
+      );
       return;
     }
     try {
@@ -123,14 +144,19 @@ describe(`fault injection on dataset writes (FAULT_SEED=${SEED})`, () => {
       assert.equal(sha(input), before, `--out ${out}: the input is unchanged`);
     }
     const arrow = join(dir, 'x.arrow');
-    assert.equal((await runExp(['data', 'import', 'd4rl', input, '--out', arrow, '--quiet'], { env })).code, 0);
+    assert.equal(
+      (await runExp(['data', 'import', 'd4rl', input, '--out', arrow, '--quiet'], { env })).code,
+      0,
+    );
     const arrowSha = sha(arrow);
     const conv = await runExp(['data', 'convert', arrow, '--out', arrow], { env });
     assert.equal(conv.code, 2, conv.stderr);
     assert.equal(sha(arrow), arrowSha, 'convert onto itself: the input is unchanged');
-    const into = await runExp(['data', 'convert', arrow, '--out', join(arrow, 'inside'), '--layout', 'minari'], { env });
+    const into = await runExp(
+      ['data', 'convert', arrow, '--out', join(arrow, 'inside'), '--layout', 'minari'],
+      { env },
+    );
     assert.equal(into.code, 2, into.stderr);
     assert.equal(existsSync(join(arrow, 'inside')), false);
   });
-
 });

@@ -8,27 +8,31 @@
  * Seeded: FAULT_SEED=<n> replays the same kill points; the seed is printed as a diagnostic.
  */
 import assert from 'node:assert/strict';
-import {
-  cpSync,
-  existsSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { Rng } from '../../common/index.js';
 import { FileStore } from '../../experiments/tracking/index.js';
 import { runPython } from '../helpers/python.js';
-import { finished, outcome, runExp, runIdFromStderr, spawnExp, tempDir, testEnv, waitForStep } from './util.js';
+import {
+  finished,
+  outcome,
+  runExp,
+  runIdFromStderr,
+  spawnExp,
+  tempDir,
+  testEnv,
+  waitForStep,
+} from './util.js';
 
 const SEED = Number(process.env.FAULT_SEED ?? (Date.now() ^ (process.pid << 8)) >>> 0);
 const STEPS = 60;
 const EVAL_EVERY = 7;
-const EXPECTED_EVAL = [...Array.from({ length: Math.floor(STEPS / EVAL_EVERY) }, (_, i) => (i + 1) * EVAL_EVERY), STEPS];
+const EXPECTED_EVAL = [
+  ...Array.from({ length: Math.floor(STEPS / EVAL_EVERY) }, (_, i) => (i + 1) * EVAL_EVERY),
+  STEPS,
+];
 
 const common = (store: string) => [
   '--tracking-uri',
@@ -61,7 +65,10 @@ async function waitForFile(file: string, timeoutMs = 120_000): Promise<void> {
 }
 
 /** Metric steps and values as the Python MLflow client reads them from the file store. */
-function pythonHistory(store: string, runId: string): {
+function pythonHistory(
+  store: string,
+  runId: string,
+): {
   status: string;
   train: [number, number][];
   eval: [number, number][];
@@ -190,9 +197,17 @@ describe(`fault injection on runs (FAULT_SEED=${SEED})`, () => {
     assert.equal(ref.code, 0, ref.stderr);
     const got = pythonHistory(store, runId);
     assert.equal(got.status, 'FINISHED', 'no run left RUNNING');
-    assertCompleteStream(got, pythonHistory(refStore, outcome(ref).run_id), `kill at checkpoint ${killAt}, then ${killDelay} ms into the resumed process`);
+    assertCompleteStream(
+      got,
+      pythonHistory(refStore, outcome(ref).run_id),
+      `kill at checkpoint ${killAt}, then ${killDelay} ms into the resumed process`,
+    );
     assert.deepEqual(temporariesUnder(store), [], 'no temporary file left in the store');
-    assert.deepEqual(temporariesUnder(join(work, '.exp', 'runs')), [], 'no temporary file left in the work folder');
+    assert.deepEqual(
+      temporariesUnder(join(work, '.exp', 'runs')),
+      [],
+      'no temporary file left in the work folder',
+    );
     assert.deepEqual(readdirSync(join(work, '.exp', 'locks')), [], 'the lease is released at the end');
   });
 
@@ -204,7 +219,15 @@ describe(`fault injection on runs (FAULT_SEED=${SEED})`, () => {
     const refStore = join(work, 'ref');
     const refP = runExp(['run', 'toy.yaml', ...common(refStore)], { env });
     const child = spawnExp(
-      ['run', 'toy.yaml', ...common(store), '--set', 'toy.stepDelayMs=40', '--set', 'tracking.flushEverySec=0.2'],
+      [
+        'run',
+        'toy.yaml',
+        ...common(store),
+        '--set',
+        'toy.stepDelayMs=40',
+        '--set',
+        'tracking.flushEverySec=0.2',
+      ],
       { env },
     );
     const done = finished(child);
@@ -214,7 +237,9 @@ describe(`fault injection on runs (FAULT_SEED=${SEED})`, () => {
     child.kill('SIGKILL');
     await done;
     const ckRoot = join(fileURLToPath((await fs.getRun(runId)).info.artifactUri), 'checkpoints');
-    const names = readdirSync(ckRoot).filter((n) => /^step-\d{8}$/.test(n)).sort();
+    const names = readdirSync(ckRoot)
+      .filter((n) => /^step-\d{8}$/.test(n))
+      .sort();
     assert.ok(names.length >= 3, `checkpoints at 10, 20, 30 (got ${names})`);
     const backup = join(work, 'backup');
     cpSync(ckRoot, backup, { recursive: true });

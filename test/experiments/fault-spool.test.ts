@@ -17,7 +17,16 @@ import { Rng } from '../../common/index.js';
 import { RestStore } from '../../experiments/tracking/index.js';
 import { type MlflowServer, startMlflowServer } from '../helpers/mlflow.js';
 import { pythonJson } from '../helpers/python.js';
-import { finished, outcome, runExp, runIdFromStderr, spawnExp, tempDir, testEnv, waitForStep } from './util.js';
+import {
+  finished,
+  outcome,
+  runExp,
+  runIdFromStderr,
+  spawnExp,
+  tempDir,
+  testEnv,
+  waitForStep,
+} from './util.js';
 
 const SEED = Number(process.env.FAULT_SEED ?? (Date.now() ^ (process.pid << 8)) >>> 0);
 const STEPS = 50;
@@ -103,7 +112,11 @@ describe(`fault injection on the spool (FAULT_SEED=${SEED})`, () => {
     assert.equal(reported.length, 2, `both bad records reported:\n${sync.stderr}`);
     assert.match(sync.stderr, new RegExp(`${spool}:${middle + 1}: `), 'names the file and line');
     assert.ok(!existsSync(file), 'the replayed spool is removed');
-    assert.equal(readFileSync(`${file}.torn`, 'utf8').split('\n').filter(Boolean).length, 2, 'bad records kept');
+    assert.equal(
+      readFileSync(`${file}.torn`, 'utf8').split('\n').filter(Boolean).length,
+      2,
+      'bad records kept',
+    );
     assert.equal(readFileSync(live, 'utf8'), `${lines[0]}\n`, "a live process's spool is not touched");
 
     const run = await client.getRun(runId);
@@ -129,14 +142,19 @@ print(json.dumps({"status": r.info.status,
     );
   });
 
-  test('three `exp runs sync` at once replay a dead process\'s spool once', async () => {
+  test("three `exp runs sync` at once replay a dead process's spool once", async () => {
     const rng = new Rng(SEED ^ 0x77);
     const env = testEnv(join(work, 'race'));
     const spoolDir = join(work, 'race', '.exp', 'spool');
     mkdirSync(spoolDir, { recursive: true });
     const client = new RestStore(server.uri, { spoolDir: join(work, 'unused') });
     const experimentId = await client.ensureExperiment('fault-spool-race');
-    const { runId } = await client.createRun({ experimentId, runName: 'race', startTime: Date.now(), tags: [] });
+    const { runId } = await client.createRun({
+      experimentId,
+      runName: 'race',
+      startTime: Date.now(),
+      tags: [],
+    });
     // A finished child's pid: the spool's writer is dead.
     const dead = spawnSync(process.execPath, ['-e', '0']).pid as number;
     const n = 20 + rng.int(20);
@@ -146,7 +164,11 @@ print(json.dumps({"status": r.info.status,
         entry: {
           op: 'batch',
           runId,
-          batch: { metrics: [{ key: 'train/x', value: rng.normal(), timestamp: Date.now(), step: i + 1 }], params: [], tags: [] },
+          batch: {
+            metrics: [{ key: 'train/x', value: rng.normal(), timestamp: Date.now(), step: i + 1 }],
+            params: [],
+            tags: [],
+          },
         },
       }),
     );
@@ -154,7 +176,11 @@ print(json.dumps({"status": r.info.status,
     const results = await Promise.all([0, 1, 2].map(() => runExp(['runs', 'sync'], { env })));
     for (const r of results) assert.equal(r.code, 0, r.stderr);
     const steps = (await client.getMetricHistory(runId, 'train/x')).map((m) => m.step).sort((a, b) => a - b);
-    assert.deepEqual(steps, Array.from({ length: n }, (_, i) => i + 1), `each of ${n} spooled points once (seed ${SEED})`);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: n }, (_, i) => i + 1),
+      `each of ${n} spooled points once (seed ${SEED})`,
+    );
     assert.deepEqual(readdirSync(spoolDir), [], 'the spool is gone');
   });
 });

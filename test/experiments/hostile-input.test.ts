@@ -54,7 +54,11 @@ const POLICY = join(repoRoot, 'rl', 'behavior', 'ant-medium.json');
 
 const CASES: CliCase[] = [
   // configs and flags
-  { name: '--set __proto__.x=1', args: () => toy('--set', '__proto__.polluted=1'), says: /key '__proto__' is not allowed/ },
+  {
+    name: '--set __proto__.x=1',
+    args: () => toy('--set', '__proto__.polluted=1'),
+    says: /key '__proto__' is not allowed/,
+  },
   {
     name: '--set toy.constructor.prototype.x=1',
     args: () => toy('--set', 'toy.constructor.prototype.x=1'),
@@ -81,7 +85,11 @@ const CASES: CliCase[] = [
     },
     says: /laughs\.yaml: YAML aliases expand too far/,
   },
-  { name: 'toy.hidden: 1e20', args: () => toy('--set', 'toy.hidden=1e20'), says: /toy\.hidden: expected an integer/ },
+  {
+    name: 'toy.hidden: 1e20',
+    args: () => toy('--set', 'toy.hidden=1e20'),
+    says: /toy\.hidden: expected an integer/,
+  },
   { name: '--seed 1e300', args: () => toy('--seed', '1e300'), says: /seed: expected an integer/ },
   {
     name: '--tracking-uri /etc/passwd',
@@ -102,7 +110,18 @@ const CASES: CliCase[] = [
   // sizes against the machine
   {
     name: 'data collect --num-envs 1000',
-    args: () => ['data', 'collect', '--policy', POLICY, '--episodes', '1', '--num-envs', '1000', '--out', join(work, 'c.arrow')],
+    args: () => [
+      'data',
+      'collect',
+      '--policy',
+      POLICY,
+      '--episodes',
+      '1',
+      '--num-envs',
+      '1000',
+      '--out',
+      join(work, 'c.arrow'),
+    ],
     says: /--num-envs: expected at most \d+ \(one worker thread per env/,
   },
   {
@@ -158,12 +177,24 @@ const CASES: CliCase[] = [
   {
     name: 'ring-worker attention --seq-len 1e12',
     args: () => ['ring-worker', 'attention', '--seq-len', '1e12'],
-    env: { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1', RING_SECRET: 'hostile-input-test-secret-0123456789' },
+    env: {
+      RANK: '0',
+      WORLD_SIZE: '2',
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: '1',
+      RING_SECRET: 'hostile-input-test-secret-0123456789',
+    },
     says: /every rank draws q, k, v and dOut .* this machine has/,
   },
   {
     name: 'offline-rl.model.devices=1000',
-    args: () => ['run', join(repoRoot, 'test', 'fixtures', 'offline-rl-tiny.yaml'), '--dry-run', '--set', 'offline-rl.model.devices=1000'],
+    args: () => [
+      'run',
+      join(repoRoot, 'test', 'fixtures', 'offline-rl-tiny.yaml'),
+      '--dry-run',
+      '--set',
+      'offline-rl.model.devices=1000',
+    ],
     says: /offline-rl\.model\.devices: expected an integer ≥ 1 and ≤ \d+ \(one worker thread per device/,
   },
   {
@@ -172,7 +203,7 @@ const CASES: CliCase[] = [
     says: /sharegpt-finetune\.devices: expected an integer ≥ 1 and ≤ \d+ \(one worker thread/,
   },
   {
-    name: "context-scaling.devices=[1, 1000]",
+    name: 'context-scaling.devices=[1, 1000]',
     args: () => ['run', 'context-scaling.yaml', '--dry-run', '--set', 'context-scaling.devices=[1, 1000]'],
     says: /context-scaling\.devices\[1\]: expected an integer ≥ 1 and ≤ \d+ \(one worker thread/,
   },
@@ -182,9 +213,17 @@ const CASES: CliCase[] = [
     says: /toy\.toString: unknown key/,
   },
   // datasets
-  { name: 'data inspect <FIFO>', args: () => ['data', 'inspect', fifo('a.fifo')], says: /expected the Arrow dataset to be a regular file; it is a FIFO/ },
+  {
+    name: 'data inspect <FIFO>',
+    args: () => ['data', 'inspect', fifo('a.fifo')],
+    says: /expected the Arrow dataset to be a regular file; it is a FIFO/,
+  },
   { name: 'data validate <FIFO>', args: () => ['data', 'validate', fifo('b.fifo')], says: /it is a FIFO/ },
-  { name: 'exp run <FIFO config>', args: () => ['run', fifo('d.fifo'), '--dry-run'], says: /expected the config to be a regular file; it is a FIFO/ },
+  {
+    name: 'exp run <FIFO config>',
+    args: () => ['run', fifo('d.fifo'), '--dry-run'],
+    says: /expected the config to be a regular file; it is a FIFO/,
+  },
   {
     name: 'data import d4rl <FIFO>',
     args: () => ['data', 'import', 'd4rl', fifo('e.fifo'), '--out', join(work, 'e.arrow')],
@@ -282,7 +321,9 @@ describe('stores: read-only commands create nothing; one corrupt run does not hi
     const exp = await fs.ensureExperiment('e');
     const ids: string[] = [];
     for (const name of ['good-1', 'bad', 'good-2'])
-      ids.push((await fs.createRun({ experimentId: exp, runName: name, startTime: Date.now(), tags: [] })).runId);
+      ids.push(
+        (await fs.createRun({ experimentId: exp, runName: name, startTime: Date.now(), tags: [] })).runId,
+      );
     const badMeta = join(store, exp, ids[1], 'meta.yaml');
     writeFileSync(badMeta, 'run_id: [unclosed\n  status: {');
     const r = await runExp(['runs', 'list', '--tracking-uri', store, '--json'], { env });
@@ -333,7 +374,8 @@ describe('safetensors: offsets outside the data section and shard paths outside 
       writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: shard } }));
       assert.throws(
         () => new CheckpointReader(dir),
-        (e: unknown) => isInputError(e) && /expected a \.safetensors file name inside/.test((e as Error).message),
+        (e: unknown) =>
+          isInputError(e) && /expected a \.safetensors file name inside/.test((e as Error).message),
       );
     });
 
@@ -355,15 +397,15 @@ describe('config mappings have no prototype (issue 16 item 12)', () => {
     const walk = (v: unknown, path: string) => {
       if (Array.isArray(v)) {
         for (const [i, x] of v.entries()) walk(x, `${path}[${i}]`);
-      }
-      else if (v !== null && typeof v === 'object') {
+      } else if (v !== null && typeof v === 'object') {
         mappings.push([path, v]);
         for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
       }
     };
     walk(loaded.config, '');
     assert.ok(mappings.length >= 4, `mappings found: ${mappings.map(([p]) => p || '(top)').join(', ')}`);
-    for (const [path, m] of mappings) assert.equal(Object.getPrototypeOf(m), null, `${path || '(top)'} has a prototype`);
+    for (const [path, m] of mappings)
+      assert.equal(Object.getPrototypeOf(m), null, `${path || '(top)'} has a prototype`);
     assert.equal((loaded.config as unknown as { toy: { steps: number } }).toy.steps, 3);
     assert.throws(() => loadConfig('toy.yaml', { sets: ['__proto__.polluted=1'] }), isInputError);
     assert.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype untouched');
@@ -375,8 +417,18 @@ describe('exp bench attention --check and device errors', () => {
     const [B, H, T, D] = [1, 2, 64, 8];
     const seed = (Date.now() ^ process.pid) % 100_000;
     const r = await runExp(
-      ['bench', 'attention', '--impl', 'vanilla', '--seq-len', String(T), '--heads', String(H), '--head-dim', String(D)]
-        .concat(['--seed', String(seed), '--check', '--json', '--repeats', '0', '--backend', 'wasm']),
+      [
+        'bench',
+        'attention',
+        '--impl',
+        'vanilla',
+        '--seq-len',
+        String(T),
+        '--heads',
+        String(H),
+        '--head-dim',
+        String(D),
+      ].concat(['--seed', String(seed), '--check', '--json', '--repeats', '0', '--backend', 'wasm']),
       { env },
     );
     assert.equal(r.code, 0, r.stderr);
@@ -387,12 +439,22 @@ describe('exp bench attention --check and device errors', () => {
     const k = rng.normalArray(B * H * T * D);
     const v = rng.normalArray(B * H * T * D);
     await initBackend({ backend: 'wasm', notice: false });
-    const out = vanillaAttention(tf.tensor4d(q, [B, H, T, D]), tf.tensor4d(k, [B, H, T, D]), tf.tensor4d(v, [B, H, T, D]));
-    const expected = relError(out.dataSync(), referenceAttention({ B, H, Hk: H, T, D, causal: false, q, k, v }).out);
+    const out = vanillaAttention(
+      tf.tensor4d(q, [B, H, T, D]),
+      tf.tensor4d(k, [B, H, T, D]),
+      tf.tensor4d(v, [B, H, T, D]),
+    );
+    const expected = relError(
+      out.dataSync(),
+      referenceAttention({ B, H, Hk: H, T, D, causal: false, q, k, v }).out,
+    );
     out.dispose();
     // float32 against float64 is never exact; vanilla against itself was (the bug: 0)
     assert.ok(expected > 1e-9, `float32 vanilla vs float64: ${expected}`);
-    assert.ok(Math.abs(got - expected) <= 0.25 * expected, `bench maxRelErr ${got}; vanilla vs float64 here ${expected}`);
+    assert.ok(
+      Math.abs(got - expected) <= 0.25 * expected,
+      `bench maxRelErr ${got}; vanilla vs float64 here ${expected}`,
+    );
   });
 
   test('a kernel error inside a device is named (not "Cannot read properties of undefined")', async () => {
@@ -402,10 +464,29 @@ describe('exp bench attention --check and device errors', () => {
     const x = new Float32Array(T);
     try {
       await assert.rejects(
-        group.run(new URL('../../ring/device/single-task.js', import.meta.url), 'singleAttentionTask', [
-          { impl: 'vanilla', q: x, k: x, v: x, B: 1, H: 1, Hk: 1, T, D: 1, options: {}, measureMemory: true },
-        ], 1),
-        (e: Error) => /device 0 crashed: Invalid typed array length/.test(e.message) && !/Cannot read properties/.test(e.message),
+        group.run(
+          new URL('../../ring/device/single-task.js', import.meta.url),
+          'singleAttentionTask',
+          [
+            {
+              impl: 'vanilla',
+              q: x,
+              k: x,
+              v: x,
+              B: 1,
+              H: 1,
+              Hk: 1,
+              T,
+              D: 1,
+              options: {},
+              measureMemory: true,
+            },
+          ],
+          1,
+        ),
+        (e: Error) =>
+          /device 0 crashed: Invalid typed array length/.test(e.message) &&
+          !/Cannot read properties/.test(e.message),
       );
     } finally {
       await group.dispose();

@@ -6,7 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { jsonLines, rankEnv, secret, start, waitForStderr, type WorkerCase, workerArgs } from '../ring/transport/helpers.js';
+import {
+  jsonLines,
+  rankEnv,
+  secret,
+  start,
+  waitForStderr,
+  type WorkerCase,
+  workerArgs,
+} from '../ring/transport/helpers.js';
 import { type SlurmCluster, startSlurmCluster } from './slurm-cluster.js';
 
 const SMALL: WorkerCase = { B: 1, H: 2, Hk: 1, T: 64, D: 8, causal: true, layout: 'striped', blockSize: 8 };
@@ -46,7 +54,10 @@ describe('exp launch: one rank, a stalled rank', () => {
     assert.equal(r.code, 1, r.stderr);
     // rank 0 fails first (no heartbeat from rank 1); before the fix the summary blamed rank 0
     assert.match(r.stderr, /\[rank 0\] .*rank 1 stopped responding/);
-    assert.match(r.stderr, /exp launch: rank 1 stalled \(still running 1000 ms after rank 0 failed \(exit code 1\)/);
+    assert.match(
+      r.stderr,
+      /exp launch: rank 1 stalled \(still running 1000 ms after rank 0 failed \(exit code 1\)/,
+    );
     assert.doesNotMatch(r.stderr, /exp launch: rank 0 failed/);
   });
 });
@@ -60,8 +71,21 @@ describe('exp launch --launcher slurm (srun on a single-node cluster)', () => {
 
   test('ring N=2 causal GQA over srun: ranks from SLURM, equal to the local launcher, within 1e-4 of vanilla', async (t) => {
     if (cluster?.skip) return t.skip(cluster.skip);
-    const args = ['--', 'exp', ...workerArgs(SMALL, ['--check', '--backward', `--seed=${Date.now() % 100_000}`])];
-    const viaSrun = await start(['launch', '--launcher', 'slurm', '--nodes', '1', '--nproc-per-node', '2', ...args]).done;
+    const args = [
+      '--',
+      'exp',
+      ...workerArgs(SMALL, ['--check', '--backward', `--seed=${Date.now() % 100_000}`]),
+    ];
+    const viaSrun = await start([
+      'launch',
+      '--launcher',
+      'slurm',
+      '--nodes',
+      '1',
+      '--nproc-per-node',
+      '2',
+      ...args,
+    ]).done;
     assert.equal(viaSrun.code, 0, viaSrun.stderr);
     assert.match(viaSrun.stderr, /exp launch: srun --nodes=1 --ntasks-per-node=2 --ntasks=2/);
     const local = await start(['launch', '--nproc', '2', ...args]).done;
@@ -87,7 +111,16 @@ describe('exp launch --launcher slurm (srun on a single-node cluster)', () => {
   });
 
   test('a bad --nproc-per-node is refused before srun runs (exit 2)', async () => {
-    const r = await start(['launch', '--launcher', 'slurm', '--nproc-per-node', '0', '--', 'exp', 'ring-worker']).done;
+    const r = await start([
+      'launch',
+      '--launcher',
+      'slurm',
+      '--nproc-per-node',
+      '0',
+      '--',
+      'exp',
+      'ring-worker',
+    ]).done;
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--nproc-per-node must be a positive integer; got 0/);
   });

@@ -21,7 +21,14 @@ interface SweepJson {
   status: string;
   ran: number[];
   job_ids: string[];
-  children: { index: number; cell: string; seed: number; runId?: string; status: string; scheduler?: string }[];
+  children: {
+    index: number;
+    cell: string;
+    seed: number;
+    runId?: string;
+    status: string;
+    scheduler?: string;
+  }[];
 }
 
 function sweepJson(r: { code: number; stdout: string; stderr: string }): SweepJson {
@@ -68,7 +75,18 @@ describe('exp sweep --launcher slurm: dry runs and checks (no cluster needed)', 
 
   test('--launcher k8s --dry-run prints an indexed Job: one completion per cell, the same cell script', async () => {
     const r = await runExp(
-      ['sweep', 'toy.yaml', ...GRID, '--launcher', 'k8s', '--dry-run', '--parallel', '3', '--image', 'reg/ring:1'],
+      [
+        'sweep',
+        'toy.yaml',
+        ...GRID,
+        '--launcher',
+        'k8s',
+        '--dry-run',
+        '--parallel',
+        '3',
+        '--image',
+        'reg/ring:1',
+      ],
       { env },
     );
     assert.equal(r.code, 0, r.stderr);
@@ -88,7 +106,10 @@ describe('exp sweep --launcher slurm: dry runs and checks (no cluster needed)', 
     const c = job.spec.template.spec.containers[0];
     assert.equal(c.image, 'reg/ring:1');
     assert.match(c.command[2], /cell="\$\{JOB_COMPLETION_INDEX:\?/);
-    assert.match(c.command[2], /3\) args=\(run experiments\/configs\/toy\.yaml --seed 1 --set toy\.lr=0\.03 /);
+    assert.match(
+      c.command[2],
+      /3\) args=\(run experiments\/configs\/toy\.yaml --seed 1 --set toy\.lr=0\.03 /,
+    );
   });
 
   test('a file-store tracking URI is refused for --launcher slurm (exit 2, names MLFLOW_TRACKING_URI)', async () => {
@@ -113,8 +134,16 @@ describe('exp sweep --resume, local launcher (no cluster needed)', () => {
     const store = join(work, 'mlruns');
     const first = sweepJson(
       await runExp(
-        ['sweep', 'toy.yaml', '--grid', 'toy.failAtStep=0,5', '--set', 'toy.steps=10', '--tracking-uri', store]
-          .concat(['--json', '--quiet']),
+        [
+          'sweep',
+          'toy.yaml',
+          '--grid',
+          'toy.failAtStep=0,5',
+          '--set',
+          'toy.steps=10',
+          '--tracking-uri',
+          store,
+        ].concat(['--json', '--quiet']),
         { env },
       ),
     );
@@ -132,7 +161,9 @@ describe('exp sweep --resume, local launcher (no cluster needed)', () => {
     assert.equal(failedRun.tags['exp.sweep.cell'], '1');
     const finishedBefore = await files.getRun(first.children[0].runId!);
     const again = sweepJson(
-      await runExp(['sweep', '--resume', first.parent_run_id, '--tracking-uri', store, '--json', '--quiet'], { env }),
+      await runExp(['sweep', '--resume', first.parent_run_id, '--tracking-uri', store, '--json', '--quiet'], {
+        env,
+      }),
     );
     assert.deepEqual(again.ran, [1]);
     // the failure is in the config (toy.failAtStep), so the resumed run fails again: the same run
@@ -141,7 +172,9 @@ describe('exp sweep --resume, local launcher (no cluster needed)', () => {
     assert.equal(again.children[0].runId, first.children[0].runId);
     assert.equal((await files.getRun(first.children[0].runId!)).info.endTime, finishedBefore.info.endTime);
     assert.match((await files.getRun(failedRun.info.runId)).tags['exp.resumed_from_step'] ?? '', /^\d+$/);
-    const r = await runExp(['sweep', '--resume', first.parent_run_id, 'toy.yaml', '--tracking-uri', store], { env });
+    const r = await runExp(['sweep', '--resume', first.parent_run_id, 'toy.yaml', '--tracking-uri', store], {
+      env,
+    });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--resume: give no config/);
   });
@@ -167,14 +200,21 @@ describe('exp sweep --launcher slurm on a single-node cluster', () => {
   });
 
   const runOf = (id: string) => store.getRun(id);
-  const nonSystem = (r: Run) => Object.keys(r.metrics).filter((k) => !k.startsWith('system/')).sort();
+  const nonSystem = (r: Run) =>
+    Object.keys(r.metrics)
+      .filter((k) => !k.startsWith('system/'))
+      .sort();
 
   test('2 seeds × 2 cells as one array: four child runs in one server, the same metrics as the local sweep', async (t) => {
     if (cluster?.skip) return t.skip(cluster.skip);
     const common = ['sweep', 'toy.yaml', ...GRID, '--set', 'toy.steps=30', '--set', 'toy.evalEvery=10'];
     const [local, viaSlurm] = [
       sweepJson(await runExp([...common, '--parallel', '2', '--json', '--quiet'], { env })),
-      sweepJson(await runExp([...common, '--launcher', 'slurm', '--parallel', '2', '--poll-sec', '1', '--json'], { env })),
+      sweepJson(
+        await runExp([...common, '--launcher', 'slurm', '--parallel', '2', '--poll-sec', '1', '--json'], {
+          env,
+        }),
+      ),
     ];
     assert.equal(local.status, 'FINISHED');
     assert.equal(viaSlurm.status, 'FINISHED', JSON.stringify(viaSlurm));
@@ -193,7 +233,10 @@ describe('exp sweep --launcher slurm on a single-node cluster', () => {
       assert.equal(run.info.experimentId, other.info.experimentId, 'one server, one experiment');
       assert.deepEqual(nonSystem(run), nonSystem(other));
       for (const key of nonSystem(run)) {
-        const [a, b] = [await store.getMetricHistory(run.info.runId, key), await store.getMetricHistory(other.info.runId, key)];
+        const [a, b] = [
+          await store.getMetricHistory(run.info.runId, key),
+          await store.getMetricHistory(other.info.runId, key),
+        ];
         assert.deepEqual(
           a.map((m) => m.step),
           b.map((m) => m.step),
@@ -215,8 +258,19 @@ describe('exp sweep --launcher slurm on a single-node cluster', () => {
   test('a cell killed mid-run ends FAILED with the scheduler reason, the others finish; --resume reruns only it', async (t) => {
     if (cluster?.skip) return t.skip(cluster.skip);
     const child = spawnExp(
-      ['sweep', 'toy.yaml', '--seeds', '0,1,2', '--parallel', '2', '--launcher', 'slurm', '--poll-sec', '1', '--json']
-        .concat(['--set', 'toy.steps=60', '--set', 'toy.stepDelayMs=60', '--set', 'checkpoint.every=10']),
+      [
+        'sweep',
+        'toy.yaml',
+        '--seeds',
+        '0,1,2',
+        '--parallel',
+        '2',
+        '--launcher',
+        'slurm',
+        '--poll-sec',
+        '1',
+        '--json',
+      ].concat(['--set', 'toy.steps=60', '--set', 'toy.stepDelayMs=60', '--set', 'checkpoint.every=10']),
       { env },
     );
     const done = finished(child);
@@ -232,7 +286,9 @@ describe('exp sweep --launcher slurm on a single-node cluster', () => {
       parentId ??= /sweep ([0-9a-f]{32}): /.exec(stderr)?.[1];
       if (parentId) {
         const runs = await store.searchRuns([(await runOf(parentId)).info.experimentId]);
-        const cell1 = runs.find((r) => r.tags['mlflow.parentRunId'] === parentId && r.tags['exp.sweep.cell'] === '1');
+        const cell1 = runs.find(
+          (r) => r.tags['mlflow.parentRunId'] === parentId && r.tags['exp.sweep.cell'] === '1',
+        );
         if (cell1) {
           const h = await store.getMetricHistory(cell1.info.runId, 'train/loss');
           if (h.some((m) => m.step >= 15)) victim = await runOf(cell1.info.runId);
@@ -291,8 +347,12 @@ describe('exp sweep --launcher slurm on a single-node cluster', () => {
   test('scancel of a running cell ends its run KILLED with the scheduler reason', async (t) => {
     if (cluster?.skip) return t.skip(cluster.skip);
     const child = spawnExp(
-      ['sweep', 'toy.yaml', '--seeds', '0', '--launcher', 'slurm', '--poll-sec', '1', '--json']
-        .concat(['--set', 'toy.steps=5000', '--set', 'toy.stepDelayMs=20']),
+      ['sweep', 'toy.yaml', '--seeds', '0', '--launcher', 'slurm', '--poll-sec', '1', '--json'].concat([
+        '--set',
+        'toy.steps=5000',
+        '--set',
+        'toy.stepDelayMs=20',
+      ]),
       { env },
     );
     const done = finished(child);
@@ -309,7 +369,9 @@ describe('exp sweep --launcher slurm on a single-node cluster', () => {
       if (jobId && /RUNNING 1/.test(stderr)) {
         const parentId = /sweep ([0-9a-f]{32}): /.exec(stderr)![1];
         const runs = await store.searchRuns([(await runOf(parentId)).info.experimentId]);
-        const cell = runs.find((r) => r.tags['mlflow.parentRunId'] === parentId && r.tags['exp.sweep.cell'] === '0');
+        const cell = runs.find(
+          (r) => r.tags['mlflow.parentRunId'] === parentId && r.tags['exp.sweep.cell'] === '0',
+        );
         if (cell && (await store.getMetricHistory(cell.info.runId, 'train/loss')).length > 0) running = true;
       }
       await new Promise((r) => setTimeout(r, 200));

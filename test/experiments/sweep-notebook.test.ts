@@ -56,7 +56,10 @@ describe('exp sweep and the analysis notebook', () => {
     const fs = new FileStore(store);
     // children are named by their grid cell, so they differ in MLflow's runs table (issue 15)
     for (const c of sweep.children)
-      assert.equal((await fs.getRun(c.runId)).info.runName, `${c.cell.replace('toy.lr_', 'lr=')}-seed${c.seed}`);
+      assert.equal(
+        (await fs.getRun(c.runId)).info.runName,
+        `${c.cell.replace('toy.lr_', 'lr=')}-seed${c.seed}`,
+      );
     const parent = await fs.getRun(sweep.parent_run_id);
     assert.equal(parent.tags['exp.sweep'], 'true');
     assert.equal(parent.params['sweep.seeds'], '0,1,2');
@@ -133,7 +136,11 @@ with pa.ipc.new_file(${JSON.stringify(dataset)}, t.schema) as w:
     const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
     const quickStart = /## Quick start[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
     const command = quickStart.split('\n').find((l) => l.includes('notebook'));
-    assert.equal(command?.replace(/\s+#.*$/, ''), 'bash scripts/notebook.sh', `README Quick start: ${quickStart}`);
+    assert.equal(
+      command?.replace(/\s+#.*$/, ''),
+      'bash scripts/notebook.sh',
+      `README Quick start: ${quickStart}`,
+    );
     const out = join(work, 'nb-out');
     const r = await new Promise<{ code: number; stderr: string }>((done) => {
       const child = spawn('bash', ['-c', command ?? ''], {
@@ -174,7 +181,12 @@ with pa.ipc.new_file(${JSON.stringify(dataset)}, t.schema) as w:
     };
     assert.equal(report.runs, 6);
     assert.deepEqual(report.settings, ['lr=0.01', 'lr=0.03']);
-    assert.deepEqual(report.figures, ['context_scaling.png', 'eval_curves.png', 'learning_curves.png', 'returns.png']);
+    assert.deepEqual(report.figures, [
+      'context_scaling.png',
+      'eval_curves.png',
+      'learning_curves.png',
+      'returns.png',
+    ]);
     assert.equal(report.seeds, 3);
     assert.equal(report.curve_points, 6 * 40);
     assert.ok(report.final_columns.includes('eval/loss mean'));

@@ -166,7 +166,13 @@ print(json.dumps({"logits": out.flatten().tolist()}))
     const cases: { name: string; params: Record<string, unknown>; maxPos: number }[] = [
       {
         name: 'llama3 factor 8, low 1, high 4, original 16',
-        params: { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 16 },
+        params: {
+          rope_type: 'llama3',
+          factor: 8.0,
+          low_freq_factor: 1.0,
+          high_freq_factor: 4.0,
+          original_max_position_embeddings: 16,
+        },
         maxPos: 128,
       },
       {
@@ -176,13 +182,32 @@ print(json.dumps({"logits": out.flatten().tolist()}))
       },
       {
         name: 'yarn mscale 0.7 / mscale_all_dim 0.5, beta_fast 8, untruncated',
-        params: { rope_type: 'yarn', factor: 3.0, original_max_position_embeddings: 16, mscale: 0.7, mscale_all_dim: 0.5, beta_fast: 8, beta_slow: 2, truncate: false },
+        params: {
+          rope_type: 'yarn',
+          factor: 3.0,
+          original_max_position_embeddings: 16,
+          mscale: 0.7,
+          mscale_all_dim: 0.5,
+          beta_fast: 8,
+          beta_slow: 2,
+          truncate: false,
+        },
         maxPos: 48,
       },
-      { name: 'dynamic factor 3, max_position_embeddings 16', params: { rope_type: 'dynamic', factor: 3.0 }, maxPos: 16 },
+      {
+        name: 'dynamic factor 3, max_position_embeddings 16',
+        params: { rope_type: 'dynamic', factor: 3.0 },
+        maxPos: 16,
+      },
       {
         name: 'longrope, original 16 (long factors past it)',
-        params: { rope_type: 'longrope', long_factor: longFactor, short_factor: shortFactor, factor: 4.0, original_max_position_embeddings: 16 },
+        params: {
+          rope_type: 'longrope',
+          long_factor: longFactor,
+          short_factor: shortFactor,
+          factor: 4.0,
+          original_max_position_embeddings: 16,
+        },
         maxPos: 64,
       },
     ];
@@ -215,7 +240,11 @@ print(json.dumps(out))
       test(name, () => {
         const path = join(dirOf(i), 'config.json');
         const written = JSON.parse(readFileSync(path, 'utf8'));
-        assert.equal(written.rope_parameters?.rope_type, params.rope_type, 'transformers 5 writes rope_parameters');
+        assert.equal(
+          written.rope_parameters?.rope_type,
+          params.rope_type,
+          'transformers 5 writes rope_parameters',
+        );
         const spellings: [string, Record<string, unknown>][] = [
           ['rope_parameters', written],
           [
@@ -236,8 +265,12 @@ print(json.dumps(out))
           // the same weights without the scaling are far off: the case can fail
           const plain = new LlamaModel({ ...model.config, ropeScaling: undefined }, model.weights, runtime);
           const errPlain = relError(ourLogits(plain, ids), hf[name]);
-          assert.ok(errPlain > 100 * TOL, `${spelling}: unscaled RoPE is only ${errPlain} off; the case cannot fail`);
-          if (process.env.RING_TEST_VERBOSE) console.log(`${name} (${spelling}): ${err} scaled, ${errPlain} unscaled`);
+          assert.ok(
+            errPlain > 100 * TOL,
+            `${spelling}: unscaled RoPE is only ${errPlain} off; the case cannot fail`,
+          );
+          if (process.env.RING_TEST_VERBOSE)
+            console.log(`${name} (${spelling}): ${err} scaled, ${errPlain} unscaled`);
           model.dispose();
         }
         writeFileSync(path, JSON.stringify(written));
@@ -279,11 +312,22 @@ print(json.dumps({"logits": ls, "types": ts}))
           writeFileSync(path, JSON.stringify({ ...rest, rope_theta: 10000, [spelling]: scaling }));
           assert.throws(
             () => loadLlama(dirOf(0)),
-            new RegExp(`key "${spelling}\\.rope_type": expected one of default, linear, llama3, yarn, dynamic, longrope; got "${kind}"`),
+            new RegExp(
+              `key "${spelling}\\.rope_type": expected one of default, linear, llama3, yarn, dynamic, longrope; got "${kind}"`,
+            ),
           );
         }
-        writeFileSync(path, JSON.stringify({ ...rest, [spelling]: { ...rope_parameters, rope_type: 'llama3', low_freq_factor: undefined } }));
-        assert.throws(() => loadLlama(dirOf(0)), new RegExp(`key "${spelling}\\.low_freq_factor": expected a number`));
+        writeFileSync(
+          path,
+          JSON.stringify({
+            ...rest,
+            [spelling]: { ...rope_parameters, rope_type: 'llama3', low_freq_factor: undefined },
+          }),
+        );
+        assert.throws(
+          () => loadLlama(dirOf(0)),
+          new RegExp(`key "${spelling}\\.low_freq_factor": expected a number`),
+        );
         writeFileSync(path, JSON.stringify(written));
       });
   });

@@ -30,7 +30,11 @@ describe('where native kernels may run', () => {
     ['wasm', { name: 'wasm' }, true],
     ['cpu', { name: 'cpu' }, true],
     ['tfjs-node (CPU)', { name: 'tensorflow', isGPUPackage: false, isUsingGpuDevice: false }, true],
-    ['tfjs-node-gpu with no GPU in use', { name: 'tensorflow', isGPUPackage: true, isUsingGpuDevice: false }, true],
+    [
+      'tfjs-node-gpu with no GPU in use',
+      { name: 'tensorflow', isGPUPackage: true, isUsingGpuDevice: false },
+      true,
+    ],
     ['tfjs-node-gpu on a GPU', { name: 'tensorflow', isGPUPackage: true, isUsingGpuDevice: true }, false],
     ['tfjs-node-gpu, device unknown', { name: 'tensorflow', isGPUPackage: true }, false],
     ['webgl', { name: 'webgl' }, false],
@@ -59,7 +63,11 @@ describe('tfjs-node package choice', () => {
   test('no device node, or CUDA_VISIBLE_DEVICES hides them all: tfjs-node only', () => {
     assert.deepEqual(tensorflowPackages(cudaVisible({}, none)), ['@tensorflow/tfjs-node']);
     for (const mask of ['', '-1', ' -1 '])
-      assert.equal(cudaVisible({ CUDA_VISIBLE_DEVICES: mask }, devices), false, `CUDA_VISIBLE_DEVICES='${mask}'`);
+      assert.equal(
+        cudaVisible({ CUDA_VISIBLE_DEVICES: mask }, devices),
+        false,
+        `CUDA_VISIBLE_DEVICES='${mask}'`,
+      );
   });
 });
 
@@ -77,14 +85,17 @@ function registerSimulatedTensorflow(): void {
     backend.isUsingGpuDevice = true;
     return backend;
   });
-  for (const kernel of tf.getKernelsForBackend('cpu')) tf.registerKernel({ ...kernel, backendName: 'tensorflow' });
+  for (const kernel of tf.getKernelsForBackend('cpu'))
+    tf.registerKernel({ ...kernel, backendName: 'tensorflow' });
 }
 
 function setGpuInUse(onGpu: boolean): void {
   (tf.backend() as unknown as { isUsingGpuDevice: boolean }).isUsingGpuDevice = onGpu;
 }
 
-describe('simulated tfjs-node-gpu backend', { skip: tf.findBackend('tensorflow') ? 'a real tensorflow backend is registered' : false }, () => {
+describe('simulated tfjs-node-gpu backend', {
+  skip: tf.findBackend('tensorflow') ? 'a real tensorflow backend is registered' : false,
+}, () => {
   before(async () => {
     await initBackend({ backend: 'wasm' }); // registers the wasm backend and the native kernels
     registerSimulatedTensorflow();
@@ -121,7 +132,10 @@ describe('simulated tfjs-node-gpu backend', { skip: tf.findBackend('tensorflow')
     const reference64 = vanillaAttention(t.q, t.k, t.v, { causal: true });
     assert.ok(relError(out.dataSync(), reference64.dataSync()) < TOL);
     tf.dispose([out, dq, dk, dv, a, prod, reference64, t.q, t.k, t.v, t.dOut]);
-    return { attention: nativeAttentionCount() - attentionBefore, matmul: nativeMatmulCount() - matmulBefore };
+    return {
+      attention: nativeAttentionCount() - attentionBefore,
+      matmul: nativeMatmulCount() - matmulBefore,
+    };
   }
 
   test('on a GPU device: the placement says so, the status line says native is off, no native call runs', () => {
@@ -134,14 +148,12 @@ describe('simulated tfjs-node-gpu backend', { skip: tf.findBackend('tensorflow')
     assert.deepEqual(calls, { attention: 0, matmul: 0 });
   });
 
-  test(
-    'the same backend on the CPU (tfjs-node-gpu, no GPU in use): native attention runs',
-    { skip: nativeAddon() ? false : `native addon unavailable: ${nativeStatus()}` },
-    () => {
-      const calls = attentionRun(false);
-      assert.ok(calls.attention > 0, 'the control: native attention ran where tensors are in CPU memory');
-      // tensorflow's own BLAS serves its products on the CPU too
-      assert.equal(calls.matmul, 0);
-    },
-  );
+  test('the same backend on the CPU (tfjs-node-gpu, no GPU in use): native attention runs', {
+    skip: nativeAddon() ? false : `native addon unavailable: ${nativeStatus()}`,
+  }, () => {
+    const calls = attentionRun(false);
+    assert.ok(calls.attention > 0, 'the control: native attention ran where tensors are in CPU memory');
+    // tensorflow's own BLAS serves its products on the CPU too
+    assert.equal(calls.matmul, 0);
+  });
 });

@@ -39,7 +39,9 @@ function runProbe(native: boolean, seed: number): ProbeResult {
 const linux = existsSync('/proc/self/clear_refs');
 const MiB = 2 ** 20;
 
-describe('a device reports the memory it really holds (issue 20)', { skip: !linux && 'needs Linux /proc' }, () => {
+describe('a device reports the memory it really holds (issue 20)', {
+  skip: !linux && 'needs Linux /proc',
+}, () => {
   for (const native of [true, false]) {
     const path = native ? 'native kernels' : 'RING_NATIVE=0';
     test(`${path}: blockwise L=4096 H=8 D=64 causal fwd+bwd, reported peak within 10% of RSS growth`, {
@@ -55,9 +57,13 @@ describe('a device reports the memory it really holds (issue 20)', { skip: !linu
             `reported ${(r.reportedGrowth / MiB).toFixed(1)} MiB, RSS growth ${(r.rssGrowth / MiB).toFixed(1)} + moved in ${(r.movedIn / MiB).toFixed(1)} MiB, tensors ${(r.tensorBytes / MiB).toFixed(1)} MiB`,
         )
         .join('; ');
-      assert.ok(Math.abs(mean - 1) <= 0.1, `mean ratio ${mean.toFixed(3)} (${ratios.map((x) => x.toFixed(3))}): ${detail}`);
+      assert.ok(
+        Math.abs(mean - 1) <= 0.1,
+        `mean ratio ${mean.toFixed(3)} (${ratios.map((x) => x.toFixed(3))}): ${detail}`,
+      );
       // an idle device's figure (the runtime's fixed cost) is part of every peak: 20–200 MiB
-      for (const r of runs) assert.ok(r.idle[0] > 20 * MiB && r.idle[0] < 200 * MiB, `idle ${r.idle[0] / MiB} MiB`);
+      for (const r of runs)
+        assert.ok(r.idle[0] > 20 * MiB && r.idle[0] < 200 * MiB, `idle ${r.idle[0] / MiB} MiB`);
     });
   }
 });
@@ -96,7 +102,9 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
         { cwd: dir, env: { MLFLOW_TRACKING_URI: '' }, timeoutMs: 300_000 },
       );
       assert.equal(r.code, 0, r.stderr);
-      const split = JSON.parse(readFileSync(findFile(join(dir, 'mlruns'), 'context_scaling.json')!, 'utf8')) as {
+      const split = JSON.parse(
+        readFileSync(findFile(join(dir, 'mlruns'), 'context_scaling.json')!, 'utf8'),
+      ) as {
         columns: string[];
         data: unknown[][];
       };
@@ -109,10 +117,16 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
       }[];
       assert.equal(rows.length, 4, JSON.stringify(rows));
       for (const row of rows) {
-        assert.ok(row.max_context > 0, `${row.method}: nothing fits in ${budget} MiB: ${JSON.stringify(rows)}`);
+        assert.ok(
+          row.max_context > 0,
+          `${row.method}: nothing fits in ${budget} MiB: ${JSON.stringify(rows)}`,
+        );
         assert.ok(row.peak_mib <= budget, `${row.method}: real ${row.peak_mib} MiB over the budget`);
         // the runtime's fixed cost (an idle device ≈ 40 MiB) comes on top of the tensors
-        assert.ok(row.peak_mib > row.tensor_mib + 20, `${row.method}: real ${row.peak_mib} vs tensors ${row.tensor_mib}`);
+        assert.ok(
+          row.peak_mib > row.tensor_mib + 20,
+          `${row.method}: real ${row.peak_mib} vs tensors ${row.tensor_mib}`,
+        );
       }
       const ctx = (m: string) => rows.find((x) => x.method === m)!.max_context;
       assert.ok(ctx('ring') > ctx('BPT') && ctx('BPT') >= ctx('vanilla'), JSON.stringify(rows));

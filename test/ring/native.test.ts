@@ -85,7 +85,9 @@ describe('native blockwise vs tfjs engine vs vanilla (random shapes)', { skip },
     test(`native blockwise ${shapeName(s)} (seed ${seed})`, () => {
       const { B, H, Hk, T, D } = s;
       const segmentIds = s.segmentLength
-        ? Int32Array.from({ length: B * T }, (_, i) => Math.floor(((i % T) + 5 * Math.floor(i / T)) / s.segmentLength!))
+        ? Int32Array.from({ length: B * T }, (_, i) =>
+            Math.floor(((i % T) + 5 * Math.floor(i / T)) / s.segmentLength!),
+          )
         : undefined;
       const q = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
       const k = tf.tensor4d(rng.normalArray(B * Hk * T * D), [B, Hk, T, D]);
@@ -93,7 +95,10 @@ describe('native blockwise vs tfjs engine vs vanilla (random shapes)', { skip },
       const dOut = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
       const opts = { causal: s.causal, blockSize: s.blockSize, segmentIds };
       const run = (impl: typeof blockwiseAttention) => {
-        const r = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => impl(a, b, c, opts))([q, k, v], dOut);
+        const r = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => impl(a, b, c, opts))(
+          [q, k, v],
+          dOut,
+        );
         return [r.value, ...r.grads].map((x) => x.dataSync());
       };
       const native = run(blockwiseAttention);
@@ -201,7 +206,11 @@ describe('native kernels on ring chunks (positions with offsets, chunks in ring 
       const posOf = (rank: number) =>
         Int32Array.from({ length: c }, (_, t) => offset + (striped ? t * N + rank : rank * c + t));
       const segOf = (pos: Int32Array) =>
-        segs ? Int32Array.from({ length: B * c }, (_, i) => Math.floor((pos[i % c] + 7 * Math.floor(i / c)) / 23)) : undefined;
+        segs
+          ? Int32Array.from({ length: B * c }, (_, i) =>
+              Math.floor((pos[i % c] + 7 * Math.floor(i / c)) / 23),
+            )
+          : undefined;
       const sides: TokenSide[] = Array.from({ length: N }, (_, r) => {
         const positions = posOf(r);
         return { positions, segments: segOf(positions) };
@@ -227,7 +236,8 @@ describe('native kernels on ring chunks (positions with offsets, chunks in ring 
       const cat = (parts: Float32Array[]) => {
         const x = new Float32Array(B * Hk * T * D);
         parts.forEach((part, r) => {
-          for (let h = 0; h < B * Hk; h++) x.set(part.subarray(h * c * D, (h + 1) * c * D), (h * T + r * c) * D);
+          for (let h = 0; h < B * Hk; h++)
+            x.set(part.subarray(h * c * D, (h + 1) * c * D), (h * T + r * c) * D);
         });
         return x;
       };
@@ -280,7 +290,10 @@ describe('native thread count', { skip }, () => {
       assert.equal(nativeThreads(), 3);
       configureNative({ threads: 5 });
       assert.equal(nativeThreads(), 5);
-      assert.throws(() => configureNative({ threads: 0 }), /configureNative: threads: expected a positive integer/);
+      assert.throws(
+        () => configureNative({ threads: 0 }),
+        /configureNative: threads: expected a positive integer/,
+      );
     } finally {
       if (saved === undefined) delete process.env.RING_NATIVE_THREADS;
       else process.env.RING_NATIVE_THREADS = saved;
@@ -333,7 +346,10 @@ describe('native matmul (sgemm) vs tfjs matMul', { skip }, () => {
       const native = tf.valueAndGrads(f)([a, b], dy);
       assert.equal(nativeMatmulCount() - before, 3, 'forward and both gradients run native');
       const ref = withTfjs(() =>
-        tf.valueAndGrads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D))([a, b], dy),
+        tf.valueAndGrads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D))(
+          [a, b],
+          dy,
+        ),
       );
       [native.value, ...native.grads].forEach((x, i) => {
         const want = [ref.value, ...ref.grads][i];
@@ -500,12 +516,16 @@ describe('ring/ suites with RING_NATIVE=0 (both paths in CI)', { skip }, () => {
     const files = ['attention', 'ops', 'ring', 'transformer'].map((f) => `dist/test/ring/${f}.test.js`);
     // NOTE: without NODE_TEST_CONTEXT, or the child runner reports to this one instead of running
     const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-    const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=tap', ...files], {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...env, RING_NATIVE: '0' },
-      timeout: 600_000,
-    });
+    const r = spawnSync(
+      process.execPath,
+      ['--test', '--test-concurrency=2', '--test-reporter=tap', ...files],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...env, RING_NATIVE: '0' },
+        timeout: 600_000,
+      },
+    );
     const tail = `${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`;
     assert.equal(r.status, 0, tail);
     const passed = Number(/^# pass (\d+)$/m.exec(r.stdout)?.[1] ?? 0);

@@ -205,7 +205,10 @@ describe('offline-rl recipe', () => {
       assert.equal(losses.length, 48);
       assert.ok(losses.every(Number.isFinite), `train/loss: ${losses.join(' ')}`);
       const [first, last] = [mean(losses.slice(0, 8)), mean(losses.slice(-8))];
-      assert.ok(last < 0.25 * first, `train/loss ${first.toFixed(4)} (first 8) → ${last.toFixed(4)} (last 8)`);
+      assert.ok(
+        last < 0.25 * first,
+        `train/loss ${first.toFixed(4)} (first 8) → ${last.toFixed(4)} (last 8)`,
+      );
     });
   }
 

@@ -8,7 +8,15 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Rng } from '../../common/index.js';
 import { initBackend, RingGroup } from '../../ring/index.js';
-import { decodeTrainingState, encodeTrainingState, GradientSum, isKnownMetric, METRICS, ringTask, shardColumns } from '../../train/index.js';
+import {
+  decodeTrainingState,
+  encodeTrainingState,
+  GradientSum,
+  isKnownMetric,
+  METRICS,
+  ringTask,
+  shardColumns,
+} from '../../train/index.js';
 import { repoRoot } from '../helpers/cli.js';
 import { relError } from '../helpers/reference.js';
 import type { GradientTaskArgs, GradientTaskResult } from './fixtures/gradient-task.js';
@@ -77,7 +85,10 @@ describe('GradientSum and stepOptimizer over a ring', () => {
           return w - (0.01 * g) / (Math.abs(g) + 1e-8);
         });
         for (const r of results)
-          assert.ok(relError(r.weights[i], want) < 1e-5, `weights ${i} (${s}): rel error ${relError(r.weights[i], want)}`);
+          assert.ok(
+            relError(r.weights[i], want) < 1e-5,
+            `weights ${i} (${s}): rel error ${relError(r.weights[i], want)}`,
+          );
         off += sizes[i];
       });
       assert.deepEqual(results[0].weights, results[1].weights, 'every replica ends with the same weights');
@@ -140,7 +151,10 @@ describe('the metric vocabulary', () => {
     const section = readme.split('### Metric vocabulary')[1]?.split('\n## ')[0]?.split('\n### ')[0];
     assert.ok(section, "README has a '### Metric vocabulary' section");
     const listed = [...section.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]);
-    assert.deepEqual(listed, METRICS.map((m) => m.name));
+    assert.deepEqual(
+      listed,
+      METRICS.map((m) => m.name),
+    );
   });
 
   test('every metric key written in rl/, lm/, experiments/ and train/ is in the vocabulary', () => {

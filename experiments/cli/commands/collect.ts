@@ -69,7 +69,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     // Each env is a worker thread with its own MuJoCo wasm instance: bounded by this machine.
     const n = countFlag(args['num-envs'], '--num-envs', {
       limit: maxWorkerThreads(),
-      why: 'one worker thread per env; half of this machine\'s memory at ≈64 MB each',
+      why: "one worker thread per env; half of this machine's memory at ≈64 MB each",
     });
     const total = countFlag(
       args.episodes ?? args.steps,

@@ -233,15 +233,25 @@ export const launchCommand: CommandModule<object, Args> = {
 };
 
 /** Environment variables that would make a rank ignore SLURM's (explicit RANK/WORLD_SIZE win). */
-const LOCAL_RANK_VARS = ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'RING_LAUNCHER_PID'];
+const LOCAL_RANK_VARS = [
+  'RANK',
+  'WORLD_SIZE',
+  'LOCAL_RANK',
+  'LOCAL_WORLD_SIZE',
+  'MASTER_ADDR',
+  'RING_LAUNCHER_PID',
+];
 
 /** `--launcher slurm`: the ranks as one `srun` job step; srun's exit code is ours. */
 async function launchSlurm(a: Args, command: string[], secret: Record<string, string>): Promise<void> {
   const K = a.nodes;
   const N = a['nproc-per-node'] ?? a.nproc;
-  if (!Number.isInteger(K) || K < 1) throw new InputError(`exp launch: --nodes must be a positive integer; got ${K}`);
+  if (!Number.isInteger(K) || K < 1)
+    throw new InputError(`exp launch: --nodes must be a positive integer; got ${K}`);
   if (N === undefined || !Number.isInteger(N) || N < 1)
-    throw new InputError(`exp launch --launcher slurm: --nproc-per-node must be a positive integer; got ${N}`);
+    throw new InputError(
+      `exp launch --launcher slurm: --nproc-per-node must be a positive integer; got ${N}`,
+    );
   if (K * N < 2)
     throw new InputError(
       `exp launch --launcher slurm: ${K} node × ${N} rank: a ring needs at least 2 ranks; run the command alone for one device`,

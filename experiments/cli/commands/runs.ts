@@ -3,7 +3,13 @@ import type { Argv, CommandModule } from 'yargs';
 import { InputError } from '../../../common/index.js';
 import { spoolDir } from '../../paths.js';
 import { formatDuration, formatScore, latestScore } from '../../run-summary.js';
-import { openStore, RestStore, resolveTrackingUri, type Run, type TrackingStore } from '../../tracking/index.js';
+import {
+  openStore,
+  RestStore,
+  resolveTrackingUri,
+  type Run,
+  type TrackingStore,
+} from '../../tracking/index.js';
 
 interface RunsArgs {
   action: 'list' | 'show' | 'sync';
@@ -46,7 +52,8 @@ function keyParams(runs: Run[]): string[] {
 /** A run by its id or a unique prefix of it (`exp runs show 3f2a9c`). */
 async function findRun(store: TrackingStore, id: string): Promise<Run> {
   if (/^[0-9a-f]{32}$/.test(id)) return store.getRun(id);
-  if (!/^[0-9a-f]+$/.test(id)) throw new InputError(`exp runs show: '${id}' is not a run id (32 hex digits) or a prefix of one`);
+  if (!/^[0-9a-f]+$/.test(id))
+    throw new InputError(`exp runs show: '${id}' is not a run id (32 hex digits) or a prefix of one`);
   const experiments = await store.searchExperiments();
   const runs = await store.searchRuns(experiments.map((e) => e.experimentId));
   const hits = runs.filter((r) => r.info.runId.startsWith(id));

@@ -74,7 +74,11 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         array: true,
         describe: 'slurm: extra sbatch option, e.g. --sbatch-arg=--account=lab (repeatable)',
       })
-      .option('poll-sec', { type: 'number', default: 2, describe: "slurm: seconds between reads of the array's state" })
+      .option('poll-sec', {
+        type: 'number',
+        default: 2,
+        describe: "slurm: seconds between reads of the array's state",
+      })
       .option('image', { type: 'string', describe: 'k8s: container image with ring-harness installed' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' })
       .option('quiet', {
@@ -87,7 +91,9 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
   handler: async (args) => {
     const launcher = args.launcher as SweepLauncher | undefined;
     if (launcher !== undefined && !SWEEP_LAUNCHERS.includes(launcher))
-      throw new InputError(`--launcher: expected one of ${SWEEP_LAUNCHERS.join(', ')}; got '${args.launcher}'`);
+      throw new InputError(
+        `--launcher: expected one of ${SWEEP_LAUNCHERS.join(', ')}; got '${args.launcher}'`,
+      );
     if (args.resume && (args.grid.length || args.set.length || args.seeds !== '0'))
       throw new InputError(
         'exp sweep --resume: the sweep reruns the seeds, grid and --set overrides it recorded; give none of them',
