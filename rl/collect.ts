@@ -23,6 +23,7 @@ import {
   minariDataDir,
   minariRoot,
   type Space,
+  type TrajectoryWriter,
   type WriteResult,
 } from '../datasets/index.js';
 import { type Box, Discrete, make, makeVec } from './envs/index.js';
@@ -85,8 +86,105 @@ export function collectDataset(o: CollectOptions): WriteResult {
   if (!Number.isInteger(o.seed) || o.seed < 0)
     throw new InputError(`${who}: seed must be a non-negative integer; got ${o.seed}`);
   const E = o.numEnvs ?? 2;
-  const { policy } = o;
   const stochastic = o.stochastic ?? false;
+  const envId = o.policy.json.envId;
+  const writer = openCollectWriter(who, o.policy, o, {
+    datasetId:
+      o.datasetId ?? `ring/${envId.toLowerCase()}-ppo-${stochastic ? 'stochastic' : 'deterministic'}-v0`,
+    algorithmName: o.policy.describe(stochastic),
+    description:
+      o.description ??
+      `${want} ${o.episodes !== undefined ? 'episodes' : 'steps'} of ${envId} from a PPO policy (${stochastic ? 'stochastic' : 'deterministic'}), seed ${o.seed}, ${E} envs (rl/collect.ts)`,
+    extra: { ring_collect_seed: o.seed, ring_collect_num_envs: E, ring_collect_stochastic: stochastic },
+  });
+  try {
+    rollInto(
+      writer,
+      { policy: o.policy, seed: o.seed, numEnvs: E, stochastic, episodes: o.episodes, steps: o.steps },
+      o,
+    );
+    return writer.close();
+  } catch (err) {
+    writer.abort();
+    throw err;
+  }
+}
+
+export interface MixedCollectOptions
+  extends Omit<CollectOptions, 'policy' | 'episodes' | 'steps' | 'datasetId'> {
+  /** The behaviours in dataset order, each with its step share (its last episode cut there). */
+  sources: { policy: PpoPolicy; steps: number; label: string }[];
+  datasetId: string;
+}
+
+/**
+ * Collects one dataset from several policies of one env (a mixed-quality dataset: D4RL's
+ * medium-replay and medium-expert, issue 17): source j's episodes follow source j-1's, rolled out
+ * with seed + 100 003·j, so the content depends only on the policies, shares, seed and E.
+ */
+export function collectMixedDataset(o: MixedCollectOptions): WriteResult {
+  const who = 'collectMixedDataset';
+  if (o.sources.length === 0) throw new InputError(`${who}: no sources`);
+  if (!Number.isInteger(o.seed) || o.seed < 0)
+    throw new InputError(`${who}: seed must be a non-negative integer; got ${o.seed}`);
+  const first = o.sources[0].policy;
+  for (const s of o.sources) {
+    if (!Number.isInteger(s.steps) || s.steps < 1)
+      throw new InputError(`${who}: ${s.label}: steps must be a positive integer; got ${s.steps}`);
+    if (s.policy.json.envId !== first.json.envId || s.policy.obsDim !== first.obsDim)
+      throw new InputError(
+        `${who}: ${s.label} acts on ${s.policy.json.envId} (${s.policy.obsDim} obs values); ${o.sources[0].label} on ${first.json.envId} (${first.obsDim})`,
+      );
+  }
+  const E = o.numEnvs ?? 2;
+  const stochastic = o.stochastic ?? false;
+  const total = o.sources.reduce((n, s) => n + s.steps, 0);
+  const writer = openCollectWriter(who, first, o, {
+    datasetId: o.datasetId,
+    algorithmName: o.sources.map((s) => `${s.label}: ${s.steps} steps`).join('; '),
+    description:
+      o.description ??
+      `${total} steps of ${first.json.envId} from ${o.sources.length} PPO policies (${stochastic ? 'stochastic' : 'deterministic'}), seed ${o.seed}, ${E} envs (rl/collect.ts)`,
+    extra: {
+      ring_collect_seed: o.seed,
+      ring_collect_num_envs: E,
+      ring_collect_stochastic: stochastic,
+      ring_collect_sources: o.sources.map((s) => ({ label: s.label, steps: s.steps })),
+    },
+  });
+  try {
+    let before = 0;
+    let episodesBefore = 0;
+    o.sources.forEach((s, j) => {
+      let last = { steps: 0, episodes: 0 };
+      rollInto(
+        writer,
+        { policy: s.policy, seed: o.seed + 100_003 * j, numEnvs: E, stochastic, steps: s.steps },
+        {
+          signal: o.signal,
+          onProgress: (steps, episodes) => {
+            last = { steps, episodes };
+            o.onProgress?.(before + steps, episodesBefore + episodes);
+          },
+        },
+      );
+      before += last.steps;
+      episodesBefore += last.episodes;
+    });
+    return writer.close();
+  } catch (err) {
+    writer.abort();
+    throw err;
+  }
+}
+
+/** Checks the policy against its env and opens the dataset writer with the env's spaces and refs. */
+function openCollectWriter(
+  who: string,
+  policy: PpoPolicy,
+  o: { out: string; layout?: Layout },
+  meta: { datasetId: string; algorithmName: string; description: string; extra: Record<string, unknown> },
+): TrajectoryWriter {
   const envId = policy.json.envId;
   const probe = make(envId, policy.json.envKwargs) as {
     observationSpace: unknown;
@@ -102,50 +200,72 @@ export function collectDataset(o: CollectOptions): WriteResult {
     throw new InputError(
       `${who}: policy expects ${policy.obsDim} observation values; ${envId} gives ${os.size}`,
     );
-  const D = os.size;
-  const A = policy.actDim;
   // the dataset records D4RL's refs for its env, so its own metadata scores it later
   const ref = d4rlReferenceScores(envId);
-  const writer = createWriter(
+  return createWriter(
     o.out,
     {
-      datasetId:
-        o.datasetId ?? `ring/${envId.toLowerCase()}-ppo-${stochastic ? 'stochastic' : 'deterministic'}-v0`,
+      datasetId: meta.datasetId,
       observationSpace: datasetSpace(os),
       actionSpace: datasetSpace(as),
       envId,
       maxEpisodeSteps,
       envKwargs: policy.json.envKwargs,
       source: 'ppo',
-      algorithmName: policy.describe(stochastic),
+      algorithmName: meta.algorithmName,
       refMinScore: ref?.min,
       refMaxScore: ref?.max,
-      description:
-        o.description ??
-        `${want} ${o.episodes !== undefined ? 'episodes' : 'steps'} of ${envId} from a PPO policy (${stochastic ? 'stochastic' : 'deterministic'}), seed ${o.seed}, ${E} envs (rl/collect.ts)`,
-      extra: { ring_collect_seed: o.seed, ring_collect_num_envs: E, ring_collect_stochastic: stochastic },
+      description: meta.description,
+      extra: meta.extra,
     },
     { layout: o.layout ?? 'file' },
   );
+}
 
+/** One behaviour's share of a dataset: whole episodes, or a step total where the last episode is cut. */
+export interface RolloutSource {
+  policy: PpoPolicy;
+  seed: number;
+  numEnvs: number;
+  stochastic: boolean;
+  episodes?: number;
+  steps?: number;
+}
+
+/**
+ * Rolls `src.policy` out on E envs and appends its episodes to `writer` in the fixed order
+ * k → env k mod E (see the module note), until the episode or step budget is met.
+ */
+function rollInto(
+  writer: TrajectoryWriter,
+  src: RolloutSource,
+  o: { signal?: AbortSignal; onProgress?: (steps: number, episodes: number) => void },
+): void {
+  const who = 'collectDataset';
+  const { policy, numEnvs: E, stochastic } = src;
+  const envId = policy.json.envId;
+  const D = policy.obsDim;
+  const A = policy.actDim;
   const envs = makeVec(envId, E, {
     vectorizationMode: E > 1 ? 'async' : 'sync',
     kwargs: policy.json.envKwargs,
   });
+  const discrete = envs.singleActionSpace instanceof Discrete;
   try {
-    let [obs] = envs.reset({ seed: o.seed });
-    const rngs = Array.from({ length: E }, (_, i) => new Rng((o.seed + 1_000_003 * (i + 1)) >>> 0));
+    let [obs] = envs.reset({ seed: src.seed });
+    const rngs = Array.from({ length: E }, (_, i) => new Rng((src.seed + 1_000_003 * (i + 1)) >>> 0));
     const open = Array.from({ length: E }, newEpisode);
     for (let i = 0; i < E; i++) open[i].obs.push(...obs.subarray(i * D, (i + 1) * D));
     const done: OpenEpisode[][] = Array.from({ length: E }, () => []);
     const pendingReset = new Uint8Array(E);
     let written = 0;
     let steps = 0;
-    const finished = () => (o.episodes !== undefined ? written >= o.episodes : steps >= (o.steps as number));
+    const finished = () =>
+      src.episodes !== undefined ? written >= src.episodes : steps >= (src.steps as number);
     while (!finished()) {
       if (o.signal?.aborted) throw new Error(`${who}: aborted`);
       // Per-env actions from per-env RNGs (so the interleaving of envs never changes the data).
-      const actions = as instanceof Discrete ? new Int32Array(E) : new Float32Array(E * A);
+      const actions = discrete ? new Int32Array(E) : new Float32Array(E * A);
       for (let i = 0; i < E; i++) {
         if (pendingReset[i]) continue; // ignored by the NEXT_STEP reset step
         const a = policy.act(obs.subarray(i * D, (i + 1) * D), 1, stochastic, rngs[i]);
@@ -176,9 +296,9 @@ export function collectDataset(o: CollectOptions): WriteResult {
       while (!finished() && done[written % E].length > 0) {
         const ep = done[written % E].shift() as OpenEpisode;
         let T = ep.rew.length;
-        if (o.steps !== undefined && steps + T > o.steps) {
+        if (src.steps !== undefined && steps + T > src.steps) {
           // Cut the last episode at the step budget: a time-limit end, as D4RL's 1M-step files.
-          T = o.steps - steps;
+          T = src.steps - steps;
           ep.trunc[T - 1] = true;
           ep.term[T - 1] = false;
         }
@@ -194,10 +314,6 @@ export function collectDataset(o: CollectOptions): WriteResult {
         o.onProgress?.(steps, written);
       }
     }
-    return writer.close();
-  } catch (err) {
-    writer.abort();
-    throw err;
   } finally {
     envs.close();
   }

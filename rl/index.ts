@@ -25,6 +25,8 @@ export {
   type AntMediumOptions,
   type CollectOptions,
   collectDataset,
+  collectMixedDataset,
+  type MixedCollectOptions,
   datasetSpace,
   ensureAntMediumDataset,
   loadPolicy,
@@ -36,3 +38,12 @@ export {
   type ReferenceScoresQuery,
   referenceScores,
 } from './score.js';
+export {
+  ensureLevelDataset,
+  type LevelDataset,
+  type LevelDatasetOptions,
+  type LevelKind,
+  levelDataset,
+  levelDatasets,
+  shareSteps,
+} from './levels.js';

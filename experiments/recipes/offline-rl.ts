@@ -22,7 +22,13 @@ import {
 import { type AttentionImpl, RingGroup, type RingLayout, tokenIndices } from '../../ring/index.js';
 import { AdamW, clipByGlobalNorm, warmupCosine } from '../../train/index.js';
 import { make } from '../../rl/envs/index.js';
-import { ensureAntMediumDataset, type ReferenceScores, referenceScores } from '../../rl/index.js';
+import {
+  ensureAntMediumDataset,
+  ensureLevelDataset,
+  levelDataset,
+  type ReferenceScores,
+  referenceScores,
+} from '../../rl/index.js';
 import { atModelConfig, atRollout, atTokens } from '../../rl/policies/agentic-transformer.js';
 import { BcPolicy, topEpisodes } from '../../rl/policies/bc.js';
 import { dtAct, dtModelConfig, dtTokens } from '../../rl/policies/decision-transformer.js';
@@ -51,7 +57,7 @@ const fields = {
     default: 'Ant-v5',
   }),
   dataset: s.string({
-    doc: 'Path to an Arrow trajectory dataset (file or Minari folder), or auto: for Ant-v5 Minari’s mujoco/ant/medium-v0 or the dataset regenerated from rl/behavior/ant-medium.json',
+    doc: 'Path to an Arrow trajectory dataset (file or Minari folder); auto: for Ant-v5 Minari’s mujoco/ant/medium-v0 or the dataset regenerated from rl/behavior/ant-medium.json; or a mixed dataset generated from the shipped PPO levels, e.g. hopper-medium-replay, hopper-medium-expert (exp data recipes lists them)',
     default: 'auto',
   }),
   verifyData: s.enum(['auto', 'always', 'never'] as const, {
@@ -59,7 +65,7 @@ const fields = {
     default: 'auto',
   }),
   datasetSteps: s.integer({
-    doc: 'Steps of the regenerated ant-medium dataset (dataset: auto)',
+    doc: 'Steps of a generated dataset (dataset: auto, or a mixed dataset name)',
     default: 100_000,
     min: 1000,
   }),
@@ -185,6 +191,20 @@ function checkDataset(ds: TrajectoryDataset, c: OfflineRlConfig, file: string): 
 /** The dataset file for `dataset: auto` (issue 6: Minari or D4RL when present locally, else the recipe). */
 async function resolveDataset(ctx: RecipeContext<OfflineRlConfig>): Promise<string> {
   const c = ctx.config;
+  const mixed = levelDataset(c.dataset);
+  if (mixed) {
+    if (mixed.envId !== c.env)
+      throw new InputError(
+        `offline-rl.dataset: ${c.dataset} is ${mixed.envId} data; offline-rl.env is ${c.env} (set env: ${mixed.envId})`,
+      );
+    const made = ensureLevelDataset(c.dataset, {
+      steps: c.datasetSteps,
+      signal: ctx.signal,
+      onProgress: (line) => ctx.log(line),
+    });
+    ctx.log(`dataset: ${made.path} (${mixed.datasetId}${made.created ? ', generated now' : ', cached'})`);
+    return made.path;
+  }
   if (c.dataset !== 'auto') return c.dataset;
   if (c.env !== 'Ant-v5')
     throw new InputError(

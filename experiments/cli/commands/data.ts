@@ -15,7 +15,7 @@ import {
   validateDataset,
   type WriteResult,
 } from '../../../datasets/index.js';
-import { normalizedScore, referenceScores } from '../../../rl/index.js';
+import { ANT_MEDIUM_DEFAULTS, levelDatasets, normalizedScore, referenceScores } from '../../../rl/index.js';
 // `exp data collect` (rl/, issue 6) lives in its own module; registered below.
 import { collectCommand } from './collect.js';
 
@@ -194,6 +194,51 @@ const inspectCommand: CommandModule<object, PathArgs> = {
   },
 };
 
+interface RecipesArgs {
+  json: boolean;
+}
+
+/** The datasets a config's `dataset:` can name and the harness generates on first use (issue 17). */
+const recipesCommand: CommandModule<object, RecipesArgs> = {
+  command: 'recipes',
+  describe: 'The datasets offline-rl generates on first use: auto (ant-medium) and the mixed-quality levels',
+  builder: (y: Argv) =>
+    y.option('json', {
+      type: 'boolean',
+      default: false,
+      describe: 'Print one JSON object',
+    }) as unknown as Argv<RecipesArgs>,
+  handler: (args) => {
+    const recipes = [
+      {
+        name: 'auto',
+        envId: 'Ant-v5',
+        datasetId: 'ring/ant-medium-ppo-v0',
+        description: `Ant-v5 medium: Minari's mujoco/ant/medium-v0 or D4RL's ant_medium-v2.hdf5 when present locally, else ${ANT_MEDIUM_DEFAULTS.steps} steps regenerated from rl/behavior/ant-medium.json`,
+        sources: [{ label: 'rl/behavior/ant-medium.json', share: 1 }],
+      },
+      ...levelDatasets().map((d) => ({
+        name: d.name,
+        envId: d.envId,
+        datasetId: d.datasetId,
+        description: d.description,
+        sources: d.sources.map((s) => ({ label: s.label, share: s.share })),
+      })),
+    ];
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify({ recipes })}\n`);
+      return;
+    }
+    for (const r of recipes)
+      process.stdout.write(
+        `${r.name}  (${r.datasetId}, ${r.sources.length} ${r.sources.length === 1 ? 'policy' : 'policies'})\n  ${r.description}\n`,
+      );
+    process.stdout.write(
+      'use one as offline-rl.dataset (exp run ant-medium.yaml --set offline-rl.dataset=hopper-medium-expert --set offline-rl.env=Hopper-v5)\n',
+    );
+  },
+};
+
 const validateCommand: CommandModule<object, PathArgs> = {
   command: 'validate <path>',
   describe: 'Read every episode: schema, lengths, finite values, content digest',
@@ -267,6 +312,7 @@ export const dataCommand: CommandModule = {
       .command(validateCommand as unknown as CommandModule)
       .command(convertCommand as unknown as CommandModule)
       .command(collectCommand as unknown as CommandModule)
+      .command(recipesCommand as unknown as CommandModule)
       .demandCommand(1, 'exp data: name a subcommand (import, inspect, validate, convert, collect)'),
   handler: () => {},
 };
