@@ -178,8 +178,15 @@ with pa.ipc.new_file(${JSON.stringify(dataset)}, t.schema) as w:
       final_columns: string[];
       context_scaling_rows: number;
       dataset_episodes: number;
+      curve_figures: Record<string, { yscale: string; legend_below_axes: boolean }>;
     };
     assert.equal(report.runs, 6);
+    // issue 15: scores were on a log axis and the legend spilled off the figure; a loss falls by
+    // orders of magnitude and keeps its log axis
+    assert.deepEqual(report.curve_figures, {
+      'learning_curves.png': { yscale: 'log', legend_below_axes: true },
+      'eval_curves.png': { yscale: 'linear', legend_below_axes: true },
+    });
     assert.deepEqual(report.settings, ['lr=0.01', 'lr=0.03']);
     assert.deepEqual(report.figures, [
       'context_scaling.png',
