@@ -9,7 +9,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Rng, writeFileAtomic } from '../common/index.js';
-import { type AttentionImpl, initBackend, RingGroup, tokenIndices } from '../ring/index.js';
+import { type AttentionImpl, initBackend, type ProbedPeak, RingGroup, tokenIndices } from '../ring/index.js';
 import { atModelConfig } from '../rl/policies/agentic-transformer.js';
 import { emptyTokenBatch, selectTokens, type TokenBatch } from '../rl/policies/tokens.js';
 import { type InitArgs, type StepArgs, trainMessageFloats } from '../rl/policies/train-device.js';
@@ -81,8 +81,11 @@ async function main(): Promise<void> {
         lr: 0,
         clip: 0,
       }));
-      const peaks = await group.run<StepArgs, number>(module, 'probeMemory', args, messageFloats);
-      const mib = (Math.max(...peaks) + (devices > 1 ? group.commBytesPerDevice : 0)) / 2 ** 20;
+      // NOTE: tensor bytes, not the real figure the recipe's budget now checks (issue 20): this
+      // search reuses its devices, and a wasm heap keeps the high-water of an earlier, bigger probe
+      const peaks = await group.run<StepArgs, ProbedPeak>(module, 'probeMemory', args, messageFloats);
+      const tensorBytes = Math.max(...peaks.map((p) => p.tensorBytes));
+      const mib = (tensorBytes + (devices > 1 ? group.commBytesPerDevice : 0)) / 2 ** 20;
       process.stderr.write(`${method} N=${devices} n=${n} (${T} tokens): ${mib.toFixed(1)} MiB/device\n`);
       return mib;
     };
