@@ -178,10 +178,6 @@ function checkDataset(ds: TrajectoryDataset, c: OfflineRlConfig, file: string): 
     throw new InputError(
       `${file}: dataset has observations of ${ds.obsDim} and actions of ${ds.actDim} dims; ${c.env} has ${obsDim} and ${actDim}`,
     );
-  if (c.algo !== 'bc' && c.model.attention !== 'ring' && c.model.devices !== 1)
-    throw new InputError(
-      `offline-rl.model.devices: ${c.model.attention} runs on one device; got ${c.model.devices} (use attention: ring)`,
-    );
 }
 
 /** The run's tracker, progress, checkpoints and resume as the trainer's hooks. */
@@ -193,6 +189,7 @@ function hooksOf(ctx: Ctx): OfflineHooks {
     log: (line) => ctx.log(line),
     progress: (label, total) => ctx.progress(label, total),
     signal: ctx.signal,
+    optionsPath: 'offline-rl',
     backend: ctx.backend.name,
     checkpoints: {
       due: (step) => ctx.checkpoints.due(step),

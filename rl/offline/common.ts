@@ -115,6 +115,11 @@ export interface OfflineHooks {
   };
   /** Continue after this checkpoint's step. */
   resume?: OfflineCheckpoint;
+  /**
+   * Where the options came from, for error messages: `offline-rl` makes them name
+   * `offline-rl.model.devices` (a config's key path); default `<algo> trainer: model.devices`.
+   */
+  optionsPath?: string;
   /** tfjs backend of the ring's devices (AT, DT); default the ring's choice. */
   backend?: BackendChoice;
 }

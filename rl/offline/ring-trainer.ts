@@ -118,9 +118,11 @@ export async function trainOnRing(
 ): Promise<{ evals: EvalPoint[]; weights?: Float32Array[] }> {
   const { model: m, train: t } = s;
   const N = m.attention === 'ring' ? m.devices : 1;
+  const option = (path: string) =>
+    hooks.optionsPath ? `${hooks.optionsPath}.${path}` : `${s.algo} trainer: ${path}`;
   if (m.attention !== 'ring' && m.devices !== 1)
     throw new InputError(
-      `${s.algo} trainer: model.devices: ${m.attention} runs on one device; got ${m.devices} (use attention: ring)`,
+      `${option('model.devices')}: ${m.attention} runs on one device; got ${m.devices} (use attention: ring)`,
     );
   const resume = hooks.resume;
   if (resume?.samplerRng !== undefined) s.sampler.rngState = resume.samplerRng;
@@ -170,7 +172,7 @@ export async function trainOnRing(
       hooks.params?.({ 'model.probe_mib_per_device': need.toFixed(1) });
       if (need > m.memoryBudgetMiB)
         throw new InputError(
-          `${s.algo} trainer: model.memoryBudgetMiB: ${first.length} tokens per sequence need ${need.toFixed(1)} MiB per device with ${m.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${m.memoryBudgetMiB} MiB. Use attention: ring with more devices, or a shorter context`,
+          `${option('model.memoryBudgetMiB')}: ${first.length} tokens per sequence need ${need.toFixed(1)} MiB per device with ${m.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${m.memoryBudgetMiB} MiB. Use attention: ring with more devices, or a shorter context`,
         );
     }
     let batch = first;
