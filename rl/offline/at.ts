@@ -14,6 +14,7 @@ import { AtChainSampler } from '../../datasets/index.js';
 import { summarize } from '../evaluate.js';
 import { atModelConfig, atRollout, atTokens } from '../policies/agentic-transformer.js';
 import {
+  checkOptions,
   EVAL_DEFAULTS,
   type EvalPoint,
   evaluationEnv,
@@ -29,6 +30,7 @@ import {
 import {
   inferenceModel,
   MODEL_DEFAULTS,
+  modelRules,
   tokenSampler,
   type TransformerModelOptions,
   trainOnRing,
@@ -66,6 +68,13 @@ export const AT_DEFAULTS: Readonly<AtOptions> = {
 };
 
 export async function trainAt(data: OfflineData, o: AtOptions, hooks: OfflineHooks): Promise<OfflineResult> {
+  checkOptions('at trainer', o, [
+    ...modelRules(o.model),
+    ['returnScale', o.returnScale, 'pos'],
+    ['chain.maxTrajectories', o.chain.maxTrajectories, 'int1'],
+    ['chain.contextSteps', o.chain.contextSteps, 'int1'],
+    ['chain.trials', o.chain.trials, 'int1'],
+  ]);
   const ds = data.dataset;
   const config = atModelConfig(ds.obsDim, ds.actDim, transformerBase(o.model));
   const target = evaluationTarget(data, o.eval);

@@ -13,6 +13,7 @@ import { evaluateEpisodes, summarize } from '../evaluate.js';
 import { BcPolicy, topEpisodes } from '../policies/bc.js';
 import {
   checkLoss,
+  checkOptions,
   EVAL_DEFAULTS,
   type EvalPoint,
   evalsLeft,
@@ -58,6 +59,11 @@ export const BC_DEFAULTS: Readonly<BcOptions> = {
 };
 
 export async function trainBc(data: OfflineData, o: BcOptions, hooks: OfflineHooks): Promise<OfflineResult> {
+  checkOptions('bc trainer', o, [
+    ['topPercent', o.topPercent, 'pos'],
+    ['hidden', o.hidden, 'int1'],
+    ['batchSize', o.batchSize, 'int1'],
+  ]);
   const { dataset: ds, norm } = data;
   const t = o.train;
   const episodes = topEpisodes(ds.returns(), o.topPercent);

@@ -4,7 +4,7 @@
  * checkpoints, resume) and the small steps every loop takes the same way (learning rate, eval
  * schedule, eval logging). The algorithms themselves are in at.ts, dt.ts and bc.ts.
  */
-import { Progress } from '../../common/index.js';
+import { InputError, Progress } from '../../common/index.js';
 import { type StateNorm, stateNorm, type TrajectoryDataset } from '../../datasets/index.js';
 import type { BackendChoice } from '../../ring/index.js';
 import { type TrainingState, type TrainLogger, warmupCosine } from '../../train/index.js';
@@ -193,6 +193,51 @@ export function logEvaluation(hooks: OfflineHooks, step: number, s: EvalSummary,
   hooks.log?.(
     `step ${step}: return ${s.mean.toFixed(1)} ± ${s.std.toFixed(1)}${s.normalizedMean !== undefined ? `, normalised ${s.normalizedMean.toFixed(1)}` : ''}`,
   );
+}
+
+/** What an option's value must be: an integer ≥ 1 or ≥ 0, a number > 0 or ≥ 0, any finite number. */
+export type OptionRule = 'int1' | 'int0' | 'pos' | 'nonneg' | 'finite';
+
+const EXPECTED: Record<OptionRule, string> = {
+  int1: 'an integer ≥ 1',
+  int0: 'an integer ≥ 0',
+  pos: 'a number > 0',
+  nonneg: 'a number ≥ 0',
+  finite: 'a finite number',
+};
+
+function satisfies(v: number, rule: OptionRule): boolean {
+  if (!Number.isFinite(v)) return false;
+  if (rule === 'int1' || rule === 'int0') return Number.isInteger(v) && v >= (rule === 'int1' ? 1 : 0);
+  return rule === 'pos' ? v > 0 : rule === 'nonneg' ? v >= 0 : true;
+}
+
+/**
+ * Checks options at the boundary (a script passes them unchecked by any schema): the shared
+ * `train` and `eval` ones and the trainer's own `more`; throws naming the first bad one, e.g.
+ * `bc trainer: train.steps: expected an integer ≥ 1; got 0`.
+ */
+export function checkOptions(
+  where: string,
+  o: { train: OfflineTrainOptions; eval: OfflineEvalOptions },
+  more: [path: string, value: number, rule: OptionRule][] = [],
+): void {
+  const rules: [string, number, OptionRule][] = [
+    ['train.steps', o.train.steps, 'int1'],
+    ['train.batchSize', o.train.batchSize, 'int1'],
+    ['train.lr', o.train.lr, 'pos'],
+    ['train.weightDecay', o.train.weightDecay, 'nonneg'],
+    ['train.warmup', o.train.warmup, 'int0'],
+    ['train.clip', o.train.clip, 'nonneg'],
+    ['train.evalEvery', o.train.evalEvery, 'int0'],
+    ['eval.episodes', o.eval.episodes, 'int1'],
+    ['eval.maxEpisodeSteps', o.eval.maxEpisodeSteps, 'int0'],
+    ['eval.targetReturn', o.eval.targetReturn, 'finite'],
+    ['eval.seed', o.eval.seed, 'int0'],
+    ...more,
+  ];
+  for (const [path, v, rule] of rules)
+    if (!satisfies(v, rule)) throw new InputError(`${where}: ${path}: expected ${EXPECTED[rule]}; got ${v}`);
 }
 
 /** Stops on a non-finite loss: training on NaN only spreads it (issue 21). */

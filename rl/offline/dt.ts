@@ -11,6 +11,7 @@ import { DtWindowSampler } from '../../datasets/index.js';
 import { evaluateEpisodes, summarize } from '../evaluate.js';
 import { type DtHistory, dtAct, dtModelConfig, dtTokens } from '../policies/decision-transformer.js';
 import {
+  checkOptions,
   EVAL_DEFAULTS,
   type EvalPoint,
   evaluationEnv,
@@ -26,6 +27,7 @@ import {
 import {
   inferenceModel,
   MODEL_DEFAULTS,
+  modelRules,
   tokenSampler,
   type TransformerModelOptions,
   trainOnRing,
@@ -57,6 +59,11 @@ export const DT_DEFAULTS: Readonly<DtOptions> = {
 };
 
 export async function trainDt(data: OfflineData, o: DtOptions, hooks: OfflineHooks): Promise<OfflineResult> {
+  checkOptions('dt trainer', o, [
+    ...modelRules(o.model),
+    ['returnScale', o.returnScale, 'pos'],
+    ['context', o.context, 'int1'],
+  ]);
   const ds = data.dataset;
   const config = dtModelConfig(ds.obsDim, ds.actDim, transformerBase(o.model));
   const target = evaluationTarget(data, o.eval);

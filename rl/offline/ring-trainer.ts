@@ -28,6 +28,7 @@ import {
   type OfflineEvalOptions,
   type OfflineHooks,
   type OfflineTrainOptions,
+  type OptionRule,
   progressOf,
 } from './common.js';
 
@@ -72,6 +73,19 @@ export function transformerBase(m: TransformerModelOptions) {
     attention: m.attention,
     blockSize: m.blockSize,
   };
+}
+
+/** The model options' rules, for `checkOptions`. */
+export function modelRules(m: TransformerModelOptions): [string, number, OptionRule][] {
+  return [
+    ['model.dModel', m.dModel, 'int1'],
+    ['model.layers', m.layers, 'int1'],
+    ['model.heads', m.heads, 'int1'],
+    ['model.devices', m.devices, 'int1'],
+    ['model.blockSize', m.blockSize, 'int1'],
+    ['model.maxTimestep', m.maxTimestep, 'int1'],
+    ['model.memoryBudgetMiB', m.memoryBudgetMiB, 'nonneg'],
+  ];
 }
 
 /** A batch source whose generator state a checkpoint keeps. */

@@ -179,6 +179,59 @@ describe('rl/offline trainers as a library', () => {
     assert.deepEqual(logger.points, {}, 'nothing logged');
   });
 
+  // Options from a script meet no schema: each trainer checks them before anything is built.
+  for (const [name, run, says] of [
+    [
+      'bc train.steps=0',
+      () =>
+        trainBc(
+          data,
+          { ...BC_DEFAULTS, ...small, train: { ...small.train, steps: 0 } },
+          { logger: new MemoryLogger() },
+        ),
+      /^bc trainer: train\.steps: expected an integer ≥ 1; got 0$/,
+    ],
+    [
+      'bc topPercent=-5',
+      () => trainBc(data, { ...BC_DEFAULTS, ...small, topPercent: -5 }, { logger: new MemoryLogger() }),
+      /^bc trainer: topPercent: expected a number > 0; got -5$/,
+    ],
+    [
+      'dt context=2.5',
+      () => trainDt(data, { ...DT_DEFAULTS, ...small, model, context: 2.5 }, { logger: new MemoryLogger() }),
+      /^dt trainer: context: expected an integer ≥ 1; got 2\.5$/,
+    ],
+    [
+      'at model.dModel=NaN',
+      () =>
+        trainAt(
+          data,
+          { ...AT_DEFAULTS, ...small, model: { ...model, dModel: Number.NaN } },
+          { logger: new MemoryLogger() },
+        ),
+      /^at trainer: model\.dModel: expected an integer ≥ 1; got NaN$/,
+    ],
+    [
+      'at eval.targetReturn=Infinity',
+      () =>
+        trainAt(
+          data,
+          {
+            ...AT_DEFAULTS,
+            ...small,
+            model,
+            eval: { ...small.eval, targetReturn: Number.POSITIVE_INFINITY },
+          },
+          { logger: new MemoryLogger() },
+        ),
+      /^at trainer: eval\.targetReturn: expected a finite number; got Infinity$/,
+    ],
+  ] as const) {
+    test(`bad option ${name}: InputError naming it`, async () => {
+      await assert.rejects(run(), (err: Error) => err instanceof InputError && says.test(err.message));
+    });
+  }
+
   test('checkpoint codec: tensors named w<i>/m<i>/v<i> (before rl/offline) load, with the legacy generator state', () => {
     const f = (xs: number[]) => ({ data: Float32Array.from(xs) });
     const k = decodeOfflineCheckpoint(
