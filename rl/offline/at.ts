@@ -25,6 +25,7 @@ import {
   type OfflineHooks,
   type OfflineResult,
   type OfflineTrainOptions,
+  optionNamer,
   TRAIN_DEFAULTS,
 } from './common.js';
 import {
@@ -68,7 +69,7 @@ export const AT_DEFAULTS: Readonly<AtOptions> = {
 };
 
 export async function trainAt(data: OfflineData, o: AtOptions, hooks: OfflineHooks): Promise<OfflineResult> {
-  checkOptions('at trainer', o, [
+  checkOptions(optionNamer(hooks, 'at'), o, [
     ...modelRules(o.model),
     ['returnScale', o.returnScale, 'pos'],
     ['chain.maxTrajectories', o.chain.maxTrajectories, 'int1'],

@@ -26,6 +26,7 @@ import {
   type OfflineHooks,
   type OfflineResult,
   type OfflineTrainOptions,
+  optionNamer,
   progressOf,
   TRAIN_DEFAULTS,
 } from './common.js';
@@ -59,7 +60,7 @@ export const BC_DEFAULTS: Readonly<BcOptions> = {
 };
 
 export async function trainBc(data: OfflineData, o: BcOptions, hooks: OfflineHooks): Promise<OfflineResult> {
-  checkOptions('bc trainer', o, [
+  checkOptions(optionNamer(hooks, 'bc'), o, [
     ['topPercent', o.topPercent, 'pos'],
     ['hidden', o.hidden, 'int1'],
     ['batchSize', o.batchSize, 'int1'],

@@ -118,6 +118,7 @@ export interface OfflineHooks {
   /**
    * Where the options came from, for error messages: `offline-rl` makes them name
    * `offline-rl.model.devices` (a config's key path); default `<algo> trainer: model.devices`.
+   * The `model`, `train` and `eval` paths are the offline-rl recipe's; its schema checks the rest.
    */
   optionsPath?: string;
   /** tfjs backend of the ring's devices (AT, DT); default the ring's choice. */
@@ -212,13 +213,18 @@ function satisfies(v: number, rule: OptionRule): boolean {
   return rule === 'pos' ? v > 0 : rule === 'nonneg' ? v >= 0 : true;
 }
 
+/** How errors name an option: `offline-rl.model.devices` (hooks.optionsPath), else `at trainer: model.devices`. */
+export function optionNamer(hooks: OfflineHooks, algo: string): (path: string) => string {
+  return (path) => (hooks.optionsPath ? `${hooks.optionsPath}.${path}` : `${algo} trainer: ${path}`);
+}
+
 /**
  * Checks options at the boundary (a script passes them unchecked by any schema): the shared
  * `train` and `eval` ones and the trainer's own `more`; throws naming the first bad one, e.g.
  * `bc trainer: train.steps: expected an integer ≥ 1; got 0`.
  */
 export function checkOptions(
-  where: string,
+  name: (path: string) => string,
   o: { train: OfflineTrainOptions; eval: OfflineEvalOptions },
   more: [path: string, value: number, rule: OptionRule][] = [],
 ): void {
@@ -237,7 +243,7 @@ export function checkOptions(
     ...more,
   ];
   for (const [path, v, rule] of rules)
-    if (!satisfies(v, rule)) throw new InputError(`${where}: ${path}: expected ${EXPECTED[rule]}; got ${v}`);
+    if (!satisfies(v, rule)) throw new InputError(`${name(path)}: expected ${EXPECTED[rule]}; got ${v}`);
 }
 
 /** Stops on a non-finite loss: training on NaN only spreads it (issue 21). */

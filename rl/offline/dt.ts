@@ -22,6 +22,7 @@ import {
   type OfflineHooks,
   type OfflineResult,
   type OfflineTrainOptions,
+  optionNamer,
   TRAIN_DEFAULTS,
 } from './common.js';
 import {
@@ -59,7 +60,7 @@ export const DT_DEFAULTS: Readonly<DtOptions> = {
 };
 
 export async function trainDt(data: OfflineData, o: DtOptions, hooks: OfflineHooks): Promise<OfflineResult> {
-  checkOptions('dt trainer', o, [
+  checkOptions(optionNamer(hooks, 'dt'), o, [
     ...modelRules(o.model),
     ['returnScale', o.returnScale, 'pos'],
     ['context', o.context, 'int1'],

@@ -29,6 +29,7 @@ import {
   type OfflineHooks,
   type OfflineTrainOptions,
   type OptionRule,
+  optionNamer,
   progressOf,
 } from './common.js';
 
@@ -132,8 +133,7 @@ export async function trainOnRing(
 ): Promise<{ evals: EvalPoint[]; weights?: Float32Array[] }> {
   const { model: m, train: t } = s;
   const N = m.attention === 'ring' ? m.devices : 1;
-  const option = (path: string) =>
-    hooks.optionsPath ? `${hooks.optionsPath}.${path}` : `${s.algo} trainer: ${path}`;
+  const option = optionNamer(hooks, s.algo);
   if (m.attention !== 'ring' && m.devices !== 1)
     throw new InputError(
       `${option('model.devices')}: ${m.attention} runs on one device; got ${m.devices} (use attention: ring)`,
