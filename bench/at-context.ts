@@ -9,7 +9,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Rng, writeFileAtomic } from '../common/index.js';
-import { type AttentionImpl, initBackend, RingGroup, tokenIndices } from '../ring/index.js';
+import { initBackend } from '../native/index.js';
+import { type AttentionImpl, tokenIndices } from '../ring/index.js';
+import { RingGroup } from '../cluster/index.js';
 import { atModelConfig } from '../rl/policies/agentic-transformer.js';
 import { emptyTokenBatch, selectTokens, type TokenBatch } from '../rl/policies/tokens.js';
 import { type InitArgs, type StepArgs, trainMessageFloats } from '../rl/policies/train-device.js';

@@ -11,7 +11,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import type { MatmulBenchResult } from '../experiments/cli/commands/bench/matmul.js';
-import { nativeAddon, nativeThreads } from '../ring/index.js';
+import { nativeAddon, nativeThreads } from '../native/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);

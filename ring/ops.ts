@@ -9,7 +9,7 @@
  *   issue 7), transposes folded into its packing.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeMatmulApplies } from './native-kernels.js';
+import { nativeMatmulApplies } from '../native/index.js';
 
 /** A tensor's shape as a plain array (tfjs types shapes as a union of tuples). */
 export function dims(x: tf.Tensor): number[] {

@@ -21,7 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng } from '../common/index.js';
-import { initBackend } from '../ring/index.js';
+import { initBackend } from '../native/index.js';
 import { Box, Discrete, type EnvSpec, make, makeVec, type VectorEnv } from './envs/index.js';
 
 // ------------------------------------------------------------------------ policy file (JSON)

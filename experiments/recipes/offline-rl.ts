@@ -19,7 +19,8 @@ import {
   stateNorm,
   type TrajectoryDataset,
 } from '../../datasets/index.js';
-import { type AttentionImpl, RingGroup, type RingLayout, tokenIndices } from '../../ring/index.js';
+import { type AttentionImpl, type RingLayout, tokenIndices } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { AdamW, clipByGlobalNorm, warmupCosine } from '../../train/index.js';
 import { make } from '../../rl/envs/index.js';
 import {

@@ -43,7 +43,8 @@ import {
   saveLlama,
   windowTargets,
 } from '../../lm/index.js';
-import { RingGroup, type RingLayout } from '../../ring/index.js';
+import type { RingLayout } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import type { OptimizerState } from '../../train/index.js';
 import type { SavedTensor } from '../checkpoint.js';
 import { datasetInfoFromFile } from '../dataset-input.js';

@@ -10,8 +10,7 @@
  * keyPos ≤ queryPos) and both have the same segment.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type NativeAddon, nativeThreads } from '../native.js';
-import { nativeForCurrentBackend } from '../native-kernels.js';
+import { type NativeAddon, nativeForCurrentBackend, nativeThreads } from '../../native/index.js';
 import type { TokenSide } from './mask.js';
 
 /** What the kernels need besides the arrays. */

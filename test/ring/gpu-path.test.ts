@@ -6,20 +6,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import {
-  blockwiseAttention,
   cudaVisible,
   currentPlacement,
   initBackend,
-  matmul,
   nativeAddon,
-  nativeAttentionCount,
   nativeForCurrentBackend,
   nativeMatmulCount,
   nativeRefusedOn,
   nativeStatus,
   tensorflowPackages,
-  vanillaAttention,
-} from '../../ring/index.js';
+} from '../../native/index.js';
+import { blockwiseAttention, matmul, nativeAttentionCount, vanillaAttention } from '../../ring/index.js';
 import { caseName, makeProblem, reference, tensors } from '../helpers/attention.js';
 import { relError } from '../helpers/reference.js';
 

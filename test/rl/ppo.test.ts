@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../common/index.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import {
   evaluatePolicy,
   type MinibatchData,

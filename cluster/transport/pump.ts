@@ -22,7 +22,7 @@ import { hostname } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Dealer, Router } from 'zeromq';
 import { ChannelEnd } from './shared-memory.js';
-import { RingCommError } from './types.js';
+import { RingCommError } from '../../ring/index.js';
 import {
   abortReason,
   differences,

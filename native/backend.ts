@@ -22,8 +22,8 @@ import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../common/index.js';
-import { configureNative, nativeStatus } from './native.js';
-import { currentPlacement, installNativeKernels } from './native-kernels.js';
+import { configureNative, nativeStatus } from './addon.js';
+import { currentPlacement, installNativeKernels } from './kernels.js';
 
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];

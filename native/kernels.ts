@@ -19,7 +19,7 @@ import {
   nativeAddon,
   nativeRefusedOn,
   nativeThreads,
-} from './native.js';
+} from './addon.js';
 
 /** Where the current tfjs backend keeps its tensors (the flags are tfjs-node's, when present). */
 export function currentPlacement(): BackendPlacement {

@@ -9,8 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../../common/index.js';
-import type { BackendChoice, BackendInfo } from '../backend.js';
-import { nativeSettings } from '../native.js';
+import { type BackendChoice, type BackendInfo, nativeSettings } from '../../native/index.js';
 import {
   abortChannels,
   type ChannelDescriptor,
