@@ -37,7 +37,7 @@ const rows: Row[] = [];
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 /**
- * What runs `exp bench matmul`: the native sgemm (ring/native-kernels.ts, the default on wasm when
+ * What runs `exp bench matmul`: the native sgemm (native/kernels.ts, the default on wasm when
  * the addon loads), wasm's own kernel (RING_NATIVE=0), and the tensorflow backend if installed.
  */
 const RUNS = [

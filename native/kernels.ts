@@ -33,7 +33,7 @@ export function currentPlacement(): BackendPlacement {
 }
 
 /**
- * The addon if native kernels may run on the current backend (ring/native.ts `nativeRefusedOn`:
+ * The addon if native kernels may run on the current backend (native/addon.ts `nativeRefusedOn`:
  * never on a GPU device), else undefined and the backend's own kernels run.
  */
 export function nativeForCurrentBackend(): NativeAddon | undefined {

@@ -6,7 +6,7 @@ export interface WorkerInit {
   rank: number;
   backend: BackendChoice;
   control: SharedArrayBuffer;
-  /** The main thread's native-kernel settings (ring/native.ts), handed on to the device. */
+  /** The main thread's native-kernel settings (native/addon.ts), handed on to the device. */
   native: NativeOptions;
 }
 

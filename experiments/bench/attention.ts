@@ -44,7 +44,7 @@ export interface AttentionBenchResult {
   causal: boolean;
   layout: RingLayout;
   backend: string;
-  /** Which attention kernels the devices ran (ring/native.ts), e.g. 'native kernels avx2+fma, 2 threads'. */
+  /** Which attention kernels the devices ran (native/addon.ts), e.g. 'native kernels avx2+fma, 2 threads'. */
   kernels?: string;
   fwdMs: number;
   bwdMs?: number;

@@ -1,4 +1,4 @@
-// The native kernels (ring/native.ts, issue 7 path 2) against the tfjs engine they replace, against
+// The native kernels (native/addon.ts, issue 7 path 2) against the tfjs engine they replace, against
 // vanilla and against a float64 reference, forward and gradients, on fresh random shapes: odd
 // lengths, causal and not, GQA, segments, ring chunks with position offsets fed one at a time.
 // Also: matmul's sgemm against tfjs, the thread-count setting, the fallback when the addon does
