@@ -37,4 +37,10 @@ export {
   parseBackendChoice,
   tensorflowPackages,
 } from './backend.js';
-export { type DeviceMemory, deviceMemoryNow, processPeakRssBytes, withPeakBytes } from './memory.js';
+export {
+  type DeviceMemory,
+  deviceMemoryNow,
+  type ProbedPeak,
+  processPeakRssBytes,
+  withPeakBytes,
+} from './memory.js';

@@ -30,6 +30,7 @@ import {
   type FinetuneStepResult,
   finetuneBytesPerDevice,
   finetuneMessageFloats,
+  finetuneRealBytesPerDevice,
   shardStep,
   type Window,
 } from '../../lm/finetune-device.js';
@@ -43,6 +44,7 @@ import {
   saveLlama,
   windowTargets,
 } from '../../lm/index.js';
+import type { ProbedPeak } from '../../native/index.js';
 import type { RingLayout } from '../../ring/index.js';
 import { RingGroup } from '../../cluster/index.js';
 import type { OptimizerState } from '../../train/index.js';
@@ -99,7 +101,7 @@ const fields = {
     default: 'striped',
   }),
   memoryBudgetMiB: s.number({
-    doc: 'Per-device memory budget (tensor bytes) checked before training; 0 = no check',
+    doc: 'Per-device memory budget checked before training, on real memory (wasm heap, JS, native; an idle device holds about 40 MiB); 0 = no check',
     default: 0,
     min: 0,
   }),
@@ -281,19 +283,28 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
     };
     if (c.memoryBudgetMiB > 0) {
       // NOTE: a window the devices cannot hold fails here, before training (issue 22)
-      const peaks = await group.run<FinetuneStepArgs, number>(
+      const peaks = await group.run<FinetuneStepArgs, ProbedPeak>(
         deviceModule,
         'probeFinetune',
         stepArgs(start, 0),
         messageFloats,
       );
+      const comm = N > 1 ? group.commBytesPerDevice : 0;
+      // NOTE: the budget is on real memory (issue 20); the tensor figure is logged beside it
       const need =
-        finetuneBytesPerDevice(Math.max(...peaks), total, N > 1 ? group.commBytesPerDevice : 0) / 2 ** 20;
-      ctx.tracker.params({ 'model.probe_mib_per_device': need.toFixed(1) });
-      ctx.log(`memory: ${need.toFixed(1)} MiB per device (tensor bytes) of ${c.memoryBudgetMiB} MiB`);
+        finetuneRealBytesPerDevice(Math.max(...peaks.map((p) => p.realBytes)), total, comm) / 2 ** 20;
+      const tensors =
+        finetuneBytesPerDevice(Math.max(...peaks.map((p) => p.tensorBytes)), total, comm) / 2 ** 20;
+      ctx.tracker.params({
+        'model.probe_mib_per_device': need.toFixed(1),
+        'model.probe_tensor_mib_per_device': tensors.toFixed(1),
+      });
+      ctx.log(
+        `memory: ${need.toFixed(1)} MiB per device (real: wasm heap, JS, native; tensors ${tensors.toFixed(1)} MiB) of ${c.memoryBudgetMiB} MiB`,
+      );
       if (need > c.memoryBudgetMiB)
         throw new InputError(
-          `sharegpt-finetune: a ${c.seqLen}-token window (batch ${c.batchSize}) needs ${need.toFixed(1)} MiB per device with ${c.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${c.memoryBudgetMiB} MiB (sharegpt-finetune.memoryBudgetMiB). Use attention: ring with more devices (about ${Math.ceil((N * need) / c.memoryBudgetMiB)}), or a shorter seqLen`,
+          `sharegpt-finetune: a ${c.seqLen}-token window (batch ${c.batchSize}) needs ${need.toFixed(1)} MiB per device (real memory; tensors ${tensors.toFixed(1)} MiB) with ${c.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${c.memoryBudgetMiB} MiB (sharegpt-finetune.memoryBudgetMiB). Use attention: ring with more devices, or a shorter seqLen`,
         );
     }
     const snapshot = async (step: number) => {

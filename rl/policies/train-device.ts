@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
-import { withPeakBytes } from '../../native/index.js';
+import { type ProbedPeak, withPeakBytes } from '../../native/index.js';
 import { allReduceSum, type DeviceContext, type RingLayout } from '../../ring/index.js';
 import { AdamW, clipByGlobalNorm } from '../../train/index.js';
 import type { TokenBatch } from './tokens.js';
@@ -120,17 +120,17 @@ export function trainMessageFloats(
 }
 
 /**
- * Peak tensor bytes of one forward+backward on this device's shard, without updating anything
- * (the memory check before training).
+ * The peak of one forward+backward on this device's shard, without updating anything (the memory
+ * check before training): tensor bytes, and what the device really holds (issue 20).
  */
-export async function probeMemory(a: StepArgs, ctx: DeviceContext): Promise<number> {
+export async function probeMemory(a: StepArgs, ctx: DeviceContext): Promise<ProbedPeak> {
   if (!trainer) throw new Error('probeMemory before initTrainer');
   const { model } = trainer;
   const ring =
     model.config.attention === 'ring'
       ? { transport: ctx.transport, seqLen: a.seqLen, layout: a.layout }
       : undefined;
-  const { peakBytes } = await withPeakBytes(() => {
+  const { peakBytes, memory } = await withPeakBytes(() => {
     const { value, grads } = tf.variableGrads(
       () => model.loss(a.tokens, a.totalWeight, ring),
       model.variables(),
@@ -138,5 +138,5 @@ export async function probeMemory(a: StepArgs, ctx: DeviceContext): Promise<numb
     tf.dispose([value, ...Object.values(grads)]);
     return null;
   }, true);
-  return peakBytes;
+  return { tensorBytes: peakBytes, realBytes: memory?.totalBytes ?? peakBytes };
 }
