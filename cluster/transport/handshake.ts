@@ -72,28 +72,35 @@ export class Gate {
       this.pending.set(key, { nonce: n, clientNonce: msg.nonce });
       await this.out.send({ type: 'CHALLENGE', nonce: n }, id);
     } else if (msg.type === 'AUTH') {
-      const p = this.pending.get(key);
+      const pending = this.pending.get(key);
       this.pending.delete(key);
-      let why: string | undefined;
-      if (!p) why = 'no challenge was issued';
-      else if (
-        !proofMatches(
-          proof(this.secret, this.label, 'client', String(msg.rank), p.clientNonce, p.nonce),
-          msg.proof,
-        )
-      )
-        why = 'authentication failed (wrong shared secret)';
-      else why = this.claim(msg.rank);
-      if (why || !p) {
-        await this.refuse(id, key, why ?? 'no challenge was issued');
-        return { kind: 'handled' };
+      const why = pending ? this.check(msg, pending) : 'no challenge was issued';
+      if (why !== undefined || !pending) await this.refuse(id, key, why ?? 'no challenge was issued');
+      else {
+        this.authed.set(key, msg.rank);
+        const ok = proof(
+          this.secret,
+          this.label,
+          'server',
+          String(msg.rank),
+          pending.clientNonce,
+          pending.nonce,
+        );
+        await this.out.send({ type: 'WELCOME', proof: ok }, id);
+        this.onAuthed(key, msg.rank);
       }
-      this.authed.set(key, msg.rank);
-      const ok = proof(this.secret, this.label, 'server', String(msg.rank), p.clientNonce, p.nonce);
-      await this.out.send({ type: 'WELCOME', proof: ok }, id);
-      this.onAuthed(key, msg.rank);
     } else await this.refuse(id, key, `sent ${msg.type} before authenticating`);
     return { kind: 'handled' };
+  }
+
+  /** Why an AUTH is refused: a wrong proof of the secret, or a rank `claim` refuses; undefined if neither. */
+  private check(
+    msg: Extract<ControlMessage, { type: 'AUTH' }>,
+    p: { nonce: string; clientNonce: string },
+  ): string | undefined {
+    const expected = proof(this.secret, this.label, 'client', String(msg.rank), p.clientNonce, p.nonce);
+    if (!proofMatches(expected, msg.proof)) return 'authentication failed (wrong shared secret)';
+    return this.claim(msg.rank);
   }
 
   private async refuse(id: Buffer, key: string, reason: string): Promise<void> {
