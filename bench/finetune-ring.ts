@@ -32,7 +32,8 @@ import {
 } from '../lm/finetune-device.js';
 import { LlamaModel, type LlamaRuntime } from '../lm/index.js';
 import { sharegptDefaultModel } from './lm-config.js';
-import { initBackend, type ProbedPeak, processPeakRssBytes, RingGroup } from '../ring/index.js';
+import { initBackend, type ProbedPeak, processPeakRssBytes } from '../native/index.js';
+import { RingGroup } from '../cluster/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);

@@ -13,14 +13,13 @@
  * moments for checkpoints and the HF export).
  */
 import * as tf from '@tensorflow/tfjs';
+import { type ProbedPeak, withPeakBytes } from '../native/index.js';
 import {
   allReduceSum,
   type DeviceContext,
-  type ProbedPeak,
   type RingLayout,
   type SequenceContext,
   tokenIndices,
-  withPeakBytes,
 } from '../ring/index.js';
 import { AdamW, type OptimizerState } from '../train/index.js';
 import { IGNORE_INDEX, type LlamaConfig, type LlamaModel } from './model.js';

@@ -61,7 +61,9 @@ import {
   type LoadModelArgs,
   modelWeights,
 } from '../../lm/ring-device.js';
-import { RingGroup, type RingLayout, tokenIndices, withPeakBytes } from '../../ring/index.js';
+import { withPeakBytes } from '../../native/index.js';
+import { type RingLayout, tokenIndices } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { AdamW, clipByGlobalNorm } from '../../train/index.js';
 import type { SavedTensor } from '../checkpoint.js';
 import { type InferFields, s } from '../config/schema.js';

@@ -44,7 +44,9 @@ import {
   saveLlama,
   windowTargets,
 } from '../../lm/index.js';
-import { type ProbedPeak, RingGroup, type RingLayout } from '../../ring/index.js';
+import type { ProbedPeak } from '../../native/index.js';
+import type { RingLayout } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import type { OptimizerState } from '../../train/index.js';
 import type { SavedTensor } from '../checkpoint.js';
 import { datasetInfoFromFile } from '../dataset-input.js';

@@ -6,7 +6,7 @@
  */
 import { InputError, Progress } from '../../common/index.js';
 import { type StateNorm, stateNorm, type TrajectoryDataset } from '../../datasets/index.js';
-import type { BackendChoice } from '../../ring/index.js';
+import type { BackendChoice } from '../../native/index.js';
 import { type TrainingState, type TrainLogger, warmupCosine } from '../../train/index.js';
 import { type EvalSummary, rolloutEnv } from '../evaluate.js';
 import { type ReferenceScores, referenceScores } from '../score.js';

@@ -6,13 +6,9 @@
  * rollout — comes in as `RingTrainerSetup`; the loop, schedule, memory check and checkpoints are here.
  */
 import { InputError, Rng } from '../../common/index.js';
-import {
-  type AttentionImpl,
-  type ProbedPeak,
-  RingGroup,
-  type RingLayout,
-  tokenIndices,
-} from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
+import type { ProbedPeak } from '../../native/index.js';
+import { type AttentionImpl, type RingLayout, tokenIndices } from '../../ring/index.js';
 import { ringTask, type TrainingState } from '../../train/index.js';
 import { padTokens, selectTokens, type TokenBatch } from '../policies/tokens.js';
 import {

@@ -20,7 +20,9 @@ import {
   type Window,
 } from '../../lm/finetune-device.js';
 import { type LlamaConfig, LlamaModel, type LlamaRuntime, loadLlama } from '../../lm/index.js';
-import { initBackend, RingGroup, type RingLayout } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
+import type { RingLayout } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { outcome, runExp, testEnv } from '../experiments/util.js';
 import { pythonJson } from '../helpers/python.js';
 import { relError } from '../helpers/reference.js';

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { TokenDataset, TokenWindowSampler } from '../../datasets/index.js';
 import { loadLlama, windowTargets } from '../../lm/index.js';
 import { learningRate } from '../../experiments/recipes/sharegpt-finetune.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import { pythonJson } from '../helpers/python.js';
 import { outcome, runExp, tempDir, testEnv } from '../experiments/util.js';
 

@@ -9,13 +9,9 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { type LlamaConfig, LlamaModel, type LlamaRuntime } from '../../lm/index.js';
 import { type LossShardArgs, modelWeights, type ShardArgs } from '../../lm/ring-device.js';
-import {
-  allReduceMessageFloats,
-  initBackend,
-  RingGroup,
-  type RingLayout,
-  tokenIndices,
-} from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
+import { allReduceMessageFloats, type RingLayout, tokenIndices } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { relError } from '../helpers/reference.js';
 
 before(async () => {

@@ -9,16 +9,14 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
+import { initBackend } from '../../native/index.js';
 import {
   allReduceMessageFloats,
-  gatherTokens,
-  initBackend,
-  RingGroup,
   type RingLayout,
-  scatterTokens,
   tokenIndices,
   type TransformerBlockConfig,
 } from '../../ring/index.js';
+import { gatherTokens, RingGroup, scatterTokens } from '../../cluster/index.js';
 import { relError } from '../helpers/reference.js';
 import { type BlockTaskArgs, blockGradients } from './fixtures/block-task.js';
 

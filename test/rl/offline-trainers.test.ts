@@ -25,7 +25,7 @@ import {
   trainBc,
   trainDt,
 } from '../../rl/index.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import { MemoryLogger } from '../../train/index.js';
 
 const seed = Number(process.env.TEST_SEED ?? Date.now() % 100_000);

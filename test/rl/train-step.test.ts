@@ -29,7 +29,8 @@ import {
   writeEpisodes,
 } from '../../datasets/index.js';
 import { relError } from '../helpers/reference.js';
-import { type AttentionImpl, RingGroup, type RingLayout, tokenIndices } from '../../ring/index.js';
+import { type AttentionImpl, type RingLayout, tokenIndices } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { atModelConfig, atTokens } from '../../rl/policies/agentic-transformer.js';
 import { dtModelConfig, dtTokens } from '../../rl/policies/decision-transformer.js';
 import { padTokens, selectTokens, type TokenBatch } from '../../rl/policies/tokens.js';
