@@ -11,7 +11,9 @@
 // Everything is synchronous: the calling JS thread (the main thread or one ring device's worker)
 // blocks while `threads` OS threads (itself included) work. Work is split into independent tasks
 // taken from an atomic counter, so no task writes where another does (dQ of the backward pass is
-// the one exception: each thread sums into its own buffer, reduced at the end).
+// the one exception: each thread sums into its own buffer, reduced at the end; there tasks go to
+// threads round-robin, not from the counter, so every sum has a fixed order and the same inputs
+// give the same bits at a given thread count: same seed, same metrics).
 //
 // Shapes (row-major): q (B, H, Tq, D); k, v (B, Hk, Tk, D); o (B, H, Tq, D); m, l, lse (B, H, Tq);
 // positions qPos (Tq), kPos (Tk); segments qSeg (B, Tq), kSeg (B, Tk), optional.
@@ -152,6 +154,22 @@ void parallelFor(int threads, int tasks, F&& fn) {
   std::atomic<int> next{0};
   const std::function<void(int)> work = [&](int tid) {
     for (int t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) fn(t, tid);
+  };
+  helperPool().run(threads - 1, work);
+}
+
+// parallelFor with a fixed task → thread map (task t on thread t mod threads, in order): for work
+// whose threads accumulate into their own buffers, where the counter's timing-dependent assignment
+// would change the order of float sums between runs.
+template <class F>
+void parallelForStatic(int threads, int tasks, F&& fn) {
+  threads = std::max(1, std::min(threads, tasks));
+  if (threads == 1) {
+    for (int t = 0; t < tasks; t++) fn(t, 0);
+    return;
+  }
+  const std::function<void(int)> work = [&](int tid) {
+    for (int t = tid; t < tasks; t += threads) fn(t, tid);
   };
   helperPool().run(threads - 1, work);
 }
@@ -564,7 +582,8 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
 // Backward over one key/value chunk: dq += ∂/∂q, dk += ∂/∂k, dv += ∂/∂v of this chunk's part
 // of the attention, recomputing P = exp(S·scale − lse) tile by tile (FlashAttention-2 Alg. 2):
 //   dV += Pᵀ dO,  dP = dO Vᵀ,  dS = scale · P ∘ (dP − Δ),  dK += dSᵀ Q,  dQ += dS K.
-// Tasks are (kv head, key tile), which own their dK, dV rows; dQ is summed per thread.
+// Tasks are (kv head, key tile), which own their dK, dV rows; dQ is summed per thread (tasks
+// assigned round-robin, so the result does not depend on thread timing).
 static void attnBackward(const Attn& a, const float* q, const float* k, const float* v, const float* dOut,
                          const float* lse, const float* delta, float* dq, float* dk, float* dv) {
   const int D = a.D, group = a.H / a.Hk;
@@ -589,8 +608,9 @@ static void attnBackward(const Attn& a, const float* q, const float* k, const fl
     dkbuf.emplace_back(new Buf(static_cast<size_t>(BK) * D));
     dvbuf.emplace_back(new Buf(static_cast<size_t>(BK) * D));
   }
-  // NOTE: first key tiles first: under a causal mask they are seen by the most queries.
-  parallelFor(threads, BHk * nkt, [&](int task, int tid) {
+  // NOTE: first key tiles first: under a causal mask they are seen by the most queries. Round-robin
+  // (not the counter) because dQ is summed per thread: a fixed map keeps the sums' order fixed.
+  parallelForStatic(threads, BHk * nkt, [&](int task, int tid) {
     const int j = task / BHk, kvh = task % BHk;
     const int b = kvh / a.Hk, hk = kvh % a.Hk;
     const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
