@@ -69,6 +69,37 @@ export {
   makeLineRetrievalCase,
 } from './line-retrieval.js';
 export {
+  checkFinetuneOptions,
+  FINETUNE_DEFAULTS,
+  type FinetuneOptions,
+  type FinetuneResult,
+  finetune,
+  finetuneRuntime,
+  learningRate,
+} from './finetune.js';
+export {
+  answerPositions,
+  type EncodedLineCase,
+  encodeLineCase,
+  lineAnswerCorrect,
+  lineBatch,
+} from './line-retrieval.js';
+export {
+  evaluateLineRetrieval,
+  evaluateOnDevice,
+  type LineRetrievalEvaluation,
+  type LineRetrievalRow,
+} from './line-retrieval-eval.js';
+export {
+  curriculumCap,
+  LINE_RETRIEVAL_DEFAULTS,
+  type LineRetrievalOptions,
+  type LineRetrievalTrained,
+  lineRetrievalConfig,
+  lineRetrievalRuntime,
+  trainLineRetrieval,
+} from './line-retrieval-train.js';
+export {
   type HfRope,
   type RopeScaling,
   type RopeScalingType,
