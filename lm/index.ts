@@ -1,6 +1,7 @@
 /**
  * lm/: a LLaMA-style decoder on ring/ attention, Hugging Face safetensors checkpoints, tokenizers,
- * the ShareGPT finetuning pipeline and the LongChat line-retrieval task (issue 8).
+ * the ShareGPT finetuning pipeline and the LongChat line-retrieval task (issue 8), and their
+ * trainers: `finetune` and `trainLineRetrieval` / `evaluateLineRetrieval` (issue 13).
  */
 export {
   argmax,

@@ -24,6 +24,7 @@ import {
 } from '../../lm/index.js';
 import { type InferFields, s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';
+import { trainContext } from './train-context.js';
 import type { Recipe, RecipeContext } from './types.js';
 
 const fields = {
@@ -130,27 +131,14 @@ export type LineRetrievalConfig = InferFields<typeof fields>;
 
 async function run(ctx: RecipeContext<LineRetrievalConfig>): Promise<void> {
   const c = ctx.config;
+  // the config is the trainer's options, one to one
   const options: LineRetrievalOptions = { ...c, model: { ...c.model }, curriculum: { ...c.curriculum } };
-  const { tracker, checkpoints, resume, signal, seed, rng } = ctx;
-  const { model, heldout } = await trainLineRetrieval(options, {
-    seed,
-    rng,
-    logger: tracker,
-    params: (p) => tracker.params(p),
-    checkpoints,
-    resume,
-    signal,
-    progress: (label, total) => ctx.progress(label, total),
-    log: (line) => ctx.log(line),
-  });
+  const train = trainContext(ctx);
+  const { model, heldout } = await trainLineRetrieval(options, train);
+  const { tracker } = ctx;
   try {
     if (ctx.signal.aborted) return;
-    const log = (line: string) => ctx.log(line);
-    const { rows } = await evaluateLineRetrieval(model, options, {
-      logger: tracker,
-      log,
-      backend: ctx.backend.name,
-    });
+    const { rows } = await evaluateLineRetrieval(model, options, train);
     await tracker.table(
       'line_retrieval',
       rows.map((r) => ({ ...r })),

@@ -41,6 +41,7 @@ import { logModel } from '../logged-model.js';
 import { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
 import { type InferFields, s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';
+import { trainContext } from './train-context.js';
 import type { Recipe, RecipeContext } from './types.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
@@ -186,25 +187,8 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
       'model.parameters': model.variables().reduce((a, v) => a + v.size, 0),
       'model.vocab': model.config.vocabSize,
     });
-    const { tracker, checkpoints, resume, signal, seed, rng } = ctx;
-    const { curve, lastStep } = await finetune(
-      model,
-      arrow,
-      options,
-      {
-        seed,
-        rng,
-        logger: tracker,
-        params: (p) => tracker.params(p),
-        checkpoints,
-        resume,
-        signal,
-        progress: (label, total) => ctx.progress(label, total),
-        log: (line) => ctx.log(line),
-        backend: ctx.backend.name,
-      },
-      'sharegpt-finetune',
-    );
+    const train = trainContext(ctx);
+    const { curve, lastStep } = await finetune(model, arrow, options, train, 'sharegpt-finetune');
     if (ctx.signal.aborted) return;
     if (curve.length)
       await ctx.tracker.plot(

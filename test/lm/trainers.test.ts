@@ -126,15 +126,15 @@ describe('finetune (no experiments/)', () => {
     const tokenizer = loadTokenizer('llama');
     buildShareGptDataset(join(process.cwd(), 'lm/data/sharegpt-sample.json'), arrow, {
       tokenizer,
-      maxLen: 32,
-      packLen: 32,
+      maxLen: 64,
+      packLen: 64,
     });
   });
 
   const o: FinetuneOptions = {
     ...FINETUNE_DEFAULTS,
     blockSize: 16,
-    seqLen: 32,
+    seqLen: 64,
     batchSize: 1,
     gradAccum: 2,
     steps: 3,
@@ -153,7 +153,7 @@ describe('finetune (no experiments/)', () => {
         tieWordEmbeddings: true,
         rmsNormEps: 1e-5,
         ropeScalingFactor: 1,
-        maxPositionEmbeddings: 32,
+        maxPositionEmbeddings: 64,
         bosTokenId: 1,
         eosTokenId: 2,
       },
