@@ -196,7 +196,7 @@ export function finetuneMessageFloats(
 ): number {
   const Dh = config.hiddenSize / config.numHeads;
   const kvBlock = devices > 1 ? 2 * batch * config.numKvHeads * (seqLen / devices) * Dh : 1;
-  return Math.max(kvBlock, Math.ceil((parameters + 1) / devices));
+  return Math.max(kvBlock, GradientSum.messageFloats(parameters, 1, devices));
 }
 
 /**
