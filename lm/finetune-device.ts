@@ -18,6 +18,8 @@ import {
   AdamW,
   GradientSum,
   type OptimizerState,
+  type RingTask,
+  ringTask,
   shardColumns,
   stepOptimizer,
   type TrainingState,
@@ -236,4 +238,24 @@ export function disposeFinetune(): null {
     trainer = undefined;
   }
   return null;
+}
+
+/**
+ * This module's tasks as the main thread calls them (lm/finetune.ts), the names written once
+ * beside the functions; `messageFloats` (finetuneMessageFloats) sizes the ring's channels.
+ */
+export function finetuneTasks(messageFloats: number): {
+  init: RingTask<FinetuneInitArgs, { parameters: number }>;
+  step: RingTask<FinetuneStepArgs, FinetuneStepResult>;
+  probe: RingTask<FinetuneStepArgs, number>;
+  state: RingTask<{ reply: boolean }, FinetuneState | null>;
+} {
+  const self = import.meta.url;
+  return {
+    init: ringTask(self, 'initFinetune', () => messageFloats),
+    step: ringTask(self, 'finetuneStep', () => messageFloats),
+    probe: ringTask(self, 'probeFinetune', () => messageFloats),
+    // the state goes to the main thread, not over the ring
+    state: ringTask(self, 'finetuneState', () => 1),
+  };
 }

@@ -21,7 +21,6 @@ import { RingGroup, type RingLayout } from '../ring/index.js';
 import {
   decodeTrainingState,
   encodeTrainingState,
-  ringTask,
   type TrainContext,
   type TrainingState,
   warmupCosine,
@@ -29,10 +28,10 @@ import {
 import {
   type FinetuneInitArgs,
   type FinetuneStepArgs,
-  type FinetuneStepResult,
   type FinetuneState,
   finetuneBytesPerDevice,
   finetuneMessageFloats,
+  finetuneTasks,
   shardStep,
   type Window,
 } from './finetune-device.js';
@@ -176,27 +175,12 @@ export async function finetune(
   };
   // the largest message: a K/V block of one layer, or a device's share of the all-reduce
   const messageFloats = finetuneMessageFloats(model.config, o.batchSize, o.seqLen, N, total);
-  const initTask = ringTask<FinetuneInitArgs, { parameters: number }>(
-    deviceModule,
-    'initFinetune',
-    () => messageFloats,
-  );
-  const stepTask = ringTask<FinetuneStepArgs, FinetuneStepResult>(
-    deviceModule,
-    'finetuneStep',
-    () => messageFloats,
-  );
-  const probeTask = ringTask<FinetuneStepArgs, number>(deviceModule, 'probeFinetune', () => messageFloats);
-  const stateTask = ringTask<{ reply: boolean }, FinetuneState | null>(
-    deviceModule,
-    'finetuneState',
-    () => 1,
-  );
+  const tasks = finetuneTasks(messageFloats);
 
   const group = await RingGroup.create({ devices: N, backend: ctx.backend });
   const ds = new TokenDataset(dataset);
   try {
-    await initTask.run(group, Array(N).fill(init));
+    await tasks.init.run(group, Array(N).fill(init));
     /** Each device's arguments for one step: its shard of every micro-batch. */
     const stepArgs = (step: number, lr: number): FinetuneStepArgs[] => {
       // the sampler's seed advances with the step, so a resumed run draws the same batches
@@ -227,7 +211,7 @@ export async function finetune(
 
     if (o.memoryBudgetMiB > 0) {
       // NOTE: a window the devices cannot hold fails here, before training (issue 22)
-      const peaks = await probeTask.run(group, stepArgs(start, 0));
+      const peaks = await tasks.probe.run(group, stepArgs(start, 0));
       const comm = N > 1 ? group.commBytesPerDevice : 0;
       const need = finetuneBytesPerDevice(Math.max(...peaks), total, comm) / 2 ** 20;
       ctx.params?.({ 'model.probe_mib_per_device': need.toFixed(1) });
@@ -240,7 +224,7 @@ export async function finetune(
 
     /** Device 0's replica (every replica holds the same), saved as a checkpoint of `step`. */
     const snapshot = async (step: number): Promise<FinetuneState> => {
-      const replies = await stateTask.run(
+      const replies = await tasks.state.run(
         group,
         Array.from({ length: N }, (_, rank) => ({ reply: rank === 0 })),
       );
@@ -259,7 +243,7 @@ export async function finetune(
       if (ctx.signal?.aborted) break;
       const started = performance.now();
       const lr = learningRate(step, o);
-      const [res] = await stepTask.run(group, stepArgs(step, lr));
+      const [res] = await tasks.step.run(group, stepArgs(step, lr));
       const secs = (performance.now() - started) / 1000;
       ctx.logger.metrics(
         {
@@ -288,5 +272,3 @@ export async function finetune(
     await group.dispose();
   }
 }
-
-const deviceModule = new URL('./finetune-device.js', import.meta.url);
