@@ -2,14 +2,25 @@
  * How many trajectories fit in Agentic Transformer's context under a fixed per-device memory
  * budget, per attention implementation (issue 6; the paper's Table 5: AT + BPT holds 32
  * trajectories, AT + ring 128, mem-eff runs out of memory at 32). Memory is measured, not
- * modelled: one forward+backward of the AT model on the devices (peak tensor bytes) plus the
- * ring's receive buffers. Writes bench/results/at-context.json and prints a Markdown table.
+ * modelled: one forward+backward of the AT model on the devices (offline-rl's `probeMemory`) plus
+ * the ring's receive buffers. The budget is on what a device really holds (issue 20: wasm heap,
+ * JS, native; `--budget-on tensors` for peak tensor bytes, the paper's activation count); a wasm
+ * heap never shrinks, so every probe runs on fresh devices. Writes bench/results/at-context.json
+ * and prints a Markdown table.
  *
- *   npm run build && node dist/bench/at-context.js [--budget-mib 64] [--steps 50]
+ *   npm run build && node dist/bench/at-context.js [--budget-mib 96] [--budget-on real|tensors] [--steps 50]
  */
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Rng, writeFileAtomic } from '../common/index.js';
-import { type AttentionImpl, initBackend, RingGroup, tokenIndices } from '../ring/index.js';
+import {
+  type AttentionImpl,
+  initBackend,
+  type ProbedPeak,
+  processPeakRssBytes,
+  RingGroup,
+  tokenIndices,
+} from '../ring/index.js';
 import { atModelConfig } from '../rl/policies/agentic-transformer.js';
 import { emptyTokenBatch, selectTokens, type TokenBatch } from '../rl/policies/tokens.js';
 import { type InitArgs, type StepArgs, trainMessageFloats } from '../rl/policies/train-device.js';
@@ -21,7 +32,13 @@ const flag = (name: string, dflt: number) => {
   const i = argv.indexOf(name);
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
-const budgetMiB = flag('--budget-mib', 64);
+const budgetMiB = flag('--budget-mib', 96);
+const budgetOnAt = argv.indexOf('--budget-on');
+const budgetOn = budgetOnAt >= 0 ? argv[budgetOnAt + 1] : 'real';
+if (budgetOn !== 'real' && budgetOn !== 'tensors') {
+  process.stderr.write(`bench at-context: --budget-on must be real or tensors; got '${budgetOn}'\n`);
+  process.exit(2);
+}
 const stepsPerTrajectory = flag('--steps', 50);
 const maxTrajectories = flag('--max-trajectories', 256);
 const obsDim = 27;
@@ -46,6 +63,12 @@ function chain(n: number, rng: Rng): TokenBatch {
   return b;
 }
 
+/** What one probe measured, in MiB per device (receive buffers included on a ring). */
+interface Probe {
+  realMib: number;
+  tensorMib: number;
+}
+
 async function main(): Promise<void> {
   const backend = await initBackend({ notice: true });
   const rows: {
@@ -54,6 +77,7 @@ async function main(): Promise<void> {
     maxTrajectories: number;
     tokens: number;
     mibPerDevice: number;
+    tensorMibPerDevice: number;
   }[] = [];
   const module = new URL('../rl/policies/train-device.js', import.meta.url);
   for (const [method, devices] of [
@@ -62,39 +86,52 @@ async function main(): Promise<void> {
     ['ring', 2],
     ['ring', 4],
   ] as [AttentionImpl, number][]) {
-    const group = await RingGroup.create({ devices, backend: backend.name });
     const config = atModelConfig(obsDim, actDim, { ...model, attention: method });
     const probe = new TrajectoryTransformer(config, new Rng(0));
     const parameters = probe.parameterCount();
     probe.dispose();
-    const fits = async (n: number) => {
+    /** One forward+backward of a chain of n trajectories on fresh devices. */
+    const measure = async (n: number): Promise<Probe> => {
       const tokens = chain(n, new Rng(n));
       const T = tokens.length;
       const messageFloats = trainMessageFloats(config, 1, T / devices, parameters, devices);
-      const init: InitArgs = { config, seed: 0, weightDecay: 0 };
-      await group.run(module, 'initTrainer', Array(devices).fill(init), messageFloats);
-      const args: StepArgs[] = Array.from({ length: devices }, (_, r) => ({
-        tokens: devices === 1 ? tokens : selectTokens(tokens, tokenIndices(r, devices, T, 'striped')),
-        totalWeight: n * stepsPerTrajectory,
-        seqLen: T,
-        layout: 'striped',
-        lr: 0,
-        clip: 0,
-      }));
-      const peaks = await group.run<StepArgs, number>(module, 'probeMemory', args, messageFloats);
-      const mib = (Math.max(...peaks) + (devices > 1 ? group.commBytesPerDevice : 0)) / 2 ** 20;
-      process.stderr.write(`${method} N=${devices} n=${n} (${T} tokens): ${mib.toFixed(1)} MiB/device\n`);
-      return mib;
+      const group = await RingGroup.create({ devices, backend: backend.name });
+      try {
+        const init: InitArgs = { config, seed: 0, weightDecay: 0 };
+        await group.run(module, 'initTrainer', Array(devices).fill(init), messageFloats);
+        const args: StepArgs[] = Array.from({ length: devices }, (_, r) => ({
+          tokens: devices === 1 ? tokens : selectTokens(tokens, tokenIndices(r, devices, T, 'striped')),
+          totalWeight: n * stepsPerTrajectory,
+          seqLen: T,
+          layout: 'striped',
+          lr: 0,
+          clip: 0,
+        }));
+        const peaks = await group.run<StepArgs, ProbedPeak>(module, 'probeMemory', args, messageFloats);
+        // the recipe's check: + on a ring the receive buffers and the all-reduce's 4 B/parameter
+        const ringBytes = devices > 1 ? group.commBytesPerDevice + 4 * (parameters + 1) : 0;
+        const p = {
+          realMib: (Math.max(...peaks.map((x) => x.realBytes)) + ringBytes) / 2 ** 20,
+          tensorMib: (Math.max(...peaks.map((x) => x.tensorBytes)) + ringBytes) / 2 ** 20,
+        };
+        process.stderr.write(
+          `${method} N=${devices} n=${n} (${T} tokens): ${p.realMib.toFixed(1)} MiB/device real, ${p.tensorMib.toFixed(1)} tensors\n`,
+        );
+        return p;
+      } finally {
+        await group.dispose();
+      }
     };
+    const within = (p: Probe) => (budgetOn === 'real' ? p.realMib : p.tensorMib) <= budgetMiB;
     // doubling, then one bisection step
     let lo = 0;
-    let loMib = 0;
+    let loProbe: Probe = { realMib: 0, tensorMib: 0 };
     let hi = 0;
     for (let n = 1; n <= maxTrajectories; n *= 2) {
-      const mib = await fits(n);
-      if (mib <= budgetMiB) {
+      const p = await measure(n);
+      if (within(p)) {
         lo = n;
-        loMib = mib;
+        loProbe = p;
       } else {
         hi = n;
         break;
@@ -102,10 +139,10 @@ async function main(): Promise<void> {
     }
     if (lo > 0 && hi > lo + 1) {
       const mid = Math.floor((lo + hi) / 2);
-      const mib = await fits(mid);
-      if (mib <= budgetMiB) {
+      const p = await measure(mid);
+      if (within(p)) {
         lo = mid;
-        loMib = mib;
+        loProbe = p;
       }
     }
     rows.push({
@@ -113,27 +150,30 @@ async function main(): Promise<void> {
       devices,
       maxTrajectories: lo,
       tokens: 4 * lo * stepsPerTrajectory,
-      mibPerDevice: loMib,
+      mibPerDevice: loProbe.realMib,
+      tensorMibPerDevice: loProbe.tensorMib,
     });
-    await group.dispose();
   }
   const result = {
     date: new Date().toISOString(),
     backend: backend.name,
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cpus: cpus().length },
     budgetMiB,
+    budgetOn,
+    processPeakRssMib: Math.round((processPeakRssBytes() ?? 0) / 2 ** 20),
     stepsPerTrajectory,
     model,
     rows,
   };
   writeFileAtomic(`${root}/bench/results/at-context.json`, `${JSON.stringify(result, null, 2)}\n`);
   const lines = [
-    `AT (d=${model.dModel}, ${model.layers} layers, ${stepsPerTrajectory}-step trajectories, 4 tokens/step), budget ${budgetMiB} MiB/device, ${backend.name}`,
+    `AT (d=${model.dModel}, ${model.layers} layers, ${stepsPerTrajectory}-step trajectories, 4 tokens/step), budget ${budgetMiB} MiB/device on ${budgetOn === 'real' ? 'real memory' : 'tensor bytes'}, ${backend.name}, ${result.machine.cpu}`,
     '',
-    '| attention | devices | max trajectories in context | tokens | MiB/device |',
-    '|---|---|---|---|---|',
+    '| attention | devices | max trajectories in context | tokens | real MiB/device | tensor MiB/device |',
+    '|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.method === 'blockwise' ? 'BPT' : r.method} | ${r.devices} | ${r.maxTrajectories} | ${r.tokens} | ${r.mibPerDevice.toFixed(1)} |`,
+        `| ${r.method === 'blockwise' ? 'BPT' : r.method} | ${r.devices} | ${r.maxTrajectories} | ${r.tokens} | ${r.mibPerDevice.toFixed(1)} | ${r.tensorMibPerDevice.toFixed(1)} |`,
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -3,8 +3,10 @@
  * per-device memory budget on 1 device (blockwise) and on ring N = 2, 4, 8 (worker-thread
  * devices), and the training tokens/s at that window. The model is sharegpt-finetune.yaml's
  * default (LLaMA vocabulary 32000, hidden 64, 2 layers, 4/2 heads, tied head, checkpointed
- * layers); memory is the recipe's own check (lm/finetune-device.ts `finetuneBytesPerDevice`:
- * the probe's peak tensor bytes + the replica + the ring's receive slots). Windows grow in steps
+ * layers); memory is the recipe's tensor figure (lm/finetune-device.ts `finetuneBytesPerDevice`:
+ * the probe's peak tensor bytes + the replica + the ring's receive slots), not the real memory the
+ * recipe's budget checks since issue 20: this search reuses its devices, whose wasm heaps keep the
+ * high-water of an earlier, bigger probe. Windows grow in steps
  * of 64 tokens per device (the block size), doubling then bisecting to 1/8 of the window.
  *
  *   npm run build && node dist/bench/finetune-ring.js [--budget-mib 256] [--devices 1,2,4,8] [--steps 3]
@@ -25,7 +27,7 @@ import {
 } from '../lm/finetune-device.js';
 import { LlamaModel, type LlamaRuntime } from '../lm/index.js';
 import { sharegptDefaultModel } from './lm-config.js';
-import { initBackend, RingGroup } from '../ring/index.js';
+import { initBackend, type ProbedPeak, RingGroup } from '../ring/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);
@@ -97,17 +99,16 @@ for (const N of deviceCounts) {
     shardStep([window(T, rng)], { devices: N, batch: BATCH, seqLen: T, layout: 'striped', lr, clipNorm: 1 });
   try {
     await group.run(deviceModule, 'initFinetune', Array(N).fill(initArgs), floatsFor(N * BLOCK));
-    /** MiB per device that a window of T tokens needs (the recipe's memory check). */
+    /** MiB of tensors per device that a window of T tokens needs. */
     const need = async (T: number) => {
-      const peaks = await group.run<FinetuneStepArgs, number>(
+      const peaks = await group.run<FinetuneStepArgs, ProbedPeak>(
         deviceModule,
         'probeFinetune',
         argsFor(T, 0),
         floatsFor(T),
       );
-      return (
-        finetuneBytesPerDevice(Math.max(...peaks), parameters, N > 1 ? group.commBytesPerDevice : 0) / 2 ** 20
-      );
+      const tensorBytes = Math.max(...peaks.map((p) => p.tensorBytes));
+      return finetuneBytesPerDevice(tensorBytes, parameters, N > 1 ? group.commBytesPerDevice : 0) / 2 ** 20;
     };
     // c: tokens per device, in blocks; double while it fits, then bisect
     let fits = 0;

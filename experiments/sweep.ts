@@ -75,6 +75,8 @@ export interface SweepChild {
   /** Position in the sweep (cells × seeds, seeds fastest): the array index and `exp.sweep.cell`. */
   index: number;
   cell: string;
+  /** The config's `sweep.cases` name of this cell, when the sweep has cases. */
+  case?: string;
   assignments: string[];
   seed: number;
   runId?: string;
@@ -154,6 +156,43 @@ function splitTopLevel(text: string): string[] {
   return out.filter((v) => v !== '');
 }
 
+/** One cell of a sweep: its label, its `sweep.cases` name if any, and its overrides. */
+export interface SweepCell {
+  label: string;
+  case?: string;
+  assignments: string[];
+}
+
+/** Parses the config's `sweep.cases` entries, `name: key=value key=value`. */
+export function parseCases(entries: string[]): { name: string; assignments: string[] }[] {
+  const seen = new Set<string>();
+  return entries.map((entry, i) => {
+    const m = /^\s*([\w.-]+)\s*:\s*(.*)$/.exec(entry);
+    const at = `sweep.cases[${i}] '${entry}'`;
+    if (!m) throw new InputError(`${at}: expected 'name: key=value key=value'`);
+    const [, name, rest] = m;
+    if (seen.has(name)) throw new InputError(`${at}: case '${name}' given twice`);
+    seen.add(name);
+    const assignments = rest.split(/\s+/).filter((a) => a !== '');
+    for (const a of assignments)
+      if (a.indexOf('=') <= 0) throw new InputError(`${at}: '${a}' is not key=value`);
+    return { name, assignments };
+  });
+}
+
+/** The sweep's cells: each case (or none) × each grid cell; the case's overrides come first. */
+export function sweepCells(cases: { name: string; assignments: string[] }[], grid: string[]): SweepCell[] {
+  const gridCells = expandGrid(grid);
+  if (!cases.length) return gridCells.map((g) => ({ label: cellLabel(g), assignments: g }));
+  return cases.flatMap((c) =>
+    gridCells.map((g) => ({
+      label: g.length ? `${c.name} ${cellLabel(g)}` : c.name,
+      case: c.name,
+      assignments: [...c.assignments, ...g],
+    })),
+  );
+}
+
 /** A metric-key-safe label of a cell: `toy.lr=0.01` → `toy.lr_0.01`. */
 export function cellLabel(assignments: string[]): string {
   return assignments.length ? assignments.join(' ').replace(/[^\w\-. /]/g, '_') : 'all';
@@ -167,44 +206,51 @@ function meanStd(xs: number[]): { mean: number; std: number } {
 }
 
 /**
- * The parent's plot `plots/learning_curves.svg`: per cell, the mean over seeds of `train/loss`
- * (or the first `train/` metric) against the step.
+ * The parent's plots, each a metric's mean over seeds per cell against the step:
+ * `plots/learning_curves.svg` for `train/loss` (or the first `train/` metric), and
+ * `plots/eval_curves.svg` for the first of eval/normalized_score, eval/return_mean,
+ * eval/accuracy that the runs log (so a table's flattening is visible, issue 17).
  */
-async function learningCurvePlot(
-  store: TrackingStore,
-  children: SweepChild[],
-  tracker: RunTracker,
-): Promise<void> {
+async function curvePlots(store: TrackingStore, children: SweepChild[], tracker: RunTracker): Promise<void> {
   const done = children.filter((c) => c.status === 'FINISHED' && c.runId);
   if (!done.length) return;
   const first = await store.getRun(done[0].runId!);
-  const key =
+  const train =
     'train/loss' in first.metrics
       ? 'train/loss'
       : Object.keys(first.metrics).find((k) => k.startsWith('train/'));
-  if (!key) return;
-  const byCell = new Map<string, Map<number, number[]>>();
-  for (const c of done) {
-    const steps = byCell.get(c.cell) ?? new Map<number, number[]>();
-    for (const m of await store.getMetricHistory(c.runId!, key))
-      steps.set(m.step, [...(steps.get(m.step) ?? []), m.value]);
-    byCell.set(c.cell, steps);
-  }
-  const series = [...byCell].map(([cell, steps]) => {
-    const xs = [...steps.keys()].sort((a, b) => a - b);
-    return { name: cell, x: xs, y: xs.map((x) => meanStd(steps.get(x)!).mean) };
-  });
-  const positive = series.every((sr) => sr.y.every((v) => v > 0));
-  await tracker.plot(
-    'learning_curves',
-    linePlotSvg({
-      title: `${key}: mean over seeds`,
-      xLabel: 'step',
-      yLabel: key,
-      series,
-      logY: positive ? 10 : undefined,
-    }),
+  const evalKey = ['eval/normalized_score', 'eval/return_mean', 'eval/accuracy'].find(
+    (k) => k in first.metrics,
   );
+  for (const [name, key] of [
+    ['learning_curves', train],
+    ['eval_curves', evalKey],
+  ] as const) {
+    if (!key) continue;
+    const byCell = new Map<string, Map<number, number[]>>();
+    for (const c of done) {
+      const steps = byCell.get(c.cell) ?? new Map<number, number[]>();
+      for (const m of await store.getMetricHistory(c.runId!, key))
+        steps.set(m.step, [...(steps.get(m.step) ?? []), m.value]);
+      byCell.set(c.cell, steps);
+    }
+    const series = [...byCell].map(([cell, steps]) => {
+      const xs = [...steps.keys()].sort((a, b) => a - b);
+      return { name: cell, x: xs, y: xs.map((x) => meanStd(steps.get(x)!).mean) };
+    });
+    // losses span decades (log axis); scores and returns do not, and may be negative
+    const positive = series.every((sr) => sr.y.every((v) => v > 0));
+    await tracker.plot(
+      name,
+      linePlotSvg({
+        title: `${key}: mean over seeds`,
+        xLabel: 'step',
+        yLabel: key,
+        series,
+        logY: name === 'learning_curves' && positive ? 10 : undefined,
+      }),
+    );
+  }
 }
 
 /** Child processes running now (to forward a Ctrl-C to). */
@@ -295,12 +341,13 @@ function checkResources(r: Partial<SlurmResources>): SlurmResources {
 }
 
 /** The sweep's cells × seeds, in order; `index` is the array index and the `exp.sweep.cell` tag. */
-function childrenOf(cells: string[][], seeds: number[]): SweepChild[] {
-  return cells.flatMap((assignments, ci) =>
+function childrenOf(cells: SweepCell[], seeds: number[]): SweepChild[] {
+  return cells.flatMap((cell, ci) =>
     seeds.map((seed, si) => ({
       index: ci * seeds.length + si,
-      cell: cellLabel(assignments),
-      assignments,
+      cell: cell.label,
+      ...(cell.case ? { case: cell.case } : {}),
+      assignments: cell.assignments,
       seed,
       status: 'NOT_STARTED' as const,
       exitCode: -1,
@@ -320,7 +367,7 @@ function childArgs(plan: SweepPlan, c: SweepChild, parentRunId: string, uri: str
     ...[...plan.sets, ...c.assignments].flatMap((a) => ['--set', a]),
     // named by its grid cell (`lr=0.01-seed2`), so children differ in MLflow's table (issue 15)
     '--set',
-    `runName=${shortAssignments(c.assignments) || 'all'}-seed${c.seed}`,
+    `runName=${c.case ? c.cell.replace(/\s+/g, '-') : shortAssignments(c.assignments) || 'all'}-seed${c.seed}`,
     ...tail,
   ];
 }
@@ -427,10 +474,11 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
   }
   if (!SWEEP_LAUNCHERS.includes(plan.launcher))
     throw new InputError(`--launcher: expected one of ${SWEEP_LAUNCHERS.join(', ')}; got '${plan.launcher}'`);
-  const cells = expandGrid(plan.grid);
-  // Validate every cell before starting anything: a bad grid key fails now, with exit 2.
+  expandGrid(plan.grid); // a malformed --grid fails before the config is read
   const base = loadConfig(plan.configFile || o.config!, { sets: plan.sets });
   plan.configFile = resolve(base.file);
+  // Validate every cell before starting anything: a bad grid key or case fails now, with exit 2.
+  const cells = sweepCells(parseCases(base.config.sweep.cases), plan.grid);
   if (!resumed) {
     const c = base.config.slurm;
     plan.resources = checkResources({
@@ -443,7 +491,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
     });
   }
   for (const cell of cells)
-    loadConfig(plan.configFile, { sets: [...plan.sets, ...cell], seed: plan.seeds[0] });
+    loadConfig(plan.configFile, { sets: [...plan.sets, ...cell.assignments], seed: plan.seeds[0] });
   const uri = store ? store.uri : resolveTrackingUri(o.trackingUri || base.config.tracking.uri);
   if (plan.launcher !== 'local') checkSharedTracking(plan.launcher, uri, say);
   const children = childrenOf(cells, plan.seeds);
@@ -570,7 +618,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
 
   // ---- summary over seeds of each child's final (latest) metrics, per cell ----
   const summary = await summarize(store, children, cells.length, tracker);
-  await learningCurvePlot(store, children, tracker);
+  await curvePlots(store, children, tracker);
   const failed = children.filter((c) => c.status !== 'FINISHED');
   let status: RunStatus = 'FINISHED';
   if (interrupted || children.some((c) => c.status === 'KILLED')) {
@@ -632,7 +680,7 @@ async function runLocal(
       const r = await runChild(
         argsOf(c),
         c.index,
-        `${c.assignments.join(' ') || 'run'} seed=${c.seed}`,
+        `${c.case ? `[${c.case}] ` : ''}${c.assignments.join(' ') || 'run'} seed=${c.seed}`,
         quiet,
       );
       c.exitCode = r.code;
@@ -851,13 +899,14 @@ async function summarize(
   }
   const summary: SummaryRow[] = [];
   for (const [cell, byMetric] of finals) {
-    const assignments = children.find((c) => c.cell === cell)?.assignments ?? [];
-    const gridValues = Object.fromEntries(
-      assignments.map((a) => {
+    const child = children.find((c) => c.cell === cell);
+    const gridValues = Object.fromEntries([
+      ...(child?.case ? [['case', child.case]] : []),
+      ...(child?.assignments ?? []).map((a) => {
         const eq = a.indexOf('=');
         return [a.slice(0, eq), String(YAML.parse(a.slice(eq + 1)) ?? '')];
       }),
-    );
+    ]);
     for (const [metric, xs] of [...byMetric].sort(([a], [b]) => a.localeCompare(b))) {
       const { mean, std } = meanStd(xs);
       summary.push({ cell, ...gridValues, metric, mean, std, n: xs.length });

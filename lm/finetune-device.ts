@@ -13,7 +13,13 @@
  * moments for checkpoints and the HF export).
  */
 import * as tf from '@tensorflow/tfjs';
-import { type DeviceContext, type RingLayout, type SequenceContext, withPeakBytes } from '../ring/index.js';
+import {
+  type DeviceContext,
+  type ProbedPeak,
+  type RingLayout,
+  type SequenceContext,
+  withPeakBytes,
+} from '../ring/index.js';
 import {
   AdamW,
   GradientSum,
@@ -168,12 +174,15 @@ export function shardStep(microBatches: Window[], o: ShardOptions): FinetuneStep
   }));
 }
 
-/** Peak tensor bytes of one micro-batch's forward and backward on this device (no update). */
-export async function probeFinetune(a: FinetuneStepArgs, ctx: DeviceContext): Promise<number> {
+/**
+ * The peak of one micro-batch's forward and backward on this device (no update): tensor bytes,
+ * and what the device really holds (issue 20; the replica and AdamW's moments are resident).
+ */
+export async function probeFinetune(a: FinetuneStepArgs, ctx: DeviceContext): Promise<ProbedPeak> {
   const { model } = current();
   const mb = a.microBatches[0];
   const ids = tf.tensor2d(mb.ids, [a.batch, mb.ids.length / a.batch], 'int32');
-  const { peakBytes } = await withPeakBytes(() => {
+  const { peakBytes, memory } = await withPeakBytes(() => {
     const { value, grads } = tf.variableGrads(
       () => model.loss(ids, mb.targets, sequenceOf(model, a, mb, ctx), mb.denominator),
       model.variables(),
@@ -182,7 +191,7 @@ export async function probeFinetune(a: FinetuneStepArgs, ctx: DeviceContext): Pr
     return null;
   }, true);
   ids.dispose();
-  return peakBytes;
+  return { tensorBytes: peakBytes, realBytes: memory?.totalBytes ?? peakBytes };
 }
 
 /**
@@ -212,6 +221,20 @@ export function finetuneBytesPerDevice(
   commBytes: number,
 ): number {
   return probePeakBytes + 4 * 4 * parameters + commBytes;
+}
+
+/**
+ * What a device really holds to train (issue 20): the probe's real peak (wasm heap, JS, native; the
+ * replica and AdamW's moments are resident, the gradients live in it) plus the step's gradient sum
+ * (a JS array of every parameter and the loss, which the probe does not make) plus the ring's
+ * receive slots.
+ */
+export function finetuneRealBytesPerDevice(
+  probeRealBytes: number,
+  parameters: number,
+  commBytes: number,
+): number {
+  return probeRealBytes + 4 * (parameters + 1) + commBytes;
 }
 
 /** A replica's weights (in `LlamaModel.variables()` order) and AdamW's state. */
@@ -247,7 +270,7 @@ export function disposeFinetune(): null {
 export function finetuneTasks(messageFloats: number): {
   init: RingTask<FinetuneInitArgs, { parameters: number }>;
   step: RingTask<FinetuneStepArgs, FinetuneStepResult>;
-  probe: RingTask<FinetuneStepArgs, number>;
+  probe: RingTask<FinetuneStepArgs, ProbedPeak>;
   state: RingTask<{ reply: boolean }, FinetuneState | null>;
 } {
   const self = import.meta.url;

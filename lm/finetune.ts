@@ -31,6 +31,7 @@ import {
   type FinetuneState,
   finetuneBytesPerDevice,
   finetuneMessageFloats,
+  finetuneRealBytesPerDevice,
   finetuneTasks,
   shardStep,
   type Window,
@@ -45,7 +46,7 @@ export interface FinetuneOptions {
   devices: number;
   /** Ring token layout: contiguous blocks, or striped (token i on device i mod N). */
   layout: RingLayout;
-  /** Per-device budget (tensor bytes, MiB) checked before training; 0 = no check. */
+  /** Per-device budget (MiB of real memory: wasm heap, JS, native) checked before training; 0 = no check. */
   memoryBudgetMiB: number;
   /** Attention block size and FFN chunk (memeff/blockwise/ring). */
   blockSize: number;
@@ -213,12 +214,21 @@ export async function finetune(
       // NOTE: a window the devices cannot hold fails here, before training (issue 22)
       const peaks = await tasks.probe.run(group, stepArgs(start, 0));
       const comm = N > 1 ? group.commBytesPerDevice : 0;
-      const need = finetuneBytesPerDevice(Math.max(...peaks), total, comm) / 2 ** 20;
-      ctx.params?.({ 'model.probe_mib_per_device': need.toFixed(1) });
-      ctx.log?.(`memory: ${need.toFixed(1)} MiB per device (tensor bytes) of ${o.memoryBudgetMiB} MiB`);
+      // NOTE: the budget is on real memory (issue 20); the tensor figure is logged beside it
+      const need =
+        finetuneRealBytesPerDevice(Math.max(...peaks.map((p) => p.realBytes)), total, comm) / 2 ** 20;
+      const tensors =
+        finetuneBytesPerDevice(Math.max(...peaks.map((p) => p.tensorBytes)), total, comm) / 2 ** 20;
+      ctx.params?.({
+        'model.probe_mib_per_device': need.toFixed(1),
+        'model.probe_tensor_mib_per_device': tensors.toFixed(1),
+      });
+      ctx.log?.(
+        `memory: ${need.toFixed(1)} MiB per device (real: wasm heap, JS, native; tensors ${tensors.toFixed(1)} MiB) of ${o.memoryBudgetMiB} MiB`,
+      );
       if (need > o.memoryBudgetMiB)
         throw new InputError(
-          `${name}: a ${o.seqLen}-token window (batch ${o.batchSize}) needs ${need.toFixed(1)} MiB per device with ${o.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${o.memoryBudgetMiB} MiB (${name}.memoryBudgetMiB). Use attention: ring with more devices (about ${Math.ceil((N * need) / o.memoryBudgetMiB)}), or a shorter seqLen`,
+          `${name}: a ${o.seqLen}-token window (batch ${o.batchSize}) needs ${need.toFixed(1)} MiB per device (real memory; tensors ${tensors.toFixed(1)} MiB) with ${o.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${o.memoryBudgetMiB} MiB (${name}.memoryBudgetMiB). Use attention: ring with more devices, or a shorter seqLen`,
         );
     }
 

@@ -103,4 +103,10 @@ export {
   transformerBlockStep,
   trimKvCache,
 } from './transformer.js';
-export { type DeviceMemory, deviceMemoryNow, processPeakRssBytes, withPeakBytes } from './device/measure.js';
+export {
+  type DeviceMemory,
+  deviceMemoryNow,
+  type ProbedPeak,
+  processPeakRssBytes,
+  withPeakBytes,
+} from './device/measure.js';

@@ -27,7 +27,7 @@ import {
   type WriteResult,
 } from '../datasets/index.js';
 import { type Box, Discrete, make, makeVec } from './envs/index.js';
-import { PpoPolicy } from './ppo.js';
+import { PpoPolicy } from './ppo-policy.js';
 import { d4rlReferenceScores } from './score.js';
 
 export interface CollectOptions {

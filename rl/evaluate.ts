@@ -75,12 +75,22 @@ export function rolloutEnv(
   };
 }
 
-/** Runs `episodes` episodes of `act` (a fresh per-episode policy state from `start`). */
-export function evaluateEpisodes(
-  env: RolloutEnv,
+/** The env `evaluateEpisodes` steps: RolloutEnv's shape over any observation and action type. */
+export interface EpisodeEnv<Obs, Act> {
+  reset(seed?: number): Obs;
+  step(action: Act): { obs: Obs; reward: number; done: boolean };
+}
+
+/**
+ * Runs `episodes` episodes of `act` (a fresh per-episode policy state from `start`), episode e
+ * reset with seed + e; returns the undiscounted returns. A RolloutEnv by default; PPO's
+ * `evaluatePolicy` steps raw observations and discrete actions through it too.
+ */
+export function evaluateEpisodes<Obs = Float32Array, Act = Float32Array>(
+  env: EpisodeEnv<Obs, Act>,
   episodes: number,
   seed: number,
-  start: () => (obs: Float32Array, reward: number, t: number) => Float32Array,
+  start: () => (obs: Obs, reward: number, t: number) => Act,
 ): number[] {
   const returns: number[] = [];
   for (let e = 0; e < episodes; e++) {

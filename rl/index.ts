@@ -1,23 +1,26 @@
 /**
- * rl/: behaviour policies and data (issue 6). PPO (rl/ppo.ts), the collector and the ant-medium
+ * rl/: behaviour policies and data (issue 6). PPO (rl/ppo.ts; its networks in rl/nets/, its policy
+ * file in rl/ppo-policy.ts), the collector and the ant-medium
  * default dataset (rl/collect.ts). The envs are in rl/envs/index.ts.
  */
 export {
-  evaluatePolicy,
-  type EvaluateOptions,
-  Mlp,
-  POLICY_FORMAT,
-  PPO_DEFAULTS,
-  type PolicyJSON,
   type PpoOptions,
-  PpoPolicy,
+  PPO_DEFAULTS,
   type PpoResult,
   PpoTrainer,
   type PpoUpdate,
-  type ReturnStats,
-  returnStats,
   trainPpo,
 } from './ppo.js';
+export {
+  evaluatePolicy,
+  type EvaluateOptions,
+  POLICY_FORMAT,
+  type PolicyJSON,
+  PpoPolicy,
+  type ReturnStats,
+  returnStats,
+} from './ppo-policy.js';
+export { Mlp } from './nets/index.js';
 export {
   ANT_MEDIUM_DEFAULTS,
   ANT_MEDIUM_POLICY,

@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../common/index.js';
 import { collectMixedDataset } from './collect.js';
-import { PpoPolicy } from './ppo.js';
+import { PpoPolicy } from './ppo-policy.js';
 
 /** levels.json as rl/behavior/pick-levels.ts writes it (the parts read here). */
 interface LevelsManifest {

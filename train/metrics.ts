@@ -59,7 +59,6 @@ export const METRICS: readonly MetricSpec[] = [
     when: 'each optimizer step (all devices)',
   },
   { name: 'perf/steps_per_sec', unit: 'env steps/s', step: 'env step', when: 'PPO: each update' },
-  { name: 'perf/mfu', unit: 'fraction', step: 'devices', when: 'context scaling: throughput cells' },
   { name: 'eval/return_mean', unit: 'return', step: 'training step', when: 'each evaluation' },
   { name: 'eval/return_std', unit: 'return', step: 'training step', when: 'each evaluation' },
   {
@@ -135,7 +134,6 @@ export const METRICS: readonly MetricSpec[] = [
     step: 'none',
     when: "a run's one-number results (a table's cells)",
   },
-  { name: 'scaling/<name>', unit: 'varies', step: 'devices', when: 'context scaling: per device count N' },
   {
     name: 'summary/<metric>/mean',
     unit: 'as the metric',

@@ -2,7 +2,9 @@
  * The `exp` command. Every subcommand is a yargs command module listed in commands/index.ts.
  * Exit codes: 0 success, 2 usage or input error (bad flag, file, key), 1 anything else.
  */
+import { accessSync, constants, existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
+import { dirname } from 'node:path';
 import yargs from 'yargs';
 import { errorMessage, isInputError } from '../../common/index.js';
 import { commands } from './commands/index.js';
@@ -41,8 +43,30 @@ function allocationInputError(err: unknown): string | undefined {
   return `the sizes asked for need more memory than this machine can allocate (${m[1]}); expected sizes that fit in its ${gb} GiB: reduce the sequence length, batch, model or device count`;
 }
 
+/**
+ * Node 20's recursive mkdir reports a folder it cannot create on a read-only file system as
+ * ENOENT (a plain mkdir says EROFS), so `--tracking-uri /ro/mlruns` died with a stack trace and
+ * exit 1 (issue 16 item 14). The nearest folder that exists says why: access(W_OK) fails with
+ * EROFS (root included) or EACCES there.
+ */
+function mkdirCause(e: NodeJS.ErrnoException): string | undefined {
+  if (e.code !== 'ENOENT' || e.syscall !== 'mkdir' || !e.path) return undefined;
+  let dir = dirname(e.path);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code && INPUT_ERRNOS[code]) return code;
+  }
+  return undefined;
+}
+
 function fsInputError(err: unknown): string | undefined {
   const e = err as NodeJS.ErrnoException;
+  const cause = e ? mkdirCause(e) : undefined;
+  if (cause)
+    return `${e.path}: cannot create the folder: ${INPUT_ERRNOS[cause]} (${cause} in mkdir); expected a writable path with free space`;
   const why = e?.code ? INPUT_ERRNOS[e.code] : undefined;
   if (!why) return undefined;
   return `${e.path ? `${e.path}: ` : ''}${why} (${e.code}${e.syscall ? ` in ${e.syscall}` : ''}); expected a writable path with free space${e.path ? '' : ` (${e.message})`}`;

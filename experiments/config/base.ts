@@ -71,6 +71,21 @@ export const slurmSchema = s.object(
   },
 );
 
+export const sweepSchema = s.object(
+  {
+    cases: s.list(
+      s.string({
+        doc: "A named cell: 'name: key=value key=value' (values are YAML without spaces)",
+      }),
+      {
+        doc: 'Named cells of exp sweep (each run over every seed, × any --grid): a table whose rows are not a product, e.g. BC, DT, AT on one device, AT on the ring',
+        default: [],
+      },
+    ),
+  },
+  { doc: 'exp sweep of this config: what exp run ignores' },
+);
+
 export function baseFields(recipeNames: readonly string[]) {
   return {
     recipe: s.enum(recipeNames as readonly string[], {
@@ -92,6 +107,7 @@ export function baseFields(recipeNames: readonly string[]) {
     tracking: trackingSchema,
     checkpoint: checkpointSchema,
     slurm: slurmSchema,
+    sweep: sweepSchema,
   } satisfies Fields;
 }
 

@@ -19,7 +19,13 @@ import {
   stateNorm,
   type TrajectoryDataset,
 } from '../../datasets/index.js';
-import { type AttentionImpl, RingGroup, type RingLayout, tokenIndices } from '../../ring/index.js';
+import {
+  type AttentionImpl,
+  type ProbedPeak,
+  RingGroup,
+  type RingLayout,
+  tokenIndices,
+} from '../../ring/index.js';
 import { AdamW, clipByGlobalNorm, warmupCosine } from '../../train/index.js';
 import { make } from '../../rl/envs/index.js';
 import {
@@ -99,7 +105,7 @@ const fields = {
       }),
       maxTimestep: s.integer({ doc: 'Timestep embedding size (longest episode + 1)', default: 1001, min: 1 }),
       memoryBudgetMiB: s.number({
-        doc: 'Per-device memory budget checked before training (0: none)',
+        doc: 'Per-device memory budget checked before training, on real memory (wasm heap, JS, native; an idle device holds about 40 MiB); 0: none',
         default: 0,
         min: 0,
       }),
@@ -457,17 +463,25 @@ async function trainTransformer(
     };
     if (m.memoryBudgetMiB > 0) {
       // NOTE: a context the attention cannot hold in the budget fails here, before training (issue 6)
-      const peaks = await group.run<StepArgs, number>(
+      // NOTE: the budget is on what a device really holds (issue 20): the probe's real peak (the
+      // replica and AdamW's moments are resident), plus on a ring the step's all-reduce buffer of
+      // every gradient (4 B/parameter, JS) and the receive buffers; tensor bytes are logged beside
+      const peaks = await group.run<StepArgs, ProbedPeak>(
         trainModule,
         'probeMemory',
         shardsOf(first, 0),
         messageFloats,
       );
-      const need = (Math.max(...peaks) + (N > 1 ? group.commBytesPerDevice : 0)) / 2 ** 20;
-      ctx.tracker.params({ 'model.probe_mib_per_device': need.toFixed(1) });
+      const ringBytes = N > 1 ? group.commBytesPerDevice + 4 * (parameters + 1) : 0;
+      const need = (Math.max(...peaks.map((p) => p.realBytes)) + ringBytes) / 2 ** 20;
+      const tensors = (Math.max(...peaks.map((p) => p.tensorBytes)) + ringBytes) / 2 ** 20;
+      ctx.tracker.params({
+        'model.probe_mib_per_device': need.toFixed(1),
+        'model.probe_tensor_mib_per_device': tensors.toFixed(1),
+      });
       if (need > m.memoryBudgetMiB)
         throw new InputError(
-          `offline-rl.model: ${first.length} tokens per sequence need ${need.toFixed(1)} MiB per device with ${m.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${m.memoryBudgetMiB} MiB (offline-rl.model.memoryBudgetMiB). Use attention: ring with more devices, or a shorter context`,
+          `offline-rl.model: ${first.length} tokens per sequence need ${need.toFixed(1)} MiB per device (real memory; ${tensors.toFixed(1)} MiB of it tensors) with ${m.attention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${m.memoryBudgetMiB} MiB (offline-rl.model.memoryBudgetMiB). Use attention: ring with more devices, or a shorter context`,
         );
     }
     let batch = first;

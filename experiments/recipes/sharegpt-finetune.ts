@@ -89,7 +89,7 @@ const fields = {
     default: D.layout,
   }),
   memoryBudgetMiB: s.number({
-    doc: 'Per-device memory budget (tensor bytes) checked before training; 0 = no check',
+    doc: 'Per-device memory budget checked before training, on real memory (wasm heap, JS, native; an idle device holds about 40 MiB); 0 = no check',
     default: D.memoryBudgetMiB,
     min: 0,
   }),

@@ -16,20 +16,11 @@ import type { DatasetInfo, KeyValue, Metric, TrackingStore } from './types.js';
  * - `train/`: per training step (`train/loss`, `train/lr`, `perf/tokens_per_sec`);
  * - `eval/`: evaluations (`eval/loss`, `eval/return_mean`, `eval/normalized_score`);
  * - `system/`: CPU and memory, sampled periodically (tracking/system.ts);
- * - `perf/`: throughput and utilisation measurements (`perf/tokens_per_sec`, `perf/mfu`);
+ * - `perf/`: throughput measurements (`perf/tokens_per_sec`, `perf/steps_per_sec`);
  * - `result/`: one value per cell of a result table;
- * - `scaling/`: the context-scaling experiment's cells (step = device count N);
  * - `summary/`: a sweep's aggregate over its child runs (`summary/<metric>/mean`, `…/std`).
  */
-export const METRIC_PREFIXES = [
-  'train/',
-  'eval/',
-  'system/',
-  'perf/',
-  'result/',
-  'scaling/',
-  'summary/',
-] as const;
+export const METRIC_PREFIXES = ['train/', 'eval/', 'system/', 'perf/', 'result/', 'summary/'] as const;
 
 export interface RunTrackerOptions {
   /** Seconds between background flushes of buffered metrics. */

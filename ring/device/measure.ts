@@ -35,6 +35,16 @@ export interface DeviceMemory {
   totalBytes: number;
 }
 
+/**
+ * One measured call's peak on a device, as a recipe's memory check reads it: the tensor bytes it
+ * added (the paper's activation count, the figure before issue 20) and what the device really held
+ * at its peak (`DeviceMemory.totalBytes`: its resident weights and optimizer state included).
+ */
+export interface ProbedPeak {
+  tensorBytes: number;
+  realBytes: number;
+}
+
 interface WasmModuleView {
   wasm?: { HEAPU8?: Uint8Array };
 }

@@ -19,7 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { errorMessage, writeFileAtomic } from '../../common/index.js';
-import { evaluatePolicy, PpoPolicy } from '../ppo.js';
+import { evaluatePolicy, PpoPolicy } from '../ppo-policy.js';
 import { d4rlReferenceScores } from '../score.js';
 
 /** One snapshot's evaluation. */

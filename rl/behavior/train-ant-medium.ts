@@ -20,7 +20,8 @@ import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../common/index.js';
-import { evaluatePolicy, type PolicyJSON, PpoPolicy, trainPpo } from '../ppo.js';
+import { trainPpo } from '../ppo.js';
+import { evaluatePolicy, type PolicyJSON, PpoPolicy } from '../ppo-policy.js';
 import { d4rlReferenceScores, normalizedScore } from '../score.js';
 
 export const BAND_LO = 1100;

@@ -17,7 +17,8 @@ import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { errorMessage, writeFileAtomic } from '../../common/index.js';
-import { type PolicyJSON, trainPpo } from '../ppo.js';
+import { trainPpo } from '../ppo.js';
+import type { PolicyJSON } from '../ppo-policy.js';
 
 interface Options {
   env: string;

@@ -137,18 +137,32 @@ export class RunningMeanStd {
     this.mean = new Float64Array(size);
     this.var = new Float64Array(size).fill(1);
   }
-  /** Folds in one sample of `size` values. */
+  /**
+   * Folds in one sample of `size` values. NOTE: the batch update at rows = 1 (batch mean x, batch
+   * variance 0); the same arithmetic, so results are bit-identical to the one-sample formula.
+   */
   update(x: ArrayLike<number>): void {
-    const n = this.count + 1;
+    this.updateBatch(x, 1);
+  }
+  /**
+   * Folds in a batch of `rows` samples: the first `size` values of each row of x (rows, stride),
+   * as Gymnasium's `update(batch)` (PPO's observation statistics take one row per env).
+   */
+  updateBatch(x: ArrayLike<number>, rows: number, stride = this.size): void {
     for (let i = 0; i < this.size; i++) {
-      const delta = x[i] - this.mean[i];
-      const newMean = this.mean[i] + delta / n;
-      // batch of one: batch var 0, so m2 = var·count + delta²·count·1/n
-      const m2 = this.var[i] * this.count + (delta * delta * this.count) / n;
-      this.mean[i] = newMean;
-      this.var[i] = m2 / n;
+      let m = 0;
+      for (let r = 0; r < rows; r++) m += x[r * stride + i];
+      m /= rows;
+      let v = 0;
+      for (let r = 0; r < rows; r++) v += (x[r * stride + i] - m) ** 2;
+      v /= rows;
+      const total = this.count + rows;
+      const delta = m - this.mean[i];
+      this.mean[i] += (delta * rows) / total;
+      this.var[i] =
+        (this.var[i] * this.count + v * rows + (delta * delta * this.count * rows) / total) / total;
     }
-    this.count = n;
+    this.count += rows;
   }
   toJSON(): { mean: number[]; var: number[]; count: number } {
     return { mean: Array.from(this.mean), var: Array.from(this.var), count: this.count };

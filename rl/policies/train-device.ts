@@ -7,7 +7,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
-import { allReduceSum, type DeviceContext, type RingLayout, withPeakBytes } from '../../ring/index.js';
+import {
+  allReduceSum,
+  type DeviceContext,
+  type ProbedPeak,
+  type RingLayout,
+  withPeakBytes,
+} from '../../ring/index.js';
 import { AdamW, clipByGlobalNorm } from '../../train/index.js';
 import type { TokenBatch } from './tokens.js';
 import { TrajectoryTransformer, type TrajectoryTransformerConfig } from './trajectory-transformer.js';
@@ -119,17 +125,17 @@ export function trainMessageFloats(
 }
 
 /**
- * Peak tensor bytes of one forward+backward on this device's shard, without updating anything
- * (the memory check before training).
+ * The peak of one forward+backward on this device's shard, without updating anything (the memory
+ * check before training): tensor bytes, and what the device really holds (issue 20).
  */
-export async function probeMemory(a: StepArgs, ctx: DeviceContext): Promise<number> {
+export async function probeMemory(a: StepArgs, ctx: DeviceContext): Promise<ProbedPeak> {
   if (!trainer) throw new Error('probeMemory before initTrainer');
   const { model } = trainer;
   const ring =
     model.config.attention === 'ring'
       ? { transport: ctx.transport, seqLen: a.seqLen, layout: a.layout }
       : undefined;
-  const { peakBytes } = await withPeakBytes(() => {
+  const { peakBytes, memory } = await withPeakBytes(() => {
     const { value, grads } = tf.variableGrads(
       () => model.loss(a.tokens, a.totalWeight, ring),
       model.variables(),
@@ -137,5 +143,5 @@ export async function probeMemory(a: StepArgs, ctx: DeviceContext): Promise<numb
     tf.dispose([value, ...Object.values(grads)]);
     return null;
   }, true);
-  return peakBytes;
+  return { tensorBytes: peakBytes, realBytes: memory?.totalBytes ?? peakBytes };
 }

@@ -129,6 +129,79 @@ describe(`fault injection on dataset writes (FAULT_SEED=${SEED})`, () => {
     }
   });
 
+  // issue 16 item 14: EROFS. Node 20's recursive mkdir says ENOENT on a read-only file system, so
+  // a store or output folder there died with a stack trace and exit 1.
+  test('read-only file system (tmpfs remounted ro): import, a new output folder, a store and a work folder each exit 2 naming the path', async (t) => {
+    const mnt = join(work, 'ro');
+    mkdirSync(mnt);
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { encoding: 'utf8' });
+    if (m.status !== 0) {
+      t.skip(
+        `mount -t tmpfs is not permitted here (${(m.stderr || m.error?.message || '').trim()}); needs root`,
+      );
+      return;
+    }
+    try {
+      const target = join(mnt, 'ds.arrow');
+      const first = await runExp(['data', 'import', 'd4rl', small, '--out', target, '--quiet'], { env });
+      assert.equal(first.code, 0, first.stderr);
+      const before = sha(target);
+      const ro = spawnSync('mount', ['-o', 'remount,ro', mnt], { encoding: 'utf8' });
+      assert.equal(ro.status, 0, ro.stderr);
+      const cases: [string, string[], NodeJS.ProcessEnv, RegExp][] = [
+        [
+          'import onto an existing target',
+          ['data', 'import', 'd4rl', small, '--out', target, '--quiet'],
+          env,
+          new RegExp(`${target}: cannot write the dataset \\(EROFS`),
+        ],
+        [
+          'import into a new folder',
+          ['data', 'import', 'd4rl', small, '--out', join(mnt, 'sub', 'ds.arrow'), '--quiet'],
+          env,
+          new RegExp(`${join(mnt, 'sub')}: cannot create the folder: the file system is read-only \\(EROFS`),
+        ],
+        [
+          'a new file store',
+          ['run', 'toy.yaml', '--tracking-uri', join(mnt, 'mlruns'), '--set', 'toy.steps=2'],
+          env,
+          new RegExp(
+            `${join(mnt, 'mlruns')}: cannot create the folder: the file system is read-only \\(EROFS`,
+          ),
+        ],
+        [
+          'the work folder',
+          ['run', 'toy.yaml', '--tracking-uri', join(work, 'ro-runs'), '--set', 'toy.steps=2'],
+          testEnv(work, { EXP_WORK_DIR: join(mnt, 'exp') }),
+          new RegExp(
+            `${join(mnt, 'exp')}.*: cannot create the folder: the file system is read-only \\(EROFS`,
+          ),
+        ],
+      ];
+      for (const [what, args, caseEnv, says] of cases) {
+        const r = await runExp(args, { env: caseEnv });
+        assert.equal(r.code, 2, `${what}: exit 2; stderr:\n${r.stderr}`);
+        assert.match(r.stderr, says, what);
+        assert.doesNotMatch(r.stderr, /\n\s+at /, `${what}: no stack trace`);
+      }
+      assert.equal(sha(target), before, 'the previous target is unchanged');
+      assert.deepEqual(readdirSync(mnt), ['ds.arrow'], 'nothing else on the read-only disk');
+      // the run whose work folder could not be made ended FAILED, not RUNNING
+      const py = runPython(
+        `
+import mlflow
+c = mlflow.MlflowClient(tracking_uri=${JSON.stringify(`file://${join(work, 'ro-runs')}`)})
+print(",".join(r.info.status for e in c.search_experiments() for r in c.search_runs([e.experiment_id])))
+`,
+        { env: { MLFLOW_ALLOW_FILE_STORE: 'true' } },
+      );
+      assert.equal(py.code, 0, py.stderr);
+      assert.equal(py.stdout.trim().split('\n').pop(), 'FAILED');
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  });
+
   test('--out is the input (same path, symbolic link, hard link, folder around it): exit 2, input unchanged', async () => {
     const dir = join(work, 'same');
     mkdirSync(dir);

@@ -149,9 +149,15 @@ describe(`fault injection on runs (FAULT_SEED=${SEED})`, () => {
     const fs = new FileStore(store);
     const artifacts = fileURLToPath((await fs.getRun(runId)).info.artifactUri);
 
-    // While the first process is alive, --resume is refused (exit 2) and changes nothing.
+    // While the first process is alive, --resume is refused (exit 2) and changes nothing. The
+    // process is stopped (SIGSTOP: still alive, its lease held) while the refused resume runs, so
+    // a slow start of that second `exp` on a loaded machine (seconds) cannot carry the run past
+    // the checkpoint the kill below waits for (a CI failure: checkpoints 30 and 40 were already
+    // written when the wait for 30 began).
     await waitForFile(join(artifacts, 'checkpoints', 'step-00000010', 'checkpoint.json'));
+    child.kill('SIGSTOP');
     const refused = await runExp(['run', '--resume', runId, '--tracking-uri', store, '--json'], { env });
+    child.kill('SIGCONT');
     assert.equal(refused.code, 2, `resume of a live run exits 2; stderr:\n${refused.stderr}`);
     assert.match(refused.stderr, /is still being written by process \d+/);
     assert.equal(child.exitCode, null, 'the first process was alive during the refused resume');
@@ -163,12 +169,19 @@ describe(`fault injection on runs (FAULT_SEED=${SEED})`, () => {
     await waitForFile(ckpt(killAt));
     child.kill('SIGKILL');
     await done;
-    assert.ok(!existsSync(ckpt(killAt + 10)), `killed right after checkpoint ${killAt}, before the next`);
+    // Normally the kill lands within the 1 s before the next checkpoint; a starved test process
+    // can land it later (even during the next upload), which is still a kill after a checkpoint:
+    // the property checked is that every step up to the newest complete checkpoint is stored.
+    let newest = killAt;
+    while (existsSync(ckpt(newest + 10))) newest += 10;
+    t.diagnostic(`killed after checkpoint ${newest} (aimed at ${killAt})`);
     assert.equal((await fs.getRun(runId)).info.status, 'RUNNING', 'a SIGKILLed process cannot end its run');
-    const stored = await fs.getMetricHistory(runId, 'train/loss');
-    assert.ok(
-      stored.some((m) => m.step === killAt),
-      `steps up to the checkpoint at ${killAt} were stored before it (got ${stored.length} points)`,
+    const stored = new Set((await fs.getMetricHistory(runId, 'train/loss')).map((m) => m.step));
+    const missing = Array.from({ length: newest }, (_, i) => i + 1).filter((s) => !stored.has(s));
+    assert.deepEqual(
+      missing,
+      [],
+      `steps up to the checkpoint at ${newest} were stored before it (got ${stored.size} points)`,
     );
 
     // Resume (the dead process's lease does not block it), then SIGKILL that process at a

@@ -1,8 +1,8 @@
 /**
  * The single-node SLURM cluster of the issue 19 tests: `scripts/slurm-cluster.sh start` (installs
- * slurm-wlm and munge where missing, idempotent). Exit 3 means the packages or daemons cannot be
- * had here (not root, no apt): the tests then skip with the script's reason; any other failure
- * fails them.
+ * slurm-wlm and munge where missing, idempotent). Exit 3 means the packages cannot be installed
+ * here (not root, no apt-get, apt failed) or a real cluster's slurm.conf is in place: the tests then
+ * skip with the script's reason; any other failure (a daemon that does not start) fails them.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';

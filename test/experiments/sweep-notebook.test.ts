@@ -178,8 +178,15 @@ with pa.ipc.new_file(${JSON.stringify(dataset)}, t.schema) as w:
       final_columns: string[];
       context_scaling_rows: number;
       dataset_episodes: number;
+      curve_figures: Record<string, { yscale: string; legend_below_axes: boolean }>;
     };
     assert.equal(report.runs, 6);
+    // issue 15: scores were on a log axis and the legend spilled off the figure; a loss falls by
+    // orders of magnitude and keeps its log axis
+    assert.deepEqual(report.curve_figures, {
+      'learning_curves.png': { yscale: 'log', legend_below_axes: true },
+      'eval_curves.png': { yscale: 'linear', legend_below_axes: true },
+    });
     assert.deepEqual(report.settings, ['lr=0.01', 'lr=0.03']);
     assert.deepEqual(report.figures, [
       'context_scaling.png',
@@ -196,6 +203,77 @@ with pa.ipc.new_file(${JSON.stringify(dataset)}, t.schema) as w:
     assert.ok(Math.abs(returns.max - 1.9 * 29) < 1e-9, `largest return ${returns.max}`);
     for (const png of ['learning_curves.png', 'context_scaling.png', 'returns.png'])
       assert.ok(readFileSync(join(out, png)).subarray(1, 4).toString() === 'PNG', `${png} written`);
+  });
+
+  // issue 15: the notebook crashed on zero runs. Executed by the README's command from a folder
+  // with no ./mlruns, and against a store whose only run never finished: it must run to the end,
+  // say why each section is skipped, draw nothing, and not create a store where there was none.
+  test('the notebook on zero runs: every section skipped with the reason, exit 0, no figure, no store created', async () => {
+    const script = join(repoRoot, 'scripts', 'notebook.sh');
+    const execute = (cwd: string, extra: NodeJS.ProcessEnv) =>
+      new Promise<{ code: number; stderr: string }>((done) => {
+        const base = { ...process.env };
+        for (const k of [
+          'MLFLOW_TRACKING_URI',
+          'EXP_EXPERIMENT',
+          'EXP_DATASET',
+          'EXP_OUTPUT_DIR',
+          'EXP_BASE_DIR',
+        ])
+          delete base[k];
+        const child = spawn('bash', [script], {
+          cwd,
+          env: { ...base, PWD: cwd, EXP_JUPYTER: join(venvBin(), 'jupyter'), ...extra },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (d) => {
+          stderr += d;
+        });
+        child.on('close', (code) => done({ code: code ?? -1, stderr }));
+      });
+    const printed = (out: string) => {
+      const nb = JSON.parse(readFileSync(join(out, 'analysis.ipynb'), 'utf8')) as {
+        cells: { outputs?: { text?: string | string[]; data?: Record<string, unknown> }[] }[];
+      };
+      const outputs = nb.cells.flatMap((c) => c.outputs ?? []);
+      return {
+        text: outputs.map((o) => (Array.isArray(o.text) ? o.text.join('') : (o.text ?? ''))).join(''),
+        images: outputs.filter((o) => o.data?.['image/png']).length,
+      };
+    };
+    const report = (out: string) =>
+      JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { runs: number; figures: string[] };
+
+    // a folder with no runs at all: the default ./mlruns is missing
+    const empty = tempDir('nb-empty');
+    const r = await execute(empty, {});
+    assert.equal(r.code, 0, `notebook failed on no store:\n${r.stderr.slice(-5000)}`);
+    const out = join(empty, 'out', 'notebook');
+    const shown = printed(out);
+    assert.match(shown.text, /no runs at .*mlruns: run `npx exp run toy\.yaml` first/);
+    assert.match(shown.text, /nothing to show: the sections below are skipped/);
+    assert.match(shown.text, /no train\/loss points: section skipped/);
+    assert.equal(shown.images, 0);
+    assert.equal(report(out).runs, 0);
+    assert.deepEqual(report(out).figures, []);
+    assert.ok(!existsSync(join(empty, 'mlruns')), 'no ./mlruns created by reading');
+
+    // a store whose only run is still RUNNING (killed before it ended): zero finished runs
+    const store3 = join(empty, 'unfinished');
+    const fs = new FileStore(store3);
+    const exp = await fs.ensureExperiment('toy');
+    await fs.createRun({ experimentId: exp, runName: 'never-ended', startTime: Date.now(), tags: [] });
+    const out3 = join(empty, 'nb-unfinished');
+    const r3 = await execute(empty, {
+      MLFLOW_TRACKING_URI: store3,
+      EXP_EXPERIMENT: 'toy',
+      EXP_OUTPUT_DIR: out3,
+    });
+    assert.equal(r3.code, 0, `notebook failed on zero finished runs:\n${r3.stderr.slice(-5000)}`);
+    assert.match(printed(out3).text, /experiment toy: 0 finished runs\nnothing to show/);
+    assert.equal(printed(out3).images, 0);
+    assert.equal(report(out3).runs, 0);
   });
 
   test('Ctrl-C to a sweep: running children save a checkpoint and end KILLED, so does the parent', async () => {

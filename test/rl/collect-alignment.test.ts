@@ -118,7 +118,11 @@ describe('collector against hand-stepped episodes', () => {
   for (const E of [1, 2]) {
     test(`CartPole-v1 max_episode_steps=14, ${E} env${E > 1 ? 's (worker threads)' : ''}, seed ${seed}`, () => {
       const policy = policyFor('CartPole-v1', 3, { max_episode_steps: 14 });
-      const budget = 150;
+      // NOTE: 600 steps (≈ 45 episodes) so both endings occur on every seed: an untrained policy's
+      // episode terminates within 14 steps about 3 times in 10, so at 150 steps (≈ 11 episodes)
+      // no termination at all happened for ≈ 4% of seeds (measured over 300 seeds), failing the
+      // check below; at 600 the fewest seen was 4 terminations, and none has chance ≈ 0.72^45 ≈ 4e-7.
+      const budget = 600;
       const path = join(dir, `cartpole-${E}.arrow`);
       collectDataset({ policy, out: path, steps: budget, seed, stochastic: true, numEnvs: E });
       const ends = expectMatches(path, policy, seed, E, budget);

@@ -12,15 +12,10 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../common/index.js';
+import { ppoRecipe } from '../../experiments/recipes/ppo.js';
 import { initBackend } from '../../ring/index.js';
-import {
-  evaluatePolicy,
-  type MinibatchData,
-  PPO_DEFAULTS,
-  PpoPolicy,
-  PpoTrainer,
-  trainPpo,
-} from '../../rl/ppo.js';
+import { type MinibatchData, PPO_DEFAULTS, PpoTrainer, trainPpo } from '../../rl/ppo.js';
+import { evaluatePolicy, PpoPolicy } from '../../rl/ppo-policy.js';
 
 /** A random minibatch for a trainer, with old log-probs near the current ones so ratios vary. */
 function randomMinibatch(tr: PpoTrainer, B: number, rng: Rng): MinibatchData {
@@ -247,4 +242,16 @@ describe('PPO', () => {
       rmSync(work, { recursive: true, force: true });
     }
   });
+});
+
+test('recipe ppo: every trainer option in its schema defaults to PPO_DEFAULTS (one source of truth, issue 13)', () => {
+  const fields = ppoRecipe.schema.fields;
+  const shared = Object.keys(PPO_DEFAULTS).filter((k) => k in fields);
+  // The recipe exposes all of PPO_DEFAULTS but normAdv and initLogStd.
+  assert.deepEqual(
+    Object.keys(PPO_DEFAULTS).filter((k) => !(k in fields)),
+    ['normAdv', 'initLogStd'],
+  );
+  for (const k of shared)
+    assert.deepEqual(fields[k].defaultValue, PPO_DEFAULTS[k as keyof typeof PPO_DEFAULTS], `ppo.${k}`);
 });
