@@ -3,7 +3,7 @@
  * sequence split over the ring), read top to bottom:
  *
  *   replicas ← the model's weights on N devices (lm/finetune-device.ts), moments on resume
- *   (memory check: one micro-batch's measured peak + the replica + the ring's slots ≤ budget)
+ *   (memory check: one micro-batch's measured real peak + the gradient sum + the ring's slots ≤ budget)
  *   for step = start … steps:
  *     windows ← gradAccum micro-batches from a sampler seeded by (seed, step)
  *     every device: its T/N tokens of each window → loss and gradients; one all-reduce;
