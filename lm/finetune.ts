@@ -138,16 +138,16 @@ export function checkFinetuneOptions(o: FinetuneOptions, name = 'finetune'): voi
 
 /**
  * Finetunes `model` on the packed token dataset at `dataset` (Arrow, lm/sharegpt's
- * buildShareGptDataset) and leaves the final weights in it. `name` prefixes the options in error
- * messages (a recipe passes its config section, so errors name the key to change).
+ * buildShareGptDataset) and leaves the final weights in it. Errors name the options under
+ * `ctx.optionsPath` (default `finetune`).
  */
 export async function finetune(
   model: LlamaModel,
   dataset: string,
   o: FinetuneOptions,
   ctx: TrainContext,
-  name = 'finetune',
 ): Promise<FinetuneResult> {
+  const name = ctx.optionsPath ?? 'finetune';
   checkFinetuneOptions(o, name);
   const vars = model.variables();
   const N = o.attention === 'ring' ? o.devices : 1;

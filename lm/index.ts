@@ -92,6 +92,7 @@ export {
   type LineRetrievalRow,
 } from './line-retrieval-eval.js';
 export {
+  checkLineRetrievalOptions,
   curriculumCap,
   LINE_RETRIEVAL_DEFAULTS,
   type LineRetrievalOptions,

@@ -18,7 +18,7 @@
  * Evaluation per context length, one device against the ring, is lm/line-retrieval-eval.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../common/index.js';
+import { InputError, Rng } from '../common/index.js';
 import type { RingLayout } from '../ring/index.js';
 import {
   AdamW,
@@ -202,6 +202,24 @@ function taskLoss(
 }
 
 /**
+ * Throws an InputError naming `<path>.<option>` for options a script could get wrong (a recipe's
+ * schema has checked them already): counts, line lists, the learning rate.
+ */
+export function checkLineRetrievalOptions(o: LineRetrievalOptions, path = 'line-retrieval trainer'): void {
+  const bad = (key: string, want: string, got: unknown) =>
+    new InputError(`${path}.${key}: expected ${want}; got ${JSON.stringify(got)}`);
+  const counts = { batchSize: 1, blockSize: 1, evalCases: 1, evalBatch: 1, devices: 1, steps: 0 } as const;
+  for (const [key, min] of Object.entries(counts)) {
+    const v = o[key as keyof typeof counts];
+    if (!Number.isInteger(v) || v < min) throw bad(key, `an integer ≥ ${min}`, v);
+  }
+  for (const key of ['trainLines', 'evalLines'] as const)
+    if (o[key].length === 0 || !o[key].every((n) => Number.isInteger(n) && n >= 1))
+      throw bad(key, 'a non-empty list of line counts ≥ 1', o[key]);
+  if (!(o.lr > 0)) throw bad('lr', 'a number > 0', o.lr);
+}
+
+/**
  * Trains the model (resuming from `ctx.resume`), logging train/loss, train/answer_loss,
  * train/max_lines, train/lr, train/grad_norm and train/heldout_accuracy. The final step's state is
  * checkpointed; after an abort the model is still returned (the caller skips evaluation).
@@ -210,6 +228,7 @@ export async function trainLineRetrieval(
   o: LineRetrievalOptions,
   ctx: TrainContext,
 ): Promise<LineRetrievalTrained> {
+  checkLineRetrievalOptions(o, ctx.optionsPath);
   const config = lineRetrievalConfig(o);
   const runtime = lineRetrievalRuntime(o);
   // training at these short lengths is fastest with vanilla attention (fewer, larger kernels)

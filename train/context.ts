@@ -61,6 +61,12 @@ export interface TrainContext {
   progress?(label: string, total?: number): ProgressBar;
   /** One human-readable line (stderr in a run). */
   log?(line: string): void;
+  /**
+   * Where the options came from, for error messages: a recipe passes its config section
+   * (`sharegpt-finetune`), so an error names the key to change (`sharegpt-finetune.devices`);
+   * default the trainer's name.
+   */
+  optionsPath?: string;
   /** Backend of the ring's devices (default: auto, as the main thread). */
   backend?: BackendChoice;
 }

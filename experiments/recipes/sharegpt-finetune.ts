@@ -188,7 +188,7 @@ async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
       'model.vocab': model.config.vocabSize,
     });
     const train = trainContext(ctx);
-    const { curve, lastStep } = await finetune(model, arrow, options, train, 'sharegpt-finetune');
+    const { curve, lastStep } = await finetune(model, arrow, options, train);
     if (ctx.signal.aborted) return;
     if (curve.length)
       await ctx.tracker.plot(

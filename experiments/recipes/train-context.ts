@@ -18,5 +18,7 @@ export function trainContext<C>(ctx: RecipeContext<C>): TrainContext {
     progress: (label, total) => ctx.progress(label, total),
     log: (line) => ctx.log(line),
     backend: ctx.backend.name,
+    // errors name the config's key path: `<recipe>.<option>`
+    optionsPath: ctx.run.recipe,
   };
 }

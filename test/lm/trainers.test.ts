@@ -117,6 +117,18 @@ describe('trainLineRetrieval (no experiments/)', () => {
       );
     assert.deepEqual(again.heldout, trained.heldout, `seed ${seed}: held-out history restored`);
   });
+
+  test('errors name the options: an empty trainLines, a batch of 0', async () => {
+    const { ctx } = memoryContext(0, 1);
+    await assert.rejects(
+      trainLineRetrieval({ ...o, trainLines: [] }, ctx),
+      /line-retrieval trainer\.trainLines: expected a non-empty list of line counts ≥ 1; got \[\]/,
+    );
+    await assert.rejects(
+      trainLineRetrieval({ ...o, batchSize: 0 }, { ...ctx, optionsPath: 'my-run' }),
+      /my-run\.batchSize: expected an integer ≥ 1; got 0/,
+    );
+  });
 });
 
 describe('finetune (no experiments/)', () => {
@@ -198,7 +210,7 @@ describe('finetune (no experiments/)', () => {
     const { ctx } = memoryContext(0, 1);
     const model = build(0);
     await assert.rejects(
-      finetune(model, arrow, { ...o, devices: 2 }, ctx, 'my-run'),
+      finetune(model, arrow, { ...o, devices: 2 }, { ...ctx, optionsPath: 'my-run' }),
       /my-run\.devices: blockwise runs on one device; got 2/,
     );
     model.dispose();
