@@ -13,14 +13,9 @@
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Rng, writeFileAtomic } from '../common/index.js';
-import {
-  type AttentionImpl,
-  initBackend,
-  type ProbedPeak,
-  processPeakRssBytes,
-  RingGroup,
-  tokenIndices,
-} from '../ring/index.js';
+import { initBackend, type ProbedPeak, processPeakRssBytes } from '../native/index.js';
+import { type AttentionImpl, tokenIndices } from '../ring/index.js';
+import { RingGroup } from '../cluster/index.js';
 import { atModelConfig } from '../rl/policies/agentic-transformer.js';
 import { emptyTokenBatch, selectTokens, type TokenBatch } from '../rl/policies/tokens.js';
 import { type InitArgs, type StepArgs, trainMessageFloats } from '../rl/policies/train-device.js';

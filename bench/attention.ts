@@ -23,7 +23,9 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../common/index.js';
 import { type AttentionBenchResult, benchAttention } from '../experiments/bench/attention.js';
-import { type AttentionImpl, configureNative, initBackend, nativeStatus, RingGroup } from '../ring/index.js';
+import { configureNative, initBackend, nativeStatus } from '../native/index.js';
+import type { AttentionImpl } from '../ring/index.js';
+import { RingGroup } from '../cluster/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import { LlamaModel, shiftLabels } from '../lm/index.js';
 import { sharegptDefaultModel } from './lm-config.js';
-import { initBackend } from '../ring/index.js';
+import { initBackend } from '../native/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);

@@ -11,7 +11,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import type { MatmulBenchResult } from '../experiments/cli/commands/bench/matmul.js';
-import { nativeAddon, nativeThreads } from '../ring/index.js';
+import { nativeAddon, nativeThreads } from '../native/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);
@@ -37,7 +37,7 @@ const rows: Row[] = [];
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 /**
- * What runs `exp bench matmul`: the native sgemm (ring/native-kernels.ts, the default on wasm when
+ * What runs `exp bench matmul`: the native sgemm (native/kernels.ts, the default on wasm when
  * the addon loads), wasm's own kernel (RING_NATIVE=0), and the tensorflow backend if installed.
  */
 const RUNS = [

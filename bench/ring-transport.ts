@@ -22,13 +22,9 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { Rng, writeFileAtomic } from '../common/index.js';
-import {
-  initBackend,
-  RingGroup,
-  type RingTransport,
-  ringAttention,
-  ringAttentionDevice,
-} from '../ring/index.js';
+import { initBackend } from '../native/index.js';
+import { type RingTransport, ringAttentionDevice } from '../ring/index.js';
+import { RingGroup, ringAttention } from '../cluster/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);

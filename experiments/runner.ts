@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage, InputError, Progress, printLine, Rng } from '../common/index.js';
-import { initBackend, parseBackendChoice } from '../ring/index.js';
+import { initBackend, parseBackendChoice } from '../native/index.js';
 import { Checkpoints, fetchLatestCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import type { RunConfig } from './config/base.js';
 import {

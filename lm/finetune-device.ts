@@ -13,13 +13,8 @@
  * moments for checkpoints and the HF export).
  */
 import * as tf from '@tensorflow/tfjs';
-import {
-  type DeviceContext,
-  type ProbedPeak,
-  type RingLayout,
-  type SequenceContext,
-  withPeakBytes,
-} from '../ring/index.js';
+import { type ProbedPeak, withPeakBytes } from '../native/index.js';
+import { type DeviceContext, type RingLayout, type SequenceContext } from '../ring/index.js';
 import {
   AdamW,
   GradientSum,

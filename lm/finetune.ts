@@ -17,7 +17,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../common/index.js';
 import { TokenDataset, TokenWindowSampler } from '../datasets/index.js';
-import { RingGroup, type RingLayout } from '../ring/index.js';
+import { RingGroup } from '../cluster/index.js';
+import type { RingLayout } from '../ring/index.js';
 import {
   decodeTrainingState,
   encodeTrainingState,

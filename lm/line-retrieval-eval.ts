@@ -22,7 +22,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../common/index.js';
-import { RingGroup, type RingLayout, withPeakBytes } from '../ring/index.js';
+import { RingGroup } from '../cluster/index.js';
+import { withPeakBytes } from '../native/index.js';
+import type { RingLayout } from '../ring/index.js';
 import { ringTask, shardColumns, type TrainContext } from '../train/index.js';
 import {
   answerPositions,

@@ -10,13 +10,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng } from '../common/index.js';
+import { withPeakBytes } from '../native/index.js';
 import {
   allReduceSum,
   type DeviceContext,
   type RingLayout,
   type SequenceContext,
   tokenIndices,
-  withPeakBytes,
 } from '../ring/index.js';
 import { argmax, type LlamaConfig, LlamaModel, type LlamaRuntime } from './model.js';
 

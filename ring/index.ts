@@ -1,8 +1,10 @@
 /**
  * ring/: the paper's core. Attention implementations (vanilla reference, memory-efficient,
- * blockwise, ring over N devices), blockwise feedforward, the device ring and its transports,
- * the memory plan, and the choice of tfjs backend. Depends on nothing else in the project
- * but common/.
+ * blockwise, ring over N devices), blockwise feedforward, the transformer block, the ring
+ * schedule written against one transport interface (transport.ts), collectives over it
+ * (parallel.ts) and the memory plan. Depends only on common/ and native/ (the kernels and the
+ * tfjs backend under it); the devices that run the ring, worker threads or processes over
+ * ZeroMQ, are made in cluster/ (issue 13).
  */
 export {
   ATTENTION_IMPLS,
@@ -15,36 +17,7 @@ export { vanillaAttention } from './attention/vanilla.js';
 export { memeffAttention } from './attention/memeff.js';
 export { blockwiseAttention } from './attention/blockwise.js';
 export { nativeAttentionCount } from './attention/kernels.js';
-export {
-  BACKEND_NAMES,
-  type BackendChoice,
-  type BackendInfo,
-  type BackendName,
-  cudaVisible,
-  currentBackend,
-  initBackend,
-  parseBackendChoice,
-  tensorflowPackages,
-} from './backend.js';
-export {
-  type BackendPlacement,
-  configureNative,
-  type NativeAddon,
-  type NativeOptions,
-  nativeAddon,
-  nativeRefusedOn,
-  nativeSettings,
-  nativeStatus,
-  nativeThreads,
-} from './native.js';
-export {
-  currentPlacement,
-  installNativeKernels,
-  NATIVE_MATMUL_MIN_MACS,
-  nativeMatmulApplies,
-  nativeForCurrentBackend,
-  nativeMatmulCount,
-} from './native-kernels.js';
+export { checkAttentionInputs } from './attention/validate.js';
 export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, product, stopGradient } from './ops.js';
 export {
   deviceBytes,
@@ -60,28 +33,7 @@ export {
   planTable,
 } from './plan.js';
 export { ringAttentionDevice, type RingDeviceOptions, tokenIndices } from './attention/ring.js';
-export { RingGroup, type RingGroupOptions } from './device/group.js';
-export type { DeviceContext, DeviceTask } from './device/protocol.js';
-export {
-  gatherTokens,
-  type RingCallOptions,
-  type RingCallResult,
-  ringAttention,
-  scatterTokens,
-} from './device/ring-attention.js';
-export { type RingTransport, RingCommError, SharedMemoryTransport } from './transport/index.js';
-export {
-  parseNodeList,
-  type RankEnvironment,
-  type RankSource,
-  type RingSpec,
-  rankFromEnvironment,
-  secretFromEnvironment,
-  type TransportEnvironment,
-  transportFromEnvironment,
-  ZeroMqTransport,
-  type ZeroMqTransportOptions,
-} from './transport/index.js';
+export { type DeviceContext, type DeviceTask, RingCommError, type RingTransport } from './transport.js';
 export { blockwiseFeedForward, type FeedForwardKind, type FeedForwardWeights, feedForward } from './ffn.js';
 export { allReduceMessageFloats, allReduceSum, broadcastFromRank0 } from './parallel.js';
 export {
@@ -103,10 +55,3 @@ export {
   transformerBlockStep,
   trimKvCache,
 } from './transformer.js';
-export {
-  type DeviceMemory,
-  deviceMemoryNow,
-  type ProbedPeak,
-  processPeakRssBytes,
-  withPeakBytes,
-} from './device/measure.js';

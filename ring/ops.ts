@@ -5,11 +5,11 @@
  *   2-D, and gradients transpose explicitly instead of passing `transposeA/B`.
  * - wasm has no `gather` gradient, so embedding lookups get a scatter-add gradient in JS.
  * - `checkpoint` recomputes a function in the backward pass instead of keeping its activations.
- * - On wasm and cpu, matMul runs on the native addon's sgemm when it loads (native-kernels.ts,
+ * - On wasm and cpu, matMul runs on the native addon's sgemm when it loads (native/kernels.ts,
  *   issue 7), transposes folded into its packing.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeMatmulApplies } from './native-kernels.js';
+import { nativeMatmulApplies } from '../native/index.js';
 
 /** A tensor's shape as a plain array (tfjs types shapes as a union of tuples). */
 export function dims(x: tf.Tensor): number[] {
@@ -34,7 +34,7 @@ export function customOp(
 }
 
 /**
- * op(a) @ op(b), op = transpose when flagged: (M, K) @ (K, N) → (M, N). Native (native-kernels.ts)
+ * op(a) @ op(b), op = transpose when flagged: (M, K) @ (K, N) → (M, N). Native (native/kernels.ts)
  * takes the flags into its packing; wasm's own kernel gets explicit transposes instead.
  */
 export function product(a: tf.Tensor2D, b: tf.Tensor2D, transA: boolean, transB: boolean): tf.Tensor2D {

@@ -4,7 +4,7 @@
  * after each backward pass (ring all-reduce: a reduce-scatter then an all-gather, N − 1 steps
  * each, moving 2·(N − 1)/N of the buffer per device — bandwidth-optimal).
  */
-import type { RingTransport } from './transport/types.js';
+import type { RingTransport } from './transport.js';
 
 /** Bounds of chunk i of n over `length` elements. */
 function chunk(i: number, n: number, length: number): [number, number] {

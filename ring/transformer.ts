@@ -18,7 +18,7 @@ import type { AttentionImpl, RingLayout } from './attention/types.js';
 import { vanillaAttention } from './attention/vanilla.js';
 import { blockwiseFeedForward, type FeedForwardKind, feedForward } from './ffn.js';
 import { dims, linear } from './ops.js';
-import type { RingTransport } from './transport/types.js';
+import type { RingTransport } from './transport.js';
 
 export interface TransformerBlockConfig {
   dModel: number;

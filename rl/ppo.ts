@@ -18,7 +18,7 @@
  * V(final obs) (CleanRL, on Gymnasium 0.x SAME_STEP, treats truncation as termination).
  */
 import { InputError, Rng } from '../common/index.js';
-import { initBackend } from '../ring/index.js';
+import { initBackend } from '../native/index.js';
 import { Box, Discrete, make, makeVec, RunningMeanStd, type VectorEnv } from './envs/index.js';
 import {
   categoricalBackward,

@@ -4,7 +4,7 @@
 // Called by `npm run build`, `prepare` (so `npm ci` builds it) and scripts/test.mjs.
 //
 // Never fails the caller: where the addon cannot build (no g++/make, no headers, not x86_64…)
-// it prints ONE line and exits 0; ring/native.ts then falls back to the tfjs kernels.
+// it prints ONE line and exits 0; native/addon.ts then falls back to the tfjs kernels.
 // Skips the build when native/build/Release/ring_native.node is newer than every source.
 // Flags: --force rebuilds. RING_NATIVE=0 skips the build altogether.
 import { spawnSync } from 'node:child_process';

@@ -53,7 +53,7 @@ function checkNative() {
     process.stderr.write(`test: native addon not required here (${why}); its suites skip\n`);
     return;
   }
-  const native = pathToFileURL(join(root, 'dist', 'ring', 'native.js')).href;
+  const native = pathToFileURL(join(root, 'dist', 'native', 'index.js')).href;
   const probe = spawnSync(
     process.execPath,
     [

@@ -6,7 +6,7 @@
  * free of experiments/ so the trainers never import it (issue 13's layering).
  */
 import type { Rng } from '../common/index.js';
-import type { BackendChoice } from '../ring/index.js';
+import type { BackendChoice } from '../native/index.js';
 import type { TrainLogger } from './logger.js';
 
 /** JSON a checkpoint carries beside its tensors (counters, running statistics). */

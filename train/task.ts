@@ -4,7 +4,8 @@
  * each call nor size the ring's channels themselves. And the token sharding every sequence-
  * parallel trainer does: each device's columns of a (B, T) array under the ring's layout.
  */
-import { type RingGroup, type RingLayout, tokenIndices } from '../ring/index.js';
+import { type RingLayout, tokenIndices } from '../ring/index.js';
+import type { RingGroup } from '../cluster/index.js';
 
 export interface RingTask<A, R> {
   /** URL of the module exporting the function (a device imports it). */

@@ -5,16 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng, relError } from '../../common/index.js';
-import {
-  ATTENTION_IMPLS,
-  type AttentionImpl,
-  type BackendChoice,
-  type DeviceMemory,
-  processPeakRssBytes,
-  type RingLayout,
-  RingGroup,
-  ringAttention,
-} from '../../ring/index.js';
+import { type BackendChoice, type DeviceMemory, processPeakRssBytes } from '../../native/index.js';
+import { ATTENTION_IMPLS, type AttentionImpl, type RingLayout } from '../../ring/index.js';
+import { RingGroup, ringAttention } from '../../cluster/index.js';
 import { assertBenchFitsMachine } from './attention-fit.js';
 import { referenceAttention } from './reference.js';
 
@@ -51,7 +44,7 @@ export interface AttentionBenchResult {
   causal: boolean;
   layout: RingLayout;
   backend: string;
-  /** Which attention kernels the devices ran (ring/native.ts), e.g. 'native kernels avx2+fma, 2 threads'. */
+  /** Which attention kernels the devices ran (native/addon.ts), e.g. 'native kernels avx2+fma, 2 threads'. */
   kernels?: string;
   fwdMs: number;
   bwdMs?: number;
@@ -64,7 +57,7 @@ export interface AttentionBenchResult {
   fwdBwdGflops?: number;
   /**
    * What the busiest device held at its peak: wasm heap + JS + native buffers + receive buffers
-   * (ring/device/measure.ts, issue 20). Includes the runtime's fixed cost (`idleBytesPerDevice`).
+   * (native/memory.ts, issue 20). Includes the runtime's fixed cost (`idleBytesPerDevice`).
    */
   peakBytesPerDevice: number;
   /** That device's peak live tfjs tensor bytes (tf.profile): the figure before issue 20. */
@@ -137,7 +130,7 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
     o.group ?? (await RingGroup.create({ devices: o.impl === 'ring' ? o.devices : 1, backend: o.backend }));
   try {
     const idle = await group.run<null, DeviceMemory>(
-      new URL('../../ring/device/measure.js', import.meta.url),
+      new URL('../../native/memory.js', import.meta.url),
       'deviceMemoryNow',
       Array.from({ length: group.devices }, () => null),
       1,
@@ -180,7 +173,7 @@ export async function benchAttention(o: AttentionBenchOptions): Promise<Attentio
             memory?: DeviceMemory;
           }
         >(
-          new URL('../../ring/device/single-task.js', import.meta.url),
+          new URL('../../cluster/device/single-task.js', import.meta.url),
           'singleAttentionTask',
           [
             {

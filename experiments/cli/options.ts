@@ -1,7 +1,7 @@
 /** Options shared by several commands. */
 import type { Argv } from 'yargs';
 import { InputError } from '../../common/index.js';
-import { BACKEND_NAMES, type BackendChoice, parseBackendChoice } from '../../ring/index.js';
+import { BACKEND_NAMES, type BackendChoice, parseBackendChoice } from '../../native/index.js';
 
 export function withBackend<T>(y: Argv<T>) {
   return y.option('backend', {

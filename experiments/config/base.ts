@@ -2,7 +2,7 @@
  * The run config: common fields (recipe, experiment, seed, backend, tracking, checkpoint) plus
  * one section named after the recipe, typed by that recipe's schema.
  */
-import { BACKEND_NAMES } from '../../ring/index.js';
+import { BACKEND_NAMES } from '../../native/index.js';
 import { type Fields, type InferFields, ObjectSchema, s } from './schema.js';
 
 export const trackingSchema = s.object(

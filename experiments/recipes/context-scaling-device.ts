@@ -19,7 +19,7 @@ import {
   type TransformerBlockConfig,
   transformerBlock,
 } from '../../ring/index.js';
-import { withPeakBytes } from '../../ring/device/measure.js';
+import { withPeakBytes } from '../../native/index.js';
 
 export interface ScalingModel {
   vocab: number;

@@ -7,7 +7,7 @@
  * the devices that can run at once, min(N, cores)).
  *
  * A device's memory is what it really holds at its peak during the step (issue 20: wasm heap,
- * JS, native buffers; ring/device/measure.ts) plus the ring's receive buffers; the peak tensor
+ * JS, native buffers; native/memory.ts) plus the ring's receive buffers; the peak tensor
  * bytes are kept beside it. A wasm heap never shrinks, so a cell starts on fresh devices and the
  * devices are replaced after a probe over the budget. The search doubles the length while the
  * step fits, then bisects.
@@ -22,7 +22,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Rng } from '../../common/index.js';
-import { type AttentionImpl, processPeakRssBytes, RingGroup, tokenIndices } from '../../ring/index.js';
+import { processPeakRssBytes } from '../../native/index.js';
+import { type AttentionImpl, tokenIndices } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
 import { type InferFields, s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';

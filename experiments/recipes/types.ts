@@ -5,7 +5,7 @@
  * recipes/index.ts.
  */
 import type { Progress, Rng } from '../../common/index.js';
-import type { BackendInfo } from '../../ring/index.js';
+import type { BackendInfo } from '../../native/index.js';
 import type { Checkpoints, LoadedCheckpoint } from '../checkpoint.js';
 import type { ObjectSchema } from '../config/schema.js';
 import type { RunConfig } from '../config/base.js';

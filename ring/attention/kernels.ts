@@ -2,7 +2,7 @@
  * The attention engine's kernel interface on typed arrays: one query side against any number of
  * key/value chunks, with the running online-softmax state (o, m, l) kept between chunks, as the
  * ring feeds them one at a time (ring.ts) and blockwise feeds one (blockwise.ts). The native
- * addon (ring/native.ts, issue 7) implements it in one fused call per chunk; engine.ts's tfjs
+ * addon (native/addon.ts, issue 7) implements it in one fused call per chunk; engine.ts's tfjs
  * ForwardAccumulator / BackwardAccumulator remain the reference and the fallback.
  *
  * Layouts (row-major): q, out, dOut (B, H, Tq, D); k, v, dk, dv (B, Hk, Tk, D); m, l, lse,
@@ -10,8 +10,7 @@
  * keyPos ≤ queryPos) and both have the same segment.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type NativeAddon, nativeThreads } from '../native.js';
-import { nativeForCurrentBackend } from '../native-kernels.js';
+import { type NativeAddon, nativeForCurrentBackend, nativeThreads } from '../../native/index.js';
 import type { TokenSide } from './mask.js';
 
 /** What the kernels need besides the arrays. */
@@ -28,7 +27,7 @@ let nativeAttentionCalls = 0;
 
 /**
  * The native kernels, or undefined when the tfjs engine must run: addon off or missing, or a
- * backend whose tensors are not in CPU memory (a GPU: issue 23, ring/native.ts `nativeRefusedOn`).
+ * backend whose tensors are not in CPU memory (a GPU: issue 23, native/addon.ts `nativeRefusedOn`).
  */
 export function nativeAttention(): NativeAddon | undefined {
   const addon = nativeForCurrentBackend();

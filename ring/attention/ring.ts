@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { customOp, dims } from '../ops.js';
-import type { RingTransport } from '../transport/types.js';
+import type { RingTransport } from '../transport.js';
 import {
   BackwardAccumulator,
   disposeKvChunk,

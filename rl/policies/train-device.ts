@@ -7,13 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
-import {
-  allReduceSum,
-  type DeviceContext,
-  type ProbedPeak,
-  type RingLayout,
-  withPeakBytes,
-} from '../../ring/index.js';
+import { type ProbedPeak, withPeakBytes } from '../../native/index.js';
+import { allReduceSum, type DeviceContext, type RingLayout } from '../../ring/index.js';
 import { AdamW, clipByGlobalNorm } from '../../train/index.js';
 import type { TokenBatch } from './tokens.js';
 import { TrajectoryTransformer, type TrajectoryTransformerConfig } from './trajectory-transformer.js';

@@ -15,7 +15,9 @@ import { isInputError, Rng, relError } from '../../common/index.js';
 import { loadConfig } from '../../experiments/index.js';
 import { FileStore } from '../../experiments/tracking/index.js';
 import { CheckpointReader, encodeSafetensors, SafetensorsFile } from '../../lm/index.js';
-import { initBackend, RingGroup, vanillaAttention } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
+import { vanillaAttention } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { runPython } from '../helpers/python.js';
 import { referenceAttention } from '../helpers/reference.js';
 import { repoRoot, runExp, tempDir, testEnv } from './util.js';
@@ -465,7 +467,7 @@ describe('exp bench attention --check and device errors', () => {
     try {
       await assert.rejects(
         group.run(
-          new URL('../../ring/device/single-task.js', import.meta.url),
+          new URL('../../cluster/device/single-task.js', import.meta.url),
           'singleAttentionTask',
           [
             {

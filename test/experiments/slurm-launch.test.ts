@@ -14,7 +14,7 @@ import {
   waitForStderr,
   type WorkerCase,
   workerArgs,
-} from '../ring/transport/helpers.js';
+} from '../cluster/transport/helpers.js';
 import { type SlurmCluster, startSlurmCluster } from './slurm-cluster.js';
 
 const SMALL: WorkerCase = { B: 1, H: 2, Hk: 1, T: 64, D: 8, causal: true, layout: 'striped', blockSize: 8 };

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { Rng } from '../../common/index.js';
 import { TokenDataset, TokenWindowSampler } from '../../datasets/index.js';
 import { learningRate, loadLlama, windowTargets } from '../../lm/index.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import { pythonJson } from '../helpers/python.js';
 import { outcome, runExp, tempDir, testEnv } from '../experiments/util.js';
 

@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { headCrossEntropy } from '../../lm/head-loss.js';
 import { maskedCrossEntropy } from '../../lm/index.js';
-import { initBackend, linear, withPeakBytes } from '../../ring/index.js';
+import { initBackend, withPeakBytes } from '../../native/index.js';
+import { linear } from '../../ring/index.js';
 import { relError } from '../helpers/reference.js';
 
 const TOL = 1e-4;

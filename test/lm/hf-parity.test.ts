@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { type LlamaConfig, LlamaModel, loadLlama, saveLlama } from '../../lm/index.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import { pythonJson } from '../helpers/python.js';
 import { relError } from '../helpers/reference.js';
 

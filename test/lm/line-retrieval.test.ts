@@ -15,7 +15,7 @@ import {
   lastInteger,
   makeLineRetrievalCase,
 } from '../../lm/index.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import { outcome, runExp, tempDir, testEnv } from '../experiments/util.js';
 
 before(async () => {

@@ -14,7 +14,7 @@ import {
   maskedCrossEntropy,
   shiftLabels,
 } from '../../lm/index.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import { relError } from '../helpers/reference.js';
 
 before(async () => {

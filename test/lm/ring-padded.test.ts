@@ -9,13 +9,9 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { type LlamaConfig, LlamaModel, type LlamaRuntime } from '../../lm/index.js';
 import { type LossShardArgs, modelWeights, type ShardArgs } from '../../lm/ring-device.js';
-import {
-  allReduceMessageFloats,
-  initBackend,
-  RingGroup,
-  type RingLayout,
-  tokenIndices,
-} from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
+import { allReduceMessageFloats, type RingLayout, tokenIndices } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { relError } from '../helpers/reference.js';
 
 before(async () => {
@@ -60,10 +56,12 @@ describe('LLaMA on ring devices, length not divisible by N = vanilla on the unpa
     [3, 10, 'striped'],
   ] as const) {
     const T = Math.ceil(T0 / N) * N;
-    test(`ring N=${N} ${layout} gqa=2 L=${T0} (padded to ${T})`, async () => {
+    test(`ring N=${N} ${layout} gqa=2 L=${T0} (padded to ${T})`, async (tc) => {
       const B = 2;
       const V = config.vocabSize;
-      const rng = new Rng((Math.random() * 2 ** 31) | 0);
+      const seed = (Math.random() * 2 ** 31) | 0;
+      tc.diagnostic(`seed ${seed}`);
+      const rng = new Rng(seed);
       const ids0 = Int32Array.from({ length: B * T0 }, () => rng.int(V));
       const targets0 = Int32Array.from({ length: B * T0 }, (_, i) => (i % 4 === 0 ? -100 : rng.int(V)));
       const denominator = targets0.filter((t) => t !== -100).length;

@@ -15,13 +15,9 @@ import {
   modelWeights,
   type ShardArgs,
 } from '../../lm/ring-device.js';
-import {
-  allReduceMessageFloats,
-  initBackend,
-  RingGroup,
-  type RingLayout,
-  tokenIndices,
-} from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
+import { allReduceMessageFloats, type RingLayout, tokenIndices } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { relError } from '../helpers/reference.js';
 
 before(async () => {

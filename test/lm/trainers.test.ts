@@ -20,7 +20,7 @@ import {
   loadTokenizer,
   trainLineRetrieval,
 } from '../../lm/index.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import { isKnownMetric, MemoryLogger, type TrainCheckpoint, type TrainContext } from '../../train/index.js';
 
 let work: string;

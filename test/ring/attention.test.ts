@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../native/index.js';
 import {
   blockwiseAttention,
-  initBackend,
   memeffAttention,
   vanillaAttention,
   type AttentionOptions,

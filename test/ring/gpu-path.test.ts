@@ -1,25 +1,22 @@
 // The GPU path stays on the GPU (issue 23): one rule decides where the native kernels may run
-// (ring/native.ts `nativeRefusedOn`), the package choice follows CUDA's visibility, and on a
+// (native/addon.ts `nativeRefusedOn`), the package choice follows CUDA's visibility, and on a
 // backend that reports a GPU device no native call happens — checked here without a GPU, on a
 // `tensorflow` backend simulated by tfjs's cpu backend carrying tfjs-node's two placement flags.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import {
-  blockwiseAttention,
   cudaVisible,
   currentPlacement,
   initBackend,
-  matmul,
   nativeAddon,
-  nativeAttentionCount,
   nativeForCurrentBackend,
   nativeMatmulCount,
   nativeRefusedOn,
   nativeStatus,
   tensorflowPackages,
-  vanillaAttention,
-} from '../../ring/index.js';
+} from '../../native/index.js';
+import { blockwiseAttention, matmul, nativeAttentionCount, vanillaAttention } from '../../ring/index.js';
 import { caseName, makeProblem, reference, tensors } from '../helpers/attention.js';
 import { relError } from '../helpers/reference.js';
 

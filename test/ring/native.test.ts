@@ -1,4 +1,4 @@
-// The native kernels (ring/native.ts, issue 7 path 2) against the tfjs engine they replace, against
+// The native kernels (native/addon.ts, issue 7 path 2) against the tfjs engine they replace, against
 // vanilla and against a float64 reference, forward and gradients, on fresh random shapes: odd
 // lengths, causal and not, GQA, segments, ring chunks with position offsets fed one at a time.
 // Also: matmul's sgemm against tfjs, the thread-count setting, the fallback when the addon does
@@ -15,18 +15,15 @@ import { Rng } from '../../common/index.js';
 import { NativeBackward, NativeForward } from '../../ring/attention/kernels.js';
 import type { TokenSide } from '../../ring/attention/mask.js';
 import {
-  blockwiseAttention,
   configureNative,
   initBackend,
-  matmul,
   nativeAddon,
   nativeMatmulCount,
   nativeStatus,
   nativeThreads,
-  RingGroup,
-  ringAttention,
-  vanillaAttention,
-} from '../../ring/index.js';
+} from '../../native/index.js';
+import { blockwiseAttention, matmul, vanillaAttention } from '../../ring/index.js';
+import { RingGroup, ringAttention } from '../../cluster/index.js';
 import { relError } from '../helpers/reference.js';
 
 const TOL = 1e-4;
@@ -470,7 +467,8 @@ function node(script: string, env: NodeJS.ProcessEnv) {
 describe('native fallback', () => {
   const script = `
     import * as tf from '@tensorflow/tfjs';
-    import { blockwiseAttention, initBackend, matmul } from './dist/ring/index.js';
+    import { initBackend } from './dist/native/index.js';
+    import { blockwiseAttention, matmul } from './dist/ring/index.js';
     await initBackend({ backend: 'wasm', notice: true });
     const x = tf.tensor4d(Array.from({ length: 2 * 70 * 8 }, (_, i) => Math.sin(i)), [1, 2, 70, 8]);
     const out = blockwiseAttention(x, x, x, { causal: true, blockSize: 16 });

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
-import { checkpoint, embeddingLookup, initBackend, matmul } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
+import { checkpoint, embeddingLookup, matmul } from '../../ring/index.js';
 import { relError } from '../helpers/reference.js';
 
 before(async () => {

@@ -4,13 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import {
-  initBackend,
-  type RingGroup as Group,
-  RingGroup,
-  ringAttention,
-  vanillaAttention,
-} from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
+import { vanillaAttention } from '../../ring/index.js';
+import { type RingGroup as Group, RingGroup, ringAttention } from '../../cluster/index.js';
 import { type Case, caseName, makeProblem, reference, tensors } from '../helpers/attention.js';
 import { relError } from '../helpers/reference.js';
 

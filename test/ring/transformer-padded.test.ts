@@ -9,16 +9,14 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
+import { initBackend } from '../../native/index.js';
 import {
   allReduceMessageFloats,
-  gatherTokens,
-  initBackend,
-  RingGroup,
   type RingLayout,
-  scatterTokens,
   tokenIndices,
   type TransformerBlockConfig,
 } from '../../ring/index.js';
+import { gatherTokens, RingGroup, scatterTokens } from '../../cluster/index.js';
 import { relError } from '../helpers/reference.js';
 import { type BlockTaskArgs, blockGradients } from './fixtures/block-task.js';
 
@@ -62,11 +60,13 @@ describe('transformer block on the ring, length not divisible by N', () => {
     [3, 22, 'contiguous', true],
   ] as const) {
     const T = Math.ceil(T0 / N) * N;
-    test(`ring N=${N} ${layout} L=${T0} (padded to ${T})${segments ? ' with segment ids' : ''}`, async () => {
+    test(`ring N=${N} ${layout} L=${T0} (padded to ${T})${segments ? ' with segment ids' : ''}`, async (tc) => {
       const config = base;
       const B = 2;
       const Dm = config.dModel;
-      const rng = new Rng((Math.random() * 2 ** 31) | 0);
+      const inputSeed = (Math.random() * 2 ** 31) | 0;
+      tc.diagnostic(`input seed ${inputSeed}`);
+      const rng = new Rng(inputSeed);
       const x0 = rng.normalArray(B * T0 * Dm);
       const dy0 = rng.normalArray(B * T0 * Dm);
       // Two real segments per sequence (split at 7), padding in segment 99.

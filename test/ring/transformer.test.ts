@@ -5,21 +5,19 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
+import { initBackend } from '../../native/index.js';
 import {
   allReduceMessageFloats,
   applyRope,
   disposeKvCache,
   emptyKvCache,
-  gatherTokens,
   initBlock,
-  initBackend,
-  RingGroup,
-  scatterTokens,
   tokenIndices,
   type TransformerBlockConfig,
   transformerBlock,
   transformerBlockStep,
 } from '../../ring/index.js';
+import { gatherTokens, RingGroup, scatterTokens } from '../../cluster/index.js';
 import { relError } from '../helpers/reference.js';
 import { type BlockTaskArgs, blockGradients } from './fixtures/block-task.js';
 

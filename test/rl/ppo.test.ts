@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../common/index.js';
 import { ppoRecipe } from '../../experiments/recipes/ppo.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import { type MinibatchData, PPO_DEFAULTS, PpoTrainer, trainPpo } from '../../rl/ppo.js';
 import { evaluatePolicy, PpoPolicy } from '../../rl/ppo-policy.js';
 

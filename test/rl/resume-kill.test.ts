@@ -23,7 +23,7 @@ import { boxSpace, writeEpisodes } from '../../datasets/index.js';
 import { FileStore } from '../../experiments/tracking/index.js';
 import { make } from '../../rl/envs/index.js';
 import { repoRoot } from '../helpers/cli.js';
-import { checkpointThenStep, until } from '../helpers/kill-resume.js';
+import { checkpointThenStep, newestCheckpoint, until } from '../helpers/kill-resume.js';
 import { finished, outcome, runExp, runIdFromStderr, spawnExp, testEnv } from '../experiments/util.js';
 
 let dir: string;
@@ -183,18 +183,21 @@ describe('ppo: SIGKILL then --resume finishes the run', () => {
     const refStore = join(work, 'ref');
     const store = join(work, 'mlruns');
     const refP = runExp(args(refStore), { env, cwd: work });
-    const child = spawnExp(args(store), { env, cwd: work });
+    // NOTE: the killed run stops itself (SIGSTOP) once a train/ metric of env step ≥ 6 updates is
+    // logged and flushed, past checkpoint 4 and before its 16th update: without it the kill raced
+    // the last 12 updates (< 1 s on an idle machine) and a run that finished first failed the test.
+    // trainPpo does not yield between updates, so the stop lands at the next I/O (a checkpoint).
+    const child = spawnExp(args(store), {
+      env: { ...env, EXP_FAULT_STOP_AT_STEP: String(6 * 512) },
+      cwd: work,
+    });
     const done = finished(child);
     const runId = await runIdFromStderr(child);
     const fs = new FileStore(store);
     let saved = 0;
-    // NOTE: trainPpo does not yield between updates, so metrics reach the store at checkpoints
-    // (which flush); the kill lands after a checkpoint while later updates are being computed.
-    await until('a checkpoint', async () => {
-      const ckpts = (await fs.listArtifacts(runId, 'checkpoints').catch(() => [])).map((a) =>
-        Number(a.path.slice(-8)),
-      );
-      saved = ckpts.length ? Math.max(...ckpts) : 0;
+    // a complete checkpoint (checkpoint.json uploaded): the stop may land mid-upload of the next
+    await until('a complete checkpoint', async () => {
+      saved = await newestCheckpoint(fs, runId);
       return saved > 0;
     });
     child.kill('SIGKILL');

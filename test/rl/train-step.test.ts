@@ -3,8 +3,9 @@
  * token batches from a fresh random dataset, trained for two steps by rl/policies/train-device.ts
  * (a) on one device with vanilla attention on the unpadded sequence and (b) on a ring of N = 2
  * devices, each with its shard of the sequence padded to a multiple of N (the DT sequence, 15
- * tokens, needs one padding token), must give the same losses, gradient norms and weights: every
- * weight of both replicas within 1e-5 of the one-device weights.
+ * tokens, needs one padding token), must give the same losses, gradient norms and weights: the
+ * replicas identical, every weight but at most two within 1e-5 of the one-device weights (the
+ * exceptions are AdamW's near-zero gradients, see the NOTE below) and 1e-5 relative over all.
  *
  * This test found a bug: the trajectory transformer gave ring attention the shard's segment ids
  * where it reads the whole sequence's (by global position), so on N ≥ 2 devices padded steps were
@@ -27,7 +28,9 @@ import {
   type TrajectoryDataset,
   writeEpisodes,
 } from '../../datasets/index.js';
-import { type AttentionImpl, RingGroup, type RingLayout, tokenIndices } from '../../ring/index.js';
+import { relError } from '../helpers/reference.js';
+import { type AttentionImpl, type RingLayout, tokenIndices } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { atModelConfig, atTokens } from '../../rl/policies/agentic-transformer.js';
 import { dtModelConfig, dtTokens } from '../../rl/policies/decision-transformer.js';
 import { padTokens, selectTokens, type TokenBatch } from '../../rl/policies/tokens.js';
@@ -39,6 +42,7 @@ import {
 } from '../../rl/policies/train-device.js';
 import type { TrajectoryTransformerConfig } from '../../rl/policies/trajectory-transformer.js';
 
+const LR = 3e-3;
 const trainModule = new URL('../../rl/policies/train-device.js', import.meta.url);
 const dir = mkdtempSync(join(tmpdir(), 'rl-train-step-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -101,7 +105,7 @@ async function train(
         totalWeight,
         seqLen,
         layout,
-        lr: 3e-3,
+        lr: LR,
         clip: 1,
       }));
       const res = await group.run<StepArgs, StepResult>(trainModule, 'trainStep', args, messageFloats);
@@ -175,16 +179,40 @@ describe('offline-RL training step: ring N=2 equals one device', () => {
           );
         });
         const ref = one.weights[0];
-        let moved = 0;
-        ring.weights.forEach((ws, rank) => {
+        // The replicas stay identical.
+        for (const ws of ring.weights.slice(1))
           ws.forEach((w, i) => {
-            for (let k = 0; k < w.length; k++) {
-              const d = Math.abs(w[k] - ref[i][k]);
-              if (d > 1e-5)
-                assert.fail(`rank ${rank} tensor ${i}[${k}]: ${w[k]} vs one device ${ref[i][k]} (|Δ| ${d})`);
-            }
+            assert.deepEqual(w, ring.weights[0][i], `replica tensor ${i}`);
           });
+        // NOTE: AdamW's step is ≈ lr·g/(|g| + 1e-8), whose slope in g is lr·1e-8/(|g| + 1e-8)²: where
+        // a gradient is within ~1e-7 of zero, the ring's other summation order (float noise Δg
+        // ~1e-10) moves that weight's step by up to lr·Δg/1e-8 ≈ 3e-5. Measured over 60 seeds here:
+        // the largest |Δ| of a weight was 2e-8 … 5.7e-6 (seed 1014, one wo entry), a tail that can
+        // pass 1e-5 on an unlucky seed. So: every weight but at most 2 within 1e-5, none beyond two
+        // steps' worth (4·lr), and 1e-5 relative error over all weights. A missing all-reduce or
+        // a wrong loss weight moves thousands of weights by ≈ lr.
+        let outliers = 0;
+        let largest = 0;
+        let where = '';
+        let n = 0;
+        const ws = ring.weights[0];
+        ws.forEach((w, i) => {
+          n += w.length;
+          for (let k = 0; k < w.length; k++) {
+            const d = Math.abs(w[k] - ref[i][k]);
+            if (d > 1e-5) outliers++;
+            if (d > largest) [largest, where] = [d, `tensor ${i}[${k}]: ${w[k]} vs one device ${ref[i][k]}`];
+          }
         });
+        assert.ok(
+          outliers <= 2,
+          `seed ${seed}: ${outliers} of ${n} weights differ by > 1e-5 (largest ${where})`,
+        );
+        assert.ok(largest <= 4 * LR, `seed ${seed}: ${where} moved more than two Adam steps`);
+        const flat = (list: Float32Array[]) => Float64Array.from(list.flatMap((w) => Array.from(w)));
+        const rel = relError(flat(ws), flat(ref));
+        assert.ok(rel < 1e-5, `seed ${seed}: weights rel. error ${rel}`);
+        let moved = 0;
         // The steps moved the weights far more than the tolerance (the comparison can fail).
         const init = await train(c.configOf('vanilla'), [], 1, c.layout);
         ref.forEach((w, i) => {

@@ -45,7 +45,7 @@ function runOn(backend: string, script: string): { status: number | null; out: s
 test('tensorflow backend loads and is what auto picks', { skip: tensorflowMissing() }, () => {
   const r = runOn(
     'auto',
-    `import { initBackend } from './dist/ring/index.js';
+    `import { initBackend } from './dist/native/index.js';
      const info = await initBackend({ cpuThreads: 2 });
      console.log(JSON.stringify(info));`,
   );

@@ -7,7 +7,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Rng } from '../../common/index.js';
-import { initBackend, RingGroup } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import {
   decodeTrainingState,
   encodeTrainingState,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
-import { initBackend } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
 import { AdamW, clipByGlobalNorm, warmupCosine } from '../../train/index.js';
 import { relError } from '../helpers/reference.js';
 

@@ -14,7 +14,7 @@
  *
  * `--launcher slurm --nodes K --nproc-per-node N` runs the same command as one SLURM job step
  * instead (issue 19): `srun` starts the K×N ranks, which read their rank from SLURM_PROCID and
- * rank 0's host from the step's node list (ring/transport/env.ts); the launcher only picks the
+ * rank 0's host from the step's node list (cluster/transport/env.ts); the launcher only picks the
  * rendezvous port and the shared secret and passes the exit code through.
  */
 import { type ChildProcess, spawn } from 'node:child_process';

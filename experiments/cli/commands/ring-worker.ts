@@ -15,17 +15,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Argv, CommandModule } from 'yargs';
 import { errorMessage, InputError, Rng } from '../../../common/index.js';
+import { initBackend } from '../../../native/index.js';
 import {
   allReduceSum,
-  gatherTokens,
-  initBackend,
   type RingLayout,
   ringAttentionDevice,
   tokenIndices,
-  transportFromEnvironment,
   vanillaAttention,
-  ZeroMqTransport,
 } from '../../../ring/index.js';
+import { gatherTokens, transportFromEnvironment, ZeroMqTransport } from '../../../cluster/index.js';
 import { gib, machineMemoryBytes } from '../../config/machine.js';
 import { backendFromArgs, withBackend } from '../options.js';
 

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { InputError } from '../../../common/index.js';
-import { parseBackendChoice } from '../../../ring/index.js';
+import { parseBackendChoice } from '../../../native/index.js';
 import { runConfigSchema } from '../../config/base.js';
 import { parseYaml, resolveConfigPath } from '../../config/load.js';
 import { describeSchema } from '../../config/schema.js';

@@ -1,6 +1,7 @@
 /** `exp bench attention`: time one attention implementation and print one JSON object. */
 import type { Argv, CommandModule } from 'yargs';
-import { ATTENTION_IMPLS, type AttentionImpl, initBackend, type RingLayout } from '../../../../ring/index.js';
+import { initBackend } from '../../../../native/index.js';
+import { ATTENTION_IMPLS, type AttentionImpl, type RingLayout } from '../../../../ring/index.js';
 import { benchAttention } from '../../../bench/attention.js';
 import { backendFromArgs, withBackend } from '../../options.js';
 

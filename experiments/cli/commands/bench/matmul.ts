@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Argv, CommandModule } from 'yargs';
 import { InputError } from '../../../../common/index.js';
-import { initBackend } from '../../../../ring/index.js';
+import { initBackend } from '../../../../native/index.js';
 import { backendFromArgs, withBackend } from '../../options.js';
 
 interface Args {

@@ -1,7 +1,7 @@
 /**
  * The ring across processes and hosts over ZeroMQ (issue 9). It implements the same synchronous
  * `RingTransport` as the in-process ring: the compute thread blocks on shared-memory slots
- * (ring/transport/shared-memory.ts) while a pump worker thread (./pump.ts) moves them over TCP,
+ * (cluster/transport/shared-memory.ts) while a pump worker thread (./pump.ts) moves them over TCP,
  * so a K/V block travels to rank + 1 while this rank computes on the previous one.
  *
  * `ZeroMqTransport.connect` runs the rendezvous: ranks authenticate with the shared secret
@@ -12,7 +12,7 @@
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../../common/index.js';
 import { ChannelEnd, createChannel } from './shared-memory.js';
-import { RingCommError, type RingTransport } from './types.js';
+import { RingCommError, type RingTransport } from '../../ring/index.js';
 import {
   abortReason,
   createAbortControl,

@@ -3,10 +3,8 @@
  * forward (and backward), measures peak tensor bytes, and returns raw arrays.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ringAttentionDevice } from '../attention/ring.js';
-import type { RingLayout } from '../attention/types.js';
-import { type DeviceMemory, withPeakBytes } from './measure.js';
-import type { DeviceContext } from './protocol.js';
+import { type DeviceContext, ringAttentionDevice, type RingLayout } from '../../ring/index.js';
+import { type DeviceMemory, withPeakBytes } from '../../native/index.js';
 
 export interface AttentionTaskArgs {
   q: Float32Array; // (B, H, c, D)

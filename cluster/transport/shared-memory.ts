@@ -7,7 +7,7 @@
  * order. Waits are bounded and check a group-wide abort word, so a failed peer or a hung one
  * turns into an error instead of a deadlock.
  */
-import { RingCommError, type RingTransport } from './types.js';
+import { RingCommError, type RingTransport } from '../../ring/index.js';
 
 /** At most this many tensors per message (k, v, dk, dv fit). */
 const MAX_PARTS = 8;

@@ -3,12 +3,14 @@
  * and measured the same way as the ring, so benchmarks compare like with like.
  */
 import * as tf from '@tensorflow/tfjs';
-import { blockwiseAttention } from '../attention/blockwise.js';
-import { memeffAttention } from '../attention/memeff.js';
-import type { AttentionOptions } from '../attention/types.js';
-import { vanillaAttention } from '../attention/vanilla.js';
+import {
+  type AttentionOptions,
+  blockwiseAttention,
+  memeffAttention,
+  vanillaAttention,
+} from '../../ring/index.js';
 import type { AttentionTaskResult } from './attention-task.js';
-import { withPeakBytes } from './measure.js';
+import { withPeakBytes } from '../../native/index.js';
 
 export interface SingleTaskArgs {
   impl: 'vanilla' | 'memeff' | 'blockwise';

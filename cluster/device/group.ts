@@ -9,8 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../../common/index.js';
-import type { BackendChoice, BackendInfo } from '../backend.js';
-import { nativeSettings } from '../native.js';
+import { type BackendChoice, type BackendInfo, nativeSettings } from '../../native/index.js';
 import {
   abortChannels,
   type ChannelDescriptor,
@@ -47,6 +46,9 @@ export class RingGroup {
   private failure: Error | undefined;
   private closed = false;
   private exited = 0;
+  /** Resolves once every worker has stopped; `stopped()` waits on it. */
+  private allStopped: Promise<void>;
+  private markStopped: () => void = () => undefined;
 
   private constructor(
     readonly devices: number,
@@ -54,7 +56,16 @@ export class RingGroup {
     private readonly control: SharedArrayBuffer,
     readonly backend: BackendInfo,
     private readonly options: Required<Omit<RingGroupOptions, 'backend'>>,
-  ) {}
+  ) {
+    this.allStopped = new Promise<void>((resolve) => {
+      this.markStopped = resolve;
+    });
+  }
+
+  private countExit(n = 1): void {
+    this.exited = Math.min(this.devices, this.exited + n);
+    if (this.exited === this.devices) this.markStopped();
+  }
 
   /** Starts N device workers and waits until each has its backend ready. */
   static async create(options: RingGroupOptions): Promise<RingGroup> {
@@ -136,7 +147,7 @@ export class RingGroup {
       });
       w.on('error', (e) => this.fail(new Error(`device ${rank} crashed: ${e.message}`)));
       w.on('exit', (code) => {
-        this.exited++;
+        this.countExit();
         if (!this.closed) this.fail(new Error(`device ${rank} exited unexpectedly (code ${code})`));
       });
     });
@@ -155,12 +166,12 @@ export class RingGroup {
   private async terminate(): Promise<void> {
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
-    this.exited = this.devices;
+    this.countExit(this.devices);
   }
 
   /** Resolves once every worker has stopped (after a failure or dispose). */
-  async stopped(): Promise<void> {
-    while (this.exited < this.devices) await new Promise((r) => setTimeout(r, 10));
+  stopped(): Promise<void> {
+    return this.allStopped;
   }
 
   /** Ensures every ring link can carry messages of `floats` floats. */

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
-import { nativeAddon } from '../native.js';
+import { nativeAddon } from './addon.js';
 
 /** A device's memory in bytes, by where it lives; `totalBytes` is their sum (the real figure). */
 export interface DeviceMemory {

@@ -1,4 +1,4 @@
-// A device's reported real memory (ring/device/measure.ts, issue 20) against an independent
+// A device's reported real memory (native/memory.ts, issue 20) against an independent
 // measurement: the process's peak resident memory (Linux VmHWM, reset before the call) grown over
 // one forward + backward blockwise call on a fresh device, plus the inputs moved into the device
 // (resident before the call). Per backend path: native kernels and RING_NATIVE=0. The figure
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { nativeAddon } from '../../ring/index.js';
+import { nativeAddon } from '../../native/index.js';
 import { exp } from '../helpers/cli.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));

@@ -19,7 +19,7 @@ import {
   nativeAddon,
   nativeRefusedOn,
   nativeThreads,
-} from './native.js';
+} from './addon.js';
 
 /** Where the current tfjs backend keeps its tensors (the flags are tfjs-node's, when present). */
 export function currentPlacement(): BackendPlacement {
@@ -33,7 +33,7 @@ export function currentPlacement(): BackendPlacement {
 }
 
 /**
- * The addon if native kernels may run on the current backend (ring/native.ts `nativeRefusedOn`:
+ * The addon if native kernels may run on the current backend (native/addon.ts `nativeRefusedOn`:
  * never on a GPU device), else undefined and the backend's own kernels run.
  */
 export function nativeForCurrentBackend(): NativeAddon | undefined {

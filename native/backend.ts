@@ -22,8 +22,8 @@ import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../common/index.js';
-import { configureNative, nativeStatus } from './native.js';
-import { currentPlacement, installNativeKernels } from './native-kernels.js';
+import { configureNative, nativeStatus } from './addon.js';
+import { currentPlacement, installNativeKernels } from './kernels.js';
 
 export const BACKEND_NAMES = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -36,7 +36,7 @@ export interface BackendInfo {
   provider: string;
   /** Why this one was picked, one line. */
   reason: string;
-  /** Which attention/matmul kernels run beside it (ring/native.ts), one line. */
+  /** Which attention/matmul kernels run beside it (native/addon.ts), one line. */
   kernels?: string;
 }
 
@@ -53,7 +53,7 @@ export interface InitBackendOptions {
    */
   cpuThreads?: number;
   /**
-   * Use the native kernels (ring/native.ts, issue 7) when the addon loads; default true unless
+   * Use the native kernels (native/addon.ts, issue 7) when the addon loads; default true unless
    * `RING_NATIVE=0`. They serve attention on every backend whose tensors live in CPU memory (wasm,
    * cpu, tfjs-node on the CPU; never a GPU device, issue 23) and the wasm/cpu backends' matmuls.
    */

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { parseNodeList, rankFromEnvironment, secretFromEnvironment } from '../../../ring/index.js';
+import { parseNodeList, rankFromEnvironment, secretFromEnvironment } from '../../../cluster/index.js';
 
 describe('parseNodeList (SLURM compact syntax)', () => {
   const cases: [string, string[]][] = [

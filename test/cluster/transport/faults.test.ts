@@ -94,10 +94,21 @@ describe('ring faults', () => {
     }
   });
 
-  test('an intruder without the secret is refused, then the real ring runs', async () => {
+  test('an intruder without the secret, or with a malformed frame, is refused, then the real ring runs', async () => {
     const port = await freePort();
     const s = secret();
     const r0 = start(workerArgs(SMALL, ['--check', '--backward']), rankEnv(0, 2, port, s));
+    // a frame that breaks the wire format is refused by name, not parsed to {} (issue 13)
+    const garbler = new Dealer({ linger: 0, receiveTimeout: 20_000 });
+    try {
+      garbler.connect(`tcp://127.0.0.1:${port}`);
+      await garbler.send(['HELLO', '{"nonce":']);
+      const [t, body] = await garbler.receive();
+      assert.equal(t.toString(), 'REFUSED');
+      assert.match(body.toString(), /malformed HELLO message: the body is not JSON/);
+    } finally {
+      garbler.close();
+    }
     const intruder = new Dealer({ linger: 0, receiveTimeout: 20_000 });
     try {
       intruder.connect(`tcp://127.0.0.1:${port}`);

@@ -28,3 +28,16 @@ export class RingCommError extends Error {
     this.name = 'RingCommError';
   }
 }
+
+/**
+ * What a task running on a device of the ring gets besides its arguments. The devices themselves
+ * (worker threads, processes) are made in cluster/; the ring code sees only this.
+ */
+export interface DeviceContext {
+  rank: number;
+  worldSize: number;
+  transport: RingTransport;
+}
+
+/** A function a device can run: exported by a module, called with this device's arguments. */
+export type DeviceTask<A, R> = (args: A, ctx: DeviceContext) => R | Promise<R>;

@@ -4,10 +4,10 @@
  * tasks the main thread names by module and function, with a transport to its ring neighbours.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend } from '../backend.js';
-import { configureNative } from '../native.js';
+import { configureNative, initBackend } from '../../native/index.js';
 import { SharedMemoryTransport } from '../transport/shared-memory.js';
-import type { CallMessage, DeviceContext, WorkerInit, WorkerReply } from './protocol.js';
+import type { DeviceContext } from '../../ring/index.js';
+import type { CallMessage, WorkerInit, WorkerReply } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;

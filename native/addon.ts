@@ -10,7 +10,7 @@
  *
  * Threads: each call runs on `nativeThreads()` OS threads (the caller included).
  * `RING_NATIVE_THREADS` or `configureNative({ threads })` sets it; by default a process's C
- * cores are shared by its N ring devices (worker threads in one process, ring/device/), so
+ * cores are shared by its N ring devices (worker threads in one process, cluster/device/), so
  * each gets ⌊C / N⌋ (at least 1) and N devices never oversubscribe the cores.
  */
 import { existsSync } from 'node:fs';
@@ -152,7 +152,7 @@ export function nativeThreads(): number {
   return Math.max(1, Math.floor(availableParallelism() / processes / (settings.devices ?? 1)));
 }
 
-/** Where the addon lives: native/build/Release (from dist/ring/), or `RING_NATIVE_ADDON`. */
+/** Where the addon lives: native/build/Release (from dist/native/), or `RING_NATIVE_ADDON`. */
 function addonPath(): string {
   return (
     process.env.RING_NATIVE_ADDON ||

@@ -7,19 +7,22 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../common/index.js';
-import { tokenIndices } from '../attention/ring.js';
-import type { AttentionOptions, RingLayout } from '../attention/types.js';
-import { checkAttentionInputs } from '../attention/validate.js';
+import {
+  type AttentionOptions,
+  checkAttentionInputs,
+  type RingLayout,
+  tokenIndices,
+} from '../../ring/index.js';
 import type { AttentionTaskArgs, AttentionTaskResult } from './attention-task.js';
 import type { RingGroup } from './group.js';
-import type { DeviceMemory } from './measure.js';
+import type { DeviceMemory } from '../../native/index.js';
 
 export interface RingCallOptions extends AttentionOptions {
   /** Token layout over devices (default contiguous, as the paper; striped balances causal work). */
   layout?: RingLayout;
   /** Gradient of the output: when given, the backward pass runs too and dq, dk, dv come back. */
   dOut?: tf.Tensor;
-  /** Measure each device's memory at its peak (ring/device/measure.ts). */
+  /** Measure each device's memory at its peak (native/memory.ts). */
   measureMemory?: boolean;
 }
 
@@ -32,7 +35,7 @@ export interface RingCallResult {
   fwdMs: number;
   bwdMs: number;
   /**
-   * What each device held at its peak (wasm heap, JS, native buffers; ring/device/measure.ts)
+   * What each device held at its peak (wasm heap, JS, native buffers; native/memory.ts)
    * plus its receive buffers; 0 without measureMemory.
    */
   peakBytesPerDevice: number[];

@@ -2,7 +2,8 @@
 // O(s/N) for ring (issue 2), measured forward+backward on device workers.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { initBackend, RingGroup } from '../../ring/index.js';
+import { initBackend } from '../../native/index.js';
+import { RingGroup } from '../../cluster/index.js';
 import { benchAttention } from '../../experiments/bench/attention.js';
 
 const base = {

@@ -11,10 +11,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Rng } from '../../common/index.js';
-import { type DeviceMemory, initBackend, RingGroup, tokenIndices } from '../../ring/index.js';
-import type { AttentionTaskArgs, AttentionTaskResult } from '../../ring/device/attention-task.js';
-import { gatherTokens } from '../../ring/device/ring-attention.js';
-import type { SingleTaskArgs } from '../../ring/device/single-task.js';
+import { type DeviceMemory, initBackend } from '../../native/index.js';
+import { tokenIndices } from '../../ring/index.js';
+import { RingGroup } from '../../cluster/index.js';
+import type { AttentionTaskArgs, AttentionTaskResult } from '../../cluster/device/attention-task.js';
+import { gatherTokens } from '../../cluster/device/ring-attention.js';
+import type { SingleTaskArgs } from '../../cluster/device/single-task.js';
 
 interface ProbeArgs {
   devices: number;
@@ -41,14 +43,14 @@ const c = T / N;
 const rng = new Rng(a.seed);
 const whole = Array.from({ length: 4 }, () => rng.normalArray(B * H * T * D)); // q, k, v, dOut
 const group = await RingGroup.create({ devices: N, backend: 'wasm' });
-const measureModule = new URL('../../ring/device/measure.js', import.meta.url);
+const measureModule = new URL('../../native/memory.js', import.meta.url);
 // a small call first: wasm compiles its hot kernels (TurboFan tier-up) on first use, the
 // runtime's one-time cost, so the call measured below holds what attention holds
 {
   const w = 256;
   const small = Array.from({ length: 4 }, () => rng.normalArray(B * H * w * D));
   await group.run<SingleTaskArgs, AttentionTaskResult>(
-    new URL('../../ring/device/single-task.js', import.meta.url),
+    new URL('../../cluster/device/single-task.js', import.meta.url),
     'singleAttentionTask',
     Array.from({ length: N }, () => ({
       impl: 'blockwise' as const,
@@ -74,7 +76,7 @@ if (N === 1) {
   before = rss().now;
   writeFileSync('/proc/self/clear_refs', '5'); // VmHWM := VmRSS (Linux ≥ 4.0)
   results = await group.run<SingleTaskArgs, AttentionTaskResult>(
-    new URL('../../ring/device/single-task.js', import.meta.url),
+    new URL('../../cluster/device/single-task.js', import.meta.url),
     'singleAttentionTask',
     [args],
     1,
@@ -94,7 +96,7 @@ if (N === 1) {
   before = rss().now;
   writeFileSync('/proc/self/clear_refs', '5');
   results = await group.run<AttentionTaskArgs, AttentionTaskResult>(
-    new URL('../../ring/device/attention-task.js', import.meta.url),
+    new URL('../../cluster/device/attention-task.js', import.meta.url),
     'attentionTask',
     args,
     2 * B * H * c * D,
