@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type ProbedPeak, withPeakBytes } from '../native/index.js';
-import { type DeviceContext, type RingLayout, type SequenceContext } from '../ring/index.js';
+import type { DeviceContext, RingLayout, SequenceContext } from '../ring/index.js';
 import {
   AdamW,
   GradientSum,
