@@ -14,20 +14,25 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type ProbedPeak, withPeakBytes } from '../native/index.js';
+import type { DeviceContext, RingLayout, SequenceContext } from '../ring/index.js';
 import {
-  allReduceSum,
-  type DeviceContext,
-  type RingLayout,
-  type SequenceContext,
-  tokenIndices,
-} from '../ring/index.js';
-import { AdamW, type OptimizerState } from '../train/index.js';
+  AdamW,
+  GradientSum,
+  type OptimizerState,
+  type RingTask,
+  ringTask,
+  shardColumns,
+  stepOptimizer,
+  type TrainingState,
+} from '../train/index.js';
 import { IGNORE_INDEX, type LlamaConfig, type LlamaModel } from './model.js';
 import { buildModel, type LoadModelArgs } from './ring-device.js';
 
 interface Finetuner {
   model: LlamaModel;
   optimizer: AdamW;
+  /** The step's gradient sum (and the loss shares as its one extra), reused between steps. */
+  sum: GradientSum;
 }
 let trainer: Finetuner | undefined;
 
@@ -54,7 +59,7 @@ export function initFinetune(a: FinetuneInitArgs): { parameters: number } {
     decays: (v) => v.rank === 2,
   });
   if (a.optimizer) optimizer.load(a.optimizer);
-  trainer = { model, optimizer };
+  trainer = { model, optimizer, sum: new GradientSum(model.variables(), 1) };
   return { parameters: model.variables().reduce((s, v) => s + v.size, 0) };
 }
 
@@ -109,42 +114,22 @@ function sequenceOf(
  * all-reduce with the loss shares), averaged over micro-batches, clipped, and AdamW.
  */
 export function finetuneStep(a: FinetuneStepArgs, ctx: DeviceContext): FinetuneStepResult {
-  const { model, optimizer } = current();
-  const vars = model.variables();
-  const total = vars.reduce((s, v) => s + v.size, 0);
-  const flat = new Float32Array(total + 1); // gradients, then the summed loss shares
+  const { model, optimizer, sum } = current();
+  sum.reset();
   for (const mb of a.microBatches) {
-    const ids = tf.tensor2d(mb.ids, [a.batch, mb.ids.length / a.batch], 'int32');
+    const ids = tf.tensor2d(mb.ids, [a.batch, mb.ids.length / a.batch], 'int32'); // (B, c)
     const { value, grads } = tf.variableGrads(
       () => model.loss(ids, mb.targets, sequenceOf(model, a, mb, ctx), mb.denominator),
-      vars,
+      sum.vars,
     );
-    let off = 0;
-    for (const v of vars) {
-      const g = grads[v.name].dataSync() as Float32Array;
-      for (let i = 0; i < g.length; i++) flat[off + i] += g[i];
-      off += v.size;
-    }
-    flat[total] += value.dataSync()[0];
+    sum.add(grads, [value.dataSync()[0]]);
     tf.dispose([ids, value, ...Object.values(grads)]);
   }
-  if (ctx.worldSize > 1) allReduceSum(ctx.transport, flat);
-  const accum = a.microBatches.length;
-  let sq = 0;
-  for (let i = 0; i < total; i++) sq += flat[i] * flat[i];
-  const gradNorm = Math.sqrt(sq) / accum;
+  sum.allReduce(ctx.worldSize > 1 ? ctx.transport : undefined);
+  const accumulate = a.microBatches.length;
   // NOTE: clip the micro-batch mean at clipNorm: scale = clip/‖g‖ when over (no epsilon)
-  const scale = (1 / accum) * (a.clipNorm > 0 && gradNorm > a.clipNorm ? a.clipNorm / gradNorm : 1);
-  let off = 0;
-  const scaled = vars.map((v) => {
-    const g = new Float32Array(v.size);
-    for (let i = 0; i < v.size; i++) g[i] = flat[off + i] * scale;
-    off += v.size;
-    return tf.tensor(g, v.shape);
-  });
-  optimizer.apply(scaled, a.lr);
-  tf.dispose(scaled);
-  return { loss: flat[total] / accum, gradNorm };
+  const { gradNorm } = stepOptimizer(sum, optimizer, { lr: a.lr, clipNorm: a.clipNorm, accumulate });
+  return { loss: sum.extras[0] / accumulate, gradNorm };
 }
 
 /** A micro-batch of whole windows, as the main thread samples it. */
@@ -169,11 +154,10 @@ export interface ShardOptions {
 /** Each device's `finetuneStep` arguments: its tokens and targets of every micro-batch. */
 export function shardStep(microBatches: Window[], o: ShardOptions): FinetuneStepArgs[] {
   const N = o.devices;
-  const indices = Array.from({ length: N }, (_, r) => tokenIndices(r, N, o.seqLen, o.layout));
-  return indices.map((ix) => ({
+  return Array.from({ length: N }, (_, rank) => ({
     microBatches: microBatches.map((w) => ({
-      ids: selectColumns(w.tokens, ix, o.batch, o.seqLen),
-      targets: selectColumns(w.targets, ix, o.batch, o.seqLen),
+      ids: shardColumns(w.tokens, o.batch, o.seqLen, rank, N, o.layout),
+      targets: shardColumns(w.targets, o.batch, o.seqLen, rank, N, o.layout),
       segmentIds: w.segmentIds,
       denominator: w.targets.reduce((n, t) => n + (t === IGNORE_INDEX ? 0 : 1), 0),
     })),
@@ -183,14 +167,6 @@ export function shardStep(microBatches: Window[], o: ShardOptions): FinetuneStep
     lr: o.lr,
     clipNorm: o.clipNorm,
   }));
-}
-
-/** The columns `ix` of every row of a (B, T) row-major array: (B, |ix|). */
-function selectColumns(a: Int32Array, ix: Int32Array, B: number, T: number): Int32Array {
-  if (ix.length === T) return a;
-  const out = new Int32Array(B * ix.length);
-  for (let b = 0; b < B; b++) for (let t = 0; t < ix.length; t++) out[b * ix.length + t] = a[b * T + ix[t]];
-  return out;
 }
 
 /**
@@ -226,7 +202,7 @@ export function finetuneMessageFloats(
 ): number {
   const Dh = config.hiddenSize / config.numHeads;
   const kvBlock = devices > 1 ? 2 * batch * config.numKvHeads * (seqLen / devices) * Dh : 1;
-  return Math.max(kvBlock, Math.ceil((parameters + 1) / devices));
+  return Math.max(kvBlock, GradientSum.messageFloats(parameters, 1, devices));
 }
 
 /**
@@ -257,10 +233,7 @@ export function finetuneRealBytesPerDevice(
 }
 
 /** A replica's weights (in `LlamaModel.variables()` order) and AdamW's state. */
-export interface FinetuneState {
-  weights: Float32Array[];
-  optimizer: OptimizerState;
-}
+export type FinetuneState = TrainingState;
 
 /**
  * This replica's state when `reply` is set, else null: every replica holds the same, so a
@@ -283,4 +256,24 @@ export function disposeFinetune(): null {
     trainer = undefined;
   }
   return null;
+}
+
+/**
+ * This module's tasks as the main thread calls them (lm/finetune.ts), the names written once
+ * beside the functions; `messageFloats` (finetuneMessageFloats) sizes the ring's channels.
+ */
+export function finetuneTasks(messageFloats: number): {
+  init: RingTask<FinetuneInitArgs, { parameters: number }>;
+  step: RingTask<FinetuneStepArgs, FinetuneStepResult>;
+  probe: RingTask<FinetuneStepArgs, ProbedPeak>;
+  state: RingTask<{ reply: boolean }, FinetuneState | null>;
+} {
+  const self = import.meta.url;
+  return {
+    init: ringTask(self, 'initFinetune', () => messageFloats),
+    step: ringTask(self, 'finetuneStep', () => messageFloats),
+    probe: ringTask(self, 'probeFinetune', () => messageFloats),
+    // the state goes to the main thread, not over the ring
+    state: ringTask(self, 'finetuneState', () => 1),
+  };
 }

@@ -1,6 +1,7 @@
 /**
  * lm/: a LLaMA-style decoder on ring/ attention, Hugging Face safetensors checkpoints, tokenizers,
- * the ShareGPT finetuning pipeline and the LongChat line-retrieval task (issue 8).
+ * the ShareGPT finetuning pipeline and the LongChat line-retrieval task (issue 8), and their
+ * trainers: `finetune` and `trainLineRetrieval` / `evaluateLineRetrieval` (issue 13).
  */
 export {
   argmax,
@@ -68,6 +69,38 @@ export {
   lastInteger,
   makeLineRetrievalCase,
 } from './line-retrieval.js';
+export {
+  checkFinetuneOptions,
+  FINETUNE_DEFAULTS,
+  type FinetuneOptions,
+  type FinetuneResult,
+  finetune,
+  finetuneRuntime,
+  learningRate,
+} from './finetune.js';
+export {
+  answerPositions,
+  type EncodedLineCase,
+  encodeLineCase,
+  lineAnswerCorrect,
+  lineBatch,
+} from './line-retrieval.js';
+export {
+  evaluateLineRetrieval,
+  evaluateOnDevice,
+  type LineRetrievalEvaluation,
+  type LineRetrievalRow,
+} from './line-retrieval-eval.js';
+export {
+  checkLineRetrievalOptions,
+  curriculumCap,
+  LINE_RETRIEVAL_DEFAULTS,
+  type LineRetrievalOptions,
+  type LineRetrievalTrained,
+  lineRetrievalConfig,
+  lineRetrievalRuntime,
+  trainLineRetrieval,
+} from './line-retrieval-train.js';
 export {
   type HfRope,
   type RopeScaling,

@@ -8,6 +8,7 @@
  * is LongChat's.
  */
 import { InputError, type Rng } from '../common/index.js';
+import { IGNORE_INDEX } from './head-loss.js';
 import type { EncodeOptions, Tokenizer } from './tokenizer.js';
 
 export const LINE_HEADER =
@@ -135,4 +136,57 @@ export class LineTokenizer implements Tokenizer {
   piece(id: number): string {
     return this.pieces[id];
   }
+}
+
+/** One tokenized case (LineTokenizer): prompt + answer + `>`. */
+export interface EncodedLineCase {
+  ids: number[];
+  /** Index of the first answer token (the prompt's length). */
+  answerAt: number;
+  answer: number;
+  lines: number;
+}
+
+const lineTokenizer = new LineTokenizer();
+
+/** A fresh case of `lines` lines, tokenized with the LineTokenizer (BOS first). */
+export function encodeLineCase(rng: Rng, lines: number, maxValue: number): EncodedLineCase {
+  const c = makeLineRetrievalCase(rng, lines, maxValue);
+  const prompt = lineTokenizer.encode(c.prompt, { bos: true });
+  return {
+    ids: [...prompt, ...lineTokenizer.encode(`${c.answer}>`)],
+    answerAt: prompt.length,
+    answer: c.answer,
+    lines,
+  };
+}
+
+/** The positions whose next token is an answer token: the prompt's last one and the digits. */
+export function answerPositions(e: EncodedLineCase): number[] {
+  return Array.from({ length: e.ids.length - e.answerAt }, (_, i) => e.answerAt - 1 + i);
+}
+
+/**
+ * Rows right-padded with <pad> (0) to `T`: ids (B·T); next-token targets (B·T, −100 on padding)
+ * and whether each target is an answer token (B·T). Causal attention: padding on the right
+ * never reaches earlier positions.
+ */
+export function lineBatch(
+  cases: EncodedLineCase[],
+  T: number,
+): { ids: Int32Array; targets: Int32Array; isAnswer: Uint8Array } {
+  const ids = new Int32Array(cases.length * T);
+  const targets = new Int32Array(cases.length * T).fill(IGNORE_INDEX);
+  const isAnswer = new Uint8Array(cases.length * T);
+  cases.forEach((e, b) => {
+    ids.set(e.ids, b * T);
+    for (let p = 0; p + 1 < e.ids.length; p++) targets[b * T + p] = e.ids[p + 1];
+    for (const p of answerPositions(e)) isAnswer[b * T + p] = 1;
+  });
+  return { ids, targets, isAnswer };
+}
+
+/** LongChat scoring of a predicted answer span (token ids): its last integer is the answer. */
+export function lineAnswerCorrect(e: EncodedLineCase, predicted: number[]): boolean {
+  return lastInteger(lineTokenizer.decode(predicted)) === e.answer;
 }

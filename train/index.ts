@@ -5,6 +5,14 @@
  * trainers report through; and the metric vocabulary. Depends on ring/ and common/ only.
  */
 
+export type {
+  CheckpointJson,
+  CheckpointSink,
+  CheckpointTensor,
+  ProgressBar,
+  TrainCheckpoint,
+  TrainContext,
+} from './context.js';
 export { GradientSum, type OptimizerStepOptions, stepOptimizer } from './gradients.js';
 export { MemoryLogger, type TrainLogger } from './logger.js';
 export { isKnownMetric, METRICS, type MetricSpec } from './metrics.js';

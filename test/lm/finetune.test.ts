@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { Rng } from '../../common/index.js';
 import { TokenDataset, TokenWindowSampler } from '../../datasets/index.js';
-import { loadLlama, windowTargets } from '../../lm/index.js';
-import { learningRate } from '../../experiments/recipes/sharegpt-finetune.js';
+import { learningRate, loadLlama, windowTargets } from '../../lm/index.js';
 import { initBackend } from '../../native/index.js';
 import { pythonJson } from '../helpers/python.js';
 import { outcome, runExp, tempDir, testEnv } from '../experiments/util.js';
@@ -72,6 +72,41 @@ test('learning rate: linear warmup then cosine to the floor', () => {
   assert.equal(learningRate(10, c), 1);
   assert.ok(Math.abs(learningRate(60, c) - 0.55) < 1e-12);
   assert.ok(Math.abs(learningRate(110, c) - 0.1) < 1e-12);
+});
+
+/** The schedule as the sharegpt-finetune recipe wrote it before it used train/'s warmupCosine. */
+function formerLearningRate(
+  step: number,
+  c: { lr: number; minLrRatio: number; warmupSteps: number; steps: number },
+) {
+  if (c.warmupSteps > 0 && step <= c.warmupSteps) return (c.lr * step) / c.warmupSteps;
+  const span = Math.max(1, c.steps - c.warmupSteps);
+  const progress = Math.min(1, (step - c.warmupSteps) / span);
+  const floor = c.lr * c.minLrRatio;
+  return floor + 0.5 * (c.lr - floor) * (1 + Math.cos(Math.PI * progress));
+}
+
+test('learning rate: the same numbers as the former recipe schedule, every step of random configs', () => {
+  const seed = (Math.random() * 2 ** 31) | 0;
+  const rng = new Rng(seed);
+  const configs = [
+    { lr: 3e-3, minLrRatio: 0.1, warmupSteps: 10, steps: 100 },
+    { lr: 1e-2, minLrRatio: 0, warmupSteps: 0, steps: 7 },
+    { lr: 1, minLrRatio: 0.5, warmupSteps: 12, steps: 5 }, // the run ends inside the warmup
+    ...Array.from({ length: 20 }, () => ({
+      lr: 10 ** (-4 + 3 * rng.next()),
+      minLrRatio: rng.next(),
+      warmupSteps: rng.int(40),
+      steps: 1 + rng.int(300),
+    })),
+  ];
+  for (const c of configs)
+    for (let step = 1; step <= c.steps; step++)
+      assert.equal(
+        learningRate(step, c),
+        formerLearningRate(step, c),
+        `seed ${seed} ${JSON.stringify(c)} step ${step}`,
+      );
 });
 
 const STEPS = 80;

@@ -6,9 +6,9 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { Rng } from '../../common/index.js';
-import { curriculumCap } from '../../experiments/recipes/line-retrieval.js';
 import { FileStore } from '../../experiments/tracking/index.js';
 import {
+  curriculumCap,
   LINE_HEADER,
   LineTokenizer,
   LlamaModel,
