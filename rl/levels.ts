@@ -54,7 +54,8 @@ function levelEnvs(): { short: string; dir: string }[] {
     .map((d) => ({ short: d.replace(/-v\d+$/, ''), dir: join(LEVELS_ROOT, d) }));
 }
 
-function snapshotFiles(dir: string): { update: number; file: string }[] {
+/** The `snap-<update>.json` files a train-levels run wrote in `dir`, by update. */
+export function snapshotFiles(dir: string): { update: number; file: string }[] {
   return readdirSync(dir)
     .map((f) => ({ m: /^snap-(\d+)\.json$/.exec(f), f }))
     .filter((x) => x.m)

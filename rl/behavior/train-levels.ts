@@ -13,10 +13,11 @@
  * statistics and counters; Adam's moments restart, as in rl/behavior/train-ant-medium.ts), so
  * the log and snapshots continue where they stopped. Snapshots are written atomically.
  */
-import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { errorMessage, writeFileAtomic } from '../../common/index.js';
+import { snapshotFiles } from '../levels.js';
 import { trainPpo } from '../ppo.js';
 import type { PolicyJSON } from '../ppo-policy.js';
 
@@ -32,12 +33,7 @@ interface Options {
 
 /** The newest `snap-<update>.json` in `dir`, or undefined. */
 export function newestSnapshot(dir: string): { update: number; file: string } | undefined {
-  let best: { update: number; file: string } | undefined;
-  for (const f of readdirSync(dir)) {
-    const m = /^snap-(\d+)\.json$/.exec(f);
-    if (m && (!best || Number(m[1]) > best.update)) best = { update: Number(m[1]), file: join(dir, f) };
-  }
-  return best;
+  return snapshotFiles(dir).at(-1);
 }
 
 function parse(argv: string[]): Options {
