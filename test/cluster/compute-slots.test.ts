@@ -1,0 +1,123 @@
+// Compute slots (issue 17 item 4): a RingGroup with `computeSlots` lets at most that many devices
+// compute at once (a device gives its slot up while it waits on its neighbour), its ring
+// attention is bitwise the same as without slots, and 8 devices on 1 slot finish a ring
+// attention (no deadlock: a device waiting on a message never holds a slot).
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../../common/index.js';
+import { initBackend } from '../../native/index.js';
+import { vanillaAttention } from '../../ring/index.js';
+import { RingGroup, ringAttention } from '../../cluster/index.js';
+import { type Case, caseName, makeProblem, tensors } from '../helpers/attention.js';
+import { relError } from '../helpers/reference.js';
+import type { ConcurrencyArgs } from './slots-task.js';
+
+const task = new URL('./slots-task.js', import.meta.url);
+const N = 4;
+const ROUNDS = 6;
+const SPIN_MS = 15;
+
+before(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+/** Runs the concurrency task on a fresh group; returns the most devices inside compute at once. */
+async function mostInside(computeSlots: number | undefined): Promise<number> {
+  const group = await RingGroup.create({ devices: N, backend: 'wasm', computeSlots });
+  try {
+    const counter = new SharedArrayBuffer(12);
+    const args: ConcurrencyArgs = { counter, rounds: ROUNDS, spinMs: SPIN_MS };
+    const sums = await group.run<ConcurrencyArgs, number>(task, 'concurrencyTask', Array(N).fill(args), 1);
+    // each device received its predecessor's rank every round: the ring ran in full
+    for (const [rank, s] of sums.entries()) assert.equal(s, ROUNDS * ((rank - 1 + N) % N), `device ${rank}`);
+    const c = new Int32Array(counter);
+    assert.equal(c[0], 0, 'every device left compute');
+    assert.equal(c[2], N, 'every device finished');
+    return c[1];
+  } finally {
+    await group.dispose();
+  }
+}
+
+describe(`compute slots on a ${N}-device ring`, () => {
+  for (const slots of [1, 2]) {
+    test(`computeSlots=${slots}: at most ${slots} devices compute at once`, async (t) => {
+      const most = await mostInside(slots);
+      t.diagnostic(`most devices inside compute at once: ${most}`);
+      assert.ok(most >= 1 && most <= slots, `most inside ${most} > ${slots} slots`);
+    });
+  }
+
+  // NOTE: the control: without slots the same task does overlap, so the checks above can fail
+  test('no slots: devices compute at once (the check can fail)', async (t) => {
+    const most = await mostInside(undefined);
+    t.diagnostic(`most devices inside compute at once: ${most}`);
+    assert.ok(most >= 2, `without slots only ${most} device computed at once`);
+  });
+
+  test('computeSlots must be a positive integer', async () => {
+    await assert.rejects(
+      RingGroup.create({ devices: 2, backend: 'wasm', computeSlots: 0 }),
+      (e: Error) =>
+        e instanceof InputError &&
+        /RingGroup: computeSlots must be a positive integer; got 0/.test(e.message),
+    );
+  });
+});
+
+const CASE: Case & { blockSize: number } = { B: 1, H: 4, Hk: 2, T: 64, D: 8, causal: true, blockSize: 8 };
+
+function bits(x: tf.Tensor): Buffer {
+  const a = x.dataSync() as Float32Array;
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+test(caseName(CASE, `ring N=${N} striped: the same bits with computeSlots 1, 2 and without `), async (t) => {
+  const p = makeProblem(CASE);
+  t.diagnostic(`seed ${p.seed}`);
+  const x = tensors(p);
+  const results: Buffer[][] = [];
+  for (const computeSlots of [undefined, 1, 2]) {
+    const group = await RingGroup.create({ devices: N, backend: 'wasm', computeSlots });
+    try {
+      const r = await ringAttention(group, x.q, x.k, x.v, {
+        causal: true,
+        blockSize: CASE.blockSize,
+        layout: 'striped',
+        dOut: x.dOut,
+      });
+      results.push([r.out, r.dq!, r.dk!, r.dv!].map(bits));
+      tf.dispose([r.out, r.dq!, r.dk!, r.dv!]);
+    } finally {
+      await group.dispose();
+    }
+  }
+  const names = ['out', 'dq', 'dk', 'dv'];
+  for (const i of [1, 2])
+    for (const [j, b] of results[i].entries())
+      assert.ok(b.equals(results[0][j]), `seed ${p.seed}: ${names[j]} with slots differs from without`);
+});
+
+test('ring N=8 on computeSlots=1: a causal ring attention forward finishes and is right', async (t) => {
+  const c: Case = { B: 1, H: 2, Hk: 2, T: 64, D: 8, causal: true };
+  const p = makeProblem(c);
+  t.diagnostic(`seed ${p.seed}`);
+  const x = tensors(p);
+  // NOTE: a short comm timeout, so a deadlock fails fast instead of waiting out the default
+  const group = await RingGroup.create({
+    devices: 8,
+    backend: 'wasm',
+    computeSlots: 1,
+    commTimeoutMs: 20_000,
+  });
+  try {
+    const r = await ringAttention(group, x.q, x.k, x.v, { causal: true, blockSize: 8 });
+    const want = vanillaAttention(x.q, x.k, x.v, { causal: true });
+    const err = relError(r.out.dataSync() as Float32Array, want.dataSync() as Float32Array);
+    assert.ok(err < 1e-4, `seed ${p.seed}: relative error ${err} against vanilla`);
+    tf.dispose([r.out, want]);
+  } finally {
+    await group.dispose();
+  }
+});
