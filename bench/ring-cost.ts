@@ -25,6 +25,7 @@
  * Writes the JSON atomically and prints a Markdown table; the CPU model and the 1-minute load
  * average before and after each row go to stderr and into the table. Run it on an idle machine.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +100,35 @@ const peakModule = new URL('../experiments/recipes/context-scaling-device.js', i
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const load = () => Number(loadavg()[0].toFixed(2));
 
+/** Seconds of CPU the whole machine has been busy (Linux /proc/stat; USER_HZ is 100), or null. */
+function machineBusySeconds(): number | null {
+  try {
+    const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+    const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
+    return (user + nice + system + irq + softirq + (steal || 0)) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What other processes used of the machine's cores while `fn` ran, as a fraction of all of them:
+ * (machine busy − this process's CPU time, its device threads included) / (wall × cores). The
+ * bench's own idleness check, beside the load average (which lags by a minute); null off Linux.
+ */
+async function otherCpuShare<T>(fn: () => Promise<T>): Promise<{ value: T; share: number | null }> {
+  const busy0 = machineBusySeconds();
+  const ours0 = process.cpuUsage();
+  const t0 = performance.now();
+  const value = await fn();
+  const wall = (performance.now() - t0) / 1000;
+  const busy1 = machineBusySeconds();
+  const oursUs = process.cpuUsage(ours0);
+  if (busy0 === null || busy1 === null || wall <= 0) return { value, share: null };
+  const ours = (oursUs.user + oursUs.system) / 1e6;
+  return { value, share: Math.max(0, busy1 - busy0 - ours) / (wall * cpus().length) };
+}
+
 // NOTE: one core per device (issue 17 item 4): handed on to every device this process starts
 configureNative({ threads: 1 });
 await initBackend({ backend: 'wasm', notice: false });
@@ -146,6 +176,8 @@ interface Row {
   loss: number;
   loadBefore: number;
   loadAfter: number;
+  /** Other processes' share of the machine's cores during the timed steps (null off Linux). */
+  otherCpuShare: number | null;
 }
 
 /** Times `steps` finetune steps (after one warm-up) on a fresh group; one row of the table. */
@@ -188,20 +220,24 @@ async function measure(method: Row['method'], devices: number): Promise<Row> {
   const group = await RingGroup.create({ devices, backend: 'wasm', computeSlots: cores });
   const times: number[] = [];
   let loss = Number.NaN;
+  let otherShare: number | null = null;
   try {
     await group.run(deviceModule, 'initFinetune', Array(devices).fill(initArgs), floats);
-    for (let s = 0; s <= args.steps; s++) {
-      const stepArgs = argsForStep();
-      const t0 = performance.now();
-      const r = await group.run<FinetuneStepArgs, FinetuneStepResult>(
-        deviceModule,
-        'finetuneStep',
-        stepArgs,
-        floats,
-      );
-      if (s > 0) times.push(performance.now() - t0); // the first step warms up
-      loss = r[0].loss;
-    }
+    const steps = await otherCpuShare(async () => {
+      for (let s = 0; s <= args.steps; s++) {
+        const stepArgs = argsForStep();
+        const t0 = performance.now();
+        const r = await group.run<FinetuneStepArgs, FinetuneStepResult>(
+          deviceModule,
+          'finetuneStep',
+          stepArgs,
+          floats,
+        );
+        if (s > 0) times.push(performance.now() - t0); // the first step warms up
+        loss = r[0].loss;
+      }
+    });
+    otherShare = steps.share;
   } finally {
     await group.dispose();
   }
@@ -224,9 +260,10 @@ async function measure(method: Row['method'], devices: number): Promise<Row> {
     loss: Number(loss.toFixed(4)),
     loadBefore,
     loadAfter: load(),
+    otherCpuShare: otherShare === null ? null : Number(otherShare.toFixed(3)),
   };
   console.error(
-    `  ${method} N=${devices} T=${seqLen}: ${row.tokensPerSec} tokens/s, step ${row.stepMs} ms, ${row.modelGflops.toFixed(2)} GFLOP/s; load after ${row.loadAfter}`,
+    `  ${method} N=${devices} T=${seqLen}: ${row.tokensPerSec} tokens/s, step ${row.stepMs} ms, ${row.modelGflops.toFixed(2)} GFLOP/s; load after ${row.loadAfter}, other processes ${row.otherCpuShare === null ? '–' : `${(100 * row.otherCpuShare).toFixed(0)}%`} of the cores`,
   );
   return row;
 }
@@ -280,11 +317,11 @@ console.log(
 );
 console.log('');
 console.log(
-  '| method | devices | cores | sequence | tokens/s | step ms | model GFLOP/s | MFU | ring cost (MFU points) | load before → after |',
+  '| method | devices | cores | sequence | tokens/s | step ms | model GFLOP/s | MFU | ring cost (MFU points) | load before → after | CPU of other processes |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows)
   console.log(
-    `| ${r.method === 'bpt' ? 'BPT (data-parallel)' : 'ring'} | ${r.devices} | ${r.cores} | ${r.seqLen} | ${r.tokensPerSec} | ${r.stepMs.toFixed(0)} | ${r.modelGflops.toFixed(2)} | ${(100 * r.mfu).toFixed(2)}% | ${r.costMfuPoints ?? '–'} | ${r.loadBefore} → ${r.loadAfter} |`,
+    `| ${r.method === 'bpt' ? 'BPT (data-parallel)' : 'ring'} | ${r.devices} | ${r.cores} | ${r.seqLen} | ${r.tokensPerSec} | ${r.stepMs.toFixed(0)} | ${r.modelGflops.toFixed(2)} | ${(100 * r.mfu).toFixed(2)}% | ${r.costMfuPoints ?? '–'} | ${r.loadBefore} → ${r.loadAfter} | ${r.otherCpuShare === null ? '–' : `${(100 * r.otherCpuShare).toFixed(0)}%`} |`,
   );
 console.error(`bench ring-cost: wrote ${args.out}`);

@@ -35,6 +35,7 @@ interface Row {
   costMfuPoints: number | null;
   loadBefore: number;
   loadAfter: number;
+  otherCpuShare: number | null;
 }
 
 test('ring-cost --steps 1 --tokens-per-device 64 --devices 1,2 --out <tmp>: BPT and ring N=1, 2', () => {
@@ -75,12 +76,17 @@ test('ring-cost --steps 1 --tokens-per-device 64 --devices 1,2 --out <tmp>: BPT 
       assert.ok(Math.abs(x.costMfuPoints! - 100 * (bpt.mfu - x.mfu)) < 0.01, `${name}: cost`);
     else assert.equal(x.costMfuPoints, null);
     assert.ok(x.loadBefore >= 0 && x.loadAfter >= 0, `${name}: load`);
+    const other = x.otherCpuShare;
+    assert.ok(other === null || (other >= 0 && other <= 1), `${name}: other processes' CPU ${other}`);
   }
   // the table: the CPU model, a header and one line per row
   assert.ok(r.stdout.includes(machine.model), r.stdout);
   const lines = r.stdout.split('\n').filter((l) => l.startsWith('| '));
   assert.equal(lines.length, 1 + rows.length, r.stdout);
-  assert.match(lines[0], /tokens\/s.*MFU.*ring cost \(MFU points\)/);
+  assert.match(
+    lines[0],
+    /tokens\/s.*MFU.*ring cost \(MFU points\).*load before → after.*CPU of other processes/,
+  );
   assert.match(lines[1], /^\| BPT \(data-parallel\) \| 2 \|/);
 });
 
