@@ -1,11 +1,19 @@
 // Compute slots (issue 17 item 4): a RingGroup with `computeSlots` lets at most that many devices
 // compute at once (a device gives its slot up while it waits on its neighbour), its ring
-// attention is bitwise the same as without slots, and 8 devices on 1 slot finish a ring
+// attention and a finetune step are bitwise the same as without slots, and 8 devices on 1 slot finish a ring
 // attention (no deadlock: a device waiting on a message never holds a slot).
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../../common/index.js';
+import { InputError, Rng } from '../../common/index.js';
+import {
+  type FinetuneInitArgs,
+  type FinetuneState,
+  type FinetuneStepResult,
+  finetuneMessageFloats,
+  shardStep,
+} from '../../lm/finetune-device.js';
+import { type LlamaConfig, LlamaModel, type LlamaRuntime } from '../../lm/index.js';
 import { initBackend } from '../../native/index.js';
 import { vanillaAttention } from '../../ring/index.js';
 import { RingGroup, ringAttention } from '../../cluster/index.js';
@@ -14,6 +22,7 @@ import { relError } from '../helpers/reference.js';
 import type { ConcurrencyArgs } from './slots-task.js';
 
 const task = new URL('./slots-task.js', import.meta.url);
+const finetuneModule = new URL('../../lm/finetune-device.js', import.meta.url);
 const N = 4;
 const ROUNDS = 6;
 const SPIN_MS = 15;
@@ -120,4 +129,90 @@ test('ring N=8 on computeSlots=1: a causal ring attention forward finishes and i
   } finally {
     await group.dispose();
   }
+});
+
+const TINY: LlamaConfig = {
+  vocabSize: 61,
+  hiddenSize: 32,
+  intermediateSize: 48,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  rmsNormEps: 1e-6,
+  ropeTheta: 10000,
+  ropeScalingFactor: 1,
+  tieWordEmbeddings: true,
+  maxPositionEmbeddings: 64,
+  bosTokenId: 1,
+  eosTokenId: 2,
+};
+
+test(`finetune step ring N=${N} (the bench's step): the same loss, norm and weights with computeSlots=2`, async (t) => {
+  const seed = (Math.random() * 2 ** 31) | 0;
+  t.diagnostic(`seed ${seed}`);
+  const T = 32;
+  const runtime: LlamaRuntime = { attention: 'ring', blockSize: 8, ffnChunk: 8, checkpointLayers: true };
+  const model = LlamaModel.init(TINY, new Rng(seed), runtime);
+  const weights = model.variables().map((v) => v.dataSync() as Float32Array);
+  const parameters = weights.reduce((n, w) => n + w.length, 0);
+  model.dispose();
+  const init: FinetuneInitArgs = {
+    config: TINY,
+    runtime,
+    weights,
+    beta1: 0.9,
+    beta2: 0.95,
+    weightDecay: 0.1,
+  };
+  const rng = new Rng(seed + 1);
+  const tokens = Int32Array.from({ length: T }, () => 3 + rng.int(TINY.vocabSize - 3));
+  const segmentIds = Int32Array.from({ length: T }, (_, i) => (i < 13 ? 0 : 1)); // two packed conversations
+  const targets = Int32Array.from({ length: T }, (_, i) =>
+    i + 1 < T && segmentIds[i] === segmentIds[i + 1] ? tokens[i + 1] : -100,
+  );
+  const args = shardStep([{ tokens, targets, segmentIds }], {
+    devices: N,
+    batch: 1,
+    seqLen: T,
+    layout: 'striped',
+    lr: 3e-3,
+    clipNorm: 1,
+  });
+  const floats = finetuneMessageFloats(TINY, 1, T, N, parameters);
+  const runs: { step: FinetuneStepResult; weights: Float32Array[] }[] = [];
+  for (const computeSlots of [undefined, 2]) {
+    const group = await RingGroup.create({ devices: N, backend: 'wasm', computeSlots });
+    try {
+      await group.run(finetuneModule, 'initFinetune', Array(N).fill(init), floats);
+      const [step] = await group.run<unknown, FinetuneStepResult>(
+        finetuneModule,
+        'finetuneStep',
+        args,
+        floats,
+      );
+      const [state] = await group.run<{ reply: boolean }, FinetuneState | null>(
+        finetuneModule,
+        'finetuneState',
+        Array.from({ length: N }, (_, rank) => ({ reply: rank === 0 })),
+        floats,
+      );
+      runs.push({ step, weights: state!.weights });
+    } finally {
+      await group.dispose();
+    }
+  }
+  const [without, withSlots] = runs;
+  assert.ok(
+    Number.isFinite(without.step.loss) && without.step.loss > 0,
+    `seed ${seed}: loss ${without.step.loss}`,
+  );
+  assert.equal(withSlots.step.loss, without.step.loss, `seed ${seed}: loss`);
+  assert.equal(withSlots.step.gradNorm, without.step.gradNorm, `seed ${seed}: gradient norm`);
+  for (const [i, w] of withSlots.weights.entries())
+    assert.ok(
+      Buffer.from(w.buffer, w.byteOffset, w.byteLength).equals(
+        Buffer.from(without.weights[i].buffer, without.weights[i].byteOffset, without.weights[i].byteLength),
+      ),
+      `seed ${seed}: weight ${i} after the step`,
+    );
 });
