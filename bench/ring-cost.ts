@@ -17,7 +17,8 @@
  * the peak of the cores the row can use, min(devices, C) × the per-core peak: a 1024² matmul on a
  * device at 1 thread, measured in the same run before and after the rows (the higher is used; a
  * drop between them says the machine was not idle). The ring's cost is BPT's MFU − the ring's,
- * in points, as the paper reports it. Step times are the median of --steps steps after one warm-up.
+ * in points, as the paper reports it. (`mfuOfAllCores` in the JSON divides by all C cores instead:
+ * the same for every row but ring N = 1, which computes on one.) Step times are the median of --steps steps after one warm-up.
  *
  *   npm run build && node dist/bench/ring-cost.js [--tokens-per-device 1024] [--devices 1,2,4,8]
  *     [--steps 3] [--cores 2] [--out bench/results/ring-cost.json]
@@ -81,11 +82,16 @@ function parseArgs(argv: string[]) {
     badArgument(
       `--tokens-per-device must be a multiple of the block size ${FINETUNE_DEFAULTS.blockSize}; got ${tokensPerDevice}`,
     );
+  const cores = int('--cores', availableParallelism(), 1);
+  if (cores > availableParallelism())
+    badArgument(
+      `--cores ${cores} exceeds this machine's ${availableParallelism()} cores (it would oversubscribe them)`,
+    );
   return {
     tokensPerDevice,
     devices,
     steps: int('--steps', 3, 1),
-    cores: int('--cores', availableParallelism(), 1),
+    cores,
     out: resolve(given.get('--out') ?? `${root}/bench/results/ring-cost.json`),
   };
 }
@@ -169,8 +175,10 @@ interface Row {
   tokensPerSec: number;
   modelGflopPerStep: number;
   modelGflops: number;
-  /** Filled once the peak is known. */
+  /** Model FLOPs per second / the peak of the cores it computes on; filled once the peak is known. */
   mfu: number;
+  /** The same against all `cores` (differs for rows on fewer devices than cores: ring N=1). */
+  mfuOfAllCores: number;
   /** BPT's MFU − this row's, in points (ring rows). */
   costMfuPoints: number | null;
   loss: number;
@@ -256,6 +264,7 @@ async function measure(method: Row['method'], devices: number): Promise<Row> {
     modelGflopPerStep: Number((flops / 1e9).toFixed(4)),
     modelGflops: flops / 1e6 / stepMs,
     mfu: 0,
+    mfuOfAllCores: 0,
     costMfuPoints: null,
     loss: Number(loss.toFixed(4)),
     loadBefore,
@@ -276,7 +285,10 @@ const peakAfter = await perCorePeak();
 await peakDevice.dispose();
 console.error(`  per-core peak after the rows: ${peakAfter.toFixed(2)} GFLOP/s`);
 const peak = Math.max(peakBefore, peakAfter);
-for (const r of rows) r.mfu = r.modelGflops / (r.cores * peak);
+for (const r of rows) {
+  r.mfu = r.modelGflops / (r.cores * peak);
+  r.mfuOfAllCores = r.modelGflops / (cores * peak);
+}
 const bpt = rows[0];
 for (const r of rows.slice(1)) r.costMfuPoints = Number((100 * (bpt.mfu - r.mfu)).toFixed(2));
 
@@ -302,11 +314,12 @@ const result = {
     after: Number(peakAfter.toFixed(3)),
     used: Number(peak.toFixed(3)),
   },
-  mfu: 'model GFLOP/s / (min(devices, cores) × per-core peak)',
+  mfu: 'model GFLOP/s / (min(devices, cores) × per-core peak); mfuOfAllCores: / (cores × per-core peak)',
   rows: rows.map((r) => ({
     ...r,
     modelGflops: Number(r.modelGflops.toFixed(3)),
     mfu: Number(r.mfu.toFixed(5)),
+    mfuOfAllCores: Number(r.mfuOfAllCores.toFixed(5)),
   })),
   date: new Date().toISOString(),
 };

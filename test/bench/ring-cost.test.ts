@@ -32,6 +32,7 @@ interface Row {
   modelGflopPerStep: number;
   modelGflops: number;
   mfu: number;
+  mfuOfAllCores: number;
   costMfuPoints: number | null;
   loadBefore: number;
   loadAfter: number;
@@ -72,6 +73,8 @@ test('ring-cost --steps 1 --tokens-per-device 64 --devices 1,2 --out <tmp>: BPT 
     assert.equal(x.cores, Math.min(x.devices, machine.coresUsed), `${name}: cores`);
     assert.ok(Math.abs(x.mfu - x.modelGflops / (x.cores * peak.used)) < 1e-4, `${name}: MFU`);
     assert.ok(x.mfu > 0 && x.mfu < 1, `${name}: MFU ${x.mfu}`);
+    const allCores = x.modelGflops / (machine.coresUsed * peak.used);
+    assert.ok(Math.abs(x.mfuOfAllCores - allCores) < 1e-4, `${name}: MFU of all cores`);
     if (x.method === 'ring')
       assert.ok(Math.abs(x.costMfuPoints! - 100 * (bpt.mfu - x.mfu)) < 0.01, `${name}: cost`);
     else assert.equal(x.costMfuPoints, null);
@@ -87,7 +90,7 @@ test('ring-cost --steps 1 --tokens-per-device 64 --devices 1,2 --out <tmp>: BPT 
     lines[0],
     /tokens\/s.*MFU.*ring cost \(MFU points\).*load before → after.*CPU of other processes/,
   );
-  assert.match(lines[1], /^\| BPT \(data-parallel\) \| 2 \|/);
+  assert.ok(lines[1].startsWith(`| BPT (data-parallel) | ${machine.coresUsed} |`), lines[1]);
 });
 
 for (const [args, named] of [
@@ -95,6 +98,7 @@ for (const [args, named] of [
   [['--tokens-per-device', '100'], /--tokens-per-device must be a multiple of the block size 64; got 100/],
   [['--steps', 'x'], /--steps must be an integer ≥ 1; got 'x'/],
   [['--tokens'], /unknown argument '--tokens'/],
+  [['--cores', '4096'], /--cores 4096 exceeds this machine's \d+ cores/],
   [['--out'], /--out needs a value/],
 ] as const) {
   test(`ring-cost ${args.join(' ')}: exit 2 naming the argument`, () => {
