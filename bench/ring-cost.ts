@@ -17,14 +17,17 @@
  * the peak of the cores the row can use, min(devices, C) × the per-core peak: a 1024² matmul on a
  * device at 1 thread, measured in the same run before and after the rows (the higher is used; a
  * drop between them says the machine was not idle). The ring's cost is BPT's MFU − the ring's,
- * in points, as the paper reports it. (`mfuOfAllCores` in the JSON divides by all C cores instead:
- * the same for every row but ring N = 1, which computes on one.) Step times are the median of --steps steps after one warm-up.
+ * in points, as the paper reports it. (`mfuOfAllCores` in the JSON divides by all C cores
+ * instead: the same for every row but ring N = 1, which computes on one.) Step times are the
+ * median of --steps steps after one warm-up.
  *
  *   npm run build && node dist/bench/ring-cost.js [--tokens-per-device 1024] [--devices 1,2,4,8]
  *     [--steps 3] [--cores 2] [--out bench/results/ring-cost.json]
  *
- * Writes the JSON atomically and prints a Markdown table; the CPU model and the 1-minute load
- * average before and after each row go to stderr and into the table. Run it on an idle machine.
+ * Writes the JSON atomically and prints a Markdown table; the CPU model, the 1-minute load
+ * average before and after each row and the share of the cores other processes used during its
+ * steps go to stderr and into the table. Run it on an idle machine: those columns show whether
+ * it was.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
