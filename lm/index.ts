@@ -23,6 +23,7 @@ export {
   shiftLabels,
   toHfConfig,
 } from './model.js';
+export { llamaMatmulWeights, llamaTrainingFlops } from './flops.js';
 export {
   CheckpointReader,
   encodeSafetensors,
