@@ -5,12 +5,13 @@
  * Pendulum dataset written here; line retrieval: two cases), the notebook runs by the README's
  * command (scripts/notebook.sh), and report.json's `table5` and `figure3` are checked against the
  * store read independently here (each child's last logged value from its metric history). Then the
- * same store made to look as if its Table 5 sweep were still running (no summary, one child
- * unfinished) and its Figure 3 sweep had been killed: the table comes from the finished children, Figure 3 is skipped.
+ * same store made to look as if its Table 5 sweep were running again (resumed: an old summary, one
+ * child unfinished) and its Figure 3 sweep had been killed: the table comes from the finished
+ * children, Figure 3 is skipped.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Rng } from '../../common/index.js';
@@ -386,14 +387,11 @@ sweep:
     assert.equal(images, report.figures.length);
   });
 
-  test('a Table 5 sweep still running (no summary, one child unfinished): the table from its finished children; a killed Figure 3 sweep is skipped', async () => {
+  test('a Table 5 sweep running again (resumed: an old summary, one child unfinished): the table from its finished children; a killed Figure 3 sweep is skipped', async () => {
     // NOTE: in place, not on a copy: MLflow reads artifacts at the artifact_uri a run's meta.yaml records
     const fs = new FileStore(store);
-    const parent = await fs.getRun(table5.parent_run_id);
     await fs.updateRun(table5.parent_run_id, 'RUNNING');
-    rmSync(join(store, parent.info.experimentId, table5.parent_run_id, 'artifacts', 'tables'), {
-      recursive: true,
-    });
+    assert.equal((await fs.listArtifacts(table5.parent_run_id, 'tables')).length, 2, 'the old summary stays');
     const unfinished = table5.children.find((c) => c.case === 'at-bpt' && c.seed === seed + 1)!;
     await fs.updateRun(unfinished.runId, 'RUNNING');
     await fs.updateRun(figure3.parent_run_id, 'KILLED', Date.now());
@@ -406,7 +404,7 @@ sweep:
     const rows = await expectedTable5(fs, table5);
     assert.equal(rows.find((r) => r.case === 'at-bpt')?.n, 1, 'the running child is left out');
     assertRows(t5.rows, rows, 'table5 from the children');
-    assert.match(text, /has no summary yet \(RUNNING\): 7 finished children of 8, 1 running/);
+    assert.match(text, /is RUNNING \(no final summary\): from its 7 finished children of 8, 1 running/);
     // one seed of at-bpt: the context check is not measured
     assert.equal(t5.shape[DATASET].rises_beyond_2se, null);
     assert.equal(report.figure3, null);
