@@ -13,3 +13,10 @@ export {
   type VideoOptions,
   type VideoResult,
 } from './video.js';
+export {
+  type ArtifactSink,
+  findRolloutsArtifact,
+  type LogRolloutsOptions,
+  logRollouts,
+  ROLLOUTS_ARTIFACT_DIR,
+} from './artifacts.js';
