@@ -3,7 +3,7 @@
  * MuJoCo model (the same MJCF the physics runs), or the few constants of a classic-control task;
  * and a snapshot of the state the drawing needs at one instant.
  */
-import { CartPoleEnv, MujocoEnv, PendulumEnv } from '../envs/index.js';
+import { bodyPoses, CartPoleEnv, MujocoEnv, PendulumEnv } from '../envs/index.js';
 import type { Env } from '../envs/index.js';
 import { InputError } from '../../common/index.js';
 
@@ -72,11 +72,6 @@ interface SceneModel {
   body_parentid: Int32Array;
   vis: { global: { fovy: number } };
 }
-interface SceneData {
-  qpos: Float64Array;
-  xpos: Float64Array;
-  xquat: Float64Array;
-}
 
 /** The base env under the wrappers, checked to be one the replay can draw. */
 export function replayableEnv(env: Env<unknown, unknown>): MujocoEnv | CartPoleEnv | PendulumEnv {
@@ -118,17 +113,14 @@ export function sceneOf(env: MujocoEnv | CartPoleEnv | PendulumEnv): Scene {
   return { kind: 'mujoco', nbody: m.nbody, nq: m.nq, trackBody, geoms, fovy: m.vis.global.fovy };
 }
 
-/** The state of `env` now (copies: MjData's arrays are live views into wasm memory). */
+/** The state of `env` now: copies (MjData's arrays are live views into wasm memory). */
 export function snapshotOf(env: MujocoEnv | CartPoleEnv | PendulumEnv): StateSnapshot {
   if (env instanceof CartPoleEnv || env instanceof PendulumEnv) {
     const s = (env as unknown as { state: Float64Array | undefined }).state;
     if (!s) throw new InputError(`rollout: ${env.name} has no state before its first reset`);
     return { qpos: Float64Array.from(s) };
   }
-  const d = env.data as unknown as SceneData;
-  return {
-    qpos: Float64Array.from(d.qpos),
-    xpos: Float64Array.from(d.xpos),
-    xquat: Float64Array.from(d.xquat),
-  };
+  // NOTE: not env.data.xpos: after mj_step those are the last substep's start, not this qpos's
+  const qpos = Float64Array.from(env.data.qpos);
+  return { qpos, ...bodyPoses(env.model, qpos) };
 }
