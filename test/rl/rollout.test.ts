@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Rng } from '../../common/index.js';
-import { make, MujocoEnv } from '../../rl/envs/index.js';
+import { type MujocoEnv, make } from '../../rl/envs/index.js';
 import { evaluateEpisodes, rolloutEnv } from '../../rl/evaluate.js';
 import { readRollouts, RolloutRecorder, type Rollouts, writeRollouts } from '../../rl/rollout/index.js';
 

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { InputError, printLine } from '../../../common/index.js';
+import { InputError } from '../../../common/index.js';
 import { readRollouts, recordPolicy, type Rollouts } from '../../../rl/rollout/index.js';
 import {
   findRolloutsArtifact,
@@ -155,7 +155,7 @@ export const rolloutCommand: CommandModule<object, RolloutArgs> = {
     if (args.action === 'view') {
       const out = resolve(args.out ?? `rollout-${name}.html`);
       writeReplayPage(out, rollouts);
-      printLine(`replay page: ${out}`);
+      process.stdout.write(`replay page: ${out}\n`);
       if (args.open ?? canOpen()) openFile(out);
       return;
     }
@@ -191,10 +191,10 @@ export const rolloutCommand: CommandModule<object, RolloutArgs> = {
         tools,
       );
       if (process.stderr.isTTY) process.stderr.write('\n');
-      printLine(
-        `video: ${out} (${r.frames} frames, ${r.width}×${r.height}, ${r.fps} fps; ${rollouts.envId} episode ${ep.index} [${ep.labels.join(', ')}], return ${ep.return.toFixed(1)}, ${r.steps} steps)`,
+      process.stdout.write(
+        `video: ${out} (${r.frames} frames, ${r.width}×${r.height}, ${r.fps} fps; ${rollouts.envId} episode ${ep.index} [${ep.labels.join(', ')}], return ${ep.return.toFixed(1)}, ${r.steps} steps)\n`,
       );
-      if (args.gif) printLine(`gif: ${resolve(args.gif)}`);
+      if (args.gif) process.stdout.write(`gif: ${resolve(args.gif)}\n`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -229,7 +229,11 @@
       if (c[2] < NEAR) continue;
       items.push({ g, center, mat, depth: c[2] });
     }
-    items.sort((a, b) => b.depth - a.depth);
+    // far to near (a painter's algorithm), the followed body last: children are attached at
+    // joints inside its geoms (Ant's hips start at the torso's centre), so drawing it over them
+    // is closer to the truth than depth order by geom centres, and it stays in view
+    const tracked = (it) => (it.g.body === scene.trackBody ? 1 : 0);
+    items.sort((a, b) => tracked(a) - tracked(b) || b.depth - a.depth);
     for (const { g, center, mat, depth } of items) {
       const tracked = g.body === scene.trackBody;
       const fill = tracked ? TRACK_COLOR : rgb(g.rgba);
