@@ -4,7 +4,9 @@
  * a small palette GIF. Chromium and ffmpeg are Debian packages that scripts/browser-env.sh installs.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { renameSync, rmSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InputError, temporarySibling } from '../../common/index.js';
 import { HeadlessChromium } from './chromium.js';
@@ -67,14 +69,10 @@ export interface VideoResult {
   steps: number;
 }
 
-function runFfmpeg(
-  ffmpeg: string,
-  args: string[],
-  input?: (stdin: NodeJS.WritableStream) => Promise<void>,
-): Promise<void> {
+function runFfmpeg(ffmpeg: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const p = spawn(ffmpeg, ['-hide_banner', '-loglevel', 'error', '-y', ...args], {
-      stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
     let err = '';
     p.stderr?.on('data', (d: Buffer) => {
@@ -84,14 +82,6 @@ function runFfmpeg(
     p.on('exit', (code) =>
       code === 0 ? resolve() : reject(new Error(`ffmpeg exited with ${code}: ${err.trim()}`)),
     );
-    if (input && p.stdin)
-      input(p.stdin).then(
-        () => p.stdin?.end(),
-        (e) => {
-          p.kill('SIGKILL');
-          reject(e);
-        },
-      );
   });
 }
 
@@ -113,6 +103,7 @@ export async function renderVideo(
   const url = `${pathToFileURL(pagePath).href}?ui=0&autoplay=0&w=${o.width}&h=${o.height}&episode=${o.episode}&follow=${o.follow ? 1 : 0}`;
   const browser = HeadlessChromium.launch({ executable: tools.chromium });
   const tmp = temporarySibling(out);
+  const frameDir = mkdtempSync(join(tmpdir(), 'ring-frames-'));
   try {
     const page = await browser.open(url, o.width, o.height, 'window.replay && window.replay.ready');
     const info = await page.evaluate<{ dt: number; steps: number; episodes: number }>(
@@ -124,55 +115,28 @@ export async function renderVideo(
       );
     const fps = 1 / (info.dt * o.every);
     const frames = Math.floor(info.steps / o.every) + 1;
-    await runFfmpeg(
-      tools.ffmpeg,
-      [
-        '-f',
-        'image2pipe',
-        '-c:v',
-        'png',
-        '-framerate',
-        String(fps),
-        '-i',
-        '-',
-        '-c:v',
-        'libx264',
-        '-pix_fmt',
-        'yuv420p',
-        '-crf',
-        '23',
-        '-preset',
-        'veryfast',
-        '-movflags',
-        '+faststart',
-        '-f',
-        'mp4',
-        tmp,
-      ],
-      async (stdin) => {
-        for (let k = 0; k < frames; k++) {
-          await page.evaluate(`replay.seek(${k * o.every})`);
-          const png = await page.screenshot();
-          if (!stdin.write(png)) await new Promise((r) => stdin.once('drain', r));
-          o.onFrame?.(k + 1, frames);
-        }
-      },
-    );
+    // the frames as PNG files: the MP4 and the GIF are both encoded from these lossless frames
+    // (a GIF made from the H.264 file carries its compression noise and grows several-fold)
+    for (let k = 0; k < frames; k++) {
+      await page.evaluate(`replay.seek(${k * o.every})`);
+      writeFileSync(join(frameDir, `${String(k).padStart(6, '0')}.png`), await page.screenshot());
+      o.onFrame?.(k + 1, frames);
+    }
+    const input = ['-framerate', String(fps), '-i', join(frameDir, '%06d.png')];
+    await runFfmpeg(tools.ffmpeg, [
+      ...input,
+      ...['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-crf', '23', '-preset', 'veryfast'],
+      ...['-movflags', '+faststart', '-f', 'mp4', tmp],
+    ]);
     renameSync(tmp, out);
     if (o.gif) {
       const gifTmp = temporarySibling(o.gif);
       const gw = o.gifWidth ?? 320;
       const gfps = o.gifFps ?? Math.min(15, fps);
       try {
-        await runFfmpeg(tools.ffmpeg, [
-          '-i',
-          out,
-          '-vf',
-          `fps=${gfps},scale=${gw}:-2:flags=lanczos,split[a][b];[a]palettegen=max_colors=64:stats_mode=diff[p];[b][p]paletteuse=dither=bayer:bayer_scale=4`,
-          '-f',
-          'gif',
-          gifTmp,
-        ]);
+        // one palette for the whole clip, no dithering: flat colours compress best in LZW
+        const filter = `fps=${gfps},scale=${gw}:-2:flags=lanczos,split[a][b];[a]palettegen=max_colors=48[p];[b][p]paletteuse=dither=none`;
+        await runFfmpeg(tools.ffmpeg, [...input, '-vf', filter, '-f', 'gif', gifTmp]);
         renameSync(gifTmp, o.gif);
       } finally {
         rmSync(gifTmp, { force: true });
@@ -181,6 +145,7 @@ export async function renderVideo(
     return { frames, fps, width: o.width, height: o.height, steps: info.steps };
   } finally {
     rmSync(tmp, { force: true });
+    rmSync(frameDir, { recursive: true, force: true });
     await browser.close();
   }
 }

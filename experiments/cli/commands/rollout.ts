@@ -37,6 +37,7 @@ interface RolloutArgs {
   follow: boolean;
   gif?: string;
   'gif-width': number;
+  'gif-fps'?: number;
   open?: boolean;
 }
 
@@ -140,6 +141,10 @@ export const rolloutCommand: CommandModule<object, RolloutArgs> = {
       })
       .option('gif', { type: 'string', describe: 'video: also write a GIF to this path' })
       .option('gif-width', { type: 'number', default: 320, describe: 'video: GIF width in pixels' })
+      .option('gif-fps', {
+        type: 'number',
+        describe: 'video: GIF frames per second (default: the video’s, at most 15)',
+      })
       .option('open', {
         type: 'boolean',
         describe: 'view: open the page in a browser (default: when a display exists)',
@@ -151,6 +156,9 @@ export const rolloutCommand: CommandModule<object, RolloutArgs> = {
         throw new InputError(
           `${who}: --${k} must be a ${k === 'episode' || k === 'seed' ? 'non-negative' : 'positive'} integer; got ${args[k]}`,
         );
+    const gifFps = args['gif-fps'];
+    if (gifFps !== undefined && !(gifFps > 0 && gifFps <= 50))
+      throw new InputError(`${who}: --gif-fps must be a number in (0, 50]; got ${gifFps}`);
     const { rollouts, name } = await loadSource(args, who);
     if (args.action === 'view') {
       const out = resolve(args.out ?? `rollout-${name}.html`);
@@ -182,6 +190,7 @@ export const rolloutCommand: CommandModule<object, RolloutArgs> = {
           follow: args.follow,
           gif: args.gif ? resolve(args.gif) : undefined,
           gifWidth: args['gif-width'],
+          gifFps: args['gif-fps'],
           onFrame: (done, total) => {
             const pct = Math.floor((100 * done) / total / 10);
             if (pct !== shown && process.stderr.isTTY) process.stderr.write(`\rframes ${done}/${total}`);
