@@ -22,7 +22,9 @@ import {
   referenceScores,
   trainPpo,
 } from '../../rl/index.js';
+import { RolloutRecorder } from '../../rl/rollout/index.js';
 import { type InferFields, s } from '../config/schema.js';
+import { logRollouts } from '../rollout/index.js';
 import type { Recipe, RecipeContext } from './types.js';
 
 const fields = {
@@ -75,6 +77,14 @@ const fields = {
   evalEvery: s.integer({ doc: 'Updates between evaluations; 0 only at the end', default: 10, min: 0 }),
   evalEpisodes: s.integer({ doc: 'Episodes per evaluation', default: 10, min: 1 }),
   evalStochastic: s.boolean({ doc: 'Evaluate sampled actions (else the mean action)', default: true }),
+  evalRecord: s.boolean({
+    doc: 'Record the first, best and worst episode of each evaluation: rollouts/step-<env step>/rollouts.arrow and replay.html artifacts (issue 18)',
+    default: false,
+  }),
+  evalVideo: s.boolean({
+    doc: 'Also log an MP4 per recorded episode, like CleanRL capture_video (implies evalRecord; needs chromium and ffmpeg)',
+    default: false,
+  }),
   stopBelow: s.number({
     doc: 'Early stop when an evaluation return is in [stopAbove, stopBelow]; 0 turns it off',
     default: 0,
@@ -91,15 +101,30 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
   const init = ctx.resume ? (ctx.resume.state as unknown as PolicyJSON) : undefined;
   const progress = ctx.progress(`ppo ${c.env}`, c.totalSteps);
   let best: { policy: PolicyJSON; mean: number } | undefined;
+  // evalRecord / evalVideo: logged in the background (a video takes seconds), awaited at the end
+  const uploads: Promise<unknown>[] = [];
   const evaluate = (json: PolicyJSON, step: number) => {
     // Measure the saved (float32) weights, as a user loading the file would.
     const policy = new PpoPolicy(JSON.parse(JSON.stringify(json)) as PolicyJSON);
+    const recorder = c.evalRecord || c.evalVideo ? new RolloutRecorder() : undefined;
     const ev = evaluatePolicy(policy, {
       episodes: c.evalEpisodes,
       seed: 10_000,
       stochastic: c.evalStochastic,
       signal: ctx.signal,
+      recorder,
     });
+    if (recorder?.episodesSeen)
+      uploads.push(
+        logRollouts(
+          (local, path) => ctx.tracker.file(local, path),
+          step,
+          recorder.result({ run: ctx.runId, step: String(step) }),
+          {
+            video: c.evalVideo,
+          },
+        ),
+      );
     ctx.tracker.metrics({ 'eval/return_mean': ev.mean, 'eval/return_std': ev.std }, step);
     if (ref) ctx.tracker.metric('eval/normalized_score', normalizedScore(ev.mean, ref), step);
     const mode = c.evalStochastic ? 'stochastic' : 'deterministic';
@@ -118,7 +143,18 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
   let final: PolicyJSON | undefined;
   // The config is the trainer's options (same names, defaults from PPO_DEFAULTS) plus the
   // recipe's own evaluation and output keys.
-  const { env, evalEvery, evalEpisodes, evalStochastic, stopBelow, stopAbove, out, ...options } = c;
+  const {
+    env,
+    evalEvery,
+    evalEpisodes,
+    evalStochastic,
+    evalRecord,
+    evalVideo,
+    stopBelow,
+    stopAbove,
+    out,
+    ...options
+  } = c;
   const res = await trainPpo({
     envId: env,
     seed: ctx.seed,
@@ -162,8 +198,12 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
     state: res.trainer.policyJSON(true) as never,
     tensors: {},
   });
-  if (ctx.signal.aborted) return;
+  if (ctx.signal.aborted) {
+    await Promise.all(uploads);
+    return;
+  }
   final ??= evaluate(res.policy, res.trainer.envStep).withEval;
+  await Promise.all(uploads);
   const text = JSON.stringify(final);
   await ctx.tracker.content('policy.json', text);
   if (best) await ctx.tracker.content('policy-best.json', JSON.stringify(best.policy));

@@ -575,6 +575,26 @@ describe('exp rollout view|video as a user calls them', { skip }, () => {
     assert.match(video.stdout, /Pendulum-v1 episode 0/);
   });
 
+  test('ppo with evalVideo logs rollouts and an MP4 per kept episode of each evaluation', async () => {
+    const store = join(work, 'ppo-mlruns');
+    const run = await runExp(
+      [
+        'run',
+        join(repoRoot, 'experiments', 'configs', 'ppo-cartpole.yaml'),
+        '--json',
+        ...['--set', 'ppo.totalSteps=1024', '--set', 'ppo.evalEvery=2', '--set', 'ppo.evalEpisodes=2'],
+        ...['--set', 'ppo.evalVideo=true', '--set', `tracking.uri=${store}`],
+      ],
+      { cwd: work, env },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const o = outcome(run);
+    // 1024 steps are 2 updates of 4 × 128: one evaluation at env step 1024
+    const dir = join(store, o.experiment_id, o.run_id, 'artifacts', 'rollouts', 'step-1024');
+    for (const f of ['rollouts.arrow', 'replay.html', 'episode-0.mp4'])
+      assert.ok(existsSync(join(dir, f)), f);
+  });
+
   test('bad input: exit 2 naming the argument', async () => {
     const notRollouts = join(work, 'not-rollouts.arrow');
     writeFileSync(notRollouts, 'hello');
