@@ -8,8 +8,9 @@
   const DATA = JSON.parse(document.getElementById('rollout-data').textContent);
   const params = new URLSearchParams(window.location.search);
   const num = (k, d) => (params.has(k) ? Number(params.get(k)) : d);
-  const WIDTH = num('w', 800);
-  const HEIGHT = num('h', 500);
+  // without w/h the page fits the window it opens in (MLflow's artifact view is narrow)
+  const WIDTH = num('w', Math.max(320, Math.min(960, (window.innerWidth || 800) - 16)));
+  const HEIGHT = num('h', Math.round(WIDTH * 0.6));
   const UI = params.get('ui') !== '0';
   const HUD = params.get('hud') !== '0';
   // The body the camera follows is drawn in this colour, so it is found at a glance (and by the tests).
