@@ -220,21 +220,26 @@ export abstract class MujocoEnv extends Env<Float64Array, ArrayLike<number>> {
 }
 
 /**
- * Body poses (xpos (nbody, 3), xquat (nbody, 4)) of `qpos` by forward kinematics on a scratch
- * MjData. After mj_step the env's own xpos are those of the last substep's start, not of its qpos;
- * a replay must draw the qpos it shows, and must not touch the env's data (issue 18).
+ * Body poses (xpos (nbody, 3), xquat (nbody, 4)) of a qpos by forward kinematics on a scratch
+ * MjData of its own. After mj_step the env's own xpos are those of the last substep's start, not
+ * of its qpos; a replay must draw the qpos it shows, and must not touch the env's data (issue 18).
+ * Holds wasm memory: `delete` it.
  */
-export function bodyPoses(
-  model: MjModel,
-  qpos: ArrayLike<number>,
-): { xpos: Float64Array; xquat: Float64Array } {
-  const d = new mujoco.MjData(model);
-  try {
-    d.qpos.set(qpos);
-    mujoco.mj_kinematics(model, d);
-    return { xpos: Float64Array.from(d.xpos), xquat: Float64Array.from(d.xquat) };
-  } finally {
-    d.delete();
+export class KinematicsScratch {
+  private readonly data: MjData;
+
+  constructor(private readonly model: MjModel) {
+    this.data = new mujoco.MjData(model);
+  }
+
+  poses(qpos: ArrayLike<number>): { xpos: Float64Array; xquat: Float64Array } {
+    this.data.qpos.set(qpos);
+    mujoco.mj_kinematics(this.model, this.data);
+    return { xpos: Float64Array.from(this.data.xpos), xquat: Float64Array.from(this.data.xquat) };
+  }
+
+  delete(): void {
+    this.data.delete();
   }
 }
 

@@ -5,7 +5,7 @@
  * one is held in memory.
  */
 import { InputError } from '../../common/index.js';
-import type { Env } from '../envs/index.js';
+import { type Env, KinematicsScratch, MujocoEnv } from '../envs/index.js';
 import { replayableEnv, type Scene, type StateSnapshot, sceneOf, snapshotOf } from './scene.js';
 
 /** Which episodes to keep: the first evaluated, the highest return, the lowest. */
@@ -44,6 +44,8 @@ export class RolloutRecorder {
   private dt = 0;
   private envId = '';
   private current?: RecordedEpisode;
+  /** Forward kinematics of the running episode's MuJoCo states (freed when it ends). */
+  private scratch?: KinematicsScratch;
   private count = 0;
   private readonly kept = new Map<EpisodeLabel, RecordedEpisode>();
 
@@ -82,7 +84,7 @@ export class RolloutRecorder {
   step(env: Env<unknown, unknown>, reward: number, done: boolean): void {
     const ep = this.current;
     if (!ep) throw new InputError('RolloutRecorder.step: no episode started (call reset first)');
-    ep.states.push(snapshotOf(replayableEnv(env)));
+    ep.states.push(snapshotOf(replayableEnv(env), this.scratch));
     ep.rewards.push(reward);
     ep.return += reward;
     if (done) this.finish(ep);
@@ -90,6 +92,8 @@ export class RolloutRecorder {
 
   private finish(ep: RecordedEpisode): void {
     this.current = undefined;
+    this.scratch?.delete();
+    this.scratch = undefined;
     const better = (label: EpisodeLabel, old: RecordedEpisode | undefined) =>
       old === undefined ||
       (label === 'best' && ep.return > old.return) ||

@@ -3,7 +3,7 @@
  * MuJoCo model (the same MJCF the physics runs), or the few constants of a classic-control task;
  * and a snapshot of the state the drawing needs at one instant.
  */
-import { bodyPoses, CartPoleEnv, MujocoEnv, PendulumEnv } from '../envs/index.js';
+import { CartPoleEnv, KinematicsScratch, MujocoEnv, PendulumEnv } from '../envs/index.js';
 import type { Env } from '../envs/index.js';
 import { InputError } from '../../common/index.js';
 
@@ -113,8 +113,14 @@ export function sceneOf(env: MujocoEnv | CartPoleEnv | PendulumEnv): Scene {
   return { kind: 'mujoco', nbody: m.nbody, nq: m.nq, trackBody, geoms, fovy: m.vis.global.fovy };
 }
 
-/** The state of `env` now: copies (MjData's arrays are live views into wasm memory). */
-export function snapshotOf(env: MujocoEnv | CartPoleEnv | PendulumEnv): StateSnapshot {
+/**
+ * The state of `env` now: copies (MjData's arrays are live views into wasm memory). MuJoCo body
+ * poses come from `scratch` when given (a recorder keeps one per episode), else a fresh one.
+ */
+export function snapshotOf(
+  env: MujocoEnv | CartPoleEnv | PendulumEnv,
+  scratch?: KinematicsScratch,
+): StateSnapshot {
   if (env instanceof CartPoleEnv || env instanceof PendulumEnv) {
     const s = (env as unknown as { state: Float64Array | undefined }).state;
     if (!s) throw new InputError(`rollout: ${env.name} has no state before its first reset`);
@@ -122,5 +128,11 @@ export function snapshotOf(env: MujocoEnv | CartPoleEnv | PendulumEnv): StateSna
   }
   // NOTE: not env.data.xpos: after mj_step those are the last substep's start, not this qpos's
   const qpos = Float64Array.from(env.data.qpos);
-  return { qpos, ...bodyPoses(env.model, qpos) };
+  if (scratch) return { qpos, ...scratch.poses(qpos) };
+  const own = new KinematicsScratch(env.model);
+  try {
+    return { qpos, ...own.poses(qpos) };
+  } finally {
+    own.delete();
+  }
 }
