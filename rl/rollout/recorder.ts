@@ -70,12 +70,13 @@ export class RolloutRecorder {
     }
     if (this.current)
       throw new InputError('RolloutRecorder.reset: the previous episode did not end (step with done)');
+    this.scratch = base instanceof MujocoEnv ? new KinematicsScratch(base.model) : undefined;
     this.current = {
       index: this.count++,
       seed,
       labels: [],
       return: 0,
-      states: [snapshotOf(base)],
+      states: [snapshotOf(base, this.scratch)],
       rewards: [],
     };
   }
