@@ -31,8 +31,8 @@ find_ffmpeg() {
   command -v ffmpeg || true
 }
 
-chromium_bin="$(find_chromium)"
-ffmpeg_bin="$(find_ffmpeg)"
+chromium_bin="$(find_chromium || true)"
+ffmpeg_bin="$(find_ffmpeg || true)"
 if [ -z "$chromium_bin" ] || [ -z "$ffmpeg_bin" ] || ! command -v ffprobe >/dev/null; then
   [ -z "${RING_CHROMIUM:-}${RING_FFMPEG:-}" ] || unavailable "RING_CHROMIUM/RING_FFMPEG name a binary that is not executable"
   command -v apt-get >/dev/null || unavailable "chromium/ffmpeg not found and no apt-get to install them"
@@ -50,8 +50,8 @@ if [ -z "$chromium_bin" ] || [ -z "$ffmpeg_bin" ] || ! command -v ffprobe >/dev/
   $SUDO apt-get update -qq >"$log" 2>&1 || unavailable "apt-get update failed (see $log)"
   $SUDO apt-get install -y -qq --no-install-recommends chromium ffmpeg fonts-dejavu-core >>"$log" 2>&1 ||
     unavailable "apt-get install chromium ffmpeg failed (see $log)"
-  chromium_bin="$(find_chromium)"
-  ffmpeg_bin="$(find_ffmpeg)"
+  chromium_bin="$(find_chromium || true)"
+  ffmpeg_bin="$(find_ffmpeg || true)"
   [ -n "$chromium_bin" ] && [ -n "$ffmpeg_bin" ] || {
     say "failed: apt-get installed the packages but chromium/ffmpeg are still not on PATH"
     exit 1

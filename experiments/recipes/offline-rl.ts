@@ -38,7 +38,7 @@ import { type InferFields, s } from '../config/schema.js';
 import { datasetInfoFromFile } from '../dataset-input.js';
 import { logModel } from '../logged-model.js';
 import { linePlotSvg } from '../plot/svg.js';
-import { logRollouts } from '../rollout/index.js';
+import { RolloutUploads } from '../rollout/index.js';
 import type { Recipe, RecipeContext } from './types.js';
 
 // Each field: its doc line, the trainer's default (rl/offline's DEFAULTS: one source of truth), bounds.
@@ -219,7 +219,10 @@ function hooksOf(ctx: Ctx): OfflineHooks {
  */
 function evaluationRecording(ctx: Ctx): EvaluationRecording & { done(): Promise<void> } {
   let current: RolloutRecorder | undefined;
-  const uploads: Promise<unknown>[] = [];
+  const uploads = new RolloutUploads((local, path) => ctx.tracker.file(local, path), {
+    video: ctx.config.eval.video,
+    who: 'offline-rl.eval.video',
+  });
   return {
     recorder: () => {
       current = new RolloutRecorder();
@@ -229,15 +232,9 @@ function evaluationRecording(ctx: Ctx): EvaluationRecording & { done(): Promise<
       if (!current?.episodesSeen) return;
       const r = current.result({ run: ctx.runId, step: String(step) });
       current = undefined;
-      uploads.push(
-        logRollouts((local, path) => ctx.tracker.file(local, path), step, r, {
-          video: ctx.config.eval.video,
-        }),
-      );
+      uploads.add(step, r);
     },
-    done: async () => {
-      await Promise.all(uploads);
-    },
+    done: () => uploads.done(),
   };
 }
 

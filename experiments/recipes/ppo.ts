@@ -24,7 +24,7 @@ import {
 } from '../../rl/index.js';
 import { RolloutRecorder } from '../../rl/rollout/index.js';
 import { type InferFields, s } from '../config/schema.js';
-import { logRollouts } from '../rollout/index.js';
+import { RolloutUploads } from '../rollout/index.js';
 import type { Recipe, RecipeContext } from './types.js';
 
 const fields = {
@@ -102,7 +102,10 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
   const progress = ctx.progress(`ppo ${c.env}`, c.totalSteps);
   let best: { policy: PolicyJSON; mean: number } | undefined;
   // evalRecord / evalVideo: logged in the background (a video takes seconds), awaited at the end
-  const uploads: Promise<unknown>[] = [];
+  const uploads = new RolloutUploads((local, path) => ctx.tracker.file(local, path), {
+    video: c.evalVideo,
+    who: 'ppo.evalVideo',
+  });
   const evaluate = (json: PolicyJSON, step: number) => {
     // Measure the saved (float32) weights, as a user loading the file would.
     const policy = new PpoPolicy(JSON.parse(JSON.stringify(json)) as PolicyJSON);
@@ -114,17 +117,7 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
       signal: ctx.signal,
       recorder,
     });
-    if (recorder?.episodesSeen)
-      uploads.push(
-        logRollouts(
-          (local, path) => ctx.tracker.file(local, path),
-          step,
-          recorder.result({ run: ctx.runId, step: String(step) }),
-          {
-            video: c.evalVideo,
-          },
-        ),
-      );
+    if (recorder?.episodesSeen) uploads.add(step, recorder.result({ run: ctx.runId, step: String(step) }));
     ctx.tracker.metrics({ 'eval/return_mean': ev.mean, 'eval/return_std': ev.std }, step);
     if (ref) ctx.tracker.metric('eval/normalized_score', normalizedScore(ev.mean, ref), step);
     const mode = c.evalStochastic ? 'stochastic' : 'deterministic';
@@ -199,11 +192,11 @@ async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
     tensors: {},
   });
   if (ctx.signal.aborted) {
-    await Promise.all(uploads);
+    await uploads.done();
     return;
   }
   final ??= evaluate(res.policy, res.trainer.envStep).withEval;
-  await Promise.all(uploads);
+  await uploads.done();
   const text = JSON.stringify(final);
   await ctx.tracker.content('policy.json', text);
   if (best) await ctx.tracker.content('policy-best.json', JSON.stringify(best.policy));

@@ -11,13 +11,13 @@ import { InputError } from '../../common/index.js';
 import { type Rollouts, writeRollouts } from '../../rl/rollout/index.js';
 import type { TrackingStore } from '../tracking/index.js';
 import { writeReplayPage } from './page.js';
-import { renderVideo, requireBrowserTools } from './video.js';
+import { type BrowserTools, renderVideo, requireBrowserTools } from './video.js';
 
 export const ROLLOUTS_ARTIFACT_DIR = 'rollouts';
 
 export interface LogRolloutsOptions {
-  /** Also render and log an MP4 per kept episode (`eval.video`). */
-  video: boolean;
+  /** Chromium and ffmpeg: also render and log an MP4 per kept episode (`eval.video`). */
+  video?: BrowserTools;
   width?: number;
   height?: number;
 }
@@ -45,7 +45,7 @@ export async function logRollouts(
       [page, `${base}/replay.html`],
     ];
     if (o.video) {
-      const tools = requireBrowserTools('eval.video');
+      const tools = o.video;
       for (let i = 0; i < r.episodes.length; i++) {
         const mp4 = join(dir, `episode-${r.episodes[i].index}.mp4`);
         await renderVideo(
@@ -64,6 +64,41 @@ export async function logRollouts(
     return logged;
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The rollouts of a training run's evaluations, logged in the background (a video takes seconds,
+ * training goes on) and awaited by `done`, which throws the first failure. With `video`, Chromium
+ * and ffmpeg are found (or installed) when it is made: a machine without them fails before
+ * training, not after.
+ */
+export class RolloutUploads {
+  private readonly pending: Promise<void>[] = [];
+  private failure?: unknown;
+  private readonly options: LogRolloutsOptions;
+
+  constructor(
+    private readonly log: ArtifactSink,
+    o: { video: boolean; who: string },
+  ) {
+    this.options = o.video ? { video: requireBrowserTools(o.who) } : {};
+  }
+
+  add(step: number, r: Rollouts): void {
+    this.pending.push(
+      logRollouts(this.log, step, r, this.options).then(
+        () => undefined,
+        (err) => {
+          this.failure ??= err;
+        },
+      ),
+    );
+  }
+
+  async done(): Promise<void> {
+    await Promise.all(this.pending);
+    if (this.failure) throw this.failure;
   }
 }
 

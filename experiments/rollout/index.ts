@@ -19,4 +19,5 @@ export {
   type LogRolloutsOptions,
   logRollouts,
   ROLLOUTS_ARTIFACT_DIR,
+  RolloutUploads,
 } from './artifacts.js';

@@ -595,6 +595,22 @@ describe('exp rollout view|video as a user calls them', { skip }, () => {
       assert.ok(existsSync(join(dir, f)), f);
   });
 
+  test('evalVideo where chromium cannot be had: exit 2 naming the key, before training', async () => {
+    const r = await runExp(
+      [
+        'run',
+        join(repoRoot, 'experiments', 'configs', 'ppo-cartpole.yaml'),
+        ...['--set', 'ppo.evalVideo=true', '--set', `tracking.uri=${join(work, 'no-video-mlruns')}`],
+      ],
+      { cwd: work, env: { ...env, RING_CHROMIUM: join(work, 'no-such-chromium') } },
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /ppo\.evalVideo: needs chromium and ffmpeg, which scripts\/browser-env\.sh cannot install here/,
+    );
+  });
+
   test('bad input: exit 2 naming the argument', async () => {
     const notRollouts = join(work, 'not-rollouts.arrow');
     writeFileSync(notRollouts, 'hello');
