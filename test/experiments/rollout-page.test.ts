@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -35,6 +35,7 @@ import {
 import { outcome, repoRoot, runExp, tempDir, testEnv } from './util.js';
 
 const work = tempDir('rollout');
+after(() => rmSync(work, { recursive: true, force: true }));
 const tools = browserTools();
 const skip = 'unavailable' in tools ? `chromium/ffmpeg unavailable: ${tools.unavailable}` : undefined;
 const W = 320;
