@@ -5,6 +5,7 @@
 import { InputError } from '../common/index.js';
 import { make } from './envs/index.js';
 import type { RolloutEnv } from './policies/agentic-transformer.js';
+import type { RolloutRecorder } from './rollout/index.js';
 import { normalizedScore, type ReferenceScores } from './score.js';
 
 export interface EvalSummary {
@@ -37,6 +38,8 @@ export interface EvalEnvOptions {
   /** Dataset state statistics: policies see (obs − mean) / std. */
   stateMean?: Float32Array;
   stateStd?: Float32Array;
+  /** Keeps chosen episodes' states for replay and video (eval.record, issue 18). */
+  recorder?: RolloutRecorder;
 }
 
 /** An env whose observations are normalised and whose `done` is terminated or truncated. */
@@ -63,10 +66,13 @@ export function rolloutEnv(
     obsDim,
     actDim: actShape[0],
     reset(seed?: number) {
-      return norm(env.reset({ seed })[0]);
+      const [obs] = env.reset({ seed });
+      o.recorder?.reset(env, seed);
+      return norm(obs);
     },
     step(action: Float32Array) {
       const [obs, reward, terminated, truncated] = env.step(action);
+      o.recorder?.step(env, reward, terminated || truncated);
       return { obs: norm(obs), reward, done: terminated || truncated };
     },
     close() {

@@ -71,6 +71,7 @@ export {
   type OfflineCheckpointState,
   type OfflineData,
   type OfflineEvalOptions,
+  type EvaluationRecording,
   type OfflineHooks,
   type OfflineResult,
   type OfflineTrainOptions,

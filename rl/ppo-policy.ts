@@ -7,6 +7,7 @@
 import { InputError, Rng } from '../common/index.js';
 import { Box, type Discrete, make, type RunningMeanStd } from './envs/index.js';
 import { type EpisodeEnv, evaluateEpisodes, summarize } from './evaluate.js';
+import type { RolloutRecorder } from './rollout/index.js';
 import { argmax, Mlp, sampleCategorical } from './nets/index.js';
 
 // ------------------------------------------------------------------------ the file
@@ -332,6 +333,8 @@ export interface EvaluateOptions {
   /** Overrides the env's time limit (tests use shorter episodes). */
   maxEpisodeSteps?: number;
   signal?: AbortSignal;
+  /** Keeps chosen episodes' states for replay and video (evalRecord, issue 18). */
+  recorder?: RolloutRecorder;
 }
 
 /** Summary statistics of a list of returns (mean and std by rl/evaluate.ts's `summarize`). */
@@ -357,19 +360,25 @@ export function returnStats(returns: number[], lengths: number[]): ReturnStats {
 export function evaluatePolicy(policy: PpoPolicy, o: EvaluateOptions): ReturnStats {
   if (!Number.isInteger(o.episodes) || o.episodes < 1)
     throw new InputError(`evaluatePolicy: episodes must be a positive integer; got ${o.episodes}`);
-  const env = make(
+  const made = make(
     policy.json.envId,
     policy.json.envKwargs,
     o.maxEpisodeSteps !== undefined ? { maxEpisodeSteps: o.maxEpisodeSteps } : {},
-  ) as {
+  );
+  const env = made as {
     reset(a: { seed?: number }): [ArrayLike<number>, unknown];
     step(a: number | Float32Array): [ArrayLike<number>, number, boolean, boolean, unknown];
     close(): void;
   };
   const episodeEnv: EpisodeEnv<ArrayLike<number>, number | Float32Array> = {
-    reset: (seed) => env.reset({ seed })[0],
+    reset: (seed) => {
+      const [obs] = env.reset({ seed });
+      o.recorder?.reset(made, seed);
+      return obs;
+    },
     step: (action) => {
       const [obs, reward, terminated, truncated] = env.step(action);
+      o.recorder?.step(made, reward, terminated || truncated);
       return { obs, reward, done: terminated || truncated };
     },
   };

@@ -14,6 +14,7 @@
 import type { CheckpointJson, TrainContext } from '../train/index.js';
 import type { PpoOptions } from './ppo-options.js';
 import { evaluatePolicy, type PolicyJSON, PpoPolicy, type ReturnStats } from './ppo-policy.js';
+import type { RolloutRecorder } from './rollout/index.js';
 import { trainPpo } from './ppo.js';
 import { normalizedScore, referenceScores } from './score.js';
 
@@ -43,8 +44,23 @@ export interface PpoRunResult {
 /** Seed of the first evaluation episode: fixed, so evaluations compare across runs and seeds. */
 const EVAL_SEED = 10_000;
 
-/** Trains with `trainPpo` (seed, resume and signal from `ctx`), logging and evaluating as above. */
-export async function runPpo(options: PpoRunOptions, ctx: TrainContext): Promise<PpoRunResult> {
+/** What a run does with recorded evaluation episodes (evalRecord, issue 18). */
+export interface PpoRecording {
+  /** The recorder for the evaluation at env step `step` (a fresh one each time). */
+  recorder(step: number): RolloutRecorder;
+  /** The evaluation at `step` recorded at least one episode into `recorder`. */
+  recorded(step: number, recorder: RolloutRecorder): void;
+}
+
+/**
+ * Trains with `trainPpo` (seed, resume and signal from `ctx`), logging and evaluating as above;
+ * `recording` keeps chosen evaluation episodes for replay and video.
+ */
+export async function runPpo(
+  options: PpoRunOptions,
+  ctx: TrainContext,
+  recording?: PpoRecording,
+): Promise<PpoRunResult> {
   const { envId, evalEvery, evalEpisodes, evalStochastic, stopBelow, stopAbove, ...trainOptions } = options;
   const ref = referenceScores({ envId });
   const init = ctx.resume ? (ctx.resume.state as unknown as PolicyJSON) : undefined;
@@ -55,12 +71,15 @@ export async function runPpo(options: PpoRunOptions, ctx: TrainContext): Promise
   const evaluate = (json: PolicyJSON, step: number): { ev: ReturnStats; withEval: PolicyJSON } => {
     // Measure the saved (float32) weights, as a user loading the file would.
     const policy = new PpoPolicy(JSON.parse(JSON.stringify(json)) as PolicyJSON);
+    const recorder = recording?.recorder(step);
     const ev = evaluatePolicy(policy, {
       episodes: evalEpisodes,
       seed: EVAL_SEED,
       stochastic: evalStochastic,
       signal: ctx.signal,
+      recorder,
     });
+    if (recorder?.episodesSeen) recording?.recorded(step, recorder);
     ctx.logger.metrics({ 'eval/return_mean': ev.mean, 'eval/return_std': ev.std }, step);
     if (ref) ctx.logger.metrics({ 'eval/normalized_score': normalizedScore(ev.mean, ref) }, step);
     const mode = evalStochastic ? 'stochastic' : 'deterministic';

@@ -22,6 +22,7 @@ import {
   levelDataset,
   decodeOfflineCheckpoint,
   encodeOfflineCheckpoint,
+  type EvaluationRecording,
   type OfflineHooks,
   type OfflineResult,
   offlineData,
@@ -31,11 +32,13 @@ import {
   trainDt,
   writePolicyFiles,
 } from '../../rl/index.js';
+import { RolloutRecorder } from '../../rl/rollout/index.js';
 import { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
 import { type InferFields, s } from '../config/schema.js';
 import { datasetInfoFromFile } from '../dataset-input.js';
 import { logModel } from '../logged-model.js';
 import { linePlotSvg } from '../plot/svg.js';
+import { RolloutUploads } from '../rollout/index.js';
 import type { Recipe, RecipeContext } from './types.js';
 
 // Each field: its doc line, the trainer's default (rl/offline's DEFAULTS: one source of truth), bounds.
@@ -131,6 +134,14 @@ const fields = {
         default: E.targetReturn,
       }),
       seed: int('Seed of the first evaluation episode', E.seed, 0),
+      record: s.boolean({
+        doc: 'Record the first, best and worst episode of each evaluation: rollouts/step-<N>/rollouts.arrow and replay.html artifacts (issue 18)',
+        default: false,
+      }),
+      video: s.boolean({
+        doc: 'Also log an MP4 per recorded episode (implies record; needs chromium and ffmpeg: scripts/browser-env.sh)',
+        default: false,
+      }),
     },
     { doc: 'Evaluation' },
   ),
@@ -202,6 +213,31 @@ function hooksOf(ctx: Ctx): OfflineHooks {
   };
 }
 
+/**
+ * eval.record / eval.video: a recorder per evaluation; its episodes are logged as artifacts in
+ * the background (a video takes seconds) and `done` awaits them before the run finishes.
+ */
+function evaluationRecording(ctx: Ctx): EvaluationRecording & { done(): Promise<void> } {
+  let current: RolloutRecorder | undefined;
+  const uploads = new RolloutUploads((local, path) => ctx.tracker.file(local, path), {
+    video: ctx.config.eval.video,
+    who: 'offline-rl.eval.video',
+  });
+  return {
+    recorder: () => {
+      current = new RolloutRecorder();
+      return current;
+    },
+    evaluated: (step) => {
+      if (!current?.episodesSeen) return;
+      const r = current.result({ run: ctx.runId, step: String(step) });
+      current = undefined;
+      uploads.add(step, r);
+    },
+    done: () => uploads.done(),
+  };
+}
+
 async function run(ctx: Ctx): Promise<void> {
   const c = ctx.config;
   const file = await resolveDataset(ctx);
@@ -225,7 +261,8 @@ async function run(ctx: Ctx): Promise<void> {
       'eval.target': evaluationTarget(data, c.eval).toFixed(1),
     });
     const common = { env: c.env, seed: ctx.seed, train: c.train, eval: c.eval };
-    const hooks = hooksOf(ctx);
+    const recording = c.eval.record || c.eval.video ? evaluationRecording(ctx) : undefined;
+    const hooks = { ...hooksOf(ctx), rollouts: recording };
     const result =
       c.algo === 'at'
         ? await trainAt(data, { ...common, returnScale: c.returnScale, model: c.model, chain: c.at }, hooks)
@@ -236,6 +273,7 @@ async function run(ctx: Ctx): Promise<void> {
               hooks,
             )
           : await trainBc(data, { ...common, ...c.bc }, hooks);
+    await recording?.done();
     await finish(ctx, result);
   } finally {
     ds.close();

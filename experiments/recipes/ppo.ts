@@ -10,7 +10,9 @@
  */
 import { writeFileAtomic } from '../../common/index.js';
 import { PPO_DEFAULTS, runPpo } from '../../rl/index.js';
+import { RolloutRecorder } from '../../rl/rollout/index.js';
 import { type InferFields, s } from '../config/schema.js';
+import { RolloutUploads } from '../rollout/index.js';
 import { trainContext } from './train-context.js';
 import type { Recipe, RecipeContext } from './types.js';
 
@@ -58,6 +60,14 @@ const fields = {
   evalEvery: int('Updates between evaluations; 0 only at the end', 10, 0),
   evalEpisodes: int('Episodes per evaluation', 10),
   evalStochastic: flag('Evaluate sampled actions (else the mean action)', true),
+  evalRecord: flag(
+    'Record the first, best and worst episode of each evaluation: rollouts/step-<env step>/rollouts.arrow and replay.html artifacts (issue 18)',
+    false,
+  ),
+  evalVideo: flag(
+    'Also log an MP4 per recorded episode, like CleanRL capture_video (implies evalRecord; needs chromium and ffmpeg)',
+    false,
+  ),
   stopBelow: s.number({
     doc: 'Early stop when an evaluation return is in [stopAbove, stopBelow]; 0 turns it off',
     default: 0,
@@ -69,8 +79,22 @@ const fields = {
 export type PpoConfig = InferFields<typeof fields>;
 
 async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
-  const { env, out, ...options } = ctx.config;
-  const { final, best } = await runPpo({ envId: env, ...options }, trainContext(ctx));
+  const { env, out, evalRecord, evalVideo, ...options } = ctx.config;
+  // evalRecord / evalVideo: logged in the background (a video takes seconds), awaited at the end
+  const uploads = new RolloutUploads((local, path) => ctx.tracker.file(local, path), {
+    video: evalVideo,
+    who: 'ppo.evalVideo',
+  });
+  const recording =
+    evalRecord || evalVideo
+      ? {
+          recorder: () => new RolloutRecorder(),
+          recorded: (step: number, r: RolloutRecorder) =>
+            uploads.add(step, r.result({ run: ctx.runId, step: String(step) })),
+        }
+      : undefined;
+  const { final, best } = await runPpo({ envId: env, ...options }, trainContext(ctx), recording);
+  await uploads.done();
   if (!final) return; // aborted: the checkpoint is saved, nothing to publish
   const text = JSON.stringify(final);
   await ctx.tracker.content('policy.json', text);

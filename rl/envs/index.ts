@@ -19,7 +19,7 @@ export {
 export { EnvCheckError, InvalidAction, InvalidArgument, ResetNeeded, UnregisteredEnv } from './errors.js';
 export { HalfCheetahEnv, type HalfCheetahOptions } from './half_cheetah.js';
 export type { KwargKind, KwargSpec, KwargTable } from './kwargs.js';
-export { assetPath, MujocoEnv, mujocoVersion } from './mujoco_env.js';
+export { assetPath, KinematicsScratch, MujocoEnv, mujocoVersion } from './mujoco_env.js';
 export { PlanarWalkerEnv, type PlanarWalkerOptions } from './planar_walker.js';
 export {
   type EnvRegistration,

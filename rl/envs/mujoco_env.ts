@@ -37,6 +37,8 @@ export interface MjData {
   readonly cfrc_ext: Float64Array;
   /** (nbody, 3) Cartesian body positions. */
   readonly xpos: Float64Array;
+  /** (nbody, 4) body orientations as quaternions (w, x, y, z). */
+  readonly xquat: Float64Array;
   delete(): void;
 }
 interface MujocoModule {
@@ -44,6 +46,7 @@ interface MujocoModule {
   MjData: new (model: MjModel) => MjData;
   mj_step(m: MjModel, d: MjData): void;
   mj_forward(m: MjModel, d: MjData): void;
+  mj_kinematics(m: MjModel, d: MjData): void;
   mj_resetData(m: MjModel, d: MjData): void;
   mj_rnePostConstraint(m: MjModel, d: MjData): void;
   mj_versionString(): string;
@@ -213,6 +216,30 @@ export abstract class MujocoEnv extends Env<Float64Array, ArrayLike<number>> {
     this.closed = true;
     this.data.delete();
     this.model.delete();
+  }
+}
+
+/**
+ * Body poses (xpos (nbody, 3), xquat (nbody, 4)) of a qpos by forward kinematics on a scratch
+ * MjData of its own. After mj_step the env's own xpos are those of the last substep's start, not
+ * of its qpos; a replay must draw the qpos it shows, and must not touch the env's data (issue 18).
+ * Holds wasm memory: `delete` it.
+ */
+export class KinematicsScratch {
+  private readonly data: MjData;
+
+  constructor(private readonly model: MjModel) {
+    this.data = new mujoco.MjData(model);
+  }
+
+  poses(qpos: ArrayLike<number>): { xpos: Float64Array; xquat: Float64Array } {
+    this.data.qpos.set(qpos);
+    mujoco.mj_kinematics(this.model, this.data);
+    return { xpos: Float64Array.from(this.data.xpos), xquat: Float64Array.from(this.data.xquat) };
+  }
+
+  delete(): void {
+    this.data.delete();
   }
 }
 

@@ -89,7 +89,7 @@ export async function trainAt(data: OfflineData, o: AtOptions, hooks: OfflineHoo
   });
   const evaluate = (weights: Float32Array[], step: number, onEpisode: (e: number) => void): EvalPoint => {
     const model = inferenceModel(config, weights);
-    const env = evaluationEnv(o.env, o.eval, data.norm);
+    const env = evaluationEnv(o.env, o.eval, data.norm, hooks);
     try {
       const last: number[] = [];
       const bestTrial: number[] = [];

@@ -124,7 +124,7 @@ export async function trainBc(data: OfflineData, o: BcOptions, hooks: OfflineHoo
       if (evaluatesAt(t, step)) {
         progress.expectPhases('eval', evalsLeft(t, step - 1));
         progress.beginPhase('eval');
-        const env = evaluationEnv(o.env, o.eval, norm);
+        const env = evaluationEnv(o.env, o.eval, norm, hooks);
         let episode = 0;
         const sm = summarize(
           data.references,

@@ -9,6 +9,7 @@ import { type StateNorm, stateNorm, type TrajectoryDataset } from '../../dataset
 import type { BackendChoice } from '../../native/index.js';
 import { type TrainingState, type TrainLogger, warmupCosine } from '../../train/index.js';
 import { type EvalSummary, rolloutEnv } from '../evaluate.js';
+import type { RolloutRecorder } from '../rollout/index.js';
 import { type ReferenceScores, referenceScores } from '../score.js';
 
 /** Optimisation. AT and DT draw `batchSize` sequences a step; BC draws its own `batchSize` states. */
@@ -99,7 +100,17 @@ export interface OfflineCheckpoint {
 }
 
 /** How a run reports and persists; everything but `logger` is optional (a script needs none). */
+/** Recording of evaluation episodes (eval.record, issue 18): a recorder per evaluation, handed back after it. */
+export interface EvaluationRecording {
+  /** The recorder of the evaluation about to run. */
+  recorder(): RolloutRecorder;
+  /** The evaluation at `step` (the last recorder's) has finished. */
+  evaluated(step: number): void;
+}
+
 export interface OfflineHooks {
+  /** Records evaluation episodes for replay (absent: nothing recorded). */
+  rollouts?: EvaluationRecording;
   /** Metrics: `train/*`, `perf/*`, `eval/*` (train/metrics.ts). */
   logger: TrainLogger;
   /** Facts learnt while setting up (parameter counts, probed memory). */
@@ -169,17 +180,19 @@ export function evalsLeft(t: OfflineTrainOptions, step: number): number {
 }
 
 /** The evaluation env: normalised observations, the episode cap of `o`. */
-export function evaluationEnv(env: string, o: OfflineEvalOptions, norm: StateNorm) {
+export function evaluationEnv(env: string, o: OfflineEvalOptions, norm: StateNorm, hooks?: OfflineHooks) {
   return rolloutEnv({
     envId: env,
     maxEpisodeSteps: o.maxEpisodeSteps || undefined,
     stateMean: norm.mean,
     stateStd: norm.std,
+    recorder: hooks?.rollouts?.recorder(),
   });
 }
 
 /** Logs an evaluation's `eval/*` metrics and one line; `bestTrial` is AT's best-of-trials score. */
 export function logEvaluation(hooks: OfflineHooks, step: number, s: EvalSummary, bestTrial?: number): void {
+  hooks.rollouts?.evaluated(step);
   hooks.logger.metrics(
     {
       'eval/return_mean': s.mean,

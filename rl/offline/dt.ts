@@ -78,7 +78,7 @@ export async function trainDt(data: OfflineData, o: DtOptions, hooks: OfflineHoo
   });
   const evaluate = (weights: Float32Array[], step: number, onEpisode: (e: number) => void): EvalPoint => {
     const model = inferenceModel(config, weights);
-    const env = evaluationEnv(o.env, o.eval, data.norm);
+    const env = evaluationEnv(o.env, o.eval, data.norm, hooks);
     try {
       let episode = 0;
       const returns = evaluateEpisodes(env, o.eval.episodes, o.eval.seed, () => {

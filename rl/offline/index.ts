@@ -19,6 +19,7 @@ export {
   type OfflineCheckpoint,
   type OfflineData,
   type OfflineEvalOptions,
+  type EvaluationRecording,
   type OfflineHooks,
   type OfflineResult,
   type OfflineTrainOptions,

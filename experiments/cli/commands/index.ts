@@ -5,6 +5,7 @@ import { dataCommand } from './data.js';
 import { envCommand } from './env.js';
 import { launchCommand } from './launch.js';
 import { planCommand } from './plan.js';
+import { rolloutCommand } from './rollout.js';
 import { ringWorkerCommand } from './ring-worker.js';
 import { runCommand } from './run.js';
 import { runsCommand } from './runs.js';
@@ -19,6 +20,7 @@ export const commands: CommandModule<any, any>[] = [
   launchCommand,
   planCommand,
   ringWorkerCommand,
+  rolloutCommand,
   runCommand,
   runsCommand,
   sweepCommand,

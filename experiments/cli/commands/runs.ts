@@ -49,18 +49,18 @@ function keyParams(runs: Run[]): string[] {
     .sort();
 }
 
-/** A run by its id or a unique prefix of it (`exp runs show 3f2a9c`). */
-async function findRun(store: TrackingStore, id: string): Promise<Run> {
+/** A run by its id or a unique prefix of it (`exp runs show 3f2a9c`); `who` starts the messages. */
+export async function findRun(store: TrackingStore, id: string, who = 'exp runs show'): Promise<Run> {
   if (/^[0-9a-f]{32}$/.test(id)) return store.getRun(id);
   if (!/^[0-9a-f]+$/.test(id))
-    throw new InputError(`exp runs show: '${id}' is not a run id (32 hex digits) or a prefix of one`);
+    throw new InputError(`${who}: '${id}' is not a run id (32 hex digits) or a prefix of one`);
   const experiments = await store.searchExperiments();
   const runs = await store.searchRuns(experiments.map((e) => e.experimentId));
   const hits = runs.filter((r) => r.info.runId.startsWith(id));
   if (hits.length === 1) return hits[0];
-  if (!hits.length) throw new InputError(`exp runs show: no run id starts with '${id}' in ${store.uri}`);
+  if (!hits.length) throw new InputError(`${who}: no run id starts with '${id}' in ${store.uri}`);
   throw new InputError(
-    `exp runs show: '${id}' is the start of ${hits.length} run ids (${hits
+    `${who}: '${id}' is the start of ${hits.length} run ids (${hits
       .slice(0, 5)
       .map((r) => r.info.runId)
       .join(', ')}${hits.length > 5 ? ', …' : ''}); give more of it`,
