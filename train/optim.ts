@@ -22,6 +22,18 @@ export interface OptimizerState {
   v: Float32Array[];
 }
 
+/**
+ * A zero variable shaped like `x`. NOTE: `tf.variable(t)` shares t's buffer and counts its bytes
+ * a second time; t is disposed here, else every moment counted twice in tf.memory() and a
+ * peak-bytes probe, and its buffer outlived `dispose()`.
+ */
+function zerosVariable(x: tf.Variable): tf.Variable {
+  const zeros = tf.zerosLike(x);
+  const v = tf.variable(zeros, false);
+  zeros.dispose();
+  return v;
+}
+
 export class AdamW {
   private readonly m: tf.Variable[];
   private readonly v: tf.Variable[];
@@ -31,8 +43,8 @@ export class AdamW {
     readonly vars: tf.Variable[],
     private readonly o: AdamWOptions,
   ) {
-    this.m = vars.map((x) => tf.variable(tf.zerosLike(x), false));
-    this.v = vars.map((x) => tf.variable(tf.zerosLike(x), false));
+    this.m = vars.map(zerosVariable);
+    this.v = vars.map(zerosVariable);
   }
 
   /** Applies gradients (one per variable, same order) with learning rate `lr` (default: options). */
