@@ -101,6 +101,7 @@ export {
   lineRetrievalRuntime,
   trainLineRetrieval,
 } from './line-retrieval-train.js';
+export { lineWindow, trainLineRetrievalOnDevices } from './line-retrieval-ring.js';
 export {
   type HfRope,
   type RopeScaling,
