@@ -57,8 +57,9 @@ export class AdamW {
     this.step++;
     const bc1 = 1 - b1 ** this.step;
     const bc2 = 1 - b2 ** this.step;
-    tf.tidy(() => {
-      this.vars.forEach((x, i) => {
+    // NOTE: one tidy per variable: the temporaries of one update at a time, not of them all
+    this.vars.forEach((x, i) => {
+      tf.tidy(() => {
         const g = grads[i];
         this.m[i].assign(tf.add(tf.mul(this.m[i], b1), tf.mul(g, 1 - b1)));
         this.v[i].assign(tf.add(tf.mul(this.v[i], b2), tf.mul(tf.square(g), 1 - b2)));
