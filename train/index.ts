@@ -15,6 +15,12 @@ export type {
 } from './context.js';
 export { GradientSum, type OptimizerStepOptions, stepOptimizer } from './gradients.js';
 export { MemoryLogger, type TrainLogger } from './logger.js';
+export {
+  type MaxContextResult,
+  type MaxContextSearch,
+  searchMaxContext,
+  trainingFlops,
+} from './max-context.js';
 export { isKnownMetric, METRICS, type MetricSpec } from './metrics.js';
 export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';
 export { decodeTrainingState, encodeTrainingState, type NamedArray, type TrainingState } from './state.js';

@@ -22,6 +22,18 @@ export interface OptimizerState {
   v: Float32Array[];
 }
 
+/**
+ * A zero variable shaped like `x`. NOTE: `tf.variable(t)` shares t's buffer and counts its bytes
+ * a second time; t is disposed here, else every moment counted twice in tf.memory() and a
+ * peak-bytes probe, and its buffer outlived `dispose()`.
+ */
+function zerosVariable(x: tf.Variable): tf.Variable {
+  const zeros = tf.zerosLike(x);
+  const v = tf.variable(zeros, false);
+  zeros.dispose();
+  return v;
+}
+
 export class AdamW {
   private readonly m: tf.Variable[];
   private readonly v: tf.Variable[];
@@ -31,8 +43,8 @@ export class AdamW {
     readonly vars: tf.Variable[],
     private readonly o: AdamWOptions,
   ) {
-    this.m = vars.map((x) => tf.variable(tf.zerosLike(x), false));
-    this.v = vars.map((x) => tf.variable(tf.zerosLike(x), false));
+    this.m = vars.map(zerosVariable);
+    this.v = vars.map(zerosVariable);
   }
 
   /** Applies gradients (one per variable, same order) with learning rate `lr` (default: options). */
@@ -45,8 +57,9 @@ export class AdamW {
     this.step++;
     const bc1 = 1 - b1 ** this.step;
     const bc2 = 1 - b2 ** this.step;
-    tf.tidy(() => {
-      this.vars.forEach((x, i) => {
+    // NOTE: one tidy per variable: the temporaries of one update at a time, not of them all
+    this.vars.forEach((x, i) => {
+      tf.tidy(() => {
         const g = grads[i];
         this.m[i].assign(tf.add(tf.mul(this.m[i], b1), tf.mul(g, 1 - b1)));
         this.v[i].assign(tf.add(tf.mul(this.v[i], b2), tf.mul(tf.square(g), 1 - b2)));

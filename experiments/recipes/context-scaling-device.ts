@@ -1,13 +1,17 @@
 /**
- * The device side of the context-scaling experiment: one training step (forward, backward,
- * gradient all-reduce, Adam update) of a small LLaMA-style language model on this device's shard
- * of the sequence, with peak tensor bytes measured. Every device builds the same weights from the
- * same seed, so the replicas start and stay identical (sequence parallelism, paper §3).
+ * The device side of the context-scaling experiment: training steps of a small LLaMA-style
+ * language model (ring/transformer.ts blocks: RMSNorm, RoPE, GQA, SwiGLU) on this device's shard
+ * of the sequence — forward, backward, the gradient all-reduce (train/gradients.ts), AdamW
+ * (train/optim.ts) — with its peak memory measured. Every device builds the same weights from
+ * the same seed, so the replicas start and stay identical (sequence parallelism, paper §3).
+ *
+ * NOTE: the model is lm/model.ts's LLaMA (same init, same layers) assembled from ring/ directly:
+ * importing lm/ loads the tokenizer package's vocabulary (≈ 11.5 MiB of JS heap per device),
+ * which the real-memory budget would count as the model's.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import {
-  allReduceSum,
   type AttentionImpl,
   blockVariables,
   type DeviceContext,
@@ -20,6 +24,7 @@ import {
   transformerBlock,
 } from '../../ring/index.js';
 import { withPeakBytes } from '../../native/index.js';
+import { AdamW, GradientSum } from '../../train/index.js';
 
 export interface ScalingModel {
   vocab: number;
@@ -107,7 +112,9 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
       'head',
     );
     const vars = [embed, ...blocks.flatMap(blockVariables), finalNorm, head];
-    const optimizer = tf.train.adam(1e-3);
+    const optimizer = new AdamW(vars, { lr: 1e-3 });
+    // one all-reduce of every gradient and the loss (a ring of one sums nothing)
+    const sum = ctx.worldSize > 1 ? new GradientSum(vars, 1) : undefined;
     const tokens = tf.tensor2d(a.tokens, [a.batch, a.localLen], 'int32');
     const targets = tf.tensor2d(a.targets, [a.batch, a.localLen], 'int32');
     const seq =
@@ -125,30 +132,19 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
         // mean over the whole sequence: each device's share, summed by the all-reduce
         return tf.div(tf.neg(picked), a.batch * a.seqLen) as tf.Scalar;
       }, vars);
-      let localLoss = value.dataSync()[0];
+      loss = value.dataSync()[0];
       value.dispose();
-      if (ctx.worldSize > 1) {
-        // one all-reduce of every gradient, flattened (and of the loss, appended)
-        const names = vars.map((v) => v.name);
-        const flat = tf.concat(names.map((n) => tf.reshape(grads[n], [-1])));
-        const data = new Float32Array(flat.size + 1);
-        data.set(flat.dataSync() as Float32Array);
-        data[flat.size] = localLoss;
-        flat.dispose();
-        allReduceSum(ctx.transport, data);
-        localLoss = data[data.length - 1];
-        let offset = 0;
-        for (const v of vars) {
-          const g = grads[v.name];
-          const summed = tf.tensor(data.subarray(offset, offset + g.size), g.shape);
-          offset += g.size;
-          g.dispose();
-          grads[v.name] = summed;
-        }
+      let list = vars.map((v) => grads[v.name]);
+      if (sum) {
+        sum.reset();
+        sum.add(list, [loss]);
+        sum.allReduce(ctx.transport);
+        loss = sum.extras[0];
+        tf.dispose(list);
+        list = sum.tensors();
       }
-      optimizer.applyGradients(grads as unknown as Parameters<typeof optimizer.applyGradients>[0]);
-      tf.dispose(Object.values(grads));
-      loss = localLoss;
+      optimizer.apply(list);
+      tf.dispose(list);
       stepMs.push(performance.now() - started);
     }
     optimizer.dispose();

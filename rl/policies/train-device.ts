@@ -8,14 +8,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { type ProbedPeak, withPeakBytes } from '../../native/index.js';
-import { allReduceSum, type DeviceContext, type RingLayout } from '../../ring/index.js';
-import { AdamW, clipByGlobalNorm } from '../../train/index.js';
+import type { DeviceContext, RingLayout } from '../../ring/index.js';
+import { AdamW, clipByGlobalNorm, GradientSum } from '../../train/index.js';
 import type { TokenBatch } from './tokens.js';
 import { TrajectoryTransformer, type TrajectoryTransformerConfig } from './trajectory-transformer.js';
 
 interface Trainer {
   model: TrajectoryTransformer;
   optimizer: AdamW;
+  /** Every gradient and the loss in one buffer: one all-reduce a step (train/gradients.ts). */
+  sum: GradientSum;
 }
 let trainer: Trainer | undefined;
 
@@ -37,7 +39,7 @@ export function initTrainer(a: InitArgs): { parameters: number } {
   if (a.weights) model.setWeights(a.weights);
   const optimizer = new AdamW(model.variables(), { lr: 0, weightDecay: a.weightDecay });
   if (a.optimizer) optimizer.load(a.optimizer);
-  trainer = { model, optimizer };
+  trainer = { model, optimizer, sum: new GradientSum(model.variables(), 1) };
   return { parameters: model.parameterCount() };
 }
 
@@ -73,24 +75,14 @@ export function trainStep(a: StepArgs, ctx: DeviceContext): StepResult {
   value.dispose();
   let list = vars.map((v) => grads[v.name]);
   if (ctx.worldSize > 1) {
-    // one all-reduce for every gradient and the loss
-    const sizes = list.map((g) => g.size);
-    const flat = new Float32Array(sizes.reduce((x, y) => x + y, 0) + 1);
-    let off = 0;
-    for (const g of list) {
-      flat.set(g.dataSync() as Float32Array, off);
-      off += g.size;
-    }
-    flat[off] = loss;
-    allReduceSum(ctx.transport, flat);
-    loss = flat[off];
-    off = 0;
-    list = list.map((g) => {
-      const t = tf.tensor(flat.subarray(off, off + g.size), g.shape);
-      off += g.size;
-      g.dispose();
-      return t;
-    });
+    // one all-reduce for every gradient and the loss (train/gradients.ts)
+    const { sum } = trainer;
+    sum.reset();
+    sum.add(list, [loss]);
+    sum.allReduce(ctx.transport);
+    loss = sum.extras[0];
+    tf.dispose(list);
+    list = sum.tensors();
   }
   const { grads: clipped, norm } = clipByGlobalNorm(list, a.clip);
   optimizer.apply(clipped, a.lr);
@@ -116,7 +108,10 @@ export function trainMessageFloats(
   devices: number,
 ): number {
   const Dh = config.dModel / config.heads;
-  return Math.max(2 * batch * config.heads * tokensPerDevice * Dh, Math.ceil((parameters + 1) / devices));
+  return Math.max(
+    2 * batch * config.heads * tokensPerDevice * Dh,
+    GradientSum.messageFloats(parameters, 1, devices),
+  );
 }
 
 /**

@@ -13,6 +13,19 @@ before(async () => {
 });
 
 describe('AdamW', () => {
+  test('holds its two moments once, and frees them on dispose', () => {
+    const w = tf.variable(tf.zeros([5, 7]));
+    const start = tf.memory();
+    const opt = new AdamW([w], { lr: 0.01 });
+    // two moments of 35 float32 each: a leaked initial tensor shows as 4 tensors and 560 bytes
+    assert.equal(tf.memory().numTensors - start.numTensors, 2);
+    assert.equal(tf.memory().numBytes - start.numBytes, 2 * 35 * 4);
+    opt.dispose();
+    assert.equal(tf.memory().numTensors, start.numTensors);
+    assert.equal(tf.memory().numBytes, start.numBytes);
+    w.dispose();
+  });
+
   test('matches the reference update over several steps; state round-trips', () => {
     const rng = new Rng((Math.random() * 2 ** 31) | 0);
     const n = 12;
