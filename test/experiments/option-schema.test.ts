@@ -83,7 +83,8 @@ test("offline-rl's schema defaults are the trainers' DEFAULTS", () => {
   assert.ok(r.ok);
   const c = r.value;
   assert.deepEqual({ ...c.train }, { ...AT_DEFAULTS.train });
-  assert.deepEqual({ ...c.eval }, { ...AT_DEFAULTS.eval });
+  // eval.record and eval.video are the run's (issue 18: replay and video), off by default
+  assert.deepEqual({ ...c.eval }, { ...AT_DEFAULTS.eval, record: false, video: false });
   assert.deepEqual({ ...c.model }, { ...AT_DEFAULTS.model });
   assert.deepEqual({ ...c.at }, { ...AT_DEFAULTS.chain });
   assert.equal(c.dt.context, DT_DEFAULTS.context);
