@@ -31,7 +31,7 @@ import {
   type Window,
 } from '../lm/finetune-device.js';
 import { LlamaModel, type LlamaRuntime } from '../lm/index.js';
-import { sharegptDefaultModel } from './lm-config.js';
+import { packedWindow, sharegptDefaultModel } from './lm-config.js';
 import { initBackend, type ProbedPeak, processPeakRssBytes } from '../native/index.js';
 import { RingGroup } from '../cluster/index.js';
 
@@ -56,25 +56,7 @@ const config = sharegptDefaultModel(1 << 20);
 const deviceModule = new URL('../lm/finetune-device.js', import.meta.url);
 
 /** A packed window: conversations of 200–1200 tokens, loss on every next token in a segment. */
-function window(T: number, rng: Rng): Window {
-  const tokens = Int32Array.from({ length: BATCH * T }, () => 3 + rng.int(config.vocabSize - 3));
-  const segmentIds = new Int32Array(BATCH * T);
-  const targets = new Int32Array(BATCH * T).fill(-100);
-  for (let b = 0; b < BATCH; b++) {
-    let seg = 0;
-    let left = 200 + rng.int(1000);
-    for (let t = 0; t < T; t++) {
-      if (left-- === 0) {
-        seg++;
-        left = 200 + rng.int(1000);
-      }
-      segmentIds[b * T + t] = seg;
-    }
-    for (let t = 0; t + 1 < T; t++)
-      if (segmentIds[b * T + t] === segmentIds[b * T + t + 1]) targets[b * T + t] = tokens[b * T + t + 1];
-  }
-  return { tokens, targets, segmentIds };
-}
+const window = (T: number, rng: Rng): Window => packedWindow(T, BATCH, config.vocabSize, rng);
 
 await initBackend({ backend: 'wasm', notice: true });
 const cpuModel = cpus()[0]?.model ?? 'unknown';

@@ -3,7 +3,8 @@
  * `RingTransport`; this room makes the devices and moves the bytes:
  * - device/: a group of worker-thread devices on this machine, each its own tfjs backend,
  *   linked by the shared-memory transport; tasks called on every device at once; `ringAttention`
- *   over such a group.
+ *   over such a group; compute slots (`computeSlots`), so N devices take turns on C < N cores
+ *   instead of oversubscribing them (issue 17 item 4).
  * - transport/: the shared-memory channels; the ring across processes and hosts over ZeroMQ
  *   (rendezvous, HMAC authentication, heartbeats, abort), and ranks from the launcher's
  *   environment (torchrun, SLURM, Kubernetes).

@@ -209,7 +209,8 @@ function meanStd(xs: number[]): { mean: number; std: number } {
  * The parent's plots, each a metric's mean over seeds per cell against the step:
  * `plots/learning_curves.svg` for `train/loss` (or the first `train/` metric), and
  * `plots/eval_curves.svg` for the first of eval/normalized_score, eval/return_mean,
- * eval/accuracy that the runs log (so a table's flattening is visible, issue 17).
+ * eval/ring_accuracy, eval/accuracy that the runs log (so a table's flattening is visible, issue
+ * 17; line retrieval logs its accuracies at step = context tokens: Figure 3's axes).
  */
 async function curvePlots(store: TrackingStore, children: SweepChild[], tracker: RunTracker): Promise<void> {
   const done = children.filter((c) => c.status === 'FINISHED' && c.runId);
@@ -219,9 +220,13 @@ async function curvePlots(store: TrackingStore, children: SweepChild[], tracker:
     'train/loss' in first.metrics
       ? 'train/loss'
       : Object.keys(first.metrics).find((k) => k.startsWith('train/'));
-  const evalKey = ['eval/normalized_score', 'eval/return_mean', 'eval/accuracy'].find(
+  const evalKey = ['eval/normalized_score', 'eval/return_mean', 'eval/ring_accuracy', 'eval/accuracy'].find(
     (k) => k in first.metrics,
   );
+  // line retrieval's accuracies are logged per prompt length, the step being its context tokens
+  const perContext =
+    evalKey === 'eval/ring_accuracy' ||
+    (evalKey === 'eval/accuracy' && first.tags['exp.recipe'] === 'line-retrieval');
   for (const [name, key] of [
     ['learning_curves', train],
     ['eval_curves', evalKey],
@@ -244,7 +249,7 @@ async function curvePlots(store: TrackingStore, children: SweepChild[], tracker:
       name,
       linePlotSvg({
         title: `${key}: mean over seeds`,
-        xLabel: 'step',
+        xLabel: name === 'eval_curves' && perContext ? 'context tokens' : 'step',
         yLabel: key,
         series,
         logY: name === 'learning_curves' && positive ? 10 : undefined,

@@ -73,6 +73,8 @@ export interface MicroBatchShard {
   segmentIds: Int32Array;
   /** Counted targets of the whole micro-batch over all devices, so the shares sum to its mean. */
   denominator: number;
+  /** Per-target weights (B, c) of a weighted objective (normalised over the whole micro-batch; denominator 1). */
+  weights?: Float32Array;
 }
 
 export interface FinetuneStepArgs {
@@ -119,7 +121,7 @@ export function finetuneStep(a: FinetuneStepArgs, ctx: DeviceContext): FinetuneS
   for (const mb of a.microBatches) {
     const ids = tf.tensor2d(mb.ids, [a.batch, mb.ids.length / a.batch], 'int32'); // (B, c)
     const { value, grads } = tf.variableGrads(
-      () => model.loss(ids, mb.targets, sequenceOf(model, a, mb, ctx), mb.denominator),
+      () => model.loss(ids, mb.targets, sequenceOf(model, a, mb, ctx), mb.denominator, mb.weights),
       sum.vars,
     );
     sum.add(grads, [value.dataSync()[0]]);
@@ -140,6 +142,11 @@ export interface Window {
   targets: Int32Array;
   /** Segment ids (B, T): packed conversations apart, padding in a segment of its own. */
   segmentIds: Int32Array;
+  /**
+   * Per-target weights (B, T) whose weighted sum is the objective (already normalised: line
+   * retrieval's answer and prompt means); absent: the mean over counted targets.
+   */
+  weights?: Float32Array;
 }
 
 export interface ShardOptions {
@@ -159,7 +166,9 @@ export function shardStep(microBatches: Window[], o: ShardOptions): FinetuneStep
       ids: shardColumns(w.tokens, o.batch, o.seqLen, rank, N, o.layout),
       targets: shardColumns(w.targets, o.batch, o.seqLen, rank, N, o.layout),
       segmentIds: w.segmentIds,
-      denominator: w.targets.reduce((n, t) => n + (t === IGNORE_INDEX ? 0 : 1), 0),
+      ...(w.weights
+        ? { weights: shardColumns(w.weights, o.batch, o.seqLen, rank, N, o.layout), denominator: 1 }
+        : { denominator: w.targets.reduce((n, t) => n + (t === IGNORE_INDEX ? 0 : 1), 0) }),
     })),
     batch: o.batch,
     seqLen: o.seqLen,
@@ -179,7 +188,7 @@ export async function probeFinetune(a: FinetuneStepArgs, ctx: DeviceContext): Pr
   const ids = tf.tensor2d(mb.ids, [a.batch, mb.ids.length / a.batch], 'int32');
   const { peakBytes, memory } = await withPeakBytes(() => {
     const { value, grads } = tf.variableGrads(
-      () => model.loss(ids, mb.targets, sequenceOf(model, a, mb, ctx), mb.denominator),
+      () => model.loss(ids, mb.targets, sequenceOf(model, a, mb, ctx), mb.denominator, mb.weights),
       model.variables(),
     );
     tf.dispose([value, ...Object.values(grads)]);

@@ -44,7 +44,9 @@ const CHUNK_FLOATS = 1 << 19;
 /**
  * x (..., Dm) → Σ over counted rows of −log softmax(x·w)[target] / denominator (default: the
  * counted rows). w (Dm, V); targets one per row of x, −100 = ignored. Same value and gradients as
- * `maskedCrossEntropy(linear(x, w), targets, denominator)`.
+ * `maskedCrossEntropy(linear(x, w), targets, denominator)`. `rowWeights` (one per row) scale each
+ * counted row's term instead of 1: a weighted objective such as line retrieval's answer/prompt mix,
+ * whose weights already hold their normalisation (pass denominator 1).
  */
 export function headCrossEntropy(
   x: tf.Tensor,
@@ -52,6 +54,7 @@ export function headCrossEntropy(
   targets: Int32Array,
   denominator?: number,
   chunkRows?: number,
+  rowWeights?: Float32Array,
 ): tf.Scalar {
   const [Dm, V] = w.shape;
   const N = targets.length;
@@ -60,6 +63,13 @@ export function headCrossEntropy(
       `headCrossEntropy: x [${x.shape}] must hold ${N} rows (one per target) of ${Dm} features`,
     );
   const { safe, weight, count } = countedTargets(targets, V, 'headCrossEntropy');
+  if (rowWeights) {
+    if (rowWeights.length !== N)
+      throw new InputError(
+        `headCrossEntropy: rowWeights must hold ${N} values (one per target); got ${rowWeights.length}`,
+      );
+    for (let i = 0; i < N; i++) if (weight[i] !== 0) weight[i] = rowWeights[i];
+  }
   const denom = denominator ?? Math.max(1, count);
   const rows = chunkRows ?? Math.max(1, Math.floor(CHUNK_FLOATS / V));
   const chunks: [number, number][] = [];

@@ -23,6 +23,7 @@ export {
   shiftLabels,
   toHfConfig,
 } from './model.js';
+export { llamaMatmulWeights, llamaTrainingFlops } from './flops.js';
 export {
   CheckpointReader,
   encodeSafetensors,
@@ -111,6 +112,7 @@ export {
   lineRetrievalRuntime,
   trainLineRetrieval,
 } from './line-retrieval-train.js';
+export { lineWindow, trainLineRetrievalOnDevices } from './line-retrieval-ring.js';
 export {
   type HfRope,
   type RopeScaling,

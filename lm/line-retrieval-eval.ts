@@ -13,10 +13,10 @@
  *    against the same budget.
  *
  * Scoring (decision): teacher-forced argmax over the answer span. The prompt plus the true answer
- * runs once; the argmax next token at the prompt's last position and at each answer digit are
- * decoded and LongChat's last-integer rule applied. Greedy decoding outputs exactly the answer
- * iff every one of these argmaxes is the true next token, so this is greedy decoding's accuracy
- * without a token-by-token loop (which on the ring would need a distributed KV cache).
+ * runs once; a case is right iff the argmax next token at the prompt's last position and at each
+ * answer token is the true next token (`lineAnswerCorrect`). Greedy decoding outputs exactly the
+ * answer iff that holds, so this is greedy decoding's exact-answer accuracy without a
+ * token-by-token loop (which on the ring would need a distributed KV cache).
  *
  * The memory budget is for evaluation; training runs before it without a budget.
  */

@@ -60,8 +60,19 @@ export interface LineRetrievalOptions {
   weightDecay: number;
   /** Global gradient-norm clip; 0 = none. */
   clipNorm: number;
-  /** Attention while training (one device, no budget); evaluation is blockwise (BPT) and ring. */
-  trainAttention: 'vanilla' | 'memeff' | 'blockwise';
+  /**
+   * Attention while training; evaluation is blockwise (BPT) and ring. 'ring' trains on
+   * `trainDevices` ring devices (lm/line-retrieval-ring.ts).
+   */
+  trainAttention: 'vanilla' | 'memeff' | 'blockwise' | 'ring';
+  /**
+   * Where training runs: 0 = the main thread (fastest for short prompts, no memory check);
+   * ≥ 1 = worker devices running the finetune step, one device or the ring (Figure 3: each
+   * device holds T/N tokens, so the ring trains on prompts one device cannot hold).
+   */
+  trainDevices: number;
+  /** Per-device budget (MiB, real memory) of a training step on devices; 0 = unchecked. */
+  trainMemoryMiB: number;
   /** Held-out accuracy every this many steps (and at the last); 0 = only at the last. */
   evalEvery: number;
   /** Attention block size and FFN chunk (blockwise on one device, ring inner loop). */
@@ -102,6 +113,8 @@ export const LINE_RETRIEVAL_DEFAULTS: LineRetrievalOptions = {
   weightDecay: 0.01,
   clipNorm: 1,
   trainAttention: 'vanilla',
+  trainDevices: 0,
+  trainMemoryMiB: 0,
   evalEvery: 50,
   blockSize: 32,
   evalLines: [2, 4, 7, 12, 16],
@@ -155,7 +168,7 @@ export function curriculumCap(
 }
 
 /** The line counts a training case may draw at `step`: trainLines up to the cap (never none). */
-function allowedLines(step: number, o: LineRetrievalOptions): number[] {
+export function allowedLines(step: number, o: LineRetrievalOptions): number[] {
   const cap = curriculumCap(step, o);
   const allowed = o.trainLines.filter((n) => n <= cap);
   return allowed.length ? allowed : [Math.min(...o.trainLines)];
@@ -208,7 +221,15 @@ function taskLoss(
 export function checkLineRetrievalOptions(o: LineRetrievalOptions, path = 'line-retrieval trainer'): void {
   const bad = (key: string, want: string, got: unknown) =>
     new InputError(`${path}.${key}: expected ${want}; got ${JSON.stringify(got)}`);
-  const counts = { batchSize: 1, blockSize: 1, evalCases: 1, evalBatch: 1, devices: 1, steps: 0 } as const;
+  const counts = {
+    batchSize: 1,
+    blockSize: 1,
+    evalCases: 1,
+    evalBatch: 1,
+    devices: 1,
+    steps: 0,
+    trainDevices: 0,
+  } as const;
   for (const [key, min] of Object.entries(counts)) {
     const v = o[key as keyof typeof counts];
     if (!Number.isInteger(v) || v < min) throw bad(key, `an integer ≥ ${min}`, v);
@@ -217,6 +238,8 @@ export function checkLineRetrievalOptions(o: LineRetrievalOptions, path = 'line-
     if (o[key].length === 0 || !o[key].every((n) => Number.isInteger(n) && n >= 1))
       throw bad(key, 'a non-empty list of line counts ≥ 1', o[key]);
   if (!(o.lr > 0)) throw bad('lr', 'a number > 0', o.lr);
+  if (o.trainAttention === 'ring' && o.trainDevices < 1)
+    throw bad('trainDevices', 'ring devices ≥ 1 for trainAttention ring', o.trainDevices);
 }
 
 /**
@@ -229,6 +252,11 @@ export async function trainLineRetrieval(
   ctx: TrainContext,
 ): Promise<LineRetrievalTrained> {
   checkLineRetrievalOptions(o, ctx.optionsPath);
+  if (o.trainDevices > 0)
+    throw new InputError(
+      `${ctx.optionsPath ?? 'line-retrieval trainer'}.trainDevices: ${o.trainDevices} trains on devices (trainLineRetrievalOnDevices); this trainer is the main thread's (0)`,
+    );
+  if (o.trainAttention === 'ring') throw new Error('unreachable: ring is checked above');
   const config = lineRetrievalConfig(o);
   const runtime = lineRetrievalRuntime(o);
   // training at these short lengths is fastest with vanilla attention (fewer, larger kernels)

@@ -186,7 +186,15 @@ export function lineBatch(
   return { ids, targets, isAnswer };
 }
 
-/** LongChat scoring of a predicted answer span (token ids): its last integer is the answer. */
+/**
+ * Scoring of teacher-forced predictions over the answer span (`predicted[i]` = the argmax at
+ * `answerPositions(e)[i]`): right iff every one is the true next token, i.e. greedy decoding emits
+ * exactly the reference answer (its last integer then is the answer, LongChat's rule). The
+ * last-integer rule must not be applied to the teacher-forced tokens themselves: the prediction at
+ * the answer digit's own position sees that digit as its input, so a model that echoes its input
+ * would "answer" every case (an untrained model scored 0.94 at 2 lines that way; fixed 2026-12-05).
+ */
 export function lineAnswerCorrect(e: EncodedLineCase, predicted: number[]): boolean {
-  return lastInteger(lineTokenizer.decode(predicted)) === e.answer;
+  const span = e.ids.slice(e.answerAt);
+  return predicted.length === span.length && span.every((t, i) => predicted[i] === t);
 }

@@ -368,8 +368,15 @@ export class LlamaModel {
    * Sum of token cross-entropies over targets ≠ −100, divided by `denominator` (default: the
    * number of counted targets here; on a ring pass the global count so device shares add up).
    * ids, targets (B, T): targets are already the next tokens (shift with `shiftLabels`).
+   * `weights` (B, T), when given, scale each counted target's term (head-loss.ts `rowWeights`).
    */
-  loss(ids: tf.Tensor, targets: Int32Array, seq: SequenceContext = {}, denominator?: number): tf.Scalar {
+  loss(
+    ids: tf.Tensor,
+    targets: Int32Array,
+    seq: SequenceContext = {},
+    denominator?: number,
+    weights?: Float32Array,
+  ): tf.Scalar {
     const [B, T] = dims(ids);
     if (targets.length !== B * T)
       throw new InputError(
@@ -377,7 +384,7 @@ export class LlamaModel {
       );
     // NOTE: head and cross-entropy fused in row chunks: the (B, T, V) logits never exist (head-loss.ts)
     const { x, w } = this.headInputs(this.hidden(ids, seq));
-    return headCrossEntropy(x, w, targets, denominator);
+    return headCrossEntropy(x, w, targets, denominator, undefined, weights);
   }
 
   /** A fresh, empty KV cache. */

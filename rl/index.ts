@@ -1,6 +1,7 @@
 /**
- * rl/: behaviour policies and data (issue 6). PPO (rl/ppo.ts; its networks in rl/nets/, its policy
- * file in rl/ppo-policy.ts), the collector and the ant-medium
+ * rl/: behaviour policies and data (issue 6). PPO (rl/ppo.ts; its networks in rl/nets/, its
+ * rollout buffer and GAE in rl/ppo-rollout.ts, its policy file in rl/ppo-policy.ts, a run with
+ * evaluation and early stop in rl/ppo-run.ts), the collector and the ant-medium
  * default dataset (rl/collect.ts). The envs are in rl/envs/index.ts.
  */
 export {
@@ -11,6 +12,8 @@ export {
   type PpoUpdate,
   trainPpo,
 } from './ppo.js';
+export { type PpoEvalOptions, type PpoRunOptions, type PpoRunResult, runPpo } from './ppo-run.js';
+export { computeGae, type GaeRollout, type MinibatchData, RolloutBuffer } from './ppo-rollout.js';
 export {
   evaluatePolicy,
   type EvaluateOptions,

@@ -5,12 +5,13 @@
  * value loss, running observation normalisation and reward scaling (CleanRL's
  * NormalizeObservation / NormalizeReward wrappers), minibatch epochs, Adam with linear lr
  * annealing and global-norm gradient clipping. Reads top to bottom: the trainer state and its
- * clipped minibatch step · trainPpo (rollout → GAE → update epochs) · GAE.
+ * clipped minibatch step · trainPpo (rollout → GAE → update epochs).
  *
  * Around it (issue 13): options and PPO_DEFAULTS in rl/ppo-options.ts; the networks, heads and
  * Adam in rl/nets/ (plain float64, hand-differentiated: exactly reproducible from the seed); the
- * policy file, PpoPolicy and evaluatePolicy in rl/ppo-policy.ts. The envs step on worker threads
- * (AsyncVectorEnv) while the main thread runs the networks.
+ * rollout buffer and GAE in rl/ppo-rollout.ts; the policy file, PpoPolicy and evaluatePolicy in
+ * rl/ppo-policy.ts; evaluation, early stop and checkpoints around a run in rl/ppo-run.ts. The
+ * envs step on worker threads (AsyncVectorEnv) while the main thread runs the networks.
  *
  * Vector envs autoreset NEXT_STEP (Gymnasium 1.x): after sub-env i ends at step t, its step t+1
  * is a reset step (action ignored, reward 0). Such steps are stored but masked out of the loss,
@@ -47,19 +48,10 @@ import {
   type PpoTrainerView,
   trainerPolicyJSON,
 } from './ppo-policy.js';
+import { type MinibatchData, normalizeAdvantages, RolloutBuffer } from './ppo-rollout.js';
 
 export { PPO_DEFAULTS, type PpoHyper, type PpoOptions, type PpoUpdate } from './ppo-options.js';
-
-/** One minibatch: rows of the rollout buffer. */
-export interface MinibatchData {
-  size: number;
-  obs: Float64Array; // (B, inDim), normalised
-  actions: Float64Array; // (B, actDim) or (B,)
-  logp: Float64Array; // (B,)
-  adv: Float64Array; // (B,)
-  returns: Float64Array; // (B,)
-  values: Float64Array; // (B,)
-}
+export type { MinibatchData } from './ppo-rollout.js';
 
 /**
  * The training state; `trainPpo` drives it. Exposed so callers can snapshot a policy mid-training
@@ -146,16 +138,7 @@ export class PpoTrainer implements PpoTrainerView {
     this.actor.grads.fill(0);
     this.critic.grads.fill(0);
     // Advantages normalised per minibatch (CleanRL).
-    const a = Float64Array.from(adv);
-    if (h.normAdv && B > 1) {
-      let m = 0;
-      for (const x of a) m += x;
-      m /= B;
-      let v = 0;
-      for (const x of a) v += (x - m) ** 2;
-      const sd = Math.sqrt(v / (B - 1)); // torch .std() is unbiased
-      for (let r = 0; r < B; r++) a[r] = (a[r] - m) / (sd + 1e-8);
-    }
+    const a = h.normAdv && B > 1 ? normalizeAdvantages(adv) : Float64Array.from(adv);
 
     // Actor: new log-probabilities and entropy.
     const ac = this.actor.forward(obs, B);
@@ -230,29 +213,9 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
   try {
     // The rollout, row t·E + i for step t of env i: what GAE reads, and the batch minibatches are
     // drawn from.
-    const roll: GaeRollout = {
-      numEnvs: E,
-      numSteps: T,
-      gamma: h.gamma,
-      gaeLambda: h.gaeLambda,
-      rewards: new Float64Array(N), // scaled rewards
-      values: new Float64Array(N),
-      lastValues: new Float64Array(E),
-      terminated: new Uint8Array(N),
-      done: new Uint8Array(N),
-      valid: new Uint8Array(N), // 0 on NEXT_STEP reset steps
-    };
-    const batch: MinibatchData = {
-      size: N,
-      obs: new Float64Array(N * D), // (T, E, D), normalised at collection time
-      actions: new Float64Array(N * A), // (T, E, A) unclipped samples
-      logp: new Float64Array(N),
-      adv: new Float64Array(N),
-      returns: new Float64Array(N),
-      values: roll.values,
-    };
-    const { rewards: bRew, values: bVal, terminated: bTerm, done: bDone, valid: bValid } = roll;
-    const { obs: bObs, actions: bAct, logp: bLogp, adv: bAdv, returns: bRet } = batch;
+    const buf = new RolloutBuffer(E, T, D, A, h.gamma, h.gaeLambda);
+    const { rewards: bRew, values: bVal, terminated: bTerm, done: bDone, valid: bValid } = buf.gae;
+    const { obs: bObs, actions: bAct, logp: bLogp } = buf.batch;
 
     let [rawObs] = envs.reset({ seed: h.seed + tr.updates });
     const pendingReset = new Uint8Array(E);
@@ -334,13 +297,7 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
       // ---- GAE (Schulman et al. 2016), masked at NEXT_STEP reset steps
       if (h.normObs) tr.obsStats.updateBatch(rawObs, E, tr.obsDim);
       const cLast = tr.critic.forward(tr.normObs(rawObs, E), E);
-      roll.lastValues = cLast[cLast.length - 1];
-      computeGae(roll, bAdv);
-      const validRows: number[] = [];
-      for (let row = 0; row < N; row++) {
-        bRet[row] = bAdv[row] + bVal[row];
-        if (bValid[row]) validRows.push(row);
-      }
+      const validRows = buf.advantages(cLast[cLast.length - 1]);
 
       // ---- update: epochs over shuffled minibatches of the valid rows
       const M = validRows.length;
@@ -354,7 +311,7 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
           [idx[k], idx[j]] = [idx[j], idx[k]];
         }
         for (let start = 0; start + mbSize <= M; start += mbSize) {
-          const s = tr.minibatch(gatherRows(batch, idx.subarray(start, start + mbSize), D, A), lr);
+          const s = tr.minibatch(buf.minibatch(idx.subarray(start, start + mbSize)), lr);
           for (let q = 0; q < 5; q++) sums[q] += s[q];
           count++;
         }
@@ -370,7 +327,7 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
         entropy: sums[2] / count,
         approxKl: sums[3] / count,
         clipFrac: sums[4] / count,
-        explainedVariance: explainedVariance(bRet, bVal, validRows),
+        explainedVariance: buf.explainedVariance(validRows),
         episodeReturn: rolloutReturns.length
           ? rolloutReturns.reduce((x, y) => x + y, 0) / rolloutReturns.length
           : Number.NaN,
@@ -385,86 +342,4 @@ export async function trainPpo(options: PpoOptions): Promise<PpoResult> {
     envs.close();
   }
   return { trainer: tr, policy: tr.policyJSON(), episodes, stopped };
-}
-
-// ------------------------------------------------------------------------ GAE
-
-/** One rollout for GAE: T steps of E envs, row t·E + i for step t of env i. */
-export interface GaeRollout {
-  numEnvs: number;
-  numSteps: number;
-  gamma: number;
-  gaeLambda: number;
-  /** (T·E) rewards (scaled as trained on) */
-  rewards: Float64Array;
-  /** (T·E) V(obs) of each row's observation */
-  values: Float64Array;
-  /** (E) V of the observation after the last step */
-  lastValues: ArrayLike<number>;
-  /** (T·E) 1 where the step terminated */
-  terminated: Uint8Array;
-  /** (T·E) 1 where the step terminated or was truncated */
-  done: Uint8Array;
-  /** (T·E) 0 on NEXT_STEP reset steps (no action was taken) */
-  valid: Uint8Array;
-}
-
-/**
- * Generalised advantage estimates (Schulman et al. 2016) into `adv` (T·E), masked at NEXT_STEP
- * reset steps. Exported for its unit test (test/rl/gae.test.ts).
- */
-export function computeGae(g: GaeRollout, adv: Float64Array): void {
-  const { numEnvs: E, numSteps: T, gamma, gaeLambda } = g;
-  for (let i = 0; i < E; i++) {
-    let lastAdv = 0;
-    for (let t = T - 1; t >= 0; t--) {
-      const row = t * E + i;
-      if (!g.valid[row]) {
-        adv[row] = 0;
-        lastAdv = 0;
-        continue;
-      }
-      // The next row's value is V(next obs): at a done step that is V(final obs), which
-      // bootstraps truncation; termination zeroes it.
-      const nextV = t === T - 1 ? g.lastValues[i] : g.values[row + E];
-      const delta = g.rewards[row] + gamma * nextV * (1 - g.terminated[row]) - g.values[row];
-      lastAdv = delta + gamma * gaeLambda * (1 - g.done[row]) * lastAdv;
-      adv[row] = lastAdv;
-    }
-  }
-}
-
-/** The given rows of a batch (D observation and A action values per row) as a minibatch. */
-function gatherRows(b: MinibatchData, rows: Int32Array, D: number, A: number): MinibatchData {
-  const B = rows.length;
-  const mb: MinibatchData = {
-    size: B,
-    obs: new Float64Array(B * D),
-    actions: new Float64Array(B * A),
-    logp: new Float64Array(B),
-    adv: new Float64Array(B),
-    returns: new Float64Array(B),
-    values: new Float64Array(B),
-  };
-  rows.forEach((row, r) => {
-    mb.obs.set(b.obs.subarray(row * D, (row + 1) * D), r * D);
-    mb.actions.set(b.actions.subarray(row * A, (row + 1) * A), r * A);
-    mb.logp[r] = b.logp[row];
-    mb.adv[r] = b.adv[row];
-    mb.returns[r] = b.returns[row];
-    mb.values[r] = b.values[row];
-  });
-  return mb;
-}
-
-/** 1 − Var(y − pred) / Var(y) over the given rows (CleanRL's explained_variance); NaN if Var(y) = 0. */
-function explainedVariance(y: Float64Array, pred: Float64Array, rows: number[]): number {
-  let [meanY, varY, varRes] = [0, 0, 0];
-  for (const row of rows) meanY += y[row];
-  meanY /= Math.max(1, rows.length);
-  for (const row of rows) {
-    varY += (y[row] - meanY) ** 2;
-    varRes += (y[row] - pred[row]) ** 2;
-  }
-  return varY === 0 ? Number.NaN : 1 - varRes / varY;
 }

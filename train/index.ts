@@ -19,3 +19,14 @@ export { isKnownMetric, METRICS, type MetricSpec } from './metrics.js';
 export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';
 export { decodeTrainingState, encodeTrainingState, type NamedArray, type TrainingState } from './state.js';
 export { type RingTask, ringTask, shardColumns } from './task.js';
+// the smallest trainer on the kit: the toy regression that tests the runner end to end
+export {
+  type LossCurve,
+  TOY_DEFAULTS,
+  type ToyData,
+  type ToyDataOptions,
+  type ToyOptions,
+  toyDatasets,
+  toySineData,
+  trainToy,
+} from './toy.js';

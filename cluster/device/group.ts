@@ -16,6 +16,7 @@ import {
   createChannel,
   createControl,
 } from '../transport/shared-memory.js';
+import { createComputeSlots } from './compute-slots.js';
 import type { CallMessage, WorkerInit, WorkerReply } from './protocol.js';
 
 export interface RingGroupOptions {
@@ -29,6 +30,12 @@ export interface RingGroupOptions {
   callTimeoutMs?: number;
   /** Longest a worker may take to start (default 60 s). */
   startTimeoutMs?: number;
+  /**
+   * At most this many devices compute at once (issue 17 item 4): a device holds one of these
+   * slots while it runs a task and gives it up while it waits on its neighbour, so N devices on
+   * C < N cores take turns instead of oversubscribing them (set it to C). Default: no limit.
+   */
+  computeSlots?: number;
 }
 
 /** How long an error reply waits for the crash that may follow it and name its cause. */
@@ -55,7 +62,9 @@ export class RingGroup {
     private readonly workers: Worker[],
     private readonly control: SharedArrayBuffer,
     readonly backend: BackendInfo,
-    private readonly options: Required<Omit<RingGroupOptions, 'backend'>>,
+    private readonly options: Required<Omit<RingGroupOptions, 'backend' | 'computeSlots'>>,
+    /** Devices that may compute at once; undefined: no limit. */
+    readonly computeSlots: number | undefined,
   ) {
     this.allStopped = new Promise<void>((resolve) => {
       this.markStopped = resolve;
@@ -72,6 +81,10 @@ export class RingGroup {
     const { devices } = options;
     if (!Number.isInteger(devices) || devices < 1)
       throw new InputError(`RingGroup: devices must be a positive integer; got ${devices}`);
+    const { computeSlots } = options;
+    if (computeSlots !== undefined && (!Number.isInteger(computeSlots) || computeSlots < 1))
+      throw new InputError(`RingGroup: computeSlots must be a positive integer; got ${computeSlots}`);
+    const slotWords = computeSlots === undefined ? undefined : createComputeSlots(computeSlots);
     const full = {
       devices,
       commTimeoutMs: options.commTimeoutMs ?? 120_000,
@@ -87,6 +100,7 @@ export class RingGroup {
         backend: options.backend ?? 'auto',
         control,
         native: nativeSettings(),
+        computeSlots: slotWords,
       };
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
       workers.push(w);
@@ -121,7 +135,7 @@ export class RingGroup {
       await Promise.all(workers.map((w) => w.terminate()));
       throw err;
     }
-    const group = new RingGroup(devices, workers, control, infos[0], full);
+    const group = new RingGroup(devices, workers, control, infos[0], full, computeSlots);
     group.listen();
     return group;
   }

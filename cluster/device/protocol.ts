@@ -8,6 +8,8 @@ export interface WorkerInit {
   control: SharedArrayBuffer;
   /** The main thread's native-kernel settings (native/addon.ts), handed on to the device. */
   native: NativeOptions;
+  /** The group's compute slots (cluster/device/compute-slots.ts); absent: devices never wait for one. */
+  computeSlots?: SharedArrayBuffer;
 }
 
 export interface CallMessage {

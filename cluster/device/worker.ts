@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { configureNative, initBackend } from '../../native/index.js';
 import { SharedMemoryTransport } from '../transport/shared-memory.js';
+import { ComputeSlots } from './compute-slots.js';
 import type { DeviceContext } from '../../ring/index.js';
 import type { CallMessage, WorkerInit, WorkerReply } from './protocol.js';
 
@@ -28,6 +29,7 @@ function transferables(msg: WorkerReply): ArrayBuffer[] {
 }
 
 configureNative(init.native);
+const slots = init.computeSlots ? new ComputeSlots(init.computeSlots, init.control, init.rank) : undefined;
 const backend = await initBackend({ backend: init.backend, notice: false });
 post({ type: 'ready', backend });
 
@@ -38,8 +40,8 @@ port.on('message', async (msg: CallMessage) => {
     if (typeof task !== 'function')
       throw new Error(`device ${init.rank}: ${msg.module} has no function '${msg.fn}'`);
     // NOTE: the N devices of this call share the process's cores: ⌊C / N⌋ native threads each
-    // unless a thread count was set (issue 7).
-    configureNative({ devices: msg.worldSize });
+    // unless a thread count was set (issue 7); with compute slots only min(N, slots) compute at once.
+    configureNative({ devices: slots ? Math.min(msg.worldSize, slots.slots) : msg.worldSize });
     const ctx: DeviceContext = {
       rank: init.rank,
       worldSize: msg.worldSize,
@@ -50,9 +52,18 @@ port.on('message', async (msg: CallMessage) => {
         recvChannel: msg.recvChannel,
         control: init.control,
         timeoutMs: msg.commTimeoutMs,
+        yieldTo: slots,
       }),
     };
-    const value: unknown = await task(msg.args, ctx);
+    // NOTE: the task holds a compute slot except while the transport sleeps (it gives the slot up
+    // and takes it back around each blocking wait), so at most `slots` devices compute at once
+    slots?.acquire();
+    let value: unknown;
+    try {
+      value = await task(msg.args, ctx);
+    } finally {
+      slots?.release();
+    }
     post({ type: 'result', id: msg.id, value });
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));

@@ -26,6 +26,15 @@ const waitAsync = (
   }
 ).waitAsync;
 
+/**
+ * What a blocking wait gives up while it sleeps and takes back after: a device's compute slot
+ * (cluster/device/compute-slots.ts), so a device waiting on its neighbour never holds a core.
+ */
+export interface WaitYield {
+  release(): void;
+  acquire(): void;
+}
+
 /** What a worker needs to attach to a channel (posted once; SharedArrayBuffers are shared). */
 export interface ChannelDescriptor {
   header: SharedArrayBuffer;
@@ -81,6 +90,7 @@ export class ChannelEnd {
     private readonly timeoutMs: number,
     private readonly what: string,
     private readonly abortReason?: () => string | undefined,
+    private readonly yieldTo?: WaitYield,
   ) {
     this.header = new Int32Array(desc.header);
     this.data = new Float32Array(desc.data);
@@ -94,8 +104,19 @@ export class ChannelEnd {
     return new RingCommError(`${this.what}: no progress for ${this.timeoutMs} ms (peer hung or died)`);
   }
 
-  /** Waits until the slot's state word equals `want`. */
+  /**
+   * Waits until the slot's state word equals `want`. A wait that has to sleep gives up `yieldTo`
+   * (the device's compute slot) first and takes it back once the neighbour has answered; one that
+   * finds the slot ready keeps it. After a failure the slot stays given up.
+   */
   private waitFor(slot: number, want: number): void {
+    if (Atomics.load(this.header, slot * HEADER_WORDS) === want) return;
+    this.yieldTo?.release();
+    this.sleepUntil(slot, want);
+    this.yieldTo?.acquire();
+  }
+
+  private sleepUntil(slot: number, want: number): void {
     const idx = slot * HEADER_WORDS;
     const deadline = performance.now() + this.timeoutMs;
     for (;;) {
@@ -200,6 +221,8 @@ export interface SharedMemoryTransportOptions {
   control: SharedArrayBuffer;
   /** Longest wait for a neighbour before failing. */
   timeoutMs: number;
+  /** Given up during every blocking wait and taken back after (a device's compute slot). */
+  yieldTo?: WaitYield;
 }
 
 export class SharedMemoryTransport implements RingTransport {
@@ -219,12 +242,16 @@ export class SharedMemoryTransport implements RingTransport {
       control,
       o.timeoutMs,
       `ring rank ${o.rank} sending to rank ${next}`,
+      undefined,
+      o.yieldTo,
     );
     this.in = new ChannelEnd(
       o.recvChannel,
       control,
       o.timeoutMs,
       `ring rank ${o.rank} waiting for rank ${prev}`,
+      undefined,
+      o.yieldTo,
     );
   }
 

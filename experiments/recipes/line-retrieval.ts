@@ -19,6 +19,7 @@ import {
   evaluateLineRetrieval,
   LINE_RETRIEVAL_DEFAULTS as D,
   trainLineRetrieval,
+  trainLineRetrievalOnDevices,
 } from '../../lm/index.js';
 import { type InferFields, s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';
@@ -65,9 +66,19 @@ const fields = {
   steps: s.integer({ doc: 'Optimizer steps', default: D.steps, min: 0 }),
   batchSize: s.integer({ doc: 'Cases per training step', default: D.batchSize, min: 1 }),
   ...optimizerFields(D),
-  trainAttention: s.enum(['vanilla', 'memeff', 'blockwise'] as const, {
-    doc: 'Attention while training (one device, no budget); evaluation is blockwise (BPT) and ring',
+  trainAttention: s.enum(['vanilla', 'memeff', 'blockwise', 'ring'] as const, {
+    doc: 'Attention while training (ring: on trainDevices ring devices); evaluation is blockwise (BPT) and ring',
     default: D.trainAttention,
+  }),
+  trainDevices: s.integer({
+    doc: 'Where training runs: 0 = the main thread; ≥ 1 = worker devices (one device, or the ring)',
+    default: D.trainDevices,
+    min: 0,
+  }),
+  trainMemoryMiB: s.number({
+    doc: 'Per-device budget (MiB, real memory) of a training step on devices; 0 = unchecked',
+    default: D.trainMemoryMiB,
+    min: 0,
   }),
   evalEvery: s.integer({
     doc: 'Held-out accuracy every this many steps; 0 = never',
@@ -113,7 +124,8 @@ async function run(ctx: RecipeContext<LineRetrievalConfig>): Promise<void> {
   // the config is the trainer's options, one to one
   const options = { ...c, model: { ...c.model }, curriculum: { ...c.curriculum } };
   const train = trainContext(ctx);
-  const { model, heldout } = await trainLineRetrieval(options, train);
+  const trainer = options.trainDevices > 0 ? trainLineRetrievalOnDevices : trainLineRetrieval;
+  const { model, heldout } = await trainer(options, train);
   try {
     if (ctx.signal.aborted) return;
     const { rows } = await evaluateLineRetrieval(model, options, train);

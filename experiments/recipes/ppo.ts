@@ -1,80 +1,63 @@
 /**
- * `recipe: ppo`: trains a behaviour policy with rl/ppo.ts (issue 6) on a registered env, logs
- * CleanRL's metrics to MLflow, evaluates periodically, optionally stops early when the evaluation
- * return enters a band (how rl/behavior/ant-medium.json's "medium" level was chosen), and saves
- * the policy file (actor + observation statistics) as an artifact and optionally to `out`.
+ * `recipe: ppo`: a behaviour policy trained with rl/ppo.ts (issue 6) on a registered env. The
+ * config maps onto rl/ppo-run.ts's `runPpo` (the trainer's options, same names, defaults from
+ * PPO_DEFAULTS: one source of truth, issue 13; plus evaluation and early stop); this file hands it
+ * the run's tracker, checkpoints and resume, and saves the policy file (actor + observation
+ * statistics) as an artifact and optionally to `out`.
  *
- * Metrics: `train/episode_return`, `train/episode_length` (each training episode, stochastic
- * policy, step = env step); `train/policy_loss`, `train/value_loss`, `train/entropy`,
- * `train/approx_kl`, `train/clipfrac`, `train/explained_variance`, `train/lr`,
- * `perf/steps_per_sec` (per update, CleanRL's losses/ and charts/); `eval/return_mean`, `eval/return_std`, `eval/normalized_score` (D4RL refs
- * when known) at each evaluation.
- *
- * Checkpoints hold the policy with its critic and statistics (resume restarts Adam's moments).
+ * Metrics: rl/ppo-run.ts's `train/*`, `perf/steps_per_sec` and `eval/*`. Checkpoints hold the
+ * policy with its critic and statistics (resume restarts Adam's moments).
  */
 import { writeFileAtomic } from '../../common/index.js';
-import {
-  evaluatePolicy,
-  normalizedScore,
-  PPO_DEFAULTS,
-  type PolicyJSON,
-  PpoPolicy,
-  referenceScores,
-  trainPpo,
-} from '../../rl/index.js';
+import { PPO_DEFAULTS, runPpo } from '../../rl/index.js';
 import { type InferFields, s } from '../config/schema.js';
+import { trainContext } from './train-context.js';
 import type { Recipe, RecipeContext } from './types.js';
 
+const D = PPO_DEFAULTS;
+const int = (doc: string, d: number, min = 1) => s.integer({ doc, default: d, min });
+const positive = (doc: string, d: number) => s.number({ doc, default: d, min: 0, exclusiveMin: true });
+const nonNegative = (doc: string, d: number) => s.number({ doc, default: d, min: 0 });
+const fraction = (doc: string, d: number) => s.number({ doc, default: d, min: 0, max: 1 });
+const flag = (doc: string, d: boolean) => s.boolean({ doc, default: d });
 const fields = {
   env: s.string({ doc: 'Registered env id (exp env list)', default: 'CartPole-v1', nonEmpty: true }),
-  totalSteps: s.integer({ doc: 'Env steps in total (all envs)', default: 100_000, min: 1 }),
-  numEnvs: s.integer({ doc: 'Parallel envs', default: PPO_DEFAULTS.numEnvs, min: 1 }),
-  numSteps: s.integer({
-    doc: 'Steps per env per rollout (batch = numEnvs × numSteps)',
-    default: PPO_DEFAULTS.numSteps,
-    min: 1,
-  }),
+  totalSteps: int('Env steps in total (all envs)', 100_000),
+  numEnvs: int('Parallel envs', D.numEnvs),
+  numSteps: int('Steps per env per rollout (batch = numEnvs × numSteps)', D.numSteps),
   vectorization: s.enum(['async', 'sync'] as const, {
     doc: 'async: envs on worker threads; sync: in the main thread',
-    default: PPO_DEFAULTS.vectorization,
+    default: D.vectorization,
   }),
   hidden: s.list(s.integer({ doc: 'Units', min: 1 }), {
     doc: 'Hidden sizes of actor and critic',
-    default: PPO_DEFAULTS.hidden,
+    default: D.hidden,
   }),
-  lr: s.number({ doc: 'Adam learning rate', default: PPO_DEFAULTS.lr, min: 0, exclusiveMin: true }),
-  annealLr: s.boolean({ doc: 'Anneal the learning rate linearly to 0', default: PPO_DEFAULTS.annealLr }),
-  gamma: s.number({ doc: 'Discount', default: PPO_DEFAULTS.gamma, min: 0, max: 1 }),
-  gaeLambda: s.number({ doc: 'GAE lambda', default: PPO_DEFAULTS.gaeLambda, min: 0, max: 1 }),
-  numMinibatches: s.integer({ doc: 'Minibatches per epoch', default: PPO_DEFAULTS.numMinibatches, min: 1 }),
-  updateEpochs: s.integer({ doc: 'Epochs per update', default: PPO_DEFAULTS.updateEpochs, min: 1 }),
-  clipCoef: s.number({ doc: 'Surrogate (and value) clip range', default: PPO_DEFAULTS.clipCoef, min: 0 }),
-  clipVloss: s.boolean({ doc: 'Clipped value loss', default: PPO_DEFAULTS.clipVloss }),
-  entCoef: s.number({ doc: 'Entropy bonus', default: PPO_DEFAULTS.entCoef, min: 0 }),
-  vfCoef: s.number({ doc: 'Value loss weight', default: PPO_DEFAULTS.vfCoef, min: 0 }),
-  maxGradNorm: s.number({
-    doc: 'Global gradient-norm clip',
-    default: PPO_DEFAULTS.maxGradNorm,
-    min: 0,
-    exclusiveMin: true,
-  }),
-  normObs: s.boolean({ doc: 'Running observation normalisation', default: PPO_DEFAULTS.normObs }),
-  normReward: s.boolean({
-    doc: 'Reward scaling by the discounted-return std',
-    default: PPO_DEFAULTS.normReward,
-  }),
-  inputDim: s.integer({
-    doc: 'Networks read the first N observation values; 0 = all (Ant-v5: 27 leaves out contact forces)',
-    default: PPO_DEFAULTS.inputDim,
-    min: 0,
-  }),
+  lr: positive('Adam learning rate', D.lr),
+  annealLr: flag('Anneal the learning rate linearly to 0', D.annealLr),
+  gamma: fraction('Discount', D.gamma),
+  gaeLambda: fraction('GAE lambda', D.gaeLambda),
+  numMinibatches: int('Minibatches per epoch', D.numMinibatches),
+  updateEpochs: int('Epochs per update', D.updateEpochs),
+  clipCoef: nonNegative('Surrogate (and value) clip range', D.clipCoef),
+  clipVloss: flag('Clipped value loss', D.clipVloss),
+  entCoef: nonNegative('Entropy bonus', D.entCoef),
+  vfCoef: nonNegative('Value loss weight', D.vfCoef),
+  maxGradNorm: positive('Global gradient-norm clip', D.maxGradNorm),
+  normObs: flag('Running observation normalisation', D.normObs),
+  normReward: flag('Reward scaling by the discounted-return std', D.normReward),
+  inputDim: int(
+    'Networks read the first N observation values; 0 = all (Ant-v5: 27 leaves out contact forces)',
+    D.inputDim,
+    0,
+  ),
   math: s.enum(['tfjs', 'js'] as const, {
     doc: 'Network matmuls: tfjs (float32, fast) or js (float64 loops, exact)',
-    default: PPO_DEFAULTS.math,
+    default: D.math,
   }),
-  evalEvery: s.integer({ doc: 'Updates between evaluations; 0 only at the end', default: 10, min: 0 }),
-  evalEpisodes: s.integer({ doc: 'Episodes per evaluation', default: 10, min: 1 }),
-  evalStochastic: s.boolean({ doc: 'Evaluate sampled actions (else the mean action)', default: true }),
+  evalEvery: int('Updates between evaluations; 0 only at the end', 10, 0),
+  evalEpisodes: int('Episodes per evaluation', 10),
+  evalStochastic: flag('Evaluate sampled actions (else the mean action)', true),
   stopBelow: s.number({
     doc: 'Early stop when an evaluation return is in [stopAbove, stopBelow]; 0 turns it off',
     default: 0,
@@ -86,88 +69,13 @@ const fields = {
 export type PpoConfig = InferFields<typeof fields>;
 
 async function run(ctx: RecipeContext<PpoConfig>): Promise<void> {
-  const c = ctx.config;
-  const ref = referenceScores({ envId: c.env });
-  const init = ctx.resume ? (ctx.resume.state as unknown as PolicyJSON) : undefined;
-  const progress = ctx.progress(`ppo ${c.env}`, c.totalSteps);
-  let best: { policy: PolicyJSON; mean: number } | undefined;
-  const evaluate = (json: PolicyJSON, step: number) => {
-    // Measure the saved (float32) weights, as a user loading the file would.
-    const policy = new PpoPolicy(JSON.parse(JSON.stringify(json)) as PolicyJSON);
-    const ev = evaluatePolicy(policy, {
-      episodes: c.evalEpisodes,
-      seed: 10_000,
-      stochastic: c.evalStochastic,
-      signal: ctx.signal,
-    });
-    ctx.tracker.metrics({ 'eval/return_mean': ev.mean, 'eval/return_std': ev.std }, step);
-    if (ref) ctx.tracker.metric('eval/normalized_score', normalizedScore(ev.mean, ref), step);
-    const mode = c.evalStochastic ? 'stochastic' : 'deterministic';
-    const withEval: PolicyJSON = {
-      ...json,
-      evaluation: {
-        seed: 10_000,
-        [mode]: ev,
-        datasetMode: mode,
-        ...(ref ? { normalizedScore: normalizedScore(ev.mean, ref) } : {}),
-      },
-    };
-    if (!best || ev.mean > best.mean) best = { policy: withEval, mean: ev.mean };
-    return { ev, withEval };
-  };
-  let final: PolicyJSON | undefined;
-  // The config is the trainer's options (same names, defaults from PPO_DEFAULTS) plus the
-  // recipe's own evaluation and output keys.
-  const { env, evalEvery, evalEpisodes, evalStochastic, stopBelow, stopAbove, out, ...options } = c;
-  const res = await trainPpo({
-    envId: env,
-    seed: ctx.seed,
-    ...options,
-    init,
-    signal: ctx.signal,
-    onEpisode: (ret, len, step) => {
-      ctx.tracker.metrics({ 'train/episode_return': ret, 'train/episode_length': len }, step);
-    },
-    onUpdate: async (u, tr) => {
-      ctx.tracker.metrics(
-        {
-          'train/policy_loss': u.policyLoss,
-          'train/value_loss': u.valueLoss,
-          'train/entropy': u.entropy,
-          'train/approx_kl': u.approxKl,
-          'train/clipfrac': u.clipFrac,
-          'train/explained_variance': Number.isFinite(u.explainedVariance) ? u.explainedVariance : 0,
-          'train/lr': u.lr,
-          'perf/steps_per_sec': u.stepsPerSec,
-        },
-        u.envStep,
-      );
-      progress.update(u.envStep, { return: u.episodeReturn });
-      if (ctx.checkpoints.due(u.update))
-        await ctx.checkpoints.save({ step: u.update, state: tr.policyJSON(true) as never, tensors: {} });
-      if (c.evalEvery > 0 && u.update % c.evalEvery === 0) {
-        const { ev, withEval } = evaluate(tr.policyJSON(), u.envStep);
-        if (c.stopBelow > 0 && ev.mean >= c.stopAbove && ev.mean <= c.stopBelow) {
-          ctx.log(`eval return ${ev.mean.toFixed(1)} in [${c.stopAbove}, ${c.stopBelow}]: stopping`);
-          final = withEval;
-          return 'stop';
-        }
-      }
-      return undefined;
-    },
-  });
-  progress.finish();
-  await ctx.checkpoints.save({
-    step: res.trainer.updates,
-    state: res.trainer.policyJSON(true) as never,
-    tensors: {},
-  });
-  if (ctx.signal.aborted) return;
-  final ??= evaluate(res.policy, res.trainer.envStep).withEval;
+  const { env, out, ...options } = ctx.config;
+  const { final, best } = await runPpo({ envId: env, ...options }, trainContext(ctx));
+  if (!final) return; // aborted: the checkpoint is saved, nothing to publish
   const text = JSON.stringify(final);
   await ctx.tracker.content('policy.json', text);
-  if (best) await ctx.tracker.content('policy-best.json', JSON.stringify(best.policy));
-  if (c.out) writeFileAtomic(c.out, text);
+  if (best) await ctx.tracker.content('policy-best.json', JSON.stringify(best));
+  if (out) writeFileAtomic(out, text);
 }
 
 export const ppoRecipe: Recipe<PpoConfig> = {

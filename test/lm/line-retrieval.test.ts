@@ -8,8 +8,11 @@ import { before, test } from 'node:test';
 import { Rng } from '../../common/index.js';
 import { FileStore } from '../../experiments/tracking/index.js';
 import {
+  answerPositions,
   curriculumCap,
+  encodeLineCase,
   LINE_HEADER,
+  lineAnswerCorrect,
   LineTokenizer,
   LlamaModel,
   lastInteger,
@@ -130,4 +133,18 @@ test('exp run line-retrieval.yaml (smoke, 2 steps): one device within the budget
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+});
+
+test('teacher-forced scoring: right only when every argmax over the answer span is the true token', () => {
+  const e = encodeLineCase(new Rng(5), 3, 9);
+  const span = e.ids.slice(e.answerAt); // the answer number and '>'
+  assert.equal(span.length, answerPositions(e).length);
+  assert.ok(lineAnswerCorrect(e, span));
+  // an echo of the inputs at the answer positions holds the answer digit as its last integer:
+  // the last-integer rule on these tokens would call it right, greedy decoding would not
+  const echo = answerPositions(e).map((p) => e.ids[p]);
+  assert.equal(lastInteger(new LineTokenizer().decode(echo)), e.answer);
+  assert.equal(lineAnswerCorrect(e, echo), false);
+  assert.equal(lineAnswerCorrect(e, [span[0]]), false);
+  assert.equal(lineAnswerCorrect(e, [span[0], span[0]]), false);
 });

@@ -1,5 +1,5 @@
 /**
- * PPO's generalised advantage estimates (rl/ppo.ts `computeGae`, issue 21): a rollout worked by
+ * PPO's generalised advantage estimates (rl/ppo-rollout.ts `computeGae`, issue 21): a rollout worked by
  * hand (a truncation bootstrapped from V(final obs), a termination that is not, NEXT_STEP reset
  * rows that carry nothing, the bootstrap from V(last obs) at the rollout's end, rows t·E + i of two
  * envs), and fresh random rollouts against the definition written as an explicit sum
@@ -8,12 +8,12 @@
  * Checked to fail on: no bootstrap at truncation (nextV·(1 − done) in place of (1 − terminated)),
  * and λ carried across an episode's end (neither the (1 − done) on the carry nor the reset at
  * reset rows; either one alone suffices, since every done row is followed by a reset row), each
- * introduced by hand in rl/ppo.ts and reverted.
+ * introduced by hand in rl/ppo.ts (where computeGae lived then) and reverted.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../common/index.js';
-import { computeGae, type GaeRollout } from '../../rl/ppo.js';
+import { computeGae, type GaeRollout } from '../../rl/ppo-rollout.js';
 
 const TOL = 1e-12;
 

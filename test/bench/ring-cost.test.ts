@@ -1,0 +1,109 @@
+// bench/ring-cost.ts (issue 17 item 4, Table 4 in miniature) as a user runs it: a small run
+// writes its JSON atomically to --out and prints the Markdown table, its figures agree with each
+// other (tokens/s with the step time, model FLOPs with lm/flops.ts, MFU with the peak, the
+// ring's cost with BPT's MFU), and bad arguments exit 2 naming the argument.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { llamaTrainingFlops } from '../../lm/index.js';
+import { sharegptDefaultModel } from '../../bench/lm-config.js';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const bench = fileURLToPath(new URL('../../bench/ring-cost.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'ring-cost-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function runBench(args: string[]) {
+  return spawnSync(process.execPath, [bench, ...args], { cwd: root, encoding: 'utf8', timeout: 240_000 });
+}
+
+interface Row {
+  method: 'bpt' | 'ring';
+  devices: number;
+  cores: number;
+  seqLen: number;
+  tokensPerStep: number;
+  stepMs: number;
+  tokensPerSec: number;
+  modelGflopPerStep: number;
+  modelGflops: number;
+  mfu: number;
+  mfuOfAllCores: number;
+  costMfuPoints: number | null;
+  loadBefore: number;
+  loadAfter: number;
+  otherCpuShare: number | null;
+}
+
+test('ring-cost --steps 1 --tokens-per-device 64 --devices 1,2 --out <tmp>: BPT and ring N=1, 2', () => {
+  const out = join(dir, 'ring-cost.json');
+  const r = runBench(['--steps', '1', '--tokens-per-device', '64', '--devices', '1,2', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(readdirSync(dir), ['ring-cost.json'], 'no temporary left beside the result');
+  const result = JSON.parse(readFileSync(out, 'utf8')) as {
+    machine: { model: string; coresUsed: number; threadsPerDevice: number };
+    peakGflopsPerCore: { before: number; after: number; used: number };
+    rows: Row[];
+  };
+  const { rows, peakGflopsPerCore: peak, machine } = result;
+  assert.equal(machine.threadsPerDevice, 1);
+  assert.ok(peak.used > 0 && peak.used === Math.max(peak.before, peak.after), JSON.stringify(peak));
+  assert.deepEqual(
+    rows.map((x) => [x.method, x.devices, x.seqLen, x.tokensPerStep]),
+    [
+      ['bpt', machine.coresUsed, 64, 64 * machine.coresUsed],
+      ['ring', 1, 64, 64],
+      ['ring', 2, 128, 128],
+    ],
+  );
+  const config = sharegptDefaultModel(1 << 20);
+  const bpt = rows[0];
+  for (const x of rows) {
+    const name = `${x.method} N=${x.devices}`;
+    assert.ok(x.stepMs > 0, name);
+    assert.ok(Math.abs(x.tokensPerSec - x.tokensPerStep / (x.stepMs / 1000)) <= 1, `${name}: tokens/s`);
+    const windows = x.method === 'bpt' ? x.devices : 1;
+    const flops = llamaTrainingFlops(config, x.seqLen, windows);
+    assert.ok(Math.abs(x.modelGflopPerStep - flops / 1e9) < 1e-3, `${name}: model GFLOP per step`);
+    assert.ok(Math.abs(x.modelGflops - flops / 1e6 / x.stepMs) / x.modelGflops < 0.01, `${name}: GFLOP/s`);
+    assert.equal(x.cores, Math.min(x.devices, machine.coresUsed), `${name}: cores`);
+    assert.ok(Math.abs(x.mfu - x.modelGflops / (x.cores * peak.used)) < 1e-4, `${name}: MFU`);
+    assert.ok(x.mfu > 0 && x.mfu < 1, `${name}: MFU ${x.mfu}`);
+    const allCores = x.modelGflops / (machine.coresUsed * peak.used);
+    assert.ok(Math.abs(x.mfuOfAllCores - allCores) < 1e-4, `${name}: MFU of all cores`);
+    if (x.method === 'ring')
+      assert.ok(Math.abs(x.costMfuPoints! - 100 * (bpt.mfu - x.mfu)) < 0.01, `${name}: cost`);
+    else assert.equal(x.costMfuPoints, null);
+    assert.ok(x.loadBefore >= 0 && x.loadAfter >= 0, `${name}: load`);
+    const other = x.otherCpuShare;
+    assert.ok(other === null || (other >= 0 && other <= 1), `${name}: other processes' CPU ${other}`);
+  }
+  // the table: the CPU model, a header and one line per row
+  assert.ok(r.stdout.includes(machine.model), r.stdout);
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('| '));
+  assert.equal(lines.length, 1 + rows.length, r.stdout);
+  assert.match(
+    lines[0],
+    /tokens\/s.*MFU.*ring cost \(MFU points\).*load before → after.*CPU of other processes/,
+  );
+  assert.ok(lines[1].startsWith(`| BPT (data-parallel) | ${machine.coresUsed} |`), lines[1]);
+});
+
+for (const [args, named] of [
+  [['--devices', '0,2'], /--devices must be positive integers/],
+  [['--tokens-per-device', '100'], /--tokens-per-device must be a multiple of the block size 64; got 100/],
+  [['--steps', 'x'], /--steps must be an integer ≥ 1; got 'x'/],
+  [['--tokens'], /unknown argument '--tokens'/],
+  [['--cores', '4096'], /--cores 4096 exceeds this machine's \d+ cores/],
+  [['--out'], /--out needs a value/],
+] as const) {
+  test(`ring-cost ${args.join(' ')}: exit 2 naming the argument`, () => {
+    const r = runBench([...args]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, named);
+  });
+}
