@@ -80,6 +80,15 @@ export {
   learningRate,
 } from './finetune.js';
 export {
+  buildShareGptData,
+  finetuneModel,
+  type LlamaShape,
+  resolveDataPath,
+  SHAREGPT_SOURCE_DEFAULTS,
+  type ShareGptData,
+  type ShareGptSource,
+} from './finetune-data.js';
+export {
   answerPositions,
   type EncodedLineCase,
   encodeLineCase,
@@ -87,6 +96,7 @@ export {
   lineBatch,
 } from './line-retrieval.js';
 export {
+  accuracyCurves,
   evaluateLineRetrieval,
   evaluateOnDevice,
   type LineRetrievalEvaluation,

@@ -260,3 +260,23 @@ export async function evaluateLineRetrieval(
   log(`max context within ${o.deviceMemoryMB} MB per device: one device ${maxOne}, ring N=${N} ${maxRing}`);
   return { rows, maxContextOneDevice: maxOne, maxContextRing: maxRing };
 }
+
+/** Accuracy against context tokens: one device (BPT, where it fit the budget) and the N-device ring. */
+export function accuracyCurves(
+  rows: LineRetrievalRow[],
+  devices: number,
+): { name: string; x: number[]; y: number[] }[] {
+  const fit = rows.filter((r) => typeof r.one_device_accuracy === 'number');
+  return [
+    {
+      name: 'one device (BPT)',
+      x: fit.map((r) => r.context_tokens),
+      y: fit.map((r) => Number(r.one_device_accuracy)),
+    },
+    {
+      name: `ring N=${devices}`,
+      x: rows.map((r) => r.context_tokens),
+      y: rows.map((r) => Number(r.ring_accuracy)),
+    },
+  ].filter((curve) => curve.x.length > 0);
+}

@@ -11,13 +11,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng } from '../common/index.js';
 import { withPeakBytes } from '../native/index.js';
-import {
-  allReduceSum,
-  type DeviceContext,
-  type RingLayout,
-  type SequenceContext,
-  tokenIndices,
-} from '../ring/index.js';
+import { type DeviceContext, type RingLayout, type SequenceContext, tokenIndices } from '../ring/index.js';
+import { GradientSum } from '../train/index.js';
 import { argmax, type LlamaConfig, LlamaModel, type LlamaRuntime } from './model.js';
 
 let model: LlamaModel | undefined;
@@ -118,18 +113,12 @@ export function lossShard(a: LossShardArgs, ctx: DeviceContext): { loss: number;
     () => m.loss(ids, a.targets, sequence(a, ctx), a.denominator),
     vars,
   );
-  const total = vars.reduce((s, v) => s + v.size, 0);
-  const flat = new Float32Array(total + 1);
-  let off = 0;
-  for (const v of vars) {
-    flat.set(grads[v.name].dataSync() as Float32Array, off);
-    off += v.size;
-  }
-  flat[total] = value.dataSync()[0];
+  // one all-reduce for every gradient and the loss share (train/gradients.ts)
+  const sum = new GradientSum(vars, 1);
+  sum.add(grads, [value.dataSync()[0]]);
   tf.dispose([ids, value, ...Object.values(grads)]);
-  // one all-reduce for every gradient and the loss share
-  allReduceSum(ctx.transport, flat);
-  return { loss: flat[total], grads: flat.subarray(0, total) };
+  sum.allReduce(ctx.transport);
+  return { loss: sum.extras[0], grads: sum.flat.subarray(0, sum.parameters) };
 }
 
 export interface AnswerShardArgs extends ShardArgs {

@@ -11,11 +11,13 @@
  *   dK += dSᵀ Qs,  dQᵀ += Kᵀ dSᵀ     (Qs = Q·scale, Δ = rowsum(dO ∘ O)).
  *
  * Where the native addon loads, blockwise.ts and ring.ts run the same algorithm as one fused call
- * per chunk instead (kernels.ts, issue 7); this engine is the reference and the fallback.
+ * per chunk instead (kernels.ts, issue 7); this engine is the reference and the fallback. Both
+ * implement accumulator.ts's interface, so each schedule is written once (issue 13).
  */
 import * as tf from '@tensorflow/tfjs';
 import { dims } from '../ops.js';
-import type { BlockRange, MaskPlanner } from './mask.js';
+import type { BackwardAccumulator, ChunkGeometry, ForwardAccumulator, ForwardResult } from './accumulator.js';
+import { type BlockRange, blockRanges, MaskPlanner, type TokenSide } from './mask.js';
 
 /** Splits (B, H, T, D) into B·H tensors (T, D), index b·H + h. */
 export function splitHeads(x: tf.Tensor): tf.Tensor2D[] {
@@ -32,7 +34,7 @@ export function joinHeads(parts: tf.Tensor2D[], B: number, H: number): tf.Tensor
 }
 
 /** Keys and values of one chunk (the whole sequence, or the block a ring step holds). */
-export interface KvChunk {
+interface KvChunk {
   /** Per (b·Hk + hk), per key block: keys (c, D), keys transposed (D, c), values (c, D). */
   k: tf.Tensor2D[][];
   kT: tf.Tensor2D[][];
@@ -40,11 +42,25 @@ export interface KvChunk {
   blocks: BlockRange[];
 }
 
-/** Splits (B, Hk, Tc, D) keys and values into per-head blocks (and transposes the keys once). */
-export function makeKvChunk(k: tf.Tensor, v: tf.Tensor, blocks: BlockRange[]): KvChunk {
-  const kh = splitHeads(k);
-  const vh = splitHeads(v);
-  const D = dims(k)[3];
+/**
+ * The chunk k, v (B, Hk, Tc, D) as per-head blocks (keys transposed once), and the mask of this
+ * query side against it; `free` releases both.
+ */
+function openChunk(
+  k: Float32Array,
+  v: Float32Array,
+  kSide: TokenSide,
+  qSide: TokenSide,
+  g: Geometry,
+): { chunk: KvChunk; mask: MaskPlanner; free: () => void } {
+  const { B, Hk, D, blockSize, causal } = g;
+  const shape: [number, number, number, number] = [B, Hk, kSide.positions.length, D];
+  const blocks = blockRanges(shape[2], blockSize);
+  const mask = new MaskPlanner(qSide, g.qBlocks, kSide, blocks, causal, B);
+  const [kt, vt] = [tf.tensor4d(k, shape), tf.tensor4d(v, shape)];
+  const kh = splitHeads(kt);
+  const vh = splitHeads(vt);
+  tf.dispose([kt, vt]);
   const chunk: KvChunk = { k: [], kT: [], v: [], blocks };
   for (let n = 0; n < kh.length; n++) {
     const kb = blocks.map((r) => tf.slice(kh[n], [r.start, 0], [r.size, D]));
@@ -53,11 +69,11 @@ export function makeKvChunk(k: tf.Tensor, v: tf.Tensor, blocks: BlockRange[]): K
     chunk.v.push(blocks.map((r) => tf.slice(vh[n], [r.start, 0], [r.size, D])));
   }
   tf.dispose([...kh, ...vh]);
-  return chunk;
-}
-
-export function disposeKvChunk(c: KvChunk): void {
-  for (const list of [c.k, c.kT, c.v]) for (const head of list) tf.dispose(head);
+  const free = () => {
+    for (const list of [chunk.k, chunk.kT, chunk.v]) for (const head of list) tf.dispose(head);
+    mask.dispose();
+  };
+  return { chunk, mask, free };
 }
 
 type RowState = {
@@ -66,26 +82,26 @@ type RowState = {
   l: tf.Tensor2D; // (cq, 1) running denominator
 };
 
-/** Geometry common to both passes. */
-export interface Geometry {
-  B: number;
-  H: number;
-  Hk: number;
-  D: number;
-  scale: number;
+/** Geometry common to both passes: the op's, and the query blocks. */
+interface Geometry extends ChunkGeometry {
   qBlocks: BlockRange[];
 }
 
 /** Forward pass: accumulates o, m, l per (b·H + h, query block) over any number of chunks. */
-export class ForwardAccumulator {
+export class TfjsForward implements ForwardAccumulator {
   /** Scaled query blocks per (b·H + h): (cq, D). */
   private readonly qs: tf.Tensor2D[][];
   private readonly state: (RowState | undefined)[][];
+  private readonly g: Geometry;
 
+  /** q (B, H, Tq, D) whose tokens are `qSide`. */
   constructor(
     q: tf.Tensor,
-    private readonly g: Geometry,
+    geometry: ChunkGeometry,
+    private readonly qSide: TokenSide,
   ) {
+    const g = { ...geometry, qBlocks: blockRanges(dims(q)[2], geometry.blockSize) };
+    this.g = g;
     const heads = splitHeads(q);
     this.qs = heads.map((h) =>
       g.qBlocks.map((r) =>
@@ -96,8 +112,8 @@ export class ForwardAccumulator {
     this.state = this.qs.map((blocks) => blocks.map(() => undefined));
   }
 
-  /** Adds one key/value chunk; `mask` plans this query side against the chunk's keys. */
-  accumulate(chunk: KvChunk, mask: MaskPlanner): void {
+  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide): void {
+    const { chunk, mask, free } = openChunk(k, v, kSide, this.qSide, this.g);
     const { B, H, Hk } = this.g;
     const group = H / Hk;
     for (let b = 0; b < B; b++) {
@@ -118,11 +134,12 @@ export class ForwardAccumulator {
         }
       }
     }
+    free();
   }
 
-  /** Output (B, H, T, D) and log-sum-exp per row (B, H, T); frees the accumulator. */
-  finalize(): { out: tf.Tensor4D; lse: tf.Tensor3D } {
-    const { B, H, D } = this.g;
+  /** Output (B, H, T, D) and log-sum-exp per row (B, H, T), saved for the backward; frees the state. */
+  finish(): ForwardResult {
+    const { B, H } = this.g;
     const outHeads: tf.Tensor2D[] = [];
     const lseHeads: tf.Tensor2D[] = [];
     for (let n = 0; n < this.state.length; n++) {
@@ -145,8 +162,11 @@ export class ForwardAccumulator {
     const out = joinHeads(outHeads, B, H);
     const lse = tf.tidy(() => tf.reshape(tf.stack(lseHeads), [B, H, T])) as tf.Tensor3D;
     tf.dispose([...outHeads, ...lseHeads]);
-    void D;
-    return { out, lse };
+    return {
+      out,
+      saved: [out, lse],
+      backward: (sq, [so, slse], dOut) => new TfjsBackward(sq, so, dOut, slse, this.g, this.qSide),
+    };
   }
 }
 
@@ -188,8 +208,8 @@ type BackwardRow = {
   dqT?: tf.Tensor2D; // (D, cq) accumulated
 };
 
-/** Backward pass: accumulates dQ locally and returns dK, dV per chunk (which may travel). */
-export class BackwardAccumulator {
+/** Backward pass: accumulates dQ locally and adds each chunk's dK, dV into arrays (which may travel). */
+class TfjsBackward implements BackwardAccumulator {
   private readonly rows: BackwardRow[][];
 
   /** q, out, dOut (B, H, T, D); lse (B, H, T). */
@@ -199,6 +219,7 @@ export class BackwardAccumulator {
     dOut: tf.Tensor,
     lse: tf.Tensor,
     private readonly g: Geometry,
+    private readonly qSide: TokenSide,
   ) {
     const { B, H, D, scale } = g;
     const T = dims(q)[2];
@@ -228,23 +249,14 @@ export class BackwardAccumulator {
     tf.dispose([...qh, ...oh, ...dh, ...lh]);
   }
 
-  /**
-   * Adds the contribution of one chunk to dQ and returns that chunk's dK, dV contribution, per
-   * (b·Hk + hk) and key block (c, D); undefined where no query sees the block.
-   */
-  accumulate(
-    chunk: KvChunk,
-    mask: MaskPlanner,
-  ): { dk: (tf.Tensor2D | undefined)[][]; dv: (tf.Tensor2D | undefined)[][] } {
-    const { B, H, Hk } = this.g;
+  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide, dk: Float32Array, dv: Float32Array): void {
+    const { chunk, mask, free } = openChunk(k, v, kSide, this.qSide, this.g);
+    const { B, H, Hk, D } = this.g;
     const group = H / Hk;
-    const dk: (tf.Tensor2D | undefined)[][] = [];
-    const dv: (tf.Tensor2D | undefined)[][] = [];
+    const Tk = kSide.positions.length;
     for (let b = 0; b < B; b++) {
       for (let hk = 0; hk < Hk; hk++) {
         const kvIdx = b * Hk + hk;
-        const dkHead: (tf.Tensor2D | undefined)[] = [];
-        const dvHead: (tf.Tensor2D | undefined)[] = [];
         for (let j = 0; j < chunk.blocks.length; j++) {
           const k = chunk.k[kvIdx][j];
           const kT = chunk.kT[kvIdx][j];
@@ -278,18 +290,18 @@ export class BackwardAccumulator {
               row.dqT = ndqT;
             }
           }
-          dkHead.push(dkAcc);
-          dvHead.push(dvAcc);
+          // dk, dv (B, Hk, Tk, D) += this block's pieces, in place (no join into one tensor first)
+          const off = (kvIdx * Tk + chunk.blocks[j].start) * D;
+          addInto(dk, off, dkAcc);
+          addInto(dv, off, dvAcc);
         }
-        dk.push(dkHead);
-        dv.push(dvHead);
       }
     }
-    return { dk, dv };
+    free();
   }
 
   /** dQ (B, H, T, D); frees the accumulator. */
-  finalize(): tf.Tensor4D {
+  finish(): tf.Tensor4D {
     const { B, H, D, scale } = this.g;
     const heads = this.rows.map((blocks) => {
       const parts = blocks.map((row, i) =>
@@ -319,24 +331,10 @@ export class BackwardAccumulator {
   }
 }
 
-/**
- * Joins per-head, per-block gradient pieces (undefined = zero) into (B, Hk, Tc, D).
- */
-export function joinChunkGrads(
-  parts: (tf.Tensor2D | undefined)[][],
-  blocks: BlockRange[],
-  B: number,
-  Hk: number,
-  D: number,
-): tf.Tensor4D {
-  return tf.tidy(() => {
-    const heads = parts.map(
-      (head) =>
-        tf.concat(
-          head.map((t, j) => t ?? tf.zeros([blocks[j].size, D])),
-          0,
-        ) as tf.Tensor2D,
-    );
-    return joinHeads(heads, B, Hk);
-  });
+/** acc[off …] += the values of t (undefined = zero); frees t. */
+function addInto(acc: Float32Array, off: number, t: tf.Tensor2D | undefined): void {
+  if (!t) return;
+  const d = t.dataSync();
+  for (let i = 0; i < d.length; i++) acc[off + i] += d[i];
+  t.dispose();
 }
