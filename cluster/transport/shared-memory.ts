@@ -13,6 +13,12 @@ import { RingCommError, type RingTransport } from '../../ring/index.js';
 const MAX_PARTS = 8;
 const HEADER_WORDS = 2 + MAX_PARTS; // state, nParts, lengths…
 const WAIT_SLICE_MS = 50;
+/**
+ * A wait slice that returns this much later than asked means the process was not running (Ctrl-Z
+ * then fg, SIGSTOP, a laptop asleep): that time moves the deadline on instead of counting as a
+ * neighbour's hang (a sweep cell failed this way after a 2-minute SIGSTOP).
+ */
+const SUSPENDED_MS = 2_000;
 
 /** Atomics.waitAsync (ES2024; Node ≥ 16), typed here because the project's lib is ES2023. */
 const waitAsync = (
@@ -118,29 +124,35 @@ export class ChannelEnd {
 
   private sleepUntil(slot: number, want: number): void {
     const idx = slot * HEADER_WORDS;
-    const deadline = performance.now() + this.timeoutMs;
+    let deadline = performance.now() + this.timeoutMs;
     for (;;) {
       const state = Atomics.load(this.header, idx);
       if (state === want) return;
       if (Atomics.load(this.control, 0) !== 0) throw this.aborted();
-      const left = deadline - performance.now();
+      const now = performance.now();
+      const left = deadline - now;
       if (left <= 0) throw this.hung();
-      Atomics.wait(this.header, idx, state, Math.min(WAIT_SLICE_MS, left));
+      const slice = Math.min(WAIT_SLICE_MS, left);
+      Atomics.wait(this.header, idx, state, slice);
+      deadline += suspendedFor(now, slice);
     }
   }
 
   /** `waitFor` without blocking the thread's event loop. */
   private async waitForAsync(slot: number, want: number): Promise<void> {
     const idx = slot * HEADER_WORDS;
-    const deadline = performance.now() + this.timeoutMs;
+    let deadline = performance.now() + this.timeoutMs;
     for (;;) {
       const state = Atomics.load(this.header, idx);
       if (state === want) return;
       if (Atomics.load(this.control, 0) !== 0) throw this.aborted();
-      const left = deadline - performance.now();
+      const now = performance.now();
+      const left = deadline - now;
       if (left <= 0) throw this.hung();
-      const w = waitAsync(this.header, idx, state, Math.min(WAIT_SLICE_MS, left));
+      const slice = Math.min(WAIT_SLICE_MS, left);
+      const w = waitAsync(this.header, idx, state, slice);
       if (w.async) await w.value;
+      deadline += suspendedFor(now, slice);
     }
   }
 
@@ -262,4 +274,10 @@ export class SharedMemoryTransport implements RingTransport {
   recv(): Float32Array[] {
     return this.in.read();
   }
+}
+
+/** How long a wait of `slice` ms begun at `began` overran when the process was suspended, else 0. */
+function suspendedFor(began: number, slice: number): number {
+  const overran = performance.now() - began - slice;
+  return overran > SUSPENDED_MS ? overran : 0;
 }

@@ -2,6 +2,8 @@
 // forward and gradients (issue 2): causal and not, contiguous and striped, GQA, segment ids,
 // sequence lengths that do not divide by N (padded), N ∈ {1, 2, 3, 4, 8}.
 import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../native/index.js';
@@ -244,6 +246,36 @@ describe('ring failures', () => {
     );
     await group.stopped();
     assert.equal(group.liveDevices, 0);
+  });
+
+  test('a process suspended while a device waits (Ctrl-Z, SIGSTOP) is not a hung neighbour', async () => {
+    // rank 1 computes 1.5 s, the comm timeout is 2 s; the process is stopped for 4 s meanwhile:
+    // the stopped time must not count, so rank 0 still receives when the process runs again
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL('./fixtures/suspend-child.js', import.meta.url))],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    const ready = new Promise<void>((resolve) =>
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready')) resolve();
+      }),
+    );
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await ready;
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 4000));
+    child.kill('SIGCONT');
+    assert.equal(await exited, 0, out);
+    assert.match(out, /received 1/);
   });
 
   test('a neighbour that never sends fails the waiting device after the comm timeout', async () => {
