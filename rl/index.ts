@@ -87,14 +87,8 @@ export {
 } from './offline/index.js';
 // the offline-rl run (dataset resolved, opened, checked, trained) and its documented options
 export {
-  type GroupField,
   OFFLINE_RUN_OPTIONS,
   type OfflineRunHooks,
   type OfflineRunOptions,
-  type OptionField,
-  type OptionFields,
-  type OptionRule,
-  type OptionValues,
-  opt,
   runOffline,
 } from './offline/index.js';

@@ -23,6 +23,20 @@ export {
 } from './max-context.js';
 export { isKnownMetric, METRICS, type MetricSpec } from './metrics.js';
 export { AdamW, type AdamWOptions, clipByGlobalNorm, type OptimizerState, warmupCosine } from './optim.js';
+// options as data (doc line, default, rule per field): rl/ and lm/ declare theirs next to their DEFAULTS
+export {
+  type ChoiceField,
+  type FlagField,
+  type GroupField,
+  type ListField,
+  type NumberField,
+  type OptionField,
+  type OptionFields,
+  type OptionRule,
+  type OptionValues,
+  opt,
+  type TextField,
+} from './option-spec.js';
 export { decodeTrainingState, encodeTrainingState, type NamedArray, type TrainingState } from './state.js';
 export { type RingTask, ringTask, shardColumns } from './task.js';
 // the smallest trainer on the kit: the toy regression that tests the runner end to end

@@ -7,7 +7,7 @@
 import { InputError, Progress } from '../../common/index.js';
 import { type StateNorm, stateNorm, type TrajectoryDataset } from '../../datasets/index.js';
 import type { BackendChoice } from '../../native/index.js';
-import { type TrainingState, type TrainLogger, warmupCosine } from '../../train/index.js';
+import { type OptionRule, type TrainingState, type TrainLogger, warmupCosine } from '../../train/index.js';
 import { type EvalSummary, rolloutEnv } from '../evaluate.js';
 import type { RolloutRecorder } from '../rollout/index.js';
 import { type ReferenceScores, referenceScores } from '../score.js';
@@ -209,12 +209,10 @@ export function logEvaluation(hooks: OfflineHooks, step: number, s: EvalSummary,
   );
 }
 
-/** What an option's value must be: an integer ≥ 1 or ≥ 0, a number > 0 or ≥ 0, any finite number. */
-export type OptionRule = 'int1' | 'int0' | 'pos' | 'nonneg' | 'finite';
-
 const EXPECTED: Record<OptionRule, string> = {
   int1: 'an integer ≥ 1',
   int0: 'an integer ≥ 0',
+  int: 'an integer',
   pos: 'a number > 0',
   nonneg: 'a number ≥ 0',
   finite: 'a finite number',
@@ -222,6 +220,7 @@ const EXPECTED: Record<OptionRule, string> = {
 
 function satisfies(v: number, rule: OptionRule): boolean {
   if (!Number.isFinite(v)) return false;
+  if (rule === 'int') return Number.isInteger(v);
   if (rule === 'int1' || rule === 'int0') return Number.isInteger(v) && v >= (rule === 'int1' ? 1 : 0);
   return rule === 'pos' ? v > 0 : rule === 'nonneg' ? v >= 0 : true;
 }

@@ -24,21 +24,10 @@ export {
   type OfflineResult,
   type OfflineTrainOptions,
   offlineData,
-  type OptionRule,
   TRAIN_DEFAULTS,
   type TrainedPolicy,
 } from './common.js';
 export { DT_DEFAULTS, type DtOptions, trainDt } from './dt.js';
-export {
-  type ChoiceField,
-  type GroupField,
-  type NumberField,
-  type OptionField,
-  type OptionFields,
-  type OptionValues,
-  opt,
-  type TextField,
-} from './option-spec.js';
 export { POLICY_FILE_LOADER, writePolicyFiles } from './policy-file.js';
 export { MODEL_DEFAULTS, type TransformerModelOptions } from './ring-trainer.js';
 export { OFFLINE_RUN_OPTIONS, type OfflineRunHooks, type OfflineRunOptions, runOffline } from './run.js';

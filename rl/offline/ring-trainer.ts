@@ -9,7 +9,7 @@ import { InputError, Rng } from '../../common/index.js';
 import { RingGroup } from '../../cluster/index.js';
 import type { ProbedPeak } from '../../native/index.js';
 import { type AttentionImpl, type RingLayout, tokenIndices } from '../../ring/index.js';
-import { ringTask, type TrainingState } from '../../train/index.js';
+import { type OptionRule, ringTask, type TrainingState } from '../../train/index.js';
 import { padTokens, selectTokens, type TokenBatch } from '../policies/tokens.js';
 import {
   type InitArgs,
@@ -30,7 +30,6 @@ import {
   type OfflineEvalOptions,
   type OfflineHooks,
   type OfflineTrainOptions,
-  type OptionRule,
   optionNamer,
   progressOf,
 } from './common.js';

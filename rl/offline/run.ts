@@ -21,7 +21,7 @@ import {
   optionNamer,
 } from './common.js';
 import { DT_DEFAULTS, trainDt } from './dt.js';
-import { type OptionValues, opt } from './option-spec.js';
+import { type OptionValues, opt } from '../../train/index.js';
 
 const [M, T, E] = [AT_DEFAULTS.model, AT_DEFAULTS.train, AT_DEFAULTS.eval];
 const { number: n, choice, text, group } = opt;

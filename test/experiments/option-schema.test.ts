@@ -8,7 +8,8 @@ import { describe, test } from 'node:test';
 import { optionSchema } from '../../experiments/config/option-schema.js';
 import { s, validate } from '../../experiments/config/schema.js';
 import { offlineRlRecipe } from '../../experiments/recipes/offline-rl.js';
-import { AT_DEFAULTS, BC_DEFAULTS, DT_DEFAULTS, opt } from '../../rl/index.js';
+import { AT_DEFAULTS, BC_DEFAULTS, DT_DEFAULTS } from '../../rl/index.js';
+import { opt } from '../../train/index.js';
 
 const spec = opt.group('test options', {
   count: opt.number('a count', 3, 'int1'),
