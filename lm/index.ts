@@ -120,3 +120,10 @@ export {
   ropeFrequencies,
   ropeFromHfConfig,
 } from './rope.js';
+// the trainers' options as data: the recipes' config schemas derive from them (issue 13)
+export {
+  LINE_RETRIEVAL_OPTIONS,
+  type LineRetrievalRunOptions,
+  SHAREGPT_FINETUNE_OPTIONS,
+  type ShareGptFinetuneOptions,
+} from './options.js';

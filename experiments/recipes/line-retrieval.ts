@@ -17,107 +17,18 @@
 import {
   accuracyCurves,
   evaluateLineRetrieval,
-  LINE_RETRIEVAL_DEFAULTS as D,
+  LINE_RETRIEVAL_OPTIONS,
+  type LineRetrievalRunOptions,
   trainLineRetrieval,
   trainLineRetrievalOnDevices,
 } from '../../lm/index.js';
-import { type InferFields, s } from '../config/schema.js';
+import { optionSchema } from '../config/option-schema.js';
 import { linePlotSvg } from '../plot/svg.js';
-import { optimizerFields, shapeSchema } from './lm-fields.js';
 import { trainContext } from './train-context.js';
 import type { Recipe, RecipeContext } from './types.js';
 
-const lineCounts = (doc: string, d: number[]) =>
-  s.list(s.integer({ doc: 'line count', min: 1 }), { doc, default: d, minLength: 1 });
-const C = D.curriculum;
-
-const fields = {
-  model: shapeSchema(D.model, 'Shape of the model (random init, tied embeddings)'),
-  maxValue: s.integer({
-    doc: 'Register numbers are drawn from 1..maxValue (LongChat: 50000)',
-    default: D.maxValue,
-    min: 1,
-  }),
-  trainLines: lineCounts(
-    'Line counts of the training cases (each case draws one the curriculum allows)',
-    D.trainLines,
-  ),
-  curriculum: s.object(
-    {
-      startLines: s.integer({
-        doc: 'Largest line count allowed at the start (the smallest of trainLines is always allowed)',
-        default: C.startLines,
-        min: 1,
-      }),
-      holdSteps: s.integer({ doc: 'Steps at startLines before the cap grows', default: C.holdSteps, min: 0 }),
-      fullSteps: s.integer({
-        doc: 'Step from which all of trainLines are allowed (linear growth after holdSteps); 0 = no curriculum',
-        default: C.fullSteps,
-        min: 0,
-      }),
-    },
-    { doc: 'Few lines first, then more' },
-  ),
-  otherTokenWeight: s.number({
-    doc: "Weight of the prompt tokens' mean cross-entropy, added to the answer tokens' mean; 0 = answer only",
-    default: D.otherTokenWeight,
-    min: 0,
-  }),
-  steps: s.integer({ doc: 'Optimizer steps', default: D.steps, min: 0 }),
-  batchSize: s.integer({ doc: 'Cases per training step', default: D.batchSize, min: 1 }),
-  ...optimizerFields(D),
-  trainAttention: s.enum(['vanilla', 'memeff', 'blockwise', 'ring'] as const, {
-    doc: 'Attention while training (ring: on trainDevices ring devices); evaluation is blockwise (BPT) and ring',
-    default: D.trainAttention,
-  }),
-  trainDevices: s.integer({
-    doc: 'Where training runs: 0 = the main thread; ≥ 1 = worker devices (one device, or the ring)',
-    default: D.trainDevices,
-    min: 0,
-  }),
-  trainMemoryMiB: s.number({
-    doc: 'Per-device budget (MiB, real memory) of a training step on devices; 0 = unchecked',
-    default: D.trainMemoryMiB,
-    min: 0,
-  }),
-  evalEvery: s.integer({
-    doc: 'Held-out accuracy every this many steps; 0 = never',
-    default: D.evalEvery,
-    min: 0,
-  }),
-  blockSize: s.integer({
-    doc: 'Attention block size and FFN chunk (blockwise on one device, ring inner loop)',
-    default: D.blockSize,
-    min: 1,
-  }),
-  evalLines: lineCounts(
-    'Line counts evaluated (one device where it fits the budget; the ring always)',
-    D.evalLines,
-  ),
-  evalCases: s.integer({ doc: 'Cases per evaluated length', default: D.evalCases, min: 1 }),
-  evalBatch: s.integer({
-    doc: 'Cases per evaluation forward pass (the measured batch)',
-    default: D.evalBatch,
-    min: 1,
-  }),
-  deviceMemoryMB: s.number({
-    doc: 'Per-device budget of peak tensor MB (measured) for an evaluation forward pass',
-    default: D.deviceMemoryMB,
-    min: 0,
-    exclusiveMin: true,
-  }),
-  devices: s.integer({ doc: 'Ring devices N (worker threads)', default: D.devices, min: 1 }),
-  layout: s.enum(['contiguous', 'striped'] as const, {
-    doc: 'How tokens are split over the ring devices',
-    default: D.layout,
-  }),
-  evalSeed: s.integer({
-    doc: 'Seed of the evaluation cases (same cases for every run)',
-    default: D.evalSeed,
-  }),
-};
-
-export type LineRetrievalConfig = InferFields<typeof fields>;
+// the schema is lm/'s documented options, their defaults LINE_RETRIEVAL_DEFAULTS (issue 13)
+export type LineRetrievalConfig = LineRetrievalRunOptions;
 
 async function run(ctx: RecipeContext<LineRetrievalConfig>): Promise<void> {
   const c = ctx.config;
@@ -156,7 +67,7 @@ export const lineRetrievalRecipe: Recipe<LineRetrievalConfig> = {
   name: 'line-retrieval',
   describe:
     'Train a small LLaMA on LongChat line retrieval; accuracy per context length, one device vs ring at N× the context',
-  schema: s.object(fields, { doc: 'LongChat line retrieval (paper Figure 3 in miniature)' }),
+  schema: optionSchema(LINE_RETRIEVAL_OPTIONS),
   deviceCount: (c) => c.devices,
   run,
 };

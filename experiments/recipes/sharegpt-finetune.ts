@@ -15,77 +15,35 @@ import { join } from 'node:path';
 import {
   buildShareGptData,
   checkFinetuneOptions,
-  FINETUNE_DEFAULTS as D,
   finetune,
   finetuneModel,
   finetuneRuntime,
-  SHAREGPT_SOURCE_DEFAULTS as SRC,
+  SHAREGPT_FINETUNE_OPTIONS,
+  type ShareGptFinetuneOptions,
 } from '../../lm/index.js';
 import { datasetInfoFromFile } from '../dataset-input.js';
 import { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
-import { type InferFields, s } from '../config/schema.js';
+import { optionSchema } from '../config/option-schema.js';
+import { s } from '../config/schema.js';
 import { linePlotSvg } from '../plot/svg.js';
 import { logHfModel } from './hf-export.js';
-import { optimizerFields, shapeSchema } from './lm-fields.js';
 import { trainContext } from './train-context.js';
 import type { Recipe, RecipeContext } from './types.js';
 
-const fields = {
-  data: s.string({
-    doc: 'ShareGPT JSON/JSONL file (relative paths: the working folder, then the repository)',
-    default: SRC.data,
-    nonEmpty: true,
-  }),
-  tokenizer: s.string({
-    doc: '"llama" (bundled LLaMA-1/2 vocabulary) or a folder/file with tokenizer.json',
-    default: SRC.tokenizer,
-    nonEmpty: true,
-  }),
-  init: s.string({
-    doc: 'HF LLaMA checkpoint folder to finetune; empty = random init of `model`',
-    default: SRC.init,
-  }),
-  model: shapeSchema(SRC.model, 'Shape of a randomly initialised model (ignored with `init`)'),
-  attention: s.enum(['vanilla', 'memeff', 'blockwise', 'ring'] as const, {
-    doc: 'Attention implementation: vanilla, memeff, blockwise (one device) or ring (`devices` devices)',
-    default: D.attention,
-  }),
+// the schema is lm/'s documented options (defaults FINETUNE_DEFAULTS, SHAREGPT_SOURCE_DEFAULTS)
+export type ShareGptFinetuneConfig = ShareGptFinetuneOptions;
+
+const devices = SHAREGPT_FINETUNE_OPTIONS.fields.devices;
+// the ring's devices are worker threads: the machine bounds them (issue 16)
+const schema = optionSchema(SHAREGPT_FINETUNE_OPTIONS, {
   devices: s.integer({
-    doc: 'Ring devices N (attention: ring); seqLen must be divisible by N',
-    default: D.devices,
+    doc: devices.doc,
+    default: devices.default,
     min: 1,
     max: maxWorkerThreads(),
     maxWhy: WORKER_THREADS_WHY,
   }),
-  layout: s.enum(['contiguous', 'striped'] as const, {
-    doc: 'Ring token layout: contiguous blocks, or striped (token i on device i mod N: causal work balanced)',
-    default: D.layout,
-  }),
-  memoryBudgetMiB: s.number({
-    doc: 'Per-device memory budget checked before training, on real memory (wasm heap, JS, native; an idle device holds about 40 MiB); 0 = no check',
-    default: D.memoryBudgetMiB,
-    min: 0,
-  }),
-  blockSize: s.integer({
-    doc: 'Attention block size and FFN chunk (memeff/blockwise/ring)',
-    default: D.blockSize,
-    min: 1,
-  }),
-  checkpointLayers: s.boolean({
-    doc: 'Per-layer gradient checkpointing (the paper: full checkpointing)',
-    default: D.checkpointLayers,
-  }),
-  seqLen: s.integer({ doc: 'Tokens per training window (and the pack length)', default: D.seqLen, min: 8 }),
-  batchSize: s.integer({ doc: 'Windows per micro-batch', default: D.batchSize, min: 1 }),
-  gradAccum: s.integer({ doc: 'Micro-batches accumulated per optimizer step', default: D.gradAccum, min: 1 }),
-  steps: s.integer({ doc: 'Optimizer steps', default: D.steps, min: 1 }),
-  ...optimizerFields(D),
-  beta1: s.number({ doc: 'Adam β1', default: D.beta1, min: 0 }),
-  beta2: s.number({ doc: 'Adam β2', default: D.beta2, min: 0 }),
-  exportHf: s.boolean({ doc: 'Write the final model as a HF folder (artifact hf/)', default: true }),
-};
-
-export type ShareGptFinetuneConfig = InferFields<typeof fields>;
+});
 
 async function run(ctx: RecipeContext<ShareGptFinetuneConfig>): Promise<void> {
   // the config is the trainer's options plus the source (data, tokenizer, model) and the export
@@ -127,7 +85,7 @@ export const shareGptFinetuneRecipe: Recipe<ShareGptFinetuneConfig> = {
   name: 'sharegpt-finetune',
   describe:
     'Finetune a LLaMA-style model on ShareGPT conversations (Vicuna v1.1, AdamW, cosine, checkpoints), on one device or the ring',
-  schema: s.object(fields, { doc: 'ShareGPT finetuning' }),
+  schema,
   deviceCount: (c) => (c.attention === 'ring' ? c.devices : 1),
   runLabel: (c) => `finetune-${c.attention}${c.attention === 'ring' ? `-n${c.devices}` : ''}`,
   run,

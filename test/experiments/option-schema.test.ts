@@ -7,7 +7,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { optionSchema } from '../../experiments/config/option-schema.js';
 import { s, validate } from '../../experiments/config/schema.js';
+import { lineRetrievalRecipe } from '../../experiments/recipes/line-retrieval.js';
 import { offlineRlRecipe } from '../../experiments/recipes/offline-rl.js';
+import { shareGptFinetuneRecipe } from '../../experiments/recipes/sharegpt-finetune.js';
+import { FINETUNE_DEFAULTS, LINE_RETRIEVAL_DEFAULTS, SHAREGPT_SOURCE_DEFAULTS } from '../../lm/index.js';
 import { AT_DEFAULTS, BC_DEFAULTS, DT_DEFAULTS } from '../../rl/index.js';
 import { opt } from '../../train/index.js';
 
@@ -20,6 +23,11 @@ const spec = opt.group('test options', {
   steps: opt.number('big steps', 2000, 'int1', 1000),
   mode: opt.choice('a mode', ['a', 'b'] as const, 'a'),
   name: opt.text('a name', 'x'),
+  id: opt.text('an id', 'y', true),
+  seed: opt.number('a seed', 5, 'int'),
+  share: opt.number('a share', 0.5, 'nonneg', undefined, 1),
+  lines: opt.list('line counts', [1, 2], 'a count', 'int1', 1),
+  sizes: opt.list('sizes', [], 'a size', 'int1'),
   inner: opt.group('nested', { k: opt.number('k', 1, 'int1') }),
 });
 
@@ -43,6 +51,11 @@ describe('optionSchema', () => {
         steps: 2000,
         mode: 'a',
         name: 'x',
+        id: 'y',
+        seed: 5,
+        share: 0.5,
+        lines: [1, 2],
+        sizes: [],
         inner: { k: 1 },
       },
     );
@@ -56,6 +69,15 @@ describe('optionSchema', () => {
     ['nonneg refuses −0.1', { decay: -0.1 }, 'decay: expected a number ≥ 0'],
     ['finite refuses a string', { target: 'high' }, 'target: expected a number'],
     ['min raises the bound', { steps: 999 }, 'steps: expected an integer ≥ 1000'],
+    ['int refuses 0.5', { seed: 0.5 }, 'seed: expected an integer'],
+    ['max bounds above', { share: 1.01 }, 'share: expected a number ≥ 0 and ≤ 1'],
+    ['nonEmpty text refuses ""', { id: '' }, 'id: expected a non-empty string'],
+    [
+      'a list refuses fewer items than minLength',
+      { lines: [] },
+      'lines: expected a list of an integer ≥ 1 (at least 1)',
+    ],
+    ['a list item follows the rule', { lines: [1, 0] }, 'lines[1]: expected an integer ≥ 1'],
     ['choice refuses others', { mode: 'c' }, 'mode:'],
     ['nested keys named by path', { inner: { k: 0 } }, 'inner.k: expected an integer ≥ 1'],
     ['unknown key', { inner: { kk: 1 } }, 'inner.kk: unknown key'],
@@ -69,6 +91,7 @@ describe('optionSchema', () => {
 
   test('accepted edge values', () => {
     assert.deepEqual(issuesOf({ gap: 0, decay: 0, target: -1e9, steps: 1000, rate: 1e-9 }), []);
+    assert.deepEqual(issuesOf({ seed: -3, share: 1, id: 'z', lines: [7], sizes: [] }), []);
   });
 
   test('an override replaces the field at its path; an unknown path is an error', () => {
@@ -95,4 +118,23 @@ test("offline-rl's schema defaults are the trainers' DEFAULTS", () => {
   );
   assert.equal(c.returnScale, AT_DEFAULTS.returnScale);
   assert.equal(c.env, AT_DEFAULTS.env);
+});
+
+// prototype-free validated objects (issue 16) compared as plain data
+const plain = (v: unknown) => JSON.parse(JSON.stringify(v));
+
+test("line-retrieval's schema defaults are LINE_RETRIEVAL_DEFAULTS", () => {
+  const r = validate(lineRetrievalRecipe.schema, {});
+  assert.ok(r.ok);
+  assert.deepEqual(plain(r.value), plain(LINE_RETRIEVAL_DEFAULTS));
+});
+
+test("sharegpt-finetune's schema defaults are FINETUNE_DEFAULTS and SHAREGPT_SOURCE_DEFAULTS", () => {
+  const r = validate(shareGptFinetuneRecipe.schema, {});
+  assert.ok(r.ok);
+  // exportHf is the run's: the final model as an HF folder, on by default
+  assert.deepEqual(
+    plain(r.value),
+    plain({ ...SHAREGPT_SOURCE_DEFAULTS, ...FINETUNE_DEFAULTS, exportHf: true }),
+  );
 });
