@@ -7,12 +7,21 @@
 export {
   type PpoOptions,
   PPO_DEFAULTS,
+  PPO_OPTIONS,
   type PpoResult,
   PpoTrainer,
   type PpoUpdate,
   trainPpo,
 } from './ppo.js';
-export { type PpoEvalOptions, type PpoRunOptions, type PpoRunResult, runPpo } from './ppo-run.js';
+export {
+  PPO_RUN_OPTIONS,
+  type PpoEvalOptions,
+  type PpoRecording,
+  type PpoRunConfig,
+  type PpoRunOptions,
+  type PpoRunResult,
+  runPpo,
+} from './ppo-run.js';
 export { computeGae, type GaeRollout, type MinibatchData, RolloutBuffer } from './ppo-rollout.js';
 export {
   evaluatePolicy,

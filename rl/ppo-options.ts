@@ -3,6 +3,7 @@
  * `PPO_DEFAULTS`, which the `ppo` recipe's config schema derives from (issue 13).
  */
 import { InputError } from '../common/index.js';
+import { opt } from '../train/index.js';
 import type { PolicyJSON, PpoTrainerView } from './ppo-policy.js';
 
 export interface PpoOptions {
@@ -105,6 +106,47 @@ export const PPO_DEFAULTS: Omit<PpoHyper, 'envId' | 'totalSteps' | 'seed'> = {
   inputDim: 0,
   math: 'tfjs',
 };
+
+const D = PPO_DEFAULTS;
+
+/**
+ * The trainer's options a config sets, as data (train/option-spec.ts): doc line, default and rule
+ * each, in the order of the policy file's `training.options`; rl/ppo-run.ts adds the run's.
+ */
+export const PPO_OPTIONS = opt.group("trainPpo's options", {
+  totalSteps: opt.number('Env steps in total (all envs)', 100_000, 'int1'),
+  numEnvs: opt.number('Parallel envs', D.numEnvs, 'int1'),
+  numSteps: opt.number('Steps per env per rollout (batch = numEnvs × numSteps)', D.numSteps, 'int1'),
+  vectorization: opt.choice(
+    'async: envs on worker threads; sync: in the main thread',
+    ['async', 'sync'] as const,
+    D.vectorization,
+  ),
+  hidden: opt.list('Hidden sizes of actor and critic', D.hidden, 'Units', 'int1'),
+  lr: opt.number('Adam learning rate', D.lr, 'pos'),
+  annealLr: opt.flag('Anneal the learning rate linearly to 0', D.annealLr),
+  gamma: opt.number('Discount', D.gamma, 'nonneg', undefined, 1),
+  gaeLambda: opt.number('GAE lambda', D.gaeLambda, 'nonneg', undefined, 1),
+  numMinibatches: opt.number('Minibatches per epoch', D.numMinibatches, 'int1'),
+  updateEpochs: opt.number('Epochs per update', D.updateEpochs, 'int1'),
+  clipCoef: opt.number('Surrogate (and value) clip range', D.clipCoef, 'nonneg'),
+  clipVloss: opt.flag('Clipped value loss', D.clipVloss),
+  entCoef: opt.number('Entropy bonus', D.entCoef, 'nonneg'),
+  vfCoef: opt.number('Value loss weight', D.vfCoef, 'nonneg'),
+  maxGradNorm: opt.number('Global gradient-norm clip', D.maxGradNorm, 'pos'),
+  normObs: opt.flag('Running observation normalisation', D.normObs),
+  normReward: opt.flag('Reward scaling by the discounted-return std', D.normReward),
+  inputDim: opt.number(
+    'Networks read the first N observation values; 0 = all (Ant-v5: 27 leaves out contact forces)',
+    D.inputDim,
+    'int0',
+  ),
+  math: opt.choice(
+    'Network matmuls: tfjs (float32, fast) or js (float64 loops, exact)',
+    ['tfjs', 'js'] as const,
+    D.math,
+  ),
+});
 
 /** Options with defaults filled in (undefined means default), checked; throws InputError. */
 export function resolvePpoOptions(options: PpoOptions): PpoHyper {

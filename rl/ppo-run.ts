@@ -11,24 +11,46 @@
  * `perf/steps_per_sec` (per update, CleanRL's losses/ and charts/); `eval/return_mean`,
  * `eval/return_std`, `eval/normalized_score` (D4RL refs when known) at each evaluation.
  */
-import type { CheckpointJson, TrainContext } from '../train/index.js';
-import type { PpoOptions } from './ppo-options.js';
+import { type CheckpointJson, type OptionValues, opt, type TrainContext } from '../train/index.js';
+import { PPO_OPTIONS, type PpoOptions } from './ppo-options.js';
 import { evaluatePolicy, type PolicyJSON, PpoPolicy, type ReturnStats } from './ppo-policy.js';
 import type { RolloutRecorder } from './rollout/index.js';
 import { trainPpo } from './ppo.js';
 import { normalizedScore, referenceScores } from './score.js';
 
-/** Evaluation and early stop around a run (the `ppo` recipe's own keys). */
-export interface PpoEvalOptions {
-  /** Updates between evaluations; 0: only at the end. */
-  evalEvery: number;
-  evalEpisodes: number;
-  /** Sampled actions (else the mean action). */
-  evalStochastic: boolean;
-  /** Early stop when an evaluation return is in [stopAbove, stopBelow]; 0 turns it off. */
-  stopBelow: number;
-  stopAbove: number;
-}
+/**
+ * The `ppo` recipe's config as data: the env, trainPpo's options (PPO_OPTIONS), evaluation,
+ * recording (issue 18), early stop and where the policy file also goes.
+ */
+export const PPO_RUN_OPTIONS = opt.group('PPO (CleanRL ppo_continuous_action-like)', {
+  env: opt.text('Registered env id (exp env list)', 'CartPole-v1', true),
+  ...PPO_OPTIONS.fields,
+  evalEvery: opt.number('Updates between evaluations; 0 only at the end', 10, 'int0'),
+  evalEpisodes: opt.number('Episodes per evaluation', 10, 'int1'),
+  evalStochastic: opt.flag('Evaluate sampled actions (else the mean action)', true),
+  evalRecord: opt.flag(
+    'Record the first, best and worst episode of each evaluation: rollouts/step-<env step>/rollouts.arrow and replay.html artifacts (issue 18)',
+    false,
+  ),
+  evalVideo: opt.flag(
+    'Also log an MP4 per recorded episode, like CleanRL capture_video (implies evalRecord; needs chromium and ffmpeg)',
+    false,
+  ),
+  stopBelow: opt.number(
+    'Early stop when an evaluation return is in [stopAbove, stopBelow]; 0 turns it off',
+    0,
+    'finite',
+  ),
+  stopAbove: opt.number('Lower end of the early-stop band', 0, 'finite'),
+  out: opt.text("Also write the policy file here ('' only logs it as an artifact)", ''),
+});
+export type PpoRunConfig = OptionValues<typeof PPO_RUN_OPTIONS>;
+
+/** Evaluation and early stop around a run (documented in PPO_RUN_OPTIONS). */
+export type PpoEvalOptions = Pick<
+  PpoRunConfig,
+  'evalEvery' | 'evalEpisodes' | 'evalStochastic' | 'stopBelow' | 'stopAbove'
+>;
 
 /** The trainer's options less what the context supplies (seed, resume, signal) and the callbacks. */
 export type PpoRunOptions = Omit<PpoOptions, 'seed' | 'init' | 'signal' | 'onUpdate' | 'onEpisode'> &

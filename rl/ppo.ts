@@ -50,7 +50,7 @@ import {
 } from './ppo-policy.js';
 import { type MinibatchData, normalizeAdvantages, RolloutBuffer } from './ppo-rollout.js';
 
-export { PPO_DEFAULTS, type PpoHyper, type PpoOptions, type PpoUpdate } from './ppo-options.js';
+export { PPO_DEFAULTS, PPO_OPTIONS, type PpoHyper, type PpoOptions, type PpoUpdate } from './ppo-options.js';
 export type { MinibatchData } from './ppo-rollout.js';
 
 /**

@@ -10,7 +10,6 @@
  */
 import { join } from 'node:path';
 import {
-  type EvaluationRecording,
   decodeOfflineCheckpoint,
   encodeOfflineCheckpoint,
   OFFLINE_RUN_OPTIONS,
@@ -21,14 +20,13 @@ import {
   runOffline,
   writePolicyFiles,
 } from '../../rl/index.js';
-import { RolloutRecorder } from '../../rl/rollout/index.js';
 import { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
 import { optionSchema } from '../config/option-schema.js';
 import { s } from '../config/schema.js';
 import { datasetInfoFromFile } from '../dataset-input.js';
 import { logModel } from '../logged-model.js';
 import { linePlotSvg } from '../plot/svg.js';
-import { RolloutUploads } from '../rollout/index.js';
+import { evaluationRecording } from '../rollout/index.js';
 import type { Recipe, RecipeContext } from './types.js';
 
 export type OfflineRlConfig = OfflineRunOptions;
@@ -78,35 +76,17 @@ function hooksOf(ctx: Ctx): OfflineRunHooks {
   };
 }
 
-/**
- * eval.record / eval.video: a recorder per evaluation; its episodes are logged as artifacts in
- * the background (a video takes seconds) and `done` awaits them before the run finishes.
- */
-function evaluationRecording(ctx: Ctx): EvaluationRecording & { done(): Promise<void> } {
-  let current: RolloutRecorder | undefined;
-  const uploads = new RolloutUploads((local, path) => ctx.tracker.file(local, path), {
-    video: ctx.config.eval.video,
-    who: 'offline-rl.eval.video',
-  });
-  return {
-    recorder: () => {
-      current = new RolloutRecorder();
-      return current;
-    },
-    evaluated: (step) => {
-      if (!current?.episodesSeen) return;
-      const r = current.result({ run: ctx.runId, step: String(step) });
-      current = undefined;
-      uploads.add(step, r);
-    },
-    done: () => uploads.done(),
-  };
-}
-
 /** Trains (recording evaluations when asked), then logs the result. */
 async function run(ctx: Ctx): Promise<void> {
   const { eval: e } = ctx.config;
-  const recording = e.record || e.video ? evaluationRecording(ctx) : undefined;
+  // eval.record / eval.video: logged in the background (a video takes seconds), awaited at the end
+  const recording =
+    e.record || e.video
+      ? evaluationRecording((local, path) => ctx.tracker.file(local, path), ctx.runId, {
+          video: e.video,
+          who: 'offline-rl.eval.video',
+        })
+      : undefined;
   const result = await runOffline(ctx.config, ctx.seed, { ...hooksOf(ctx), rollouts: recording });
   await recording?.done();
   await finish(ctx, result);

@@ -21,3 +21,4 @@ export {
   ROLLOUTS_ARTIFACT_DIR,
   RolloutUploads,
 } from './artifacts.js';
+export { type EvaluationRecorder, evaluationRecording } from './recording.js';

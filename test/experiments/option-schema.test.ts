@@ -10,8 +10,9 @@ import { s, validate } from '../../experiments/config/schema.js';
 import { lineRetrievalRecipe } from '../../experiments/recipes/line-retrieval.js';
 import { offlineRlRecipe } from '../../experiments/recipes/offline-rl.js';
 import { shareGptFinetuneRecipe } from '../../experiments/recipes/sharegpt-finetune.js';
+import { ppoRecipe } from '../../experiments/recipes/ppo.js';
 import { FINETUNE_DEFAULTS, LINE_RETRIEVAL_DEFAULTS, SHAREGPT_SOURCE_DEFAULTS } from '../../lm/index.js';
-import { AT_DEFAULTS, BC_DEFAULTS, DT_DEFAULTS } from '../../rl/index.js';
+import { AT_DEFAULTS, BC_DEFAULTS, DT_DEFAULTS, PPO_DEFAULTS } from '../../rl/index.js';
 import { opt } from '../../train/index.js';
 
 const spec = opt.group('test options', {
@@ -137,4 +138,41 @@ test("sharegpt-finetune's schema defaults are FINETUNE_DEFAULTS and SHAREGPT_SOU
     plain(r.value),
     plain({ ...SHAREGPT_SOURCE_DEFAULTS, ...FINETUNE_DEFAULTS, exportHf: true }),
   );
+});
+
+test("ppo's schema defaults are PPO_DEFAULTS", () => {
+  const r = validate(ppoRecipe.schema, {});
+  assert.ok(r.ok);
+  const { env, totalSteps, evalEvery, evalEpisodes, evalStochastic, evalRecord, evalVideo, ...rest } =
+    r.value;
+  const { stopBelow, stopAbove, out, ...trainer } = rest;
+  assert.deepEqual(
+    plain({
+      env,
+      totalSteps,
+      evalEvery,
+      evalEpisodes,
+      evalStochastic,
+      evalRecord,
+      evalVideo,
+      stopBelow,
+      stopAbove,
+      out,
+    }),
+    {
+      env: 'CartPole-v1',
+      totalSteps: 100_000,
+      evalEvery: 10,
+      evalEpisodes: 10,
+      evalStochastic: true,
+      evalRecord: false,
+      evalVideo: false,
+      stopBelow: 0,
+      stopAbove: 0,
+      out: '',
+    },
+  );
+  // what a config does not set stays the trainer's default (normAdv, initLogStd)
+  const { normAdv: _normAdv, initLogStd: _initLogStd, ...configurable } = PPO_DEFAULTS;
+  assert.deepEqual(plain(trainer), plain(configurable));
 });
