@@ -40,38 +40,28 @@ import {
 import type { LlamaModel, LlamaRuntime } from './model.js';
 import { windowTargets } from './sharegpt.js';
 
+/**
+ * The trainer's options; each field's doc line is in SHAREGPT_FINETUNE_OPTIONS (lm/options.ts),
+ * the comments here say only what it does not.
+ */
 export interface FinetuneOptions {
-  /** vanilla, memeff, blockwise (one device) or ring (`devices` devices). */
   attention: 'vanilla' | 'memeff' | 'blockwise' | 'ring';
-  /** Ring devices N (attention: ring); seqLen must be divisible by N. */
   devices: number;
-  /** Ring token layout: contiguous blocks, or striped (token i on device i mod N). */
   layout: RingLayout;
-  /** Per-device budget (MiB of real memory: wasm heap, JS, native) checked before training; 0 = no check. */
   memoryBudgetMiB: number;
-  /** Attention block size and FFN chunk (memeff/blockwise/ring). */
   blockSize: number;
-  /** Per-layer gradient checkpointing (the paper: full checkpointing). */
   checkpointLayers: boolean;
-  /** Tokens per training window. */
   seqLen: number;
-  /** Windows per micro-batch. */
   batchSize: number;
-  /** Micro-batches accumulated per optimizer step. */
   gradAccum: number;
-  /** Optimizer steps. */
   steps: number;
-  /** Peak learning rate. */
   lr: number;
-  /** Final learning rate as a fraction of lr (cosine floor). */
   minLrRatio: number;
-  /** Linear warmup steps. */
   warmupSteps: number;
-  /** AdamW decoupled weight decay (matrices only, not the norms' gains). */
+  /** Matrices only, not the norms' gains. */
   weightDecay: number;
   beta1: number;
   beta2: number;
-  /** Global gradient-norm clip; 0 = none. */
   clipNorm: number;
 }
 

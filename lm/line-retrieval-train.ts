@@ -33,8 +33,11 @@ import { type EncodedLineCase, encodeLineCase, LineTokenizer, lineBatch } from '
 import { evaluateOnDevice } from './line-retrieval-eval.js';
 import { type LlamaConfig, LlamaModel, type LlamaRuntime } from './model.js';
 
+/**
+ * The trainer's options; each field's doc line is in LINE_RETRIEVAL_OPTIONS (lm/options.ts),
+ * the comments here say only what it does not.
+ */
 export interface LineRetrievalOptions {
-  /** Shape of the model (random init, tied embeddings). */
   model: {
     hiddenSize: number;
     intermediateSize: number;
@@ -43,22 +46,18 @@ export interface LineRetrievalOptions {
     numKvHeads: number;
     ropeTheta: number;
   };
-  /** Register numbers are drawn from 1..maxValue (LongChat: 50000). */
   maxValue: number;
-  /** Line counts of the training cases (each case draws one the curriculum allows). */
   trainLines: number[];
   /** Few lines first: `startLines` for `holdSteps` steps, then linear growth to all at `fullSteps` (0: none). */
   curriculum: { startLines: number; holdSteps: number; fullSteps: number };
   /** Weight of the prompt tokens' mean cross-entropy, added to the answer tokens' mean. */
   otherTokenWeight: number;
   steps: number;
-  /** Cases per training step. */
   batchSize: number;
   lr: number;
   minLrRatio: number;
   warmupSteps: number;
   weightDecay: number;
-  /** Global gradient-norm clip; 0 = none. */
   clipNorm: number;
   /**
    * Attention while training; evaluation is blockwise (BPT) and ring. 'ring' trains on
@@ -71,19 +70,14 @@ export interface LineRetrievalOptions {
    * device holds T/N tokens, so the ring trains on prompts one device cannot hold).
    */
   trainDevices: number;
-  /** Per-device budget (MiB, real memory) of a training step on devices; 0 = unchecked. */
   trainMemoryMiB: number;
   /** Held-out accuracy every this many steps (and at the last); 0 = only at the last. */
   evalEvery: number;
-  /** Attention block size and FFN chunk (blockwise on one device, ring inner loop). */
   blockSize: number;
-  /** Line counts evaluated (one device where it fits the budget; the ring always). */
   evalLines: number[];
   /** Cases per evaluated length (and held-out cases). */
   evalCases: number;
-  /** Cases per evaluation forward pass (the measured batch). */
   evalBatch: number;
-  /** Per-device budget of peak tensor MB (measured) for an evaluation forward pass. */
   deviceMemoryMB: number;
   /** Ring devices N. */
   devices: number;
