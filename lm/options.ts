@@ -98,7 +98,7 @@ export const LINE_RETRIEVAL_OPTIONS = opt.group('LongChat line retrieval (paper 
     L.trainMemoryMiB,
     'nonneg',
   ),
-  evalEvery: opt.number('Held-out accuracy every this many steps; 0 = never', L.evalEvery, 'int0'),
+  evalEvery: opt.number('Held-out accuracy every this many steps; 0 = only at the last step', L.evalEvery, 'int0'),
   blockSize: opt.number(
     'Attention block size and FFN chunk (blockwise on one device, ring inner loop)',
     L.blockSize,
