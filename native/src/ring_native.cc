@@ -537,6 +537,9 @@ static void packTransposed(const float* src, float* dst, int BHk, int Tk, int D,
   });
 }
 
+// The forward's packed Kᵀ per phase: 4 MiB (one kv head of 16K keys at D = 64).
+constexpr long FWD_PACK_FLOATS = 1L << 20;
+
 // Forward over one key/value chunk, updating the running state o (unnormalised), m (running max
 // of the scaled scores), l (running denominator) in place (paper §3; FlashAttention-2 Alg. 1).
 static void attnForward(const Attn& a, const float* q, const float* k, const float* v, float* o, float* m, float* l) {
@@ -544,47 +547,59 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
   const int nqt = (a.Tq + BQ - 1) / BQ, nkt = (a.Tk + BK - 1) / BK;
   const auto qs = summarise(a.Tq, BQ, a.B, a.qPos, a.qSeg);
   const auto ks = summarise(a.Tk, BK, a.B, a.kPos, a.kSeg);
-  Buf kt(static_cast<size_t>(a.B) * a.Hk * nkt * D * BK);
-  packTransposed(k, kt.p, a.B * a.Hk, a.Tk, D, a.threads);
+  // NOTE: Kᵀ is packed for a few kv heads at a time (≤ FWD_PACK_FLOATS, at least one head), not
+  // for the whole chunk (issue 20: K's size again beside it, 32 MiB at L = 16K); small chunks still
+  // pack in one phase, so they keep one pair of parallel calls.
+  const int BHk = a.B * a.Hk;
+  const long headTiles = static_cast<long>(nkt) * D * BK;  // one kv head's packed Kᵀ
+  const int perPhase = static_cast<int>(std::max(1L, std::min<long>(BHk, FWD_PACK_FLOATS / headTiles)));
+  Buf kt(static_cast<size_t>(perPhase) * headTiles);
   std::vector<std::unique_ptr<Buf>> scratch;
   const int threads = std::max(1, std::min(a.threads, a.B * a.H * nqt));
   for (int t = 0; t < threads; t++) scratch.emplace_back(new Buf(BQ * BK));
-  // NOTE: last query tiles first: under a causal mask they see the most keys (load balance).
-  parallelFor(threads, a.B * a.H * nqt, [&](int task, int tid) {
-    const int bh = task / nqt, i = nqt - 1 - task % nqt;
-    const int b = bh / a.H, kvh = b * a.Hk + (bh % a.H) / group;
-    const int q0 = i * BQ, bq = std::min(BQ, a.Tq - q0);
-    const float* Q = q + (static_cast<long>(bh) * a.Tq + q0) * D;
-    float* O = o + (static_cast<long>(bh) * a.Tq + q0) * D;
-    float* M = m + static_cast<long>(bh) * a.Tq + q0;
-    float* L = l + static_cast<long>(bh) * a.Tq + q0;
-    float* S = scratch[tid]->p;
-    for (int j = 0; j < nkt; j++) {
-      const Vis vis = visibility(a, qs[i], ks[j], b);
-      if (vis == NONE) continue;  // NOTE: whole-tile skipping (paper §3)
-      const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
-      gemmTile<false>(bq, bkp, D, Q, D, kt.p + (static_cast<long>(kvh) * nkt + j) * D * BK, BK, S, BK, false);
-      if (vis == PARTIAL || bk < bkp) maskTile(a, S, BK, b, q0, bq, k0, bk, bkp, vis == PARTIAL);
-      for (int r = 0; r < bq; r++) {
-        float* row = S + r * BK;
-        const float mx = rowMax(row, bkp);
-        if (mx == NEG_INF) {  // this row sees no key of the tile: it adds nothing
-          std::memset(row, 0, sizeof(float) * bkp);
-          continue;
+  for (int h0 = 0; h0 < BHk; h0 += perPhase) {
+    const int h1 = std::min(BHk, h0 + perPhase);
+    packTransposed(k + static_cast<long>(h0) * a.Tk * D, kt.p, h1 - h0, a.Tk, D, a.threads);
+    // the query heads of kv heads h0 … h1 − 1 are bh = h0·group … h1·group − 1
+    const int first = h0 * group * nqt;
+    // NOTE: last query tiles first: under a causal mask they see the most keys (load balance).
+    parallelFor(threads, (h1 - h0) * group * nqt, [&](int t, int tid) {
+      const int task = first + t;
+      const int bh = task / nqt, i = nqt - 1 - task % nqt;
+      const int b = bh / a.H, kvh = b * a.Hk + (bh % a.H) / group;
+      const int q0 = i * BQ, bq = std::min(BQ, a.Tq - q0);
+      const float* Q = q + (static_cast<long>(bh) * a.Tq + q0) * D;
+      float* O = o + (static_cast<long>(bh) * a.Tq + q0) * D;
+      float* M = m + static_cast<long>(bh) * a.Tq + q0;
+      float* L = l + static_cast<long>(bh) * a.Tq + q0;
+      float* S = scratch[tid]->p;
+      for (int j = 0; j < nkt; j++) {
+        const Vis vis = visibility(a, qs[i], ks[j], b);
+        if (vis == NONE) continue;  // NOTE: whole-tile skipping (paper §3)
+        const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
+        gemmTile<false>(bq, bkp, D, Q, D, kt.p + (static_cast<long>(kvh - h0) * nkt + j) * D * BK, BK, S, BK, false);
+        if (vis == PARTIAL || bk < bkp) maskTile(a, S, BK, b, q0, bq, k0, bk, bkp, vis == PARTIAL);
+        for (int r = 0; r < bq; r++) {
+          float* row = S + r * BK;
+          const float mx = rowMax(row, bkp);
+          if (mx == NEG_INF) {  // this row sees no key of the tile: it adds nothing
+            std::memset(row, 0, sizeof(float) * bkp);
+            continue;
+          }
+          const float mNew = std::max(M[r], mx * a.scale);
+          // NOTE: rescale by exp(m_old − m_new) when the max grows (paper §3)
+          const float alpha = M[r] == NEG_INF ? 0.f : std::exp(M[r] - mNew);
+          L[r] = L[r] * alpha + expRow(row, bkp, a.scale, mNew);
+          M[r] = mNew;
+          if (alpha != 1.f) {
+            float* orow = O + r * D;
+            for (int d = 0; d < D; d++) orow[d] *= alpha;
+          }
         }
-        const float mNew = std::max(M[r], mx * a.scale);
-        // NOTE: rescale by exp(m_old − m_new) when the max grows (paper §3)
-        const float alpha = M[r] == NEG_INF ? 0.f : std::exp(M[r] - mNew);
-        L[r] = L[r] * alpha + expRow(row, bkp, a.scale, mNew);
-        M[r] = mNew;
-        if (alpha != 1.f) {
-          float* orow = O + r * D;
-          for (int d = 0; d < D; d++) orow[d] *= alpha;
-        }
+        gemmTile<false>(bq, D, bk, S, BK, v + (static_cast<long>(kvh) * a.Tk + k0) * D, D, O, D, true);
       }
-      gemmTile<false>(bq, D, bk, S, BK, v + (static_cast<long>(kvh) * a.Tk + k0) * D, D, O, D, true);
-    }
-  });
+    });
+  }
 }
 
 // Backward over one key/value chunk: dq += ∂/∂q, dk += ∂/∂k, dv += ∂/∂v of this chunk's part
