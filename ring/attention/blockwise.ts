@@ -7,7 +7,7 @@
  * one fused kernel call (kernels.ts); otherwise the tfjs engine (engine.ts) loops over key blocks
  * as per-head, per-block 2-D products.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { customOp } from '../ops.js';
 import { attentionEngine } from './accumulator.js';
 import { contiguousPositions, type TokenSide } from './mask.js';
