@@ -87,7 +87,9 @@ export function ringAttentionDevice(
       // NOTE: send before computing, so the transfer overlaps this step's compute (Algorithm 1)
       if (step < N - 1) o.transport.send([kData, vData]);
       if (visible[owner]) fwd.accumulate(kData, vData, sides[owner]);
-      if (step < N - 1) [kData, vData] = o.transport.recv();
+      // NOTE: received into this op's own pair of arrays once the views of ki, vi have been sent:
+      // the pair is free again by then (send copied it out, accumulate has read it)
+      if (step < N - 1) [kData, vData] = o.transport.recv(step === 0 ? undefined : [kData, vData]);
     }
     const { out, saved, backward } = fwd.finish();
     save([qi, ki, vi, ...saved]);
@@ -108,8 +110,8 @@ export function ringAttentionDevice(
           if (visible[owner]) bwd.accumulate(bk, bv, sides[owner], dkAcc, dvAcc);
           // after N sends the accumulators are back home
           o.transport.send([dkAcc, dvAcc]);
-          if (step < N - 1) [bk, bv] = o.transport.recv();
-          [dkAcc, dvAcc] = o.transport.recv();
+          if (step < N - 1) [bk, bv] = o.transport.recv(step === 0 ? undefined : [bk, bv]);
+          [dkAcc, dvAcc] = o.transport.recv([dkAcc, dvAcc]);
         }
         const dq = bwd.finish();
         if (o.timings) o.timings.bwdMs += performance.now() - bwdStarted;
