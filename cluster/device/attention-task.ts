@@ -76,6 +76,9 @@ export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): P
       }
       const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => ringAttentionDevice(x, y, z, options);
       const { value, grads } = tf.valueAndGrads(f)([q, k, v], dOut);
+      // NOTE: the call's dead arrays (a ring's travelling buffers) go before the results are read
+      // into new ones: V8 had not collected them by then (issue 20: 64 MiB, ring N=2 L=16K)
+      collectGarbage();
       const result = {
         out: value.dataSync() as Float32Array,
         dq: grads[0].dataSync() as Float32Array,

@@ -60,6 +60,9 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
       // NOTE: autodiff needs its own forward (the tape); backward time = total − forward
       const both = performance.now();
       const { value, grads } = tf.valueAndGrads(f)([q, k, v], dOut);
+      // NOTE: the call's dead arrays (a ring's travelling buffers) go before the results are read
+      // into new ones: V8 had not collected them by then (issue 20: 64 MiB, ring N=2 L=16K)
+      collectGarbage();
       const result = {
         out: data,
         dq: grads[0].dataSync() as Float32Array,
