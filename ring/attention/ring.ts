@@ -10,7 +10,7 @@
  * arrays that travel to accumulator.ts's engine: with the native addon (issue 7) one fused kernel
  * call (kernels.ts), else the tfjs engine's per-block products (engine.ts).
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { customOp, dims } from '../ops.js';
 import type { RingTransport } from '../transport.js';
 import { attentionEngine, type GradientBuffer } from './accumulator.js';
