@@ -38,9 +38,11 @@ export {
   tensorflowPackages,
 } from './backend.js';
 export {
+  collectGarbage,
   type DeviceMemory,
   deviceMemoryNow,
   type ProbedPeak,
   processPeakRssBytes,
+  reserveWasmHeap,
   withPeakBytes,
 } from './memory.js';

@@ -8,6 +8,7 @@
  *   broadcasting other than 1 ↔ n) go to the backend's own kernel, kept as the fallback.
  * - `Exp`: vectorised and threaded (a softmax over an LM's vocabulary is most of its use: on wasm
  *   it was the slowest kernel of an LM finetuning step, measured).
+ * - `Identity` on wasm: shares the input's memory instead of copying it (issue 20).
  *
  * Each call checks that the addon is loaded and enabled, so `configureNative({ enabled: false })`
  * or RING_NATIVE=0 brings back the backend's kernels at once.
@@ -83,6 +84,7 @@ type NativeKernel = (
 const KERNELS: [string, NativeKernel][] = [
   ['BatchMatMul', nativeBatchMatMul],
   ['Exp', nativeExp],
+  ['Identity', sharedIdentity],
 ];
 
 /** Registers the native kernels for `backendName` (wasm or cpu) once per thread. */
@@ -140,6 +142,28 @@ function nativeExp(
   const y = new Float32Array(n);
   addon.exp(cpu.readSync(x.dataId), y, n, threadsFor(n, EXP_PER_EXTRA_THREAD));
   return cpu.makeTensorInfo(x.shape, 'float32', y);
+}
+
+interface RefCounted {
+  incRef(dataId: unknown): void;
+}
+
+/**
+ * Identity (what `tensor.clone()` and a custom op's `save` run) sharing the input's memory by
+ * reference count, as tfjs's cpu backend and wasm's own Reshape do, where wasm's kernel copies it
+ * (issue 20: saving q, k, v, out for the backward copied all four, 128 MiB at L = 16K). Tensors are
+ * immutable; the native kernels write only into outputs they have just allocated. With the native
+ * kernels off (RING_NATIVE=0) the backend's copying kernel runs, as before.
+ */
+function sharedIdentity(
+  args: KernelArgs,
+  backendName: string,
+  fallback: tf.KernelFunc,
+): tf.TensorInfo | tf.TensorInfo[] {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  if (backendName !== 'wasm' || x.dtype === 'string' || !nativeForCurrentBackend()) return fallback(args);
+  (args.backend as unknown as RefCounted).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
 function nativeBatchMatMul(

@@ -49,6 +49,30 @@ interface WasmModuleView {
   wasm?: { HEAPU8?: Uint8Array };
 }
 
+interface WasmMalloc {
+  wasm?: { _malloc?: (bytes: number) => number; _free?: (ptr: number) => void };
+}
+
+/** Room reserved beyond a call's tensors, for the backend's small allocations (< 1 MiB measured). */
+const RESERVE_SLACK_BYTES = 2 * 2 ** 20;
+
+/**
+ * Makes room in the wasm heap for `bytes` of tensors about to be allocated, by growing it once
+ * (issue 20). Allocation by allocation, emscripten grows the heap by up to 20% (at most 96 MiB)
+ * past each request (blockwise L=4096 fwd+bwd: heap 77 MiB for 64 MiB of tensors, measured with
+ * Identity sharing memory); one block of `bytes` allocated and freed grows it to fit that request
+ * exactly (66 MiB there), and the freed block then holds the call's tensors. A heap that already has the room is left as it is. No-op off wasm.
+ */
+export function reserveWasmHeap(bytes: number): void {
+  if (tf.getBackend() !== 'wasm' || bytes <= 0) return;
+  const wasm = (tf.backend() as unknown as WasmMalloc).wasm;
+  if (!wasm?._malloc || !wasm._free) return;
+  // NOTE: room beside the tensors for the backend's own small allocations, which would otherwise
+  // set off a 20% growth at the last tensor
+  const ptr = wasm._malloc(bytes + RESERVE_SLACK_BYTES);
+  if (ptr !== 0) wasm._free(ptr);
+}
+
 function wasmHeapBytes(): number {
   if (tf.getBackend() !== 'wasm') return 0;
   return (tf.backend() as unknown as WasmModuleView).wasm?.HEAPU8?.buffer.byteLength ?? 0;
@@ -64,9 +88,11 @@ let gc: (() => void) | undefined;
 
 /**
  * A full garbage collection of this isolate, so a reading starts from what is alive: JS garbage
- * left by earlier work moved a device's figure by ±10 MiB from one reading to the next.
+ * left by earlier work moved a device's figure by ±10 MiB from one reading to the next. Device
+ * tasks also call it once their inputs' arrays are in tensors: V8 had not collected them by the end
+ * of a call.
  */
-function collectGarbage(): void {
+export function collectGarbage(): void {
   if (!gc) {
     // NOTE: V8's gc() without --expose-gc on the command line: the flag, then a fresh context
     setFlagsFromString('--expose-gc');

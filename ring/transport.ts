@@ -17,8 +17,12 @@ export interface RingTransport {
    * still holds both of its receive buffers (double buffering).
    */
   send(parts: Float32Array[]): void;
-  /** Blocks until the next message from device (rank − 1) mod N arrives; returns copies. */
-  recv(): Float32Array[];
+  /**
+   * Blocks until the next message from device (rank − 1) mod N arrives; returns copies, written
+   * into `into`'s arrays where given with matching lengths (a ring step reuses its buffers instead
+   * of leaving a chunk of garbage per step, issue 20). Use the returned arrays.
+   */
+  recv(into?: Float32Array[]): Float32Array[];
 }
 
 /** Thrown when the ring is aborted (a peer failed) or a wait times out. */

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type DeviceContext, ringAttentionDevice, type RingLayout } from '../../ring/index.js';
-import { type DeviceMemory, withPeakBytes } from '../../native/index.js';
+import { collectGarbage, type DeviceMemory, reserveWasmHeap, withPeakBytes } from '../../native/index.js';
 
 export interface AttentionTaskArgs {
   q: Float32Array; // (B, H, c, D)
@@ -54,32 +54,41 @@ export async function attentionTask(a: AttentionTaskArgs, ctx: DeviceContext): P
     timings,
   };
   const compute = (): Omit<AttentionTaskResult, 'fwdMs' | 'bwdMs' | 'peakBytes' | 'memory'> => {
+    // the call's tensors in one growth of the heap: q, out (+ dOut, dq) and k, v (+ dk, dv)
+    const qBytes = a.B * a.H * a.c * a.D * 4;
+    const kvBytes = a.B * a.Hk * a.c * a.D * 4;
+    reserveWasmHeap((a.dOut ? 4 : 2) * (qBytes + kvBytes));
     const q = tf.tensor4d(a.q, [a.B, a.H, a.c, a.D]);
     const k = tf.tensor4d(a.k, [a.B, a.Hk, a.c, a.D]);
     const v = tf.tensor4d(a.v, [a.B, a.Hk, a.c, a.D]);
-    // NOTE: the inputs are in the backend's memory now; their JS copies would double them (issue 20)
+    const dOut = a.dOut ? tf.tensor4d(a.dOut, [a.B, a.H, a.c, a.D]) : undefined;
+    // NOTE: the inputs are in the backend's memory now; their JS copies would double them until
+    // V8 collects them (issue 20)
     a.q = a.k = a.v = RELEASED;
+    a.dOut = undefined;
+    collectGarbage();
     try {
-      if (!a.dOut) {
+      if (!dOut) {
         const out = ringAttentionDevice(q, k, v, options);
         const data = out.dataSync() as Float32Array;
         out.dispose();
         return { out: data };
       }
-      const dOut = tf.tensor4d(a.dOut, [a.B, a.H, a.c, a.D]);
-      a.dOut = RELEASED;
       const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => ringAttentionDevice(x, y, z, options);
       const { value, grads } = tf.valueAndGrads(f)([q, k, v], dOut);
+      // NOTE: the call's dead arrays (a ring's travelling buffers) go before the results are read
+      // into new ones: V8 had not collected them by then (issue 20: 64 MiB, ring N=2 L=16K)
+      collectGarbage();
       const result = {
         out: value.dataSync() as Float32Array,
         dq: grads[0].dataSync() as Float32Array,
         dk: grads[1].dataSync() as Float32Array,
         dv: grads[2].dataSync() as Float32Array,
       };
-      tf.dispose([value, ...grads, dOut]);
+      tf.dispose([value, ...grads]);
       return result;
     } finally {
-      tf.dispose([q, k, v]);
+      tf.dispose([q, k, v, ...(dOut ? [dOut] : [])]);
     }
   };
   const { result, peakBytes, memory } = await withPeakBytes(compute, a.measureMemory);

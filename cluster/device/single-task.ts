@@ -10,7 +10,7 @@ import {
   vanillaAttention,
 } from '../../ring/index.js';
 import type { AttentionTaskResult } from './attention-task.js';
-import { withPeakBytes } from '../../native/index.js';
+import { collectGarbage, reserveWasmHeap, withPeakBytes } from '../../native/index.js';
 
 export interface SingleTaskArgs {
   impl: 'vanilla' | 'memeff' | 'blockwise';
@@ -37,23 +37,32 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
   let fwdMs = 0;
   let bwdMs = 0;
   const compute = () => {
+    // the call's tensors in one growth of the heap: q, out (+ dOut, dq) and k, v (+ dk, dv)
+    const qBytes = a.B * a.H * a.T * a.D * 4;
+    const kvBytes = a.B * a.Hk * a.T * a.D * 4;
+    reserveWasmHeap((a.dOut ? 4 : 2) * (qBytes + kvBytes));
     const q = tf.tensor4d(a.q, [a.B, a.H, a.T, a.D]);
     const k = tf.tensor4d(a.k, [a.B, a.Hk, a.T, a.D]);
     const v = tf.tensor4d(a.v, [a.B, a.Hk, a.T, a.D]);
-    // NOTE: the inputs are in the backend's memory now; their JS copies would double them (issue 20)
+    const dOut = a.dOut ? tf.tensor4d(a.dOut, [a.B, a.H, a.T, a.D]) : undefined;
+    // NOTE: the inputs are in the backend's memory now; their JS copies would double them until
+    // V8 collects them, which it had not done by the end of a call (issue 20: 96 MiB at L = 16K)
     a.q = a.k = a.v = RELEASED;
+    a.dOut = undefined;
+    collectGarbage();
     try {
       const started = performance.now();
       const out = f(q, k, v);
       const data = out.dataSync() as Float32Array;
       fwdMs = performance.now() - started;
       out.dispose();
-      if (!a.dOut) return { out: data };
-      const dOut = tf.tensor4d(a.dOut, [a.B, a.H, a.T, a.D]);
-      a.dOut = RELEASED;
+      if (!dOut) return { out: data };
       // NOTE: autodiff needs its own forward (the tape); backward time = total − forward
       const both = performance.now();
       const { value, grads } = tf.valueAndGrads(f)([q, k, v], dOut);
+      // NOTE: the call's dead arrays (a ring's travelling buffers) go before the results are read
+      // into new ones: V8 had not collected them by then (issue 20: 64 MiB, ring N=2 L=16K)
+      collectGarbage();
       const result = {
         out: data,
         dq: grads[0].dataSync() as Float32Array,
@@ -61,10 +70,10 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
         dv: grads[2].dataSync() as Float32Array,
       };
       bwdMs = Math.max(0, performance.now() - both - fwdMs);
-      tf.dispose([value, ...grads, dOut]);
+      tf.dispose([value, ...grads]);
       return result;
     } finally {
-      tf.dispose([q, k, v]);
+      tf.dispose([q, k, v, ...(dOut ? [dOut] : [])]);
     }
   };
   const { result, peakBytes, memory } = await withPeakBytes(compute, a.measureMemory);

@@ -173,9 +173,10 @@ export class ChannelEnd {
     this.fill(parts);
   }
 
-  read(): Float32Array[] {
+  /** The next message; into `into`'s arrays where given with matching lengths (no new arrays). */
+  read(into?: Float32Array[]): Float32Array[] {
     this.waitFor(this.count % this.desc.slots, 1);
-    return this.drain();
+    return this.drain(into);
   }
 
   private checkMessage(parts: Float32Array[]): void {
@@ -204,8 +205,8 @@ export class ChannelEnd {
     this.count++;
   }
 
-  /** Copies the current (full) slot out and marks it empty. */
-  private drain(): Float32Array[] {
+  /** Copies the current (full) slot out (into `into`'s arrays where they fit) and marks it empty. */
+  private drain(into?: Float32Array[]): Float32Array[] {
     const slot = this.count % this.desc.slots;
     const base = slot * HEADER_WORDS;
     const n = this.header[base + 1];
@@ -213,7 +214,12 @@ export class ChannelEnd {
     let offset = slot * this.desc.capacity;
     for (let i = 0; i < n; i++) {
       const len = this.header[base + 2 + i];
-      parts.push(this.data.slice(offset, offset + len));
+      const src = this.data.subarray(offset, offset + len);
+      const dst = into?.[i];
+      if (dst && dst.length === len) {
+        dst.set(src);
+        parts.push(dst);
+      } else parts.push(src.slice());
       offset += len;
     }
     Atomics.store(this.header, base, 0);
@@ -271,8 +277,8 @@ export class SharedMemoryTransport implements RingTransport {
     this.out.write(parts);
   }
 
-  recv(): Float32Array[] {
-    return this.in.read();
+  recv(into?: Float32Array[]): Float32Array[] {
+    return this.in.read(into);
   }
 }
 

@@ -187,8 +187,8 @@ export class ZeroMqTransport implements RingTransport {
     this.out.write(parts);
   }
 
-  recv(): Float32Array[] {
-    return this.in.read();
+  recv(into?: Float32Array[]): Float32Array[] {
+    return this.in.read(into);
   }
 
   /** Why the ring was aborted, if it was. */

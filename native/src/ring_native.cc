@@ -514,6 +514,14 @@ static void maskTile(const Attn& a, float* S, int ldS, int b, int q0, int bq, in
   }
 }
 
+// One key tile (bk, D) transposed into (D, BK), zero-padded columns.
+static void packTile(const float* in, float* out, int bk, int D) {
+  for (int d = 0; d < D; d++) {
+    for (int c = 0; c < bk; c++) out[d * BK + c] = in[c * D + d];
+    for (int c = bk; c < BK; c++) out[d * BK + c] = 0.f;
+  }
+}
+
 // K (or V) of every kv head transposed into tiles: (B·Hk, nkt, D, BK), zero-padded columns.
 static void packTransposed(const float* src, float* dst, int BHk, int Tk, int D, int threads) {
   const int nkt = (Tk + BK - 1) / BK;
@@ -529,6 +537,9 @@ static void packTransposed(const float* src, float* dst, int BHk, int Tk, int D,
   });
 }
 
+// The forward's packed Kᵀ per phase: 4 MiB (one kv head of 16K keys at D = 64).
+constexpr long FWD_PACK_FLOATS = 1L << 20;
+
 // Forward over one key/value chunk, updating the running state o (unnormalised), m (running max
 // of the scaled scores), l (running denominator) in place (paper §3; FlashAttention-2 Alg. 1).
 static void attnForward(const Attn& a, const float* q, const float* k, const float* v, float* o, float* m, float* l) {
@@ -536,47 +547,59 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
   const int nqt = (a.Tq + BQ - 1) / BQ, nkt = (a.Tk + BK - 1) / BK;
   const auto qs = summarise(a.Tq, BQ, a.B, a.qPos, a.qSeg);
   const auto ks = summarise(a.Tk, BK, a.B, a.kPos, a.kSeg);
-  Buf kt(static_cast<size_t>(a.B) * a.Hk * nkt * D * BK);
-  packTransposed(k, kt.p, a.B * a.Hk, a.Tk, D, a.threads);
+  // NOTE: Kᵀ is packed for a few kv heads at a time (≤ FWD_PACK_FLOATS, at least one head), not
+  // for the whole chunk (issue 20: K's size again beside it, 32 MiB at L = 16K); small chunks still
+  // pack in one phase, so they keep one pair of parallel calls.
+  const int BHk = a.B * a.Hk;
+  const long headTiles = static_cast<long>(nkt) * D * BK;  // one kv head's packed Kᵀ
+  const int perPhase = static_cast<int>(std::max(1L, std::min<long>(BHk, FWD_PACK_FLOATS / headTiles)));
+  Buf kt(static_cast<size_t>(perPhase) * headTiles);
   std::vector<std::unique_ptr<Buf>> scratch;
   const int threads = std::max(1, std::min(a.threads, a.B * a.H * nqt));
   for (int t = 0; t < threads; t++) scratch.emplace_back(new Buf(BQ * BK));
-  // NOTE: last query tiles first: under a causal mask they see the most keys (load balance).
-  parallelFor(threads, a.B * a.H * nqt, [&](int task, int tid) {
-    const int bh = task / nqt, i = nqt - 1 - task % nqt;
-    const int b = bh / a.H, kvh = b * a.Hk + (bh % a.H) / group;
-    const int q0 = i * BQ, bq = std::min(BQ, a.Tq - q0);
-    const float* Q = q + (static_cast<long>(bh) * a.Tq + q0) * D;
-    float* O = o + (static_cast<long>(bh) * a.Tq + q0) * D;
-    float* M = m + static_cast<long>(bh) * a.Tq + q0;
-    float* L = l + static_cast<long>(bh) * a.Tq + q0;
-    float* S = scratch[tid]->p;
-    for (int j = 0; j < nkt; j++) {
-      const Vis vis = visibility(a, qs[i], ks[j], b);
-      if (vis == NONE) continue;  // NOTE: whole-tile skipping (paper §3)
-      const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
-      gemmTile<false>(bq, bkp, D, Q, D, kt.p + (static_cast<long>(kvh) * nkt + j) * D * BK, BK, S, BK, false);
-      if (vis == PARTIAL || bk < bkp) maskTile(a, S, BK, b, q0, bq, k0, bk, bkp, vis == PARTIAL);
-      for (int r = 0; r < bq; r++) {
-        float* row = S + r * BK;
-        const float mx = rowMax(row, bkp);
-        if (mx == NEG_INF) {  // this row sees no key of the tile: it adds nothing
-          std::memset(row, 0, sizeof(float) * bkp);
-          continue;
+  for (int h0 = 0; h0 < BHk; h0 += perPhase) {
+    const int h1 = std::min(BHk, h0 + perPhase);
+    packTransposed(k + static_cast<long>(h0) * a.Tk * D, kt.p, h1 - h0, a.Tk, D, a.threads);
+    // the query heads of kv heads h0 … h1 − 1 are bh = h0·group … h1·group − 1
+    const int first = h0 * group * nqt;
+    // NOTE: last query tiles first: under a causal mask they see the most keys (load balance).
+    parallelFor(threads, (h1 - h0) * group * nqt, [&](int t, int tid) {
+      const int task = first + t;
+      const int bh = task / nqt, i = nqt - 1 - task % nqt;
+      const int b = bh / a.H, kvh = b * a.Hk + (bh % a.H) / group;
+      const int q0 = i * BQ, bq = std::min(BQ, a.Tq - q0);
+      const float* Q = q + (static_cast<long>(bh) * a.Tq + q0) * D;
+      float* O = o + (static_cast<long>(bh) * a.Tq + q0) * D;
+      float* M = m + static_cast<long>(bh) * a.Tq + q0;
+      float* L = l + static_cast<long>(bh) * a.Tq + q0;
+      float* S = scratch[tid]->p;
+      for (int j = 0; j < nkt; j++) {
+        const Vis vis = visibility(a, qs[i], ks[j], b);
+        if (vis == NONE) continue;  // NOTE: whole-tile skipping (paper §3)
+        const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
+        gemmTile<false>(bq, bkp, D, Q, D, kt.p + (static_cast<long>(kvh - h0) * nkt + j) * D * BK, BK, S, BK, false);
+        if (vis == PARTIAL || bk < bkp) maskTile(a, S, BK, b, q0, bq, k0, bk, bkp, vis == PARTIAL);
+        for (int r = 0; r < bq; r++) {
+          float* row = S + r * BK;
+          const float mx = rowMax(row, bkp);
+          if (mx == NEG_INF) {  // this row sees no key of the tile: it adds nothing
+            std::memset(row, 0, sizeof(float) * bkp);
+            continue;
+          }
+          const float mNew = std::max(M[r], mx * a.scale);
+          // NOTE: rescale by exp(m_old − m_new) when the max grows (paper §3)
+          const float alpha = M[r] == NEG_INF ? 0.f : std::exp(M[r] - mNew);
+          L[r] = L[r] * alpha + expRow(row, bkp, a.scale, mNew);
+          M[r] = mNew;
+          if (alpha != 1.f) {
+            float* orow = O + r * D;
+            for (int d = 0; d < D; d++) orow[d] *= alpha;
+          }
         }
-        const float mNew = std::max(M[r], mx * a.scale);
-        // NOTE: rescale by exp(m_old − m_new) when the max grows (paper §3)
-        const float alpha = M[r] == NEG_INF ? 0.f : std::exp(M[r] - mNew);
-        L[r] = L[r] * alpha + expRow(row, bkp, a.scale, mNew);
-        M[r] = mNew;
-        if (alpha != 1.f) {
-          float* orow = O + r * D;
-          for (int d = 0; d < D; d++) orow[d] *= alpha;
-        }
+        gemmTile<false>(bq, D, bk, S, BK, v + (static_cast<long>(kvh) * a.Tk + k0) * D, D, O, D, true);
       }
-      gemmTile<false>(bq, D, bk, S, BK, v + (static_cast<long>(kvh) * a.Tk + k0) * D, D, O, D, true);
-    }
-  });
+    });
+  }
 }
 
 // Backward over one key/value chunk: dq += ∂/∂q, dk += ∂/∂k, dv += ∂/∂v of this chunk's part
@@ -591,37 +614,46 @@ static void attnBackward(const Attn& a, const float* q, const float* k, const fl
   const int BHk = a.B * a.Hk;
   const auto qs = summarise(a.Tq, BQ, a.B, a.qPos, a.qSeg);
   const auto ks = summarise(a.Tk, BK, a.B, a.kPos, a.kSeg);
-  Buf kt(static_cast<size_t>(BHk) * nkt * D * BK), vt(static_cast<size_t>(BHk) * nkt * D * BK);
-  packTransposed(k, kt.p, BHk, a.Tk, D, a.threads);
-  packTransposed(v, vt.p, BHk, a.Tk, D, a.threads);
   const int threads = std::max(1, std::min(a.threads, BHk * nkt));
   const size_t dqSize = static_cast<size_t>(a.B) * a.H * a.Tq * D;
+  // With the round-robin map below, task (j, kvh) runs on thread kvh mod threads whenever
+  // threads divides B·Hk: each thread then owns whole kv heads and their query heads' dQ rows, and
+  // sums one head's dQ at a time in a head-sized partial (issue 20: a dQ-sized partial per extra
+  // thread was 32 MiB at L = 16K). The sums and their order are the same as the general path's.
+  const bool ownHeads = threads > 1 && BHk % threads == 0;
+  const size_t headSize = static_cast<size_t>(group) * a.Tq * D;  // dQ rows of one kv head's group
   std::vector<std::unique_ptr<Buf>> dqPart;  // threads 1.. sum dQ here; thread 0 into dq itself
   for (int t = 1; t < threads; t++) {
-    dqPart.emplace_back(new Buf(dqSize));
-    std::memset(dqPart.back()->p, 0, dqSize * sizeof(float));
+    const size_t n = ownHeads ? headSize : dqSize;
+    dqPart.emplace_back(new Buf(n));
+    std::memset(dqPart.back()->p, 0, n * sizeof(float));
   }
-  std::vector<std::unique_ptr<Buf>> sbuf, dpbuf, dkbuf, dvbuf;
+  // NOTE: each task owns one key tile, so Kᵀ, Vᵀ are packed per task into the thread's own tile
+  // (issue 20: packing the whole chunk first held 2 × K's size beside it)
+  std::vector<std::unique_ptr<Buf>> sbuf, dpbuf, dkbuf, dvbuf, ktbuf, vtbuf;
   for (int t = 0; t < threads; t++) {
     sbuf.emplace_back(new Buf(BQ * BK));
     dpbuf.emplace_back(new Buf(BQ * BK));
     dkbuf.emplace_back(new Buf(static_cast<size_t>(BK) * D));
     dvbuf.emplace_back(new Buf(static_cast<size_t>(BK) * D));
+    ktbuf.emplace_back(new Buf(static_cast<size_t>(D) * BK));
+    vtbuf.emplace_back(new Buf(static_cast<size_t>(D) * BK));
   }
   // NOTE: first key tiles first: under a causal mask they are seen by the most queries. Round-robin
   // (not the counter) because dQ is summed per thread: a fixed map keeps the sums' order fixed.
-  parallelForStatic(threads, BHk * nkt, [&](int task, int tid) {
-    const int j = task / BHk, kvh = task % BHk;
+  // one task: key tile j of kv head kvh; dQ rows r go to dQ + (r − dqRow0)·D
+  const auto tileTask = [&](int j, int kvh, int tid, float* dQ, long dqRow0) {
     const int b = kvh / a.Hk, hk = kvh % a.Hk;
     const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
     const float* Kj = k + (static_cast<long>(kvh) * a.Tk + k0) * D;
-    const float* Ktj = kt.p + (static_cast<long>(kvh) * nkt + j) * D * BK;
-    const float* Vtj = vt.p + (static_cast<long>(kvh) * nkt + j) * D * BK;
+    float* Ktj = ktbuf[tid]->p;
+    float* Vtj = vtbuf[tid]->p;
+    packTile(Kj, Ktj, bk, D);
+    packTile(v + (static_cast<long>(kvh) * a.Tk + k0) * D, Vtj, bk, D);
     float* S = sbuf[tid]->p;
     float* dP = dpbuf[tid]->p;
     float* dK = dkbuf[tid]->p;
     float* dV = dvbuf[tid]->p;
-    float* dQ = tid == 0 ? dq : dqPart[tid - 1]->p;
     bool any = false;
     for (int g = 0; g < group; g++) {
       const int bh = b * a.H + hk * group + g;
@@ -652,7 +684,7 @@ static void attnBackward(const Attn& a, const float* q, const float* k, const fl
         }
         gemmTile<true>(bk, D, bq, S, BK, dO, D, dV, D, any);
         gemmTile<true>(bk, D, bq, dP, BK, Q, D, dK, D, any);
-        gemmTile<false>(bq, D, bk, dP, BK, Kj, D, dQ + rowOff * D, D, true);
+        gemmTile<false>(bq, D, bk, dP, BK, Kj, D, dQ + (rowOff - dqRow0) * D, D, true);
         any = true;
       }
     }
@@ -660,6 +692,26 @@ static void attnBackward(const Attn& a, const float* q, const float* k, const fl
     float* dkOut = dk + (static_cast<long>(kvh) * a.Tk + k0) * D;
     float* dvOut = dv + (static_cast<long>(kvh) * a.Tk + k0) * D;
     for (int x = 0; x < bk * D; x++) dkOut[x] += dK[x], dvOut[x] += dV[x];
+  };
+  if (ownHeads) {
+    parallelForStatic(threads, threads, [&](int tid, int) {
+      for (int kvh = tid; kvh < BHk; kvh += threads) {
+        const long row0 = static_cast<long>(kvh) * group * a.Tq;  // the group's rows are contiguous
+        if (tid == 0) {
+          for (int j = 0; j < nkt; j++) tileTask(j, kvh, 0, dq, 0);
+          continue;
+        }
+        float* part = dqPart[tid - 1]->p;
+        std::memset(part, 0, headSize * sizeof(float));
+        for (int j = 0; j < nkt; j++) tileTask(j, kvh, tid, part, row0);
+        float* dst = dq + row0 * D;
+        for (size_t x = 0; x < headSize; x++) dst[x] += part[x];
+      }
+    });
+    return;
+  }
+  parallelForStatic(threads, BHk * nkt, [&](int task, int tid) {
+    tileTask(task / BHk, task % BHk, tid, tid == 0 ? dq : dqPart[tid - 1]->p, 0);
   });
   if (!dqPart.empty()) {
     const int parts = static_cast<int>(dqPart.size());

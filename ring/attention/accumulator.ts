@@ -15,6 +15,7 @@ import {
   NativeForward,
   nativeAttention,
   tensorData,
+  tensorDataIsView,
 } from './kernels.js';
 import type { TokenSide } from './mask.js';
 
@@ -48,6 +49,14 @@ export interface BackwardAccumulator {
   finish(): tf.Tensor4D;
 }
 
+/** A zero gradient accumulator that `accumulate` adds into, and the tensor it ends as. */
+export interface GradientBuffer {
+  /** The values to add into (a wasm heap view: take it after the call's last tfjs allocation). */
+  data(): Float32Array;
+  /** The accumulated values as a tensor (the buffer's own tensor on wasm: no copy). */
+  tensor(): tf.Tensor4D;
+}
+
 /** An engine: how a schedule reads its tensors and starts a forward pass. */
 export interface AttentionEngine {
   /**
@@ -58,31 +67,71 @@ export interface AttentionEngine {
   data(t: tf.Tensor): Float32Array;
   /** q (B, H, Tq, D) whose tokens are `qSide`. */
   forward(q: tf.Tensor, qSide: TokenSide): ForwardAccumulator;
+  /** Zeros of `shape` for dK or dV. */
+  zeros(shape: Shape4): GradientBuffer;
+}
+
+type Shape4 = [number, number, number, number];
+
+/** Zeros as a JS array, copied into a tensor at the end (the tfjs engine; native off wasm). */
+function arrayBuffer(shape: Shape4): GradientBuffer {
+  const a = new Float32Array(shape[0] * shape[1] * shape[2] * shape[3]);
+  return { data: () => a, tensor: () => tf.tensor4d(a, shape) };
+}
+
+/**
+ * Zeros as a tensor in the wasm heap that the native kernels write into (issue 20): no JS array
+ * beside it and no copy into the tensor at the end.
+ */
+function heapBuffer(shape: Shape4): GradientBuffer {
+  // NOTE: tf.fill runs a kernel into fresh heap memory; tf.zeros would first build a JS array
+  const t = tf.fill(shape, 0) as tf.Tensor4D;
+  return { data: () => tensorData(t), tensor: () => t };
 }
 
 /** The native kernels where they load for this backend, else the tfjs engine. */
 export function attentionEngine(g: ChunkGeometry): AttentionEngine {
   const addon = nativeAttention();
   if (!addon)
-    return { data: (t) => t.dataSync() as Float32Array, forward: (q, qSide) => new TfjsForward(q, g, qSide) };
+    return {
+      data: (t) => t.dataSync() as Float32Array,
+      forward: (q, qSide) => new TfjsForward(q, g, qSide),
+      zeros: arrayBuffer,
+    };
+  // NOTE: on wasm the output and dQ are tensors allocated first and written in place through heap
+  // views re-taken at each native call; JS arrays copied into tensors held both (issue 20)
+  const zeros = tensorDataIsView() ? heapBuffer : arrayBuffer;
   return {
     data: tensorData,
+    zeros,
     forward: (q, qSide) => {
-      const [B, H, Tq, D] = [g.B, g.H, qSide.positions.length, g.D];
-      const fwd = new NativeForward(addon, tensorData(q), g, qSide);
+      const shape: Shape4 = [g.B, g.H, qSide.positions.length, g.D];
+      const o = zeros(shape); // before any view is taken: allocating may grow the heap
+      const fwd = new NativeForward(
+        addon,
+        () => tensorData(q),
+        g,
+        qSide,
+        () => o.data(),
+      );
       return {
         accumulate: (k, v, kSide) => fwd.accumulate(k, v, kSide),
         finish: () => {
-          // out and lse are this op's own arrays: the backward reads them from here, not from tensors
-          const { out, lse } = fwd.finalize();
+          // lse is this op's own array (B·H·Tq floats): the backward reads it from here
+          const { lse } = fwd.finalize();
+          const out = o.tensor();
           return {
-            out: tf.tensor4d(out, [B, H, Tq, D]),
-            saved: [],
-            backward: (sq, _saved, dOut) => {
-              const bwd = new NativeBackward(addon, tensorData(sq), out, tensorData(dOut), lse, g, qSide);
+            out,
+            saved: [out],
+            backward: (sq, [so], dOut) => {
+              const dq = zeros(shape);
+              const view = (t: tf.Tensor) => () => tensorData(t);
+              const bwd = new NativeBackward(addon, view(sq), view(so), view(dOut), lse, g, qSide, () =>
+                dq.data(),
+              );
               return {
                 accumulate: (k, v, kSide, dk, dv) => bwd.accumulate(k, v, kSide, dk, dv),
-                finish: () => tf.tensor4d(bwd.finalize(), [B, H, Tq, D]),
+                finish: () => dq.tensor(),
               };
             },
           };

@@ -7,7 +7,7 @@
  * one fused kernel call (kernels.ts); otherwise the tfjs engine (engine.ts) loops over key blocks
  * as per-head, per-block 2-D products.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { customOp } from '../ops.js';
 import { attentionEngine } from './accumulator.js';
 import { contiguousPositions, type TokenSide } from './mask.js';
@@ -36,11 +36,12 @@ export function blockwiseAttention(
     return {
       value: out,
       gradFunc: (dy, [sq, sk, sv, ...rest]) => {
-        const dk = new Float32Array(B * Hk * Tk * D);
-        const dv = new Float32Array(B * Hk * Tk * D);
         const bwd = backward(sq, rest, dy);
-        bwd.accumulate(engine.data(sk), engine.data(sv), kSide, dk, dv);
-        return [bwd.finish(), tf.tensor4d(dk, [B, Hk, Tk, D]), tf.tensor4d(dv, [B, Hk, Tk, D])];
+        const dk = engine.zeros([B, Hk, Tk, D]);
+        const dv = engine.zeros([B, Hk, Tk, D]);
+        // native: views taken after the last allocation (dq, dk, dv), as in the forward
+        bwd.accumulate(engine.data(sk), engine.data(sv), kSide, dk.data(), dv.data());
+        return [bwd.finish(), dk.tensor(), dv.tensor()];
       },
     };
   });

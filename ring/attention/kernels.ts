@@ -52,6 +52,23 @@ export function tensorData(t: tf.Tensor): Float32Array {
   return t.dataSync() as Float32Array;
 }
 
+/** Whether `tensorData` gives views of the backend's memory (wasm) rather than copies. */
+export function tensorDataIsView(): boolean {
+  const backend = tf.backend() as unknown as { typedArrayFromHeap?: unknown };
+  return tf.getBackend() === 'wasm' && typeof backend.typedArrayFromHeap === 'function';
+}
+
+/**
+ * An array the kernels read or write, or how to get it: a function returns a fresh view of a
+ * tensor's wasm heap memory (issue 20: results written straight into their tensors), re-taken at
+ * every native call because a view dies when the heap grows.
+ */
+export type FloatSource = Float32Array | (() => Float32Array);
+
+function arrayOf(s: FloatSource): Float32Array {
+  return typeof s === 'function' ? s() : s;
+}
+
 function sideArgs(
   q: TokenSide,
   k: TokenSide,
@@ -64,21 +81,22 @@ function sideArgs(
 
 /** Forward pass: running o (unnormalised), m (max of scaled scores), l (denominator) per row. */
 export class NativeForward {
-  private readonly o: Float32Array;
+  private readonly o: FloatSource;
   private readonly m: Float32Array;
   private readonly l: Float32Array;
   private readonly Tq: number;
 
-  /** q (B, H, Tq, D). */
+  /** q (B, H, Tq, D); `o` (B, H, Tq, D), zeros, receives the output (a new array by default). */
   constructor(
     private readonly addon: NativeAddon,
-    private readonly q: Float32Array,
+    private readonly q: FloatSource,
     private readonly g: KernelGeometry,
     private readonly qSide: TokenSide,
+    o?: FloatSource,
   ) {
     this.Tq = qSide.positions.length;
     const rows = g.B * g.H * this.Tq;
-    this.o = new Float32Array(rows * g.D);
+    this.o = o ?? new Float32Array(rows * g.D);
     this.m = new Float32Array(rows).fill(Number.NEGATIVE_INFINITY);
     this.l = new Float32Array(rows);
   }
@@ -89,10 +107,10 @@ export class NativeForward {
     const Tk = kSide.positions.length;
     const [qPos, kPos, qSeg, kSeg] = sideArgs(this.qSide, kSide);
     this.addon.attnForward(
-      this.q,
+      arrayOf(this.q),
       k,
       v,
-      this.o,
+      arrayOf(this.o),
       this.m,
       this.l,
       B,
@@ -115,32 +133,37 @@ export class NativeForward {
   finalize(): { out: Float32Array; lse: Float32Array } {
     const rows = this.g.B * this.g.H * this.Tq;
     const lse = new Float32Array(rows);
-    this.addon.attnFinalize(this.o, this.m, this.l, lse, rows, this.g.D);
-    return { out: this.o, lse };
+    const out = arrayOf(this.o);
+    this.addon.attnFinalize(out, this.m, this.l, lse, rows, this.g.D);
+    return { out, lse };
   }
 }
 
 /** Backward pass: dQ accumulates here; each chunk's dK, dV are added into the caller's arrays. */
 export class NativeBackward {
   private readonly delta: Float32Array;
-  private readonly dq: Float32Array;
+  private readonly dq: FloatSource;
   private readonly Tq: number;
 
-  /** q, out, dOut (B, H, Tq, D); lse (B, H, Tq). */
+  /**
+   * q, out, dOut (B, H, Tq, D); lse (B, H, Tq); `dq` (B, H, Tq, D), zeros, receives dQ (a new
+   * array by default).
+   */
   constructor(
     private readonly addon: NativeAddon,
-    private readonly q: Float32Array,
-    out: Float32Array,
-    private readonly dOut: Float32Array,
+    private readonly q: FloatSource,
+    out: FloatSource,
+    private readonly dOut: FloatSource,
     private readonly lse: Float32Array,
     private readonly g: KernelGeometry,
     private readonly qSide: TokenSide,
+    dq?: FloatSource,
   ) {
     this.Tq = qSide.positions.length;
     const rows = g.B * g.H * this.Tq;
+    this.dq = dq ?? new Float32Array(rows * g.D);
     this.delta = new Float32Array(rows); // Δ = rowsum(dO ∘ O) (FlashAttention-2 §3.1)
-    addon.rowDot(dOut, out, this.delta, rows, g.D);
-    this.dq = new Float32Array(rows * g.D);
+    addon.rowDot(arrayOf(dOut), arrayOf(out), this.delta, rows, g.D);
   }
 
   /** dk, dv (B, Hk, Tk, D) += this chunk's gradients; k, v (B, Hk, Tk, D) are the chunk. */
@@ -149,13 +172,13 @@ export class NativeBackward {
     const Tk = kSide.positions.length;
     const [qPos, kPos, qSeg, kSeg] = sideArgs(this.qSide, kSide);
     this.addon.attnBackward(
-      this.q,
+      arrayOf(this.q),
       k,
       v,
-      this.dOut,
+      arrayOf(this.dOut),
       this.lse,
       this.delta,
-      this.dq,
+      arrayOf(this.dq),
       dk,
       dv,
       B,
@@ -176,6 +199,6 @@ export class NativeBackward {
 
   /** dQ (B, H, Tq, D). */
   finalize(): Float32Array {
-    return this.dq;
+    return arrayOf(this.dq);
   }
 }

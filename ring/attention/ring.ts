@@ -10,10 +10,10 @@
  * arrays that travel to accumulator.ts's engine: with the native addon (issue 7) one fused kernel
  * call (kernels.ts), else the tfjs engine's per-block products (engine.ts).
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { customOp, dims } from '../ops.js';
 import type { RingTransport } from '../transport.js';
-import { attentionEngine } from './accumulator.js';
+import { attentionEngine, type GradientBuffer } from './accumulator.js';
 import { blockRanges, MaskPlanner, type TokenSide } from './mask.js';
 import type { RingLayout } from './types.js';
 
@@ -49,6 +49,13 @@ function sideOf(owner: number, B: number, o: RingDeviceOptions): TokenSide {
   for (let b = 0; b < B; b++)
     for (let t = 0; t < c; t++) segments[b * c + t] = o.segmentIds[b * o.seqLen + positions[t]];
   return { positions, segments };
+}
+
+/** `buf` as a tensor holding `got`: the transport wrote into it unless it returned an array of its own. */
+function homeTensor(got: Float32Array, buf: GradientBuffer): tf.Tensor4D {
+  const view = buf.data();
+  if (got.buffer !== view.buffer || got.byteOffset !== view.byteOffset) view.set(got);
+  return buf.tensor();
 }
 
 /** q (B, H, c, D), k and v (B, Hk, c, D): this device's shards → its output shard (B, H, c, D). */
@@ -87,8 +94,12 @@ export function ringAttentionDevice(
       // NOTE: send before computing, so the transfer overlaps this step's compute (Algorithm 1)
       if (step < N - 1) o.transport.send([kData, vData]);
       if (visible[owner]) fwd.accumulate(kData, vData, sides[owner]);
-      if (step < N - 1) [kData, vData] = o.transport.recv();
+      // NOTE: received into this op's own pair of arrays once the views of ki, vi have been sent:
+      // the pair is free again by then (send copied it out, accumulate has read it)
+      if (step < N - 1) [kData, vData] = o.transport.recv(step === 0 ? undefined : [kData, vData]);
     }
+    // the pair received last is this op's own (N > 1): the backward receives into it again
+    const spare = N > 1 ? [kData, vData] : undefined;
     const { out, saved, backward } = fwd.finish();
     save([qi, ki, vi, ...saved]);
     if (o.timings) o.timings.fwdMs += performance.now() - started;
@@ -99,6 +110,9 @@ export function ringAttentionDevice(
         let dkAcc: Float32Array = new Float32Array(B * Hk * c * D);
         let dvAcc: Float32Array = new Float32Array(B * Hk * c * D);
         const bwd = backward(sq, rest, dy);
+        // where dK, dV land when they come home: tensors on wasm (native), written by the last recv
+        const dkHome = engine.zeros(kvShape);
+        const dvHome = engine.zeros(kvShape);
         let bk = engine.data(sk);
         let bv = engine.data(sv);
         for (let step = 0; step < N; step++) {
@@ -108,12 +122,14 @@ export function ringAttentionDevice(
           if (visible[owner]) bwd.accumulate(bk, bv, sides[owner], dkAcc, dvAcc);
           // after N sends the accumulators are back home
           o.transport.send([dkAcc, dvAcc]);
-          if (step < N - 1) [bk, bv] = o.transport.recv();
-          [dkAcc, dvAcc] = o.transport.recv();
+          if (step < N - 1) [bk, bv] = o.transport.recv(step === 0 ? spare : [bk, bv]);
+          // views of the home tensors taken here: no tfjs allocation since dkHome, dvHome
+          const home = step === N - 1;
+          [dkAcc, dvAcc] = o.transport.recv(home ? [dkHome.data(), dvHome.data()] : [dkAcc, dvAcc]);
         }
         const dq = bwd.finish();
         if (o.timings) o.timings.bwdMs += performance.now() - bwdStarted;
-        return [dq, tf.tensor4d(dkAcc, kvShape), tf.tensor4d(dvAcc, kvShape)];
+        return [dq, homeTensor(dkAcc, dkHome), homeTensor(dvAcc, dvHome)];
       },
     };
   });
