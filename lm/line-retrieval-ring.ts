@@ -38,16 +38,14 @@ import { type EncodedLineCase, encodeLineCase, lineBatch } from './line-retrieva
 import { evaluateOnDevice } from './line-retrieval-eval.js';
 import {
   allowedLines,
+  heldoutSet,
   type LineRetrievalOptions,
   type LineRetrievalTrained,
   lineRetrievalConfig,
   lineRetrievalRuntime,
+  roundUp,
 } from './line-retrieval-train.js';
 import { type LlamaRuntime, LlamaModel } from './model.js';
-
-function roundUp(n: number, k: number): number {
-  return Math.ceil(n / k) * k;
-}
 
 /** How the replicas run: the training attention, blockwise FFN, no layer checkpoints. */
 export function deviceTrainRuntime(
@@ -205,12 +203,7 @@ export async function trainLineRetrievalOnDevices(
       });
     };
 
-    // held-out cases drawn like the one-device trainer's, fixed for the run
-    const heldRng = new Rng(o.evalSeed + 1);
-    const heldCases: EncodedLineCase[] = Array.from({ length: o.evalCases }, () =>
-      encodeLineCase(heldRng, o.trainLines[heldRng.int(o.trainLines.length)], o.maxValue),
-    );
-    const heldT = roundUp(Math.max(...heldCases.map((e) => e.ids.length)), o.blockSize);
+    const { cases: heldCases, T: heldT } = heldoutSet(o);
     const bpt = model.withRuntime(lineRetrievalRuntime(o));
 
     const progress = ctx.progress?.(

@@ -168,8 +168,23 @@ export function allowedLines(step: number, o: LineRetrievalOptions): number[] {
   return allowed.length ? allowed : [Math.min(...o.trainLines)];
 }
 
-function roundUp(n: number, k: number): number {
+/** n rounded up to a whole number of k (rows padded to whole blocks). */
+export function roundUp(n: number, k: number): number {
   return Math.ceil(n / k) * k;
+}
+
+/**
+ * The held-out cases of train/heldout_accuracy, drawn like the training ones and fixed for the
+ * run (both trainers, main thread and devices, score the same cases), and their padded length.
+ */
+export function heldoutSet(
+  o: Pick<LineRetrievalOptions, 'evalSeed' | 'evalCases' | 'trainLines' | 'maxValue' | 'blockSize'>,
+): { cases: EncodedLineCase[]; T: number } {
+  const rng = new Rng(o.evalSeed + 1);
+  const cases = Array.from({ length: o.evalCases }, () =>
+    encodeLineCase(rng, o.trainLines[rng.int(o.trainLines.length)], o.maxValue),
+  );
+  return { cases, T: roundUp(Math.max(...cases.map((e) => e.ids.length)), o.blockSize) };
 }
 
 /**
@@ -281,11 +296,7 @@ export async function trainLineRetrieval(
     };
 
     // held-out cases drawn like the training ones, fixed for the run
-    const heldRng = new Rng(o.evalSeed + 1);
-    const heldCases: EncodedLineCase[] = Array.from({ length: o.evalCases }, () =>
-      encodeLineCase(heldRng, o.trainLines[heldRng.int(o.trainLines.length)], o.maxValue),
-    );
-    const heldT = roundUp(Math.max(...heldCases.map((e) => e.ids.length)), o.blockSize);
+    const { cases: heldCases, T: heldT } = heldoutSet(o);
 
     const progress = ctx.progress?.('line-retrieval train', o.steps);
     let last = start - 1;
