@@ -5,8 +5,9 @@
  * byte fallback `<0xNN>`, special added tokens) for other models.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import llamaTokenizerDefault, { type LlamaTokenizer as PackageTokenizer } from 'llama-tokenizer-js';
+import type { LlamaTokenizer as PackageTokenizer } from 'llama-tokenizer-js';
 import { InputError } from '../common/index.js';
 
 export interface EncodeOptions {
@@ -31,6 +32,15 @@ export interface Tokenizer {
   piece(id: number): string;
 }
 
+let packageTokenizer: PackageTokenizer | undefined;
+
+function loadPackageTokenizer(): PackageTokenizer {
+  // require of an ES module (node ≥ 20.19): synchronous, so the constructor stays synchronous
+  packageTokenizer ??= (createRequire(import.meta.url)('llama-tokenizer-js') as { default: PackageTokenizer })
+    .default;
+  return packageTokenizer;
+}
+
 /** LLaMA-1/2's SentencePiece tokenizer (vocab 32000, <unk>=0, <s>=1, </s>=2). */
 export class LlamaSentencePiece implements Tokenizer {
   readonly name = 'llama-sentencepiece';
@@ -40,8 +50,10 @@ export class LlamaSentencePiece implements Tokenizer {
   private readonly t: PackageTokenizer;
 
   constructor() {
-    // the package's default instance has decoded its vocabulary once; share it
-    this.t = llamaTokenizerDefault;
+    // the package's default instance has decoded its vocabulary once; share it.
+    // NOTE: loaded on first use, not at import: its vocabulary is ≈ 11.5 MiB of JS heap, which
+    // every ring device importing lm/ for the model alone would otherwise hold (issue 20).
+    this.t = loadPackageTokenizer();
     this.vocabSize = this.t.vocabById.length;
   }
 

@@ -1,29 +1,15 @@
 /**
- * The device side of the context-scaling experiment: training steps of a small LLaMA-style
- * language model (ring/transformer.ts blocks: RMSNorm, RoPE, GQA, SwiGLU) on this device's shard
- * of the sequence — forward, backward, the gradient all-reduce (train/gradients.ts), AdamW
- * (train/optim.ts) — with its peak memory measured. Every device builds the same weights from
- * the same seed, so the replicas start and stay identical (sequence parallelism, paper §3).
- *
- * NOTE: the model is lm/model.ts's LLaMA (same init, same layers) assembled from ring/ directly:
- * importing lm/ loads the tokenizer package's vocabulary (≈ 11.5 MiB of JS heap per device),
- * which the real-memory budget would count as the model's.
+ * The device side of the context-scaling experiment: training steps of lm/'s LLaMA (RMSNorm,
+ * RoPE, GQA, SwiGLU; ring/transformer.ts blocks) on this device's shard of the sequence —
+ * forward, backward, the gradient all-reduce (train/gradients.ts), AdamW (train/optim.ts) — with
+ * its peak memory measured. Every device builds the same weights from the same seed, so the
+ * replicas start and stay identical (sequence parallelism, paper §3).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
-import {
-  type AttentionImpl,
-  blockVariables,
-  type DeviceContext,
-  embeddingLookup,
-  initBlock,
-  linear,
-  normalize,
-  type RingLayout,
-  type TransformerBlockConfig,
-  transformerBlock,
-} from '../../ring/index.js';
+import { type LlamaConfig, LlamaModel, llamaParameterCount } from '../../lm/index.js';
 import { withPeakBytes } from '../../native/index.js';
+import type { AttentionImpl, DeviceContext, RingLayout } from '../../ring/index.js';
 import { AdamW, GradientSum } from '../../train/index.js';
 
 export interface ScalingModel {
@@ -59,59 +45,43 @@ export interface ScalingStepResult {
   stepMs: number[];
 }
 
-export function blockConfig(
-  m: ScalingModel,
-  attention: AttentionImpl,
-  blockSize: number,
-): TransformerBlockConfig {
+/** The experiment's model as a LLaMA config (untied head, no RoPE scaling). */
+export function llamaConfigOf(m: ScalingModel): LlamaConfig {
   return {
-    dModel: m.dModel,
-    heads: m.heads,
-    kvHeads: m.kvHeads,
-    ffnHidden: m.ffnHidden,
-    ffn: 'swiglu',
-    norm: 'rms',
-    normEps: 1e-5,
-    rope: { theta: 10000 },
-    attention,
-    blockSize,
-    // BPT applies the FFN blockwise; vanilla and memeff do not (paper Table 1)
-    ffnChunk: attention === 'blockwise' || attention === 'ring' ? blockSize : 0,
-    causal: true,
+    vocabSize: m.vocab,
+    hiddenSize: m.dModel,
+    intermediateSize: m.ffnHidden,
+    numLayers: m.layers,
+    numHeads: m.heads,
+    numKvHeads: m.kvHeads,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    ropeScalingFactor: 1,
+    tieWordEmbeddings: false,
+    maxPositionEmbeddings: 1 << 20,
+    bosTokenId: 1,
+    eosTokenId: 2,
   };
 }
 
 /** Parameters of the model (embedding, blocks, final norm, untied head). */
 export function parameterCount(m: ScalingModel): number {
-  const Dh = m.dModel / m.heads;
-  const block =
-    2 * m.dModel +
-    m.dModel * (m.heads + 2 * m.kvHeads) * Dh +
-    m.heads * Dh * m.dModel +
-    3 * m.dModel * m.ffnHidden;
-  return 2 * m.vocab * m.dModel + m.layers * block + m.dModel;
+  return llamaParameterCount(llamaConfigOf(m));
 }
 
 export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promise<ScalingStepResult> {
   const stepMs: number[] = [];
   let loss = 0;
   const { peakBytes, memory } = await withPeakBytes(() => {
-    const rng = new Rng(a.seed);
-    const cfg = blockConfig(a.model, a.attention, a.blockSize);
-    const { vocab, dModel, layers } = a.model;
-    const embed = tf.variable(
-      tf.tensor2d(rng.normalArray(vocab * dModel, 0.02), [vocab, dModel]),
-      true,
-      'embed',
-    );
-    const blocks = Array.from({ length: layers }, () => initBlock(cfg, rng, layers));
-    const finalNorm = tf.variable(tf.ones([dModel]), true);
-    const head = tf.variable(
-      tf.tensor2d(rng.normalArray(dModel * vocab, 0.02), [dModel, vocab]),
-      true,
-      'head',
-    );
-    const vars = [embed, ...blocks.flatMap(blockVariables), finalNorm, head];
+    const model = LlamaModel.init(llamaConfigOf(a.model), new Rng(a.seed), {
+      attention: a.attention,
+      blockSize: a.blockSize,
+      // BPT applies the FFN blockwise; vanilla and memeff do not (paper Table 1)
+      ffnChunk: a.attention === 'blockwise' || a.attention === 'ring' ? a.blockSize : 0,
+      // NOTE: every activation kept, as the experiment's table has always measured
+      checkpointLayers: false,
+    });
+    const vars = model.variables();
     const optimizer = new AdamW(vars, { lr: 1e-3 });
     // one all-reduce of every gradient and the loss (a ring of one sums nothing)
     const sum = ctx.worldSize > 1 ? new GradientSum(vars, 1) : undefined;
@@ -124,11 +94,8 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
     for (let s = 0; s < a.steps; s++) {
       const started = performance.now();
       const { value, grads } = tf.variableGrads(() => {
-        let x = embeddingLookup(embed as unknown as tf.Tensor2D, tokens); // (B, c, Dm)
-        for (const w of blocks) x = transformerBlock(x, w, cfg, seq);
-        const logits = linear(normalize(x, finalNorm, 'rms', 1e-5), head as unknown as tf.Tensor2D); // (B, c, V)
-        const logp = tf.logSoftmax(logits);
-        const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, vocab)));
+        const logp = tf.logSoftmax(model.forward(tokens, seq)); // (B, c, V)
+        const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, a.model.vocab)));
         // mean over the whole sequence: each device's share, summed by the all-reduce
         return tf.div(tf.neg(picked), a.batch * a.seqLen) as tf.Scalar;
       }, vars);
@@ -148,7 +115,8 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
       stepMs.push(performance.now() - started);
     }
     optimizer.dispose();
-    tf.dispose([tokens, targets, ...vars]);
+    model.dispose();
+    tf.dispose([tokens, targets]);
     return null;
   }, true);
   return { loss, peakBytes, realPeakBytes: memory?.totalBytes ?? 0, stepMs };
