@@ -14,31 +14,7 @@ import YAML from 'yaml';
 import { openStore, type Run, type TrackingStore } from '../../experiments/tracking/index.js';
 import { type MlflowServer, startMlflowServer } from '../helpers/mlflow.js';
 import { type SlurmCluster, slurmOut, startSlurmCluster } from './slurm-cluster.js';
-import { finished, runExp, spawnExp, tempDir, testEnv } from './util.js';
-
-interface SweepJson {
-  parent_run_id: string;
-  status: string;
-  ran: number[];
-  job_ids: string[];
-  children: {
-    index: number;
-    cell: string;
-    seed: number;
-    runId?: string;
-    status: string;
-    scheduler?: string;
-  }[];
-}
-
-function sweepJson(r: { code: number; stdout: string; stderr: string }): SweepJson {
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  try {
-    return JSON.parse(line) as SweepJson;
-  } catch {
-    throw new Error(`exp sweep printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr.slice(-4000)}`);
-  }
-}
+import { finished, runExp, spawnExp, sweepJson, sweepToyFailingCell, tempDir, testEnv } from './util.js';
 
 const GRID = ['--seeds', '0,1', '--grid', 'toy.lr=0.01,0.03'];
 
@@ -132,21 +108,7 @@ describe('exp sweep --resume, local launcher (no cluster needed)', () => {
     const work = tempDir('sweep-resume');
     const env = testEnv(work);
     const store = join(work, 'mlruns');
-    const first = sweepJson(
-      await runExp(
-        [
-          'sweep',
-          'toy.yaml',
-          '--grid',
-          'toy.failAtStep=0,5',
-          '--set',
-          'toy.steps=10',
-          '--tracking-uri',
-          store,
-        ].concat(['--json', '--quiet']),
-        { env },
-      ),
-    );
+    const first = await sweepToyFailingCell(store, env);
     assert.equal(first.status, 'FAILED');
     assert.deepEqual(
       first.children.map((c) => [c.index, c.status]),

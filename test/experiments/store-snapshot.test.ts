@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { openStore } from '../../experiments/tracking/index.js';
-import { repoRoot, runExp, tempDir, testEnv } from './util.js';
+import { repoRoot, runExp, sweepJson, sweepToyFailingCell, tempDir, testEnv } from './util.js';
 
 const script = join(repoRoot, 'scripts', 'store-snapshot.sh');
 
@@ -29,41 +29,12 @@ function filesBelow(dir: string, prefix = ''): string[] {
     .sort();
 }
 
-interface SweepJson {
-  parent_run_id: string;
-  ran: number[];
-  children: { index: number; runId?: string; status: string }[];
-}
-
-function sweepJson(r: { code: number; stdout: string; stderr: string }): SweepJson {
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  try {
-    return JSON.parse(line) as SweepJson;
-  } catch {
-    throw new Error(`exp sweep printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr.slice(-4000)}`);
-  }
-}
-
 describe('scripts/store-snapshot.sh', () => {
   test('a snapshot without binaries restores elsewhere and the sweep resumes from it', async () => {
     const work = tempDir('store-snapshot');
     const env = testEnv(work);
     const store = join(work, 'session-1', 'mlruns');
-    const first = sweepJson(
-      await runExp(
-        [
-          'sweep',
-          'toy.yaml',
-          '--grid',
-          'toy.failAtStep=0,5',
-          '--set',
-          'toy.steps=10',
-          '--tracking-uri',
-          store,
-        ].concat(['--json', '--quiet']),
-        { env },
-      ),
-    );
+    const first = await sweepToyFailingCell(store, env);
     assert.deepEqual(
       first.children.map((c) => c.status),
       ['FINISHED', 'FAILED'],

@@ -115,3 +115,35 @@ export async function waitForStep(
   }
   throw new Error(`run ${runId} did not log ${key} step ${step} within ${timeoutMs} ms`);
 }
+
+/** What `exp sweep --json` prints last: the parent run, its cells and their runs. */
+export interface SweepJson {
+  parent_run_id: string;
+  status: string;
+  ran: number[];
+  job_ids: string[];
+  children: {
+    index: number;
+    cell: string;
+    seed: number;
+    runId?: string;
+    status: string;
+    scheduler?: string;
+  }[];
+}
+
+/** The JSON line `exp sweep --json` ended with; an error quoting its output when there is none. */
+export function sweepJson(r: ExpResult): SweepJson {
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as SweepJson;
+  } catch {
+    throw new Error(`exp sweep printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr.slice(-4000)}`);
+  }
+}
+
+/** A toy sweep of two cells, 10 steps each, into `store`: cell 0 finishes, cell 1 fails at step 5. */
+export async function sweepToyFailingCell(store: string, env: NodeJS.ProcessEnv): Promise<SweepJson> {
+  const args = ['sweep', 'toy.yaml', '--grid', 'toy.failAtStep=0,5', '--set', 'toy.steps=10'];
+  return sweepJson(await runExp([...args, '--tracking-uri', store, '--json', '--quiet'], { env }));
+}
