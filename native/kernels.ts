@@ -9,9 +9,12 @@
  * - `Exp`: vectorised and threaded (a softmax over an LM's vocabulary is most of its use: on wasm
  *   it was the slowest kernel of an LM finetuning step, measured).
  * - `Identity` on wasm: shares the input's memory instead of copying it (issue 20).
+ * - `Slice` on wasm, contiguous slices: copies the rows straight from the input's heap memory.
+ *
+ * The last two are memory bookkeeping, not native kernels: they run with the addon off too.
  *
  * Each call checks that the addon is loaded and enabled, so `configureNative({ enabled: false })`
- * or RING_NATIVE=0 brings back the backend's kernels at once.
+ * or RING_NATIVE=0 brings back the backend's kernels at once (all but Identity).
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -62,6 +65,11 @@ interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
 }
+/** The wasm backend on any numeric dtype: its heap views are Float32, Int32 or Uint8 arrays. */
+interface WasmHeapBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
 interface CpuBackend {
   readSync(dataId: unknown): Float32Array;
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
@@ -85,6 +93,7 @@ const KERNELS: [string, NativeKernel][] = [
   ['BatchMatMul', nativeBatchMatMul],
   ['Exp', nativeExp],
   ['Identity', sharedIdentity],
+  ['Slice', heapSlice],
 ];
 
 /** Registers the native kernels for `backendName` (wasm or cpu) once per thread. */
@@ -152,8 +161,10 @@ interface RefCounted {
  * Identity (what `tensor.clone()` and a custom op's `save` run) sharing the input's memory by
  * reference count, as tfjs's cpu backend and wasm's own Reshape do, where wasm's kernel copies it
  * (issue 20: saving q, k, v, out for the backward copied all four, 128 MiB at L = 16K). Tensors are
- * immutable; the native kernels write only into outputs they have just allocated. With the native
- * kernels off (RING_NATIVE=0) the backend's copying kernel runs, as before.
+ * immutable; the native kernels and the attention engines write only into tensors they have just
+ * allocated (outputs, dK/dV accumulators), before anything can share them. It runs with the native
+ * kernels off (RING_NATIVE=0) as well: it copies nothing either way, and the tfjs kernels' path
+ * saved 32 MiB of copies at L = 4096 that way (issue 20).
  */
 function sharedIdentity(
   args: KernelArgs,
@@ -161,9 +172,34 @@ function sharedIdentity(
   fallback: tf.KernelFunc,
 ): tf.TensorInfo | tf.TensorInfo[] {
   const { x } = args.inputs as { x: tf.TensorInfo };
-  if (backendName !== 'wasm' || x.dtype === 'string' || !nativeForCurrentBackend()) return fallback(args);
+  if (backendName !== 'wasm' || x.dtype === 'string') return fallback(args);
   (args.backend as unknown as RefCounted).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/**
+ * A contiguous Slice on wasm (a block of rows, a head of (B, H, T, D)) copied from a view of the
+ * input's heap memory. wasm's own kernel first reads the whole input into a new JS array
+ * (`readSync`), per slice: slicing a (B, H, T, D) tensor into head blocks made JS garbage of the
+ * tensor's size per block (issue 20: 88 MiB of JS above an idle device, blockwise L = 4096 with
+ * RING_NATIVE=0). The same values are copied; other slices go to the backend's kernel.
+ */
+function heapSlice(
+  args: KernelArgs,
+  backendName: string,
+  fallback: tf.KernelFunc,
+): tf.TensorInfo | tf.TensorInfo[] {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  if (backendName !== 'wasm' || x.dtype === 'string') return fallback(args);
+  const { begin, size } = args.attrs as { begin: number | number[]; size: number | number[] };
+  const [start, extent] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+  const n = extent.reduce((p, q) => p * q, 1);
+  if (n === 0 || !tf.slice_util.isSliceContinous(x.shape, start, extent)) return fallback(args);
+  const offset = tf.slice_util.computeFlatOffset(start, tf.util.computeStrides(x.shape));
+  const wasm = args.backend as unknown as WasmHeapBackend;
+  const out = wasm.makeOutput(extent, x.dtype); // first: it may grow the heap
+  wasm.typedArrayFromHeap(out).set(wasm.typedArrayFromHeap(x).subarray(offset, offset + n));
+  return out;
 }
 
 function nativeBatchMatMul(

@@ -53,10 +53,15 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
     try {
       const started = performance.now();
       const out = f(q, k, v);
-      const data = out.dataSync() as Float32Array;
+      let data: Float32Array | undefined = out.dataSync() as Float32Array;
       fwdMs = performance.now() - started;
       out.dispose();
       if (!dOut) return { out: data };
+      // NOTE: the output is read again from the backward's own forward (the same op on the same
+      // inputs: the same values), so this copy is not held through the backward (issue 20: 8 MiB
+      // at L = 4096)
+      data = undefined;
+      collectGarbage();
       // NOTE: autodiff needs its own forward (the tape); backward time = total − forward
       const both = performance.now();
       const { value, grads } = tf.valueAndGrads(f)([q, k, v], dOut);
@@ -64,7 +69,7 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
       // into new ones: V8 had not collected them by then (issue 20: 64 MiB, ring N=2 L=16K)
       collectGarbage();
       const result = {
-        out: data,
+        out: value.dataSync() as Float32Array,
         dq: grads[0].dataSync() as Float32Array,
         dk: grads[1].dataSync() as Float32Array,
         dv: grads[2].dataSync() as Float32Array,

@@ -6,10 +6,14 @@
  *
  * Chunks come as arrays k, v (B, Hk, Tk, D) with their tokens' positions and segments, because
  * arrays are what the ring's transport moves; dK, dV are added into arrays that travel with them.
+ * A schedule that holds a chunk as tensors (blockwise: the op's own k, v) hands the tensors over
+ * instead, so the tfjs engine reads them without a copy through JS (issue 20).
  */
 import * as tf from '@tensorflow/tfjs';
 import { TfjsForward } from './engine.js';
 import {
+  arrayOf,
+  type FloatSource,
   type KernelGeometry,
   NativeBackward,
   NativeForward,
@@ -19,6 +23,19 @@ import {
 } from './kernels.js';
 import type { TokenSide } from './mask.js';
 
+/**
+ * A chunk's keys or values (B, Hk, Tk, D): an array (what the ring's transport moves) or the
+ * tensor holding them. The native engine reads a tensor through a heap view taken at the call, the
+ * tfjs engine slices it as it is (no JS copy, issue 20).
+ */
+export type ChunkValues = Float32Array | tf.Tensor;
+
+/**
+ * Where a chunk's dK or dV (B, Hk, Tk, D) is added: an array, or a function giving a fresh view of
+ * a tensor's wasm heap memory (re-taken at each write, since a view dies when the heap grows).
+ */
+export type GradientTarget = FloatSource;
+
 /** The op's geometry: what the kernels need, and the tfjs engine's block size. */
 export interface ChunkGeometry extends KernelGeometry {
   blockSize: number;
@@ -27,7 +44,7 @@ export interface ChunkGeometry extends KernelGeometry {
 /** Forward pass of one query side: online softmax over any number of key/value chunks. */
 export interface ForwardAccumulator {
   /** Adds the chunk k, v (B, Hk, Tk, D) whose tokens are `kSide`. */
-  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide): void;
+  accumulate(k: ChunkValues, v: ChunkValues, kSide: TokenSide): void;
   finish(): ForwardResult;
 }
 
@@ -44,14 +61,17 @@ export interface ForwardResult {
 /** Backward pass of one query side: dQ accumulates inside; each chunk's dK, dV go to the caller. */
 export interface BackwardAccumulator {
   /** dk, dv (B, Hk, Tk, D) += the gradients of the chunk k, v (B, Hk, Tk, D) whose tokens are `kSide`. */
-  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide, dk: Float32Array, dv: Float32Array): void;
+  accumulate(k: ChunkValues, v: ChunkValues, kSide: TokenSide, dk: GradientTarget, dv: GradientTarget): void;
   /** dQ (B, H, Tq, D). */
   finish(): tf.Tensor4D;
 }
 
 /** A zero gradient accumulator that `accumulate` adds into, and the tensor it ends as. */
 export interface GradientBuffer {
-  /** The values to add into (a wasm heap view: take it after the call's last tfjs allocation). */
+  /**
+   * The values to add into (a wasm heap view: take it after the call's last tfjs allocation, or
+   * hand `() => buffer.data()` to `accumulate`, which takes it at each write).
+   */
   data(): Float32Array;
   /** The accumulated values as a tensor (the buffer's own tensor on wasm: no copy). */
   tensor(): tf.Tensor4D;
@@ -92,6 +112,10 @@ function heapBuffer(shape: Shape4): GradientBuffer {
 /** The native kernels where they load for this backend, else the tfjs engine. */
 export function attentionEngine(g: ChunkGeometry): AttentionEngine {
   const addon = nativeAttention();
+  // NOTE: the tfjs engine keeps dK, dV in JS arrays: during its backward the wasm heap holds its
+  // per-block tensors and sets the device's peak, so 16 MiB more there cost more than 16 MiB of JS
+  // (measured, blockwise L = 4096 with RING_NATIVE=0: real peak 253 MiB with heap tensors, 219 MiB
+  // with arrays)
   if (!addon)
     return {
       data: (t) => t.dataSync() as Float32Array,
@@ -101,6 +125,8 @@ export function attentionEngine(g: ChunkGeometry): AttentionEngine {
   // NOTE: on wasm the output and dQ are tensors allocated first and written in place through heap
   // views re-taken at each native call; JS arrays copied into tensors held both (issue 20)
   const zeros = tensorDataIsView() ? heapBuffer : arrayBuffer;
+  // a view of a chunk tensor, taken right before the kernel reads it
+  const values = (x: ChunkValues) => (x instanceof tf.Tensor ? tensorData(x) : x);
   return {
     data: tensorData,
     zeros,
@@ -115,7 +141,7 @@ export function attentionEngine(g: ChunkGeometry): AttentionEngine {
         () => o.data(),
       );
       return {
-        accumulate: (k, v, kSide) => fwd.accumulate(k, v, kSide),
+        accumulate: (k, v, kSide) => fwd.accumulate(values(k), values(v), kSide),
         finish: () => {
           // lse is this op's own array (B·H·Tq floats): the backward reads it from here
           const { lse } = fwd.finalize();
@@ -130,7 +156,8 @@ export function attentionEngine(g: ChunkGeometry): AttentionEngine {
                 dq.data(),
               );
               return {
-                accumulate: (k, v, kSide, dk, dv) => bwd.accumulate(k, v, kSide, dk, dv),
+                accumulate: (k, v, kSide, dk, dv) =>
+                  bwd.accumulate(values(k), values(v), kSide, arrayOf(dk), arrayOf(dv)),
                 finish: () => dq.tensor(),
               };
             },

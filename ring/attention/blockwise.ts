@@ -28,9 +28,10 @@ export function blockwiseAttention(
   const qSide: TokenSide = { positions: contiguousPositions(Tq, Tk - Tq), segments: options.segmentIds };
   const kSide: TokenSide = { positions: contiguousPositions(Tk), segments: options.segmentIds };
   const op = customOp(([qi, ki, vi], save) => {
-    // native: views of the inputs (no copies on wasm), used before any other tfjs call
+    // the op's own k, v as tensors: the native engine takes heap views of them at the call, the
+    // tfjs engine slices them (no copies through JS, issue 20)
     const fwd = engine.forward(qi, qSide);
-    fwd.accumulate(engine.data(ki), engine.data(vi), kSide);
+    fwd.accumulate(ki, vi, kSide);
     const { out, saved, backward } = fwd.finish();
     save([qi, ki, vi, ...saved]);
     return {
@@ -39,8 +40,8 @@ export function blockwiseAttention(
         const bwd = backward(sq, rest, dy);
         const dk = engine.zeros([B, Hk, Tk, D]);
         const dv = engine.zeros([B, Hk, Tk, D]);
-        // native: views taken after the last allocation (dq, dk, dv), as in the forward
-        bwd.accumulate(engine.data(sk), engine.data(sv), kSide, dk.data(), dv.data());
+        // dk, dv as views re-taken at each write: the tfjs engine allocates between its writes
+        bwd.accumulate(sk, sv, kSide, () => dk.data(), () => dv.data());
         return [bwd.finish(), dk.tensor(), dv.tensor()];
       },
     };

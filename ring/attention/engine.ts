@@ -16,7 +16,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { dims } from '../ops.js';
-import type { BackwardAccumulator, ChunkGeometry, ForwardAccumulator, ForwardResult } from './accumulator.js';
+import type {
+  BackwardAccumulator,
+  ChunkGeometry,
+  ChunkValues,
+  ForwardAccumulator,
+  ForwardResult,
+  GradientTarget,
+} from './accumulator.js';
+import { arrayOf, tensorData } from './kernels.js';
 import { type BlockRange, blockRanges, MaskPlanner, type TokenSide } from './mask.js';
 
 /** Splits (B, H, T, D) into B·H tensors (T, D), index b·H + h. */
@@ -43,12 +51,42 @@ interface KvChunk {
 }
 
 /**
+ * Rows [start, start + size) of head n = b·H + h of x (B, H, T, D) as a (size, D) tensor: one
+ * slice of x, without splitting x into heads first (issue 20: the split copied all of x).
+ */
+function headRows(x: tf.Tensor, n: number, start: number, size: number): tf.Tensor2D {
+  const [, H, , D] = dims(x);
+  const b = Math.floor(n / H);
+  return tf.tidy(() => tf.reshape(tf.slice(x, [b, n % H, start, 0], [1, 1, size, D]), [size, D]));
+}
+
+/** Row blocks `blocks` of every head of x (B, H, T, D): per (b·H + h), per block, (size, D). */
+function headBlocks(x: tf.Tensor, blocks: BlockRange[]): tf.Tensor2D[][] {
+  const [B, H] = dims(x);
+  return Array.from({ length: B * H }, (_, n) => blocks.map((r) => headRows(x, n, r.start, r.size)));
+}
+
+/**
+ * Per head, the row blocks (size, D) joined back into (B, H, T, D), in one concatenation: blocks
+ * head by head, row by row, are x's memory order. Frees the blocks.
+ */
+function joinBlocks(blocks: tf.Tensor2D[][], B: number, H: number): tf.Tensor4D {
+  const flat = blocks.flat();
+  const T = blocks[0].reduce((n, t) => n + t.shape[0], 0);
+  const D = flat[0].shape[1];
+  const x = tf.tidy(() => tf.reshape(tf.concat(flat, 0), [B, H, T, D])) as tf.Tensor4D;
+  tf.dispose(flat);
+  return x;
+}
+
+/**
  * The chunk k, v (B, Hk, Tc, D) as per-head blocks (keys transposed once), and the mask of this
- * query side against it; `free` releases both.
+ * query side against it; `free` releases both. Tensors are sliced as they are; arrays (a ring's
+ * travelling chunk) go into a tensor first.
  */
 function openChunk(
-  k: Float32Array,
-  v: Float32Array,
+  k: ChunkValues,
+  v: ChunkValues,
   kSide: TokenSide,
   qSide: TokenSide,
   g: Geometry,
@@ -57,18 +95,16 @@ function openChunk(
   const shape: [number, number, number, number] = [B, Hk, kSide.positions.length, D];
   const blocks = blockRanges(shape[2], blockSize);
   const mask = new MaskPlanner(qSide, g.qBlocks, kSide, blocks, causal, B);
-  const [kt, vt] = [tf.tensor4d(k, shape), tf.tensor4d(v, shape)];
-  const kh = splitHeads(kt);
-  const vh = splitHeads(vt);
-  tf.dispose([kt, vt]);
-  const chunk: KvChunk = { k: [], kT: [], v: [], blocks };
-  for (let n = 0; n < kh.length; n++) {
-    const kb = blocks.map((r) => tf.slice(kh[n], [r.start, 0], [r.size, D]));
-    chunk.k.push(kb);
-    chunk.kT.push(kb.map((t) => tf.transpose(t)));
-    chunk.v.push(blocks.map((r) => tf.slice(vh[n], [r.start, 0], [r.size, D])));
-  }
-  tf.dispose([...kh, ...vh]);
+  const asTensor = (x: ChunkValues) => (x instanceof tf.Tensor ? x : tf.tensor4d(x, shape));
+  const [kt, vt] = [asTensor(k), asTensor(v)];
+  const chunk: KvChunk = { k: headBlocks(kt, blocks), kT: [], v: headBlocks(vt, blocks), blocks };
+  chunk.kT = chunk.k.map((head) => head.map((t) => tf.transpose(t)));
+  // the chunk's own tensors only: the caller's stay the caller's
+  for (const [x, t] of [
+    [k, kt],
+    [v, vt],
+  ] as const)
+    if (x !== t) t.dispose();
   const free = () => {
     for (const list of [chunk.k, chunk.kT, chunk.v]) for (const head of list) tf.dispose(head);
     mask.dispose();
@@ -102,17 +138,17 @@ export class TfjsForward implements ForwardAccumulator {
   ) {
     const g = { ...geometry, qBlocks: blockRanges(dims(q)[2], geometry.blockSize) };
     this.g = g;
-    const heads = splitHeads(q);
-    this.qs = heads.map((h) =>
-      g.qBlocks.map((r) =>
-        tf.tidy(() => tf.mul(tf.slice(h, [r.start, 0], [r.size, g.D]), g.scale) as tf.Tensor2D),
-      ),
+    this.qs = headBlocks(q, g.qBlocks).map((blocks) =>
+      blocks.map((qb) => {
+        const qs = tf.mul(qb, g.scale) as tf.Tensor2D;
+        qb.dispose();
+        return qs;
+      }),
     );
-    tf.dispose(heads);
     this.state = this.qs.map((blocks) => blocks.map(() => undefined));
   }
 
-  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide): void {
+  accumulate(k: ChunkValues, v: ChunkValues, kSide: TokenSide): void {
     const { chunk, mask, free } = openChunk(k, v, kSide, this.qSide, this.g);
     const { B, H, Hk } = this.g;
     const group = H / Hk;
@@ -140,28 +176,23 @@ export class TfjsForward implements ForwardAccumulator {
   /** Output (B, H, T, D) and log-sum-exp per row (B, H, T), saved for the backward; frees the state. */
   finish(): ForwardResult {
     const { B, H } = this.g;
-    const outHeads: tf.Tensor2D[] = [];
-    const lseHeads: tf.Tensor2D[] = [];
+    const outBlocks: tf.Tensor2D[][] = [];
+    const lseBlocks: tf.Tensor2D[][] = [];
     for (let n = 0; n < this.state.length; n++) {
-      const outBlocks: tf.Tensor2D[] = [];
-      const lseBlocks: tf.Tensor2D[] = [];
+      outBlocks.push([]);
+      lseBlocks.push([]);
       for (let i = 0; i < this.g.qBlocks.length; i++) {
         const s = this.state[n][i];
         if (!s)
           throw new Error(`attention: query block ${i} of head ${n} sees no key (mask hides every key)`);
-        outBlocks.push(tf.tidy(() => tf.div(s.o, s.l) as tf.Tensor2D));
-        lseBlocks.push(tf.tidy(() => tf.add(s.m, tf.log(s.l)) as tf.Tensor2D));
+        outBlocks[n].push(tf.tidy(() => tf.div(s.o, s.l) as tf.Tensor2D));
+        lseBlocks[n].push(tf.tidy(() => tf.add(s.m, tf.log(s.l)) as tf.Tensor2D));
         tf.dispose([s.o, s.m, s.l]);
       }
-      outHeads.push(tf.tidy(() => tf.concat(outBlocks, 0)));
-      lseHeads.push(tf.tidy(() => tf.concat(lseBlocks, 0)));
-      tf.dispose([...outBlocks, ...lseBlocks]);
     }
     for (const blocks of this.qs) tf.dispose(blocks);
-    const T = outHeads[0].shape[0];
-    const out = joinHeads(outHeads, B, H);
-    const lse = tf.tidy(() => tf.reshape(tf.stack(lseHeads), [B, H, T])) as tf.Tensor3D;
-    tf.dispose([...outHeads, ...lseHeads]);
+    const out = joinBlocks(outBlocks, B, H);
+    const lse = tf.tidy(() => tf.reshape(joinBlocks(lseBlocks, B, H), [B, H, -1])) as tf.Tensor3D;
     return {
       out,
       saved: [out, lse],
@@ -221,35 +252,33 @@ class TfjsBackward implements BackwardAccumulator {
     private readonly g: Geometry,
     private readonly qSide: TokenSide,
   ) {
-    const { B, H, D, scale } = g;
-    const T = dims(q)[2];
-    const qh = splitHeads(q);
-    const oh = splitHeads(out);
-    const dh = splitHeads(dOut);
-    const lh = tf.tidy(() => tf.unstack(tf.reshape(lse, [B * H, 1, T]))) as tf.Tensor2D[];
-    this.rows = qh.map((_, n) =>
+    const { B, H, scale } = g;
+    // lse (B, H, T) as (B, H, 1, T): a head's row block is then a (1, size) slice
+    const lse4 = tf.reshape(lse, [B, H, 1, dims(lse)[2]]);
+    this.rows = Array.from({ length: B * H }, (_, n) =>
       g.qBlocks.map((r) =>
         tf.tidy(() => {
-          const qs = tf.mul(tf.slice(qh[n], [r.start, 0], [r.size, D]), scale) as tf.Tensor2D;
-          const dO = tf.slice(dh[n], [r.start, 0], [r.size, D]);
-          const o = tf.slice(oh[n], [r.start, 0], [r.size, D]);
+          const qs = tf.mul(headRows(q, n, r.start, r.size), scale) as tf.Tensor2D;
+          const dO = headRows(dOut, n, r.start, r.size);
+          const o = headRows(out, n, r.start, r.size);
           const delta = tf.sum(tf.mul(dO, o), 1); // (cq)
+          const b = Math.floor(n / H);
           const row: BackwardRow = {
             qs,
             qsT: tf.transpose(qs),
             dO,
             dOT: tf.transpose(dO),
-            lseRow: tf.slice(lh[n], [0, r.start], [1, r.size]),
+            lseRow: tf.reshape(tf.slice(lse4, [b, n % H, 0, r.start], [1, 1, 1, r.size]), [1, r.size]),
             deltaRow: tf.reshape(delta, [1, r.size]),
           };
           return row;
         }),
       ),
     );
-    tf.dispose([...qh, ...oh, ...dh, ...lh]);
+    lse4.dispose();
   }
 
-  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide, dk: Float32Array, dv: Float32Array): void {
+  accumulate(k: ChunkValues, v: ChunkValues, kSide: TokenSide, dk: GradientTarget, dv: GradientTarget): void {
     const { chunk, mask, free } = openChunk(k, v, kSide, this.qSide, this.g);
     const { B, H, Hk, D } = this.g;
     const group = H / Hk;
@@ -308,9 +337,10 @@ class TfjsBackward implements BackwardAccumulator {
         tf.tidy(() =>
           row.dqT
             ? (tf.mul(tf.transpose(row.dqT), scale) as tf.Tensor2D)
-            : tf.zeros([this.g.qBlocks[i].size, D]),
+            : (tf.zeros([this.g.qBlocks[i].size, D]) as tf.Tensor2D),
         ),
       );
+      // a head's rows go as soon as its dQ blocks are out
       for (const row of blocks)
         tf.dispose([
           row.qs,
@@ -321,20 +351,21 @@ class TfjsBackward implements BackwardAccumulator {
           row.deltaRow,
           ...(row.dqT ? [row.dqT] : []),
         ]);
-      const head = tf.concat(parts, 0) as tf.Tensor2D;
-      tf.dispose(parts);
-      return head;
+      return parts;
     });
-    const dq = joinHeads(heads, B, H);
-    tf.dispose(heads);
-    return dq;
+    return joinBlocks(heads, B, H);
   }
 }
 
-/** acc[off …] += the values of t (undefined = zero); frees t. */
-function addInto(acc: Float32Array, off: number, t: tf.Tensor2D | undefined): void {
+/**
+ * acc[off …] += the values of t (undefined = zero); frees t. On wasm t is read through a heap
+ * view, not copied into a JS array (issue 20: 16 MiB of such copies per backward at L = 4096); the
+ * views of t and acc are taken together, with no allocation between them and the sum.
+ */
+function addInto(acc: GradientTarget, off: number, t: tf.Tensor2D | undefined): void {
   if (!t) return;
-  const d = t.dataSync();
-  for (let i = 0; i < d.length; i++) acc[off + i] += d[i];
+  const d = tensorData(t);
+  const a = arrayOf(acc);
+  for (let i = 0; i < d.length; i++) a[off + i] += d[i];
   t.dispose();
 }

@@ -65,7 +65,8 @@ export function tensorDataIsView(): boolean {
  */
 export type FloatSource = Float32Array | (() => Float32Array);
 
-function arrayOf(s: FloatSource): Float32Array {
+/** The array `s` names (a fresh view when it is a function). */
+export function arrayOf(s: FloatSource): Float32Array {
   return typeof s === 'function' ? s() : s;
 }
 

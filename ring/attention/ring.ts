@@ -127,9 +127,13 @@ export function ringAttentionDevice(
           const home = step === N - 1;
           [dkAcc, dvAcc] = o.transport.recv(home ? [dkHome.data(), dvHome.data()] : [dkAcc, dvAcc]);
         }
+        // NOTE: dK, dV first: the views the last recv wrote through die if dQ's assembly (the tfjs
+        // engine allocates there) grows the heap
+        const dk = homeTensor(dkAcc, dkHome);
+        const dv = homeTensor(dvAcc, dvHome);
         const dq = bwd.finish();
         if (o.timings) o.timings.bwdMs += performance.now() - bwdStarted;
-        return [dq, homeTensor(dkAcc, dkHome), homeTensor(dvAcc, dvHome)];
+        return [dq, dk, dv];
       },
     };
   });
