@@ -85,7 +85,9 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
   test('exp run context-scaling.yaml: every cell within the budget by real memory, tensors below it, process RSS logged', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ctx-real-'));
     try {
-      const budget = 60;
+      // 72 MiB: an idle device's fixed cost (≈40 MiB) leaves room for the methods to differ by
+      // more than the noise of real memory (at 60 MiB ring and BPT could tie at one length)
+      const budget = 72;
       const r = exp(
         [
           'run',
@@ -93,7 +95,7 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
           ...[
             'devices=[2]',
             `budgetMiB=${budget}`,
-            'maxLen=2048',
+            'maxLen=4096',
             'refineSteps=1',
             'throughputSteps=0',
             'model.dModel=32',
@@ -124,9 +126,9 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
           `${row.method}: nothing fits in ${budget} MiB: ${JSON.stringify(rows)}`,
         );
         assert.ok(row.peak_mib <= budget, `${row.method}: real ${row.peak_mib} MiB over the budget`);
-        // the runtime's fixed cost (an idle device ≈ 40 MiB) comes on top of the tensors
+        // the runtime's fixed cost (an idle device ≈ 40 MiB, part of it reused by tensors) comes on top
         assert.ok(
-          row.peak_mib > row.tensor_mib + 20,
+          row.peak_mib > row.tensor_mib + 15,
           `${row.method}: real ${row.peak_mib} vs tensors ${row.tensor_mib}`,
         );
       }
