@@ -78,6 +78,7 @@ export interface LineRetrievalOptions {
   /** Cases per evaluated length (and held-out cases). */
   evalCases: number;
   evalBatch: number;
+  /** Per-device budget of the evaluation, MiB of real memory (wasm heap + JS + native; issue 20). */
   deviceMemoryMB: number;
   /** Ring devices N. */
   devices: number;
@@ -114,7 +115,7 @@ export const LINE_RETRIEVAL_DEFAULTS: LineRetrievalOptions = {
   evalLines: [2, 4, 7, 12, 16],
   evalCases: 32,
   evalBatch: 8,
-  deviceMemoryMB: 20,
+  deviceMemoryMB: 64,
   devices: 2,
   layout: 'contiguous',
   evalSeed: 12345,

@@ -111,7 +111,7 @@ export const LINE_RETRIEVAL_OPTIONS = opt.group('LongChat line retrieval (paper 
   evalCases: opt.number('Cases per evaluated length', L.evalCases, 'int1'),
   evalBatch: opt.number('Cases per evaluation forward pass (the measured batch)', L.evalBatch, 'int1'),
   deviceMemoryMB: opt.number(
-    'Per-device budget of peak tensor MB (measured) for an evaluation forward pass',
+    'Per-device budget (MiB) of real memory (wasm heap + JS + native, measured) for an evaluation forward pass',
     L.deviceMemoryMB,
     'pos',
   ),

@@ -6,11 +6,12 @@
  *
  * Tasks: `forwardShard` (logits of the shard), `lossShard` (masked loss share and the weight
  * gradients summed over devices), `answerShard` (argmax tokens at asked global positions, with
- * peak tensor bytes: the line-retrieval evaluation).
+ * the device's peak memory, real and tensor bytes: the line-retrieval evaluation, on one device
+ * or the ring).
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng } from '../common/index.js';
-import { withPeakBytes } from '../native/index.js';
+import { type ProbedPeak, withPeakBytes } from '../native/index.js';
 import { type DeviceContext, type RingLayout, type SequenceContext, tokenIndices } from '../ring/index.js';
 import { GradientSum } from '../train/index.js';
 import { argmax, type LlamaConfig, LlamaModel, type LlamaRuntime } from './model.js';
@@ -124,19 +125,25 @@ export function lossShard(a: LossShardArgs, ctx: DeviceContext): { loss: number;
 export interface AnswerShardArgs extends ShardArgs {
   /** Per row, the global positions whose argmax next token is wanted. */
   positions: number[][];
-  /** Measure peak tensor bytes of the forward pass. */
+  /** Measure the device's peak memory over the forward pass. */
   measure: boolean;
 }
 
 export interface AnswerShardResult {
   /** (row, global position, argmax token) triples of the asked positions this device holds. */
   hits: Int32Array;
-  peakBytes: number;
+  /**
+   * With `measure`: the forward pass's peak tensor bytes and what the device really held at its
+   * peak (wasm heap + JS + native, the resident weights included; issue 20). Zeros without.
+   */
+  peak: ProbedPeak;
 }
 
 /**
  * Greedy next tokens at the asked positions this device holds (teacher forcing: the tokens
- * before each position are the given ones), and the peak tensor bytes of the forward pass.
+ * before each position are the given ones), and the device's peak memory over the forward pass.
+ * Any attention: 'ring' rotates K/V over the group, the others run this device's tokens alone
+ * (a one-device group evaluates whole sequences).
  */
 export async function answerShard(a: AnswerShardArgs, ctx: DeviceContext): Promise<AnswerShardResult> {
   const m = current();
@@ -147,13 +154,18 @@ export async function answerShard(a: AnswerShardArgs, ctx: DeviceContext): Promi
     local.set(g, i);
   });
   const ids = tf.tensor2d(a.ids, [a.batch, c], 'int32');
-  const { result: logits, peakBytes } = await withPeakBytes(
-    () => tf.tidy(() => m.forward(ids, sequence(a, ctx))),
-    a.measure,
-  );
-  const V = logits.shape[2] as number;
-  const all = logits.dataSync() as Float32Array;
-  tf.dispose([ids, logits]);
+  // NOTE: the logits' read-back is inside the measured call: the device holds it as JS
+  const {
+    result: [all, V],
+    peakBytes,
+    memory,
+  } = await withPeakBytes(() => {
+    const logits = tf.tidy(() => m.forward(ids, sequence(a, ctx))); // (B, c, V)
+    const out = logits.dataSync() as Float32Array;
+    logits.dispose();
+    return [out, logits.shape[2] as number] as const;
+  }, a.measure);
+  ids.dispose();
   const hits: number[] = [];
   a.positions.forEach((row, b) => {
     for (const p of row) {
@@ -162,5 +174,8 @@ export async function answerShard(a: AnswerShardArgs, ctx: DeviceContext): Promi
       hits.push(b, p, argmax(all.subarray((b * c + t) * V, (b * c + t + 1) * V)));
     }
   });
-  return { hits: Int32Array.from(hits), peakBytes };
+  return {
+    hits: Int32Array.from(hits),
+    peak: { tensorBytes: peakBytes, realBytes: memory?.totalBytes ?? peakBytes },
+  };
 }

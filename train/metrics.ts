@@ -120,13 +120,25 @@ export const METRICS: readonly MetricSpec[] = [
     name: 'eval/peak_mb_one_device',
     unit: 'MiB',
     step: 'none',
-    when: 'line retrieval: peak memory, one device',
+    when: 'line retrieval: peak real memory (the budget), one device',
   },
   {
     name: 'eval/peak_mb_ring',
     unit: 'MiB',
     step: 'none',
-    when: 'line retrieval: peak memory per ring device',
+    when: 'line retrieval: peak real memory (the budget) per ring device',
+  },
+  {
+    name: 'eval/tensor_mb_one_device',
+    unit: 'MiB',
+    step: 'none',
+    when: 'line retrieval: peak tensor bytes, one device',
+  },
+  {
+    name: 'eval/tensor_mb_ring',
+    unit: 'MiB',
+    step: 'none',
+    when: 'line retrieval: peak tensor bytes per ring device',
   },
   {
     name: 'result/<name>',

@@ -4,14 +4,15 @@
  * then show ring attention evaluating the same weights at N× the context one device can hold.
  * The config is the options of lm/line-retrieval-train.ts (curriculum, loss on answer and prompt
  * tokens, AdamW with warmup + cosine, held-out accuracy) and lm/line-retrieval-eval.ts (one device
- * within `deviceMemoryMB` against N ring devices), one to one; this recipe logs the table and plots.
+ * within `deviceMemoryMB` of real memory against N ring devices), one to one; this recipe logs the table and plots.
  *
  * Metrics: `train/loss` (answer-token cross-entropy + the prompt's weighted share),
  * `train/answer_loss`, `train/max_lines`, `train/lr`, `train/grad_norm`, `train/heldout_accuracy`
  * (held-out cases like the training ones), `eval/accuracy` (one device, step = context tokens),
  * `eval/ring_accuracy` (N ring devices, step = context tokens), `eval/accuracy_<lines>lines`,
- * `eval/ring_accuracy_<lines>lines`, `eval/peak_mb_one_device` and `eval/peak_mb_ring`
- * (step = context tokens), `eval/max_context_one_device`, `eval/max_context_ring`. Table
+ * `eval/ring_accuracy_<lines>lines`, `eval/peak_mb_one_device` and `eval/peak_mb_ring` (real
+ * memory, the budget's figure), `eval/tensor_mb_one_device` and `eval/tensor_mb_ring` (peak tensor
+ * bytes) (step = context tokens), `eval/max_context_one_device`, `eval/max_context_ring`. Table
  * `line_retrieval` and plot `line_retrieval` (accuracy vs context tokens).
  */
 import {
@@ -44,7 +45,7 @@ async function run(ctx: RecipeContext<LineRetrievalConfig>): Promise<void> {
       'line_retrieval',
       rows.map((r) => ({ ...r })),
     );
-    const title = `line retrieval: accuracy per context (budget ${c.deviceMemoryMB} MB per device)`;
+    const title = `line retrieval: accuracy per context (budget ${c.deviceMemoryMB} MiB real memory per device)`;
     const series = accuracyCurves(rows, c.devices);
     await ctx.tracker.plot(
       'line_retrieval',
