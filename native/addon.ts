@@ -191,7 +191,34 @@ function load(): NativeAddon | null {
 export function nativeAddon(): NativeAddon | undefined {
   if (!enabled()) return undefined;
   if (addon === undefined) addon = load();
-  return addon ?? undefined;
+  return timed ?? addon ?? undefined;
+}
+
+let timed: NativeAddon | undefined;
+
+/**
+ * Profiling (bench/rl-train --profile): while set, every addon call is timed and reported to
+ * `record(name, ms)`; `undefined` stops it. NOTE: the addon's exports are read-only properties,
+ * so the timers wrap a copy that `nativeAddon()` hands out instead of patching the module.
+ */
+export function timeNativeCalls(record?: (name: string, ms: number) => void): void {
+  timed = undefined;
+  if (!record || !enabled()) return;
+  if (addon === undefined) addon = load();
+  if (!addon) return;
+  const source = addon as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const copy: Record<string, (...a: unknown[]) => unknown> = {};
+  for (const name of Object.getOwnPropertyNames(source)) {
+    const fn = source[name];
+    if (typeof fn !== 'function') continue;
+    copy[name] = (...args: unknown[]) => {
+      const t = performance.now();
+      const out = fn(...args);
+      record(name, performance.now() - t);
+      return out;
+    };
+  }
+  timed = copy as unknown as NativeAddon;
 }
 
 /**
