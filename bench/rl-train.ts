@@ -130,6 +130,8 @@ async function measure(path: string, attention: string, devices: number): Promis
 
 interface TorchRow {
   threads: number;
+  /** OpenMP's wait policy: 'default' (spin, then sleep) or 'passive' (sleep at once). */
+  wait: string;
   stepMs: number;
   tokensPerSec: number;
   steps: number;
@@ -142,8 +144,11 @@ interface TorchRun {
 }
 
 /**
- * One round of the PyTorch twin (bench/rl_train_torch.py in the project's .venv), 1 and 2
- * threads alternated inside it. Fails if the twin's parameter count is not ours.
+ * One round of the PyTorch twin (bench/rl_train_torch.py in the project's .venv): 1 and 2
+ * threads alternated in one process, then 2 threads with OMP_WAIT_POLICY=passive in another.
+ * NOTE: on a shared machine (another job on a core) OpenMP's spinning barriers made 2 threads
+ * up to 25× slower than 1 (measured); passive waiting is torch at its best there, and its
+ * best row over all three is the anchor. Fails if the twin's parameter count is not ours.
  */
 function torchRound(expectParameters: number): TorchRun {
   const setup = spawnSync('bash', ['scripts/python-env.sh'], {
@@ -164,28 +169,40 @@ function torchRound(expectParameters: number): TorchRun {
     warmup: 3,
     steps: Math.max(5, Math.round(steps / 2)),
     rounds: 1,
-    threads: [1, 2],
     expectParameters,
   };
-  const res = spawnSync(join(root, '.venv/bin/python'), [join(root, 'bench/rl_train_torch.py')], {
-    input: JSON.stringify(input),
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
+  const runs = [
+    { wait: 'default', threads: [1, 2] },
+    { wait: 'passive', threads: [2] },
+  ].map(({ wait, threads }) => {
+    const env = { ...process.env };
+    if (wait === 'passive') env.OMP_WAIT_POLICY = 'PASSIVE';
+    else delete env.OMP_WAIT_POLICY;
+    const res = spawnSync(join(root, '.venv/bin/python'), [join(root, 'bench/rl_train_torch.py')], {
+      input: JSON.stringify({ ...input, threads }),
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+      env,
+    });
+    if (res.status !== 0)
+      throw new Error(`rl-train bench: rl_train_torch.py failed (exit ${res.status}): ${res.stderr}`);
+    const run = JSON.parse(res.stdout) as TorchRun;
+    return { ...run, rows: run.rows.map((r) => ({ ...r, wait })) };
   });
-  if (res.status !== 0)
-    throw new Error(`rl-train bench: rl_train_torch.py failed (exit ${res.status}): ${res.stderr}`);
-  const run = JSON.parse(res.stdout) as TorchRun;
+  const run = { ...runs[0], rows: runs.flatMap((r) => r.rows) };
   process.stderr.write(`torch ${JSON.stringify(run.rows.map(({ times: _, ...r }) => r))}\n`);
   return run;
 }
 
-/** The rounds' step times pooled per thread count: median ms and tokens/s. */
+/** The rounds' step times pooled per (threads, wait policy): median ms and tokens/s. */
 function poolTorch(runs: TorchRun[]): TorchRow[] {
   const tokens = preset.batch * 4 * preset.contextSteps;
-  return runs[0].rows.map(({ threads }) => {
-    const times = runs.flatMap((r) => r.rows.find((x) => x.threads === threads)?.times ?? []);
+  return runs[0].rows.map(({ threads, wait }) => {
+    const times = runs.flatMap(
+      (r) => r.rows.find((x) => x.threads === threads && x.wait === wait)?.times ?? [],
+    );
     const ms = median(times);
-    return { threads, stepMs: ms, tokensPerSec: tokens / (ms / 1000), steps: times.length };
+    return { threads, wait, stepMs: ms, tokensPerSec: tokens / (ms / 1000), steps: times.length };
   });
 }
 
@@ -247,7 +264,7 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|---|---|',
     ...torch.map(
       (t) =>
-        `| torch ${torchRuns[0].torch}, ${t.threads} thread${t.threads > 1 ? 's' : ''} | SDPA | 1 | ${4 * preset.contextSteps} | ${t.tokensPerSec.toFixed(0)} | ${t.stepMs.toFixed(0)} | — | — | ${torchBest ? (t.tokensPerSec / torchBest.tokensPerSec).toFixed(2) : '—'} |`,
+        `| torch ${torchRuns[0].torch}, ${t.threads} thread${t.threads > 1 ? 's' : ''}${t.wait === 'passive' ? ', passive wait' : ''} | SDPA | 1 | ${4 * preset.contextSteps} | ${t.tokensPerSec.toFixed(0)} | ${t.stepMs.toFixed(0)} | — | — | ${torchBest ? (t.tokensPerSec / torchBest.tokensPerSec).toFixed(2) : '—'} |`,
     ),
     ...rows.map(
       (r) =>
