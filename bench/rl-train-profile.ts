@@ -4,7 +4,10 @@
  * the addon loads), in-process on random tokens of the preset's shapes, broken down
  *
  * - by phase, unprofiled: host (chain batch → tokens, `atTokens`), forward (`model.loss`),
- *   backward (the rest of `tf.variableGrads`), clip (global norm), optimiser (AdamW);
+ *   backward (the rest of `tf.variableGrads`), optimiser (clip + AdamW, `clipAndApply`: one
+ *   native call, or the tfjs kernels with `fusedOptimiser: false`);
+ * - the optimiser fused and on tfjs, steps alternated (same run, same load): step and
+ *   optimiser ms of each, the before/after of issue 14's fused AdamW;
  * - by tfjs kernel, under `tf.profile`: ms and calls per step, share of the profiled step;
  *   custom ops (blockwise FFN, embedding lookup, attention) are recorded by tfjs as one entry
  *   spanning their inner kernels, so they are listed apart (inclusive) and not summed;
@@ -18,17 +21,22 @@ import { initBackend, timeNativeCalls } from '../native/index.js';
 import { atModelConfig, atTokens } from '../rl/policies/agentic-transformer.js';
 import type { TokenBatch } from '../rl/policies/tokens.js';
 import { TrajectoryTransformer } from '../rl/policies/trajectory-transformer.js';
-import { AdamW, clipByGlobalNorm } from '../train/index.js';
+import { AdamW } from '../train/index.js';
 import { ANT, ANT_TRAIN, type PolicyPreset } from './rl-train-models.js';
 
 export interface PhaseTimes {
   host: number;
   forward: number;
   backward: number;
-  clip: number;
   optimiser: number;
 }
-const PHASES: (keyof PhaseTimes)[] = ['host', 'forward', 'backward', 'clip', 'optimiser'];
+const PHASES: (keyof PhaseTimes)[] = ['host', 'forward', 'backward', 'optimiser'];
+
+/** Mean ms per step with one optimiser form, from the alternated comparison. */
+export interface OptimiserTiming {
+  stepMs: number;
+  optimiserMs: number;
+}
 
 export interface KernelRow {
   name: string;
@@ -45,6 +53,10 @@ export interface ProfileResult {
   backend: string;
   kernelsLine: string;
   steps: number;
+  /** Whether the phases and kernels ran with the fused (native) optimiser. */
+  fusedOptimiser: boolean;
+  /** The optimiser fused vs on tfjs kernels, steps alternated; `steps` pairs. */
+  optimiserAB: { fused: OptimiserTiming; tfjs: OptimiserTiming; steps: number };
   /** Mean ms per step of each phase, unprofiled. */
   phases: PhaseTimes & { total: number };
   /** Wall ms of a step under tf.profile (its bookkeeping included). */
@@ -106,14 +118,11 @@ function step(model: TrajectoryTransformer, optimizer: AdamW, chains: AtBatch, t
   time('forward', forwardMs);
   time('backward', performance.now() - t - forwardMs);
   t = performance.now();
-  const { grads: clipped } = clipByGlobalNorm(
+  optimizer.clipAndApply(
     vars.map((v) => grads[v.name]),
     ANT_TRAIN.clip,
+    ANT_TRAIN.lr,
   );
-  time('clip', performance.now() - t);
-  t = performance.now();
-  optimizer.apply(clipped, ANT_TRAIN.lr);
-  tf.dispose(clipped);
   time('optimiser', performance.now() - t);
 }
 
@@ -158,7 +167,7 @@ async function withAddonTimers<T>(into: Map<string, Tally>, f: () => Promise<T>)
 
 export async function profileTraining(
   preset: PolicyPreset,
-  o: { steps: number; warmup: number },
+  o: { steps: number; warmup: number; fusedOptimiser: boolean },
 ): Promise<ProfileResult> {
   const info = await initBackend({ backend: 'wasm' });
   const config = atModelConfig(ANT.obsDim, ANT.actDim, {
@@ -171,14 +180,34 @@ export async function profileTraining(
   });
   const rng = new Rng(0);
   const model = new TrajectoryTransformer(config, rng);
-  const optimizer = new AdamW(model.variables(), { lr: 0, weightDecay: ANT_TRAIN.weightDecay });
+  const adamw = (native: boolean) =>
+    new AdamW(model.variables(), { lr: 0, weightDecay: ANT_TRAIN.weightDecay, native });
+  const fused = adamw(true);
+  const plain = adamw(false);
+  const optimizer = o.fusedOptimiser ? fused : plain;
   const chains = randomChains(preset, rng);
   try {
     const noop: Timer = () => {};
-    for (let i = 0; i < o.warmup; i++) step(model, optimizer, chains, noop);
+    for (let i = 0; i < o.warmup; i++) {
+      step(model, fused, chains, noop);
+      step(model, plain, chains, noop);
+    }
+
+    // the optimiser fused vs on tfjs, alternated step by step (both update the same weights:
+    // only the time matters here)
+    const ab = { fused: { stepMs: 0, optimiserMs: 0 }, tfjs: { stepMs: 0, optimiserMs: 0 } };
+    for (let i = 0; i < o.steps; i++)
+      for (const [key, opt] of [
+        ['fused', fused],
+        ['tfjs', plain],
+      ] as const)
+        step(model, opt, chains, (p, ms) => {
+          ab[key].stepMs += ms / o.steps;
+          if (p === 'optimiser') ab[key].optimiserMs += ms / o.steps;
+        });
 
     // phases, unprofiled
-    const phases: PhaseTimes = { host: 0, forward: 0, backward: 0, clip: 0, optimiser: 0 };
+    const phases: PhaseTimes = { host: 0, forward: 0, backward: 0, optimiser: 0 };
     for (let i = 0; i < o.steps; i++) step(model, optimizer, chains, (p, ms) => (phases[p] += ms));
     for (const p of PHASES) phases[p] /= o.steps;
     const total = PHASES.reduce((a, p) => a + phases[p], 0);
@@ -209,6 +238,8 @@ export async function profileTraining(
       backend: info.name,
       kernelsLine: info.kernels ?? '',
       steps: o.steps,
+      fusedOptimiser: o.fusedOptimiser,
+      optimiserAB: { ...ab, steps: o.steps },
       phases: { ...phases, total },
       profiledStepMs,
       kernels: kernelRows,
@@ -219,7 +250,8 @@ export async function profileTraining(
     };
   } finally {
     model.dispose();
-    optimizer.dispose();
+    fused.dispose();
+    plain.dispose();
   }
 }
 
@@ -238,13 +270,16 @@ export function profileTable(r: ProfileResult, top = 15): string {
       ),
   ];
   const p = r.phases;
+  const ab = r.optimiserAB;
   return [
-    `${r.preset.name}: dModel ${r.preset.dModel}, ${r.preset.layers} layers, ${r.preset.heads} heads, ${4 * r.preset.contextSteps} tokens, batch ${r.preset.batch}; ${r.backend} (${r.kernelsLine}); ${r.steps} steps`,
+    `${r.preset.name}: dModel ${r.preset.dModel}, ${r.preset.layers} layers, ${r.preset.heads} heads, ${4 * r.preset.contextSteps} tokens, batch ${r.preset.batch}; ${r.backend} (${r.kernelsLine}); ${r.steps} steps; optimiser ${r.fusedOptimiser ? 'fused (native)' : 'tfjs kernels'}`,
     '',
     '| phase | ms/step | share |',
     '|---|---|---|',
     ...PHASES.map((k) => `| ${k} | ${p[k].toFixed(1)} | ${pct(p[k] / p.total)} |`),
     `| step (unprofiled) | ${p.total.toFixed(1)} | 100% |`,
+    '',
+    `optimiser (clip + AdamW), ${r.optimiserAB.steps} steps each, alternated: fused native ${ab.fused.optimiserMs.toFixed(2)} ms (step ${ab.fused.stepMs.toFixed(1)} ms); tfjs kernels ${ab.tfjs.optimiserMs.toFixed(2)} ms (step ${ab.tfjs.stepMs.toFixed(1)} ms); step ratio ${(ab.tfjs.stepMs / ab.fused.stepMs).toFixed(3)}`,
     '',
     `profiled step ${r.profiledStepMs.toFixed(1)} ms; tfjs kernels ${pct(r.kernelShare)} of it, ${r.kernelCallsPerStep.toFixed(0)} kernel calls/step`,
     ...table('tfjs kernel', r.kernels),

@@ -17,7 +17,7 @@
  *
  *   npm run build && node dist/bench/rl-train.js [--model medium|large] [--steps 20]
  *     [--paths native] [--impls blockwise,ring:2] [--no-torch] [--algo at]
- *   node dist/bench/rl-train.js --profile [--model medium|large] [--steps 5]
+ *   node dist/bench/rl-train.js --profile [--model medium|large] [--steps 5] [--optimiser fused|tfjs]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -210,9 +210,11 @@ const ratio = (r: Row, base: Row | undefined) =>
   base ? (r.tokensPerSec / base.tokensPerSec).toFixed(2) : '—';
 
 async function runProfile(): Promise<void> {
-  const result = await profileTraining(preset, { steps, warmup: 3 });
+  const fusedOptimiser = arg('--optimiser', 'fused') !== 'tfjs';
+  const result = await profileTraining(preset, { steps, warmup: 3, fusedOptimiser });
   const machine = { cpus: cpus().length, model: cpus()[0]?.model.trim(), load: loadavg() };
-  const file = `bench/results/rl-train-profile${preset.name === 'medium' ? '' : `-${preset.name}`}.json`;
+  const suffix = `${preset.name === 'medium' ? '' : `-${preset.name}`}${fusedOptimiser ? '' : '-tfjs-optimiser'}`;
+  const file = `bench/results/rl-train-profile${suffix}.json`;
   writeFileAtomic(join(root, file), `${JSON.stringify({ machine, ...result }, null, 2)}\n`);
   process.stdout.write(`${profileTable(result)}\n`);
 }

@@ -61,6 +61,27 @@ export interface NativeAddon {
   ): void;
   /** y[i] = exp(x[i]) for i < n (IEEE edges: ±inf, NaN). */
   exp(x: Float32Array, y: Float32Array, n: number, threads: number): void;
+  /**
+   * One AdamW step over every tensor, in place (params, m, v; grads read only), after scaling
+   * the gradients to global norm ≤ maxNorm (0: no clip); decay (one per tensor): 1 where the
+   * weights decay. Returns the global norm before clipping. Optional: an addon built before
+   * issue 14 lacks it, and the optimiser then runs on tfjs (native/optim.ts).
+   */
+  adamw?(
+    params: Float32Array[],
+    grads: Float32Array[],
+    m: Float32Array[],
+    v: Float32Array[],
+    decay: Int32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+    maxNorm: number,
+    threads: number,
+  ): number;
   /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */
   attnFinalize(
     o: Float32Array,
