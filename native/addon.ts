@@ -62,13 +62,15 @@ export interface NativeAddon {
   /** y[i] = exp(x[i]) for i < n (IEEE edges: ±inf, NaN). */
   exp(x: Float32Array, y: Float32Array, n: number, threads: number): void;
   /**
-   * One AdamW step over every tensor, in place (params, m, v; grads read only), after scaling
-   * the gradients to global norm ≤ maxNorm (0: no clip); decay (one per tensor): 1 where the
-   * weights decay. Returns the global norm before clipping. Optional: an addon built before
-   * issue 14 lacks it, and the optimiser then runs on tfjs (native/optim.ts).
+   * One AdamW step over every tensor: new weights into `out` (may be `params` itself), m and v
+   * in place, params and grads read only, after scaling the gradients to global norm ≤ maxNorm
+   * (0: no clip); decay (one per tensor): 1 where the weights decay. Returns the global norm
+   * before clipping. Optional: an addon built before issue 14 lacks it, and the optimiser then
+   * runs on tfjs (native/optim.ts).
    */
   adamw?(
     params: Float32Array[],
+    out: Float32Array[],
     grads: Float32Array[],
     m: Float32Array[],
     v: Float32Array[],

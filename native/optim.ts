@@ -1,8 +1,15 @@
 /**
  * The fused optimiser step (issue 14): AdamW with global-norm clipping over every parameter in
- * one addon call, on the wasm backend's memory. The variables' and moments' heap memory is
- * updated in place; the gradients are read in place. Elsewhere (another backend, the addon off
- * or built without `adamw`) it answers undefined and train/optim.ts runs its tfjs kernels.
+ * one addon call, on the wasm backend's memory. The moments are updated in place; the new
+ * weights go to fresh tensors that the variables are then assigned, and gradients are read in
+ * place. Elsewhere (another backend, the addon off or built without `adamw`) it answers
+ * undefined and train/optim.ts runs its tfjs kernels.
+ *
+ * NOTE: weights must not change in place: tfjs-wasm's XNNPACK matmul caches each weight
+ * matrix's packed copy by tensor id (freed when the tensor is), so a product after an in-place
+ * update read the old weights (found by test/rl/offline-trainers' resume test: the losses
+ * parted from the third step on). The moments are read by nothing but this kernel and
+ * `state()`, so they may.
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../common/index.js';
@@ -11,6 +18,7 @@ import { nativeForCurrentBackend } from './kernels.js';
 
 interface WasmHeapBackend {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   dataIdMap: { get(dataId: object): { refCount: number } | undefined };
 }
 
@@ -34,8 +42,8 @@ export interface NativeAdamWArgs {
 }
 
 /**
- * Gives `x` memory of its own when it shares its buffer (a variable made from a tensor still
- * alive, or a view from the wasm Identity kernel): writing in place must change `x` only.
+ * Gives a moment `x` memory of its own when it shares its buffer (a variable made from a tensor
+ * still alive, or a view from the wasm Identity kernel): writing in place must change `x` only.
  */
 function ownMemory(backend: WasmHeapBackend, x: tf.Variable): void {
   const entry = backend.dataIdMap.get(x.dataId);
@@ -62,13 +70,21 @@ export function nativeAdamW(a: NativeAdamWArgs): number | undefined {
   if (!addon?.adamw || tf.getBackend() !== 'wasm') return undefined;
   if ([...a.params, ...a.grads].some((t) => t.dtype !== 'float32')) return undefined;
   const backend = tf.backend() as unknown as WasmHeapBackend;
-  for (const x of [...a.params, ...a.m, ...a.v]) ownMemory(backend, x);
+  for (const x of [...a.m, ...a.v]) ownMemory(backend, x);
+  // the new weights, uninitialised (the kernel writes every element)
+  const engine = tf.engine() as unknown as {
+    makeTensorFromTensorInfo(t: tf.TensorInfo, backend: unknown): tf.Tensor;
+  };
+  const outs = a.params.map((x) =>
+    engine.makeTensorFromTensorInfo(backend.makeOutput(x.shape, 'float32'), backend),
+  );
   // NOTE: views are taken last, with nothing allocated before the call: a heap growth in
   // between would detach them
   const view = (t: tf.Tensor) =>
     backend.typedArrayFromHeap({ dataId: t.dataId, shape: t.shape, dtype: 'float32' });
-  return addon.adamw(
+  const norm = addon.adamw(
     a.params.map(view),
+    outs.map(view),
     a.grads.map(view),
     a.m.map(view),
     a.v.map(view),
@@ -82,4 +98,9 @@ export function nativeAdamW(a: NativeAdamWArgs): number | undefined {
     a.maxNorm,
     nativeThreads(),
   );
+  a.params.forEach((x, i) => {
+    x.assign(outs[i]);
+  });
+  tf.dispose(outs);
+  return norm;
 }

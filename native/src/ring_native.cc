@@ -947,7 +947,8 @@ static void expArray(const float* x, float* y, long n, int threads) {
 #pragma GCC optimize("fp-contract=off")
 
 struct AdamTensor {
-  float* x;
+  const float* x;
+  float* out;  // the new weights: x itself (in place) or another buffer of n
   const float* g;
   float* m;
   float* v;
@@ -997,7 +998,7 @@ static double adamwStep(const std::vector<AdamTensor>& ts, const AdamHyper& h, i
       a.m[i] = m;
       a.v[i] = v;
       const float update = (m / h.bc1) / (std::sqrt(v / h.bc2) + h.eps);
-      a.x[i] = a.x[i] * decay - update * h.lr;
+      a.out[i] = a.x[i] * decay - update * h.lr;
     }
   });
   return norm;
@@ -1239,37 +1240,42 @@ napi_value Exp(napi_env env, napi_callback_info info) {
   });
 }
 
-// adamw(params, grads, m, v, decay, lr, beta1, beta2, eps, weightDecay, step, maxNorm, threads):
-// one AdamW step over every tensor, in place (params, m, v: lists of Float32Array, one per
-// tensor; grads read only; decay: Int32Array, 1 where the tensor decays). Gradients are first
-// scaled to global norm ≤ maxNorm (0: no clip). Returns the global norm before clipping.
+// adamw(params, out, grads, m, v, decay, lr, beta1, beta2, eps, weightDecay, step, maxNorm,
+// threads): one AdamW step over every tensor (params, out, grads, m, v: lists of Float32Array,
+// one per tensor; decay: Int32Array, 1 where the tensor decays). The new weights go to out
+// (may be params itself); m and v are updated in place; params and grads are read only.
+// Gradients are first scaled to global norm ≤ maxNorm (0: no clip). Returns the global norm
+// before clipping.
 napi_value AdamW(napi_env env, napi_callback_info info) {
   double norm = 0;
   guarded(env, [&] {
     Args a(env, info, "adamw");
     const auto xs = a.floatArrays(0, "params");
-    const auto gs = a.floatArrays(1, "grads");
-    const auto ms = a.floatArrays(2, "m");
-    const auto vs = a.floatArrays(3, "v");
+    const auto os = a.floatArrays(1, "out");
+    const auto gs = a.floatArrays(2, "grads");
+    const auto ms = a.floatArrays(3, "m");
+    const auto vs = a.floatArrays(4, "v");
     const size_t n = xs.size();
-    if (gs.size() != n || ms.size() != n || vs.size() != n)
-      throw ArgError{"adamw: params, grads, m and v must have one entry per tensor; got " + std::to_string(n) +
-                     ", " + std::to_string(gs.size()) + ", " + std::to_string(ms.size()) + ", " +
-                     std::to_string(vs.size())};
-    const int32_t* decay = a.array<int32_t>(4, "decay", napi_int32_array, n);
-    const double lr = a.number(5, "lr"), b1 = a.number(6, "beta1"), b2 = a.number(7, "beta2");
-    const double eps = a.number(8, "eps"), wd = a.number(9, "weightDecay");
-    const int step = a.integer(10, "step", 1);
-    const double maxNorm = a.number(11, "maxNorm");
-    const int threads = a.integer(12, "threads", 1);
+    if (os.size() != n || gs.size() != n || ms.size() != n || vs.size() != n)
+      throw ArgError{"adamw: params, out, grads, m and v must have one entry per tensor; got " + std::to_string(n) +
+                     ", " + std::to_string(os.size()) + ", " + std::to_string(gs.size()) + ", " +
+                     std::to_string(ms.size()) + ", " + std::to_string(vs.size())};
+    const int32_t* decay = a.array<int32_t>(5, "decay", napi_int32_array, n);
+    const double lr = a.number(6, "lr"), b1 = a.number(7, "beta1"), b2 = a.number(8, "beta2");
+    const double eps = a.number(9, "eps"), wd = a.number(10, "weightDecay");
+    const int step = a.integer(11, "step", 1);
+    const double maxNorm = a.number(12, "maxNorm");
+    const int threads = a.integer(13, "threads", 1);
     std::vector<AdamTensor> ts;
     for (size_t t = 0; t < n; t++) {
       const size_t len = xs[t].second;
-      if (gs[t].second != len || ms[t].second != len || vs[t].second != len)
+      if (os[t].second != len || gs[t].second != len || ms[t].second != len || vs[t].second != len)
         throw ArgError{"adamw: tensor " + std::to_string(t) + " has " + std::to_string(len) +
-                       " parameters; its grad, m and v must have as many (got " + std::to_string(gs[t].second) +
-                       ", " + std::to_string(ms[t].second) + ", " + std::to_string(vs[t].second) + ")"};
-      ts.push_back({xs[t].first, gs[t].first, ms[t].first, vs[t].first, static_cast<long>(len), decay[t] != 0});
+                       " parameters; its out, grad, m and v must have as many (got " + std::to_string(os[t].second) +
+                       ", " + std::to_string(gs[t].second) + ", " + std::to_string(ms[t].second) + ", " +
+                       std::to_string(vs[t].second) + ")"};
+      ts.push_back({xs[t].first, os[t].first, gs[t].first, ms[t].first, vs[t].first, static_cast<long>(len),
+                    decay[t] != 0});
     }
     // the caller's constants as train/optim.ts computes them (double), each cast once to float32
     const AdamHyper h{static_cast<float>(lr),

@@ -77,6 +77,28 @@ describe('fused AdamW (native)', () => {
     tf.dispose([t, w]);
   });
 
+  test('products after a step use the new weights (XNNPACK caches packed weights by tensor)', {
+    skip: skip(),
+  }, () => {
+    // a product this small runs on tfjs-wasm's XNNPACK kernel, which keeps each weight matrix
+    // packed by tensor id: weights written in place were read stale from the second step on
+    const rng = new Rng(3);
+    const w = tf.variable(tf.tensor2d(rng.normalArray(8 * 4), [8, 4]));
+    const x = tf.tensor2d(rng.normalArray(2 * 8), [2, 8]);
+    const opt = new AdamW([w], { lr: 0.1, weightDecay: 0.1 });
+    for (let step = 0; step < 3; step++) {
+      tf.matMul(x, w).dispose(); // caches w's packed copy
+      opt.clipAndApply([tf.tensor2d(rng.normalArray(8 * 4), [8, 4])], 1);
+      const got = tf.matMul(x, w);
+      const fresh = tf.tensor2d(w.dataSync() as Float32Array, [8, 4]);
+      const want = tf.matMul(x, fresh);
+      assert.ok(maxAbsDiff(got.dataSync(), want.dataSync()) <= 1e-6, `step ${step + 1}: stale weights`);
+      tf.dispose([got, fresh, want]);
+    }
+    opt.dispose();
+    tf.dispose([w, x]);
+  });
+
   test('mismatched lists are an InputError naming the key', () => {
     const w = tf.variable(tf.zeros([2, 2]));
     assert.throws(
