@@ -7,7 +7,17 @@
  * `perf/tokens_per_sec` metric over the steps after the first few (warm-up), read back from the
  * run's MLflow file store. Writes bench/results/rl-train.json and prints a Markdown table.
  *
- *   npm run build && node dist/bench/rl-train.js [--steps 30] [--impls vanilla,memeff,blockwise,ring:2,ring:4] [--algo at]
+ * Issue 14: the PyTorch twin (bench/rl_train_torch.py: same architecture, parameter count checked,
+ * batch, context, AdamW and clip) runs in the same bench, before and after our rows so load
+ * falls on both, at 1 and 2 threads; `vsTorch` is our tokens/s ÷ torch's best thread count.
+ * `--model large` is issue 14's larger policy (dModel 256, 4 layers, 8 heads, 1,024 tokens,
+ * batch 4; bench/results/rl-train-large.json). `--profile` breaks a native blockwise step down
+ * by phase, tfjs kernel and addon call instead (bench/rl-train-profile.ts;
+ * bench/results/rl-train-profile[-large].json).
+ *
+ *   npm run build && node dist/bench/rl-train.js [--model medium|large] [--steps 20]
+ *     [--paths native] [--impls blockwise,ring:2] [--no-torch] [--algo at]
+ *   node dist/bench/rl-train.js --profile [--model medium|large] [--steps 5] [--optimiser fused|tfjs]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +26,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../common/index.js';
 import { FileStore } from '../experiments/tracking/index.js';
+import { profileTable, profileTraining } from './rl-train-profile.js';
+import { ANT, ANT_TRAIN, presetOf, presetParameters, presetSets } from './rl-train-models.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);
@@ -23,12 +35,17 @@ const arg = (name: string, dflt: string) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : dflt;
 };
-const steps = Number(arg('--steps', '30'));
+const preset = presetOf(arg('--model', 'medium'));
+const profile = argv.includes('--profile');
+const withTorch = !argv.includes('--no-torch');
+const steps = Number(arg('--steps', profile ? '5' : '20'));
 const warmupSteps = 5;
 const algo = arg('--algo', 'at');
-// NOTE: 'tfjs' runs with RING_NATIVE=0 (the pure-tfjs kernels), 'native' with the native addon when it loads
-const paths = arg('--paths', 'tfjs,native').split(',');
-const impls = arg('--impls', 'vanilla,memeff,blockwise,ring:2,ring:4')
+// NOTE: 'tfjs' runs with RING_NATIVE=0 (the pure-tfjs kernels), 'native' with the native addon when it loads.
+// The default is the fast path only, so a run takes a couple of minutes (issue 14); the full
+// matrix is --paths tfjs,native --impls vanilla,memeff,blockwise,ring:2,ring:4
+const paths = arg('--paths', 'native').split(',');
+const impls = arg('--impls', 'blockwise,ring:2')
   .split(',')
   .map((s) => {
     const [attention, devices = '1'] = s.split(':');
@@ -43,6 +60,7 @@ function median(xs: number[]): number {
 
 interface Row {
   path: string;
+  parameters: number;
   attention: string;
   devices: number;
   tokensPerSequence: number;
@@ -63,6 +81,7 @@ async function measure(path: string, attention: string, devices: number): Promis
     'offline-rl.eval.episodes=1',
     'offline-rl.eval.maxEpisodeSteps=20',
     'checkpoint.every=0',
+    ...presetSets(preset),
   ];
   const res = spawnSync(
     process.execPath,
@@ -90,53 +109,168 @@ async function measure(path: string, attention: string, devices: number): Promis
   const fileStore = new FileStore(store);
   const history = await fileStore.getMetricHistory(runId, 'perf/tokens_per_sec');
   const perStep = history.filter((m) => m.step > warmupSteps).map((m) => m.value);
-  const tokensPerSequence = Number((await fileStore.getRun(runId)).params['model.tokens_per_sequence']);
+  const params = (await fileStore.getRun(runId)).params;
+  const tokensPerSequence = Number(params['model.tokens_per_sequence']);
+  const parameters = Number(params['model.parameters']);
   const tokensPerSec = median(perStep);
   rmSync(store, { recursive: true, force: true });
   const row: Row = {
     path,
+    parameters,
     attention,
     devices,
     tokensPerSequence,
     tokensPerSec,
-    // batch 8 of the default config
-    stepMs: ((8 * tokensPerSequence) / tokensPerSec) * 1000,
+    stepMs: ((preset.batch * tokensPerSequence) / tokensPerSec) * 1000,
     wallS,
   };
   process.stderr.write(`${JSON.stringify(row)}\n`);
   return row;
 }
 
+interface TorchRow {
+  threads: number;
+  /** OpenMP's wait policy: 'default' (spin, then sleep) or 'passive' (sleep at once). */
+  wait: string;
+  stepMs: number;
+  tokensPerSec: number;
+  steps: number;
+}
+interface TorchRun {
+  torch: string;
+  parameters: number;
+  adamw: string;
+  rows: (TorchRow & { times: number[] })[];
+}
+
+/**
+ * One round of the PyTorch twin (bench/rl_train_torch.py in the project's .venv): 1 and 2
+ * threads alternated in one process, then 2 threads with OMP_WAIT_POLICY=passive in another.
+ * NOTE: on a shared machine (another job on a core) OpenMP's spinning barriers made 2 threads
+ * up to 25× slower than 1 (measured); passive waiting is torch at its best there, and its
+ * best row over all three is the anchor. Fails if the twin's parameter count is not ours.
+ */
+function torchRound(expectParameters: number): TorchRun {
+  const setup = spawnSync('bash', ['scripts/python-env.sh'], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (setup.status !== 0) throw new Error('rl-train bench: could not set up .venv (scripts/python-env.sh)');
+  const input = {
+    ...ANT,
+    dModel: preset.dModel,
+    layers: preset.layers,
+    heads: preset.heads,
+    tokens: 4 * preset.contextSteps,
+    batch: preset.batch,
+    lr: ANT_TRAIN.lr,
+    weightDecay: ANT_TRAIN.weightDecay,
+    clip: ANT_TRAIN.clip,
+    warmup: 3,
+    steps: Math.max(5, Math.round(steps / 2)),
+    rounds: 1,
+    expectParameters,
+  };
+  const runs = [
+    { wait: 'default', threads: [1, 2] },
+    { wait: 'passive', threads: [2] },
+  ].map(({ wait, threads }) => {
+    const env = { ...process.env };
+    if (wait === 'passive') env.OMP_WAIT_POLICY = 'PASSIVE';
+    else delete env.OMP_WAIT_POLICY;
+    const res = spawnSync(join(root, '.venv/bin/python'), [join(root, 'bench/rl_train_torch.py')], {
+      input: JSON.stringify({ ...input, threads }),
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+      env,
+    });
+    if (res.status !== 0)
+      throw new Error(`rl-train bench: rl_train_torch.py failed (exit ${res.status}): ${res.stderr}`);
+    const run = JSON.parse(res.stdout) as TorchRun;
+    return { ...run, rows: run.rows.map((r) => ({ ...r, wait })) };
+  });
+  const run = { ...runs[0], rows: runs.flatMap((r) => r.rows) };
+  process.stderr.write(`torch ${JSON.stringify(run.rows.map(({ times: _, ...r }) => r))}\n`);
+  return run;
+}
+
+/** The rounds' step times pooled per (threads, wait policy): median ms and tokens/s. */
+function poolTorch(runs: TorchRun[]): TorchRow[] {
+  const tokens = preset.batch * 4 * preset.contextSteps;
+  return runs[0].rows.map(({ threads, wait }) => {
+    const times = runs.flatMap(
+      (r) => r.rows.find((x) => x.threads === threads && x.wait === wait)?.times ?? [],
+    );
+    const ms = median(times);
+    return { threads, wait, stepMs: ms, tokensPerSec: tokens / (ms / 1000), steps: times.length };
+  });
+}
+
 const ratio = (r: Row, base: Row | undefined) =>
   base ? (r.tokensPerSec / base.tokensPerSec).toFixed(2) : '—';
 
+async function runProfile(): Promise<void> {
+  const fusedOptimiser = arg('--optimiser', 'fused') !== 'tfjs';
+  const result = await profileTraining(preset, { steps, warmup: 3, fusedOptimiser });
+  const machine = { cpus: cpus().length, model: cpus()[0]?.model.trim(), load: loadavg() };
+  const suffix = `${preset.name === 'medium' ? '' : `-${preset.name}`}${fusedOptimiser ? '' : '-tfjs-optimiser'}`;
+  const file = `bench/results/rl-train-profile${suffix}.json`;
+  writeFileAtomic(join(root, file), `${JSON.stringify({ machine, ...result }, null, 2)}\n`);
+  process.stdout.write(`${profileTable(result)}\n`);
+}
+
 async function main(): Promise<void> {
+  if (profile) return runProfile();
   const rows: Row[] = [];
   const loadBefore = loadavg();
+  // torch before and after our rows, so the machine's load (shared) falls on both sides
+  const expect = presetParameters(preset);
+  const torchRuns: TorchRun[] = withTorch ? [torchRound(expect)] : [];
   for (const path of paths)
     for (const { attention, devices } of impls) rows.push(await measure(path, attention, devices));
+  if (withTorch) torchRuns.push(torchRound(expect));
   const loadAfter = loadavg();
+  for (const r of rows)
+    if (r.parameters !== expect)
+      throw new Error(`rl-train bench: ${r.attention} has ${r.parameters} parameters; the twin ${expect}`);
+  const torch = withTorch ? poolTorch(torchRuns) : [];
+  const torchBest = torch.reduce<TorchRow | undefined>(
+    (a, t) => (a && a.tokensPerSec >= t.tokensPerSec ? a : t),
+    undefined,
+  );
   const blockwiseOf = (path: string) =>
     rows.find((r) => r.path === path && r.attention === 'blockwise' && r.devices === 1);
   const tfjsBlockwise = blockwiseOf('tfjs');
   const result = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model.trim(), loadBefore, loadAfter },
     config: 'experiments/configs/ant-medium.yaml',
+    model: preset,
     algo,
     steps,
     warmupSteps,
     paths,
-    rows,
+    parameters: { ours: rows[0]?.parameters, torch: torchRuns[0]?.parameters },
+    rows: rows.map((r) => ({
+      ...r,
+      vsTorch: torchBest ? r.tokensPerSec / torchBest.tokensPerSec : undefined,
+    })),
+    torch: torchRuns[0] ? { version: torchRuns[0].torch, adamw: torchRuns[0].adamw, rows: torch } : undefined,
   };
-  writeFileAtomic(join(root, 'bench/results/rl-train.json'), `${JSON.stringify(result, null, 2)}\n`);
+  const file = `bench/results/rl-train${preset.name === 'medium' ? '' : `-${preset.name}`}.json`;
+  writeFileAtomic(join(root, file), `${JSON.stringify(result, null, 2)}\n`);
   const lines = [
-    `load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`,
+    `load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')} → ${loadAfter.map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores (${cpus()[0]?.model.trim()})`,
+    `${preset.name}: dModel ${preset.dModel}, ${preset.layers} layers, ${preset.heads} heads, batch ${preset.batch}; ${expect} parameters (ours ${rows[0]?.parameters}, twin ${torchRuns[0]?.parameters ?? '—'})`,
     '',
-    '| kernels | attention | devices | tokens/sequence | training tokens/s | ms/step (batch 8) | ÷ blockwise, same kernels | ÷ blockwise tfjs |',
-    '|---|---|---|---|---|---|---|---|',
+    `| kernels | attention | devices | tokens/sequence | training tokens/s | ms/step (batch ${preset.batch}) | ÷ blockwise, same kernels | ÷ blockwise tfjs | ÷ torch best |`,
+    '|---|---|---|---|---|---|---|---|---|',
+    ...torch.map(
+      (t) =>
+        `| torch ${torchRuns[0].torch}, ${t.threads} thread${t.threads > 1 ? 's' : ''}${t.wait === 'passive' ? ', passive wait' : ''} | SDPA | 1 | ${4 * preset.contextSteps} | ${t.tokensPerSec.toFixed(0)} | ${t.stepMs.toFixed(0)} | — | — | ${torchBest ? (t.tokensPerSec / torchBest.tokensPerSec).toFixed(2) : '—'} |`,
+    ),
     ...rows.map(
       (r) =>
-        `| ${r.path} | ${r.attention} | ${r.devices} | ${r.tokensPerSequence} | ${r.tokensPerSec.toFixed(0)} | ${r.stepMs.toFixed(0)} | ${ratio(r, blockwiseOf(r.path))} | ${ratio(r, tfjsBlockwise)} |`,
+        `| ${r.path} | ${r.attention} | ${r.devices} | ${r.tokensPerSequence} | ${r.tokensPerSec.toFixed(0)} | ${r.stepMs.toFixed(0)} | ${ratio(r, blockwiseOf(r.path))} | ${ratio(r, tfjsBlockwise)} | ${torchBest ? (r.tokensPerSec / torchBest.tokensPerSec).toFixed(2) : '—'} |`,
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -61,6 +61,29 @@ export interface NativeAddon {
   ): void;
   /** y[i] = exp(x[i]) for i < n (IEEE edges: ±inf, NaN). */
   exp(x: Float32Array, y: Float32Array, n: number, threads: number): void;
+  /**
+   * One AdamW step over every tensor: new weights into `out` (may be `params` itself), m and v
+   * in place, params and grads read only, after scaling the gradients to global norm ≤ maxNorm
+   * (0: no clip); decay (one per tensor): 1 where the weights decay. Returns the global norm
+   * before clipping. Optional: an addon built before issue 14 lacks it, and the optimiser then
+   * runs on tfjs (native/optim.ts).
+   */
+  adamw?(
+    params: Float32Array[],
+    out: Float32Array[],
+    grads: Float32Array[],
+    m: Float32Array[],
+    v: Float32Array[],
+    decay: Int32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+    maxNorm: number,
+    threads: number,
+  ): number;
   /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */
   attnFinalize(
     o: Float32Array,
@@ -191,7 +214,34 @@ function load(): NativeAddon | null {
 export function nativeAddon(): NativeAddon | undefined {
   if (!enabled()) return undefined;
   if (addon === undefined) addon = load();
-  return addon ?? undefined;
+  return timed ?? addon ?? undefined;
+}
+
+let timed: NativeAddon | undefined;
+
+/**
+ * Profiling (bench/rl-train --profile): while set, every addon call is timed and reported to
+ * `record(name, ms)`; `undefined` stops it. NOTE: the addon's exports are read-only properties,
+ * so the timers wrap a copy that `nativeAddon()` hands out instead of patching the module.
+ */
+export function timeNativeCalls(record?: (name: string, ms: number) => void): void {
+  timed = undefined;
+  if (!record || !enabled()) return;
+  if (addon === undefined) addon = load();
+  if (!addon) return;
+  const source = addon as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const copy: Record<string, (...a: unknown[]) => unknown> = {};
+  for (const name of Object.getOwnPropertyNames(source)) {
+    const fn = source[name];
+    if (typeof fn !== 'function') continue;
+    copy[name] = (...args: unknown[]) => {
+      const t = performance.now();
+      const out = fn(...args);
+      record(name, performance.now() - t);
+      return out;
+    };
+  }
+  timed = copy as unknown as NativeAddon;
 }
 
 /**

@@ -16,6 +16,7 @@ export {
   nativeSettings,
   nativeStatus,
   nativeThreads,
+  timeNativeCalls,
 } from './addon.js';
 export {
   currentPlacement,

@@ -22,9 +22,12 @@ export interface FeedForwardWeights {
 }
 
 function gelu(x: tf.Tensor): tf.Tensor {
-  // tanh approximation (GPT-2)
+  // tanh approximation (GPT-2). NOTE: x³ as x·x·x, not tf.pow: wasm's Pow (and its gradient,
+  // two more Pows) was the costliest kernel of an Agentic Transformer step, 24–27% of it
+  // (bench/results/rl-train-profile*.json, issue 14)
   const c = Math.sqrt(2 / Math.PI);
-  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(c, tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))));
+  const cube = tf.mul(tf.mul(x, x), x);
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(c, tf.add(x, tf.mul(0.044715, cube))))));
 }
 
 function apply(

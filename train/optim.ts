@@ -4,6 +4,7 @@
  * state (moments and step count) round-trips through plain arrays for checkpoints and resume.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeAdamW } from '../native/optim.js';
 
 export interface AdamWOptions {
   lr: number;
@@ -13,6 +14,11 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Which variables decay (default: matrices only — not gains, biases or embeddings' norms). */
   decays?: (v: tf.Variable) => boolean;
+  /**
+   * `clipAndApply` in one native call where the addon runs on wasm (native/optim.ts; default
+   * true); false keeps the tfjs kernels (the reference the fused step is tested against).
+   */
+  native?: boolean;
 }
 
 export interface OptimizerState {
@@ -69,6 +75,43 @@ export class AdamW {
         x.assign(tf.sub(decayed, tf.mul(update, lr)));
       });
     });
+  }
+
+  /**
+   * Clips `grads` (one per variable, same order) to global norm `maxNorm` (0: no clip) and
+   * applies them: `clipByGlobalNorm` then `apply`, or the same in one native call over every
+   * tensor (issue 14: the tfjs form runs about a dozen kernels per tensor). Consumes `grads`
+   * (disposes them). Returns the global norm before clipping.
+   */
+  clipAndApply(grads: tf.Tensor[], maxNorm: number, lr = this.o.lr): number {
+    if (this.o.native ?? true) {
+      const decays = this.o.decays ?? ((x: tf.Variable) => x.rank >= 2);
+      const wd = this.o.weightDecay ?? 0;
+      const norm = nativeAdamW({
+        params: this.vars,
+        grads,
+        m: this.m,
+        v: this.v,
+        decay: this.vars.map((x) => wd > 0 && decays(x)),
+        lr,
+        beta1: this.o.beta1 ?? 0.9,
+        beta2: this.o.beta2 ?? 0.999,
+        eps: this.o.eps ?? 1e-8,
+        weightDecay: wd,
+        step: this.step + 1,
+        // NaN or ≤ 0: no clip, as clipByGlobalNorm
+        maxNorm: Number.isFinite(maxNorm) && maxNorm > 0 ? maxNorm : 0,
+      });
+      if (norm !== undefined) {
+        this.step++;
+        tf.dispose(grads);
+        return norm;
+      }
+    }
+    const { grads: clipped, norm } = clipByGlobalNorm(grads, maxNorm);
+    this.apply(clipped, lr);
+    tf.dispose(clipped);
+    return norm;
   }
 
   state(): OptimizerState {

@@ -934,6 +934,79 @@ static void expArray(const float* x, float* y, long n, int threads) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// AdamW over every parameter in one call (issue 14): the global gradient norm, the clip, both
+// moments and the decoupled-decay update in one pass per tensor, where tfjs ran about a dozen
+// kernels per tensor (each a pass over memory and a JS round trip; the profile of an ant-medium
+// step counted ~900 of its ~1,500 kernel calls in clip + optimiser). The arithmetic follows
+// train/optim.ts AdamW in float32, its constants cast from the caller's doubles, so the two
+// agree to rounding; the norm sums in double, in a fixed order (deterministic across threads).
+
+// NOTE: no fused multiply-adds here (GCC contracts by default): tfjs rounds after every op, and
+// contraction put the weights 5 ulp from train/optim.ts's after 6 steps (measured)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+struct AdamTensor {
+  const float* x;
+  float* out;  // the new weights: x itself (in place) or another buffer of n
+  const float* g;
+  float* m;
+  float* v;
+  long n;
+  bool decay;
+};
+
+struct AdamHyper {
+  float lr, b1, c1, b2, c2, eps, bc1, bc2, decayFactor;  // c1 = 1 − b1, c2 = 1 − b2
+  double maxNorm;
+};
+
+static double adamwStep(const std::vector<AdamTensor>& ts, const AdamHyper& h, int threads) {
+  struct Task {
+    int t;
+    long lo, hi;
+  };
+  const long chunk = 1 << 14;
+  std::vector<Task> tasks;
+  long total = 0;
+  for (int t = 0; t < static_cast<int>(ts.size()); t++) {
+    for (long lo = 0; lo < ts[t].n; lo += chunk) tasks.push_back({t, lo, std::min(ts[t].n, lo + chunk)});
+    total += ts[t].n;
+  }
+  const int nt = static_cast<int>(tasks.size());
+  const int th = total < (1 << 16) ? 1 : threads;  // small models: threads cost more than they save
+  std::vector<double> partial(nt, 0.0);
+  parallelFor(th, nt, [&](int k, int) {
+    const Task& w = tasks[k];
+    const float* g = ts[w.t].g;
+    double s = 0;
+    for (long i = w.lo; i < w.hi; i++) s += static_cast<double>(g[i]) * g[i];
+    partial[k] = s;
+  });
+  double sq = 0;
+  for (double p : partial) sq += p;
+  const double norm = std::sqrt(sq);
+  const float scale = h.maxNorm > 0 && norm > h.maxNorm ? static_cast<float>(h.maxNorm / (norm + 1e-6)) : 1.0f;
+  parallelFor(th, nt, [&](int k, int) {
+    const Task& w = tasks[k];
+    const AdamTensor& a = ts[w.t];
+    const float decay = a.decay ? h.decayFactor : 1.0f;
+    for (long i = w.lo; i < w.hi; i++) {
+      const float g = scale == 1.0f ? a.g[i] : a.g[i] * scale;
+      const float m = a.m[i] * h.b1 + g * h.c1;
+      const float v = a.v[i] * h.b2 + (g * g) * h.c2;
+      a.m[i] = m;
+      a.v[i] = v;
+      const float update = (m / h.bc1) / (std::sqrt(v / h.bc2) + h.eps);
+      a.out[i] = a.x[i] * decay - update * h.lr;
+    }
+  });
+  return norm;
+}
+
+#pragma GCC pop_options
+
+// ---------------------------------------------------------------------------------------------
 // Node-API glue: argument checks at the boundary (errors name the function and the argument).
 
 struct ArgError {
@@ -970,6 +1043,30 @@ class Args {
       throw ArgError{std::string(fn_) + ": " + name + " has " + std::to_string(len) + " elements; expected " +
                      std::to_string(minLen)};
     return static_cast<T*>(data);
+  }
+  // An array of Float32Arrays: (data, length) of each.
+  std::vector<std::pair<float*, size_t>> floatArrays(size_t i, const char* name) {
+    napi_value list = raw(i);
+    bool isArray = false;
+    napi_is_array(env_, list, &isArray);
+    if (!isArray) throw ArgError{std::string(fn_) + ": " + name + " must be an array of Float32Array"};
+    uint32_t n = 0;
+    napi_get_array_length(env_, list, &n);
+    std::vector<std::pair<float*, size_t>> out;
+    for (uint32_t k = 0; k < n; k++) {
+      napi_value e;
+      napi_get_element(env_, list, k, &e);
+      bool is = false;
+      napi_is_typedarray(env_, e, &is);
+      napi_typedarray_type type = napi_int8_array;
+      size_t len = 0;
+      void* data = nullptr;
+      if (is) napi_get_typedarray_info(env_, e, &type, &len, &data, nullptr, nullptr);
+      if (!is || type != napi_float32_array)
+        throw ArgError{std::string(fn_) + ": " + name + "[" + std::to_string(k) + "] must be a Float32Array"};
+      out.emplace_back(static_cast<float*>(data), len);
+    }
+    return out;
   }
   int integer(size_t i, const char* name, int lo) {
     int32_t x;
@@ -1143,6 +1240,64 @@ napi_value Exp(napi_env env, napi_callback_info info) {
   });
 }
 
+// adamw(params, out, grads, m, v, decay, lr, beta1, beta2, eps, weightDecay, step, maxNorm,
+// threads): one AdamW step over every tensor (params, out, grads, m, v: lists of Float32Array,
+// one per tensor; decay: Int32Array, 1 where the tensor decays). The new weights go to out
+// (may be params itself); m and v are updated in place; params and grads are read only.
+// Gradients are first scaled to global norm ≤ maxNorm (0: no clip). Returns the global norm
+// before clipping.
+napi_value AdamW(napi_env env, napi_callback_info info) {
+  double norm = 0;
+  guarded(env, [&] {
+    Args a(env, info, "adamw");
+    const auto xs = a.floatArrays(0, "params");
+    const auto os = a.floatArrays(1, "out");
+    const auto gs = a.floatArrays(2, "grads");
+    const auto ms = a.floatArrays(3, "m");
+    const auto vs = a.floatArrays(4, "v");
+    const size_t n = xs.size();
+    if (os.size() != n || gs.size() != n || ms.size() != n || vs.size() != n)
+      throw ArgError{"adamw: params, out, grads, m and v must have one entry per tensor; got " + std::to_string(n) +
+                     ", " + std::to_string(os.size()) + ", " + std::to_string(gs.size()) + ", " +
+                     std::to_string(ms.size()) + ", " + std::to_string(vs.size())};
+    const int32_t* decay = a.array<int32_t>(5, "decay", napi_int32_array, n);
+    const double lr = a.number(6, "lr"), b1 = a.number(7, "beta1"), b2 = a.number(8, "beta2");
+    const double eps = a.number(9, "eps"), wd = a.number(10, "weightDecay");
+    const int step = a.integer(11, "step", 1);
+    const double maxNorm = a.number(12, "maxNorm");
+    const int threads = a.integer(13, "threads", 1);
+    std::vector<AdamTensor> ts;
+    for (size_t t = 0; t < n; t++) {
+      const size_t len = xs[t].second;
+      if (os[t].second != len || gs[t].second != len || ms[t].second != len || vs[t].second != len)
+        throw ArgError{"adamw: tensor " + std::to_string(t) + " has " + std::to_string(len) +
+                       " parameters; its out, grad, m and v must have as many (got " + std::to_string(os[t].second) +
+                       ", " + std::to_string(gs[t].second) + ", " + std::to_string(ms[t].second) + ", " +
+                       std::to_string(vs[t].second) + ")"};
+      ts.push_back({xs[t].first, os[t].first, gs[t].first, ms[t].first, vs[t].first, static_cast<long>(len),
+                    decay[t] != 0});
+    }
+    // the caller's constants as train/optim.ts computes them (double), each cast once to float32
+    const AdamHyper h{static_cast<float>(lr),
+                      static_cast<float>(b1),
+                      static_cast<float>(1 - b1),
+                      static_cast<float>(b2),
+                      static_cast<float>(1 - b2),
+                      static_cast<float>(eps),
+                      static_cast<float>(1 - std::pow(b1, step)),
+                      static_cast<float>(1 - std::pow(b2, step)),
+                      static_cast<float>(1 - lr * wd),
+                      maxNorm};
+    norm = adamwStep(ts, h, threads);
+  });
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return nullptr;
+  napi_value out;
+  napi_create_double(env, norm, &out);
+  return out;
+}
+
 // nativeBytes(): [live, peak] bytes of addon buffers held for the calling thread's device.
 napi_value NativeBytes(napi_env env, napi_callback_info) {
   ByteCounter& c = byteCounter();
@@ -1185,6 +1340,7 @@ NAPI_MODULE_INIT() {
       {"rowDot", nullptr, RowDot, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"nativeBytes", nullptr, NativeBytes, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resetNativePeak", nullptr, ResetNativePeak, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { type ProbedPeak, withPeakBytes } from '../../native/index.js';
 import type { DeviceContext, RingLayout } from '../../ring/index.js';
-import { AdamW, clipByGlobalNorm, GradientSum } from '../../train/index.js';
+import { AdamW, GradientSum } from '../../train/index.js';
 import type { TokenBatch } from './tokens.js';
 import { TrajectoryTransformer, type TrajectoryTransformerConfig } from './trajectory-transformer.js';
 
@@ -84,9 +84,8 @@ export function trainStep(a: StepArgs, ctx: DeviceContext): StepResult {
     tf.dispose(list);
     list = sum.tensors();
   }
-  const { grads: clipped, norm } = clipByGlobalNorm(list, a.clip);
-  optimizer.apply(clipped, a.lr);
-  tf.dispose(clipped);
+  // clip and AdamW over every parameter: one native call where the addon runs (issue 14)
+  const norm = optimizer.clipAndApply(list, a.clip, a.lr);
   return { loss, gradNorm: norm, ms: performance.now() - started };
 }
 
