@@ -221,6 +221,20 @@ class OneDevice {
   }
 }
 
+/** A table row before any measurement: over budget until the one-device evaluation fits it. */
+function unmeasuredRow(set: { lines: number; T: number }): LineRetrievalRow {
+  return {
+    lines: set.lines,
+    context_tokens: set.T,
+    one_device_accuracy: 'over budget',
+    one_device_peak_mb: 0,
+    one_device_tensor_mb: 0,
+    ring_accuracy: '',
+    ring_peak_mb_per_device: '',
+    ring_tensor_mb_per_device: '',
+  };
+}
+
 /**
  * Evaluates `model` (running BPT) per context length on one device within the budget and on the
  * ring, logging eval/accuracy, eval/accuracy_<lines>lines, eval/peak_mb_one_device and
@@ -247,16 +261,7 @@ export async function evaluateLineRetrieval(
   const Dh = config.hiddenSize / config.numHeads;
 
   // 1. one device under the budget, contexts in ascending order; one measurement per context
-  const rows: LineRetrievalRow[] = sets.map((set) => ({
-    lines: set.lines,
-    context_tokens: set.T,
-    one_device_accuracy: 'over budget',
-    one_device_peak_mb: 0,
-    one_device_tensor_mb: 0,
-    ring_accuracy: '',
-    ring_peak_mb_per_device: '',
-    ring_tensor_mb_per_device: '',
-  }));
+  const rows: LineRetrievalRow[] = sets.map(unmeasuredRow);
   const ascending = (idx: number[]) => [...idx].sort((a, b) => sets[a].T - sets[b].T);
   const one = new OneDevice({ config, runtime: model.runtime, weights }, ctx.backend);
   const measured = new Map<number, EvalPeak>();
@@ -309,16 +314,7 @@ export async function evaluateLineRetrieval(
       }
       if (best && !sets.some((x) => x.lines === best.lines)) {
         sets.push(best);
-        rows.push({
-          lines: best.lines,
-          context_tokens: best.T,
-          one_device_accuracy: 'over budget',
-          one_device_peak_mb: 0,
-          one_device_tensor_mb: 0,
-          ring_accuracy: '',
-          ring_peak_mb_per_device: '',
-          ring_tensor_mb_per_device: '',
-        });
+        rows.push(unmeasuredRow(best));
         await evaluateOne(sets.length - 1);
       }
     }
