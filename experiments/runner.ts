@@ -172,6 +172,8 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
   let experimentId: string;
   let resume: LoadedCheckpoint | undefined;
   let skipSteps = new Map<string, number>();
+  /** A resumed run's params as the interrupted process logged them. */
+  let loggedParams: Record<string, string> | undefined;
   let lease: RunLease | undefined;
   const rng = new Rng(config.seed);
   if (resumeRun) {
@@ -187,6 +189,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
     if (resume) rng.setState(resume.rngState);
     else say(`run ${runId} has no checkpoint; starting it again from step 0`);
     skipSteps = await loggedSteps(store, runId);
+    loggedParams = run.params;
     await store.updateRun(runId, 'RUNNING');
     tags['exp.resumed_from_step'] = String(resume?.step ?? 0);
     tags[STATUS_REASON_TAG] = `resumed from step ${resume?.step ?? 0}`;
@@ -254,6 +257,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome | u
       original(key, value, step);
     };
   }
+  if (loggedParams) keepFirstParams(tracker, loggedParams, say);
   stopAfterStepForTests(tracker);
   const checkpoints = new Checkpoints({
     store,
@@ -371,5 +375,31 @@ function stopAfterStepForTests(tracker: RunTracker): void {
       () => process.kill(process.pid, 'SIGSTOP'),
       () => process.kill(process.pid, 'SIGSTOP'),
     );
+  };
+}
+
+/**
+ * A resumed run re-logs the params its recipe measures (a memory probe's MiB moves by about 1 MiB
+ * between measurements), and MLflow params cannot change: the first value stays the param, a new
+ * one goes to the tag `exp.remeasured.<key>`. Before this a resumed run failed on it (issue 17:
+ * Table 5's `model.probe_mib_per_device` 323.2, then 324.8).
+ */
+export function keepFirstParams(
+  tracker: RunTracker,
+  logged: Record<string, string>,
+  say: (line: string) => void,
+): void {
+  const original = tracker.params.bind(tracker);
+  tracker.params = (values) => {
+    const fresh: Record<string, string | number | boolean> = {};
+    for (const [key, value] of Object.entries(values)) {
+      const first = logged[key];
+      if (first === undefined || first === String(value)) fresh[key] = value;
+      else {
+        say(`param ${key}: keeping the first run's ${first} (re-measured ${value}, tag exp.remeasured.${key})`);
+        tracker.tags({ [`exp.remeasured.${key}`]: String(value) });
+      }
+    }
+    original(fresh);
   };
 }
