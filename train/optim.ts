@@ -43,6 +43,8 @@ function zerosVariable(x: tf.Variable): tf.Variable {
 export class AdamW {
   private readonly m: tf.Variable[];
   private readonly v: tf.Variable[];
+  /** The options with their defaults filled in, read by the tfjs and the native step alike. */
+  private readonly h: Required<Omit<AdamWOptions, 'lr' | 'native'>>;
   step = 0;
 
   constructor(
@@ -51,15 +53,18 @@ export class AdamW {
   ) {
     this.m = vars.map(zerosVariable);
     this.v = vars.map(zerosVariable);
+    this.h = {
+      beta1: o.beta1 ?? 0.9,
+      beta2: o.beta2 ?? 0.999,
+      eps: o.eps ?? 1e-8,
+      weightDecay: o.weightDecay ?? 0,
+      decays: o.decays ?? ((x: tf.Variable) => x.rank >= 2),
+    };
   }
 
   /** Applies gradients (one per variable, same order) with learning rate `lr` (default: options). */
   apply(grads: tf.Tensor[], lr = this.o.lr): void {
-    const b1 = this.o.beta1 ?? 0.9;
-    const b2 = this.o.beta2 ?? 0.999;
-    const eps = this.o.eps ?? 1e-8;
-    const wd = this.o.weightDecay ?? 0;
-    const decays = this.o.decays ?? ((x: tf.Variable) => x.rank >= 2);
+    const { beta1: b1, beta2: b2, eps, weightDecay: wd, decays } = this.h;
     this.step++;
     const bc1 = 1 - b1 ** this.step;
     const bc2 = 1 - b2 ** this.step;
@@ -85,8 +90,7 @@ export class AdamW {
    */
   clipAndApply(grads: tf.Tensor[], maxNorm: number, lr = this.o.lr): number {
     if (this.o.native ?? true) {
-      const decays = this.o.decays ?? ((x: tf.Variable) => x.rank >= 2);
-      const wd = this.o.weightDecay ?? 0;
+      const { beta1, beta2, eps, weightDecay: wd, decays } = this.h;
       const norm = nativeAdamW({
         params: this.vars,
         grads,
@@ -94,9 +98,9 @@ export class AdamW {
         v: this.v,
         decay: this.vars.map((x) => wd > 0 && decays(x)),
         lr,
-        beta1: this.o.beta1 ?? 0.9,
-        beta2: this.o.beta2 ?? 0.999,
-        eps: this.o.eps ?? 1e-8,
+        beta1,
+        beta2,
+        eps,
         weightDecay: wd,
         step: this.step + 1,
         // NaN or ≤ 0: no clip, as clipByGlobalNorm
