@@ -143,7 +143,10 @@ export class AdamW {
 
 /** Scales gradients so their global L2 norm is at most `maxNorm`; returns the norm before. */
 export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): { grads: tf.Tensor[]; norm: number } {
-  const norm = Math.sqrt(tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+  const sumOfSquares = tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
+  const norm = Math.sqrt(sumOfSquares.dataSync()[0]);
+  // the scalar outlives the tidy: disposed here, else one tensor leaked per step
+  sumOfSquares.dispose();
   if (!(maxNorm > 0) || norm <= maxNorm) return { grads, norm };
   const scale = maxNorm / (norm + 1e-6);
   const clipped = grads.map((g) => tf.mul(g, scale));
