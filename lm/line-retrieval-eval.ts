@@ -148,6 +148,8 @@ async function evaluateOnGroup(
   let right = 0;
   const peak: EvalPeak = { realBytes: 0, tensorBytes: 0 };
   for (let i = 0; i < cases.length; i += batch) {
+    // the first batch is the largest: later ones hold no more
+    const measure = check.measure && i === 0;
     const part = cases.slice(i, i + batch);
     const B = part.length;
     const { ids } = lineBatch(part, T);
@@ -158,17 +160,16 @@ async function evaluateOnGroup(
       seqLen: T,
       layout,
       positions,
-      // the first batch is the largest: later ones hold no more
-      measure: check.measure && i === 0,
+      measure,
     }));
     const res = await answerTask.run(group, args);
-    // NOTE: the ring's receive buffers (SharedArrayBuffers from this thread) are outside the
-    // device's own readings; a ring device holds them too
+    // NOTE: the ring's receive buffers (SharedArrayBuffers from this thread, sized by the run) are
+    // outside the device's own readings; a ring device holds them too
     const comm = N > 1 ? group.commBytesPerDevice : 0;
     // each answer token is read by the device holding its position
     const pred = new Map<string, number>();
     for (const r of res) {
-      if (check.measure && i === 0) {
+      if (measure) {
         peak.realBytes = Math.max(peak.realBytes, r.peak.realBytes + comm);
         peak.tensorBytes = Math.max(peak.tensorBytes, r.peak.tensorBytes);
       }
