@@ -420,8 +420,6 @@ function planOfParent(run: Run, parentRunId: string): SweepPlan {
     throw new InputError(
       `--resume ${parentRunId}: the sweep does not record its config file (tag exp.sweep.config_file; sweeps from before issue 19 cannot be resumed)`,
     );
-  if (!existsSync(configFile))
-    throw new InputError(`--resume ${parentRunId}: the sweep's config file ${configFile} no longer exists`);
   const json = <T>(key: string, fallback: T): T => {
     try {
       return run.params[key] === undefined ? fallback : (JSON.parse(run.params[key]) as T);
@@ -442,6 +440,30 @@ function planOfParent(run: Run, parentRunId: string): SweepPlan {
   };
 }
 
+/**
+ * The config a parent run logged (config.yaml), as a local file, for a resume whose recorded config
+ * file is gone: a snapshot restored in another checkout, a deleted worktree. The logged config is
+ * the file with the sweep's `--set`s applied, which the cells apply again to the same values.
+ */
+async function loggedSweepConfig(
+  store: TrackingStore,
+  parent: Run,
+  missing: string,
+  say: (l: string) => void,
+): Promise<string> {
+  const runId = parent.info.runId;
+  const local = join(workDir(), 'sweeps', runId, 'config.yaml');
+  try {
+    await store.downloadArtifact(runId, 'config.yaml', local);
+  } catch (err) {
+    throw new InputError(
+      `--resume ${runId}: the sweep's config file ${missing} no longer exists, and the parent run's config.yaml artifact cannot be read (${errorMessage(err)})`,
+    );
+  }
+  say(`sweep ${runId}: config file ${missing} no longer exists; resuming from the config the parent run logged (${displayPath(local)})`);
+  return local;
+}
+
 export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefined> {
   const say = (l: string) => {
     if (!o.quiet) process.stderr.write(`${l}\n`);
@@ -459,6 +481,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
     store = openStore(resolveTrackingUri(o.trackingUri));
     resumed = await store.getRun(o.resume);
     plan = planOfParent(resumed, o.resume);
+    if (!existsSync(plan.configFile)) plan.configFile = await loggedSweepConfig(store, resumed, plan.configFile, say);
     if (o.launcher) plan.launcher = o.launcher;
     if (o.slurm) plan.resources = checkResources({ ...plan.resources, ...definedOnly(o.slurm) });
   } else {

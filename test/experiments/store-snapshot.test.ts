@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { openStore } from '../../experiments/tracking/index.js';
@@ -92,6 +92,35 @@ describe('scripts/store-snapshot.sh', () => {
       /failAtStep/,
       'it failed where the config says, not on a missing checkpoint',
     );
+  });
+
+  test('a sweep whose config file is gone (another checkout, a deleted worktree) resumes from the config its parent logged', async () => {
+    const work = tempDir('store-snapshot-moved');
+    const env = testEnv(work);
+    const store = join(work, 'mlruns');
+    // the sweep's config lives in a folder that is deleted before the resume, as a worktree is
+    const checkout = join(work, 'old-checkout');
+    mkdirSync(checkout);
+    const config = join(checkout, 'toy-sweep.yaml');
+    writeFileSync(config, readFileSync(join(repoRoot, 'experiments', 'configs', 'toy.yaml'), 'utf8'));
+    const args = ['--tracking-uri', store, '--json', '--quiet'];
+    const first = sweepJson(
+      await runExp(['sweep', config, '--grid', 'toy.failAtStep=0,5', '--set', 'toy.steps=10', ...args], { env }),
+    );
+    assert.deepEqual(
+      first.children.map((c) => c.status),
+      ['FINISHED', 'FAILED'],
+    );
+    rmSync(checkout, { recursive: true });
+    const resumed = await runExp(['sweep', '--resume', first.parent_run_id, ...args.slice(0, 2), '--json'], { env });
+    assert.match(resumed.stderr, /toy-sweep\.yaml no longer exists; resuming from the config the parent run logged/);
+    const again = sweepJson(resumed);
+    assert.deepEqual(again.ran, [1], 'only the unfinished cell reruns');
+    assert.equal(again.children[1].runId, first.children[1].runId);
+    // the sweep's --set (toy.steps=10) and the grid's failAtStep=5 still hold: it fails where it did
+    const rerun = await openStore(store).getRun(first.children[1].runId!);
+    assert.match(rerun.tags['exp.status_reason'] ?? '', /failAtStep/);
+    assert.equal(rerun.params['toy.steps'], '10');
   });
 
   test('bad arguments exit 2 naming what was wrong; restore never overwrites a folder', () => {
