@@ -84,6 +84,35 @@ export interface NativeAddon {
     maxNorm: number,
     threads: number,
   ): number;
+  /**
+   * The FFN sublayer of a pre-norm block (issue 14), y (N, Dm) = x + FFN(norm(x) ∘ gain); norm 0
+   * RMSNorm, 1 LayerNorm without bias; act 0 GELU (tanh), 1 ReLU, 2 SwiGLU (gate required).
+   * Optional: an addon built before it lacks it (native/fused.ts then answers undefined).
+   */
+  ffnForward?(
+    x: Float32Array,
+    gain: Float32Array,
+    up: Float32Array,
+    down: Float32Array,
+    gate: Float32Array | null,
+    y: Float32Array,
+    ...geometry: FfnGeometryArgs
+  ): void;
+  /** Its gradients for dy, recomputing the hidden activations from x: written, not added. */
+  ffnBackward?(
+    x: Float32Array,
+    gain: Float32Array,
+    up: Float32Array,
+    down: Float32Array,
+    gate: Float32Array | null,
+    dy: Float32Array,
+    dx: Float32Array,
+    dGain: Float32Array,
+    dUp: Float32Array,
+    dDown: Float32Array,
+    dGate: Float32Array | null,
+    ...geometry: FfnGeometryArgs
+  ): void;
   /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */
   attnFinalize(
     o: Float32Array,
@@ -103,6 +132,17 @@ export interface NativeAddon {
   /** Sets this thread's peak back to its live bytes (before a measured call). */
   resetNativePeak(): void;
 }
+
+/** N rows, Dm, F, norm (0 rms, 1 layer), act (0 gelu, 1 relu, 2 swiglu), eps, threads. */
+export type FfnGeometryArgs = [
+  N: number,
+  Dm: number,
+  F: number,
+  norm: number,
+  act: number,
+  eps: number,
+  threads: number,
+];
 
 /** B, H, Hk, Tq, Tk, D, scale, causal, qPos (Tq), kPos (Tk), qSeg (B, Tq), kSeg (B, Tk), threads. */
 export type AttentionGeometryArgs = [

@@ -47,3 +47,11 @@ export {
   reserveWasmHeap,
   withPeakBytes,
 } from './memory.js';
+export {
+  type FfnSublayer,
+  type FusedActivation,
+  type FusedNorm,
+  fusedFfnApplies,
+  fusedFfnBackward,
+  fusedFfnForward,
+} from './fused.js';

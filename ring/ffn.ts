@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../common/index.js';
+import { type FfnSublayer, fusedFfnApplies, fusedFfnBackward, fusedFfnForward } from '../native/index.js';
 import { customOp, dims, linear, recomputeGrads } from './ops.js';
 
 export type FeedForwardKind = 'swiglu' | 'gelu' | 'relu';
@@ -115,4 +116,45 @@ export function blockwiseFeedForward(x: tf.Tensor, w: FeedForwardWeights, chunkS
     };
   });
   return op(x, ...weights);
+}
+
+/**
+ * The FFN sublayer of a pre-norm block, y = x + FFN(norm(x) ∘ gain), fused into one native call
+ * forward and one backward (native/fused.ts, issue 14), or undefined where the addon cannot run
+ * it (the caller then composes its tfjs ops, which stay the reference). The forward keeps x and
+ * the weights only; the backward recomputes each chunk's hidden activations, as
+ * `blockwiseFeedForward` does. `reference` is the tfjs composition, for a backward that finds the
+ * addon switched off since the forward (configureNative between the two).
+ */
+export function fusedFeedForwardSublayer(
+  x: tf.Tensor,
+  gain: tf.Tensor,
+  w: FeedForwardWeights,
+  norm: FfnSublayer['norm'],
+  eps: number,
+  reference: (x: tf.Tensor, gain: tf.Tensor, ...weights: tf.Tensor[]) => tf.Tensor,
+): tf.Tensor | undefined {
+  check('fusedFeedForwardSublayer', x, w);
+  const sublayer = (xs: tf.Tensor[]): FfnSublayer => ({
+    x: xs[0],
+    gain: xs[1],
+    up: xs[2],
+    down: xs[3],
+    gate: xs[4] ?? null,
+    activation: w.kind,
+    norm,
+    eps,
+  });
+  const inputs = [x, gain, w.up, w.down, ...(w.gate ? [w.gate] : [])];
+  if (!fusedFfnApplies(sublayer(inputs))) return undefined;
+  const op = customOp((xs, save) => {
+    save(xs);
+    const value = fusedFfnForward(sublayer(xs));
+    if (!value) throw new Error('fusedFeedForwardSublayer: the native FFN stopped applying mid-call');
+    return {
+      value,
+      gradFunc: (dy, saved) => fusedFfnBackward(sublayer(saved), dy) ?? recomputeGrads(reference, saved, dy),
+    };
+  });
+  return op(...inputs);
 }

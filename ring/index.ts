@@ -34,7 +34,13 @@ export {
 } from './plan.js';
 export { ringAttentionDevice, type RingDeviceOptions, tokenIndices } from './attention/ring.js';
 export { type DeviceContext, type DeviceTask, RingCommError, type RingTransport } from './transport.js';
-export { blockwiseFeedForward, type FeedForwardKind, type FeedForwardWeights, feedForward } from './ffn.js';
+export {
+  blockwiseFeedForward,
+  type FeedForwardKind,
+  type FeedForwardWeights,
+  feedForward,
+  fusedFeedForwardSublayer,
+} from './ffn.js';
 export { allReduceMessageFloats, allReduceSum, broadcastFromRank0 } from './parallel.js';
 export {
   applyRope,

@@ -16,7 +16,7 @@ import { memeffAttention } from './attention/memeff.js';
 import { ringAttentionDevice, tokenIndices } from './attention/ring.js';
 import type { AttentionImpl, RingLayout } from './attention/types.js';
 import { vanillaAttention } from './attention/vanilla.js';
-import { blockwiseFeedForward, type FeedForwardKind, feedForward } from './ffn.js';
+import { blockwiseFeedForward, type FeedForwardKind, feedForward, fusedFeedForwardSublayer } from './ffn.js';
 import { dims, linear } from './ops.js';
 import type { RingTransport } from './transport.js';
 
@@ -262,15 +262,28 @@ function finishBlock(
   const [B, T, Dm] = dims(x);
   const merged = tf.reshape(tf.transpose(a, [0, 2, 1, 3]), [B, T, Dm]); // (B, H, T, Dh) → (B, T, H·Dh)
   const x1 = tf.add(x, linear(merged, asMatrix(w.wo)));
-  const h2 = normalize(x1, w.ffnNorm, c.norm, c.normEps);
   const weights = {
     kind: c.ffn,
     up: asMatrix(w.up),
     down: asMatrix(w.down),
     gate: w.gate ? asMatrix(w.gate) : undefined,
   };
-  const f = ffnChunk > 0 ? blockwiseFeedForward(h2, weights, ffnChunk) : feedForward(h2, weights);
-  return tf.add(x1, f);
+  // the tfjs sublayer: the reference, and the path wherever the native one cannot run
+  const sublayer = (xIn: tf.Tensor, gain: tf.Tensor, ...ws: tf.Tensor[]) => {
+    const wsIn = {
+      kind: c.ffn,
+      up: ws[0] as tf.Tensor2D,
+      down: ws[1] as tf.Tensor2D,
+      gate: ws[2] as tf.Tensor2D | undefined,
+    };
+    const h2 = normalize(xIn, gain, c.norm, c.normEps);
+    const f = ffnChunk > 0 ? blockwiseFeedForward(h2, wsIn, ffnChunk) : feedForward(h2, wsIn);
+    return tf.add(xIn, f);
+  };
+  return (
+    fusedFeedForwardSublayer(x1, w.ffnNorm, weights, c.norm, c.normEps, sublayer) ??
+    sublayer(x1, w.ffnNorm, weights.up, weights.down, ...(weights.gate ? [weights.gate] : []))
+  );
 }
 
 /**

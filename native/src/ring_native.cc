@@ -802,6 +802,7 @@ struct Gemm {
   int M, N, K;
   bool ta, tb;
   long lda, ldb, ldc;
+  bool acc = false;  // C += op(A) · op(B) instead of C =
   float at(int i, int p) const { return ta ? A[p * lda + i] : A[i * lda + p]; }
   float bt(int p, int j) const { return tb ? B[j * ldb + p] : B[p * ldb + j]; }
 };
@@ -872,7 +873,7 @@ static void gemmBlock(const Gemm& g, int i0, int i1, int j0, int j1) {
             const int mr = std::min(MR, mc - ir);
             const float* a = ap.p + static_cast<long>(ir) * kc;
             float* c = g.C + static_cast<long>(ic + ir) * g.ldc + jc + jr;
-            ukrTable.fns[mr - 1](kc, a, b, c, g.ldc, nr, pc > 0);
+            ukrTable.fns[mr - 1](kc, a, b, c, g.ldc, nr, pc > 0 || g.acc);
           }
         }
       }
@@ -1005,6 +1006,256 @@ static double adamwStep(const std::vector<AdamTensor>& ts, const AdamHyper& h, i
 }
 
 #pragma GCC pop_options
+
+// ---------------------------------------------------------------------------------------------
+// The FFN sublayer of a pre-norm block, fused (issue 14): y = x + FFN(norm(x) ∘ gain) over the
+// rows of x (N, Dm), with FFN(h) = act(h · up) · down, or SwiGLU (silu(h · gate) ∘ (h · up)) · down.
+// tfjs ran it as ~40 kernels a layer (norm, products, GELU's tanh and multiplies, residual, and
+// their gradients), each a pass over memory; here each chunk of FFN_CHUNK rows is one task that
+// stays in one thread's cache. The backward recomputes a chunk's hidden activations (rows, F)
+// from x, so only x is kept between forward and backward (the paper's blockwise FFN). Weight
+// gradients sum per thread, tasks going to threads round-robin, and the threads' sums are added
+// in thread order: same inputs, same bits at a given thread count.
+// Norms are ring/transformer.ts `normalize`: RMSNorm, or LayerNorm without bias, eps inside the
+// root. GELU is the tanh form of ring/ffn.ts, tanh(z) = 1 − 2 / (e^{2z} + 1) on exp8.
+
+constexpr int FFN_CHUNK = 128;
+enum FfnNorm { NORM_RMS = 0, NORM_LAYER = 1 };
+enum FfnAct { ACT_GELU = 0, ACT_RELU = 1, ACT_SWIGLU = 2 };
+
+struct Ffn {
+  int N, Dm, F, norm, act;
+  float eps;
+  const float *x, *gain, *up, *down, *gate;  // gate: SwiGLU only
+  int threads;
+};
+
+// C (M, N) (+ when acc) = op(A) · op(B) on the calling thread.
+static void gemmOne(const float* A, long lda, bool ta, const float* B, long ldb, bool tb, float* C, long ldc, int M,
+                    int N, int K, bool acc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!acc)
+      for (int i = 0; i < M; i++) std::memset(C + static_cast<long>(i) * ldc, 0, sizeof(float) * N);
+    return;
+  }
+  Gemm g{A, B, C, M, N, K, ta, tb, lda, ldb, ldc, acc};
+  gemmBlock(g, 0, M, 0, N);
+}
+
+static constexpr float GELU_K = 0.7978845608028654f;  // √(2/π)
+static constexpr float GELU_C = 0.044715f;
+
+#if RING_SIMD
+static inline __m256 tanh8(__m256 z) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 e = exp8(_mm256_add_ps(z, z));
+  return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+}
+static inline __m256 sigmoid8(__m256 z) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), z))));
+}
+#endif
+static inline float sigmoid1(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+
+// a = act(u) over n elements; SwiGLU: a = silu(g) ∘ u.
+static void activate(int act, const float* u, const float* g, float* a, long n) {
+  long i = 0;
+  if (act == ACT_RELU) {
+    for (; i < n; i++) a[i] = u[i] > 0.f ? u[i] : 0.f;
+    return;
+  }
+#if RING_SIMD
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  const __m256 k = _mm256_set1_ps(GELU_K), c = _mm256_set1_ps(GELU_C);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(u + i);
+    if (act == ACT_GELU) {
+      const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+      const __m256 t = tanh8(_mm256_mul_ps(k, _mm256_fmadd_ps(c, x3, x)));
+      _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, t)));
+    } else {
+      const __m256 z = _mm256_loadu_ps(g + i);
+      _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_mul_ps(z, sigmoid8(z)), x));
+    }
+  }
+#endif
+  for (; i < n; i++) {
+    if (act == ACT_GELU) {
+      const float x = u[i];
+      a[i] = 0.5f * x * (1.0f + std::tanh(GELU_K * (x + GELU_C * x * x * x)));
+    } else {
+      a[i] = g[i] * sigmoid1(g[i]) * u[i];
+    }
+  }
+}
+
+// The gradient through the activation, in place: GELU/ReLU: dA ← dA ∘ act'(u). SwiGLU: dA ← dA ∘
+// silu(g) (the gradient of h·up) and g ← dA ∘ u ∘ silu'(g) (of h·gate), silu'(z) = σ(z)(1 + z(1 − σ(z))).
+static void activateBackward(int act, const float* u, float* g, float* dA, long n) {
+  long i = 0;
+  if (act == ACT_RELU) {
+    for (; i < n; i++) dA[i] = u[i] > 0.f ? dA[i] : 0.f;
+    return;
+  }
+#if RING_SIMD
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  const __m256 k = _mm256_set1_ps(GELU_K), c = _mm256_set1_ps(GELU_C), c3 = _mm256_set1_ps(3.0f * GELU_C);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(u + i), d = _mm256_loadu_ps(dA + i);
+    if (act == ACT_GELU) {
+      const __m256 x2 = _mm256_mul_ps(x, x);
+      const __m256 t = tanh8(_mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_mul_ps(c, x2), x, x)));
+      // 0.5(1 + t) + 0.5·x·(1 − t²)·k·(1 + 3c·x²)
+      const __m256 sech2 = _mm256_fnmadd_ps(t, t, one);
+      const __m256 inner = _mm256_mul_ps(k, _mm256_fmadd_ps(c3, x2, one));
+      const __m256 dd = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(half, x), sech2), inner,
+                                        _mm256_mul_ps(half, _mm256_add_ps(one, t)));
+      _mm256_storeu_ps(dA + i, _mm256_mul_ps(d, dd));
+    } else {
+      const __m256 z = _mm256_loadu_ps(g + i), s = sigmoid8(z);
+      const __m256 silu = _mm256_mul_ps(z, s);
+      const __m256 dsilu = _mm256_mul_ps(s, _mm256_fmadd_ps(z, _mm256_sub_ps(one, s), one));
+      _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_mul_ps(d, x), dsilu));
+      _mm256_storeu_ps(dA + i, _mm256_mul_ps(d, silu));
+    }
+  }
+#endif
+  for (; i < n; i++) {
+    const float x = u[i], d = dA[i];
+    if (act == ACT_GELU) {
+      const float t = std::tanh(GELU_K * (x + GELU_C * x * x * x));
+      dA[i] = d * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x));
+    } else {
+      const float z = g[i], s = sigmoid1(z);
+      g[i] = d * x * s * (1.0f + z * (1.0f - s));
+      dA[i] = d * z * s;
+    }
+  }
+}
+
+// One row: h = n ∘ gain with n = (x − mean) · r (LayerNorm) or x · r (RMSNorm), r = 1/√(mean(c²) + eps);
+// n may be null (forward).
+static inline float normRow(const float* x, const float* gain, int D, int kind, float eps, float* h, float* n) {
+  float mean = 0.f;
+  if (kind == NORM_LAYER) {
+    for (int d = 0; d < D; d++) mean += x[d];
+    mean /= static_cast<float>(D);
+  }
+  float ss = 0.f;
+  for (int d = 0; d < D; d++) {
+    const float c = x[d] - mean;
+    ss += c * c;
+  }
+  const float r = 1.0f / std::sqrt(ss / static_cast<float>(D) + eps);
+  for (int d = 0; d < D; d++) {
+    const float v = (x[d] - mean) * r;
+    if (n) n[d] = v;
+    h[d] = v * gain[d];
+  }
+  return r;
+}
+
+// One row's gradient through the norm: dGain += dh ∘ n; dx = dy + r·(dn − mean(dn)·[layer] − n·mean(dn ∘ n)),
+// dn = dh ∘ gain.
+static inline void normRowBackward(const float* dh, const float* n, float r, const float* gain, int D, int kind,
+                                   const float* dy, float* dx, float* dGain) {
+  float sdn = 0.f, sdnn = 0.f;
+  for (int d = 0; d < D; d++) {
+    const float dn = dh[d] * gain[d];
+    dGain[d] += dh[d] * n[d];
+    sdn += dn;
+    sdnn += dn * n[d];
+  }
+  const float invD = 1.0f / static_cast<float>(D);
+  const float mdn = kind == NORM_LAYER ? sdn * invD : 0.f, mdnn = sdnn * invD;
+  for (int d = 0; d < D; d++) dx[d] = dy[d] + r * (dh[d] * gain[d] - mdn - n[d] * mdnn);
+}
+
+static int ffnTasks(const Ffn& f) { return (f.N + FFN_CHUNK - 1) / FFN_CHUNK; }
+
+static void ffnForward(const Ffn& f, float* y) {
+  const int tasks = ffnTasks(f), Dm = f.Dm, F = f.F;
+  const bool glu = f.act == ACT_SWIGLU;
+  // NOTE: small inputs (a rollout's one token) stay on the calling thread
+  const int threads = static_cast<double>(f.N) * Dm * F < 2e6 ? 1 : f.threads;
+  parallelFor(threads, tasks, [&](int task, int) {
+    const int r0 = task * FFN_CHUNK, rows = std::min(FFN_CHUNK, f.N - r0);
+    Buf h(static_cast<size_t>(rows) * Dm), u(static_cast<size_t>(rows) * F), g(glu ? static_cast<size_t>(rows) * F : 1);
+    for (int i = 0; i < rows; i++)
+      normRow(f.x + static_cast<long>(r0 + i) * Dm, f.gain, Dm, f.norm, f.eps, h.p + static_cast<long>(i) * Dm, nullptr);
+    gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
+    if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
+    activate(f.act, u.p, g.p, u.p, static_cast<long>(rows) * F);
+    float* yr = y + static_cast<long>(r0) * Dm;
+    std::memcpy(yr, f.x + static_cast<long>(r0) * Dm, sizeof(float) * rows * Dm);
+    gemmOne(u.p, F, false, f.down, Dm, false, yr, Dm, rows, Dm, F, true);  // y = x + a · down
+  });
+}
+
+// dx (N, Dm) = ∂/∂x; dGain (Dm), dUp (Dm, F), dDown (F, Dm), dGate (Dm, F) are written (not added).
+static void ffnBackward(const Ffn& f, const float* dy, float* dx, float* dGain, float* dUp, float* dDown,
+                        float* dGate) {
+  const int tasks = ffnTasks(f), Dm = f.Dm, F = f.F;
+  const bool glu = f.act == ACT_SWIGLU;
+  const int threads = std::max(1, std::min(static_cast<double>(f.N) * Dm * F < 2e6 ? 1 : f.threads, tasks));
+  const long nw = static_cast<long>(Dm) * F;
+  // per thread: dGain, dUp, dDown, dGate sums; thread 0 writes straight into the outputs
+  struct Sums {
+    float *gain, *up, *down, *gate;
+  };
+  std::vector<std::unique_ptr<Buf>> own;
+  std::vector<Sums> sums(threads);
+  for (int t = 0; t < threads; t++) {
+    if (t == 0) {
+      sums[0] = {dGain, dUp, dDown, dGate};
+    } else {
+      own.push_back(std::make_unique<Buf>(Dm + nw * (glu ? 3 : 2)));
+      float* p = own.back()->p;
+      sums[t] = {p, p + Dm, p + Dm + nw, glu ? p + Dm + 2 * nw : nullptr};
+    }
+    std::memset(sums[t].gain, 0, sizeof(float) * Dm);
+    std::memset(sums[t].up, 0, sizeof(float) * nw);
+    std::memset(sums[t].down, 0, sizeof(float) * nw);
+    if (glu) std::memset(sums[t].gate, 0, sizeof(float) * nw);
+  }
+  parallelForStatic(threads, tasks, [&](int task, int tid) {
+    const Sums& s = sums[tid];
+    const int r0 = task * FFN_CHUNK, rows = std::min(FFN_CHUNK, f.N - r0);
+    const size_t rd = static_cast<size_t>(rows) * Dm, rf = static_cast<size_t>(rows) * F;
+    Buf n(rd), h(rd), dh(rd), r(rows), u(rf), a(rf), dA(rf), g(glu ? rf : 1);
+    const float* xr = f.x + static_cast<long>(r0) * Dm;
+    const float* dyr = dy + static_cast<long>(r0) * Dm;
+    for (int i = 0; i < rows; i++)
+      r.p[i] = normRow(xr + static_cast<long>(i) * Dm, f.gain, Dm, f.norm, f.eps, h.p + static_cast<long>(i) * Dm,
+                       n.p + static_cast<long>(i) * Dm);
+    gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
+    if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
+    activate(f.act, u.p, g.p, a.p, static_cast<long>(rf));
+    gemmOne(dyr, Dm, false, f.down, Dm, true, dA.p, F, rows, F, Dm, false);  // dA = dy · downᵀ
+    gemmOne(a.p, F, true, dyr, Dm, false, s.down, Dm, F, Dm, rows, true);     // dDown += aᵀ · dy
+    activateBackward(f.act, u.p, g.p, dA.p, static_cast<long>(rf));           // dA → d(h·up), g → d(h·gate)
+    gemmOne(h.p, Dm, true, dA.p, F, false, s.up, F, Dm, F, rows, true);        // dUp += hᵀ · d(h·up)
+    gemmOne(dA.p, F, false, f.up, F, true, dh.p, Dm, rows, Dm, F, false);      // dh = d(h·up) · upᵀ
+    if (glu) {
+      gemmOne(h.p, Dm, true, g.p, F, false, s.gate, F, Dm, F, rows, true);
+      gemmOne(g.p, F, false, f.gate, F, true, dh.p, Dm, rows, Dm, F, true);
+    }
+    for (int i = 0; i < rows; i++) {
+      const long o = static_cast<long>(i) * Dm;
+      normRowBackward(dh.p + o, n.p + o, r.p[i], f.gain, Dm, f.norm, dyr + o, dx + static_cast<long>(r0) * Dm + o,
+                      s.gain);
+    }
+  });
+  for (int t = 1; t < threads; t++) {
+    for (int d = 0; d < Dm; d++) dGain[d] += sums[t].gain[d];
+    for (long i = 0; i < nw; i++) dUp[i] += sums[t].up[i];
+    for (long i = 0; i < nw; i++) dDown[i] += sums[t].down[i];
+    if (glu)
+      for (long i = 0; i < nw; i++) dGate[i] += sums[t].gate[i];
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Node-API glue: argument checks at the boundary (errors name the function and the argument).
@@ -1298,6 +1549,57 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// The FFN sublayer's arguments: x, gain, up, down, gate at 0–4, then N, Dm, F, norm, act, eps,
+// threads from index `i`.
+static Ffn ffnArgs(Args& a, size_t i, const char* fn) {
+  Ffn f{};
+  f.N = a.integer(i, "N", 0);
+  f.Dm = a.integer(i + 1, "Dm", 1);
+  f.F = a.integer(i + 2, "F", 1);
+  f.norm = a.integer(i + 3, "norm", 0);
+  f.act = a.integer(i + 4, "act", 0);
+  f.eps = static_cast<float>(a.number(i + 5, "eps"));
+  f.threads = a.integer(i + 6, "threads", 1);
+  if (f.norm > NORM_LAYER) throw ArgError{std::string(fn) + ": norm must be 0 (rms) or 1 (layer)"};
+  if (f.act > ACT_SWIGLU) throw ArgError{std::string(fn) + ": act must be 0 (gelu), 1 (relu) or 2 (swiglu)"};
+  const size_t nd = static_cast<size_t>(f.N) * f.Dm, w = static_cast<size_t>(f.Dm) * f.F;
+  f.x = a.array<float>(0, "x", napi_float32_array, nd);
+  f.gain = a.array<float>(1, "gain", napi_float32_array, f.Dm);
+  f.up = a.array<float>(2, "up", napi_float32_array, w);
+  f.down = a.array<float>(3, "down", napi_float32_array, w);
+  f.gate = a.array<float>(4, "gate", napi_float32_array, w, f.act != ACT_SWIGLU);
+  return f;
+}
+
+// ffnForward(x, gain, up, down, gate | null, y, N, Dm, F, norm, act, eps, threads):
+// y (N, Dm) = x + FFN(norm(x) ∘ gain).
+napi_value FfnForward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "ffnForward");
+    const Ffn f = ffnArgs(a, 6, "ffnForward");
+    float* y = a.array<float>(5, "y", napi_float32_array, static_cast<size_t>(f.N) * f.Dm);
+    ffnForward(f, y);
+  });
+}
+
+// ffnBackward(x, gain, up, down, gate | null, dy, dx, dGain, dUp, dDown, dGate | null, N, Dm, F,
+// norm, act, eps, threads): the gradients of the sublayer for dy (N, Dm), written (not added).
+napi_value FfnBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "ffnBackward");
+    const Ffn f = ffnArgs(a, 11, "ffnBackward");
+    const size_t nd = static_cast<size_t>(f.N) * f.Dm, w = static_cast<size_t>(f.Dm) * f.F;
+    const float* dy = a.array<float>(5, "dy", napi_float32_array, nd);
+    float* dx = a.array<float>(6, "dx", napi_float32_array, nd);
+    float* dGain = a.array<float>(7, "dGain", napi_float32_array, f.Dm);
+    float* dUp = a.array<float>(8, "dUp", napi_float32_array, w);
+    float* dDown = a.array<float>(9, "dDown", napi_float32_array, w);
+    float* dGate = a.array<float>(10, "dGate", napi_float32_array, w, f.act != ACT_SWIGLU);
+    if (f.act == ACT_SWIGLU && !dGate) throw ArgError{"ffnBackward: swiglu needs dGate"};
+    ffnBackward(f, dy, dx, dGain, dUp, dDown, dGate);
+  });
+}
+
 // nativeBytes(): [live, peak] bytes of addon buffers held for the calling thread's device.
 napi_value NativeBytes(napi_env env, napi_callback_info) {
   ByteCounter& c = byteCounter();
@@ -1341,6 +1643,8 @@ NAPI_MODULE_INIT() {
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"ffnForward", nullptr, FfnForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"ffnBackward", nullptr, FfnBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"nativeBytes", nullptr, NativeBytes, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resetNativePeak", nullptr, ResetNativePeak, nullptr, nullptr, nullptr, napi_default, nullptr},
