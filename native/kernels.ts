@@ -10,8 +10,9 @@
  *   it was the slowest kernel of an LM finetuning step, measured).
  * - `Identity` on wasm: shares the input's memory instead of copying it (issue 20).
  * - `Slice` on wasm, contiguous slices: copies the rows straight from the input's heap memory.
+ * - `GatherV2` on wasm, rows of a table (axis 0): copies each row from the table's heap memory.
  *
- * The last two are memory bookkeeping, not native kernels: they run with the addon off too.
+ * The last three are memory bookkeeping, not native kernels: they run with the addon off too.
  *
  * Each call checks that the addon is loaded and enabled, so `configureNative({ enabled: false })`
  * or RING_NATIVE=0 brings back the backend's kernels at once (all but Identity).
@@ -94,6 +95,7 @@ const KERNELS: [string, NativeKernel][] = [
   ['Exp', nativeExp],
   ['Identity', sharedIdentity],
   ['Slice', heapSlice],
+  ['GatherV2', heapGather],
 ];
 
 /** Registers the native kernels for `backendName` (wasm or cpu) once per thread. */
@@ -199,6 +201,42 @@ function heapSlice(
   const wasm = args.backend as unknown as WasmHeapBackend;
   const out = wasm.makeOutput(extent, x.dtype); // first: it may grow the heap
   wasm.typedArrayFromHeap(out).set(wasm.typedArrayFromHeap(x).subarray(offset, offset + n));
+  return out;
+}
+
+/**
+ * Rows of a table gathered on wasm (axis 0, no batch dims: every embedding lookup), each copied
+ * from a view of the table's heap memory. wasm's own kernel took 5 ms to gather 2,048 rows of 64
+ * floats (an Agentic Transformer step's timestep embedding: 9% of the step once its FFN was fused,
+ * bench/results/rl-train-profile.json, issue 14); the copies take a fraction of that. Other
+ * gathers, and indices out of range (whose error is the backend's to give), go to the backend.
+ */
+function heapGather(
+  args: KernelArgs,
+  backendName: string,
+  fallback: tf.KernelFunc,
+): tf.TensorInfo | tf.TensorInfo[] {
+  const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+  const { axis, batchDims } = args.attrs as { axis: number; batchDims?: number };
+  const rank = x.shape.length;
+  if (
+    backendName !== 'wasm' ||
+    x.dtype === 'string' ||
+    indices.dtype !== 'int32' ||
+    rank < 1 ||
+    (axis !== 0 && axis !== -rank) ||
+    (batchDims ?? 0) !== 0
+  )
+    return fallback(args);
+  const wasm = args.backend as unknown as WasmHeapBackend;
+  const rows = x.shape[0];
+  const width = x.shape.slice(1).reduce((p, q) => p * q, 1);
+  const ids = Int32Array.from(wasm.typedArrayFromHeap(indices));
+  for (const id of ids) if (!(id >= 0 && id < rows)) return fallback(args);
+  const out = wasm.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype); // first: it may grow the heap
+  const table = wasm.typedArrayFromHeap(x);
+  const dst = wasm.typedArrayFromHeap(out);
+  for (let n = 0; n < ids.length; n++) dst.set(table.subarray(ids[n] * width, (ids[n] + 1) * width), n * width);
   return out;
 }
 
