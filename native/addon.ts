@@ -113,6 +113,77 @@ export interface NativeAddon {
     dGate: Float32Array | null,
     ...geometry: FfnGeometryArgs
   ): void;
+  /**
+   * A pre-norm block's input side (issue 14): q (B, H, T, Dh), k, v (B, Hk, T, Dh) = projections
+   * of norm(x) ∘ gain, q and k rotated by the RoPE tables cos, sin (T, Dh) when given. Optional,
+   * as ffnForward.
+   */
+  qkvForward?(
+    x: Float32Array,
+    gain: Float32Array,
+    wq: Float32Array,
+    wk: Float32Array,
+    wv: Float32Array,
+    cos: Float32Array | null,
+    sin: Float32Array | null,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    ...geometry: QkvGeometryArgs
+  ): void;
+  /** Its backward for dq, dk, dv: dx += through norm and projections; the weight gradients written. */
+  qkvBackward?(
+    x: Float32Array,
+    gain: Float32Array,
+    wq: Float32Array,
+    wk: Float32Array,
+    wv: Float32Array,
+    cos: Float32Array | null,
+    sin: Float32Array | null,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    dx: Float32Array,
+    dGain: Float32Array,
+    dWq: Float32Array,
+    dWk: Float32Array,
+    dWv: Float32Array,
+    ...geometry: QkvGeometryArgs
+  ): void;
+  /**
+   * A pre-norm block's output side: y (B·T, Dm) = x1 + FFN(norm(x1) ∘ gain), x1 = x + merge(o) · wo,
+   * o (B, H, T, Dh) the attention's output. Optional, as ffnForward.
+   */
+  postForward?(
+    x: Float32Array,
+    o: Float32Array,
+    wo: Float32Array,
+    gain: Float32Array,
+    up: Float32Array,
+    down: Float32Array,
+    gate: Float32Array | null,
+    y: Float32Array,
+    ...geometry: PostGeometryArgs
+  ): void;
+  /** Its backward for dy, recomputing x1 and the FFN's hidden activations: every gradient written. */
+  postBackward?(
+    x: Float32Array,
+    o: Float32Array,
+    wo: Float32Array,
+    gain: Float32Array,
+    up: Float32Array,
+    down: Float32Array,
+    gate: Float32Array | null,
+    dy: Float32Array,
+    dx: Float32Array,
+    dO: Float32Array,
+    dWo: Float32Array,
+    dGain: Float32Array,
+    dUp: Float32Array,
+    dDown: Float32Array,
+    dGate: Float32Array | null,
+    ...geometry: PostGeometryArgs
+  ): void;
   /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */
   attnFinalize(
     o: Float32Array,
@@ -133,6 +204,31 @@ export interface NativeAddon {
   resetNativePeak(): void;
 }
 
+/** B, T, Dm, H, Hk, Dh, norm (0 rms, 1 layer), eps, threads. */
+export type QkvGeometryArgs = [
+  B: number,
+  T: number,
+  Dm: number,
+  H: number,
+  Hk: number,
+  Dh: number,
+  norm: number,
+  eps: number,
+  threads: number,
+];
+/** B, T, H, Dh, Dm, F, norm (0 rms, 1 layer), act (0 gelu, 1 relu, 2 swiglu), eps, threads. */
+export type PostGeometryArgs = [
+  B: number,
+  T: number,
+  H: number,
+  Dh: number,
+  Dm: number,
+  F: number,
+  norm: number,
+  act: number,
+  eps: number,
+  threads: number,
+];
 /** N rows, Dm, F, norm (0 rms, 1 layer), act (0 gelu, 1 relu, 2 swiglu), eps, threads. */
 export type FfnGeometryArgs = [
   N: number,

@@ -131,3 +131,188 @@ export function fusedFfnBackward(s: FfnSublayer, dy: tf.Tensor): tf.Tensor[] | u
     ),
   );
 }
+
+/**
+ * A pre-norm block's geometry for its two native halves (issue 14): the input side (norm, q/k/v
+ * projections, RoPE, head layout) and the output side (head merge, output projection, residual,
+ * FFN sublayer). The attention between them is the caller's.
+ */
+export interface BlockHalves {
+  B: number;
+  T: number;
+  Dm: number;
+  H: number;
+  Hk: number;
+  Dh: number;
+  F: number;
+  norm: FusedNorm;
+  eps: number;
+  activation: FusedActivation;
+  /** RoPE tables (T, Dh) for this block's tokens, or null (positions come from embeddings). */
+  rope: { cos: Float32Array; sin: Float32Array } | null;
+}
+
+/** The input side's weights: attention norm gain (Dm), wq (Dm, H·Dh), wk, wv (Dm, Hk·Dh). */
+export interface QkvWeights {
+  gain: tf.Tensor;
+  wq: tf.Tensor;
+  wk: tf.Tensor;
+  wv: tf.Tensor;
+}
+/** The output side's weights: wo (H·Dh, Dm), FFN norm gain (Dm), up, down, gate (SwiGLU). */
+export interface PostWeights {
+  wo: tf.Tensor;
+  gain: tf.Tensor;
+  up: tf.Tensor;
+  down: tf.Tensor;
+  gate: tf.Tensor | null;
+}
+
+/** Whether both halves run natively here for these tensors. */
+export function blockHalvesApply(tensors: (tf.Tensor | null)[]): boolean {
+  const addon = fusedAddon(tensors);
+  return !!(addon?.qkvForward && addon.qkvBackward && addon.postForward && addon.postBackward);
+}
+
+function qkvGeometry(g: BlockHalves) {
+  return [g.B, g.T, g.Dm, g.H, g.Hk, g.Dh, g.norm === 'rms' ? 0 : 1, g.eps, nativeThreads()] as const;
+}
+function postGeometry(g: BlockHalves) {
+  const act = g.activation === 'gelu' ? 0 : g.activation === 'relu' ? 1 : 2;
+  return [g.B, g.T, g.H, g.Dh, g.Dm, g.F, g.norm === 'rms' ? 0 : 1, act, g.eps, nativeThreads()] as const;
+}
+/** The addon, which `blockHalvesApply` has vouched for. */
+function halvesAddon() {
+  const addon = nativeForCurrentBackend();
+  if (!addon?.qkvForward || !addon.qkvBackward || !addon.postForward || !addon.postBackward)
+    throw new Error('native block halves called where blockHalvesApply is false');
+  return addon as Required<typeof addon>;
+}
+
+/** x (B, T, Dm) → q (B, H, T, Dh), k, v (B, Hk, T, Dh). */
+export function qkvForward(
+  g: BlockHalves,
+  x: tf.Tensor,
+  w: QkvWeights,
+): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+  const addon = halvesAddon();
+  const r = g.rope;
+  const [q, k, v] = onBackendMemory(
+    [x, w.gain, w.wq, w.wk, w.wv],
+    [
+      [g.B, g.H, g.T, g.Dh],
+      [g.B, g.Hk, g.T, g.Dh],
+      [g.B, g.Hk, g.T, g.Dh],
+    ],
+    ([xv, gv, wq, wk, wv], [qo, ko, vo]) =>
+      addon.qkvForward(
+        xv!,
+        gv!,
+        wq!,
+        wk!,
+        wv!,
+        r?.cos ?? null,
+        r?.sin ?? null,
+        qo,
+        ko,
+        vo,
+        ...qkvGeometry(g),
+      ),
+  );
+  return [q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D];
+}
+
+/**
+ * The input side's backward: adds the gradient through norm and projections into `dx` (B, T, Dm),
+ * a tensor the caller has just made and no one else holds, in place; returns [dGain, dWq, dWk, dWv].
+ */
+export function qkvBackward(
+  g: BlockHalves,
+  x: tf.Tensor,
+  w: QkvWeights,
+  dq: tf.Tensor,
+  dk: tf.Tensor,
+  dv: tf.Tensor,
+  dx: tf.Tensor,
+): tf.Tensor[] {
+  const addon = halvesAddon();
+  const r = g.rope;
+  return onBackendMemory(
+    [x, w.gain, w.wq, w.wk, w.wv, dq, dk, dv, dx],
+    [w.gain.shape, w.wq.shape, w.wk.shape, w.wv.shape],
+    ([xv, gv, wq, wk, wv, dqv, dkv, dvv, dxv], [dGain, dWq, dWk, dWv]) =>
+      addon.qkvBackward(
+        xv!,
+        gv!,
+        wq!,
+        wk!,
+        wv!,
+        r?.cos ?? null,
+        r?.sin ?? null,
+        dqv!,
+        dkv!,
+        dvv!,
+        dxv!,
+        dGain,
+        dWq,
+        dWk,
+        dWv,
+        ...qkvGeometry(g),
+      ),
+  );
+}
+
+/** y (B, T, Dm) = x1 + FFN(norm(x1) ∘ gain), x1 = x + merge(o) · wo; o (B, H, T, Dh). */
+export function postForward(g: BlockHalves, x: tf.Tensor, o: tf.Tensor, w: PostWeights): tf.Tensor {
+  const addon = halvesAddon();
+  const [y] = onBackendMemory(
+    [x, o, w.wo, w.gain, w.up, w.down, w.gate],
+    [x.shape],
+    ([xv, ov, wo, gv, up, down, gate], [yv]) =>
+      addon.postForward(xv!, ov!, wo!, gv!, up!, down!, gate, yv, ...postGeometry(g)),
+  );
+  return y;
+}
+
+/** The output side's backward for dy (B, T, Dm): [dx, dO, dWo, dGain, dUp, dDown] (+ dGate). */
+export function postBackward(
+  g: BlockHalves,
+  x: tf.Tensor,
+  o: tf.Tensor,
+  w: PostWeights,
+  dy: tf.Tensor,
+): tf.Tensor[] {
+  const addon = halvesAddon();
+  const shapes = [
+    x.shape,
+    o.shape,
+    w.wo.shape,
+    w.gain.shape,
+    w.up.shape,
+    w.down.shape,
+    ...(w.gate ? [w.gate.shape] : []),
+  ];
+  return onBackendMemory(
+    [x, o, w.wo, w.gain, w.up, w.down, w.gate, dy],
+    shapes,
+    ([xv, ov, wo, gv, up, down, gate, dyv], outs) =>
+      addon.postBackward(
+        xv!,
+        ov!,
+        wo!,
+        gv!,
+        up!,
+        down!,
+        gate,
+        dyv!,
+        outs[0],
+        outs[1],
+        outs[2],
+        outs[3],
+        outs[4],
+        outs[5],
+        outs[6] ?? null,
+        ...postGeometry(g),
+      ),
+  );
+}

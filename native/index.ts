@@ -48,10 +48,18 @@ export {
   withPeakBytes,
 } from './memory.js';
 export {
+  type BlockHalves,
+  blockHalvesApply,
   type FfnSublayer,
   type FusedActivation,
   type FusedNorm,
   fusedFfnApplies,
   fusedFfnBackward,
   fusedFfnForward,
+  type PostWeights,
+  postBackward,
+  postForward,
+  type QkvWeights,
+  qkvBackward,
+  qkvForward,
 } from './fused.js';

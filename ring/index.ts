@@ -53,6 +53,7 @@ export {
   initBlock,
   type KvCache,
   localPositions,
+  nativeBlockCount,
   normalize,
   type RopeFrequencies,
   type SequenceContext,

@@ -11,13 +11,21 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError, type Rng } from '../common/index.js';
-import { blockwiseAttention } from './attention/blockwise.js';
+import {
+  type BlockHalves,
+  blockHalvesApply,
+  postBackward,
+  postForward,
+  qkvBackward,
+  qkvForward,
+} from '../native/index.js';
+import { blockwiseAttention, blockwisePass } from './attention/blockwise.js';
 import { memeffAttention } from './attention/memeff.js';
-import { ringAttentionDevice, tokenIndices } from './attention/ring.js';
-import type { AttentionImpl, RingLayout } from './attention/types.js';
+import { ringAttentionDevice, ringPass, tokenIndices } from './attention/ring.js';
+import type { AttentionImpl, AttentionPass, RingLayout } from './attention/types.js';
 import { vanillaAttention } from './attention/vanilla.js';
 import { blockwiseFeedForward, type FeedForwardKind, feedForward, fusedFeedForwardSublayer } from './ffn.js';
-import { dims, linear } from './ops.js';
+import { customOp, dims, linear } from './ops.js';
 import type { RingTransport } from './transport.js';
 
 export interface TransformerBlockConfig {
@@ -138,6 +146,25 @@ export function applyRope(
 ): tf.Tensor {
   const [, , T, Dh] = dims(x);
   const half = Dh / 2;
+  const { cos, sin } = ropeTables(positions, Dh, theta, interpolation, frequencies);
+  return tf.tidy(() => {
+    const x1 = tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half]);
+    const x2 = tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]);
+    const rotated = tf.concat([tf.neg(x2), x1], 3);
+    return tf.add(tf.mul(x, tf.tensor2d(cos, [T, Dh])), tf.mul(rotated, tf.tensor2d(sin, [T, Dh])));
+  });
+}
+
+/** RoPE's cos and sin (T, Dh) at `positions`, as `applyRope` applies them (and the native block). */
+export function ropeTables(
+  positions: Int32Array,
+  Dh: number,
+  theta: number,
+  interpolation = 1,
+  frequencies?: RopeFrequencies,
+): { cos: Float32Array; sin: Float32Array } {
+  const T = positions.length;
+  const half = Dh / 2;
   const cos = new Float32Array(T * Dh);
   const sin = new Float32Array(T * Dh);
   const gain = frequencies?.scale ?? 1;
@@ -149,12 +176,7 @@ export function applyRope(
       sin[t * Dh + i] = sin[t * Dh + i + half] = gain * Math.sin(a);
     }
   }
-  return tf.tidy(() => {
-    const x1 = tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half]);
-    const x2 = tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]);
-    const rotated = tf.concat([tf.neg(x2), x1], 3);
-    return tf.add(tf.mul(x, tf.tensor2d(cos, [T, Dh])), tf.mul(rotated, tf.tensor2d(sin, [T, Dh])));
-  });
+  return { cos, sin };
 }
 
 /** (B, T, heads·Dh) → (B, heads, T, Dh) */
@@ -327,7 +349,96 @@ export function transformerBlock(
   c: TransformerBlockConfig,
   seq: SequenceContext,
 ): tf.Tensor {
+  const fused = nativeTransformerBlock(x, w, c, seq);
+  if (fused) return fused;
   const T = dims(x)[1];
   const { q, k, v } = projectQkv(x, w, c, () => localPositions(T, seq), seq.ring?.seqLen ?? T);
   return finishBlock(x, attend(q, k, v, c, seq), w, c, c.ffnChunk);
+}
+
+/**
+ * The block as one op on the native addon (issue 14): its input side (norm, projections, RoPE)
+ * and output side (output projection, residuals, FFN) are one native call each, with the
+ * blockwise or ring attention pass between them. The op keeps only x and the weights: the
+ * backward recomputes q, k, v and the attention's forward pass from x (the paper's BPT with full
+ * checkpointing per layer, §4), then runs the three backwards in reverse. Undefined where the
+ * addon cannot run it (other attention implementations, backends, an old addon): the tfjs block
+ * then runs, which stays the reference.
+ */
+let nativeBlocks = 0;
+
+/** Blocks this thread has run as native ops so far (tests check the path was taken). */
+export function nativeBlockCount(): number {
+  return nativeBlocks;
+}
+
+function nativeTransformerBlock(
+  x: tf.Tensor,
+  w: BlockWeights,
+  c: TransformerBlockConfig,
+  seq: SequenceContext,
+): tf.Tensor | undefined {
+  if (c.attention !== 'blockwise' && !(c.attention === 'ring' && seq.ring)) return undefined;
+  const inputs = [x, ...blockVariables(w)];
+  if (!blockHalvesApply(inputs)) return undefined;
+  nativeBlocks++;
+  const [B, T, Dm] = dims(x);
+  const Dh = c.dModel / c.heads;
+  const rope = c.rope
+    ? ropeTables(
+        localPositions(T, seq),
+        Dh,
+        c.rope.theta,
+        c.rope.interpolation,
+        c.rope.frequencies?.(seq.ring?.seqLen ?? T),
+      )
+    : null;
+  const g: BlockHalves = {
+    B,
+    T,
+    Dm,
+    H: c.heads,
+    Hk: c.kvHeads,
+    Dh,
+    F: c.ffnHidden,
+    norm: c.norm,
+    eps: c.normEps,
+    activation: c.ffn,
+    rope,
+  };
+  // inputs in blockVariables' order: x, attnNorm, wq, wk, wv, wo, ffnNorm, up, down, gate?
+  const split = (xs: tf.Tensor[]) => ({
+    x: xs[0],
+    qkv: { gain: xs[1], wq: xs[2], wk: xs[3], wv: xs[4] },
+    post: { wo: xs[5], gain: xs[6], up: xs[7], down: xs[8], gate: xs[9] ?? null },
+  });
+  const options = { causal: c.causal, blockSize: c.blockSize, segmentIds: seq.segmentIds };
+  const attention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): AttentionPass =>
+    seq.ring
+      ? ringPass(q, k, v, { ...options, blockSize: Math.min(c.blockSize, T), ...seq.ring })
+      : blockwisePass(q, k, v, options);
+  const op = customOp((xs, save) => {
+    save(xs);
+    const s = split(xs);
+    const y = tf.tidy(() => {
+      const [q, k, v] = qkvForward(g, s.x, s.qkv);
+      return postForward(g, s.x, attention(q, k, v).out, s.post);
+    });
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const r = split(saved);
+        const [q, k, v] = qkvForward(g, r.x, r.qkv);
+        const pass = attention(q, k, v);
+        const [dx, dO, ...postGrads] = postBackward(g, r.x, pass.out, r.post, dy);
+        const [dq, dk, dv] = pass.backward(dO, pass.keep);
+        tf.dispose([pass.out, ...pass.keep, dO]);
+        const qkvGrads = qkvBackward(g, r.x, r.qkv, dq, dk, dv, dx);
+        tf.dispose([q, k, v, dq, dk, dv]);
+        // postBackward's order: dWo, dGain, dUp, dDown, dGate?
+        return [dx, ...qkvGrads, ...postGrads];
+      },
+    };
+  });
+  return op(...inputs);
 }

@@ -1173,88 +1173,289 @@ static inline void normRowBackward(const float* dh, const float* n, float r, con
   for (int d = 0; d < D; d++) dx[d] = dy[d] + r * (dh[d] * gain[d] - mdn - n[d] * mdnn);
 }
 
-static int ffnTasks(const Ffn& f) { return (f.N + FFN_CHUNK - 1) / FFN_CHUNK; }
+// Per-thread sums of weight gradients: thread 0 adds straight into the outputs (zeroed first),
+// the others into buffers of their own, added to the outputs in thread order at the end, so the
+// same inputs give the same bits at a given thread count (tasks go round-robin: parallelForStatic).
+class ThreadSums {
+ public:
+  // outs: the gradient outputs (null ones are skipped), sizes: their lengths
+  ThreadSums(int threads, std::vector<float*> outs, std::vector<long> sizes)
+      : outs_(std::move(outs)), sizes_(std::move(sizes)), sums_(threads) {
+    long total = 0;
+    for (size_t i = 0; i < outs_.size(); i++)
+      if (outs_[i]) total += sizes_[i];
+    for (int t = 0; t < threads; t++) {
+      float* p = nullptr;
+      if (t > 0) {
+        own_.push_back(std::make_unique<Buf>(std::max(1L, total)));
+        p = own_.back()->p;
+      }
+      for (size_t i = 0; i < outs_.size(); i++) {
+        float* dst = nullptr;
+        if (outs_[i]) {
+          dst = t == 0 ? outs_[i] : p;
+          if (t > 0) p += sizes_[i];
+          std::memset(dst, 0, sizeof(float) * sizes_[i]);
+        }
+        sums_[t].push_back(dst);
+      }
+    }
+  }
+  // thread tid's sum of gradient i
+  float* at(int tid, size_t i) const { return sums_[tid][i]; }
+  void reduce() {
+    for (size_t t = 1; t < sums_.size(); t++)
+      for (size_t i = 0; i < outs_.size(); i++)
+        if (outs_[i])
+          for (long e = 0; e < sizes_[i]; e++) outs_[i][e] += sums_[t][i][e];
+  }
+
+ private:
+  std::vector<float*> outs_;
+  std::vector<long> sizes_;
+  std::vector<std::vector<float*>> sums_;
+  std::vector<std::unique_ptr<Buf>> own_;
+};
+
+static int rowTasks(long rows) { return static_cast<int>((rows + FFN_CHUNK - 1) / FFN_CHUNK); }
+// NOTE: small inputs (a rollout's one token) stay on the calling thread
+static int rowThreads(double work, int threads, int tasks) {
+  return std::max(1, std::min(work < 2e6 ? 1 : threads, tasks));
+}
+
+// One chunk: y (rows, Dm) = x + FFN(norm(x) ∘ gain), x and y rows of the chunk (y may not be x).
+static void ffnChunkForward(const Ffn& f, const float* x, int rows, float* y) {
+  const int Dm = f.Dm, F = f.F;
+  const bool glu = f.act == ACT_SWIGLU;
+  Buf h(static_cast<size_t>(rows) * Dm), u(static_cast<size_t>(rows) * F), g(glu ? static_cast<size_t>(rows) * F : 1);
+  for (int i = 0; i < rows; i++)
+    normRow(x + static_cast<long>(i) * Dm, f.gain, Dm, f.norm, f.eps, h.p + static_cast<long>(i) * Dm, nullptr);
+  gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
+  if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
+  activate(f.act, u.p, g.p, u.p, static_cast<long>(rows) * F);
+  std::memcpy(y, x, sizeof(float) * rows * Dm);
+  gemmOne(u.p, F, false, f.down, Dm, false, y, Dm, rows, Dm, F, true);  // y = x + a · down
+}
+
+// One chunk's backward: dx (rows, Dm) = dy + the norm's gradient; dGain, dUp, dDown, dGate += (sums).
+static void ffnChunkBackward(const Ffn& f, const float* x, int rows, const float* dy, float* dx, float* sGain,
+                             float* sUp, float* sDown, float* sGate) {
+  const int Dm = f.Dm, F = f.F;
+  const bool glu = f.act == ACT_SWIGLU;
+  const size_t rd = static_cast<size_t>(rows) * Dm, rf = static_cast<size_t>(rows) * F;
+  Buf n(rd), h(rd), dh(rd), r(rows), u(rf), a(rf), dA(rf), g(glu ? rf : 1);
+  for (int i = 0; i < rows; i++)
+    r.p[i] = normRow(x + static_cast<long>(i) * Dm, f.gain, Dm, f.norm, f.eps, h.p + static_cast<long>(i) * Dm,
+                     n.p + static_cast<long>(i) * Dm);
+  gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
+  if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
+  activate(f.act, u.p, g.p, a.p, static_cast<long>(rf));
+  gemmOne(dy, Dm, false, f.down, Dm, true, dA.p, F, rows, F, Dm, false);  // dA = dy · downᵀ
+  gemmOne(a.p, F, true, dy, Dm, false, sDown, Dm, F, Dm, rows, true);     // dDown += aᵀ · dy
+  activateBackward(f.act, u.p, g.p, dA.p, static_cast<long>(rf));         // dA → d(h·up), g → d(h·gate)
+  gemmOne(h.p, Dm, true, dA.p, F, false, sUp, F, Dm, F, rows, true);      // dUp += hᵀ · d(h·up)
+  gemmOne(dA.p, F, false, f.up, F, true, dh.p, Dm, rows, Dm, F, false);    // dh = d(h·up) · upᵀ
+  if (glu) {
+    gemmOne(h.p, Dm, true, g.p, F, false, sGate, F, Dm, F, rows, true);
+    gemmOne(g.p, F, false, f.gate, F, true, dh.p, Dm, rows, Dm, F, true);
+  }
+  for (int i = 0; i < rows; i++) {
+    const long o = static_cast<long>(i) * Dm;
+    normRowBackward(dh.p + o, n.p + o, r.p[i], f.gain, Dm, f.norm, dy + o, dx + o, sGain);
+  }
+}
 
 static void ffnForward(const Ffn& f, float* y) {
-  const int tasks = ffnTasks(f), Dm = f.Dm, F = f.F;
-  const bool glu = f.act == ACT_SWIGLU;
-  // NOTE: small inputs (a rollout's one token) stay on the calling thread
-  const int threads = static_cast<double>(f.N) * Dm * F < 2e6 ? 1 : f.threads;
-  parallelFor(threads, tasks, [&](int task, int) {
-    const int r0 = task * FFN_CHUNK, rows = std::min(FFN_CHUNK, f.N - r0);
-    Buf h(static_cast<size_t>(rows) * Dm), u(static_cast<size_t>(rows) * F), g(glu ? static_cast<size_t>(rows) * F : 1);
-    for (int i = 0; i < rows; i++)
-      normRow(f.x + static_cast<long>(r0 + i) * Dm, f.gain, Dm, f.norm, f.eps, h.p + static_cast<long>(i) * Dm, nullptr);
-    gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
-    if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
-    activate(f.act, u.p, g.p, u.p, static_cast<long>(rows) * F);
-    float* yr = y + static_cast<long>(r0) * Dm;
-    std::memcpy(yr, f.x + static_cast<long>(r0) * Dm, sizeof(float) * rows * Dm);
-    gemmOne(u.p, F, false, f.down, Dm, false, yr, Dm, rows, Dm, F, true);  // y = x + a · down
+  const int tasks = rowTasks(f.N);
+  parallelFor(rowThreads(static_cast<double>(f.N) * f.Dm * f.F, f.threads, tasks), tasks, [&](int task, int) {
+    const long r0 = static_cast<long>(task) * FFN_CHUNK;
+    ffnChunkForward(f, f.x + r0 * f.Dm, static_cast<int>(std::min<long>(FFN_CHUNK, f.N - r0)), y + r0 * f.Dm);
   });
 }
 
 // dx (N, Dm) = ∂/∂x; dGain (Dm), dUp (Dm, F), dDown (F, Dm), dGate (Dm, F) are written (not added).
 static void ffnBackward(const Ffn& f, const float* dy, float* dx, float* dGain, float* dUp, float* dDown,
                         float* dGate) {
-  const int tasks = ffnTasks(f), Dm = f.Dm, F = f.F;
-  const bool glu = f.act == ACT_SWIGLU;
-  const int threads = std::max(1, std::min(static_cast<double>(f.N) * Dm * F < 2e6 ? 1 : f.threads, tasks));
-  const long nw = static_cast<long>(Dm) * F;
-  // per thread: dGain, dUp, dDown, dGate sums; thread 0 writes straight into the outputs
-  struct Sums {
-    float *gain, *up, *down, *gate;
-  };
-  std::vector<std::unique_ptr<Buf>> own;
-  std::vector<Sums> sums(threads);
-  for (int t = 0; t < threads; t++) {
-    if (t == 0) {
-      sums[0] = {dGain, dUp, dDown, dGate};
-    } else {
-      own.push_back(std::make_unique<Buf>(Dm + nw * (glu ? 3 : 2)));
-      float* p = own.back()->p;
-      sums[t] = {p, p + Dm, p + Dm + nw, glu ? p + Dm + 2 * nw : nullptr};
-    }
-    std::memset(sums[t].gain, 0, sizeof(float) * Dm);
-    std::memset(sums[t].up, 0, sizeof(float) * nw);
-    std::memset(sums[t].down, 0, sizeof(float) * nw);
-    if (glu) std::memset(sums[t].gate, 0, sizeof(float) * nw);
-  }
+  const int tasks = rowTasks(f.N);
+  const int threads = rowThreads(static_cast<double>(f.N) * f.Dm * f.F, f.threads, tasks);
+  const long nw = static_cast<long>(f.Dm) * f.F;
+  ThreadSums sums(threads, {dGain, dUp, dDown, f.act == ACT_SWIGLU ? dGate : nullptr}, {f.Dm, nw, nw, nw});
   parallelForStatic(threads, tasks, [&](int task, int tid) {
-    const Sums& s = sums[tid];
-    const int r0 = task * FFN_CHUNK, rows = std::min(FFN_CHUNK, f.N - r0);
-    const size_t rd = static_cast<size_t>(rows) * Dm, rf = static_cast<size_t>(rows) * F;
-    Buf n(rd), h(rd), dh(rd), r(rows), u(rf), a(rf), dA(rf), g(glu ? rf : 1);
-    const float* xr = f.x + static_cast<long>(r0) * Dm;
-    const float* dyr = dy + static_cast<long>(r0) * Dm;
-    for (int i = 0; i < rows; i++)
-      r.p[i] = normRow(xr + static_cast<long>(i) * Dm, f.gain, Dm, f.norm, f.eps, h.p + static_cast<long>(i) * Dm,
-                       n.p + static_cast<long>(i) * Dm);
-    gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
-    if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
-    activate(f.act, u.p, g.p, a.p, static_cast<long>(rf));
-    gemmOne(dyr, Dm, false, f.down, Dm, true, dA.p, F, rows, F, Dm, false);  // dA = dy · downᵀ
-    gemmOne(a.p, F, true, dyr, Dm, false, s.down, Dm, F, Dm, rows, true);     // dDown += aᵀ · dy
-    activateBackward(f.act, u.p, g.p, dA.p, static_cast<long>(rf));           // dA → d(h·up), g → d(h·gate)
-    gemmOne(h.p, Dm, true, dA.p, F, false, s.up, F, Dm, F, rows, true);        // dUp += hᵀ · d(h·up)
-    gemmOne(dA.p, F, false, f.up, F, true, dh.p, Dm, rows, Dm, F, false);      // dh = d(h·up) · upᵀ
-    if (glu) {
-      gemmOne(h.p, Dm, true, g.p, F, false, s.gate, F, Dm, F, rows, true);
-      gemmOne(g.p, F, false, f.gate, F, true, dh.p, Dm, rows, Dm, F, true);
+    const long r0 = static_cast<long>(task) * FFN_CHUNK, o = r0 * f.Dm;
+    ffnChunkBackward(f, f.x + o, static_cast<int>(std::min<long>(FFN_CHUNK, f.N - r0)), dy + o, dx + o,
+                     sums.at(tid, 0), sums.at(tid, 1), sums.at(tid, 2), sums.at(tid, 3));
+  });
+  sums.reduce();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rest of a pre-norm block around its attention (issue 14), so that a block is two native
+// calls and the attention between them, forward and backward:
+//   qkv:  q, k, v = RoPE(norm(x) ∘ gain · wq), RoPE(norm(x) ∘ gain · wk), norm(x) ∘ gain · wv, in
+//         head layout (B, H|Hk, T, Dh); RoPE (rotate_half, ring/transformer.ts applyRope) by the
+//         caller's cos, sin tables (T, Dh), or none;
+//   post: y = x1 + FFN(norm(x1) ∘ gain2), x1 = x + merge(o) · wo, merge: (B, H, T, Dh) → (B·T, H·Dh).
+// Rows are (b, t) pairs, B·T of them, in chunks of FFN_CHUNK as the FFN sublayer's.
+
+struct Qkv {
+  int B, T, Dm, H, Hk, Dh, norm;
+  float eps;
+  const float *x, *gain, *wq, *wk, *wv, *cos, *sin;  // cos, sin: null without RoPE
+  int threads;
+};
+
+// dst (Dh) = RoPE(src) at table row `t`: src·cos + rotate_half(src)·sin, rotate_half(s) = (−s2, s1).
+static inline void ropeRow(const float* src, const float* cos, const float* sin, int Dh, float* dst) {
+  const int half = Dh / 2;
+  for (int i = 0; i < half; i++) {
+    dst[i] = src[i] * cos[i] - src[i + half] * sin[i];
+    dst[i + half] = src[i + half] * cos[i + half] + src[i] * sin[i + half];
+  }
+}
+// Its transpose (the backward): dst = d·cos + rotate_halfᵀ(d·sin), rotate_halfᵀ(z) = (z2, −z1).
+static inline void ropeRowBackward(const float* d, const float* cos, const float* sin, int Dh, float* dst) {
+  const int half = Dh / 2;
+  for (int i = 0; i < half; i++) {
+    dst[i] = d[i] * cos[i] + d[i + half] * sin[i + half];
+    dst[i + half] = d[i + half] * cos[i + half] - d[i] * sin[i];
+  }
+}
+
+// rows (rows, heads·Dh) of chunk rows r0… ↔ head layout (B, heads, T, Dh), RoPE'd when cos is given.
+static void toHeads(const float* rows, int n, long r0, int T, int heads, int Dh, const float* cos, const float* sin,
+                    float* out) {
+  for (int i = 0; i < n; i++) {
+    const long r = r0 + i, b = r / T, t = r % T;
+    for (int h = 0; h < heads; h++) {
+      const float* src = rows + (static_cast<long>(i) * heads + h) * Dh;
+      float* dst = out + ((b * heads + h) * T + t) * Dh;
+      if (cos)
+        ropeRow(src, cos + t * Dh, sin + t * Dh, Dh, dst);
+      else
+        std::memcpy(dst, src, sizeof(float) * Dh);
     }
+  }
+}
+static void fromHeads(const float* in, int n, long r0, int T, int heads, int Dh, const float* cos, const float* sin,
+                      float* rows) {
+  for (int i = 0; i < n; i++) {
+    const long r = r0 + i, b = r / T, t = r % T;
+    for (int h = 0; h < heads; h++) {
+      const float* src = in + ((b * heads + h) * T + t) * Dh;
+      float* dst = rows + (static_cast<long>(i) * heads + h) * Dh;
+      if (cos)
+        ropeRowBackward(src, cos + t * Dh, sin + t * Dh, Dh, dst);
+      else
+        std::memcpy(dst, src, sizeof(float) * Dh);
+    }
+  }
+}
+
+static void qkvForward(const Qkv& a, float* q, float* k, float* v) {
+  const long N = static_cast<long>(a.B) * a.T;
+  const int Wq = a.H * a.Dh, Wk = a.Hk * a.Dh, Dm = a.Dm;
+  const int tasks = rowTasks(N);
+  parallelFor(rowThreads(static_cast<double>(N) * Dm * (Wq + 2 * Wk), a.threads, tasks), tasks, [&](int task, int) {
+    const long r0 = static_cast<long>(task) * FFN_CHUNK;
+    const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, N - r0));
+    Buf h(static_cast<size_t>(rows) * Dm), p(static_cast<size_t>(rows) * std::max(Wq, Wk));
+    for (int i = 0; i < rows; i++)
+      normRow(a.x + (r0 + i) * Dm, a.gain, Dm, a.norm, a.eps, h.p + static_cast<long>(i) * Dm, nullptr);
+    gemmOne(h.p, Dm, false, a.wq, Wq, false, p.p, Wq, rows, Wq, Dm, false);
+    toHeads(p.p, rows, r0, a.T, a.H, a.Dh, a.cos, a.sin, q);
+    gemmOne(h.p, Dm, false, a.wk, Wk, false, p.p, Wk, rows, Wk, Dm, false);
+    toHeads(p.p, rows, r0, a.T, a.Hk, a.Dh, a.cos, a.sin, k);
+    gemmOne(h.p, Dm, false, a.wv, Wk, false, p.p, Wk, rows, Wk, Dm, false);
+    toHeads(p.p, rows, r0, a.T, a.Hk, a.Dh, nullptr, nullptr, v);
+  });
+}
+
+// dx (B·T, Dm) += the gradient through the norm and projections; dGain, dWq, dWk, dWv written.
+static void qkvBackward(const Qkv& a, const float* dq, const float* dk, const float* dv, float* dx, float* dGain,
+                        float* dWq, float* dWk, float* dWv) {
+  const long N = static_cast<long>(a.B) * a.T;
+  const int Wq = a.H * a.Dh, Wk = a.Hk * a.Dh, Dm = a.Dm;
+  const int tasks = rowTasks(N);
+  const int threads = rowThreads(static_cast<double>(N) * Dm * (Wq + 2 * Wk), a.threads, tasks);
+  ThreadSums sums(threads, {dGain, dWq, dWk, dWv},
+                  {Dm, static_cast<long>(Dm) * Wq, static_cast<long>(Dm) * Wk, static_cast<long>(Dm) * Wk});
+  parallelForStatic(threads, tasks, [&](int task, int tid) {
+    const long r0 = static_cast<long>(task) * FFN_CHUNK;
+    const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, N - r0));
+    const size_t rd = static_cast<size_t>(rows) * Dm;
+    Buf n(rd), h(rd), dh(rd), r(rows), p(static_cast<size_t>(rows) * std::max(Wq, Wk));
+    for (int i = 0; i < rows; i++)
+      r.p[i] = normRow(a.x + (r0 + i) * Dm, a.gain, Dm, a.norm, a.eps, h.p + static_cast<long>(i) * Dm,
+                       n.p + static_cast<long>(i) * Dm);
+    fromHeads(dq, rows, r0, a.T, a.H, a.Dh, a.cos, a.sin, p.p);
+    gemmOne(h.p, Dm, true, p.p, Wq, false, sums.at(tid, 1), Wq, Dm, Wq, rows, true);  // dWq += hᵀ · dQ
+    gemmOne(p.p, Wq, false, a.wq, Wq, true, dh.p, Dm, rows, Dm, Wq, false);           // dh = dQ · wqᵀ
+    fromHeads(dk, rows, r0, a.T, a.Hk, a.Dh, a.cos, a.sin, p.p);
+    gemmOne(h.p, Dm, true, p.p, Wk, false, sums.at(tid, 2), Wk, Dm, Wk, rows, true);
+    gemmOne(p.p, Wk, false, a.wk, Wk, true, dh.p, Dm, rows, Dm, Wk, true);
+    fromHeads(dv, rows, r0, a.T, a.Hk, a.Dh, nullptr, nullptr, p.p);
+    gemmOne(h.p, Dm, true, p.p, Wk, false, sums.at(tid, 3), Wk, Dm, Wk, rows, true);
+    gemmOne(p.p, Wk, false, a.wv, Wk, true, dh.p, Dm, rows, Dm, Wk, true);
     for (int i = 0; i < rows; i++) {
       const long o = static_cast<long>(i) * Dm;
-      normRowBackward(dh.p + o, n.p + o, r.p[i], f.gain, Dm, f.norm, dyr + o, dx + static_cast<long>(r0) * Dm + o,
-                      s.gain);
+      float* dxr = dx + (r0 + i) * Dm;
+      normRowBackward(dh.p + o, n.p + o, r.p[i], a.gain, Dm, a.norm, dxr, dxr, sums.at(tid, 0));
     }
   });
-  for (int t = 1; t < threads; t++) {
-    for (int d = 0; d < Dm; d++) dGain[d] += sums[t].gain[d];
-    for (long i = 0; i < nw; i++) dUp[i] += sums[t].up[i];
-    for (long i = 0; i < nw; i++) dDown[i] += sums[t].down[i];
-    if (glu)
-      for (long i = 0; i < nw; i++) dGate[i] += sums[t].gate[i];
-  }
+  sums.reduce();
+}
+
+struct Post {
+  int B, T, H, Dh;
+  const float *o, *wo;  // o (B, H, T, Dh), wo (H·Dh, Dm)
+  Ffn ffn;              // ffn.x: the block's x (B·T, Dm); ffn.N = B·T
+};
+
+// x1 rows of a chunk: x + merge(o) · wo; `merged` (rows, H·Dh) keeps merge(o).
+static void postResidual(const Post& p, long r0, int rows, float* merged, float* x1) {
+  const int Dm = p.ffn.Dm, W = p.H * p.Dh;
+  fromHeads(p.o, rows, r0, p.T, p.H, p.Dh, nullptr, nullptr, merged);
+  std::memcpy(x1, p.ffn.x + r0 * Dm, sizeof(float) * rows * Dm);
+  gemmOne(merged, W, false, p.wo, Dm, false, x1, Dm, rows, Dm, W, true);
+}
+
+static double postWork(const Post& p) {
+  return static_cast<double>(p.ffn.N) * p.ffn.Dm * (p.ffn.F + p.H * p.Dh);
+}
+
+static void postForward(const Post& p, float* y) {
+  const int tasks = rowTasks(p.ffn.N), Dm = p.ffn.Dm;
+  parallelFor(rowThreads(postWork(p), p.ffn.threads, tasks), tasks, [&](int task, int) {
+    const long r0 = static_cast<long>(task) * FFN_CHUNK;
+    const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, p.ffn.N - r0));
+    Buf merged(static_cast<size_t>(rows) * p.H * p.Dh), x1(static_cast<size_t>(rows) * Dm);
+    postResidual(p, r0, rows, merged.p, x1.p);
+    ffnChunkForward(p.ffn, x1.p, rows, y + r0 * Dm);
+  });
+}
+
+// dx (B·T, Dm) and dO (B, H, T, Dh) written; dWo, dGain, dUp, dDown, dGate written.
+static void postBackward(const Post& p, const float* dy, float* dx, float* dO, float* dWo, float* dGain, float* dUp,
+                         float* dDown, float* dGate) {
+  const Ffn& f = p.ffn;
+  const int tasks = rowTasks(f.N), Dm = f.Dm, W = p.H * p.Dh;
+  const int threads = rowThreads(postWork(p), f.threads, tasks);
+  const long nw = static_cast<long>(Dm) * f.F;
+  ThreadSums sums(threads, {dGain, dUp, dDown, f.act == ACT_SWIGLU ? dGate : nullptr, dWo},
+                  {Dm, nw, nw, nw, static_cast<long>(W) * Dm});
+  parallelForStatic(threads, tasks, [&](int task, int tid) {
+    const long r0 = static_cast<long>(task) * FFN_CHUNK;
+    const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, f.N - r0));
+    Buf merged(static_cast<size_t>(rows) * W), x1(static_cast<size_t>(rows) * Dm);
+    postResidual(p, r0, rows, merged.p, x1.p);
+    float* dxr = dx + r0 * Dm;  // dx1 = dx: x1 = x + …
+    ffnChunkBackward(f, x1.p, rows, dy + r0 * Dm, dxr, sums.at(tid, 0), sums.at(tid, 1), sums.at(tid, 2),
+                     sums.at(tid, 3));
+    gemmOne(merged.p, W, true, dxr, Dm, false, sums.at(tid, 4), Dm, W, Dm, rows, true);  // dWo += mergedᵀ · dx1
+    gemmOne(dxr, Dm, false, p.wo, Dm, true, merged.p, W, rows, W, Dm, false);           // d merged = dx1 · woᵀ
+    toHeads(merged.p, rows, r0, p.T, p.H, p.Dh, nullptr, nullptr, dO);
+  });
+  sums.reduce();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1600,6 +1801,129 @@ napi_value FfnBackward(napi_env env, napi_callback_info info) {
   });
 }
 
+// The qkv arguments: x, gain, wq, wk, wv, cos | null, sin | null at 0–6, then B, T, Dm, H, Hk,
+// Dh, norm, eps, threads from index `i`.
+static Qkv qkvArgs(Args& a, size_t i, const char* fn) {
+  Qkv q{};
+  q.B = a.integer(i, "B", 1);
+  q.T = a.integer(i + 1, "T", 1);
+  q.Dm = a.integer(i + 2, "Dm", 1);
+  q.H = a.integer(i + 3, "H", 1);
+  q.Hk = a.integer(i + 4, "Hk", 1);
+  q.Dh = a.integer(i + 5, "Dh", 1);
+  q.norm = a.integer(i + 6, "norm", 0);
+  q.eps = static_cast<float>(a.number(i + 7, "eps"));
+  q.threads = a.integer(i + 8, "threads", 1);
+  if (q.norm > NORM_LAYER) throw ArgError{std::string(fn) + ": norm must be 0 (rms) or 1 (layer)"};
+  const size_t N = static_cast<size_t>(q.B) * q.T;
+  q.x = a.array<float>(0, "x", napi_float32_array, N * q.Dm);
+  q.gain = a.array<float>(1, "gain", napi_float32_array, q.Dm);
+  q.wq = a.array<float>(2, "wq", napi_float32_array, static_cast<size_t>(q.Dm) * q.H * q.Dh);
+  q.wk = a.array<float>(3, "wk", napi_float32_array, static_cast<size_t>(q.Dm) * q.Hk * q.Dh);
+  q.wv = a.array<float>(4, "wv", napi_float32_array, static_cast<size_t>(q.Dm) * q.Hk * q.Dh);
+  q.cos = a.array<float>(5, "cos", napi_float32_array, static_cast<size_t>(q.T) * q.Dh, true);
+  q.sin = a.array<float>(6, "sin", napi_float32_array, static_cast<size_t>(q.T) * q.Dh, true);
+  if (!q.cos != !q.sin) throw ArgError{std::string(fn) + ": cos and sin must both be given or both null"};
+  if (q.cos && q.Dh % 2) throw ArgError{std::string(fn) + ": RoPE needs an even Dh; got " + std::to_string(q.Dh)};
+  return q;
+}
+
+// qkvForward(x, gain, wq, wk, wv, cos | null, sin | null, q, k, v, B, T, Dm, H, Hk, Dh, norm, eps,
+// threads): q (B, H, T, Dh), k, v (B, Hk, T, Dh) written.
+napi_value QkvForward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "qkvForward");
+    const Qkv q = qkvArgs(a, 10, "qkvForward");
+    const size_t nq = static_cast<size_t>(q.B) * q.H * q.T * q.Dh, nk = static_cast<size_t>(q.B) * q.Hk * q.T * q.Dh;
+    float* qo = a.array<float>(7, "q", napi_float32_array, nq);
+    float* ko = a.array<float>(8, "k", napi_float32_array, nk);
+    float* vo = a.array<float>(9, "v", napi_float32_array, nk);
+    qkvForward(q, qo, ko, vo);
+  });
+}
+
+// qkvBackward(x, gain, wq, wk, wv, cos | null, sin | null, dq, dk, dv, dx, dGain, dWq, dWk, dWv, B, T,
+// Dm, H, Hk, Dh, norm, eps, threads): dx += the gradient through norm and projections; the
+// weight gradients are written.
+napi_value QkvBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "qkvBackward");
+    const Qkv q = qkvArgs(a, 15, "qkvBackward");
+    const size_t nq = static_cast<size_t>(q.B) * q.H * q.T * q.Dh, nk = static_cast<size_t>(q.B) * q.Hk * q.T * q.Dh;
+    const float* dq = a.array<float>(7, "dq", napi_float32_array, nq);
+    const float* dk = a.array<float>(8, "dk", napi_float32_array, nk);
+    const float* dv = a.array<float>(9, "dv", napi_float32_array, nk);
+    float* dx = a.array<float>(10, "dx", napi_float32_array, static_cast<size_t>(q.B) * q.T * q.Dm);
+    float* dGain = a.array<float>(11, "dGain", napi_float32_array, q.Dm);
+    float* dWq = a.array<float>(12, "dWq", napi_float32_array, static_cast<size_t>(q.Dm) * q.H * q.Dh);
+    float* dWk = a.array<float>(13, "dWk", napi_float32_array, static_cast<size_t>(q.Dm) * q.Hk * q.Dh);
+    float* dWv = a.array<float>(14, "dWv", napi_float32_array, static_cast<size_t>(q.Dm) * q.Hk * q.Dh);
+    qkvBackward(q, dq, dk, dv, dx, dGain, dWq, dWk, dWv);
+  });
+}
+
+// The post arguments: x, o, wo, gain, up, down, gate | null at 0–6, then B, T, H, Dh, Dm, F, norm,
+// act, eps, threads from index `i`.
+static Post postArgs(Args& a, size_t i, const char* fn) {
+  Post p{};
+  p.B = a.integer(i, "B", 1);
+  p.T = a.integer(i + 1, "T", 1);
+  p.H = a.integer(i + 2, "H", 1);
+  p.Dh = a.integer(i + 3, "Dh", 1);
+  Ffn& f = p.ffn;
+  f.N = p.B * p.T;
+  f.Dm = a.integer(i + 4, "Dm", 1);
+  f.F = a.integer(i + 5, "F", 1);
+  f.norm = a.integer(i + 6, "norm", 0);
+  f.act = a.integer(i + 7, "act", 0);
+  f.eps = static_cast<float>(a.number(i + 8, "eps"));
+  f.threads = a.integer(i + 9, "threads", 1);
+  if (f.norm > NORM_LAYER) throw ArgError{std::string(fn) + ": norm must be 0 (rms) or 1 (layer)"};
+  if (f.act > ACT_SWIGLU) throw ArgError{std::string(fn) + ": act must be 0 (gelu), 1 (relu) or 2 (swiglu)"};
+  const size_t nd = static_cast<size_t>(f.N) * f.Dm, w = static_cast<size_t>(f.Dm) * f.F;
+  const size_t W = static_cast<size_t>(p.H) * p.Dh;
+  f.x = a.array<float>(0, "x", napi_float32_array, nd);
+  p.o = a.array<float>(1, "o", napi_float32_array, static_cast<size_t>(f.N) * W);
+  p.wo = a.array<float>(2, "wo", napi_float32_array, W * f.Dm);
+  f.gain = a.array<float>(3, "gain", napi_float32_array, f.Dm);
+  f.up = a.array<float>(4, "up", napi_float32_array, w);
+  f.down = a.array<float>(5, "down", napi_float32_array, w);
+  f.gate = a.array<float>(6, "gate", napi_float32_array, w, f.act != ACT_SWIGLU);
+  return p;
+}
+
+// postForward(x, o, wo, gain, up, down, gate | null, y, B, T, H, Dh, Dm, F, norm, act, eps, threads):
+// y (B·T, Dm) = x1 + FFN(norm(x1) ∘ gain), x1 = x + merge(o) · wo.
+napi_value PostForward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "postForward");
+    const Post p = postArgs(a, 8, "postForward");
+    float* y = a.array<float>(7, "y", napi_float32_array, static_cast<size_t>(p.ffn.N) * p.ffn.Dm);
+    postForward(p, y);
+  });
+}
+
+// postBackward(x, o, wo, gain, up, down, gate | null, dy, dx, dO, dWo, dGain, dUp, dDown, dGate | null,
+// B, T, H, Dh, Dm, F, norm, act, eps, threads): every gradient written (not added).
+napi_value PostBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "postBackward");
+    const Post p = postArgs(a, 15, "postBackward");
+    const Ffn& f = p.ffn;
+    const size_t nd = static_cast<size_t>(f.N) * f.Dm, w = static_cast<size_t>(f.Dm) * f.F;
+    const size_t W = static_cast<size_t>(p.H) * p.Dh;
+    const float* dy = a.array<float>(7, "dy", napi_float32_array, nd);
+    float* dx = a.array<float>(8, "dx", napi_float32_array, nd);
+    float* dO = a.array<float>(9, "dO", napi_float32_array, static_cast<size_t>(f.N) * W);
+    float* dWo = a.array<float>(10, "dWo", napi_float32_array, W * f.Dm);
+    float* dGain = a.array<float>(11, "dGain", napi_float32_array, f.Dm);
+    float* dUp = a.array<float>(12, "dUp", napi_float32_array, w);
+    float* dDown = a.array<float>(13, "dDown", napi_float32_array, w);
+    float* dGate = a.array<float>(14, "dGate", napi_float32_array, w, f.act != ACT_SWIGLU);
+    postBackward(p, dy, dx, dO, dWo, dGain, dUp, dDown, dGate);
+  });
+}
+
 // nativeBytes(): [live, peak] bytes of addon buffers held for the calling thread's device.
 napi_value NativeBytes(napi_env env, napi_callback_info) {
   ByteCounter& c = byteCounter();
@@ -1645,6 +1969,10 @@ NAPI_MODULE_INIT() {
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"ffnForward", nullptr, FfnForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"ffnBackward", nullptr, FfnBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"qkvForward", nullptr, QkvForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"qkvBackward", nullptr, QkvBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"postForward", nullptr, PostForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"postBackward", nullptr, PostBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"nativeBytes", nullptr, NativeBytes, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resetNativePeak", nullptr, ResetNativePeak, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -11,7 +11,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { customOp } from '../ops.js';
 import { attentionEngine } from './accumulator.js';
 import { contiguousPositions, type TokenSide } from './mask.js';
-import type { AttentionOptions } from './types.js';
+import type { AttentionOptions, AttentionPass } from './types.js';
 import { checkAttentionInputs } from './validate.js';
 
 /** q (B, H, Tq, D), k and v (B, Hk, Tk, D) → (B, H, Tq, D). */
@@ -21,30 +21,37 @@ export function blockwiseAttention(
   v: tf.Tensor,
   options: AttentionOptions = {},
 ): tf.Tensor4D {
-  const shape = checkAttentionInputs('blockwiseAttention', q, k, v, options);
-  const { B, H, Hk, Tq, Tk, D, scale, blockSize, causal } = shape;
+  checkAttentionInputs('blockwiseAttention', q, k, v, options);
+  const op = customOp(([qi, ki, vi], save) => {
+    const pass = blockwisePass(qi, ki, vi, options);
+    save(pass.keep);
+    return { value: pass.out, gradFunc: (dy, saved) => pass.backward(dy, saved) };
+  });
+  return op(q, k, v) as tf.Tensor4D;
+}
+
+/** The forward pass of blockwise attention on checked inputs, and its backward. */
+export function blockwisePass(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: AttentionOptions): AttentionPass {
+  const { B, H, Hk, Tq, Tk, D, scale, blockSize, causal } = checkAttentionInputs('blockwiseAttention', q, k, v, options);
   const engine = attentionEngine({ B, H, Hk, D, scale, causal, blockSize });
   // queries are the last Tq positions of the keys
   const qSide: TokenSide = { positions: contiguousPositions(Tq, Tk - Tq), segments: options.segmentIds };
   const kSide: TokenSide = { positions: contiguousPositions(Tk), segments: options.segmentIds };
-  const op = customOp(([qi, ki, vi], save) => {
-    // the op's own k, v as tensors: the native engine takes heap views of them at the call, the
-    // tfjs engine slices them (no copies through JS, issue 20)
-    const fwd = engine.forward(qi, qSide);
-    fwd.accumulate(ki, vi, kSide);
-    const { out, saved, backward } = fwd.finish();
-    save([qi, ki, vi, ...saved]);
-    return {
-      value: out,
-      gradFunc: (dy, [sq, sk, sv, ...rest]) => {
-        const bwd = backward(sq, rest, dy);
-        const dk = engine.zeros([B, Hk, Tk, D]);
-        const dv = engine.zeros([B, Hk, Tk, D]);
-        // dk, dv as views re-taken at each write: the tfjs engine allocates between its writes
-        bwd.accumulate(sk, sv, kSide, () => dk.data(), () => dv.data());
-        return [bwd.finish(), dk.tensor(), dv.tensor()];
-      },
-    };
-  });
-  return op(q, k, v) as tf.Tensor4D;
+  // the op's own k, v as tensors: the native engine takes heap views of them at the call, the
+  // tfjs engine slices them (no copies through JS, issue 20)
+  const fwd = engine.forward(q, qSide);
+  fwd.accumulate(k, v, kSide);
+  const { out, saved, backward } = fwd.finish();
+  return {
+    out,
+    keep: [q, k, v, ...saved],
+    backward: (dy, [sq, sk, sv, ...rest]) => {
+      const bwd = backward(sq, rest, dy);
+      const dk = engine.zeros([B, Hk, Tk, D]);
+      const dv = engine.zeros([B, Hk, Tk, D]);
+      // dk, dv as views re-taken at each write: the tfjs engine allocates between its writes
+      bwd.accumulate(sk, sv, kSide, () => dk.data(), () => dv.data());
+      return [bwd.finish(), dk.tensor(), dv.tensor()];
+    },
+  };
 }

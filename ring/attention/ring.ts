@@ -15,7 +15,7 @@ import { customOp, dims } from '../ops.js';
 import type { RingTransport } from '../transport.js';
 import { attentionEngine, type GradientBuffer } from './accumulator.js';
 import { blockRanges, MaskPlanner, type TokenSide } from './mask.js';
-import type { RingLayout } from './types.js';
+import type { AttentionPass, RingLayout } from './types.js';
 
 /** Global token indices held by `rank`: contiguous blocks, or striped (token t on device t mod N). */
 export function tokenIndices(rank: number, devices: number, seqLen: number, layout: RingLayout): Int32Array {
@@ -65,6 +65,19 @@ export function ringAttentionDevice(
   v: tf.Tensor,
   o: RingDeviceOptions,
 ): tf.Tensor4D {
+  const op = customOp(([qi, ki, vi], save) => {
+    const pass = ringPass(qi, ki, vi, o);
+    save(pass.keep);
+    return { value: pass.out, gradFunc: (dy, saved) => pass.backward(dy, saved) };
+  });
+  return op(q, k, v) as tf.Tensor4D;
+}
+
+/**
+ * The forward pass of ring attention on this device's shards (N ring steps), and its backward (N
+ * more): what `ringAttentionDevice` wraps as an op and a fused block runs inside (issue 14).
+ */
+export function ringPass(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: RingDeviceOptions): AttentionPass {
   const [B, H, c, D] = dims(q);
   const Hk = dims(k)[1];
   const N = o.transport.worldSize;
@@ -83,59 +96,56 @@ export function ringAttentionDevice(
     return false;
   });
 
-  const op = customOp(([qi, ki, vi], save) => {
-    const started = performance.now();
-    // native: views of the inputs (no copies on wasm), so no tfjs call until the loop is over
-    const fwd = engine.forward(qi, qSide);
-    let kData = engine.data(ki);
-    let vData = engine.data(vi);
-    for (let step = 0; step < N; step++) {
-      const owner = (rank - step + N) % N;
-      // NOTE: send before computing, so the transfer overlaps this step's compute (Algorithm 1)
-      if (step < N - 1) o.transport.send([kData, vData]);
-      if (visible[owner]) fwd.accumulate(kData, vData, sides[owner]);
-      // NOTE: received into this op's own pair of arrays once the views of ki, vi have been sent:
-      // the pair is free again by then (send copied it out, accumulate has read it)
-      if (step < N - 1) [kData, vData] = o.transport.recv(step === 0 ? undefined : [kData, vData]);
-    }
-    // the pair received last is this op's own (N > 1): the backward receives into it again
-    const spare = N > 1 ? [kData, vData] : undefined;
-    const { out, saved, backward } = fwd.finish();
-    save([qi, ki, vi, ...saved]);
-    if (o.timings) o.timings.fwdMs += performance.now() - started;
-    return {
-      value: out,
-      gradFunc: (dy, [sq, sk, sv, ...rest]) => {
-        const bwdStarted = performance.now();
-        let dkAcc: Float32Array = new Float32Array(B * Hk * c * D);
-        let dvAcc: Float32Array = new Float32Array(B * Hk * c * D);
-        const bwd = backward(sq, rest, dy);
-        // where dK, dV land when they come home: tensors on wasm (native), written by the last recv
-        const dkHome = engine.zeros(kvShape);
-        const dvHome = engine.zeros(kvShape);
-        let bk = engine.data(sk);
-        let bv = engine.data(sv);
-        for (let step = 0; step < N; step++) {
-          const owner = (rank - step + N) % N;
-          if (step < N - 1) o.transport.send([bk, bv]);
-          // dK, dV are added straight into the accumulators that travel with the block
-          if (visible[owner]) bwd.accumulate(bk, bv, sides[owner], dkAcc, dvAcc);
-          // after N sends the accumulators are back home
-          o.transport.send([dkAcc, dvAcc]);
-          if (step < N - 1) [bk, bv] = o.transport.recv(step === 0 ? spare : [bk, bv]);
-          // views of the home tensors taken here: no tfjs allocation since dkHome, dvHome
-          const home = step === N - 1;
-          [dkAcc, dvAcc] = o.transport.recv(home ? [dkHome.data(), dvHome.data()] : [dkAcc, dvAcc]);
-        }
-        // NOTE: dK, dV first: the views the last recv wrote through die if dQ's assembly (the tfjs
-        // engine allocates there) grows the heap
-        const dk = homeTensor(dkAcc, dkHome);
-        const dv = homeTensor(dvAcc, dvHome);
-        const dq = bwd.finish();
-        if (o.timings) o.timings.bwdMs += performance.now() - bwdStarted;
-        return [dq, dk, dv];
-      },
-    };
-  });
-  return op(q, k, v) as tf.Tensor4D;
+  const started = performance.now();
+  // native: views of the inputs (no copies on wasm), so no tfjs call until the loop is over
+  const fwd = engine.forward(q, qSide);
+  let kData = engine.data(k);
+  let vData = engine.data(v);
+  for (let step = 0; step < N; step++) {
+    const owner = (rank - step + N) % N;
+    // NOTE: send before computing, so the transfer overlaps this step's compute (Algorithm 1)
+    if (step < N - 1) o.transport.send([kData, vData]);
+    if (visible[owner]) fwd.accumulate(kData, vData, sides[owner]);
+    // NOTE: received into this op's own pair of arrays once the views of k, v have been sent:
+    // the pair is free again by then (send copied it out, accumulate has read it)
+    if (step < N - 1) [kData, vData] = o.transport.recv(step === 0 ? undefined : [kData, vData]);
+  }
+  // the pair received last is this op's own (N > 1): the backward receives into it again
+  const spare = N > 1 ? [kData, vData] : undefined;
+  const { out, saved, backward } = fwd.finish();
+  if (o.timings) o.timings.fwdMs += performance.now() - started;
+  return {
+    out,
+    keep: [q, k, v, ...saved],
+    backward: (dy, [sq, sk, sv, ...rest]) => {
+      const bwdStarted = performance.now();
+      let dkAcc: Float32Array = new Float32Array(B * Hk * c * D);
+      let dvAcc: Float32Array = new Float32Array(B * Hk * c * D);
+      const bwd = backward(sq, rest, dy);
+      // where dK, dV land when they come home: tensors on wasm (native), written by the last recv
+      const dkHome = engine.zeros(kvShape);
+      const dvHome = engine.zeros(kvShape);
+      let bk = engine.data(sk);
+      let bv = engine.data(sv);
+      for (let step = 0; step < N; step++) {
+        const owner = (rank - step + N) % N;
+        if (step < N - 1) o.transport.send([bk, bv]);
+        // dK, dV are added straight into the accumulators that travel with the block
+        if (visible[owner]) bwd.accumulate(bk, bv, sides[owner], dkAcc, dvAcc);
+        // after N sends the accumulators are back home
+        o.transport.send([dkAcc, dvAcc]);
+        if (step < N - 1) [bk, bv] = o.transport.recv(step === 0 ? spare : [bk, bv]);
+        // views of the home tensors taken here: no tfjs allocation since dkHome, dvHome
+        const home = step === N - 1;
+        [dkAcc, dvAcc] = o.transport.recv(home ? [dkHome.data(), dvHome.data()] : [dkAcc, dvAcc]);
+      }
+      // NOTE: dK, dV first: the views the last recv wrote through die if dQ's assembly (the tfjs
+      // engine allocates there) grows the heap
+      const dk = homeTensor(dkAcc, dkHome);
+      const dv = homeTensor(dvAcc, dvHome);
+      const dq = bwd.finish();
+      if (o.timings) o.timings.bwdMs += performance.now() - bwdStarted;
+      return [dq, dk, dv];
+    },
+  };
 }

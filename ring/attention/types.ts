@@ -1,3 +1,5 @@
+import type * as tf from '@tensorflow/tfjs';
+
 /** The attention implementations of the paper's comparison (Table 3, Table 5). */
 export const ATTENTION_IMPLS = ['vanilla', 'memeff', 'blockwise', 'ring'] as const;
 export type AttentionImpl = (typeof ATTENTION_IMPLS)[number];
@@ -27,3 +29,19 @@ export interface AttentionOptions {
 export const DEFAULT_BLOCK_SIZE = 512;
 /** Additive bias of masked scores: exp(−1e30 − m) is exactly 0 in float32. */
 export const MASKED = -1e30;
+
+/**
+ * One attention forward pass, with its backward to come: what a custom op wraps (blockwise.ts,
+ * ring.ts), and what a fused block runs between its native halves (ring/transformer.ts, issue 14).
+ */
+export interface AttentionPass {
+  /** (B, H, Tq, D). */
+  out: tf.Tensor4D;
+  /** Tensors the backward reads (q, k, v and the engine's): keep them alive until it runs. */
+  keep: tf.Tensor[];
+  /**
+   * dq (B, H, Tq, D), dk, dv (B, Hk, Tk, D) for dOut (B, H, Tq, D), from `kept`: `keep` itself, or
+   * the copies a custom op's `save` made of it (tfjs hands its gradFunc clones).
+   */
+  backward(dOut: tf.Tensor, kept: tf.Tensor[]): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+}

@@ -17,6 +17,7 @@ import {
   type FeedForwardKind,
   fusedFeedForwardSublayer,
   initBlock,
+  nativeBlockCount,
   type TransformerBlockConfig,
   transformerBlock,
 } from '../../ring/index.js';
@@ -233,6 +234,21 @@ describe('transformer block with the fused FFN: native vs tfjs', { skip }, () =>
     { ffn: 'gelu', norm: 'layer', heads: 2, kvHeads: 2, rope: undefined, causal: true },
     { ffn: 'swiglu', norm: 'rms', heads: 4, kvHeads: 2, rope: { theta: 10000 }, causal: true },
     { ffn: 'relu', norm: 'rms', heads: 4, kvHeads: 1, rope: { theta: 500, interpolation: 2 }, causal: false },
+    // a frequency table per sequence length (lm/rope.ts scalings), with an attention factor
+    {
+      ffn: 'swiglu',
+      norm: 'rms',
+      heads: 2,
+      kvHeads: 1,
+      rope: {
+        theta: 10000,
+        frequencies: (seqLen: number) => ({
+          inverse: Array.from({ length: 8 }, (_, i) => 10000 ** (-i / 8) / (1 + seqLen / 100)),
+          scale: 1.1,
+        }),
+      },
+      causal: true,
+    },
   ];
   for (const extra of configs) {
     test(`block ${JSON.stringify(extra)}: value and every gradient within ${TOL}`, () => {
@@ -265,8 +281,11 @@ describe('transformer block with the fused FFN: native vs tfjs', { skip }, () =>
           [x, ...vars],
           dy,
         );
+      const blocksBefore = nativeBlockCount();
       const fused = run();
+      assert.equal(nativeBlockCount(), blocksBefore + 1, 'the block ran as one native op');
       const plain = withTfjs(run);
+      assert.equal(nativeBlockCount(), blocksBefore + 1, 'with the addon off, the tfjs block ran');
       assert.ok(relError(fused.value.dataSync(), plain.value.dataSync()) < TOL, `forward (seed ${seed})`);
       ['x', ...names].forEach((name, k) => {
         const e = relError(fused.grads[k].dataSync(), plain.grads[k].dataSync());

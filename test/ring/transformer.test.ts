@@ -45,6 +45,7 @@ describe('transformer block on the ring', () => {
     [2, 'contiguous', {}],
     [4, 'striped', {}],
     [3, 'contiguous', { ffn: 'gelu', norm: 'layer', rope: undefined, kvHeads: 4 }],
+    [1, 'contiguous', { ffn: 'relu', rope: { theta: 500, interpolation: 4 }, causal: false }],
   ] as const) {
     test(`N=${N} ${layout} ${JSON.stringify(extra)}`, async () => {
       const config = { ...base, ...extra } as TransformerBlockConfig;
