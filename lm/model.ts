@@ -28,6 +28,7 @@ import {
   type SequenceContext,
   type TransformerBlockConfig,
   transformerBlock,
+  transformerBlockIsNative,
   vanillaAttention,
 } from '../ring/index.js';
 import { countedTargets, headCrossEntropy, IGNORE_INDEX } from './head-loss.js';
@@ -346,7 +347,9 @@ export class LlamaModel {
       throw new InputError(`LlamaModel.forward: ids must be (B, T) int32; got ${ids.dtype} [${ids.shape}]`);
     let x = embeddingLookup(this.weights.embed as unknown as tf.Tensor2D, ids); // (B, T, Dm)
     for (const w of this.weights.layers) {
-      if (this.runtime.checkpointLayers) {
+      // NOTE: a native block checkpoints itself (ring/transformer.ts): wrapping it again would
+      // run its forward three times per step
+      if (this.runtime.checkpointLayers && !transformerBlockIsNative(x, w, this.block, seq)) {
         // parameters go in as inputs so that their gradients flow out of the checkpoint
         const vars = blockVariables(w);
         const hasGate = w.gate !== undefined;

@@ -59,6 +59,7 @@ export {
   type SequenceContext,
   type TransformerBlockConfig,
   transformerBlock,
+  transformerBlockIsNative,
   transformerBlockStep,
   trimKvCache,
 } from './transformer.js';

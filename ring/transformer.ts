@@ -49,6 +49,13 @@ export interface TransformerBlockConfig {
   blockSize: number;
   /** Tokens per FFN chunk; 0 = the whole sequence at once. */
   ffnChunk: number;
+  /**
+   * The native block (issue 14) keeps the attention's q, k, v, output and log-sum-exp between
+   * forward and backward, instead of only x (BPT's full checkpointing, the default), which
+   * recomputes them: one attention forward and one input side fewer per step, ≈ 4·Dm more floats
+   * per token and layer.
+   */
+  keepAttention?: boolean;
   causal: boolean;
 }
 
@@ -365,6 +372,20 @@ export function transformerBlock(
  * addon cannot run it (other attention implementations, backends, an old addon): the tfjs block
  * then runs, which stays the reference.
  */
+/**
+ * Whether `transformerBlock` runs this block as one native op, which checkpoints it (keeps only x
+ * and the weights): a caller that checkpoints layers itself need not wrap it again.
+ */
+export function transformerBlockIsNative(
+  x: tf.Tensor,
+  w: BlockWeights,
+  c: TransformerBlockConfig,
+  seq: SequenceContext,
+): boolean {
+  if (c.attention !== 'blockwise' && !(c.attention === 'ring' && seq.ring)) return false;
+  return blockHalvesApply([x, ...blockVariables(w)]);
+}
+
 let nativeBlocks = 0;
 
 /** Blocks this thread has run as native ops so far (tests check the path was taken). */
@@ -378,9 +399,8 @@ function nativeTransformerBlock(
   c: TransformerBlockConfig,
   seq: SequenceContext,
 ): tf.Tensor | undefined {
-  if (c.attention !== 'blockwise' && !(c.attention === 'ring' && seq.ring)) return undefined;
+  if (!transformerBlockIsNative(x, w, c, seq)) return undefined;
   const inputs = [x, ...blockVariables(w)];
-  if (!blockHalvesApply(inputs)) return undefined;
   nativeBlocks++;
   const [B, T, Dm] = dims(x);
   const Dh = c.dModel / c.heads;
@@ -418,8 +438,24 @@ function nativeTransformerBlock(
       ? ringPass(q, k, v, { ...options, blockSize: Math.min(c.blockSize, T), ...seq.ring })
       : blockwisePass(q, k, v, options);
   const op = customOp((xs, save) => {
-    save(xs);
     const s = split(xs);
+    if (c.keepAttention) {
+      const [q, k, v] = qkvForward(g, s.x, s.qkv);
+      const pass = attention(q, k, v);
+      const y = postForward(g, s.x, pass.out, s.post);
+      save([...xs, pass.out, ...pass.keep]);
+      // the saved copies share memory with these (wasm, cpu): nothing is freed but the handles
+      tf.dispose([q, k, v, pass.out, ...pass.keep]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const r = split(saved.slice(0, xs.length));
+          const [out, ...kept] = saved.slice(xs.length);
+          return blockBackward(r, out, (dO) => pass.backward(dO, kept), dy);
+        },
+      };
+    }
+    save(xs);
     const y = tf.tidy(() => {
       const [q, k, v] = qkvForward(g, s.x, s.qkv);
       return postForward(g, s.x, attention(q, k, v).out, s.post);
@@ -430,15 +466,26 @@ function nativeTransformerBlock(
         const r = split(saved);
         const [q, k, v] = qkvForward(g, r.x, r.qkv);
         const pass = attention(q, k, v);
-        const [dx, dO, ...postGrads] = postBackward(g, r.x, pass.out, r.post, dy);
-        const [dq, dk, dv] = pass.backward(dO, pass.keep);
-        tf.dispose([pass.out, ...pass.keep, dO]);
-        const qkvGrads = qkvBackward(g, r.x, r.qkv, dq, dk, dv, dx);
-        tf.dispose([q, k, v, dq, dk, dv]);
-        // postBackward's order: dWo, dGain, dUp, dDown, dGate?
-        return [dx, ...qkvGrads, ...postGrads];
+        const grads = blockBackward(r, pass.out, (dO) => pass.backward(dO, pass.keep), dy);
+        tf.dispose([q, k, v, pass.out, ...pass.keep]);
+        return grads;
       },
     };
   });
+  /** The output side's, the attention's and the input side's backwards, in that order. */
+  const blockBackward = (
+    r: ReturnType<typeof split>,
+    out: tf.Tensor,
+    attentionBackward: (dO: tf.Tensor) => tf.Tensor[],
+    dy: tf.Tensor,
+  ): tf.Tensor[] => {
+    const [dx, dO, ...postGrads] = postBackward(g, r.x, out, r.post, dy);
+    const [dq, dk, dv] = attentionBackward(dO);
+    dO.dispose();
+    const qkvGrads = qkvBackward(g, r.x, r.qkv, dq, dk, dv, dx);
+    tf.dispose([dq, dk, dv]);
+    // in the op's input order: x, attnNorm, wq, wk, wv (qkvGrads), wo, ffnNorm, up, down, gate? (postGrads)
+    return [dx, ...qkvGrads, ...postGrads];
+  };
   return op(...inputs);
 }

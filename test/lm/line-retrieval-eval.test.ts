@@ -42,10 +42,10 @@ const o: LineRetrievalOptions = {
   steps: 100,
   lr: 0.02,
   evalEvery: 0,
-  // 2 lines: 128 tokens; 92 lines: 896 (the ring's extra length is 2 × the one-device context).
+  // 2 lines: 128 tokens; 250 lines: 2,624 (the ring's extra length is 2 × the one-device context).
   // Far apart: the wasm heap grows in steps (up to 20% past a request), so nearer contexts can
   // share one heap size (RING_NATIVE=0: 128 and 448 tokens within 2.2 MiB)
-  evalLines: [2, 92],
+  evalLines: [2, 250],
   evalCases: 8,
   evalBatch: 4,
   devices: 2,
