@@ -51,6 +51,11 @@ export interface TransformerModelOptions {
   maxTimestep: number;
   /** Per-device memory budget checked before training (0: none). */
   memoryBudgetMiB: number;
+  /**
+   * The native block keeps its attention's q, k, v, output and LSE for the backward (faster, ≈ 4·dModel
+   * more floats per token and layer) instead of only its input (BPT's full checkpointing).
+   */
+  keepAttention: boolean;
 }
 
 export const MODEL_DEFAULTS: Readonly<TransformerModelOptions> = {
@@ -63,6 +68,7 @@ export const MODEL_DEFAULTS: Readonly<TransformerModelOptions> = {
   blockSize: 128,
   maxTimestep: 1001,
   memoryBudgetMiB: 0,
+  keepAttention: false,
 };
 
 /** The model's size options as the policies take them (the rest is the ring's business). */
@@ -74,6 +80,7 @@ export function transformerBase(m: TransformerModelOptions) {
     maxTimestep: m.maxTimestep,
     attention: m.attention,
     blockSize: m.blockSize,
+    keepAttention: m.keepAttention,
   };
 }
 

@@ -63,6 +63,10 @@ export const OFFLINE_RUN_OPTIONS = group('Offline RL', {
       M.memoryBudgetMiB,
       'nonneg',
     ),
+    keepAttention: opt.flag(
+      "Native block: keep the attention's q, k, v, output and LSE for the backward (one attention forward fewer per step, ≈ 4·dModel more floats per token and layer) instead of only the block's input (BPT's full checkpointing)",
+      M.keepAttention,
+    ),
   }),
   dt: group('Decision Transformer', { context: n('K, steps per window', DT_DEFAULTS.context, 'int1') }),
   at: group('Agentic Transformer', {

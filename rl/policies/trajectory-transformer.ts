@@ -36,6 +36,8 @@ export interface TrajectoryTransformerConfig {
   maxTimestep: number;
   attention: AttentionImpl;
   blockSize: number;
+  /** The native block keeps its attention's tensors instead of recomputing them (ring/transformer.ts); default false. */
+  keepAttention?: boolean;
 }
 
 export function blockConfigOf(c: TrajectoryTransformerConfig): TransformerBlockConfig {
@@ -51,6 +53,7 @@ export function blockConfigOf(c: TrajectoryTransformerConfig): TransformerBlockC
     blockSize: c.blockSize,
     ffnChunk: c.attention === 'blockwise' || c.attention === 'ring' ? c.blockSize : 0,
     causal: true,
+    keepAttention: c.keepAttention ?? false,
   };
   checkBlockConfig(cfg, 'trajectory transformer');
   return cfg;

@@ -294,3 +294,37 @@ describe('transformer block with the fused FFN: native vs tfjs', { skip }, () =>
     });
   }
 });
+
+describe('native block: keepAttention', { skip }, () => {
+  test('keeping the attention tensors gives the bits recomputing them gives (one device and ring kernels alike)', () => {
+    const rng = new Rng((Math.random() * 2 ** 31) | 0);
+    const c: TransformerBlockConfig = {
+      dModel: 32,
+      heads: 4,
+      kvHeads: 2,
+      ffnHidden: 64,
+      ffn: 'swiglu',
+      norm: 'rms',
+      normEps: 1e-5,
+      rope: { theta: 10000 },
+      attention: 'blockwise',
+      blockSize: 16,
+      ffnChunk: 32,
+      causal: true,
+    };
+    const w = initBlock(c, rng, 2);
+    const vars = Object.values(w).filter((v): v is tf.Variable => v !== undefined);
+    const x = tf.tensor3d(rng.normalArray(2 * 90 * 32), [2, 90, 32]);
+    const dy = tf.tensor3d(rng.normalArray(2 * 90 * 32), [2, 90, 32]);
+    const run = (keepAttention: boolean) =>
+      tf.valueAndGrads((xx: tf.Tensor, ..._vs: tf.Tensor[]) =>
+        transformerBlock(xx, w, { ...c, keepAttention }, {}),
+      )([x, ...vars], dy);
+    const recomputed = run(false);
+    const kept = run(true);
+    assert.deepEqual(kept.value.dataSync(), recomputed.value.dataSync());
+    kept.grads.forEach((g, i) => {
+      assert.deepEqual(g.dataSync(), recomputed.grads[i].dataSync(), `gradient ${i}`);
+    });
+  });
+});
