@@ -78,7 +78,9 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
       blockSize: a.blockSize,
       // BPT applies the FFN blockwise; vanilla and memeff do not (paper Table 1)
       ffnChunk: a.attention === 'blockwise' || a.attention === 'ring' ? a.blockSize : 0,
-      // NOTE: every activation kept, as the experiment's table has always measured
+      // NOTE: no layer checkpoint of the LM's own: vanilla and memeff keep every activation, as the
+      // table has always measured them; BPT and ring run the native block where the addon loads,
+      // which keeps only its input (the paper's BPT: full checkpointing per layer, issue 14)
       checkpointLayers: false,
     });
     const vars = model.variables();
@@ -86,19 +88,20 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
     // one all-reduce of every gradient and the loss (a ring of one sums nothing)
     const sum = ctx.worldSize > 1 ? new GradientSum(vars, 1) : undefined;
     const tokens = tf.tensor2d(a.tokens, [a.batch, a.localLen], 'int32');
-    const targets = tf.tensor2d(a.targets, [a.batch, a.localLen], 'int32');
     const seq =
       a.attention === 'ring'
         ? { ring: { transport: ctx.transport, seqLen: a.seqLen, layout: a.layout } }
         : {};
     for (let s = 0; s < a.steps; s++) {
       const started = performance.now();
-      const { value, grads } = tf.variableGrads(() => {
-        const logp = tf.logSoftmax(model.forward(tokens, seq)); // (B, c, V)
-        const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, a.model.vocab)));
-        // mean over the whole sequence: each device's share, summed by the all-reduce
-        return tf.div(tf.neg(picked), a.batch * a.seqLen) as tf.Scalar;
-      }, vars);
+      // mean over the whole sequence: each device's share, summed by the all-reduce. The head and
+      // the cross-entropy run in row chunks (lm/head-loss.ts), as BPT computes its loss blockwise:
+      // the (B, c, V) logits, their softmax and the one-hot targets never exist whole (issue 14:
+      // at V = 256 they were ≈ 8 KB of a token's ≈ 20 KB)
+      const { value, grads } = tf.variableGrads(
+        () => model.loss(tokens, a.targets, seq, a.batch * a.seqLen),
+        vars,
+      );
       loss = value.dataSync()[0];
       value.dispose();
       let list = vars.map((v) => grads[v.name]);
@@ -116,7 +119,7 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
     }
     optimizer.dispose();
     model.dispose();
-    tf.dispose([tokens, targets]);
+    tokens.dispose();
     return null;
   }, true);
   return { loss, peakBytes, realPeakBytes: memory?.totalBytes ?? 0, stepMs };
