@@ -73,6 +73,13 @@ export interface LlamaRuntime {
   ffnChunk: number;
   /** Recompute each layer in the backward pass instead of keeping its activations. */
   checkpointLayers: boolean;
+  /**
+   * Rows per chunk of the head + cross-entropy (lm/head-loss.ts); default: 2 MiB of logits a
+   * chunk. The context-scaling experiment passes its block size, as BPT computes the loss block by
+   * block (at V = 256 the default chunk is 2,048 rows, whose logits and softmax held a context's
+   * first 2K tokens at ≈ 4 KB each).
+   */
+  lossChunkRows?: number;
 }
 
 export const DEFAULT_RUNTIME: LlamaRuntime = {
@@ -387,7 +394,7 @@ export class LlamaModel {
       );
     // NOTE: head and cross-entropy fused in row chunks: the (B, T, V) logits never exist (head-loss.ts)
     const { x, w } = this.headInputs(this.hidden(ids, seq));
-    return headCrossEntropy(x, w, targets, denominator, undefined, weights);
+    return headCrossEntropy(x, w, targets, denominator, this.runtime.lossChunkRows, weights);
   }
 
   /** A fresh, empty KV cache. */

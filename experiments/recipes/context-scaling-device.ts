@@ -82,6 +82,7 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
       // table has always measured them; BPT and ring run the native block where the addon loads,
       // which keeps only its input (the paper's BPT: full checkpointing per layer, issue 14)
       checkpointLayers: false,
+      lossChunkRows: a.blockSize,
     });
     const vars = model.variables();
     const optimizer = new AdamW(vars, { lr: 1e-3 });

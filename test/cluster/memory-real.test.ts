@@ -95,7 +95,7 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
           ...[
             'devices=[2]',
             `budgetMiB=${budget}`,
-            'maxLen=4096',
+            'maxLen=32768',
             'refineSteps=1',
             'throughputSteps=0',
             'model.dModel=32',

@@ -34,7 +34,7 @@ describe('context-scaling recipe', () => {
           '--set',
           'context-scaling.budgetOn=tensors',
           '--set',
-          'context-scaling.maxLen=4096',
+          'context-scaling.maxLen=16384',
           '--set',
           'context-scaling.throughputSteps=1',
         ],
