@@ -19,14 +19,6 @@ export {
   timeNativeCalls,
 } from './addon.js';
 export {
-  currentPlacement,
-  installNativeKernels,
-  NATIVE_MATMUL_MIN_MACS,
-  nativeForCurrentBackend,
-  nativeMatmulApplies,
-  nativeMatmulCount,
-} from './kernels.js';
-export {
   BACKEND_NAMES,
   type BackendChoice,
   type BackendInfo,
@@ -38,15 +30,6 @@ export {
   parseBackendChoice,
   tensorflowPackages,
 } from './backend.js';
-export {
-  collectGarbage,
-  type DeviceMemory,
-  deviceMemoryNow,
-  type ProbedPeak,
-  processPeakRssBytes,
-  reserveWasmHeap,
-  withPeakBytes,
-} from './memory.js';
 export {
   type BlockHalves,
   blockHalvesApply,
@@ -63,3 +46,20 @@ export {
   qkvBackward,
   qkvForward,
 } from './fused.js';
+export {
+  currentPlacement,
+  installNativeKernels,
+  NATIVE_MATMUL_MIN_MACS,
+  nativeForCurrentBackend,
+  nativeMatmulApplies,
+  nativeMatmulCount,
+} from './kernels.js';
+export {
+  collectGarbage,
+  type DeviceMemory,
+  deviceMemoryNow,
+  type ProbedPeak,
+  processPeakRssBytes,
+  reserveWasmHeap,
+  withPeakBytes,
+} from './memory.js';

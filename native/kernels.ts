@@ -236,7 +236,8 @@ function heapGather(
   const out = wasm.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype); // first: it may grow the heap
   const table = wasm.typedArrayFromHeap(x);
   const dst = wasm.typedArrayFromHeap(out);
-  for (let n = 0; n < ids.length; n++) dst.set(table.subarray(ids[n] * width, (ids[n] + 1) * width), n * width);
+  for (let n = 0; n < ids.length; n++)
+    dst.set(table.subarray(ids[n] * width, (ids[n] + 1) * width), n * width);
   return out;
 }
 

@@ -6,6 +6,11 @@
  * tfjs backend under it); the devices that run the ring, worker threads or processes over
  * ZeroMQ, are made in cluster/ (issue 13).
  */
+
+export { blockwiseAttention } from './attention/blockwise.js';
+export { nativeAttentionCount } from './attention/kernels.js';
+export { memeffAttention } from './attention/memeff.js';
+export { type RingDeviceOptions, ringAttentionDevice, tokenIndices } from './attention/ring.js';
 export {
   ATTENTION_IMPLS,
   type AttentionImpl,
@@ -13,12 +18,17 @@ export {
   DEFAULT_BLOCK_SIZE,
   type RingLayout,
 } from './attention/types.js';
-export { vanillaAttention } from './attention/vanilla.js';
-export { memeffAttention } from './attention/memeff.js';
-export { blockwiseAttention } from './attention/blockwise.js';
-export { nativeAttentionCount } from './attention/kernels.js';
 export { checkAttentionInputs } from './attention/validate.js';
+export { vanillaAttention } from './attention/vanilla.js';
+export {
+  blockwiseFeedForward,
+  type FeedForwardKind,
+  type FeedForwardWeights,
+  feedForward,
+  fusedFeedForwardSublayer,
+} from './ffn.js';
 export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, product, stopGradient } from './ops.js';
+export { allReduceMessageFloats, allReduceSum, broadcastFromRank0 } from './parallel.js';
 export {
   deviceBytes,
   HARDWARE_PRESETS,
@@ -32,16 +42,6 @@ export {
   parseModel,
   planTable,
 } from './plan.js';
-export { ringAttentionDevice, type RingDeviceOptions, tokenIndices } from './attention/ring.js';
-export { type DeviceContext, type DeviceTask, RingCommError, type RingTransport } from './transport.js';
-export {
-  blockwiseFeedForward,
-  type FeedForwardKind,
-  type FeedForwardWeights,
-  feedForward,
-  fusedFeedForwardSublayer,
-} from './ffn.js';
-export { allReduceMessageFloats, allReduceSum, broadcastFromRank0 } from './parallel.js';
 export {
   applyRope,
   attend,
@@ -63,3 +63,4 @@ export {
   transformerBlockStep,
   trimKvCache,
 } from './transformer.js';
+export { type DeviceContext, type DeviceTask, RingCommError, type RingTransport } from './transport.js';

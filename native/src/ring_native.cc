@@ -1750,6 +1750,25 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// An FFN sublayer's norm, act, eps, threads from index `i` (N, Dm, F set before).
+static void ffnSettings(Args& a, size_t i, const char* fn, Ffn& f) {
+  f.norm = a.integer(i, "norm", 0);
+  f.act = a.integer(i + 1, "act", 0);
+  f.eps = static_cast<float>(a.number(i + 2, "eps"));
+  f.threads = a.integer(i + 3, "threads", 1);
+  if (f.norm > NORM_LAYER) throw ArgError{std::string(fn) + ": norm must be 0 (rms) or 1 (layer)"};
+  if (f.act > ACT_SWIGLU) throw ArgError{std::string(fn) + ": act must be 0 (gelu), 1 (relu) or 2 (swiglu)"};
+}
+
+// An FFN sublayer's gain, up, down, gate | null at `at`…`at` + 3.
+static void ffnWeights(Args& a, size_t at, Ffn& f) {
+  const size_t w = static_cast<size_t>(f.Dm) * f.F;
+  f.gain = a.array<float>(at, "gain", napi_float32_array, f.Dm);
+  f.up = a.array<float>(at + 1, "up", napi_float32_array, w);
+  f.down = a.array<float>(at + 2, "down", napi_float32_array, w);
+  f.gate = a.array<float>(at + 3, "gate", napi_float32_array, w, f.act != ACT_SWIGLU);
+}
+
 // The FFN sublayer's arguments: x, gain, up, down, gate at 0–4, then N, Dm, F, norm, act, eps,
 // threads from index `i`.
 static Ffn ffnArgs(Args& a, size_t i, const char* fn) {
@@ -1757,18 +1776,9 @@ static Ffn ffnArgs(Args& a, size_t i, const char* fn) {
   f.N = a.integer(i, "N", 0);
   f.Dm = a.integer(i + 1, "Dm", 1);
   f.F = a.integer(i + 2, "F", 1);
-  f.norm = a.integer(i + 3, "norm", 0);
-  f.act = a.integer(i + 4, "act", 0);
-  f.eps = static_cast<float>(a.number(i + 5, "eps"));
-  f.threads = a.integer(i + 6, "threads", 1);
-  if (f.norm > NORM_LAYER) throw ArgError{std::string(fn) + ": norm must be 0 (rms) or 1 (layer)"};
-  if (f.act > ACT_SWIGLU) throw ArgError{std::string(fn) + ": act must be 0 (gelu), 1 (relu) or 2 (swiglu)"};
-  const size_t nd = static_cast<size_t>(f.N) * f.Dm, w = static_cast<size_t>(f.Dm) * f.F;
-  f.x = a.array<float>(0, "x", napi_float32_array, nd);
-  f.gain = a.array<float>(1, "gain", napi_float32_array, f.Dm);
-  f.up = a.array<float>(2, "up", napi_float32_array, w);
-  f.down = a.array<float>(3, "down", napi_float32_array, w);
-  f.gate = a.array<float>(4, "gate", napi_float32_array, w, f.act != ACT_SWIGLU);
+  ffnSettings(a, i + 3, fn, f);
+  f.x = a.array<float>(0, "x", napi_float32_array, static_cast<size_t>(f.N) * f.Dm);
+  ffnWeights(a, 1, f);
   return f;
 }
 
@@ -1874,21 +1884,12 @@ static Post postArgs(Args& a, size_t i, const char* fn) {
   f.N = p.B * p.T;
   f.Dm = a.integer(i + 4, "Dm", 1);
   f.F = a.integer(i + 5, "F", 1);
-  f.norm = a.integer(i + 6, "norm", 0);
-  f.act = a.integer(i + 7, "act", 0);
-  f.eps = static_cast<float>(a.number(i + 8, "eps"));
-  f.threads = a.integer(i + 9, "threads", 1);
-  if (f.norm > NORM_LAYER) throw ArgError{std::string(fn) + ": norm must be 0 (rms) or 1 (layer)"};
-  if (f.act > ACT_SWIGLU) throw ArgError{std::string(fn) + ": act must be 0 (gelu), 1 (relu) or 2 (swiglu)"};
-  const size_t nd = static_cast<size_t>(f.N) * f.Dm, w = static_cast<size_t>(f.Dm) * f.F;
+  ffnSettings(a, i + 6, fn, f);
   const size_t W = static_cast<size_t>(p.H) * p.Dh;
-  f.x = a.array<float>(0, "x", napi_float32_array, nd);
+  f.x = a.array<float>(0, "x", napi_float32_array, static_cast<size_t>(f.N) * f.Dm);
   p.o = a.array<float>(1, "o", napi_float32_array, static_cast<size_t>(f.N) * W);
   p.wo = a.array<float>(2, "wo", napi_float32_array, W * f.Dm);
-  f.gain = a.array<float>(3, "gain", napi_float32_array, f.Dm);
-  f.up = a.array<float>(4, "up", napi_float32_array, w);
-  f.down = a.array<float>(5, "down", napi_float32_array, w);
-  f.gate = a.array<float>(6, "gate", napi_float32_array, w, f.act != ACT_SWIGLU);
+  ffnWeights(a, 3, f);
   return p;
 }
 

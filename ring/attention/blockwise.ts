@@ -8,9 +8,9 @@
  * as per-head, per-block 2-D products.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { customOp } from '../ops.js';
 import { attentionEngine } from './accumulator.js';
 import { contiguousPositions, type TokenSide } from './mask.js';
+import { passOp } from './pass-op.js';
 import type { AttentionOptions, AttentionPass } from './types.js';
 import { checkAttentionInputs } from './validate.js';
 
@@ -22,17 +22,23 @@ export function blockwiseAttention(
   options: AttentionOptions = {},
 ): tf.Tensor4D {
   checkAttentionInputs('blockwiseAttention', q, k, v, options);
-  const op = customOp(([qi, ki, vi], save) => {
-    const pass = blockwisePass(qi, ki, vi, options);
-    save(pass.keep);
-    return { value: pass.out, gradFunc: (dy, saved) => pass.backward(dy, saved) };
-  });
-  return op(q, k, v) as tf.Tensor4D;
+  return passOp((qi, ki, vi) => blockwisePass(qi, ki, vi, options), q, k, v);
 }
 
 /** The forward pass of blockwise attention on checked inputs, and its backward. */
-export function blockwisePass(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: AttentionOptions): AttentionPass {
-  const { B, H, Hk, Tq, Tk, D, scale, blockSize, causal } = checkAttentionInputs('blockwiseAttention', q, k, v, options);
+export function blockwisePass(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: AttentionOptions,
+): AttentionPass {
+  const { B, H, Hk, Tq, Tk, D, scale, blockSize, causal } = checkAttentionInputs(
+    'blockwiseAttention',
+    q,
+    k,
+    v,
+    options,
+  );
   const engine = attentionEngine({ B, H, Hk, D, scale, causal, blockSize });
   // queries are the last Tq positions of the keys
   const qSide: TokenSide = { positions: contiguousPositions(Tq, Tk - Tq), segments: options.segmentIds };
@@ -50,7 +56,13 @@ export function blockwisePass(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options:
       const dk = engine.zeros([B, Hk, Tk, D]);
       const dv = engine.zeros([B, Hk, Tk, D]);
       // dk, dv as views re-taken at each write: the tfjs engine allocates between its writes
-      bwd.accumulate(sk, sv, kSide, () => dk.data(), () => dv.data());
+      bwd.accumulate(
+        sk,
+        sv,
+        kSide,
+        () => dk.data(),
+        () => dv.data(),
+      );
       return [bwd.finish(), dk.tensor(), dv.tensor()];
     },
   };

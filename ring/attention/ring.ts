@@ -11,10 +11,11 @@
  * call (kernels.ts), else the tfjs engine's per-block products (engine.ts).
  */
 import type * as tf from '@tensorflow/tfjs';
-import { customOp, dims } from '../ops.js';
+import { dims } from '../ops.js';
 import type { RingTransport } from '../transport.js';
 import { attentionEngine, type GradientBuffer } from './accumulator.js';
 import { blockRanges, MaskPlanner, type TokenSide } from './mask.js';
+import { passOp } from './pass-op.js';
 import type { AttentionPass, RingLayout } from './types.js';
 
 /** Global token indices held by `rank`: contiguous blocks, or striped (token t on device t mod N). */
@@ -65,12 +66,7 @@ export function ringAttentionDevice(
   v: tf.Tensor,
   o: RingDeviceOptions,
 ): tf.Tensor4D {
-  const op = customOp(([qi, ki, vi], save) => {
-    const pass = ringPass(qi, ki, vi, o);
-    save(pass.keep);
-    return { value: pass.out, gradFunc: (dy, saved) => pass.backward(dy, saved) };
-  });
-  return op(q, k, v) as tf.Tensor4D;
+  return passOp((qi, ki, vi) => ringPass(qi, ki, vi, o), q, k, v);
 }
 
 /**

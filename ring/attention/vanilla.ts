@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../ops.js';
-import { splitHeads, joinHeads } from './engine.js';
+import { joinHeads, splitHeads } from './engine.js';
 import { blockRanges, contiguousPositions, MaskPlanner } from './mask.js';
 import type { AttentionOptions } from './types.js';
 import { checkAttentionInputs } from './validate.js';

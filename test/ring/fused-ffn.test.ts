@@ -13,6 +13,7 @@ import {
   nativeAddon,
   nativeStatus,
 } from '../../native/index.js';
+import { feedForward } from '../../ring/ffn.js';
 import {
   type FeedForwardKind,
   fusedFeedForwardSublayer,
@@ -21,8 +22,8 @@ import {
   type TransformerBlockConfig,
   transformerBlock,
 } from '../../ring/index.js';
-import { feedForward } from '../../ring/ffn.js';
 import { normalize } from '../../ring/transformer.js';
+import { withTfjs } from '../helpers/native.js';
 import { relError } from '../helpers/reference.js';
 
 const TOL = 1e-4;
@@ -32,15 +33,6 @@ const skip = addon?.ffnForward ? false : `native FFN unavailable: ${nativeStatus
 before(async () => {
   await initBackend({ backend: 'wasm' });
 });
-
-function withTfjs<T>(f: () => T): T {
-  configureNative({ enabled: false });
-  try {
-    return f();
-  } finally {
-    configureNative({ enabled: undefined });
-  }
-}
 
 interface Case {
   N: number;

@@ -37,7 +37,9 @@ describe('heap kernels on wasm vs the cpu backend', () => {
       const axis = rank > 1 && rng.next() < 0.3 ? 1 : rng.next() < 0.5 ? 0 : -rank;
       const extent = shape[axis < 0 ? axis + rank : axis];
       const idShape = [[], [5], [3, 4]][Math.floor(rng.next() * 3)];
-      const ids = Array.from({ length: idShape.reduce((p, q) => p * q, 1) }, () => Math.floor(rng.next() * extent));
+      const ids = Array.from({ length: idShape.reduce((p, q) => p * q, 1) }, () =>
+        Math.floor(rng.next() * extent),
+      );
       const make = () => tf.gather(tf.tensor(values, shape, dtype), tf.tensor(ids, idShape, 'int32'), axis);
       const y = make();
       const want = await onCpu(make);

@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { RingGroup, ringAttention } from '../../cluster/index.js';
 import { Rng } from '../../common/index.js';
-import { NativeBackward, NativeForward } from '../../ring/attention/kernels.js';
-import type { TokenSide } from '../../ring/attention/mask.js';
 import {
   configureNative,
   initBackend,
@@ -22,9 +21,11 @@ import {
   nativeStatus,
   nativeThreads,
 } from '../../native/index.js';
+import { NativeBackward, NativeForward } from '../../ring/attention/kernels.js';
+import type { TokenSide } from '../../ring/attention/mask.js';
 import { blockwiseAttention, matmul, vanillaAttention } from '../../ring/index.js';
-import { RingGroup, ringAttention } from '../../cluster/index.js';
 import { reference64 } from '../helpers/chunk-reference.js';
+import { withTfjs } from '../helpers/native.js';
 import { relError } from '../helpers/reference.js';
 
 const TOL = 1e-4;
@@ -35,16 +36,6 @@ const skip = addon ? false : `native addon unavailable: ${nativeStatus()}`;
 before(async () => {
   await initBackend({ backend: 'wasm' });
 });
-
-/** Runs `f` with the native kernels off (the tfjs engine, the reference). */
-function withTfjs<T>(f: () => T): T {
-  configureNative({ enabled: false });
-  try {
-    return f();
-  } finally {
-    configureNative({ enabled: undefined });
-  }
-}
 
 interface Shape {
   B: number;
