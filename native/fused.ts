@@ -81,13 +81,16 @@ export interface FfnSublayer {
   eps: number;
 }
 
+/** The addon's codes (ring_native.cc FfnNorm, FfnAct). */
+const normCode = (n: FusedNorm) => (n === 'rms' ? 0 : 1);
+const actCode = (a: FusedActivation) => (a === 'gelu' ? 0 : a === 'relu' ? 1 : 2);
+
 function geometry(
   s: FfnSublayer,
 ): [N: number, Dm: number, F: number, norm: number, act: number, eps: number] {
   const Dm = s.x.shape[s.x.rank - 1] as number;
   const N = s.x.size / Dm;
-  const act = s.activation === 'gelu' ? 0 : s.activation === 'relu' ? 1 : 2;
-  return [N, Dm, s.up.shape[1] as number, s.norm === 'rms' ? 0 : 1, act, s.eps];
+  return [N, Dm, s.up.shape[1] as number, normCode(s.norm), actCode(s.activation), s.eps];
 }
 
 /** Whether the fused FFN sublayer runs here (else the caller's tfjs ops do). */
@@ -175,11 +178,11 @@ export function blockHalvesApply(tensors: (tf.Tensor | null)[]): boolean {
 }
 
 function qkvGeometry(g: BlockHalves) {
-  return [g.B, g.T, g.Dm, g.H, g.Hk, g.Dh, g.norm === 'rms' ? 0 : 1, g.eps, nativeThreads()] as const;
+  return [g.B, g.T, g.Dm, g.H, g.Hk, g.Dh, normCode(g.norm), g.eps, nativeThreads()] as const;
 }
 function postGeometry(g: BlockHalves) {
-  const act = g.activation === 'gelu' ? 0 : g.activation === 'relu' ? 1 : 2;
-  return [g.B, g.T, g.H, g.Dh, g.Dm, g.F, g.norm === 'rms' ? 0 : 1, act, g.eps, nativeThreads()] as const;
+  const act = actCode(g.activation);
+  return [g.B, g.T, g.H, g.Dh, g.Dm, g.F, normCode(g.norm), act, g.eps, nativeThreads()] as const;
 }
 /** The addon, which `blockHalvesApply` has vouched for. */
 function halvesAddon() {

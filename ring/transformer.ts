@@ -192,6 +192,12 @@ function toHeads(x: tf.Tensor, heads: number): tf.Tensor {
   return tf.transpose(tf.reshape(x, [B, T, heads, W / heads]), [0, 2, 1, 3]);
 }
 
+/** The attention options of a block; `T` its local tokens (a ring device's block is at most its shard). */
+function attentionOptions(c: TransformerBlockConfig, seq: SequenceContext, T: number) {
+  const options = { causal: c.causal, blockSize: c.blockSize, segmentIds: seq.segmentIds };
+  return { options, ring: seq.ring && { ...options, blockSize: Math.min(c.blockSize, T), ...seq.ring } };
+}
+
 /** Attention of (B, H, T, Dh) queries with the configured implementation. */
 export function attend(
   q: tf.Tensor,
@@ -200,7 +206,7 @@ export function attend(
   c: TransformerBlockConfig,
   seq: SequenceContext,
 ): tf.Tensor {
-  const options = { causal: c.causal, blockSize: c.blockSize, segmentIds: seq.segmentIds };
+  const { options, ring } = attentionOptions(c, seq, dims(q)[2]);
   switch (c.attention) {
     case 'vanilla':
       return vanillaAttention(q, k, v, options);
@@ -209,13 +215,9 @@ export function attend(
     case 'blockwise':
       return blockwiseAttention(q, k, v, options);
     case 'ring': {
-      if (!seq.ring)
+      if (!ring)
         throw new InputError(`attention 'ring' runs on ring devices; this block has no ring context`);
-      return ringAttentionDevice(q, k, v, {
-        ...options,
-        blockSize: Math.min(c.blockSize, dims(q)[2]),
-        ...seq.ring,
-      });
+      return ringAttentionDevice(q, k, v, ring);
     }
   }
 }
@@ -364,15 +366,6 @@ export function transformerBlock(
 }
 
 /**
- * The block as one op on the native addon (issue 14): its input side (norm, projections, RoPE)
- * and output side (output projection, residuals, FFN) are one native call each, with the
- * blockwise or ring attention pass between them. The op keeps only x and the weights: the
- * backward recomputes q, k, v and the attention's forward pass from x (the paper's BPT with full
- * checkpointing per layer, §4), then runs the three backwards in reverse. Undefined where the
- * addon cannot run it (other attention implementations, backends, an old addon): the tfjs block
- * then runs, which stays the reference.
- */
-/**
  * Whether `transformerBlock` runs this block as one native op, which checkpoints it (keeps only x
  * and the weights): a caller that checkpoints layers itself need not wrap it again.
  */
@@ -393,6 +386,15 @@ export function nativeBlockCount(): number {
   return nativeBlocks;
 }
 
+/**
+ * The block as one op on the native addon (issue 14): its input side (norm, projections, RoPE)
+ * and output side (output projection, residuals, FFN) are one native call each, with the
+ * blockwise or ring attention pass between them. The op keeps only x and the weights: the
+ * backward recomputes q, k, v and the attention's forward pass from x (the paper's BPT with full
+ * checkpointing per layer, §4), then runs the three backwards in reverse. Undefined where the
+ * addon cannot run it (other attention implementations, backends, an old addon): the tfjs block
+ * then runs, which stays the reference.
+ */
 function nativeTransformerBlock(
   x: tf.Tensor,
   w: BlockWeights,
@@ -432,11 +434,9 @@ function nativeTransformerBlock(
     qkv: { gain: xs[1], wq: xs[2], wk: xs[3], wv: xs[4] },
     post: { wo: xs[5], gain: xs[6], up: xs[7], down: xs[8], gate: xs[9] ?? null },
   });
-  const options = { causal: c.causal, blockSize: c.blockSize, segmentIds: seq.segmentIds };
+  const { options, ring } = attentionOptions(c, seq, T);
   const attention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): AttentionPass =>
-    seq.ring
-      ? ringPass(q, k, v, { ...options, blockSize: Math.min(c.blockSize, T), ...seq.ring })
-      : blockwisePass(q, k, v, options);
+    ring ? ringPass(q, k, v, ring) : blockwisePass(q, k, v, options);
   const op = customOp((xs, save) => {
     const s = split(xs);
     if (c.keepAttention) {
