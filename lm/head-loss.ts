@@ -6,9 +6,16 @@
  * the vocabulary, not attention, capped the window one device could train). This is the paper's
  * blockwise treatment (§3: compute in blocks, keep only what the backward needs) applied to the
  * vocabulary projection.
+ *
+ * Where the native addon runs (native/fused.ts `fusedHeadLoss`, issue 14) one call computes the
+ * loss and, when a gradient is being taken, its gradients in the same pass: the loss ends the
+ * graph, so d loss / d logits is known up to the upstream scalar and the backward only scales.
+ * That saves recomputing the logits (a third of the head's FLOPs) and holds dx and dW (the sizes
+ * of x and w) in place of nothing; the tfjs chunks stay the reference and the fallback.
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../common/index.js';
+import { fusedHeadLoss } from '../native/index.js';
 import { customOp, dims, product } from '../ring/index.js';
 
 /** Targets equal to this are not counted (Hugging Face's convention). */
@@ -41,22 +48,38 @@ export function countedTargets(
 /** Floats of one chunk's logits (rows · V): 2 MiB (16 rows at V = 32000). */
 const CHUNK_FLOATS = 1 << 19;
 
+/** How `headCrossEntropy` counts and lays out its terms. */
+export interface HeadLossOptions {
+  /** Divides the sum (default: the counted rows; on a ring pass the global count). */
+  denominator?: number;
+  /** Rows per chunk of the tfjs path (default: 2 MiB of logits). */
+  chunkRows?: number;
+  /**
+   * One per row: scale each counted row's term instead of 1, a weighted objective such as line
+   * retrieval's answer/prompt mix, whose weights already hold their normalisation (pass
+   * denominator 1).
+   */
+  rowWeights?: Float32Array;
+  /**
+   * w is (V, Dm), a tied input embedding, and the logits are x · wᵀ: no transpose of the (V, Dm)
+   * table is made, forward or backward, and the gradient comes back in the table's layout.
+   */
+  transposed?: boolean;
+}
+
 /**
  * x (..., Dm) → Σ over counted rows of −log softmax(x·w)[target] / denominator (default: the
- * counted rows). w (Dm, V); targets one per row of x, −100 = ignored. Same value and gradients as
- * `maskedCrossEntropy(linear(x, w), targets, denominator)`. `rowWeights` (one per row) scale each
- * counted row's term instead of 1: a weighted objective such as line retrieval's answer/prompt mix,
- * whose weights already hold their normalisation (pass denominator 1).
+ * counted rows). w (Dm, V) (or (V, Dm) with `transposed`); targets one per row of x, −100 =
+ * ignored. Same value and gradients as `maskedCrossEntropy(linear(x, w), targets, denominator)`.
  */
 export function headCrossEntropy(
   x: tf.Tensor,
   w: tf.Tensor2D,
   targets: Int32Array,
-  denominator?: number,
-  chunkRows?: number,
-  rowWeights?: Float32Array,
+  options: HeadLossOptions = {},
 ): tf.Scalar {
-  const [Dm, V] = w.shape;
+  const { denominator, chunkRows, rowWeights, transposed = false } = options;
+  const [Dm, V] = transposed ? [w.shape[1], w.shape[0]] : w.shape;
   const N = targets.length;
   if (dims(x)[x.rank - 1] !== Dm || x.size !== N * Dm)
     throw new InputError(
@@ -76,11 +99,33 @@ export function headCrossEntropy(
   for (let r0 = 0; r0 < N; r0 += rows) chunks.push([r0, Math.min(N, r0 + rows)]);
   /** The logits (r1 − r0, V) of rows r0..r1. */
   const logitsOf = (xf: tf.Tensor2D, wt: tf.Tensor2D, r0: number, r1: number) =>
-    product(tf.slice(xf, [r0, 0], [r1 - r0, Dm]), wt, false, false);
+    product(tf.slice(xf, [r0, 0], [r1 - r0, Dm]), wt, false, transposed);
 
   const op = customOp(([xIn, wIn], save) => {
     const xf = tf.reshape(xIn, [N, Dm]) as tf.Tensor2D;
     const wt = wIn as tf.Tensor2D;
+    const native = fusedHeadLoss(
+      xf,
+      wt,
+      safe,
+      weight.map((wi) => wi / denom),
+      gradientBeingTaken(),
+      transposed,
+    );
+    if (native) {
+      const grads = native.grads ?? [];
+      save(grads);
+      return {
+        value: tf.scalar(native.loss),
+        gradFunc: (dy, saved) => {
+          if (saved.length !== 2)
+            throw new Error('headCrossEntropy: no gradient was computed in the forward');
+          const g = dy.dataSync()[0];
+          const [dx, dW] = g === 1 ? saved.map((t) => tf.clone(t)) : saved.map((t) => tf.mul(t, g));
+          return [tf.reshape(dx, xIn.shape), dW];
+        },
+      };
+    }
     const lse = new Float32Array(N);
     let total = 0;
     for (const [r0, r1] of chunks) {
@@ -103,7 +148,7 @@ export function headCrossEntropy(
       gradFunc: (dy, saved) => {
         const [sx, sw] = saved as tf.Tensor2D[];
         const g = dy.dataSync()[0] / denom;
-        let dW: tf.Tensor = tf.zeros([Dm, V]);
+        let dW: tf.Tensor = tf.zeros(sw.shape);
         const dxParts: tf.Tensor[] = [];
         for (const [r0, r1] of chunks) {
           const r = r1 - r0;
@@ -118,11 +163,15 @@ export function headCrossEntropy(
             const dLogits = tf.mul(
               tf.sub(p, tf.oneHot(tf.tensor1d(safe.subarray(r0, r1), 'int32'), V)),
               scale,
-            );
+            ) as tf.Tensor2D;
             const xChunk = tf.slice(sx, [r0, 0], [r, Dm]) as tf.Tensor2D;
             return [
-              product(dLogits as tf.Tensor2D, sw, false, true), // (r, Dm)
-              tf.add(dW, product(xChunk, dLogits as tf.Tensor2D, true, false)), // (Dm, V)
+              product(dLogits, sw, false, !transposed), // (r, Dm)
+              // (Dm, V), or (V, Dm) transposed
+              tf.add(
+                dW,
+                transposed ? product(dLogits, xChunk, true, false) : product(xChunk, dLogits, true, false),
+              ),
             ];
           });
           dW.dispose();
@@ -136,4 +185,10 @@ export function headCrossEntropy(
     };
   });
   return op(x, w) as tf.Scalar;
+}
+
+/** Whether tfjs is recording for a gradient (tf.grads, variableGrads, a checkpoint's recompute). */
+function gradientBeingTaken(): boolean {
+  const engine = tf.engine() as unknown as { state: { gradientDepth: number } };
+  return engine.state.gradientDepth > 0;
 }

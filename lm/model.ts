@@ -333,16 +333,19 @@ export class LlamaModel {
 
   /** h (B, T, Dm) → logits (B, T, V) through the final norm and the (tied) head. */
   head(h: tf.Tensor): tf.Tensor {
-    const { x, w } = this.headInputs(h);
-    return linear(x, w);
+    const { x, w, transposed } = this.headInputs(h);
+    return linear(x, transposed ? (tf.transpose(w) as tf.Tensor2D) : w);
   }
 
-  /** The head's input: h (B, T, Dm) after the final norm, and its weight (Dm, V). */
-  private headInputs(h: tf.Tensor): { x: tf.Tensor; w: tf.Tensor2D } {
+  /**
+   * The head's input: h (B, T, Dm) after the final norm, and its weight: lm_head (Dm, V), or the
+   * tied embedding (V, Dm) as it is (`transposed`).
+   */
+  private headInputs(h: tf.Tensor): { x: tf.Tensor; w: tf.Tensor2D; transposed: boolean } {
     const { embed, norm, lmHead } = this.weights;
     const x = normalize(h, norm, 'rms', this.config.rmsNormEps);
-    const w = lmHead ? (lmHead as unknown as tf.Tensor2D) : (tf.transpose(embed) as tf.Tensor2D); // (Dm, V)
-    return { x, w };
+    const w = (lmHead ?? embed) as unknown as tf.Tensor2D;
+    return { x, w, transposed: !lmHead };
   }
 
   /**
@@ -393,8 +396,13 @@ export class LlamaModel {
         `LlamaModel.loss: targets must have B·T = ${B * T} entries; got ${targets.length}`,
       );
     // NOTE: head and cross-entropy fused in row chunks: the (B, T, V) logits never exist (head-loss.ts)
-    const { x, w } = this.headInputs(this.hidden(ids, seq));
-    return headCrossEntropy(x, w, targets, denominator, this.runtime.lossChunkRows, weights);
+    const { x, w, transposed } = this.headInputs(this.hidden(ids, seq));
+    return headCrossEntropy(x, w, targets, {
+      denominator,
+      chunkRows: this.runtime.lossChunkRows,
+      rowWeights: weights,
+      transposed,
+    });
   }
 
   /** A fresh, empty KV cache. */

@@ -184,6 +184,27 @@ export interface NativeAddon {
     dGate: Float32Array | null,
     ...geometry: PostGeometryArgs
   ): void;
+  /**
+   * The LM head and token cross-entropy (issue 14): out[0] = Σ over rows of weight · (lse −
+   * logits[target]), out[1 + i] row i's log-sum-exp; logits = x · w, w (Dm, V), or x · wᵀ, w
+   * (V, Dm), when `transposed` (a tied embedding). With dx (N, Dm) and dW (w's layout) the sum's
+   * gradients, computed in the same pass (written, not added). Targets in [0, V). Optional, as
+   * ffnForward.
+   */
+  headLoss?(
+    x: Float32Array,
+    w: Float32Array,
+    target: Int32Array,
+    weight: Float32Array,
+    out: Float32Array,
+    dx: Float32Array | null,
+    dW: Float32Array | null,
+    N: number,
+    Dm: number,
+    V: number,
+    transposed: boolean,
+    threads: number,
+  ): void;
   /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */
   attnFinalize(
     o: Float32Array,

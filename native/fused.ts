@@ -319,3 +319,53 @@ export function postBackward(
       ),
   );
 }
+
+/** The fused head and cross-entropy's results (`fusedHeadLoss`). */
+export interface HeadLossResult {
+  /** Σ over rows of weight · (lse − logit[target]). */
+  loss: number;
+  /** dx (N, Dm) and dW (Dm, V) of `loss`, when asked for. */
+  grads?: [dx: tf.Tensor2D, dW: tf.Tensor2D];
+}
+
+/**
+ * x (N, Dm), w (Dm, V) or, `transposed`, (V, Dm): the weighted token cross-entropy of the logits
+ * x · w (x · wᵀ) against `targets` (N, each in [0, V)), the logits in chunks of rows that never
+ * all exist; with `withGrads` its gradients (dW in w's layout) from the same pass. undefined
+ * where it cannot run natively.
+ */
+export function fusedHeadLoss(
+  x: tf.Tensor2D,
+  w: tf.Tensor2D,
+  targets: Int32Array,
+  weights: Float32Array,
+  withGrads: boolean,
+  transposed = false,
+): HeadLossResult | undefined {
+  const name = tf.getBackend();
+  if ((name !== 'wasm' && name !== 'cpu') || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
+  const addon = nativeForCurrentBackend();
+  if (!addon?.headLoss) return undefined;
+  const [N, Dm] = x.shape;
+  const V = transposed ? w.shape[0] : w.shape[1];
+  const shapes = withGrads ? [[N + 1], [N, Dm], w.shape] : [[N + 1]];
+  const [out, dx, dW] = onBackendMemory([x, w], shapes, ([xv, wv], outs) =>
+    addon.headLoss!(
+      xv!,
+      wv!,
+      targets,
+      weights,
+      outs[0],
+      outs[1] ?? null,
+      outs[2] ?? null,
+      N,
+      Dm,
+      V,
+      transposed,
+      nativeThreads(),
+    ),
+  );
+  const loss = out.dataSync()[0];
+  out.dispose();
+  return { loss, grads: withGrads ? [dx as tf.Tensor2D, dW as tf.Tensor2D] : undefined };
+}

@@ -39,6 +39,8 @@ export {
   fusedFfnApplies,
   fusedFfnBackward,
   fusedFfnForward,
+  fusedHeadLoss,
+  type HeadLossResult,
   type PostWeights,
   postBackward,
   postForward,

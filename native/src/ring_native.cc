@@ -1459,6 +1459,90 @@ static void postBackward(const Post& p, const float* dy, float* dx, float* dO, f
 }
 
 // ---------------------------------------------------------------------------------------------
+// The LM head and the token cross-entropy, fused with their gradient (issue 14): per chunk of
+// rows, logits = x · w, each row's log-sum-exp and Σ weight · (lse − logit[target]); with grads,
+// P = weight · (softmax − onehot(target)) overwrites the logits and dx = P · wᵀ, dW += xᵀ · P.
+// The loss is the graph's end, so its gradient is known up to the upstream scalar when the
+// forward runs: computing it there saves the backward's recomputation of the (rows, V) logits
+// (a third of the head's FLOPs) and the (N, V) logits are never held, only one chunk per thread.
+
+struct HeadLoss {
+  int N, Dm, V;
+  const float *x, *w;     // x (N, Dm), w (Dm, V), or (V, Dm) when transposed (a tied embedding)
+  bool transposed;
+  const int32_t* target;  // (N), in [0, V)
+  const float* weight;    // (N): each row's factor, the normalisation included (0: not counted)
+  int threads;
+};
+constexpr int HEAD_CHUNK = 32;  // rows per task: a chunk's logits are 32 · V floats (4 MiB at V = 32000)
+
+// row[c] = exp(row[c] − sub) for c < n; returns their sum (any n).
+static inline float expRowAny(float* row, int n, float sub) {
+  const int n16 = n & ~15;
+  float s = expRow(row, n16, 1.0f, sub);
+  for (int c = n16; c < n; c++) {
+    const float e = row[c] - sub;
+    row[c] = e < -87.f ? 0.f : std::exp(e);
+    s += row[c];
+  }
+  return s;
+}
+
+static inline float rowMaxAny(const float* row, int n) {
+  const int n16 = n & ~15;
+  float m = n16 > 0 ? rowMax(row, n16) : NEG_INF;
+  for (int c = n16; c < n; c++) m = std::max(m, row[c]);
+  return m;
+}
+
+// Returns Σ weight · (lse − logit[target]) and writes lse (N); with dx (N, Dm) and dW (Dm, V)
+// (written, not added) the sum's gradients too. Deterministic for a given thread count.
+static double headLoss(const HeadLoss& h, float* lse, float* dx, float* dW) {
+  const int tasks = (h.N + HEAD_CHUNK - 1) / HEAD_CHUNK, V = h.V, Dm = h.Dm;
+  const int threads = rowThreads(static_cast<double>(h.N) * Dm * V, h.threads, tasks);
+  const bool grads = dx && dW;
+  ThreadSums sums(threads, {grads ? dW : nullptr}, {static_cast<long>(Dm) * V});
+  std::vector<double> partial(std::max(1, tasks), 0.0);
+  parallelForStatic(threads, tasks, [&](int task, int tid) {
+    const long r0 = static_cast<long>(task) * HEAD_CHUNK;
+    const int rows = static_cast<int>(std::min<long>(HEAD_CHUNK, h.N - r0));
+    Buf logits(static_cast<size_t>(rows) * V);
+    const float* xr = h.x + r0 * Dm;
+    const long ldw = h.transposed ? Dm : V;
+    gemmOne(xr, Dm, false, h.w, ldw, h.transposed, logits.p, V, rows, V, Dm, false);  // x · w
+    double total = 0;
+    for (int i = 0; i < rows; i++) {
+      float* row = logits.p + static_cast<long>(i) * V;
+      const int t = h.target[r0 + i];
+      const float wi = h.weight[r0 + i], picked = row[t], m = rowMaxAny(row, V);
+      const float sum = expRowAny(row, V, m);
+      const float l = m + std::log(sum);
+      lse[r0 + i] = l;
+      total += static_cast<double>(wi) * (static_cast<double>(l) - picked);
+      if (!grads) continue;
+      if (wi == 0.f) {
+        std::memset(row, 0, sizeof(float) * V);
+        continue;
+      }
+      const float scale = wi / sum;
+      for (int c = 0; c < V; c++) row[c] *= scale;
+      row[t] -= wi;
+    }
+    partial[task] = total;
+    if (!grads) return;
+    gemmOne(logits.p, V, false, h.w, ldw, !h.transposed, dx + r0 * Dm, Dm, rows, Dm, V, false);  // dx = P · wᵀ
+    if (h.transposed)
+      gemmOne(logits.p, V, true, xr, Dm, false, sums.at(tid, 0), Dm, V, Dm, rows, true);  // dW += Pᵀ · x
+    else
+      gemmOne(xr, Dm, true, logits.p, V, false, sums.at(tid, 0), V, Dm, V, rows, true);  // dW += xᵀ · P
+  });
+  if (grads) sums.reduce();
+  double loss = 0;
+  for (int t = 0; t < tasks; t++) loss += partial[t];
+  return loss;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Node-API glue: argument checks at the boundary (errors name the function and the argument).
 
 struct ArgError {
@@ -1811,6 +1895,35 @@ napi_value FfnBackward(napi_env env, napi_callback_info info) {
   });
 }
 
+// headLoss(x, w, target, weight, out, dx | null, dW | null, N, Dm, V, transposed, threads):
+// out[0] = Σ over rows of weight · (log Σ exp(logits) − logits[target]), logits = x · w (w (Dm, V))
+// or x · wᵀ (transposed: w (V, Dm)), and out[1..N] each row's log-sum-exp; with dx (N, Dm) and dW
+// (w's layout) the sum's gradients (written, not added).
+napi_value HeadLossFn(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "headLoss");
+    HeadLoss h{};
+    h.N = a.integer(7, "N", 0);
+    h.Dm = a.integer(8, "Dm", 1);
+    h.V = a.integer(9, "V", 1);
+    h.transposed = a.boolean(10, "transposed");
+    h.threads = a.integer(11, "threads", 1);
+    h.x = a.array<float>(0, "x", napi_float32_array, static_cast<size_t>(h.N) * h.Dm);
+    h.w = a.array<float>(1, "w", napi_float32_array, static_cast<size_t>(h.Dm) * h.V);
+    h.target = a.array<int32_t>(2, "target", napi_int32_array, h.N);
+    h.weight = a.array<float>(3, "weight", napi_float32_array, h.N);
+    float* out = a.array<float>(4, "out", napi_float32_array, static_cast<size_t>(h.N) + 1);
+    float* dx = a.array<float>(5, "dx", napi_float32_array, static_cast<size_t>(h.N) * h.Dm, true);
+    float* dW = a.array<float>(6, "dW", napi_float32_array, static_cast<size_t>(h.Dm) * h.V, true);
+    if (!dx != !dW) throw ArgError{"headLoss: dx and dW must both be given or both be null"};
+    for (int i = 0; i < h.N; i++)
+      if (h.target[i] < 0 || h.target[i] >= h.V)
+        throw ArgError{"headLoss: target " + std::to_string(h.target[i]) + " at " + std::to_string(i) +
+                       " is outside [0, " + std::to_string(h.V) + ")"};
+    out[0] = static_cast<float>(headLoss(h, out + 1, dx, dW));
+  });
+}
+
 // The qkv arguments: x, gain, wq, wk, wv, cos | null, sin | null at 0–6, then B, T, Dm, H, Hk,
 // Dh, norm, eps, threads from index `i`.
 static Qkv qkvArgs(Args& a, size_t i, const char* fn) {
@@ -1974,6 +2087,7 @@ NAPI_MODULE_INIT() {
       {"qkvBackward", nullptr, QkvBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"postForward", nullptr, PostForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"postBackward", nullptr, PostBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"headLoss", nullptr, HeadLossFn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"nativeBytes", nullptr, NativeBytes, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resetNativePeak", nullptr, ResetNativePeak, nullptr, nullptr, nullptr, napi_default, nullptr},

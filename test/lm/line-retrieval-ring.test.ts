@@ -11,6 +11,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng } from '../../common/index.js';
 import { FileStore } from '../../experiments/tracking/index.js';
+import { headCrossEntropy } from '../../lm/head-loss.js';
 import {
   encodeLineCase,
   IGNORE_INDEX,
@@ -20,7 +21,6 @@ import {
   trainLineRetrieval,
   trainLineRetrievalOnDevices,
 } from '../../lm/index.js';
-import { headCrossEntropy } from '../../lm/head-loss.js';
 import { initBackend } from '../../native/index.js';
 import { MemoryLogger, type TrainContext } from '../../train/index.js';
 import { outcome, runExp, tempDir, testEnv } from '../experiments/util.js';
@@ -47,7 +47,7 @@ test(`headCrossEntropy with row weights = Σ w·(−log softmax)[target], value 
     return tf.sum(tf.mul(nll, tf.tensor1d(refWeight))) as tf.Scalar;
   };
   const fused = (xi: tf.Tensor, wi: tf.Tensor) =>
-    headCrossEntropy(xi, wi as tf.Tensor2D, targets, 1, 5, weights);
+    headCrossEntropy(xi, wi as tf.Tensor2D, targets, { denominator: 1, chunkRows: 5, rowWeights: weights });
   const [refValue, refGrads] = [reference(x, w).dataSync()[0], tf.grads(reference)([x, w])];
   const [value, grads] = [fused(x, w).dataSync()[0], tf.grads(fused)([x, w])];
   assert.ok(Math.abs(value - refValue) <= 1e-4 * Math.max(1, Math.abs(refValue)), `${value} vs ${refValue}`);
@@ -58,7 +58,10 @@ test(`headCrossEntropy with row weights = Σ w·(−log softmax)[target], value 
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
     assert.ok(worst <= 1e-4, `gradient ${k === 0 ? 'x' : 'w'}: max |Δ| ${worst}`);
   });
-  assert.throws(() => headCrossEntropy(x, w, targets, 1, 5, weights.subarray(1)), /rowWeights must hold 37/);
+  assert.throws(
+    () => headCrossEntropy(x, w, targets, { denominator: 1, chunkRows: 5, rowWeights: weights.subarray(1) }),
+    /rowWeights must hold 37/,
+  );
 });
 
 test(`lineWindow weights: the answer targets share 1, the prompt's share otherTokenWeight (seed ${seed})`, () => {
