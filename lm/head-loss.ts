@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../common/index.js';
-import { fusedHeadLoss } from '../native/index.js';
+import { fusedHeadLoss, nativeThreads } from '../native/index.js';
 import { customOp, dims, product } from '../ring/index.js';
 
 /** Targets equal to this are not counted (Hugging Face's convention). */
@@ -47,6 +47,8 @@ export function countedTargets(
 
 /** Floats of one chunk's logits (rows · V): 2 MiB (16 rows at V = 32000). */
 const CHUNK_FLOATS = 1 << 19;
+/** Floats of one chunk's logits on the native path, per thread: 16 MiB (131 rows at V = 32000). */
+const NATIVE_CHUNK_FLOATS = 1 << 22;
 
 /** How `headCrossEntropy` counts and lays out its terms. */
 export interface HeadLossOptions {
@@ -95,6 +97,11 @@ export function headCrossEntropy(
   }
   const denom = denominator ?? Math.max(1, count);
   const rows = chunkRows ?? Math.max(1, Math.floor(CHUNK_FLOATS / V));
+  // NOTE: the addon's chunks are larger (16 MiB of logits per thread): each chunk adds its
+  // rows' xᵀ · P into the whole (Dm, V) dW, so small chunks make the head memory-bound; but
+  // every thread gets one
+  const nativeRows =
+    chunkRows ?? Math.max(16, Math.min(Math.floor(NATIVE_CHUNK_FLOATS / V), Math.ceil(N / nativeThreads())));
   const chunks: [number, number][] = [];
   for (let r0 = 0; r0 < N; r0 += rows) chunks.push([r0, Math.min(N, r0 + rows)]);
   /** The logits (r1 − r0, V) of rows r0..r1. */
@@ -111,6 +118,7 @@ export function headCrossEntropy(
       weight.map((wi) => wi / denom),
       gradientBeingTaken(),
       transposed,
+      nativeRows,
     );
     if (native) {
       const grads = native.grads ?? [];

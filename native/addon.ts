@@ -188,7 +188,8 @@ export interface NativeAddon {
    * The LM head and token cross-entropy (issue 14): out[0] = Σ over rows of weight · (lse −
    * logits[target]), out[1 + i] row i's log-sum-exp; logits = x · w, w (Dm, V), or x · wᵀ, w
    * (V, Dm), when `transposed` (a tied embedding). With dx (N, Dm) and dW (w's layout) the sum's
-   * gradients, computed in the same pass (written, not added). Targets in [0, V). Optional, as
+   * gradients, computed in the same pass (written, not added). Targets in [0, V). Rows go in
+   * chunks of `chunkRows`, each task's logits (chunkRows, V) its working set. Optional, as
    * ffnForward.
    */
   headLoss?(
@@ -203,6 +204,7 @@ export interface NativeAddon {
     Dm: number,
     V: number,
     transposed: boolean,
+    chunkRows: number,
     threads: number,
   ): void;
   /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */

@@ -331,8 +331,8 @@ export interface HeadLossResult {
 /**
  * x (N, Dm), w (Dm, V) or, `transposed`, (V, Dm): the weighted token cross-entropy of the logits
  * x · w (x · wᵀ) against `targets` (N, each in [0, V)), the logits in chunks of rows that never
- * all exist; with `withGrads` its gradients (dW in w's layout) from the same pass. undefined
- * where it cannot run natively.
+ * all exist (`chunkRows` per task); with `withGrads` its gradients (dW in w's layout) from the
+ * same pass. undefined where it cannot run natively.
  */
 export function fusedHeadLoss(
   x: tf.Tensor2D,
@@ -340,7 +340,8 @@ export function fusedHeadLoss(
   targets: Int32Array,
   weights: Float32Array,
   withGrads: boolean,
-  transposed = false,
+  transposed: boolean,
+  chunkRows: number,
 ): HeadLossResult | undefined {
   const name = tf.getBackend();
   if ((name !== 'wasm' && name !== 'cpu') || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
@@ -362,6 +363,7 @@ export function fusedHeadLoss(
       Dm,
       V,
       transposed,
+      chunkRows,
       nativeThreads(),
     ),
   );

@@ -1472,9 +1472,9 @@ struct HeadLoss {
   bool transposed;
   const int32_t* target;  // (N), in [0, V)
   const float* weight;    // (N): each row's factor, the normalisation included (0: not counted)
+  int chunkRows;          // rows per task: its logits, chunkRows · V floats, are the op's working set
   int threads;
 };
-constexpr int HEAD_CHUNK = 32;  // rows per task: a chunk's logits are 32 · V floats (4 MiB at V = 32000)
 
 // row[c] = exp(row[c] − sub) for c < n; returns their sum (any n).
 static inline float expRowAny(float* row, int n, float sub) {
@@ -1498,14 +1498,14 @@ static inline float rowMaxAny(const float* row, int n) {
 // Returns Σ weight · (lse − logit[target]) and writes lse (N); with dx (N, Dm) and dW (Dm, V)
 // (written, not added) the sum's gradients too. Deterministic for a given thread count.
 static double headLoss(const HeadLoss& h, float* lse, float* dx, float* dW) {
-  const int tasks = (h.N + HEAD_CHUNK - 1) / HEAD_CHUNK, V = h.V, Dm = h.Dm;
+  const int C = h.chunkRows, tasks = (h.N + C - 1) / C, V = h.V, Dm = h.Dm;
   const int threads = rowThreads(static_cast<double>(h.N) * Dm * V, h.threads, tasks);
   const bool grads = dx && dW;
   ThreadSums sums(threads, {grads ? dW : nullptr}, {static_cast<long>(Dm) * V});
   std::vector<double> partial(std::max(1, tasks), 0.0);
   parallelForStatic(threads, tasks, [&](int task, int tid) {
-    const long r0 = static_cast<long>(task) * HEAD_CHUNK;
-    const int rows = static_cast<int>(std::min<long>(HEAD_CHUNK, h.N - r0));
+    const long r0 = static_cast<long>(task) * C;
+    const int rows = static_cast<int>(std::min<long>(C, h.N - r0));
     Buf logits(static_cast<size_t>(rows) * V);
     const float* xr = h.x + r0 * Dm;
     const long ldw = h.transposed ? Dm : V;
@@ -1895,7 +1895,8 @@ napi_value FfnBackward(napi_env env, napi_callback_info info) {
   });
 }
 
-// headLoss(x, w, target, weight, out, dx | null, dW | null, N, Dm, V, transposed, threads):
+// headLoss(x, w, target, weight, out, dx | null, dW | null, N, Dm, V, transposed, chunkRows,
+// threads):
 // out[0] = Σ over rows of weight · (log Σ exp(logits) − logits[target]), logits = x · w (w (Dm, V))
 // or x · wᵀ (transposed: w (V, Dm)), and out[1..N] each row's log-sum-exp; with dx (N, Dm) and dW
 // (w's layout) the sum's gradients (written, not added).
@@ -1907,7 +1908,8 @@ napi_value HeadLossFn(napi_env env, napi_callback_info info) {
     h.Dm = a.integer(8, "Dm", 1);
     h.V = a.integer(9, "V", 1);
     h.transposed = a.boolean(10, "transposed");
-    h.threads = a.integer(11, "threads", 1);
+    h.chunkRows = a.integer(11, "chunkRows", 1);
+    h.threads = a.integer(12, "threads", 1);
     h.x = a.array<float>(0, "x", napi_float32_array, static_cast<size_t>(h.N) * h.Dm);
     h.w = a.array<float>(1, "w", napi_float32_array, static_cast<size_t>(h.Dm) * h.V);
     h.target = a.array<int32_t>(2, "target", napi_int32_array, h.N);
