@@ -19,8 +19,8 @@
  * one code path, so the plot compares context and nothing else.
  */
 import * as tf from '@tensorflow/tfjs';
-import { InputError, Rng } from '../common/index.js';
 import { RingGroup } from '../cluster/index.js';
+import { InputError, Rng } from '../common/index.js';
 import { decodeTrainingState, encodeTrainingState, type TrainContext } from '../train/index.js';
 import { learningRate } from './finetune.js';
 import {
@@ -45,7 +45,7 @@ import {
   lineRetrievalRuntime,
   roundUp,
 } from './line-retrieval-train.js';
-import { type LlamaRuntime, LlamaModel } from './model.js';
+import { LlamaModel, type LlamaRuntime } from './model.js';
 
 /** How the replicas run: the training attention, blockwise FFN, no layer checkpoints. */
 export function deviceTrainRuntime(
@@ -168,15 +168,23 @@ export async function trainLineRetrievalOnDevices(
         shard(longest, 0, lineWindow(worst, longest, o.otherTokenWeight)),
       );
       const comm = N > 1 ? group.commBytesPerDevice : 0;
-      const need =
-        finetuneRealBytesPerDevice(Math.max(...peaks.map((p) => p.realBytes)), parameters, comm) / 2 ** 20;
-      ctx.params?.({ 'train.probe_mib_per_device': need.toFixed(1), 'train.longest_tokens': longest });
+      // both add the step's all-reduce and receive buffers (finetuneRealBytesPerDevice)
+      const mib = (bytes: number) => finetuneRealBytesPerDevice(bytes, parameters, comm) / 2 ** 20;
+      const real = mib(Math.max(...peaks.map((p) => p.realBytes)));
+      const tensors = mib(Math.max(...peaks.map((p) => p.tensorBytes)));
+      const need = o.trainMemoryOn === 'real' ? real : tensors;
+      ctx.params?.({
+        'train.probe_mib_per_device': real.toFixed(1),
+        'train.probe_tensor_mib_per_device': tensors.toFixed(1),
+        'train.longest_tokens': longest,
+      });
+      const kind = o.trainMemoryOn === 'real' ? 'real memory' : 'tensor bytes';
       ctx.log?.(
-        `training memory: ${need.toFixed(1)} MiB per device at ${longest} tokens (${Math.max(...o.trainLines)} lines) of ${o.trainMemoryMiB} MiB`,
+        `training memory: ${need.toFixed(1)} MiB per device (${kind}; real ${real.toFixed(1)}, tensors ${tensors.toFixed(1)}) at ${longest} tokens (${Math.max(...o.trainLines)} lines) of ${o.trainMemoryMiB} MiB`,
       );
       if (need > o.trainMemoryMiB)
         throw new InputError(
-          `${path}: training on ${Math.max(...o.trainLines)} lines (${longest} tokens, batch ${o.batchSize}) needs ${need.toFixed(1)} MiB per device with ${o.trainAttention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${o.trainMemoryMiB} MiB (${path}.trainMemoryMiB). Use trainAttention: ring with more devices, or fewer trainLines`,
+          `${path}: training on ${Math.max(...o.trainLines)} lines (${longest} tokens, batch ${o.batchSize}) needs ${need.toFixed(1)} MiB per device (${kind}) with ${o.trainAttention}${N > 1 ? ` on ${N} devices` : ''}; the budget is ${o.trainMemoryMiB} MiB (${path}.trainMemoryMiB). Use trainAttention: ring with more devices, or fewer trainLines`,
         );
     }
 

@@ -71,6 +71,12 @@ export interface LineRetrievalOptions {
    */
   trainDevices: number;
   trainMemoryMiB: number;
+  /**
+   * What `trainMemoryMiB` bounds: 'real', what a device holds (wasm heap, JS, native; issue 20),
+   * or 'tensors', the step's peak tensor bytes (deterministic; at small models an idle worker's
+   * ≈ 45 MiB of real memory, and its ±2 MiB jitter, swamp what a few more lines add).
+   */
+  trainMemoryOn: 'real' | 'tensors';
   /** Held-out accuracy every this many steps (and at the last); 0 = only at the last. */
   evalEvery: number;
   blockSize: number;
@@ -110,6 +116,7 @@ export const LINE_RETRIEVAL_DEFAULTS: LineRetrievalOptions = {
   trainAttention: 'vanilla',
   trainDevices: 0,
   trainMemoryMiB: 0,
+  trainMemoryOn: 'real',
   evalEvery: 50,
   blockSize: 32,
   evalLines: [2, 4, 7, 12, 16],

@@ -94,11 +94,20 @@ export const LINE_RETRIEVAL_OPTIONS = opt.group('LongChat line retrieval (paper 
     'int0',
   ),
   trainMemoryMiB: opt.number(
-    'Per-device budget (MiB, real memory) of a training step on devices; 0 = unchecked',
+    'Per-device budget (MiB, of trainMemoryOn) of a training step on devices; 0 = unchecked',
     L.trainMemoryMiB,
     'nonneg',
   ),
-  evalEvery: opt.number('Held-out accuracy every this many steps; 0 = only at the last step', L.evalEvery, 'int0'),
+  trainMemoryOn: opt.choice(
+    "What trainMemoryMiB bounds: real (what a device holds) or tensors (the step's peak tensor bytes)",
+    ['real', 'tensors'] as const,
+    L.trainMemoryOn,
+  ),
+  evalEvery: opt.number(
+    'Held-out accuracy every this many steps; 0 = only at the last step',
+    L.evalEvery,
+    'int0',
+  ),
   blockSize: opt.number(
     'Attention block size and FFN chunk (blockwise on one device, ring inner loop)',
     L.blockSize,

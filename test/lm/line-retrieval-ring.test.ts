@@ -141,7 +141,7 @@ describe('trainLineRetrievalOnDevices', () => {
     assert.ok(worst <= 1e-3, `final weights, one device vs ring: max |Δ| ${worst}`);
   });
 
-  test('a longest prompt over trainMemoryMiB fails before training, naming the option', async () => {
+  test('a longest prompt over trainMemoryMiB fails before training, naming the option; trainMemoryOn picks real memory or tensor bytes', async () => {
     const { ctx, logger } = context();
     await assert.rejects(
       trainLineRetrievalOnDevices(
@@ -154,6 +154,42 @@ describe('trainLineRetrievalOnDevices', () => {
         /MiB per device/.test(e.message),
     );
     assert.equal(logger.points['train/loss'], undefined, 'no step ran');
+    // trainMemoryOn: tensors bounds the step's peak tensor bytes instead of what the device holds
+    const needOf = async (on: 'real' | 'tensors') => {
+      const c = context();
+      let message = '';
+      await assert.rejects(
+        trainLineRetrievalOnDevices(
+          { ...o, trainAttention: 'blockwise', trainDevices: 1, trainMemoryMiB: 0.5, trainMemoryOn: on },
+          { ...c.ctx, optionsPath: 'line-retrieval' },
+        ),
+        (e: unknown) => {
+          message = e instanceof Error ? e.message : '';
+          return e instanceof InputError;
+        },
+      );
+      assert.match(message, on === 'real' ? /\(real memory\)/ : /\(tensor bytes\)/);
+      return Number(/needs ([\d.]+) MiB/.exec(message)?.[1]);
+    };
+    const [real, tensors] = [await needOf('real'), await needOf('tensors')];
+    assert.ok(tensors > 0 && tensors + 1 < real, `tensor bytes ${tensors} MiB vs real ${real} MiB`);
+    const between = context();
+    const trained = await trainLineRetrievalOnDevices(
+      {
+        ...o,
+        trainAttention: 'blockwise',
+        trainDevices: 1,
+        trainMemoryMiB: tensors + 0.5,
+        trainMemoryOn: 'tensors',
+      },
+      { ...between.ctx, optionsPath: 'line-retrieval' },
+    );
+    trained.model.dispose();
+    assert.equal(
+      losses(between.logger).length,
+      o.steps,
+      'a budget under real memory but over the tensors trains',
+    );
     await assert.rejects(
       trainLineRetrievalOnDevices({ ...o, trainAttention: 'blockwise', trainDevices: 2 }, ctx),
       /trainDevices: blockwise trains on one device; got 2/,
