@@ -343,7 +343,10 @@ export class LlamaModel {
    */
   private headInputs(h: tf.Tensor): { x: tf.Tensor; w: tf.Tensor2D; transposed: boolean } {
     const { embed, norm, lmHead } = this.weights;
-    const x = normalize(h, norm, 'rms', this.config.rmsNormEps);
+    // NOTE: checkpointed: autodiff of the norm's tfjs ops kept ≈ 3 (B, T, Dm) tensors through the
+    // whole backward, the largest per-token term after the layers' inputs (issue 14's memory)
+    const eps = this.config.rmsNormEps;
+    const x = checkpoint((a, g) => normalize(a, g, 'rms', eps), [h, norm]);
     const w = (lmHead ?? embed) as unknown as tf.Tensor2D;
     return { x, w, transposed: !lmHead };
   }
