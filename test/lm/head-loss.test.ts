@@ -79,7 +79,7 @@ const cases = [
     transposed: false,
   },
   { B: 3, T: 5, Dm: 4, V: 1000, chunkRows: 4, denominator: 2.5, weighted: false, transposed: true },
-  // more rows than the addon's chunk (32), V not a multiple of its 16-lane exp
+  // several of the addon's default chunks (≥ 16 rows, one per thread), V not a multiple of its 16-lane exp
   {
     B: 2,
     T: 41,
