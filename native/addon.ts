@@ -184,6 +184,30 @@ export interface NativeAddon {
     dGate: Float32Array | null,
     ...geometry: PostGeometryArgs
   ): void;
+  /** y (N, D) = norm(x) ∘ gain; kind 0 RMSNorm, 1 LayerNorm without bias. Optional, as ffnForward. */
+  normForward?(
+    x: Float32Array,
+    gain: Float32Array,
+    y: Float32Array,
+    N: number,
+    D: number,
+    kind: number,
+    eps: number,
+    threads: number,
+  ): void;
+  /** Its gradients for dy, the row statistics recomputed from x: written, not added. */
+  normBackward?(
+    x: Float32Array,
+    gain: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dGain: Float32Array,
+    N: number,
+    D: number,
+    kind: number,
+    eps: number,
+    threads: number,
+  ): void;
   /**
    * The LM head and token cross-entropy (issue 14): out[0] = Σ over rows of weight · (lse −
    * logits[target]), out[1 + i] row i's log-sum-exp; logits = x · w, w (Dm, V), or x · wᵀ, w

@@ -371,3 +371,41 @@ export function fusedHeadLoss(
   out.dispose();
   return { loss, grads: withGrads ? [dx as tf.Tensor2D, dW as tf.Tensor2D] : undefined };
 }
+
+/** Whether the native norm runs here for these tensors (else the caller's tfjs ops do). */
+export function fusedNormApplies(x: tf.Tensor, gain: tf.Tensor): boolean {
+  const addon = fusedAddon([x, gain]);
+  return x.rank > 0 && !!addon?.normForward && !!addon.normBackward;
+}
+
+/** y (x's shape) = norm(x) ∘ gain over the last axis; undefined where it cannot run natively. */
+export function fusedNormForward(
+  x: tf.Tensor,
+  gain: tf.Tensor,
+  norm: FusedNorm,
+  eps: number,
+): tf.Tensor | undefined {
+  const addon = fusedAddon([x, gain]);
+  if (!addon?.normForward || !addon.normBackward) return undefined;
+  const D = x.shape[x.rank - 1] as number;
+  const [y] = onBackendMemory([x, gain], [x.shape], ([xv, g], [out]) =>
+    addon.normForward!(xv!, g!, out, x.size / D, D, normCode(norm), eps, nativeThreads()),
+  );
+  return y;
+}
+
+/** [dx, dGain] of `fusedNormForward` for dy, recomputing each row's statistics from x. */
+export function fusedNormBackward(
+  x: tf.Tensor,
+  gain: tf.Tensor,
+  norm: FusedNorm,
+  eps: number,
+  dy: tf.Tensor,
+): tf.Tensor[] | undefined {
+  const addon = fusedAddon([x, gain, dy]);
+  if (!addon?.normBackward) return undefined;
+  const D = x.shape[x.rank - 1] as number;
+  return onBackendMemory([x, gain, dy], [x.shape, gain.shape], ([xv, g, dyv], [dx, dGain]) =>
+    addon.normBackward!(xv!, g!, dyv!, dx, dGain, x.size / D, D, normCode(norm), eps, nativeThreads()),
+  );
+}

@@ -27,7 +27,17 @@ export {
   feedForward,
   fusedFeedForwardSublayer,
 } from './ffn.js';
-export { checkpoint, customOp, dims, embeddingLookup, linear, matmul, product, stopGradient } from './ops.js';
+export {
+  checkpoint,
+  customOp,
+  dims,
+  embeddingLookup,
+  linear,
+  matmul,
+  product,
+  releaseAfterBackward,
+  stopGradient,
+} from './ops.js';
 export { allReduceMessageFloats, allReduceSum, broadcastFromRank0 } from './parallel.js';
 export {
   deviceBytes,

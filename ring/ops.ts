@@ -34,6 +34,29 @@ export function customOp(
 }
 
 /**
+ * Inside a custom op's gradFunc, once its gradients are computed: frees the output gradient `dy`
+ * and the op's saved tensors (both clones or handles of their own; `grads`, what the op returns,
+ * are spared). NOTE: tfjs keeps every node's output gradient and saved tensors until the whole
+ * backward pass ends, so without this a layer's input and its gradient live through the layers
+ * below it: one (B, T, Dm) tensor of each per layer (issue 14's memory). A node's output gradient
+ * is read by that node alone, so nothing needs it afterwards.
+ */
+export function releaseAfterBackward(
+  dy: tf.Tensor | tf.Tensor[],
+  saved: tf.Tensor[],
+  grads: tf.Tensor[],
+): void {
+  const keep = new Set(grads);
+  // NOTE: a dy made outside this backward pass is the caller's (tf.grads(f)(xs, dy)): it stays.
+  // The pass runs in one engine scope, which tracks every gradient made in it (tfjs 4 internals)
+  const scope = (tf.engine() as unknown as { state: { activeScope?: { id: number } } }).state.activeScope;
+  const madeHere = (t: tf.Tensor) =>
+    scope !== undefined && (t as unknown as { scopeId?: number }).scopeId === scope.id;
+  for (const t of Array.isArray(dy) ? dy : [dy]) if (madeHere(t) && !keep.has(t)) t.dispose();
+  for (const t of saved) if (!keep.has(t)) t.dispose();
+}
+
+/**
  * op(a) @ op(b), op = transpose when flagged: (M, K) @ (K, N) → (M, N). Native (native/kernels.ts)
  * takes the flags into its packing; wasm's own kernel gets explicit transposes instead.
  */
@@ -80,6 +103,7 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const idx = saved[0].dataSync();
         const g = dy.dataSync();
+        releaseAfterBackward(dy, saved, []);
         const out = new Float32Array(vocab * dim);
         for (let n = 0; n < idx.length; n++) {
           const row = idx[n] * dim;
@@ -104,7 +128,11 @@ export function checkpoint(f: (...inputs: tf.Tensor[]) => tf.Tensor, inputs: tf.
     save(xs);
     return {
       value: tf.tidy(() => f(...xs)),
-      gradFunc: (dy, saved) => recomputeGrads(f, saved, dy),
+      gradFunc: (dy, saved) => {
+        const grads = recomputeGrads(f, saved, dy);
+        releaseAfterBackward(dy, saved, grads);
+        return grads;
+      },
     };
   });
   return wrapped(...inputs);

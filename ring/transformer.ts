@@ -14,6 +14,9 @@ import { InputError, type Rng } from '../common/index.js';
 import {
   type BlockHalves,
   blockHalvesApply,
+  fusedNormApplies,
+  fusedNormBackward,
+  fusedNormForward,
   postBackward,
   postForward,
   qkvBackward,
@@ -25,7 +28,7 @@ import { ringAttentionDevice, ringPass, tokenIndices } from './attention/ring.js
 import type { AttentionImpl, AttentionPass, RingLayout } from './attention/types.js';
 import { vanillaAttention } from './attention/vanilla.js';
 import { blockwiseFeedForward, type FeedForwardKind, feedForward, fusedFeedForwardSublayer } from './ffn.js';
-import { customOp, dims, linear } from './ops.js';
+import { customOp, dims, linear, releaseAfterBackward } from './ops.js';
 import type { RingTransport } from './transport.js';
 
 export interface TransformerBlockConfig {
@@ -117,6 +120,31 @@ export function blockVariables(w: BlockWeights): tf.Variable[] {
 
 /** RMSNorm (LLaMA) or LayerNorm without bias over the last axis, times `gain`. */
 export function normalize(x: tf.Tensor, gain: tf.Tensor, kind: 'rms' | 'layer', eps: number): tf.Tensor {
+  // NOTE: one native op where the addon runs: it keeps x alone for the backward, where autodiff of
+  // the ops below keeps ≈ 3 (…, D) tensors (issue 14); the ops stay the reference
+  if (!fusedNormApplies(x, gain)) return normOps(x, gain, kind, eps);
+  const op = customOp(([xi, g], save) => {
+    save([xi, g]);
+    return {
+      value: must(fusedNormForward(xi, g, kind, eps)),
+      gradFunc: (dy, saved) => {
+        const grads = must(fusedNormBackward(saved[0], saved[1], kind, eps, dy));
+        releaseAfterBackward(dy, saved, grads);
+        return grads;
+      },
+    };
+  });
+  return op(x, gain);
+}
+
+/** A native result that its `…Applies` check vouched for. */
+function must<T>(r: T | undefined): T {
+  if (r === undefined) throw new Error('native norm called where fusedNormApplies is false');
+  return r;
+}
+
+/** The norm as tfjs ops: the reference and the fallback. */
+function normOps(x: tf.Tensor, gain: tf.Tensor, kind: 'rms' | 'layer', eps: number): tf.Tensor {
   return tf.tidy(() => {
     let centred = x;
     if (kind === 'layer') centred = tf.sub(x, tf.mean(x, -1, true));
@@ -451,7 +479,9 @@ function nativeTransformerBlock(
         gradFunc: (dy, saved) => {
           const r = split(saved.slice(0, xs.length));
           const [out, ...kept] = saved.slice(xs.length);
-          return blockBackward(r, out, (dO) => pass.backward(dO, kept), dy);
+          const grads = blockBackward(r, out, (dO) => pass.backward(dO, kept), dy);
+          releaseAfterBackward(dy, saved, grads);
+          return grads;
         },
       };
     }
@@ -468,6 +498,7 @@ function nativeTransformerBlock(
         const pass = attention(q, k, v);
         const grads = blockBackward(r, pass.out, (dO) => pass.backward(dO, pass.keep), dy);
         tf.dispose([q, k, v, pass.out, ...pass.keep]);
+        releaseAfterBackward(dy, saved, grads);
         return grads;
       },
     };

@@ -1459,6 +1459,38 @@ static void postBackward(const Post& p, const float* dy, float* dx, float* dO, f
 }
 
 // ---------------------------------------------------------------------------------------------
+// A norm on its own (issue 14): y = norm(x) ∘ gain over rows of D, and its backward recomputing
+// each row's statistics from x, so the op keeps only x (tfjs autodiff of the norm's ops kept about
+// three (N, D) tensors through the whole backward: the peak of an LM step after its final norm).
+
+static void normForward(const float* x, const float* gain, float* y, long N, int D, int kind, float eps,
+                        int threads) {
+  const int tasks = rowTasks(N);
+  parallelFor(rowThreads(static_cast<double>(N) * D * 8, threads, tasks), tasks, [&](int task, int) {
+    const long r0 = static_cast<long>(task) * FFN_CHUNK, r1 = std::min<long>(N, r0 + FFN_CHUNK);
+    for (long r = r0; r < r1; r++) normRow(x + r * D, gain, D, kind, eps, y + r * D, nullptr);
+  });
+}
+
+// dx (N, D) = ∂/∂x, dGain (D) written (not added).
+static void normBackward(const float* x, const float* gain, const float* dy, float* dx, float* dGain, long N, int D,
+                         int kind, float eps, int threads) {
+  const int tasks = rowTasks(N);
+  const int nt = rowThreads(static_cast<double>(N) * D * 16, threads, tasks);
+  ThreadSums sums(nt, {dGain}, {D});
+  parallelForStatic(nt, tasks, [&](int task, int tid) {
+    const long r0 = static_cast<long>(task) * FFN_CHUNK, r1 = std::min<long>(N, r0 + FFN_CHUNK);
+    Buf h(D), n(D), zero(D);
+    std::memset(zero.p, 0, sizeof(float) * D);
+    for (long r = r0; r < r1; r++) {
+      const float inv = normRow(x + r * D, gain, D, kind, eps, h.p, n.p);
+      normRowBackward(dy + r * D, n.p, inv, gain, D, kind, zero.p, dx + r * D, sums.at(tid, 0));
+    }
+  });
+  sums.reduce();
+}
+
+// ---------------------------------------------------------------------------------------------
 // The LM head and the token cross-entropy, fused with their gradient (issue 14): per chunk of
 // rows, logits = x · w, each row's log-sum-exp and Σ weight · (lse − logit[target]); with grads,
 // P = weight · (softmax − onehot(target)) overwrites the logits and dx = P · wᵀ, dW += xᵀ · P.
@@ -1895,6 +1927,35 @@ napi_value FfnBackward(napi_env env, napi_callback_info info) {
   });
 }
 
+// normForward(x, gain, y, N, D, kind, eps, threads): y (N, D) = norm(x) ∘ gain; kind 0 RMSNorm,
+// 1 LayerNorm without bias.
+napi_value NormForward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "normForward");
+    const int N = a.integer(3, "N", 0), D = a.integer(4, "D", 1), kind = a.integer(5, "kind", 0);
+    if (kind > NORM_LAYER) throw ArgError{"normForward: kind must be 0 (rms) or 1 (layer)"};
+    const size_t nd = static_cast<size_t>(N) * D;
+    normForward(a.array<float>(0, "x", napi_float32_array, nd), a.array<float>(1, "gain", napi_float32_array, D),
+                a.array<float>(2, "y", napi_float32_array, nd), N, D, kind, static_cast<float>(a.number(6, "eps")),
+                a.integer(7, "threads", 1));
+  });
+}
+
+// normBackward(x, gain, dy, dx, dGain, N, D, kind, eps, threads): the norm's gradients for dy,
+// written (not added).
+napi_value NormBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "normBackward");
+    const int N = a.integer(5, "N", 0), D = a.integer(6, "D", 1), kind = a.integer(7, "kind", 0);
+    if (kind > NORM_LAYER) throw ArgError{"normBackward: kind must be 0 (rms) or 1 (layer)"};
+    const size_t nd = static_cast<size_t>(N) * D;
+    normBackward(a.array<float>(0, "x", napi_float32_array, nd), a.array<float>(1, "gain", napi_float32_array, D),
+                 a.array<float>(2, "dy", napi_float32_array, nd), a.array<float>(3, "dx", napi_float32_array, nd),
+                 a.array<float>(4, "dGain", napi_float32_array, D), N, D, kind,
+                 static_cast<float>(a.number(8, "eps")), a.integer(9, "threads", 1));
+  });
+}
+
 // headLoss(x, w, target, weight, out, dx | null, dW | null, N, Dm, V, transposed, chunkRows,
 // threads):
 // out[0] = Σ over rows of weight · (log Σ exp(logits) − logits[target]), logits = x · w (w (Dm, V))
@@ -2089,6 +2150,8 @@ NAPI_MODULE_INIT() {
       {"qkvBackward", nullptr, QkvBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"postForward", nullptr, PostForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"postBackward", nullptr, PostBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"normForward", nullptr, NormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"normBackward", nullptr, NormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"headLoss", nullptr, HeadLossFn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"nativeBytes", nullptr, NativeBytes, nullptr, nullptr, nullptr, napi_default, nullptr},

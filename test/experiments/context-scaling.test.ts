@@ -57,11 +57,18 @@ describe('context-scaling recipe', () => {
       const bpt = ctx('BPT');
       assert.ok(bpt > 0, 'BPT fits nothing');
       assert.ok(ctx('vanilla') <= ctx('memeff') && ctx('memeff') <= bpt, JSON.stringify(rows));
-      // NOTE: a ring device holds BPT's working set for its c tokens plus the K/V receive buffers
-      // (≈0.5 MiB here), so at the budget's edge it can land one block (128 tokens) per device
-      // short of exactly N × BPT: measured BPT 384, ring N=2 640 (768 needed 24.3 of 24 MiB)
+      // NOTE: a ring device holds BPT's working set for its s/N tokens plus what the ring adds per
+      // local token: the next K, V pair and the travelling dK, dV accumulators (double buffers, so
+      // the exchange overlaps compute). With the backward releasing each layer's tensors (issue 14)
+      // BPT holds ≈ 3.1 KB a token and a ring device ≈ 3.6 KB a local token, so ring N holds
+      // ≈ 0.86 N × BPT's context (measured: BPT 7,168, ring N=2 12,288; N=4 reaches maxLen). The
+      // paper's own memory model (ring/plan.ts: (2L + 6)·b·h per local token against BPT's
+      // (L + 1)·2b·h) gives 0.6 N at L = 2 layers; N× holds where L is large.
       for (const n of [2, 4])
-        assert.ok(ctx('ring', n) >= n * (bpt - 128), `ring N=${n}: ${ctx('ring', n)} vs BPT ${bpt}`);
+        assert.ok(
+          ctx('ring', n) >= Math.min(16384, 0.8 * n * bpt),
+          `ring N=${n}: ${ctx('ring', n)} vs BPT ${bpt}`,
+        );
       assert.ok(rows.find((x) => x.method === 'ring' && x.devices === 4)!.tokens_per_sec! > 0);
       // issue 15: per-cell values are params, not one-point metrics; no empty checkpoints
       const param = findFile(join(dir, 'mlruns'), 'cell.ring_n4.max_context');
