@@ -185,16 +185,7 @@ export interface NativeAddon {
     ...geometry: PostGeometryArgs
   ): void;
   /** y (N, D) = norm(x) ∘ gain; kind 0 RMSNorm, 1 LayerNorm without bias. Optional, as ffnForward. */
-  normForward?(
-    x: Float32Array,
-    gain: Float32Array,
-    y: Float32Array,
-    N: number,
-    D: number,
-    kind: number,
-    eps: number,
-    threads: number,
-  ): void;
+  normForward?(x: Float32Array, gain: Float32Array, y: Float32Array, ...geometry: NormGeometryArgs): void;
   /** Its gradients for dy, the row statistics recomputed from x: written, not added. */
   normBackward?(
     x: Float32Array,
@@ -202,11 +193,7 @@ export interface NativeAddon {
     dy: Float32Array,
     dx: Float32Array,
     dGain: Float32Array,
-    N: number,
-    D: number,
-    kind: number,
-    eps: number,
-    threads: number,
+    ...geometry: NormGeometryArgs
   ): void;
   /**
    * The LM head and token cross-entropy (issue 14): out[0] = Σ over rows of weight · (lse −
@@ -277,6 +264,8 @@ export type PostGeometryArgs = [
   threads: number,
 ];
 /** N rows, Dm, F, norm (0 rms, 1 layer), act (0 gelu, 1 relu, 2 swiglu), eps, threads. */
+/** A norm's rows N of D, its kind (0 RMSNorm, 1 LayerNorm), eps, and the threads to run on. */
+export type NormGeometryArgs = [N: number, D: number, kind: number, eps: number, threads: number];
 export type FfnGeometryArgs = [
   N: number,
   Dm: number,
