@@ -12,6 +12,7 @@ import {
   initBackend,
   nativeAddon,
   nativeStatus,
+  timeNativeCalls,
 } from '../../native/index.js';
 import { feedForward } from '../../ring/ffn.js';
 import {
@@ -319,4 +320,34 @@ describe('native block: keepAttention', { skip }, () => {
       assert.deepEqual(g.dataSync(), recomputed.grads[i].dataSync(), `gradient ${i}`);
     });
   });
+});
+
+describe('native norm (ring/transformer.ts normalize)', {
+  skip: addon?.normForward ? false : 'native norm unavailable',
+}, () => {
+  for (const kind of ['rms', 'layer'] as const)
+    test(`${kind}: the native op against the tfjs ops, value and both gradients, and it ran`, () => {
+      const seed = (Math.random() * 2 ** 31) | 0;
+      const rng = new Rng(seed);
+      const [B, T, D] = [1 + rng.int(3), 1 + rng.int(300), 4 + rng.int(120)];
+      const x = tf.tensor3d(rng.normalArray(B * T * D, 2), [B, T, D]);
+      const gain = tf.tensor1d(rng.normalArray(D));
+      const dy = tf.tensor3d(rng.normalArray(B * T * D), [B, T, D]);
+      const f = (a: tf.Tensor, g: tf.Tensor) => normalize(a, g, kind, 1e-5);
+      const calls: string[] = [];
+      timeNativeCalls((name) => calls.push(name));
+      let native: { value: tf.Tensor; grads: tf.Tensor[] };
+      try {
+        native = tf.valueAndGrads(f)([x, gain], dy);
+      } finally {
+        timeNativeCalls(undefined);
+      }
+      assert.ok(calls.includes('normForward') && calls.includes('normBackward'), `addon calls: ${calls}`);
+      const ref = withTfjs(() => tf.valueAndGrads(f)([x, gain], dy));
+      assert.ok(relError(native.value.dataSync(), ref.value.dataSync()) < TOL, `seed ${seed}: value`);
+      native.grads.forEach((g, i) =>
+        assert.ok(relError(g.dataSync(), ref.grads[i].dataSync()) < TOL, `seed ${seed}: gradient ${i}`),
+      );
+      tf.dispose([x, gain, dy, native.value, ...native.grads, ref.value, ...ref.grads]);
+    });
 });
