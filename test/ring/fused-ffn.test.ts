@@ -345,9 +345,9 @@ describe('native norm (ring/transformer.ts normalize)', {
       assert.ok(calls.includes('normForward') && calls.includes('normBackward'), `addon calls: ${calls}`);
       const ref = withTfjs(() => tf.valueAndGrads(f)([x, gain], dy));
       assert.ok(relError(native.value.dataSync(), ref.value.dataSync()) < TOL, `seed ${seed}: value`);
-      native.grads.forEach((g, i) =>
-        assert.ok(relError(g.dataSync(), ref.grads[i].dataSync()) < TOL, `seed ${seed}: gradient ${i}`),
-      );
+      native.grads.forEach((g, i) => {
+        assert.ok(relError(g.dataSync(), ref.grads[i].dataSync()) < TOL, `seed ${seed}: gradient ${i}`);
+      });
       tf.dispose([x, gain, dy, native.value, ...native.grads, ref.value, ...ref.grads]);
     });
 });
