@@ -4,6 +4,7 @@ export { temporarySibling, writeDirAtomic, writeFileAtomic } from './atomic.js';
 export { Rng } from './random.js';
 export { Progress, type ProgressOptions, printLine } from './progress.js';
 export { relError } from './numeric.js';
+export { freeTcpPort } from './net.js';
 export {
   assertOutputIsNotInput,
   assertRegularFile,

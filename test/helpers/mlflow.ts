@@ -6,9 +6,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { venvBin } from './python.js';
+import { freeTcpPort } from '../../common/index.js';
+
+/** A port the MLflow server can bind (below the ephemeral range: see common/net.ts). */
+export const freePort = freeTcpPort;
 
 export interface MlflowServer {
   uri: string;
@@ -20,20 +23,6 @@ export interface MlflowServer {
   restart(): Promise<void>;
   /** Stops it for good. */
   stop(): Promise<void>;
-}
-
-/** A TCP port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitHealthy(uri: string, child: ChildProcess, timeoutMs: number): Promise<void> {

@@ -19,10 +19,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Argv, CommandModule } from 'yargs';
-import { InputError } from '../../../common/index.js';
+import { freeTcpPort, InputError } from '../../../common/index.js';
 import { srunArgs } from '../../launchers/index.js';
 import { countFlag, maxWorkerThreads } from '../options.js';
 
@@ -42,18 +41,6 @@ interface Args {
 }
 
 const EXP = fileURLToPath(new URL('../../../../bin/exp.js', import.meta.url));
-
-/** A free TCP port on `host` (asked of the kernel; a small race with other programs remains). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const addr = s.address();
-      s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
 
 /** Forwards a child's stream line by line (so ranks' lines never interleave mid-line). */
 function pipeLines(from: NodeJS.ReadableStream, to: NodeJS.WritableStream, prefix: string): void {
@@ -140,7 +127,7 @@ export const launchCommand: CommandModule<object, Args> = {
       limit: maxWorkerThreads(200),
       why: "one process per local rank, ≈ 200 MB each, half of this machine's memory",
     });
-    const port = a['master-port'] ?? (await freePort(a['master-addr']));
+    const port = a['master-port'] ?? (await freeTcpPort(a['master-addr']));
 
     const children: ChildProcess[] = [];
     const exits: Promise<void>[] = [];

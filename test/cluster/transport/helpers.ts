@@ -1,8 +1,11 @@
 /** Running ranks of the multi-process ring in subprocesses, as a user does (issue 9 tests). */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { repoRoot } from '../../helpers/cli.js';
+import { freeTcpPort } from '../../../common/index.js';
+
+/** A port a rank's rendezvous can bind (below the ephemeral range: see common/net.ts). */
+export const freePort = freeTcpPort;
 
 export const EXP = `${repoRoot}/bin/exp.js`;
 
@@ -60,17 +63,6 @@ export function jsonLines<T>(stdout: string): T[] {
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as T);
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 }
 
 export function secret(): string {
