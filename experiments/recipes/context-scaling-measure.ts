@@ -102,7 +102,7 @@ export async function measureCell(
     const over = (c.budgetOn === 'real' ? step.bytes : step.tensorBytes) > c.budgetMiB * 2 ** 20;
     const mib = (b: number) => (b / 2 ** 20).toFixed(1);
     ctx.log(
-      `${method} N=${n} L=${L}: ${mib(step.bytes)} MiB/device (tensors ${mib(step.tensorBytes)})${over ? ' (over budget)' : ''}`,
+      `${method} N=${n} L=${L}: ${mib(step.bytes)} MiB/device (tensors ${mib(step.tensorBytes)}), step ${(step.stepMs[0] / 1000).toFixed(1)} s${over ? ' (over budget)' : ''}`,
     );
     if (over) await devices.fresh(n);
     return over ? undefined : step;
