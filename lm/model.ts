@@ -360,6 +360,7 @@ export class LlamaModel {
       throw new InputError(`LlamaModel.forward: ids must be (B, T) int32; got ${ids.dtype} [${ids.shape}]`);
     let x = embeddingLookup(this.weights.embed as unknown as tf.Tensor2D, ids); // (B, T, Dm)
     for (const w of this.weights.layers) {
+      const input = x;
       // NOTE: a native block checkpoints itself (ring/transformer.ts): wrapping it again would
       // run its forward three times per step
       if (this.runtime.checkpointLayers && !transformerBlockIsNative(x, w, this.block, seq)) {
@@ -371,6 +372,11 @@ export class LlamaModel {
           [x, ...vars],
         );
       } else x = transformerBlock(x, w, this.block, seq);
+      // NOTE: a layer's input is ours to free once the layer has read it: what its backward needs
+      // it saved (a clone sharing the buffer, freed after that backward), while tfjs would hold
+      // the original to the end of the whole gradient pass (issue 14: the paper's BPT frees each
+      // layer's checkpoint as the backward passes it)
+      input.dispose();
     }
     return x;
   }
@@ -399,13 +405,17 @@ export class LlamaModel {
         `LlamaModel.loss: targets must have B·T = ${B * T} entries; got ${targets.length}`,
       );
     // NOTE: head and cross-entropy fused in row chunks: the (B, T, V) logits never exist (head-loss.ts)
-    const { x, w, transposed } = this.headInputs(this.hidden(ids, seq));
-    return headCrossEntropy(x, w, targets, {
+    const h = this.hidden(ids, seq);
+    const { x, w, transposed } = this.headInputs(h);
+    h.dispose(); // the final norm saved what its backward needs (see hidden)
+    const loss = headCrossEntropy(x, w, targets, {
       denominator,
       chunkRows: this.runtime.lossChunkRows,
       rowWeights: weights,
       transposed,
     });
+    x.dispose(); // the head loss saved its gradients, not x
+    return loss;
   }
 
   /** A fresh, empty KV cache. */

@@ -127,13 +127,63 @@ export function deviceMemoryNow(): DeviceMemory {
 interface KernelRunner {
   runKernelFunc(params: unknown): unknown;
   /** The engine's count of live tensor bytes (what `tf.memory().numBytes` reads). */
-  state: { numBytes: number };
+  state: { numBytes: number; tensorInfo: WeakMap<object, unknown> };
+  /** Registers a tensor: a new buffer when its dataId is not yet known (else a view or clone). */
+  trackTensor(t: { dataId: object; size: number; dtype: string }, backend: unknown): void;
+  /** Forgets a buffer once the backend freed it. */
+  removeDataId(dataId: object, backend: unknown): void;
+}
+
+/**
+ * Counts the bytes of distinct tensor buffers created during a call and still alive, with their
+ * peak. WHY beside tf.profile's figure: the engine's `numBytes` adds a tensor's size for every
+ * tensor, so a reshape, a clone or a custom op's saved copy of an input (which share their
+ * buffer) count it again; the paper's memory model counts what is stored (issue 14). Buffers that
+ * existed before the call are not counted, nor subtracted when the call frees them.
+ */
+class BufferCounter {
+  private readonly live = new Map<object, number>();
+  bytes = 0;
+  peak = 0;
+
+  constructor(private readonly engine: KernelRunner) {}
+
+  /** Before `trackTensor` runs: a tensor whose buffer the engine does not know yet is a new one. */
+  track(t: { dataId: object; size: number; dtype: string }): void {
+    if (this.engine.state.tensorInfo.has(t.dataId) || t.dtype === 'string' || t.dtype === 'complex64') return;
+    const bytes = t.size * (t.dtype === 'bool' ? 1 : 4);
+    this.live.set(t.dataId, bytes);
+    this.bytes += bytes;
+    if (this.bytes > this.peak) this.peak = this.bytes;
+  }
+
+  remove(dataId: object): void {
+    const bytes = this.live.get(dataId);
+    if (bytes === undefined) return;
+    this.live.delete(dataId);
+    this.bytes -= bytes;
+  }
+}
+
+/** Replaces `engine[key]` for the length of a measurement; returns the function that restores it. */
+function patchEngine<K extends 'runKernelFunc' | 'trackTensor' | 'removeDataId'>(
+  engine: KernelRunner,
+  key: K,
+  wrap: (original: KernelRunner[K]) => KernelRunner[K],
+): () => void {
+  const own = Object.getOwnPropertyDescriptor(engine, key); // a measurement around this one
+  engine[key] = wrap(engine[key]);
+  return () => {
+    if (own) Object.defineProperty(engine, key, own);
+    else delete (engine as Partial<KernelRunner>)[key]; // the prototype's method again
+  };
 }
 
 /**
  * Runs `compute` and returns its result with the peak tensor bytes it added (tf.profile's figure:
- * the largest engine byte count after any kernel, minus what was resident before) and, beside
- * them, what the device held at its peak (`memory`; its `tensorBytes` equals `peakBytes`).
+ * the largest engine byte count after any kernel, minus what was resident before), the peak bytes
+ * of distinct tensor buffers it created (`bufferBytes`: views and saved copies counted once) and,
+ * beside them, what the device held at its peak (`memory`; its `tensorBytes` equals `peakBytes`).
  *
  * The tensor peak is read after every kernel here rather than by tf.profile: tf.profile keeps a
  * record and two promises per kernel until the call ends, which the device then holds as JS (issue
@@ -142,8 +192,8 @@ interface KernelRunner {
 export async function withPeakBytes<R>(
   compute: () => R,
   measure: boolean,
-): Promise<{ result: R; peakBytes: number; memory?: DeviceMemory }> {
-  if (!measure) return { result: compute(), peakBytes: 0 };
+): Promise<{ result: R; peakBytes: number; bufferBytes: number; memory?: DeviceMemory }> {
+  if (!measure) return { result: compute(), peakBytes: 0, bufferBytes: 0 };
   const engine = tf.engine() as unknown as KernelRunner;
   const before = engine.state.numBytes;
   let tensorPeak = before;
@@ -157,24 +207,47 @@ export async function withPeakBytes<R>(
     const js = jsBytes(heap);
     if (heap + js > peak.heap + peak.js) peak = { heap, js };
   };
+  const buffers = new BufferCounter(engine);
   // NOTE: a call is synchronous kernels back to back, so no timer can sample it: every kernel
   // (the engine's one entry point for them, custom ops included) samples after it runs.
-  const own = Object.getOwnPropertyDescriptor(engine, 'runKernelFunc'); // a measurement around this one
-  const run = engine.runKernelFunc;
-  engine.runKernelFunc = function (this: KernelRunner, params: unknown) {
-    const out = run.call(this, params);
-    // after the kernel's outputs are counted, before its caller frees its inputs (tf.profile's point)
-    if (engine.state.numBytes > tensorPeak) tensorPeak = engine.state.numBytes;
-    sample();
-    return out;
-  };
+  const restore = [
+    patchEngine(
+      engine,
+      'runKernelFunc',
+      (run) =>
+        function (this: KernelRunner, params: unknown) {
+          const out = run.call(this, params);
+          // after the kernel's outputs are counted, before its caller frees its inputs (tf.profile's point)
+          if (engine.state.numBytes > tensorPeak) tensorPeak = engine.state.numBytes;
+          sample();
+          return out;
+        },
+    ),
+    patchEngine(
+      engine,
+      'trackTensor',
+      (track) =>
+        function (this: KernelRunner, t, backend) {
+          buffers.track(t);
+          track.call(this, t, backend);
+        },
+    ),
+    patchEngine(
+      engine,
+      'removeDataId',
+      (remove) =>
+        function (this: KernelRunner, dataId, backend) {
+          buffers.remove(dataId);
+          remove.call(this, dataId, backend);
+        },
+    ),
+  ];
   let result: R;
   try {
     result = compute();
     sample();
   } finally {
-    if (own) Object.defineProperty(engine, 'runKernelFunc', own);
-    else delete (engine as Partial<KernelRunner>).runKernelFunc; // the prototype's method again
+    for (const r of restore.reverse()) r();
   }
   const peakBytes = Math.max(0, tensorPeak - before);
   // NOTE: the addon's buffers live only inside one of its calls, between two samples; their
@@ -185,7 +258,7 @@ export async function withPeakBytes<R>(
     jsBytes: peak.js,
     nativeBytes: nativeLivePeak()[1],
   };
-  return { result, peakBytes, memory: { ...m, totalBytes: total(m) } };
+  return { result, peakBytes, bufferBytes: buffers.peak, memory: { ...m, totalBytes: total(m) } };
 }
 
 /**

@@ -479,7 +479,13 @@ function nativeTransformerBlock(
         gradFunc: (dy, saved) => {
           const r = split(saved.slice(0, xs.length));
           const [out, ...kept] = saved.slice(xs.length);
-          const grads = blockBackward(r, out, (dO) => pass.backward(dO, kept), dy);
+          const grads = blockBackward(
+            r,
+            out,
+            (dO) => pass.backward(dO, kept),
+            dy,
+            () => {},
+          );
           releaseAfterBackward(dy, saved, grads);
           return grads;
         },
@@ -496,23 +502,37 @@ function nativeTransformerBlock(
         const r = split(saved);
         const [q, k, v] = qkvForward(g, r.x, r.qkv);
         const pass = attention(q, k, v);
-        const grads = blockBackward(r, pass.out, (dO) => pass.backward(dO, pass.keep), dy);
-        tf.dispose([q, k, v, pass.out, ...pass.keep]);
+        const grads = blockBackward(
+          r,
+          pass.out,
+          (dO) => pass.backward(dO, pass.keep),
+          dy,
+          () => tf.dispose([q, k, v, pass.out, ...pass.keep]),
+        );
         releaseAfterBackward(dy, saved, grads);
         return grads;
       },
     };
   });
-  /** The output side's, the attention's and the input side's backwards, in that order. */
+  /**
+   * The output side's, the attention's and the input side's backwards, in that order.
+   * `releaseAttention` frees the recomputed q, k, v and output once the attention's backward is
+   * done (the input side's backward reads only x and the gradients).
+   */
   const blockBackward = (
     r: ReturnType<typeof split>,
     out: tf.Tensor,
     attentionBackward: (dO: tf.Tensor) => tf.Tensor[],
     dy: tf.Tensor,
+    releaseAttention: () => void,
   ): tf.Tensor[] => {
     const [dx, dO, ...postGrads] = postBackward(g, r.x, out, r.post, dy);
+    // NOTE: dy is not read again: freed here (when this backward pass made it) rather than after
+    // the block, one (B, T, Dm) less at the attention backward's peak (issue 14's memory)
+    releaseAfterBackward(dy, [], []);
     const [dq, dk, dv] = attentionBackward(dO);
     dO.dispose();
+    releaseAttention();
     const qkvGrads = qkvBackward(g, r.x, r.qkv, dq, dk, dv, dx);
     tf.dispose([dq, dk, dv]);
     // in the op's input order: x, attnNorm, wq, wk, wv (qkvGrads), wo, ffnNorm, up, down, gate? (postGrads)

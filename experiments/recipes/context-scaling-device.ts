@@ -40,6 +40,8 @@ export interface ScalingStepResult {
   loss: number;
   /** Peak tensor bytes of the first step (tf.profile). */
   peakBytes: number;
+  /** Peak bytes of distinct tensor buffers in the first step (views and saved copies once). */
+  bufferBytes: number;
   /** What the device held at its peak in the first step: wasm heap + JS + native (issue 20). */
   realPeakBytes: number;
   stepMs: number[];
@@ -72,7 +74,7 @@ export function parameterCount(m: ScalingModel): number {
 export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promise<ScalingStepResult> {
   const stepMs: number[] = [];
   let loss = 0;
-  const { peakBytes, memory } = await withPeakBytes(() => {
+  const { peakBytes, bufferBytes, memory } = await withPeakBytes(() => {
     const model = LlamaModel.init(llamaConfigOf(a.model), new Rng(a.seed), {
       attention: a.attention,
       blockSize: a.blockSize,
@@ -123,7 +125,7 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
     tokens.dispose();
     return null;
   }, true);
-  return { loss, peakBytes, realPeakBytes: memory?.totalBytes ?? 0, stepMs };
+  return { loss, peakBytes, bufferBytes, realPeakBytes: memory?.totalBytes ?? 0, stepMs };
 }
 
 /** GFLOP/s of a 2-D matmul on this device: the backend's measured peak, for MFU. */

@@ -84,7 +84,12 @@ async function trainSteps(
   const comm = n > 1 ? g.commBytesPerDevice : 0;
   const most = (f: (r: ScalingStepResult) => number) => Math.max(...res.map(f)) + comm;
   const stepMs = res[0].stepMs.map((_, i) => Math.max(...res.map((r) => r.stepMs[i])));
-  return { bytes: most((r) => r.realPeakBytes), tensorBytes: most((r) => r.peakBytes), stepMs };
+  return {
+    bytes: most((r) => r.realPeakBytes),
+    tensorBytes: most((r) => r.peakBytes),
+    bufferBytes: Math.max(...res.map((r) => r.bufferBytes)),
+    stepMs,
+  };
 }
 
 /** The longest context of one method on N devices under the budget (fresh devices after a miss). */
@@ -102,13 +107,15 @@ export async function measureCell(
     const over = (c.budgetOn === 'real' ? step.bytes : step.tensorBytes) > c.budgetMiB * 2 ** 20;
     const mib = (b: number) => (b / 2 ** 20).toFixed(1);
     ctx.log(
-      `${method} N=${n} L=${L}: ${mib(step.bytes)} MiB/device (tensors ${mib(step.tensorBytes)}), step ${(step.stepMs[0] / 1000).toFixed(1)} s${over ? ' (over budget)' : ''}`,
+      `${method} N=${n} L=${L}: ${mib(step.bytes)} MiB/device (tensors ${mib(step.tensorBytes)}, buffers ${mib(step.bufferBytes)}), step ${(step.stepMs[0] / 1000).toFixed(1)} s${over ? ' (over budget)' : ''}`,
     );
     if (over) await devices.fresh(n);
     return over ? undefined : step;
   });
-  const [peakMiB, tensorMiB] = [r.fit?.bytes ?? 0, r.fit?.tensorBytes ?? 0].map((b) => b / 2 ** 20);
-  return { method, devices: n, maxContext: r.maxContext, peakMiB, tensorMiB, probes: r.probes };
+  const [peakMiB, tensorMiB, bufferMiB] = [r.fit?.bytes, r.fit?.tensorBytes, r.fit?.bufferBytes].map(
+    (b) => (b ?? 0) / 2 ** 20,
+  );
+  return { method, devices: n, maxContext: r.maxContext, peakMiB, tensorMiB, bufferMiB, probes: r.probes };
 }
 
 /** Tokens/s and MFU of BPT and ring at their longest context (Table 4), as params. */

@@ -15,6 +15,8 @@ export interface Cell {
   peakMiB: number;
   /** Peak tensor bytes (MiB) at the longest context that fit. */
   tensorMiB?: number;
+  /** Peak bytes (MiB) of distinct tensor buffers there (views and saved copies counted once). */
+  bufferMiB?: number;
   probes: number;
   tokensPerSec?: number;
   mfu?: number;
@@ -30,6 +32,7 @@ const COLUMNS = [
   'max_context',
   'peak_mib',
   'tensor_mib',
+  'buffer_mib',
   'vs_bpt',
   'tokens_per_sec',
   'mfu',
@@ -53,6 +56,7 @@ export async function reportCells(
     max_context: d.maxContext,
     peak_mib: Number(d.peakMiB.toFixed(2)),
     tensor_mib: d.tensorMiB === undefined ? null : Number(d.tensorMiB.toFixed(2)),
+    buffer_mib: d.bufferMiB === undefined ? null : Number(d.bufferMiB.toFixed(2)),
     vs_bpt: bpt ? Number((d.maxContext / bpt).toFixed(2)) : null,
     tokens_per_sec: d.tokensPerSec === undefined ? null : Math.round(d.tokensPerSec),
     mfu: d.mfu === undefined ? null : Number(d.mfu.toFixed(4)),

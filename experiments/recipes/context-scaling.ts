@@ -108,6 +108,7 @@ async function run(ctx: Ctx): Promise<void> {
       ctx.tracker.params({
         [`cell.${key}.max_context`]: cell.maxContext,
         [`cell.${key}.tensor_mib`]: (cell.tensorMiB ?? 0).toFixed(2),
+        [`cell.${key}.buffer_mib`]: (cell.bufferMiB ?? 0).toFixed(2),
       });
       progress.update(done.length, { [key]: cell.maxContext });
       if (ctx.checkpoints.due(done.length)) await save();

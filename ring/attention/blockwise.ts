@@ -53,6 +53,9 @@ export function blockwisePass(
     keep: [q, k, v, ...saved],
     backward: (dy, [sq, sk, sv, ...rest]) => {
       const bwd = backward(sq, rest, dy);
+      // Δ = rowsum(dO ∘ O) is computed: the output is not read again, one (B, H, Tq, D) less at
+      // the backward's peak (issue 14's memory)
+      rest[0].dispose();
       const dk = engine.zeros([B, Hk, Tk, D]);
       const dv = engine.zeros([B, Hk, Tk, D]);
       // dk, dv as views re-taken at each write: the tfjs engine allocates between its writes

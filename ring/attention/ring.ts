@@ -118,6 +118,9 @@ export function ringPass(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: RingDevice
       let dkAcc: Float32Array = new Float32Array(B * Hk * c * D);
       let dvAcc: Float32Array = new Float32Array(B * Hk * c * D);
       const bwd = backward(sq, rest, dy);
+      // Δ = rowsum(dO ∘ O) is computed: the output is not read again, one (B, H, Tq, D) less at
+      // the backward's peak (issue 14's memory)
+      rest[0].dispose();
       // where dK, dV land when they come home: tensors on wasm (native), written by the last recv
       const dkHome = engine.zeros(kvShape);
       const dvHome = engine.zeros(kvShape);
