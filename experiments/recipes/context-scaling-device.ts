@@ -44,6 +44,8 @@ export interface ScalingStepResult {
   bufferBytes: number;
   /** What the device held at its peak in the first step: wasm heap + JS + native (issue 20). */
   realPeakBytes: number;
+  /** Its parts: wasm heap, JS (arrays received over the ring included), the addon's buffers. */
+  realParts: { wasmHeapBytes: number; jsBytes: number; nativeBytes: number };
   stepMs: number[];
 }
 
@@ -125,7 +127,12 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
     tokens.dispose();
     return null;
   }, true);
-  return { loss, peakBytes, bufferBytes, realPeakBytes: memory?.totalBytes ?? 0, stepMs };
+  const realParts = {
+    wasmHeapBytes: memory?.wasmHeapBytes ?? 0,
+    jsBytes: memory?.jsBytes ?? 0,
+    nativeBytes: memory?.nativeBytes ?? 0,
+  };
+  return { loss, peakBytes, bufferBytes, realPeakBytes: memory?.totalBytes ?? 0, realParts, stepMs };
 }
 
 /** GFLOP/s of a 2-D matmul on this device: the backend's measured peak, for MFU. */
