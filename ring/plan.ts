@@ -12,6 +12,17 @@
  *     BPT      2·b·s·h
  *     ring     6·b·c·h with c = s/N (query, K, V, two receive buffers, output)
  * Every method but ring holds the whole sequence on each device; ring holds s/N tokens.
+ *
+ * `implementation: 'harness'` models this project's own training step instead (issue 14: a plan
+ * for the small models it trains that agrees with what `exp run context-scaling.yaml` measures as
+ * distinct tensor buffers, `buffer_mib`): fp32 activations, weights replicated on every device (the
+ * ring is sequence-parallel, not FSDP) with their gradient and AdamW's two moments (16 bytes per
+ * parameter), and the native block's backward (ring/transformer.ts), whose peak is the last
+ * layer's: the L layer inputs still saved plus that layer's q, dq, dO, the residual gradient dx
+ * (h each) and k, v, dk, dv (h_kv = h·kvHeads/heads each), for the s tokens a device holds:
+ *   4·b·s_dev·(L·h + 4·h + 4·h_kv) + 16·P (+ a runtime's fixed bytes, `runtimeBytes`)
+ * The harness's vanilla and memory-efficient attention run under tfjs autodiff, which keeps every
+ * intermediate to the end of the step: they are not modelled (NaN) and are measured instead.
  */
 import { InputError } from '../common/index.js';
 import type { AttentionImpl } from './attention/types.js';
@@ -24,6 +35,8 @@ export interface ModelShape {
   /** MLP inner size (SwiGLU). */
   ffn: number;
   vocab: number;
+  /** Key/value heads (GQA; default: heads). */
+  kvHeads?: number;
 }
 
 /** LLaMA presets (hidden, layers, heads, ffn from the published configs). */
@@ -32,11 +45,24 @@ export const MODEL_PRESETS: Record<string, ModelShape> = {
   '7b': { name: 'llama-7b', hidden: 4096, layers: 32, heads: 32, ffn: 11008, vocab: 32000 },
   '13b': { name: 'llama-13b', hidden: 5120, layers: 40, heads: 40, ffn: 13824, vocab: 32000 },
   '30b': { name: 'llama-30b', hidden: 6656, layers: 60, heads: 52, ffn: 17920, vocab: 32000 },
+  // the project's own: experiments/configs/context-scaling.yaml's model
+  'context-scaling': {
+    name: 'context-scaling',
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    ffn: 172,
+    vocab: 256,
+  },
 };
 
-/** Parameter count of a LLaMA-style decoder with untied embeddings. */
+/** Hidden size of the keys (and of the values): h·kvHeads/heads. */
+const kvHidden = (m: ModelShape) => (m.hidden * (m.kvHeads ?? m.heads)) / m.heads;
+
+/** Parameter count of a LLaMA-style decoder with untied embeddings (GQA: smaller wk, wv). */
 export function parameterCount(m: ModelShape): number {
-  const perLayer = 4 * m.hidden * m.hidden + 3 * m.hidden * m.ffn + 2 * m.hidden;
+  const perLayer = 2 * m.hidden * m.hidden + 2 * m.hidden * kvHidden(m) + 3 * m.hidden * m.ffn + 2 * m.hidden;
   return m.layers * perLayer + 2 * m.vocab * m.hidden + m.hidden;
 }
 
@@ -52,10 +78,27 @@ export interface PlanOptions {
   bytesPerParam?: number;
   /** Count the checkpointed layer inputs (default true). */
   checkpointInputs?: boolean;
+  /** The paper's memory model (default) or this project's training step (see the file's top). */
+  implementation?: 'paper' | 'harness';
+  /** A device's fixed bytes beside the step's (harness: an idle wasm device is ≈ 40 MiB). */
+  runtimeBytes?: number;
+}
+
+/** The harness's bytes on one device (see the file's top); NaN for vanilla and memeff. */
+function harnessBytes(method: AttentionImpl, s: number, o: PlanOptions): number {
+  if (method !== 'blockwise' && method !== 'ring') return Number.NaN;
+  const b = o.batch ?? 1;
+  const { hidden: h, layers: L } = o.model;
+  const sDev = method === 'ring' ? s / o.devices : s;
+  const floatsPerToken = L * h + 4 * h + 4 * kvHidden(o.model);
+  return (
+    4 * b * sDev * floatsPerToken + (o.bytesPerParam ?? 16) * parameterCount(o.model) + (o.runtimeBytes ?? 0)
+  );
 }
 
 /** Bytes one device needs for `method` at sequence length s. */
 export function deviceBytes(method: AttentionImpl, s: number, o: PlanOptions): number {
+  if (o.implementation === 'harness') return harnessBytes(method, s, o);
   const b = o.batch ?? 1;
   const c = o.blockSize ?? 1024;
   const { hidden: h, heads: n, layers: L } = o.model;
@@ -83,6 +126,7 @@ export function deviceBytes(method: AttentionImpl, s: number, o: PlanOptions): n
 
 /** Largest s (a multiple of `granularity`) with deviceBytes ≤ memory; 0 if none fits. */
 export function maxContext(method: AttentionImpl, o: PlanOptions, granularity = 256): number {
+  if (Number.isNaN(deviceBytes(method, granularity, o))) return Number.NaN; // not modelled
   if (deviceBytes(method, granularity, o) > o.memoryBytes) return 0;
   let lo = granularity;
   let hi = granularity;
@@ -125,20 +169,25 @@ export interface PlanRow {
 export function planTable(o: PlanOptions): PlanRow[] {
   return (['vanilla', 'memeff', 'blockwise', 'ring'] as const).map((method) => {
     const s = maxContext(method, o);
+    if (Number.isNaN(s)) return { method, maxContext: Number.NaN, bytesAtMax: Number.NaN };
     return { method, maxContext: s, bytesAtMax: s > 0 ? deviceBytes(method, s, o) : 0 };
   });
 }
 
-/** Parses `--model`: a preset name or `hidden,layers,heads[,ffn[,vocab]]`. */
+/** Parses `--model`: a preset name or `hidden,layers,heads[,ffn[,vocab[,kvHeads]]]`. */
 export function parseModel(spec: string): ModelShape {
   const preset = MODEL_PRESETS[spec.toLowerCase().replace(/^llama-?/, '')];
   if (preset) return preset;
   const parts = spec.split(',').map(Number);
-  if (parts.length >= 3 && parts.every((x) => Number.isInteger(x) && x > 0)) {
-    const [hidden, layers, heads, ffn = Math.round((8 * hidden) / 3), vocab = 32000] = parts;
-    return { name: `custom-${hidden}x${layers}`, hidden, layers, heads, ffn, vocab };
+  if (parts.length >= 3 && parts.length <= 6 && parts.every((x) => Number.isInteger(x) && x > 0)) {
+    const [hidden, layers, heads, ffn = Math.round((8 * hidden) / 3), vocab = 32000, kvHeads = heads] = parts;
+    if (hidden % heads !== 0 || heads % kvHeads !== 0)
+      throw new InputError(
+        `--model: hidden (${hidden}) must be a multiple of heads (${heads}), and heads of kvHeads (${kvHeads}); got '${spec}'`,
+      );
+    return { name: `custom-${hidden}x${layers}`, hidden, layers, heads, ffn, vocab, kvHeads };
   }
   throw new InputError(
-    `--model: expected a preset (${Object.keys(MODEL_PRESETS).join(', ')}) or hidden,layers,heads[,ffn[,vocab]]; got '${spec}'`,
+    `--model: expected a preset (${Object.keys(MODEL_PRESETS).join(', ')}) or hidden,layers,heads[,ffn[,vocab[,kvHeads]]]; got '${spec}'`,
   );
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../../native/index.js';
+import { deviceBytes } from '../../ring/index.js';
 import { exp } from '../helpers/cli.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -118,6 +119,7 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
         max_context: number;
         peak_mib: number;
         tensor_mib: number;
+        buffer_mib: number;
       }[];
       assert.equal(rows.length, 4, JSON.stringify(rows));
       for (const row of rows) {
@@ -130,6 +132,25 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
         assert.ok(
           row.peak_mib > row.tensor_mib + 15,
           `${row.method}: real ${row.peak_mib} vs tensors ${row.tensor_mib}`,
+        );
+      }
+      // `exp plan --implementation harness` (ring/plan.ts) predicts the distinct tensor buffers of
+      // BPT and ring at the context each reached (issue 14: a plan that agrees with the measurement)
+      const model = { name: 'test', hidden: 32, layers: 1, heads: 4, kvHeads: 2, ffn: 64, vocab: 256 };
+      for (const row of rows.filter((x) => x.method === 'BPT' || x.method === 'ring')) {
+        const method = row.method === 'BPT' ? 'blockwise' : 'ring';
+        const planned =
+          deviceBytes(method, row.max_context, {
+            model,
+            devices: row.devices,
+            memoryBytes: 0,
+            implementation: 'harness',
+          }) /
+          2 ** 20;
+        const rel = Math.abs(planned - row.buffer_mib) / row.buffer_mib;
+        assert.ok(
+          rel < 0.1,
+          `${row.method} N=${row.devices} at ${row.max_context}: plan ${planned.toFixed(2)} MiB vs measured ${row.buffer_mib} MiB`,
         );
       }
       const ctx = (m: string) => rows.find((x) => x.method === m)!.max_context;

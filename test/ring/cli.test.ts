@@ -29,6 +29,30 @@ describe('exp CLI (ring)', () => {
     assert.match(r.stdout, /min block size/);
   });
 
+  test('exp plan --implementation harness: the project model in MiB, vanilla and memeff not modelled', () => {
+    const r = exp([
+      'plan',
+      '--model',
+      'context-scaling',
+      '--implementation',
+      'harness',
+      '--memory-mib',
+      '96',
+      '--runtime-mib',
+      '40',
+      '--devices',
+      '8',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /0\.124M parameters, 8 devices × 96 MiB \(this project's training step/);
+    assert.match(r.stdout, /vanilla\s+–\s+–/);
+    const bpt = /BPT\s+([\d.]+)K\s+([\d.]+)/.exec(r.stdout);
+    assert.ok(bpt && Number(bpt[2]) <= 96, r.stdout);
+    const bad = exp(['plan', '--implementation', 'harness', '--runtime-mib', '-1']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--runtime-mib: expected a number ≥ 0; got -1/);
+  });
+
   // every single-device implementation with and without the causal mask (issue 21: they ran only
   // without it, so a mask bug in memeff or blockwise passed); ring is causal and striped
   const benchCases = [

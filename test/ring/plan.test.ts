@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  deviceBytes,
   HARDWARE_PRESETS,
   MODEL_PRESETS,
   maxContext,
+  parseModel,
   minBlockSize,
   parameterCount,
   planTable,
@@ -51,6 +53,40 @@ describe('plan', () => {
     const ring = maxContext('ring', o);
     const bpt = maxContext('blockwise', o);
     assert.ok(ring <= bpt && ring > 0.85 * bpt);
+  });
+
+  test('harness model: fp32 layer inputs + one layer backward, replicated weights; ring N× BPT', () => {
+    // a random small GQA model, counted by hand: L·h + 4h + 4·h_kv floats a token, 16 B a parameter
+    const heads = [2, 4, 8][Math.floor(Math.random() * 3)];
+    const kvHeads = heads / 2;
+    const hidden = heads * 16;
+    const layers = 1 + Math.floor(Math.random() * 4);
+    const model = parseModel(`${hidden},${layers},${heads},${3 * hidden},256,${kvHeads}`);
+    assert.equal(model.kvHeads, kvHeads);
+    const P =
+      layers * (2 * hidden * hidden + hidden * hidden + 3 * hidden * 3 * hidden + 2 * hidden) +
+      2 * 256 * hidden +
+      hidden;
+    assert.equal(parameterCount(model), P);
+    const o = { model, devices: 4, memoryBytes: 64 * 2 ** 20, implementation: 'harness' as const };
+    const s = 4096;
+    const perToken = 4 * (layers * hidden + 4 * hidden + 4 * (hidden / 2));
+    assert.equal(deviceBytes('blockwise', s, o), s * perToken + 16 * P);
+    assert.equal(deviceBytes('ring', s, o), (s / 4) * perToken + 16 * P);
+    assert.equal(deviceBytes('ring', s, { ...o, runtimeBytes: 1000 }), (s / 4) * perToken + 16 * P + 1000);
+    // not modelled: tfjs autodiff keeps every intermediate of vanilla and memeff
+    assert.ok(Number.isNaN(maxContext('vanilla', o)) && Number.isNaN(maxContext('memeff', o)));
+    const ring = maxContext('ring', o);
+    const bpt = maxContext('blockwise', o);
+    assert.ok(ring >= 3.9 * bpt && ring <= 4 * bpt + 4 * 256, `ring ${ring} vs BPT ${bpt}`);
+    assert.ok(
+      deviceBytes('blockwise', bpt, o) <= o.memoryBytes &&
+        deviceBytes('blockwise', bpt + 256, o) > o.memoryBytes,
+    );
+    assert.throws(
+      () => parseModel('64,2,4,172,256,3'),
+      /multiple of heads \(4\), and heads of kvHeads \(3\)/,
+    );
   });
 
   test("overlap condition gives the paper's minimal block sizes", () => {
