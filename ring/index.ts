@@ -73,4 +73,5 @@ export {
   transformerBlockStep,
   trimKvCache,
 } from './transformer.js';
+export { chunkedBackwardCount } from './chunked-backward.js';
 export { type DeviceContext, type DeviceTask, RingCommError, type RingTransport } from './transport.js';

@@ -23,6 +23,7 @@ import {
   qkvForward,
 } from '../native/index.js';
 import { blockwiseAttention, blockwisePass } from './attention/blockwise.js';
+import { chunkedBlockBackward } from './chunked-backward.js';
 import { memeffAttention } from './attention/memeff.js';
 import { ringAttentionDevice, ringPass, tokenIndices } from './attention/ring.js';
 import type { AttentionImpl, AttentionPass, RingLayout } from './attention/types.js';
@@ -59,8 +60,17 @@ export interface TransformerBlockConfig {
    * per token and layer.
    */
   keepAttention?: boolean;
+  /**
+   * Query rows per chunk of the native block's recomputing backward with blockwise attention
+   * (ring/chunked-backward.ts): q, the output, dO and dQ exist for this many tokens at a time
+   * instead of the whole sequence. 0 = the whole sequence at once; default 1024.
+   */
+  backwardChunk?: number;
   causal: boolean;
 }
+
+/** Query rows per chunk of the native backward when the config does not say (see backwardChunk). */
+const DEFAULT_BACKWARD_CHUNK = 1024;
 
 /** Where this block's tokens sit, and the ring when attention is 'ring'. */
 export interface SequenceContext {
@@ -496,10 +506,16 @@ function nativeTransformerBlock(
       const [q, k, v] = qkvForward(g, s.x, s.qkv);
       return postForward(g, s.x, attention(q, k, v).out, s.post);
     });
+    const chunk = c.backwardChunk ?? DEFAULT_BACKWARD_CHUNK;
     return {
       value: y,
       gradFunc: (dy, saved) => {
         const r = split(saved);
+        if (!ring && chunk > 0 && T > chunk) {
+          const grads = chunkedBlockBackward(g, r, dy, options, chunk);
+          releaseAfterBackward(dy, saved, grads);
+          return grads;
+        }
         const [q, k, v] = qkvForward(g, r.x, r.qkv);
         const pass = attention(q, k, v);
         const grads = blockBackward(

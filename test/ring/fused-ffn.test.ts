@@ -16,6 +16,7 @@ import {
 } from '../../native/index.js';
 import { feedForward } from '../../ring/ffn.js';
 import {
+  chunkedBackwardCount,
   type FeedForwardKind,
   fusedFeedForwardSublayer,
   initBlock,
@@ -320,6 +321,102 @@ describe('native block: keepAttention', { skip }, () => {
       assert.deepEqual(g.dataSync(), recomputed.grads[i].dataSync(), `gradient ${i}`);
     });
   });
+});
+
+// The native block's backward in query chunks (ring/chunked-backward.ts, issue 14's memory): the
+// chunked path against the whole-sequence backward and the tfjs block, on random configs (causal
+// or not, GQA, RoPE with and without a frequency table, segments, chunk sizes that do not divide T).
+describe('native block: backward in query chunks', { skip }, () => {
+  const configs: (Partial<TransformerBlockConfig> & { segments?: boolean })[] = [
+    { ffn: 'swiglu', norm: 'rms', heads: 4, kvHeads: 2, rope: { theta: 10000 }, causal: true },
+    { ffn: 'gelu', norm: 'layer', heads: 2, kvHeads: 2, rope: undefined, causal: false },
+    {
+      ffn: 'relu',
+      norm: 'rms',
+      heads: 4,
+      kvHeads: 1,
+      rope: { theta: 500, interpolation: 2 },
+      causal: true,
+      segments: true,
+    },
+    {
+      ffn: 'swiglu',
+      norm: 'rms',
+      heads: 2,
+      kvHeads: 1,
+      rope: {
+        theta: 10000,
+        frequencies: (seqLen: number) => ({
+          inverse: Array.from({ length: 8 }, (_, i) => 10000 ** (-i / 8) / (1 + seqLen / 100)),
+          scale: 1.1,
+        }),
+      },
+      causal: false,
+      segments: true,
+    },
+  ];
+  for (const { segments, ...extra } of configs) {
+    test(`${JSON.stringify({ ...extra, segments })}: value and every gradient within ${TOL} of the whole backward and tfjs`, () => {
+      const seed = (Math.random() * 2 ** 31) | 0;
+      const rng = new Rng(seed);
+      const [B, T] = [2, 100 + rng.int(100)];
+      const chunk = 16 + rng.int(48); // rarely divides T; the last chunk is shorter
+      const c: TransformerBlockConfig = {
+        dModel: 32,
+        heads: 4,
+        kvHeads: 2,
+        ffnHidden: 64,
+        ffn: 'gelu',
+        norm: 'rms',
+        normEps: 1e-5,
+        attention: 'blockwise',
+        blockSize: 16,
+        ffnChunk: 32,
+        causal: true,
+        ...extra,
+      };
+      const w = initBlock(c, rng, 2);
+      const names = Object.keys(w).filter((k) => w[k as keyof typeof w] !== undefined);
+      const vars = names.map((k) => w[k as keyof typeof w] as tf.Variable);
+      for (const v of [w.attnNorm, w.ffnNorm])
+        v.assign(tf.tensor1d(rng.normalArray(c.dModel, 0.3).map((g) => 1 + g)));
+      // packed sequences: each row cut into segments at random points
+      const segmentIds = segments
+        ? Int32Array.from({ length: B * T }, (_, i) => Math.floor((i % T) / (20 + ((i / T) | 0) * 13)))
+        : undefined;
+      const x = tf.tensor3d(rng.normalArray(B * T * c.dModel), [B, T, c.dModel]);
+      const dy = tf.tensor3d(rng.normalArray(B * T * c.dModel), [B, T, c.dModel]);
+      const run = (backwardChunk: number) => () =>
+        tf.valueAndGrads((xx: tf.Tensor, ..._vs: tf.Tensor[]) =>
+          transformerBlock(xx, w, { ...c, backwardChunk }, { segmentIds }),
+        )([x, ...vars], dy);
+      const before = chunkedBackwardCount();
+      const chunked = run(chunk)();
+      assert.equal(chunkedBackwardCount(), before + 1, 'the chunked backward ran');
+      const whole = run(0)();
+      assert.equal(chunkedBackwardCount(), before + 1, 'backwardChunk 0: the whole-sequence backward');
+      const plain = withTfjs(run(chunk));
+      const where = `(T ${T}, chunk ${chunk}, seed ${seed})`;
+      assert.ok(relError(chunked.value.dataSync(), plain.value.dataSync()) < TOL, `forward ${where}`);
+      ['x', ...names].forEach((name, k) => {
+        const g = chunked.grads[k].dataSync();
+        const e = relError(g, whole.grads[k].dataSync());
+        assert.ok(e < TOL, `gradient of ${name} vs the whole backward: ${e} ${where}`);
+        const ePlain = relError(g, plain.grads[k].dataSync());
+        assert.ok(ePlain < TOL, `gradient of ${name} vs tfjs: ${ePlain} ${where}`);
+      });
+      tf.dispose([
+        x,
+        dy,
+        chunked.value,
+        whole.value,
+        plain.value,
+        ...chunked.grads,
+        ...whole.grads,
+        ...plain.grads,
+      ]);
+    });
+  }
 });
 
 describe('native norm (ring/transformer.ts normalize)', {
