@@ -18,9 +18,13 @@
  * distinct tensor buffers, `buffer_mib`): fp32 activations, weights replicated on every device (the
  * ring is sequence-parallel, not FSDP) with their gradient and AdamW's two moments (16 bytes per
  * parameter), and the native block's backward (ring/transformer.ts), whose peak is the last
- * layer's: the L layer inputs still saved plus that layer's q, dq, dO, the residual gradient dx
- * (h each) and k, v, dk, dv (h_kv = h·kvHeads/heads each), for the s tokens a device holds:
- *   4·b·s_dev·(L·h + 4·h + 4·h_kv) + 16·P (+ a runtime's fixed bytes, `runtimeBytes`)
+ * layer's: the L layer inputs still saved, k, v, dk, dv (h_kv = h·kvHeads/heads each) and the
+ * layer's output and input gradients dy, dx (h each); the ring's block also holds q, dq, dO (h
+ * each) whole, where BPT's backward holds them for 1,024 query rows at a time (chunked-backward.ts,
+ * ≈ 6·h floats a row with the chunk's slices of x and dy). For the s tokens a device holds:
+ *   BPT   4·b·(s·(L·h + 2·h + 4·h_kv) + min(s, 1024)·6·h) + 16·P
+ *   ring  4·b·s_dev·(L·h + 4·h + 4·h_kv) + 16·P,  s_dev = s/N
+ * (+ a runtime's fixed bytes, `runtimeBytes`).
  * The harness's vanilla and memory-efficient attention run under tfjs autodiff, which keeps every
  * intermediate to the end of the step: they are not modelled (NaN) and are measured instead.
  */
@@ -84,16 +88,23 @@ export interface PlanOptions {
   runtimeBytes?: number;
 }
 
+/** Query rows per chunk of the native block's backward (ring/transformer.ts's default). */
+const HARNESS_BACKWARD_CHUNK = 1024;
+
 /** The harness's bytes on one device (see the file's top); NaN for vanilla and memeff. */
 function harnessBytes(method: AttentionImpl, s: number, o: PlanOptions): number {
   if (method !== 'blockwise' && method !== 'ring') return Number.NaN;
   const b = o.batch ?? 1;
   const { hidden: h, layers: L } = o.model;
-  const sDev = method === 'ring' ? s / o.devices : s;
-  const floatsPerToken = L * h + 4 * h + 4 * kvHidden(o.model);
-  return (
-    4 * b * sDev * floatsPerToken + (o.bytesPerParam ?? 16) * parameterCount(o.model) + (o.runtimeBytes ?? 0)
-  );
+  const hkv = kvHidden(o.model);
+  // NOTE: at most one chunk of rows: the backward is not chunked
+  const floats =
+    method === 'ring'
+      ? (s / o.devices) * (L * h + 4 * h + 4 * hkv)
+      : s > HARNESS_BACKWARD_CHUNK
+        ? s * (L * h + 2 * h + 4 * hkv) + HARNESS_BACKWARD_CHUNK * 6 * h
+        : s * (L * h + 4 * h + 4 * hkv);
+  return 4 * b * floats + (o.bytesPerParam ?? 16) * parameterCount(o.model) + (o.runtimeBytes ?? 0);
 }
 
 /** Bytes one device needs for `method` at sequence length s. */

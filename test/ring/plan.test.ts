@@ -71,14 +71,18 @@ describe('plan', () => {
     const o = { model, devices: 4, memoryBytes: 64 * 2 ** 20, implementation: 'harness' as const };
     const s = 4096;
     const perToken = 4 * (layers * hidden + 4 * hidden + 4 * (hidden / 2));
-    assert.equal(deviceBytes('blockwise', s, o), s * perToken + 16 * P);
+    // BPT's backward holds q, dq, dO per 1,024-row chunk (≈ 6·h a row with its slices of x and dy)
+    const chunked = 4 * (s * (layers * hidden + 2 * hidden + 4 * (hidden / 2)) + 1024 * 6 * hidden);
+    assert.equal(deviceBytes('blockwise', s, o), chunked + 16 * P);
+    assert.equal(deviceBytes('blockwise', 1024, o), 1024 * perToken + 16 * P);
     assert.equal(deviceBytes('ring', s, o), (s / 4) * perToken + 16 * P);
     assert.equal(deviceBytes('ring', s, { ...o, runtimeBytes: 1000 }), (s / 4) * perToken + 16 * P + 1000);
     // not modelled: tfjs autodiff keeps every intermediate of vanilla and memeff
     assert.ok(Number.isNaN(maxContext('vanilla', o)) && Number.isNaN(maxContext('memeff', o)));
     const ring = maxContext('ring', o);
     const bpt = maxContext('blockwise', o);
-    assert.ok(ring >= 3.9 * bpt && ring <= 4 * bpt + 4 * 256, `ring ${ring} vs BPT ${bpt}`);
+    // BPT's chunked backward holds less a token than a ring device's block: ring < N× BPT
+    assert.ok(ring >= 2.5 * bpt && ring <= 4 * bpt, `ring ${ring} vs BPT ${bpt}`);
     assert.ok(
       deviceBytes('blockwise', bpt, o) <= o.memoryBytes &&
         deviceBytes('blockwise', bpt + 256, o) > o.memoryBytes,
