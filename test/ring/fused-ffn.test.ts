@@ -223,6 +223,39 @@ describe('fused FFN sublayer: native vs tfjs vs float64 (random configs)', { ski
   });
 });
 
+/** RoPE with a frequency table per sequence length (lm/rope.ts scalings) and an attention factor. */
+const TABLE_ROPE: TransformerBlockConfig['rope'] = {
+  theta: 10000,
+  frequencies: (seqLen: number) => ({
+    inverse: Array.from({ length: 8 }, (_, i) => 10000 ** (-i / 8) / (1 + seqLen / 100)),
+    scale: 1.1,
+  }),
+};
+
+/** A d = 32 block with random weights and non-trivial norm gains; `extra` overrides the config. */
+function randomBlock(extra: Partial<TransformerBlockConfig>, rng: Rng) {
+  const c: TransformerBlockConfig = {
+    dModel: 32,
+    heads: 4,
+    kvHeads: 2,
+    ffnHidden: 64,
+    ffn: 'gelu',
+    norm: 'rms',
+    normEps: 1e-5,
+    attention: 'blockwise',
+    blockSize: 16,
+    ffnChunk: 32,
+    causal: true,
+    ...extra,
+  };
+  const w = initBlock(c, rng, 2);
+  const names = Object.keys(w).filter((k) => w[k as keyof typeof w] !== undefined);
+  const vars = names.map((k) => w[k as keyof typeof w] as tf.Variable);
+  for (const v of [w.attnNorm, w.ffnNorm])
+    v.assign(tf.tensor1d(rng.normalArray(c.dModel, 0.3).map((g) => 1 + g)));
+  return { c, w, names, vars };
+}
+
 describe('transformer block with the fused FFN: native vs tfjs', { skip }, () => {
   const configs: Partial<TransformerBlockConfig>[] = [
     { ffn: 'gelu', norm: 'layer', heads: 2, kvHeads: 2, rope: undefined, causal: true },
@@ -234,13 +267,7 @@ describe('transformer block with the fused FFN: native vs tfjs', { skip }, () =>
       norm: 'rms',
       heads: 2,
       kvHeads: 1,
-      rope: {
-        theta: 10000,
-        frequencies: (seqLen: number) => ({
-          inverse: Array.from({ length: 8 }, (_, i) => 10000 ** (-i / 8) / (1 + seqLen / 100)),
-          scale: 1.1,
-        }),
-      },
+      rope: TABLE_ROPE,
       causal: true,
     },
   ];
@@ -248,26 +275,7 @@ describe('transformer block with the fused FFN: native vs tfjs', { skip }, () =>
     test(`block ${JSON.stringify(extra)}: value and every gradient within ${TOL}`, () => {
       const seed = (Math.random() * 2 ** 31) | 0;
       const rng = new Rng(seed);
-      const c: TransformerBlockConfig = {
-        dModel: 32,
-        heads: 4,
-        kvHeads: 2,
-        ffnHidden: 64,
-        ffn: 'gelu',
-        norm: 'rms',
-        normEps: 1e-5,
-        attention: 'blockwise',
-        blockSize: 16,
-        ffnChunk: 32,
-        causal: true,
-        ...extra,
-      };
-      const w = initBlock(c, rng, 2);
-      const names = Object.keys(w).filter((k) => w[k as keyof typeof w] !== undefined);
-      const vars = names.map((k) => w[k as keyof typeof w] as tf.Variable);
-      // non-trivial norm gains
-      for (const v of [w.attnNorm, w.ffnNorm])
-        v.assign(tf.tensor1d(rng.normalArray(c.dModel, 0.3).map((g) => 1 + g)));
+      const { c, w, names, vars } = randomBlock(extra, rng);
       const x = tf.tensor3d(rng.normalArray(2 * 150 * c.dModel), [2, 150, c.dModel]);
       const dy = tf.tensor3d(rng.normalArray(2 * 150 * c.dModel), [2, 150, c.dModel]);
       const run = () =>
@@ -344,13 +352,7 @@ describe('native block: backward in query chunks', { skip }, () => {
       norm: 'rms',
       heads: 2,
       kvHeads: 1,
-      rope: {
-        theta: 10000,
-        frequencies: (seqLen: number) => ({
-          inverse: Array.from({ length: 8 }, (_, i) => 10000 ** (-i / 8) / (1 + seqLen / 100)),
-          scale: 1.1,
-        }),
-      },
+      rope: TABLE_ROPE,
       causal: false,
       segments: true,
     },
@@ -361,25 +363,7 @@ describe('native block: backward in query chunks', { skip }, () => {
       const rng = new Rng(seed);
       const [B, T] = [2, 100 + rng.int(100)];
       const chunk = 16 + rng.int(48); // rarely divides T; the last chunk is shorter
-      const c: TransformerBlockConfig = {
-        dModel: 32,
-        heads: 4,
-        kvHeads: 2,
-        ffnHidden: 64,
-        ffn: 'gelu',
-        norm: 'rms',
-        normEps: 1e-5,
-        attention: 'blockwise',
-        blockSize: 16,
-        ffnChunk: 32,
-        causal: true,
-        ...extra,
-      };
-      const w = initBlock(c, rng, 2);
-      const names = Object.keys(w).filter((k) => w[k as keyof typeof w] !== undefined);
-      const vars = names.map((k) => w[k as keyof typeof w] as tf.Variable);
-      for (const v of [w.attnNorm, w.ffnNorm])
-        v.assign(tf.tensor1d(rng.normalArray(c.dModel, 0.3).map((g) => 1 + g)));
+      const { c, w, names, vars } = randomBlock(extra, rng);
       // packed sequences: each row cut into segments at random points
       const segmentIds = segments
         ? Int32Array.from({ length: B * T }, (_, i) => Math.floor((i % T) / (20 + ((i / T) | 0) * 13)))
