@@ -59,9 +59,9 @@ describe('context-scaling recipe', () => {
       assert.ok(ctx('vanilla') <= ctx('memeff') && ctx('memeff') <= bpt, JSON.stringify(rows));
       // NOTE: a ring device holds BPT's working set for its s/N tokens plus what the ring adds per
       // local token: the next K, V pair and the travelling dK, dV accumulators (double buffers, so
-      // the exchange overlaps compute). With the backward releasing each layer's tensors (issue 14)
-      // BPT holds ≈ 3.1 KB a token and a ring device ≈ 3.6 KB a local token, so ring N holds
-      // ≈ 0.86 N × BPT's context (measured: BPT 7,168, ring N=2 12,288; N=4 reaches maxLen). The
+      // the exchange overlaps compute). By tf.profile's count (budgetOn: tensors) BPT holds ≈ 2.2 KB
+      // a token (its backward in query chunks, issue 14) and a ring device more a local token (its
+      // whole query block), so ring N holds ≈ 0.8 N × BPT's context or more. The
       // paper's own memory model (ring/plan.ts: (2L + 6)·b·h per local token against BPT's
       // (L + 1)·2b·h) gives 0.6 N at L = 2 layers; N× holds where L is large.
       for (const n of [2, 4])
