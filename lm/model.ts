@@ -31,6 +31,7 @@ import {
   transformerBlockIsNative,
   vanillaAttention,
 } from '../ring/index.js';
+import { fusedNormApplies } from '../native/index.js';
 import { countedTargets, headCrossEntropy, IGNORE_INDEX } from './head-loss.js';
 import {
   checkRopeScaling,
@@ -344,9 +345,13 @@ export class LlamaModel {
   private headInputs(h: tf.Tensor): { x: tf.Tensor; w: tf.Tensor2D; transposed: boolean } {
     const { embed, norm, lmHead } = this.weights;
     // NOTE: checkpointed: autodiff of the norm's tfjs ops kept ≈ 3 (B, T, Dm) tensors through the
-    // whole backward, the largest per-token term after the layers' inputs (issue 14's memory)
+    // whole backward, the largest per-token term after the layers' inputs (issue 14's memory). The
+    // native norm keeps only its input already: a checkpoint around it would recompute its output
+    // in the backward for nothing, one (B, T, Dm) more at the step's peak
     const eps = this.config.rmsNormEps;
-    const x = checkpoint((a, g) => normalize(a, g, 'rms', eps), [h, norm]);
+    const x = fusedNormApplies(h, norm)
+      ? normalize(h, norm, 'rms', eps)
+      : checkpoint((a, g) => normalize(a, g, 'rms', eps), [h, norm]);
     const w = (lmHead ?? embed) as unknown as tf.Tensor2D;
     return { x, w, transposed: !lmHead };
   }

@@ -28,8 +28,9 @@ import {
   qkvForward,
 } from '../native/index.js';
 import { attentionEngine } from './attention/accumulator.js';
+import { tensorData, tensorDataIsView } from './attention/kernels.js';
 import { contiguousPositions, type TokenSide } from './attention/mask.js';
-import { dims } from './ops.js';
+import { dims, madeInThisBackward } from './ops.js';
 
 /** What the chunked backward reads: the block's input and weights, as the op saved them. */
 export interface SavedBlock {
@@ -39,10 +40,14 @@ export interface SavedBlock {
 }
 
 let chunkedBackwards = 0;
+let inPlaceBackwards = 0;
 
-/** Backwards this thread has run in query chunks so far (tests check the path was taken). */
-export function chunkedBackwardCount(): number {
-  return chunkedBackwards;
+/**
+ * Backwards this thread has run in query chunks so far, and of them those that wrote dx into dy's
+ * buffer (tests check the paths were taken).
+ */
+export function chunkedBackwardCount(): { chunked: number; inPlace: number } {
+  return { chunked: chunkedBackwards, inPlace: inPlaceBackwards };
 }
 
 /** A chunk's rows of a (B, T) row-major per-token array. */
@@ -104,6 +109,19 @@ export function chunkedBlockBackward(
   const starts = Array.from({ length: Math.ceil(T / rows) }, (_, i) => i * rows);
   const order = causal ? starts.slice().reverse() : starts;
   const dxChunks = new Map<number, tf.Tensor>();
+  // Causal chunks run last to first and each reads only its own rows of dy: once a chunk's dx is
+  // done, dy's rows are free to hold it, and dy ends as dx (one (B, T, Dm) less at the peak). Only
+  // for a dy this backward pass made and no other tensor shares (the caller's stays untouched),
+  // written through wasm heap views.
+  const backend = tf.backend() as unknown as { refCount?: (dataId: object) => number };
+  const inPlace =
+    causal && tensorDataIsView() && madeInThisBackward(dy) && backend.refCount?.(dy.dataId as object) === 1;
+  /** dx (B, R, Dm) into rows r0 … r0 + R of dy (B, T, Dm); views taken after the last allocation. */
+  const intoDy = (dx: tf.Tensor, r0: number, R: number) => {
+    const [src, dst] = [tensorData(dx), tensorData(dy)];
+    for (let b = 0; b < B; b++) dst.set(src.subarray(b * R * Dm, (b + 1) * R * Dm), (b * T + r0) * Dm);
+    dx.dispose();
+  };
   const postGrads: (tf.Tensor | undefined)[] = [];
   const qkvGrads: (tf.Tensor | undefined)[] = [];
   /** The chunk's geometry: its rows' RoPE tables (T, Dh) → (R, Dh). */
@@ -151,7 +169,8 @@ export function chunkedBlockBackward(
     const [dkr, dvr] = causal ? keyGrads(r0, R) : [tf.zeros([B, Hk, R, Dh]), tf.zeros([B, Hk, R, Dh])];
     accumulate(qkvGrads, qkvBackward(gr, x, saved.qkv, dq, dkr, dvr, dx));
     tf.dispose([dq, dkr, dvr, x]);
-    dxChunks.set(r0, dx);
+    if (inPlace) intoDy(dx, r0, R);
+    else dxChunks.set(r0, dx);
   }
   tf.dispose([k, v]);
   if (!causal) {
@@ -166,6 +185,10 @@ export function chunkedBlockBackward(
     }
   }
   tf.dispose([dk.tensor(), dv.tensor()]);
+  if (inPlace) {
+    inPlaceBackwards++;
+    return [dy, ...(qkvGrads as tf.Tensor[]), ...(postGrads as tf.Tensor[])];
+  }
   const pieces = starts.map((r0) => dxChunks.get(r0)!);
   const dx = pieces.length === 1 ? pieces[0] : tf.concat(pieces, 1);
   if (pieces.length > 1) tf.dispose(pieces);

@@ -47,13 +47,19 @@ export function releaseAfterBackward(
   grads: tf.Tensor[],
 ): void {
   const keep = new Set(grads);
-  // NOTE: a dy made outside this backward pass is the caller's (tf.grads(f)(xs, dy)): it stays.
-  // The pass runs in one engine scope, which tracks every gradient made in it (tfjs 4 internals)
-  const scope = (tf.engine() as unknown as { state: { activeScope?: { id: number } } }).state.activeScope;
-  const madeHere = (t: tf.Tensor) =>
-    scope !== undefined && (t as unknown as { scopeId?: number }).scopeId === scope.id;
-  for (const t of Array.isArray(dy) ? dy : [dy]) if (madeHere(t) && !keep.has(t)) t.dispose();
+  // NOTE: a dy made outside this backward pass is the caller's (tf.grads(f)(xs, dy)): it stays
+  for (const t of Array.isArray(dy) ? dy : [dy]) if (madeInThisBackward(t) && !keep.has(t)) t.dispose();
   for (const t of saved) if (!keep.has(t)) t.dispose();
+}
+
+/**
+ * Inside a custom op's gradFunc: whether `t` was made by this backward pass (an upstream op's
+ * gradient) rather than handed in by the caller (tf.grads(f)(xs, dy)). The pass runs in one engine
+ * scope, which tracks every gradient made in it (tfjs 4 internals).
+ */
+export function madeInThisBackward(t: tf.Tensor): boolean {
+  const scope = (tf.engine() as unknown as { state: { activeScope?: { id: number } } }).state.activeScope;
+  return scope !== undefined && (t as unknown as { scopeId?: number }).scopeId === scope.id;
 }
 
 /**

@@ -17,13 +17,16 @@
  * for the small models it trains that agrees with what `exp run context-scaling.yaml` measures as
  * distinct tensor buffers, `buffer_mib`): fp32 activations, weights replicated on every device (the
  * ring is sequence-parallel, not FSDP) with their gradient and AdamW's two moments (16 bytes per
- * parameter), and the native block's backward (ring/transformer.ts), whose peak is the last
- * layer's: the L layer inputs still saved, k, v, dk, dv (h_kv = h·kvHeads/heads each) and the
- * layer's output and input gradients dy, dx (h each); the ring's block also holds q, dq, dO (h
- * each) whole, where BPT's backward holds them for 1,024 query rows at a time (chunked-backward.ts,
- * ≈ 6·h floats a row with the chunk's slices of x and dy). For the s tokens a device holds:
- *   BPT   4·b·(s·(L·h + 2·h + 4·h_kv) + min(s, 1024)·6·h) + 16·P
- *   ring  4·b·s_dev·(L·h + 4·h + 4·h_kv) + 16·P,  s_dev = s/N
+ * parameter), and the native block (ring/transformer.ts). BPT's peak is the largest of three
+ * moments, each with the L saved layer inputs (h_kv = h·kvHeads/heads):
+ *   the last block's forward      q, k, v and the attention output     L·h + 2·h + 2·h_kv
+ *   the final norm's backward     its input, dy and dx, the head's dX  (L + 3)·h
+ *   the last block's backward     k, v, dk, dv whole, dy taking dx's rows in place (causal), and
+ *                                 q, dq, dO per 1,024 query rows (chunked-backward.ts, ≈ 6·h a
+ *                                 row with the chunk's slices of x and dy)   L·h + h + 4·h_kv
+ * A ring device holds its whole block in the backward (q, dq, dO, dy, dx): L·h + 4·h + 4·h_kv.
+ * For the s tokens a device holds (s/N on the ring), in bytes:
+ *   BPT   4·b·(s·max(…) + min(s, 1024)·6·h) + 16·P,   ring  4·b·(s/N)·(L·h + 4·h + 4·h_kv) + 16·P
  * (+ a runtime's fixed bytes, `runtimeBytes`).
  * The harness's vanilla and memory-efficient attention run under tfjs autodiff, which keeps every
  * intermediate to the end of the step: they are not modelled (NaN) and are measured instead.
@@ -98,11 +101,12 @@ function harnessBytes(method: AttentionImpl, s: number, o: PlanOptions): number 
   const { hidden: h, layers: L } = o.model;
   const hkv = kvHidden(o.model);
   // NOTE: at most one chunk of rows: the backward is not chunked
+  const chunked = Math.max(L * h + 2 * h + 2 * hkv, (L + 3) * h, L * h + h + 4 * hkv);
   const floats =
     method === 'ring'
       ? (s / o.devices) * (L * h + 4 * h + 4 * hkv)
       : s > HARNESS_BACKWARD_CHUNK
-        ? s * (L * h + 2 * h + 4 * hkv) + HARNESS_BACKWARD_CHUNK * 6 * h
+        ? s * chunked + HARNESS_BACKWARD_CHUNK * 6 * h
         : s * (L * h + 4 * h + 4 * hkv);
   return 4 * b * floats + (o.bytesPerParam ?? 16) * parameterCount(o.model) + (o.runtimeBytes ?? 0);
 }

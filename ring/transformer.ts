@@ -504,7 +504,11 @@ function nativeTransformerBlock(
     save(xs);
     const y = tf.tidy(() => {
       const [q, k, v] = qkvForward(g, s.x, s.qkv);
-      return postForward(g, s.x, attention(q, k, v).out, s.post);
+      const pass = attention(q, k, v);
+      // NOTE: freed before the output side allocates y: q, k, v and the attention's saved state
+      // beside the output and y were the step's peak (issue 14's memory)
+      tf.dispose([q, k, v, ...pass.keep.filter((t) => t !== pass.out)]);
+      return postForward(g, s.x, pass.out, s.post);
     });
     const chunk = c.backwardChunk ?? DEFAULT_BACKWARD_CHUNK;
     return {

@@ -357,50 +357,65 @@ describe('native block: backward in query chunks', { skip }, () => {
       segments: true,
     },
   ];
-  for (const { segments, ...extra } of configs) {
-    test(`${JSON.stringify({ ...extra, segments })}: value and every gradient within ${TOL} of the whole backward and tfjs`, () => {
-      const seed = (Math.random() * 2 ** 31) | 0;
-      const rng = new Rng(seed);
-      const [B, T] = [2, 100 + rng.int(100)];
-      const chunk = 16 + rng.int(48); // rarely divides T; the last chunk is shorter
-      const { c, w, names, vars } = randomBlock(extra, rng);
-      // packed sequences: each row cut into segments at random points
-      const segmentIds = segments
-        ? Int32Array.from({ length: B * T }, (_, i) => Math.floor((i % T) / (20 + ((i / T) | 0) * 13)))
-        : undefined;
-      const x = tf.tensor3d(rng.normalArray(B * T * c.dModel), [B, T, c.dModel]);
-      const dy = tf.tensor3d(rng.normalArray(B * T * c.dModel), [B, T, c.dModel]);
-      const run = (backwardChunk: number) => () =>
-        tf.valueAndGrads((xx: tf.Tensor, ..._vs: tf.Tensor[]) =>
-          transformerBlock(xx, w, { ...c, backwardChunk }, { segmentIds }),
-        )([x, ...vars], dy);
-      const before = chunkedBackwardCount();
-      const chunked = run(chunk)();
-      assert.equal(chunkedBackwardCount(), before + 1, 'the chunked backward ran');
-      const whole = run(0)();
-      assert.equal(chunkedBackwardCount(), before + 1, 'backwardChunk 0: the whole-sequence backward');
-      const plain = withTfjs(run(chunk));
-      const where = `(T ${T}, chunk ${chunk}, seed ${seed})`;
-      assert.ok(relError(chunked.value.dataSync(), plain.value.dataSync()) < TOL, `forward ${where}`);
-      ['x', ...names].forEach((name, k) => {
-        const g = chunked.grads[k].dataSync();
-        const e = relError(g, whole.grads[k].dataSync());
-        assert.ok(e < TOL, `gradient of ${name} vs the whole backward: ${e} ${where}`);
-        const ePlain = relError(g, plain.grads[k].dataSync());
-        assert.ok(ePlain < TOL, `gradient of ${name} vs tfjs: ${ePlain} ${where}`);
+  // dy handed in by the caller stays untouched; a dy the backward pass made (here the gradient of
+  // Σ y ∘ r) takes dx's rows in place when the mask is causal
+  for (const { segments, ...extra } of configs)
+    for (const upstream of ['caller', 'made inside'] as const) {
+      test(`${JSON.stringify({ ...extra, segments })}, dy ${upstream}: value and every gradient within ${TOL} of the whole backward and tfjs`, () => {
+        const seed = (Math.random() * 2 ** 31) | 0;
+        const rng = new Rng(seed);
+        const [B, T] = [2, 100 + rng.int(100)];
+        const chunk = 16 + rng.int(48); // rarely divides T; the last chunk is shorter
+        const { c, w, names, vars } = randomBlock(extra, rng);
+        // packed sequences: each row cut into segments at random points
+        const segmentIds = segments
+          ? Int32Array.from({ length: B * T }, (_, i) => Math.floor((i % T) / (20 + ((i / T) | 0) * 13)))
+          : undefined;
+        const x = tf.tensor3d(rng.normalArray(B * T * c.dModel), [B, T, c.dModel]);
+        const dy = tf.tensor3d(rng.normalArray(B * T * c.dModel), [B, T, c.dModel]);
+        const dyCopy = dy.dataSync().slice();
+        const block = (backwardChunk: number) => (xx: tf.Tensor) =>
+          transformerBlock(xx, w, { ...c, backwardChunk }, { segmentIds });
+        const run = (backwardChunk: number) => () =>
+          upstream === 'caller'
+            ? tf.valueAndGrads((xx: tf.Tensor, ..._vs: tf.Tensor[]) => block(backwardChunk)(xx))(
+                [x, ...vars],
+                dy,
+              )
+            : tf.valueAndGrads((xx: tf.Tensor, ..._vs: tf.Tensor[]) =>
+                tf.sum(tf.mul(block(backwardChunk)(xx), dy)),
+              )([x, ...vars]);
+        const before = chunkedBackwardCount();
+        const chunked = run(chunk)();
+        const after = chunkedBackwardCount();
+        assert.equal(after.chunked, before.chunked + 1, 'the chunked backward ran');
+        const inPlace = upstream === 'made inside' && c.causal;
+        assert.equal(after.inPlace, before.inPlace + (inPlace ? 1 : 0), 'dx written into dy');
+        const whole = run(0)();
+        assert.equal(chunkedBackwardCount().chunked, after.chunked, 'backwardChunk 0: the whole backward');
+        const plain = withTfjs(run(chunk));
+        assert.deepEqual(dy.dataSync(), dyCopy, "the caller's dy is untouched");
+        const where = `(T ${T}, chunk ${chunk}, seed ${seed})`;
+        assert.ok(relError(chunked.value.dataSync(), plain.value.dataSync()) < TOL, `forward ${where}`);
+        ['x', ...names].forEach((name, k) => {
+          const g = chunked.grads[k].dataSync();
+          const e = relError(g, whole.grads[k].dataSync());
+          assert.ok(e < TOL, `gradient of ${name} vs the whole backward: ${e} ${where}`);
+          const ePlain = relError(g, plain.grads[k].dataSync());
+          assert.ok(ePlain < TOL, `gradient of ${name} vs tfjs: ${ePlain} ${where}`);
+        });
+        tf.dispose([
+          x,
+          dy,
+          chunked.value,
+          whole.value,
+          plain.value,
+          ...chunked.grads,
+          ...whole.grads,
+          ...plain.grads,
+        ]);
       });
-      tf.dispose([
-        x,
-        dy,
-        chunked.value,
-        whole.value,
-        plain.value,
-        ...chunked.grads,
-        ...whole.grads,
-        ...plain.grads,
-      ]);
-    });
-  }
+    }
 });
 
 describe('native norm (ring/transformer.ts normalize)', {

@@ -71,8 +71,15 @@ describe('plan', () => {
     const o = { model, devices: 4, memoryBytes: 64 * 2 ** 20, implementation: 'harness' as const };
     const s = 4096;
     const perToken = 4 * (layers * hidden + 4 * hidden + 4 * (hidden / 2));
-    // BPT's backward holds q, dq, dO per 1,024-row chunk (≈ 6·h a row with its slices of x and dy)
-    const chunked = 4 * (s * (layers * hidden + 2 * hidden + 4 * (hidden / 2)) + 1024 * 6 * hidden);
+    // BPT: the largest of the last forward, the final norm's backward and the chunked backward
+    // (q, dq, dO per 1,024 rows: ≈ 6·h a row with the chunk's slices of x and dy)
+    const L = layers;
+    const peak = Math.max(
+      L * hidden + 2 * hidden + hidden,
+      (L + 3) * hidden,
+      L * hidden + hidden + 2 * hidden,
+    );
+    const chunked = 4 * (s * peak + 1024 * 6 * hidden);
     assert.equal(deviceBytes('blockwise', s, o), chunked + 16 * P);
     assert.equal(deviceBytes('blockwise', 1024, o), 1024 * perToken + 16 * P);
     assert.equal(deviceBytes('ring', s, o), (s / 4) * perToken + 16 * P);
