@@ -82,6 +82,9 @@ function findFile(dir: string, name: string): string | undefined {
   return undefined;
 }
 
+/** The longest context the run probes. */
+const MAX_LEN = 32768;
+
 describe('context-scaling under a real-memory budget (issue 20)', () => {
   test('exp run context-scaling.yaml: every cell within the budget by real memory, tensors below it, process RSS logged', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ctx-real-'));
@@ -98,7 +101,7 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
             // N=2 the ring only ties BPT on this 1-layer model (issue 14)
             'devices=[4]',
             `budgetMiB=${budget}`,
-            'maxLen=32768',
+            `maxLen=${MAX_LEN}`,
             'refineSteps=1',
             'throughputSteps=0',
             'model.dModel=32',
@@ -156,7 +159,12 @@ describe('context-scaling under a real-memory budget (issue 20)', () => {
         );
       }
       const ctx = (m: string) => rows.find((x) => x.method === m)!.max_context;
-      assert.ok(ctx('ring') > ctx('BPT') && ctx('BPT') >= ctx('vanilla'), JSON.stringify(rows));
+      // ring holds more than BPT, unless both reached the longest context probed (maxLen)
+      assert.ok(ctx('BPT') >= ctx('vanilla'), JSON.stringify(rows));
+      assert.ok(
+        ctx('ring') > ctx('BPT') || (ctx('ring') === MAX_LEN && ctx('BPT') === MAX_LEN),
+        JSON.stringify(rows),
+      );
       const rss = findFile(join(dir, 'mlruns'), 'scaling.process_peak_rss_mib');
       assert.ok(rss && Number(readFileSync(rss, 'utf8')) > 2 * budget, 'process peak RSS param');
       assert.match(r.stderr, /budget on real memory \(peak_mib\); process peak RSS of the run: \d+ MiB/);
