@@ -113,9 +113,10 @@ export function chunkedBlockBackward(
   // done, dy's rows are free to hold it, and dy ends as dx (one (B, T, Dm) less at the peak). Only
   // for a dy this backward pass made and no other tensor shares (the caller's stays untouched),
   // written through wasm heap views.
+  // NOTE: the engine's dK, dV are heap tensors exactly when tensors are heap views (wasm)
+  const onHeap = tensorDataIsView();
   const backend = tf.backend() as unknown as { refCount?: (dataId: object) => number };
-  const inPlace =
-    causal && tensorDataIsView() && madeInThisBackward(dy) && backend.refCount?.(dy.dataId as object) === 1;
+  const inPlace = causal && onHeap && madeInThisBackward(dy) && backend.refCount?.(dy.dataId as object) === 1;
   /** dx (B, R, Dm) into rows r0 … r0 + R of dy (B, T, Dm); views taken after the last allocation. */
   const intoDy = (dx: tf.Tensor, r0: number, R: number) => {
     const [src, dst] = [tensorData(dx), tensorData(dy)];
@@ -155,7 +156,7 @@ export function chunkedBlockBackward(
     dyr.dispose();
     accumulate(postGrads, pg);
     const bwd = backward(q, kept, dO);
-    tf.dispose([out, ...kept]); // Δ is computed: the output is not read again
+    tf.dispose(kept); // the output and its state: Δ is computed, neither is read again
     bwd.accumulate(
       k,
       v,
@@ -184,7 +185,8 @@ export function chunkedBlockBackward(
       tf.dispose([x, dq, dkr, dvr]);
     }
   }
-  tf.dispose([dk.tensor(), dv.tensor()]);
+  // on the heap dK, dV are tensors to free; JS arrays (`tensor()` would copy them) are garbage
+  if (onHeap) tf.dispose([dk.tensor(), dv.tensor()]);
   if (inPlace) {
     inPlaceBackwards++;
     return [dy, ...(qkvGrads as tf.Tensor[]), ...(postGrads as tf.Tensor[])];

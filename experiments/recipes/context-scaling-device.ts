@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { type LlamaConfig, LlamaModel, llamaParameterCount } from '../../lm/index.js';
-import { withPeakBytes } from '../../native/index.js';
+import { type DeviceMemory, withPeakBytes } from '../../native/index.js';
 import type { AttentionImpl, DeviceContext, RingLayout } from '../../ring/index.js';
 import { AdamW, GradientSum } from '../../train/index.js';
 
@@ -43,9 +43,7 @@ export interface ScalingStepResult {
   /** Peak bytes of distinct tensor buffers in the first step (views and saved copies once). */
   bufferBytes: number;
   /** What the device held at its peak in the first step: wasm heap + JS + native (issue 20). */
-  realPeakBytes: number;
-  /** Its parts: wasm heap, JS (arrays received over the ring included), the addon's buffers. */
-  realParts: { wasmHeapBytes: number; jsBytes: number; nativeBytes: number };
+  real?: DeviceMemory;
   stepMs: number[];
 }
 
@@ -127,12 +125,7 @@ export async function scalingStep(a: ScalingStepArgs, ctx: DeviceContext): Promi
     tokens.dispose();
     return null;
   }, true);
-  const realParts = {
-    wasmHeapBytes: memory?.wasmHeapBytes ?? 0,
-    jsBytes: memory?.jsBytes ?? 0,
-    nativeBytes: memory?.nativeBytes ?? 0,
-  };
-  return { loss, peakBytes, bufferBytes, realPeakBytes: memory?.totalBytes ?? 0, realParts, stepMs };
+  return { loss, peakBytes, bufferBytes, real: memory, stepMs };
 }
 
 /** GFLOP/s of a 2-D matmul on this device: the backend's measured peak, for MFU. */

@@ -84,11 +84,13 @@ async function trainSteps(
   const comm = n > 1 ? g.commBytesPerDevice : 0;
   const most = (f: (r: ScalingStepResult) => number) => Math.max(...res.map(f)) + comm;
   const stepMs = res[0].stepMs.map((_, i) => Math.max(...res.map((r) => r.stepMs[i])));
-  // the parts of the device with the largest real peak (what the log line breaks down)
-  const top = res.reduce((a, b) => (b.realPeakBytes > a.realPeakBytes ? b : a));
+  // the device with the largest real peak: the log line breaks it down
+  const realOf = (r: ScalingStepResult) => r.real?.totalBytes ?? 0;
+  const top = res.reduce((a, b) => (realOf(b) > realOf(a) ? b : a));
   return {
-    parts: top.realParts,
-    bytes: most((r) => r.realPeakBytes),
+    parts: top.real,
+    links: comm,
+    bytes: realOf(top) + comm,
     tensorBytes: most((r) => r.peakBytes),
     bufferBytes: Math.max(...res.map((r) => r.bufferBytes)),
     stepMs,
@@ -110,7 +112,7 @@ export async function measureCell(
     const over = (c.budgetOn === 'real' ? step.bytes : step.tensorBytes) > c.budgetMiB * 2 ** 20;
     const mib = (b: number) => (b / 2 ** 20).toFixed(1);
     ctx.log(
-      `${method} N=${n} L=${L}: ${mib(step.bytes)} MiB/device (heap ${mib(step.parts.wasmHeapBytes)} + JS ${mib(step.parts.jsBytes)} + native ${mib(step.parts.nativeBytes)}${n > 1 ? ` + links ${mib(step.bytes - step.parts.wasmHeapBytes - step.parts.jsBytes - step.parts.nativeBytes)}` : ''}; tensors ${mib(step.tensorBytes)}, buffers ${mib(step.bufferBytes)}), step ${(step.stepMs[0] / 1000).toFixed(1)} s${over ? ' (over budget)' : ''}`,
+      `${method} N=${n} L=${L}: ${mib(step.bytes)} MiB/device (heap ${mib(step.parts?.wasmHeapBytes ?? 0)} + JS ${mib(step.parts?.jsBytes ?? 0)} + native ${mib(step.parts?.nativeBytes ?? 0)}${n > 1 ? ` + links ${mib(step.links)}` : ''}; tensors ${mib(step.tensorBytes)}, buffers ${mib(step.bufferBytes)}), step ${(step.stepMs[0] / 1000).toFixed(1)} s${over ? ' (over budget)' : ''}`,
     );
     if (over) await devices.fresh(n);
     return over ? undefined : step;
