@@ -1028,6 +1028,8 @@ struct Ffn {
   float eps;
   const float *x, *gain, *up, *down, *gate;  // gate: SwiGLU only
   int threads;
+  // upᵀ (F, Dm), downᵀ (Dm, F), gateᵀ: the backward's transposed weights, set by ffnTransposed
+  const float *upT = nullptr, *downT = nullptr, *gateT = nullptr;
 };
 
 // C (M, N) (+ when acc) = op(A) · op(B) on the calling thread.
@@ -1039,9 +1041,33 @@ static void gemmOne(const float* A, long lda, bool ta, const float* B, long ldb,
       for (int i = 0; i < M; i++) std::memset(C + static_cast<long>(i) * ldc, 0, sizeof(float) * N);
     return;
   }
+  // NOTE: one pass over a short depth (the block halves' per-chunk products, K = Dm or the chunk's
+  // rows) reads A and B in place: packing them cost about what the arithmetic did at K = 64 (perf
+  // of an ant-medium step: packing 10%, the micro-kernel 19%). A transposed B still packs.
+  if (K <= KC && !tb) {
+    if (ta)
+      gemmTile<true>(M, N, K, A, lda, B, ldb, C, ldc, acc);
+    else
+      gemmTile<false>(M, N, K, A, lda, B, ldb, C, ldc, acc);
+    return;
+  }
   Gemm g{A, B, C, M, N, K, ta, tb, lda, ldb, ldc, acc};
   gemmBlock(g, 0, M, 0, N);
 }
+
+// wᵀ (cols, rows) of w (rows, cols), written once per call for the products every row chunk takes
+// with a transposed weight (dy · downᵀ, dQ · wqᵀ …), which then read it in place.
+static void transposeInto(const float* w, int rows, int cols, float* out) {
+  constexpr int T = 16;
+  for (int r0 = 0; r0 < rows; r0 += T)
+    for (int c0 = 0; c0 < cols; c0 += T)
+      for (int r = r0; r < std::min(rows, r0 + T); r++)
+        for (int c = c0; c < std::min(cols, c0 + T); c++) out[static_cast<long>(c) * rows + r] = w[static_cast<long>(r) * cols + c];
+}
+struct Transposed {
+  Buf buf;
+  Transposed(const float* w, int rows, int cols) : buf(static_cast<size_t>(rows) * cols) { transposeInto(w, rows, cols, buf.p); }
+};
 
 static constexpr float GELU_K = 0.7978845608028654f;  // √(2/π)
 static constexpr float GELU_C = 0.044715f;
@@ -1250,20 +1276,34 @@ static void ffnChunkBackward(const Ffn& f, const float* x, int rows, const float
   gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
   if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
   activate(f.act, u.p, g.p, a.p, static_cast<long>(rf));
-  gemmOne(dy, Dm, false, f.down, Dm, true, dA.p, F, rows, F, Dm, false);  // dA = dy · downᵀ
+  gemmOne(dy, Dm, false, f.downT, F, false, dA.p, F, rows, F, Dm, false);  // dA = dy · downᵀ
   gemmOne(a.p, F, true, dy, Dm, false, sDown, Dm, F, Dm, rows, true);     // dDown += aᵀ · dy
   activateBackward(f.act, u.p, g.p, dA.p, static_cast<long>(rf));         // dA → d(h·up), g → d(h·gate)
   gemmOne(h.p, Dm, true, dA.p, F, false, sUp, F, Dm, F, rows, true);      // dUp += hᵀ · d(h·up)
-  gemmOne(dA.p, F, false, f.up, F, true, dh.p, Dm, rows, Dm, F, false);    // dh = d(h·up) · upᵀ
+  gemmOne(dA.p, F, false, f.upT, Dm, false, dh.p, Dm, rows, Dm, F, false);  // dh = d(h·up) · upᵀ
   if (glu) {
     gemmOne(h.p, Dm, true, g.p, F, false, sGate, F, Dm, F, rows, true);
-    gemmOne(g.p, F, false, f.gate, F, true, dh.p, Dm, rows, Dm, F, true);
+    gemmOne(g.p, F, false, f.gateT, Dm, false, dh.p, Dm, rows, Dm, F, true);
   }
   for (int i = 0; i < rows; i++) {
     const long o = static_cast<long>(i) * Dm;
     normRowBackward(dh.p + o, n.p + o, r.p[i], f.gain, Dm, f.norm, dy + o, dx + o, sGain);
   }
 }
+
+// An Ffn with its weights also transposed (once per backward call, read by every chunk).
+struct FfnTransposed {
+  Ffn f;
+  Transposed up, down;
+  std::unique_ptr<Transposed> gate;
+  explicit FfnTransposed(const Ffn& in)
+      : f(in), up(in.up, in.Dm, in.F), down(in.down, in.F, in.Dm),
+        gate(in.act == ACT_SWIGLU ? std::make_unique<Transposed>(in.gate, in.Dm, in.F) : nullptr) {
+    f.upT = up.buf.p;
+    f.downT = down.buf.p;
+    f.gateT = gate ? gate->buf.p : nullptr;
+  }
+};
 
 static void ffnForward(const Ffn& f, float* y) {
   const int tasks = rowTasks(f.N);
@@ -1274,8 +1314,10 @@ static void ffnForward(const Ffn& f, float* y) {
 }
 
 // dx (N, Dm) = ∂/∂x; dGain (Dm), dUp (Dm, F), dDown (F, Dm), dGate (Dm, F) are written (not added).
-static void ffnBackward(const Ffn& f, const float* dy, float* dx, float* dGain, float* dUp, float* dDown,
+static void ffnBackward(const Ffn& fIn, const float* dy, float* dx, float* dGain, float* dUp, float* dDown,
                         float* dGate) {
+  const FfnTransposed t(fIn);
+  const Ffn& f = t.f;
   const int tasks = rowTasks(f.N);
   const int threads = rowThreads(static_cast<double>(f.N) * f.Dm * f.F, f.threads, tasks);
   const long nw = static_cast<long>(f.Dm) * f.F;
@@ -1379,6 +1421,7 @@ static void qkvBackward(const Qkv& a, const float* dq, const float* dk, const fl
   const int threads = rowThreads(static_cast<double>(N) * Dm * (Wq + 2 * Wk), a.threads, tasks);
   ThreadSums sums(threads, {dGain, dWq, dWk, dWv},
                   {Dm, static_cast<long>(Dm) * Wq, static_cast<long>(Dm) * Wk, static_cast<long>(Dm) * Wk});
+  const Transposed wqT(a.wq, Dm, Wq), wkT(a.wk, Dm, Wk), wvT(a.wv, Dm, Wk);
   parallelForStatic(threads, tasks, [&](int task, int tid) {
     const long r0 = static_cast<long>(task) * FFN_CHUNK;
     const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, N - r0));
@@ -1389,13 +1432,13 @@ static void qkvBackward(const Qkv& a, const float* dq, const float* dk, const fl
                        n.p + static_cast<long>(i) * Dm);
     fromHeads(dq, rows, r0, a.T, a.H, a.Dh, a.cos, a.sin, p.p);
     gemmOne(h.p, Dm, true, p.p, Wq, false, sums.at(tid, 1), Wq, Dm, Wq, rows, true);  // dWq += hᵀ · dQ
-    gemmOne(p.p, Wq, false, a.wq, Wq, true, dh.p, Dm, rows, Dm, Wq, false);           // dh = dQ · wqᵀ
+    gemmOne(p.p, Wq, false, wqT.buf.p, Dm, false, dh.p, Dm, rows, Dm, Wq, false);     // dh = dQ · wqᵀ
     fromHeads(dk, rows, r0, a.T, a.Hk, a.Dh, a.cos, a.sin, p.p);
     gemmOne(h.p, Dm, true, p.p, Wk, false, sums.at(tid, 2), Wk, Dm, Wk, rows, true);
-    gemmOne(p.p, Wk, false, a.wk, Wk, true, dh.p, Dm, rows, Dm, Wk, true);
+    gemmOne(p.p, Wk, false, wkT.buf.p, Dm, false, dh.p, Dm, rows, Dm, Wk, true);
     fromHeads(dv, rows, r0, a.T, a.Hk, a.Dh, nullptr, nullptr, p.p);
     gemmOne(h.p, Dm, true, p.p, Wk, false, sums.at(tid, 3), Wk, Dm, Wk, rows, true);
-    gemmOne(p.p, Wk, false, a.wv, Wk, true, dh.p, Dm, rows, Dm, Wk, true);
+    gemmOne(p.p, Wk, false, wvT.buf.p, Dm, false, dh.p, Dm, rows, Dm, Wk, true);
     for (int i = 0; i < rows; i++) {
       const long o = static_cast<long>(i) * Dm;
       float* dxr = dx + (r0 + i) * Dm;
@@ -1437,12 +1480,14 @@ static void postForward(const Post& p, float* y) {
 // dx (B·T, Dm) and dO (B, H, T, Dh) written; dWo, dGain, dUp, dDown, dGate written.
 static void postBackward(const Post& p, const float* dy, float* dx, float* dO, float* dWo, float* dGain, float* dUp,
                          float* dDown, float* dGate) {
-  const Ffn& f = p.ffn;
+  const FfnTransposed t(p.ffn);
+  const Ffn& f = t.f;
   const int tasks = rowTasks(f.N), Dm = f.Dm, W = p.H * p.Dh;
   const int threads = rowThreads(postWork(p), f.threads, tasks);
   const long nw = static_cast<long>(Dm) * f.F;
   ThreadSums sums(threads, {dGain, dUp, dDown, f.act == ACT_SWIGLU ? dGate : nullptr, dWo},
                   {Dm, nw, nw, nw, static_cast<long>(W) * Dm});
+  const Transposed woT(p.wo, W, Dm);
   parallelForStatic(threads, tasks, [&](int task, int tid) {
     const long r0 = static_cast<long>(task) * FFN_CHUNK;
     const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, f.N - r0));
@@ -1452,7 +1497,7 @@ static void postBackward(const Post& p, const float* dy, float* dx, float* dO, f
     ffnChunkBackward(f, x1.p, rows, dy + r0 * Dm, dxr, sums.at(tid, 0), sums.at(tid, 1), sums.at(tid, 2),
                      sums.at(tid, 3));
     gemmOne(merged.p, W, true, dxr, Dm, false, sums.at(tid, 4), Dm, W, Dm, rows, true);  // dWo += mergedᵀ · dx1
-    gemmOne(dxr, Dm, false, p.wo, Dm, true, merged.p, W, rows, W, Dm, false);           // d merged = dx1 · woᵀ
+    gemmOne(dxr, Dm, false, woT.buf.p, W, false, merged.p, W, rows, W, Dm, false);       // d merged = dx1 · woᵀ
     toHeads(merged.p, rows, r0, p.T, p.H, p.Dh, nullptr, nullptr, dO);
   });
   sums.reduce();
