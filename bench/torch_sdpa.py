@@ -1,6 +1,7 @@
 """PyTorch CPU scaled_dot_product_attention: the anchor of the attention benchmarks.
 
-Reads a JSON list of shapes on stdin ({"batch", "heads", "seqLen", "headDim", "causal"}) and
+Reads a JSON list of shapes on stdin ({"batch", "heads", "seqLen", "headDim", "causal"}, and
+"kvHeads" for grouped-query attention: SDPA's enable_gqa) and
 prints one JSON list of timings: forward ms and forward+backward ms (fastest of `repeats`),
 with all CPU threads, as PyTorch runs by default.
 """
@@ -30,16 +31,19 @@ def main():
     out = []
     for s in shapes:
         B, H, L, D, causal = s["batch"], s["heads"], s["seqLen"], s["headDim"], s["causal"]
-        q, k, v = (torch.randn(B, H, L, D, requires_grad=True) for _ in range(3))
+        Hk = s.get("kvHeads", H)
+        q = torch.randn(B, H, L, D, requires_grad=True)
+        k, v = (torch.randn(B, Hk, L, D, requires_grad=True) for _ in range(2))
+        gqa = {"enable_gqa": True} if Hk != H else {}
         g = torch.randn(B, H, L, D)
         repeats = s.get("repeats", 3)
 
         def fwd():
             with torch.no_grad():
-                F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+                F.scaled_dot_product_attention(q, k, v, is_causal=causal, **gqa)
 
         def fwd_bwd():
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=causal, **gqa)
             o.backward(g)
             q.grad = k.grad = v.grad = None
 
