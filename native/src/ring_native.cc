@@ -376,9 +376,40 @@ static inline __m256 exp8(__m256 x) {
 }
 #endif
 
+#if RING_SIMD && defined(__AVX512F__)
+// exp8 on 16 lanes, same constants and rules (a softmax row of 64 is 4 of these instead of 8).
+static inline __m512 exp16(__m512 x) {
+  const __mmask16 kept = ~_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i n = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+  return _mm512_maskz_mul_ps(kept, y, _mm512_castsi512_ps(n));
+}
+#endif
+
 // row[c] = exp(row[c]·scale − sub) for c < n (n a multiple of 16); returns their sum.
 static inline float expRow(float* row, int n, float scale, float sub) {
-#if RING_SIMD
+#if RING_SIMD && defined(__AVX512F__)
+  const __m512 vs = _mm512_set1_ps(scale), vm = _mm512_set1_ps(sub);
+  __m512 s0 = _mm512_setzero_ps();
+  for (int c = 0; c < n; c += 16) {
+    const __m512 p = exp16(_mm512_fmsub_ps(_mm512_loadu_ps(row + c), vs, vm));
+    _mm512_storeu_ps(row + c, p);
+    s0 = _mm512_add_ps(s0, p);
+  }
+  return _mm512_reduce_add_ps(s0);
+#elif RING_SIMD
   const __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(sub);
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   for (int c = 0; c < n; c += 16) {
@@ -404,7 +435,11 @@ static inline float expRow(float* row, int n, float scale, float sub) {
 }
 
 static inline float rowMax(const float* row, int n) {
-#if RING_SIMD
+#if RING_SIMD && defined(__AVX512F__)
+  __m512 m0 = _mm512_set1_ps(NEG_INF);
+  for (int c = 0; c < n; c += 16) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(row + c));
+  return _mm512_reduce_max_ps(m0);
+#elif RING_SIMD
   __m256 m0 = _mm256_set1_ps(NEG_INF), m1 = m0;
   for (int c = 0; c < n; c += 16) {
     m0 = _mm256_max_ps(m0, _mm256_loadu_ps(row + c));
