@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { parse } from 'yaml';
+import { nativeBlockCount } from '../block/index.js';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import {
   type LlamaConfig,
@@ -41,7 +42,6 @@ import {
   shiftLabels,
 } from '../lm/index.js';
 import { configureNative, initBackend, nativeAddon, nativeStatus } from '../native/index.js';
-import { nativeBlockCount } from '../ring/index.js';
 import { AdamW } from '../train/index.js';
 import { sharegptDefaultModel } from './lm-config.js';
 

@@ -9,7 +9,9 @@
  * (out, in), so lm/safetensors.ts transposes at the boundary.
  */
 import * as tf from '@tensorflow/tfjs';
+import { transformerBlock, transformerBlockIsNative } from '../block/index.js';
 import { InputError, Rng } from '../common/index.js';
+import { fusedNormApplies } from '../native/index.js';
 import {
   type AttentionImpl,
   applyRope,
@@ -27,11 +29,8 @@ import {
   type RopeFrequencies,
   type SequenceContext,
   type TransformerBlockConfig,
-  transformerBlock,
-  transformerBlockIsNative,
   vanillaAttention,
 } from '../ring/index.js';
-import { fusedNormApplies } from '../native/index.js';
 import { countedTargets, headCrossEntropy, IGNORE_INDEX } from './head-loss.js';
 import {
   checkRopeScaling,

@@ -4,17 +4,20 @@
  * schedule written against one transport interface (transport.ts), collectives over it
  * (parallel.ts) and the memory plan. Depends only on common/ and native/ (the kernels and the
  * tfjs backend under it); the devices that run the ring, worker threads or processes over
- * ZeroMQ, are made in cluster/ (issue 13).
+ * ZeroMQ, are made in cluster/ (issue 13); the block as one native op is block/ (issue 14).
  */
 
-export { blockwiseAttention } from './attention/blockwise.js';
-export { nativeAttentionCount } from './attention/kernels.js';
+export { attentionEngine } from './attention/accumulator.js';
+export { blockwiseAttention, blockwisePass } from './attention/blockwise.js';
+export { nativeAttentionCount, tensorData, tensorDataIsView } from './attention/kernels.js';
+export { contiguousPositions, type TokenSide } from './attention/mask.js';
 export { memeffAttention } from './attention/memeff.js';
-export { type RingDeviceOptions, ringAttentionDevice, tokenIndices } from './attention/ring.js';
+export { type RingDeviceOptions, ringAttentionDevice, ringPass, tokenIndices } from './attention/ring.js';
 export {
   ATTENTION_IMPLS,
   type AttentionImpl,
   type AttentionOptions,
+  type AttentionPass,
   DEFAULT_BLOCK_SIZE,
   type RingLayout,
 } from './attention/types.js';
@@ -33,6 +36,7 @@ export {
   dims,
   embeddingLookup,
   linear,
+  madeInThisBackward,
   matmul,
   product,
   releaseAfterBackward,
@@ -55,6 +59,7 @@ export {
 export {
   applyRope,
   attend,
+  attentionOptions,
   type BlockWeights,
   blockVariables,
   checkBlockConfig,
@@ -63,15 +68,13 @@ export {
   initBlock,
   type KvCache,
   localPositions,
-  nativeBlockCount,
   normalize,
   type RopeFrequencies,
+  ropeTables,
   type SequenceContext,
   type TransformerBlockConfig,
   transformerBlock,
-  transformerBlockIsNative,
   transformerBlockStep,
   trimKvCache,
 } from './transformer.js';
-export { chunkedBackwardCount } from './chunked-backward.js';
 export { type DeviceContext, type DeviceTask, RingCommError, type RingTransport } from './transport.js';

@@ -22,7 +22,7 @@
  *   the last block's forward      q, k, v and the attention output     L·h + 2·h + 2·h_kv
  *   the final norm's backward     its input, dy and dx, the head's dX  (L + 3)·h
  *   the last block's backward     k, v, dk, dv whole, dy taking dx's rows in place (causal), and
- *                                 q, dq, dO per 1,024 query rows (chunked-backward.ts, ≈ 6·h a
+ *                                 q, dq, dO per 1,024 query rows (block/chunked-backward.ts, ≈ 6·h a
  *                                 row with the chunk's slices of x and dy)   L·h + h + 4·h_kv
  * A ring device holds its whole block in the backward (q, dq, dO, dy, dx): L·h + 4·h + 4·h_kv.
  * For the s tokens a device holds (s/N on the ring), in bytes:

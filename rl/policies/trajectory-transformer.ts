@@ -5,6 +5,7 @@
  * with tanh on the state tokens. Loss: mean squared error of the predicted actions.
  */
 import * as tf from '@tensorflow/tfjs';
+import { transformerBlock } from '../../block/index.js';
 import { InputError, type Rng } from '../../common/index.js';
 import {
   type AttentionImpl,
@@ -18,7 +19,6 @@ import {
   normalize,
   type SequenceContext,
   type TransformerBlockConfig,
-  transformerBlock,
   transformerBlockStep,
 } from '../../ring/index.js';
 import type { TokenBatch } from './tokens.js';

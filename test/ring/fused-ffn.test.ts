@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { chunkedBackwardCount, nativeBlockCount, transformerBlock } from '../../block/index.js';
 import { Rng } from '../../common/index.js';
 import {
   configureNative,
@@ -16,13 +17,10 @@ import {
 } from '../../native/index.js';
 import { feedForward } from '../../ring/ffn.js';
 import {
-  chunkedBackwardCount,
   type FeedForwardKind,
   fusedFeedForwardSublayer,
   initBlock,
-  nativeBlockCount,
   type TransformerBlockConfig,
-  transformerBlock,
 } from '../../ring/index.js';
 import { normalize } from '../../ring/transformer.js';
 import { withTfjs } from '../helpers/native.js';
@@ -331,7 +329,7 @@ describe('native block: keepAttention', { skip }, () => {
   });
 });
 
-// The native block's backward in query chunks (ring/chunked-backward.ts, issue 14's memory): the
+// The native block's backward in query chunks (block/chunked-backward.ts, issue 14's memory): the
 // chunked path against the whole-sequence backward and the tfjs block, on random configs (causal
 // or not, GQA, RoPE with and without a frequency table, segments, chunk sizes that do not divide T).
 describe('native block: backward in query chunks', { skip }, () => {

@@ -27,10 +27,15 @@ import {
   qkvBackward,
   qkvForward,
 } from '../native/index.js';
-import { attentionEngine } from './attention/accumulator.js';
-import { tensorData, tensorDataIsView } from './attention/kernels.js';
-import { contiguousPositions, type TokenSide } from './attention/mask.js';
-import { dims, madeInThisBackward } from './ops.js';
+import {
+  attentionEngine,
+  contiguousPositions,
+  dims,
+  madeInThisBackward,
+  type TokenSide,
+  tensorData,
+  tensorDataIsView,
+} from '../ring/index.js';
 
 /** What the chunked backward reads: the block's input and weights, as the op saved them. */
 export interface SavedBlock {
