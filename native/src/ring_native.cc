@@ -1063,7 +1063,7 @@ struct Ffn {
   float eps;
   const float *x, *gain, *up, *down, *gate;  // gate: SwiGLU only
   int threads;
-  // upᵀ (F, Dm), downᵀ (Dm, F), gateᵀ: the backward's transposed weights, set by ffnTransposed
+  // upᵀ (F, Dm), downᵀ (Dm, F), gateᵀ: the backward's transposed weights, set by FfnTransposed
   const float *upT = nullptr, *downT = nullptr, *gateT = nullptr;
 };
 
@@ -1090,18 +1090,19 @@ static void gemmOne(const float* A, long lda, bool ta, const float* B, long ldb,
   gemmBlock(g, 0, M, 0, N);
 }
 
-// wᵀ (cols, rows) of w (rows, cols), written once per call for the products every row chunk takes
-// with a transposed weight (dy · downᵀ, dQ · wqᵀ …), which then read it in place.
-static void transposeInto(const float* w, int rows, int cols, float* out) {
-  constexpr int T = 16;
-  for (int r0 = 0; r0 < rows; r0 += T)
-    for (int c0 = 0; c0 < cols; c0 += T)
-      for (int r = r0; r < std::min(rows, r0 + T); r++)
-        for (int c = c0; c < std::min(cols, c0 + T); c++) out[static_cast<long>(c) * rows + r] = w[static_cast<long>(r) * cols + c];
-}
+// wᵀ (cols, rows) of w (rows, cols) in a buffer of its own, written once per call for the
+// products every row chunk takes with a transposed weight (dy · downᵀ, dQ · wqᵀ …), which then
+// read it in place. 16 × 16 tiles keep the reads and the strided writes in cache.
 struct Transposed {
   Buf buf;
-  Transposed(const float* w, int rows, int cols) : buf(static_cast<size_t>(rows) * cols) { transposeInto(w, rows, cols, buf.p); }
+  Transposed(const float* w, int rows, int cols) : buf(static_cast<size_t>(rows) * cols) {
+    constexpr int T = 16;
+    for (int r0 = 0; r0 < rows; r0 += T)
+      for (int c0 = 0; c0 < cols; c0 += T)
+        for (int r = r0; r < std::min(rows, r0 + T); r++)
+          for (int c = c0; c < std::min(cols, c0 + T); c++)
+            buf.p[static_cast<long>(c) * rows + r] = w[static_cast<long>(r) * cols + c];
+  }
 };
 
 static constexpr float GELU_K = 0.7978845608028654f;  // √(2/π)
