@@ -21,11 +21,11 @@
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { RingGroup, RingGroupPool } from '../cluster/index.js';
 import { writeFileAtomic } from '../common/index.js';
 import { type AttentionBenchResult, benchAttention } from '../experiments/bench/attention.js';
 import { configureNative, initBackend, nativeStatus } from '../native/index.js';
 import type { AttentionImpl } from '../ring/index.js';
-import { RingGroup } from '../cluster/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);
@@ -76,15 +76,7 @@ async function main(): Promise<void> {
   const backend = await initBackend({ notice: true });
   const rows: Row[] = [];
   const maxContext: Record<string, number> = {};
-  const groups = new Map<number, RingGroup>();
-  const groupFor = async (n: number) => {
-    let g = groups.get(n);
-    if (!g) {
-      g = await RingGroup.create({ devices: n, backend: backend.name });
-      groups.set(n, g);
-    }
-    return g;
-  };
+  const groups = new RingGroupPool(backend.name);
   const run = async (
     c: Config,
     seqLen: number,
@@ -104,7 +96,7 @@ async function main(): Promise<void> {
       seed: seqLen,
       // best of 3 where the throughput targets are read, one run beyond
       repeats: seqLen <= THROUGHPUT_UP_TO[c.impl] ? 2 : 0,
-      group: await groupFor(c.devices),
+      group: await groups.get(c.devices),
     });
     // NOTE: the real figure (issue 20): the ring's receive buffers are already in it
     const bytesPerDevice = r.peakBytesPerDevice;
@@ -135,7 +127,7 @@ async function main(): Promise<void> {
       backend: backend.name,
       seed: 0,
       repeats: 0,
-      group: await groupFor(c.devices),
+      group: await groups.get(c.devices),
     });
     maxContext[c.label] = 0;
     for (let L = 512; L <= maxLen; L *= 2) {
@@ -150,7 +142,7 @@ async function main(): Promise<void> {
     await run(CONFIGS[3], 2048, true, 'contiguous'),
     await run(CONFIGS[3], 2048, true, 'striped'),
   ];
-  for (const g of groups.values()) await g.dispose();
+  await groups.dispose();
 
   // PyTorch anchor on the same shapes, same run
   const lengths = [...new Set(rows.map((r) => r.seqLen))].sort((a, b) => a - b);

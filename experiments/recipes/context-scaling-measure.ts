@@ -9,7 +9,7 @@
  * devices are replaced after a probe over the budget.
  */
 import { availableParallelism } from 'node:os';
-import { RingGroup } from '../../cluster/index.js';
+import type { RingGroupPool } from '../../cluster/index.js';
 import { Rng } from '../../common/index.js';
 import { type AttentionImpl, tokenIndices } from '../../ring/index.js';
 import { GradientSum, ringTask, searchMaxContext, trainingFlops } from '../../train/index.js';
@@ -29,29 +29,10 @@ const stepTask = ringTask<ScalingStepArgs, ScalingStepResult>(device, 'scalingSt
 });
 const peakTask = ringTask<{ size: number; repeats: number }, number>(device, 'matmulPeak', () => 1);
 
-/** Ring groups by size, kept between probes; a wasm heap only grows, so a cell starts on fresh ones (issue 20). */
-export class Devices {
-  private readonly groups = new Map<number, RingGroup>();
-  constructor(private readonly ctx: Ctx) {}
-  async get(n: number): Promise<RingGroup> {
-    const g = this.groups.get(n) ?? (await RingGroup.create({ devices: n, backend: this.ctx.backend.name }));
-    this.groups.set(n, g);
-    return g;
-  }
-  async fresh(n: number): Promise<void> {
-    await this.groups.get(n)?.dispose();
-    this.groups.delete(n);
-  }
-  // NOTE: live device workers keep the process alive: a run that failed would hang instead of exiting
-  async dispose(): Promise<void> {
-    for (const n of [...this.groups.keys()]) await this.fresh(n);
-  }
-}
-
 /** `steps` training steps of the model at length L on N devices: the largest device's memory, per-step times. */
 async function trainSteps(
   ctx: Ctx,
-  devices: Devices,
+  devices: RingGroupPool,
   method: AttentionImpl,
   n: number,
   L: number,
@@ -100,7 +81,7 @@ async function trainSteps(
 /** The longest context of one method on N devices under the budget (fresh devices after a miss). */
 export async function measureCell(
   ctx: Ctx,
-  devices: Devices,
+  devices: RingGroupPool,
   method: AttentionImpl,
   n: number,
 ): Promise<Cell> {
@@ -124,7 +105,7 @@ export async function measureCell(
 }
 
 /** Tokens/s and MFU of BPT and ring at their longest context (Table 4), as params. */
-export async function measureThroughput(ctx: Ctx, devices: Devices, done: Cell[]): Promise<void> {
+export async function measureThroughput(ctx: Ctx, devices: RingGroupPool, done: Cell[]): Promise<void> {
   const c = ctx.config;
   const [gflops] = await peakTask.run(await devices.get(1), [{ size: 1024, repeats: 3 }]);
   ctx.tracker.params({ 'scaling.matmul_peak_gflops_per_device': gflops.toFixed(2) });

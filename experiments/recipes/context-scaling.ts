@@ -16,12 +16,13 @@
  * (issue 15). The state (cells measured) is saved only on Ctrl-C and every `checkpoint.every`
  * cells, not after each cell (7 empty checkpoint folders per run).
  */
+import { RingGroupPool } from '../../cluster/index.js';
 import { processPeakRssBytes } from '../../native/index.js';
 import type { AttentionImpl } from '../../ring/index.js';
 import { maxWorkerThreads, WORKER_THREADS_WHY } from '../config/machine.js';
 import { type InferFields, s } from '../config/schema.js';
+import { measureCell, measureThroughput } from './context-scaling-measure.js';
 import { type Cell, cellKey, reportCells } from './context-scaling-report.js';
-import { Devices, measureCell, measureThroughput } from './context-scaling-measure.js';
 import type { Recipe, RecipeContext } from './types.js';
 
 const fields = {
@@ -87,7 +88,7 @@ type Ctx = RecipeContext<ContextScalingConfig>;
 
 async function run(ctx: Ctx): Promise<void> {
   const c = ctx.config;
-  const devices = new Devices(ctx);
+  const devices = new RingGroupPool(ctx.backend.name);
   try {
     // the cells measured so far: what --resume skips; saved on Ctrl-C and every checkpoint.every cells
     const done: Cell[] = ((ctx.resume?.state as { cells?: Cell[] } | undefined)?.cells ?? []).slice();
