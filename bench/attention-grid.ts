@@ -9,13 +9,13 @@
  *
  *   npm run build && node dist/bench/attention-grid.js [--only 0,3,5] [--repeats 2]
  */
-import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RingGroup } from '../cluster/index.js';
 import { writeFileAtomic } from '../common/index.js';
 import { type AttentionBenchResult, benchAttention } from '../experiments/bench/attention.js';
-import { initBackend, nativeStatus } from '../native/index.js';
+import { initBackend } from '../native/index.js';
+import { nativeKernels, torchSdpa } from './torch-sdpa.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);
@@ -59,34 +59,12 @@ const GRID: Shape[] = [
 ];
 const BLOCK = 512;
 
-interface TorchRow {
-  fwdMs: number;
-  fwdBwdMs: number;
-  torch: string;
-  threads: number;
-}
-
-function torchSdpa(s: Shape, repeats: number): TorchRow {
-  // the project's venv (scripts/python-env.sh) has PyTorch, as the rl-train bench's twin uses it
-  const setup = spawnSync('bash', ['scripts/python-env.sh'], { cwd: root, stdio: 'inherit' });
-  if (setup.status !== 0) throw new Error('bench: could not set up .venv (scripts/python-env.sh)');
-  const res = spawnSync(`${root}/.venv/bin/python`, [`${root}/bench/torch_sdpa.py`], {
-    input: JSON.stringify([{ ...s, repeats }]),
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  });
-  if (res.status !== 0) throw new Error(`bench: torch_sdpa.py failed: ${res.stderr}`);
-  return (JSON.parse(res.stdout) as TorchRow[])[0];
-}
-
 const label = (s: Shape) =>
   `B${s.batch} H${s.heads}${s.kvHeads !== s.heads ? `/${s.kvHeads}` : ''} D${s.headDim} L${s.seqLen / 1024}K${s.causal ? ' causal' : ''}`;
 
 async function main(): Promise<void> {
   const backend = await initBackend({ notice: true });
-  const kernels = backend.kernels ?? nativeStatus();
-  if (!kernels.startsWith('native kernels ') || kernels.includes('unavailable') || kernels.includes(' off '))
-    throw new Error(`bench attention-grid: the native kernels do not run here (${kernels})`);
+  const kernels = nativeKernels(backend, 'bench attention-grid');
   const only = arg('--only')?.split(',').map(Number);
   const repeats = Number(arg('--repeats') ?? 2);
   const shapes = GRID.filter((_, i) => !only || only.includes(i));
@@ -113,7 +91,7 @@ async function main(): Promise<void> {
   for (const s of shapes) {
     const reps = s.seqLen >= 16384 ? 1 : repeats;
     const load = loadavg()[0];
-    const t = torchSdpa(s, reps);
+    const [t] = torchSdpa([{ ...s, repeats: reps }]);
     const b: AttentionBenchResult = await ours(s, one, reps);
     const r: AttentionBenchResult = await ours(s, two, reps);
     const bMs = b.fwdMs + (b.bwdMs ?? 0);

@@ -24,8 +24,9 @@ import { fileURLToPath } from 'node:url';
 import { RingGroup, RingGroupPool } from '../cluster/index.js';
 import { writeFileAtomic } from '../common/index.js';
 import { type AttentionBenchResult, benchAttention } from '../experiments/bench/attention.js';
-import { configureNative, initBackend, nativeStatus } from '../native/index.js';
+import { configureNative, initBackend } from '../native/index.js';
 import type { AttentionImpl } from '../ring/index.js';
+import { nativeKernels, type TorchRow, torchSdpa } from './torch-sdpa.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const argv = process.argv.slice(2);
@@ -146,30 +147,12 @@ async function main(): Promise<void> {
 
   // PyTorch anchor on the same shapes, same run
   const lengths = [...new Set(rows.map((r) => r.seqLen))].sort((a, b) => a - b);
-  let torch: {
-    seqLen: number;
-    causal: boolean;
-    fwdMs: number;
-    fwdBwdMs: number;
-    torch: string;
-    threads: number;
-  }[] = [];
-  if (withTorch) {
-    const setup = spawnSync('bash', ['scripts/bench-torch-env.sh'], { cwd: root, stdio: 'inherit' });
-    if (setup.status !== 0)
-      throw new Error('bench: could not set up the PyTorch venv (scripts/bench-torch-env.sh)');
-    const shapes = [
-      ...lengths.map((L) => ({ ...shape, seqLen: L, causal: false })),
-      { ...shape, seqLen: 2048, causal: true },
-    ];
-    const res = spawnSync(`${root}/.venv-bench/bin/python`, [`${root}/bench/torch_sdpa.py`], {
-      input: JSON.stringify(shapes),
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-    });
-    if (res.status !== 0) throw new Error(`bench: torch_sdpa.py failed: ${res.stderr}`);
-    torch = JSON.parse(res.stdout);
-  }
+  const torch: TorchRow[] = withTorch
+    ? torchSdpa([
+        ...lengths.map((L) => ({ ...shape, seqLen: L, causal: false })),
+        { ...shape, seqLen: 2048, causal: true },
+      ])
+    : [];
   const torchFor = (L: number, causal: boolean) => torch.find((t) => t.seqLen === L && t.causal === causal);
   const flops = (L: number, causal: boolean) =>
     4 * shape.batch * shape.heads * L * L * shape.headDim * (causal ? 0.5 : 1);
@@ -234,29 +217,6 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-interface TorchRow {
-  seqLen: number;
-  causal: boolean;
-  fwdMs: number;
-  fwdBwdMs: number;
-  torch: string;
-  threads: number;
-}
-
-/** PyTorch CPU SDPA on `shapes`, all cores (bench/torch_sdpa.py in .venv-bench). */
-function torchSdpa(shapes: object[]): TorchRow[] {
-  const setup = spawnSync('bash', ['scripts/bench-torch-env.sh'], { cwd: root, stdio: 'inherit' });
-  if (setup.status !== 0)
-    throw new Error('bench: could not set up the PyTorch venv (scripts/bench-torch-env.sh)');
-  const res = spawnSync(`${root}/.venv-bench/bin/python`, [`${root}/bench/torch_sdpa.py`], {
-    input: JSON.stringify(shapes),
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  });
-  if (res.status !== 0) throw new Error(`bench: torch_sdpa.py failed: ${res.stderr}`);
-  return JSON.parse(res.stdout) as TorchRow[];
-}
-
 /**
  * The fast-path table (issue 7): per (L, mask), PyTorch first, then native blockwise, native
  * ring N=2 and (up to 4K) the tfjs kernels, back to back, with the load average of each row.
@@ -266,9 +226,7 @@ async function nativeTable(): Promise<void> {
   const lengthsArg = argv.includes('--lengths') ? argv[argv.indexOf('--lengths') + 1] : '2048,4096,16384';
   const lengths = lengthsArg.split(',').map(Number);
   const backend = await initBackend({ notice: true });
-  const kernels = backend.kernels ?? nativeStatus();
-  if (!kernels.startsWith('native kernels ') || kernels.includes('unavailable') || kernels.includes(' off '))
-    throw new Error(`bench --native: the native kernels do not run here (${kernels})`);
+  const kernels = nativeKernels(backend, 'bench --native');
   const one = await RingGroup.create({ devices: 1, backend: backend.name });
   const two = await RingGroup.create({ devices: 2, backend: backend.name });
   configureNative({ enabled: false }); // groups take the main thread's settings when they start
