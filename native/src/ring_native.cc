@@ -379,9 +379,11 @@ static inline __m256 exp8(__m256 x) {
 #if RING_SIMD && defined(__AVX512F__)
 // exp8 on 16 lanes, same constants and rules (a softmax row of 64 is 4 of these instead of 8).
 static inline __m512 exp16(__m512 x) {
+  // NOTE: the 2^n by vscalefps (one instruction for exp8's convert, add, shift and multiply); it
+  // saturates to 0 / +inf by itself, and the mask keeps inputs below −87 (and −inf, where r would
+  // be NaN) exactly 0.
   const __mmask16 kept = ~_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
   x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
   const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
@@ -393,8 +395,7 @@ static inline __m512 exp16(__m512 x) {
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
   y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  const __m512i n = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
-  return _mm512_maskz_mul_ps(kept, y, _mm512_castsi512_ps(n));
+  return _mm512_maskz_scalef_ps(kept, y, fx);
 }
 #endif
 
@@ -549,31 +550,179 @@ static void maskTile(const Attn& a, float* S, int ldS, int b, int q0, int bq, in
   }
 }
 
-// One key tile (bk, D) transposed into (D, BK), zero-padded columns.
-static void packTile(const float* in, float* out, int bk, int D) {
-  for (int d = 0; d < D; d++) {
-    for (int c = 0; c < bk; c++) out[d * BK + c] = in[c * D + d];
-    for (int c = bk; c < BK; c++) out[d * BK + c] = 0.f;
+#if RING_SIMD
+// The online softmax on W rows at a time, one lane per row (Lanes16: AVX-512, Lanes8: AVX2).
+// `rows` reduces W vectors each over its own lanes at once: out[r] = reduce(v[ORDER[r]]), in
+// log2 W levels of shuffle-and-combine (45 instructions at W = 16) instead of W horizontal
+// reductions, each a serial chain of ~20 cycles. Feeding the rows in ORDER (a transpose, its own
+// inverse) leaves the results in row order.
+#if defined(__AVX512F__)
+struct Lanes16 {
+  using V = __m512;
+  static constexpr int W = 16;
+  static constexpr int ORDER[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V x) { _mm512_storeu_ps(p, x); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V max(V x, V y) { return _mm512_max_ps(x, y); }
+  static V add(V x, V y) { return _mm512_add_ps(x, y); }
+  static V sub(V x, V y) { return _mm512_sub_ps(x, y); }
+  static V mul(V x, V y) { return _mm512_mul_ps(x, y); }
+  static V fmsub(V x, V y, V z) { return _mm512_fmsub_ps(x, y, z); }
+  static V exp(V x) { return exp16(x); }
+  template <class Op>
+  static V rows(const V* v, Op op) {
+    V a[8], b[4], c[2];
+    for (int i = 0; i < 8; i++)  // 16 lanes per row → 8: 256-bit halves
+      a[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++)  // → 4: 128-bit lanes
+      b[i] = op(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88), _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++)  // → 2: pairs within 128-bit lanes
+      c[i] = op(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
+    return op(_mm512_shuffle_ps(c[0], c[1], 0x88), _mm512_shuffle_ps(c[0], c[1], 0xDD));
+  }
+};
+using SoftmaxLanes = Lanes16;
+#else
+struct Lanes8 {
+  using V = __m256;
+  static constexpr int W = 8;
+  static constexpr int ORDER[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V max(V x, V y) { return _mm256_max_ps(x, y); }
+  static V add(V x, V y) { return _mm256_add_ps(x, y); }
+  static V sub(V x, V y) { return _mm256_sub_ps(x, y); }
+  static V mul(V x, V y) { return _mm256_mul_ps(x, y); }
+  static V fmsub(V x, V y, V z) { return _mm256_fmsub_ps(x, y, z); }
+  static V exp(V x) { return exp8(x); }
+  template <class Op>
+  static V rows(const V* v, Op op) {
+    V a[4], b[2];
+    for (int i = 0; i < 4; i++)  // 8 lanes per row → 4: 128-bit halves
+      a[i] = op(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20),
+                _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
+    for (int i = 0; i < 2; i++)  // → 2
+      b[i] = op(_mm256_shuffle_ps(a[2 * i], a[2 * i + 1], 0x44), _mm256_shuffle_ps(a[2 * i], a[2 * i + 1], 0xEE));
+    return op(_mm256_shuffle_ps(b[0], b[1], 0x88), _mm256_shuffle_ps(b[0], b[1], 0xDD));
+  }
+};
+using SoftmaxLanes = Lanes8;
+#endif
+
+// The online-softmax update (paper §3) of n ≤ W score rows S (ldS apart, bkp columns, a multiple
+// of 16) with their state M, L and output rows O (D wide). S becomes P = exp(S·scale − m_new); a
+// row that sees no key of the tile keeps its state (P = 0).
+template <class X>
+static void softmaxRows(float* S, int ldS, int bkp, int n, float scale, float* M, float* L, float* O, int D) {
+  using V = typename X::V;
+  constexpr int W = X::W;
+  const V ninf = X::set1(NEG_INF);
+  V part[W];
+  for (int i = 0; i < W; i++) {
+    const int r = X::ORDER[i];
+    V mx = ninf;
+    if (r < n)
+      for (int c = 0; c < bkp; c += W) mx = X::max(mx, X::load(S + r * ldS + c));
+    part[i] = mx;
+  }
+  alignas(64) float mOld[W], mMax[W], sub[W], alpha[W], sums[W];
+  for (int r = 0; r < W; r++) mOld[r] = r < n ? M[r] : NEG_INF;
+  const V vOld = X::load(mOld);
+  const V mNew = X::max(vOld, X::mul(X::rows(part, [](V x, V y) { return X::max(x, y); }), X::set1(scale)));
+  // NOTE: −inf − −inf (no key seen yet, nor now) is NaN; max(NaN, −100) is −100 (x86 max returns
+  // its second operand on NaN), whose exp is 0, like exp(−inf)
+  X::store(mMax, mNew);
+  X::store(alpha, X::exp(X::max(X::sub(vOld, mNew), X::set1(-100.f))));
+  // NOTE: a row with no key yet subtracts −FLT_MAX, not −inf: its scores (−inf) stay −inf, not NaN
+  X::store(sub, X::max(mNew, X::set1(-std::numeric_limits<float>::max())));
+  const V vs = X::set1(scale);
+  for (int i = 0; i < W; i++) {
+    const int r = X::ORDER[i];
+    V sum = X::set1(0.f);
+    if (r < n) {
+      const V vm = X::set1(sub[r]);
+      float* row = S + r * ldS;
+      for (int c = 0; c < bkp; c += W) {
+        const V p = X::exp(X::fmsub(X::load(row + c), vs, vm));
+        X::store(row + c, p);
+        sum = X::add(sum, p);
+      }
+    }
+    part[i] = sum;
+  }
+  X::store(sums, X::rows(part, [](V x, V y) { return X::add(x, y); }));
+  for (int r = 0; r < n; r++) {
+    L[r] = L[r] * alpha[r] + sums[r];
+    M[r] = mMax[r];
+    // NOTE: rescale by exp(m_old − m_new) only the rows whose max grew
+    if (alpha[r] != 1.f) {
+      float* orow = O + static_cast<long>(r) * D;
+      for (int d = 0; d < D; d++) orow[d] *= alpha[r];
+    }
   }
 }
+#endif
 
-// K (or V) of every kv head transposed into tiles: (B·Hk, nkt, D, BK), zero-padded columns.
-static void packTransposed(const float* src, float* dst, int BHk, int Tk, int D, int threads) {
+// Micro-panels: the products below read their B operand as panels PW columns wide, each stored
+// contiguously (K rows of PW floats), so a micro-kernel's B loads walk one stream instead of K
+// rows a row stride apart (the tiles' 256–512 B strides put every row in the same few L1 sets).
+#if RING_SIMD && defined(__AVX512F__)
+constexpr int PW = 32;
+#else
+constexpr int PW = 16;
+#endif
+static_assert(BK % PW == 0, "key tiles are whole micro-panels");
+
+// C (M × N) (+)= A · Bp: A (M, K) rows lda apart; Bp = ⌈N / PW⌉ panels of (Kp ≥ K, PW), of which the
+// first K rows are read (a key tile's panels keep BK rows when the chunk's last tile is shorter).
+static void gemmPanels(int M, int N, int K, const float* A, long lda, const float* Bp, int Kp, float* C, long ldc,
+                       bool acc) {
+  for (int n0 = 0; n0 < N; n0 += PW)
+    gemmTile<false>(M, std::min(PW, N - n0), K, A, lda, Bp + static_cast<long>(n0) * Kp, PW, C + n0, ldc, acc);
+}
+
+// Rows X (n ≤ R, D), rows D apart, as B operands in micro-panels, zero-padded to R rows and past
+// D: transposed (Xᵀ: R / PW panels of (D, PW)) or not (⌈D / PW⌉ panels of (R, PW)).
+static void packPanelsT(const float* X, int n, int R, int D, float* out) {
+  for (int c0 = 0; c0 < R; c0 += PW)
+    for (int d = 0; d < D; d++) {
+      float* o = out + static_cast<long>(c0) * D + d * PW;
+      for (int c = 0; c < PW; c++) o[c] = c0 + c < n ? X[static_cast<long>(c0 + c) * D + d] : 0.f;
+    }
+}
+static void packPanels(const float* X, int n, int R, int D, float* out) {
+  for (int d0 = 0; d0 < D; d0 += PW)
+    for (int r = 0; r < R; r++) {
+      float* o = out + static_cast<long>(d0) * R + r * PW;
+      if (r < n && d0 + PW <= D) {
+        std::memcpy(o, X + static_cast<long>(r) * D + d0, sizeof(float) * PW);
+        continue;
+      }
+      for (int c = 0; c < PW; c++) o[c] = r < n && d0 + c < D ? X[static_cast<long>(r) * D + d0 + c] : 0.f;
+    }
+}
+static long panelFloats(int R, int D) { return static_cast<long>(R) * ((D + PW - 1) / PW * PW); }
+
+// Per kv head, every key tile j as Kᵀ panels then V panels (packPanelsT, packPanels at R = BK).
+static long headPanels(int nkt, int D) { return nkt * (static_cast<long>(BK) * D + panelFloats(BK, D)); }
+
+static void packHeads(const float* k, const float* v, float* dst, int BHk, int Tk, int D, int threads) {
   const int nkt = (Tk + BK - 1) / BK;
+  const long tileFloats = headPanels(nkt, D) / nkt;
   parallelFor(threads, BHk * nkt, [&](int task, int) {
     const int kvh = task / nkt, j = task % nkt;
     const int k0 = j * BK, bk = std::min(BK, Tk - k0);
-    float* out = dst + (static_cast<long>(kvh) * nkt + j) * D * BK;
-    const float* in = src + (static_cast<long>(kvh) * Tk + k0) * D;
-    for (int d = 0; d < D; d++) {
-      for (int c = 0; c < bk; c++) out[d * BK + c] = in[c * D + d];
-      for (int c = bk; c < BK; c++) out[d * BK + c] = 0.f;
-    }
+    float* kt = dst + (static_cast<long>(kvh) * nkt + j) * tileFloats;
+    const long at = (static_cast<long>(kvh) * Tk + k0) * D;
+    packPanelsT(k + at, bk, BK, D, kt);
+    packPanels(v + at, bk, BK, D, kt + static_cast<long>(BK) * D);
   });
 }
 
-// The forward's packed Kᵀ per phase: 4 MiB (one kv head of 16K keys at D = 64).
-constexpr long FWD_PACK_FLOATS = 1L << 20;
+// The forward's packed K and V per phase: 8 MiB (one kv head of 16K keys at D = 64).
+constexpr long FWD_PACK_FLOATS = 1L << 21;
 
 // Forward over one key/value chunk, updating the running state o (unnormalised), m (running max
 // of the scaled scores), l (running denominator) in place (paper §3; FlashAttention-2 Alg. 1).
@@ -582,19 +731,20 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
   const int nqt = (a.Tq + BQ - 1) / BQ, nkt = (a.Tk + BK - 1) / BK;
   const auto qs = summarise(a.Tq, BQ, a.B, a.qPos, a.qSeg);
   const auto ks = summarise(a.Tk, BK, a.B, a.kPos, a.kSeg);
-  // NOTE: Kᵀ is packed for a few kv heads at a time (≤ FWD_PACK_FLOATS, at least one head), not
-  // for the whole chunk (issue 20: K's size again beside it, 32 MiB at L = 16K); small chunks still
-  // pack in one phase, so they keep one pair of parallel calls.
+  // NOTE: K and V are packed for a few kv heads at a time (≤ FWD_PACK_FLOATS, at least one head),
+  // not for the whole chunk (issue 20: K's size again beside it, 32 MiB at L = 16K); small chunks
+  // still pack in one phase, so they keep one pair of parallel calls.
   const int BHk = a.B * a.Hk;
-  const long headTiles = static_cast<long>(nkt) * D * BK;  // one kv head's packed Kᵀ
-  const int perPhase = static_cast<int>(std::max(1L, std::min<long>(BHk, FWD_PACK_FLOATS / headTiles)));
-  Buf kt(static_cast<size_t>(perPhase) * headTiles);
+  const long headFloats = headPanels(nkt, D), tileFloats = headFloats / nkt;
+  const int perPhase = static_cast<int>(std::max(1L, std::min<long>(BHk, FWD_PACK_FLOATS / headFloats)));
+  Buf kv(static_cast<size_t>(perPhase) * headFloats);
   std::vector<std::unique_ptr<Buf>> scratch;
   const int threads = std::max(1, std::min(a.threads, a.B * a.H * nqt));
   for (int t = 0; t < threads; t++) scratch.emplace_back(new Buf(BQ * BK));
   for (int h0 = 0; h0 < BHk; h0 += perPhase) {
     const int h1 = std::min(BHk, h0 + perPhase);
-    packTransposed(k + static_cast<long>(h0) * a.Tk * D, kt.p, h1 - h0, a.Tk, D, a.threads);
+    const long at = static_cast<long>(h0) * a.Tk * D;
+    packHeads(k + at, v + at, kv.p, h1 - h0, a.Tk, D, a.threads);
     // the query heads of kv heads h0 … h1 − 1 are bh = h0·group … h1·group − 1
     const int first = h0 * group * nqt;
     // NOTE: last query tiles first: under a causal mask they see the most keys (load balance).
@@ -612,8 +762,15 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
         const Vis vis = visibility(a, qs[i], ks[j], b);
         if (vis == NONE) continue;  // NOTE: whole-tile skipping (paper §3)
         const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
-        gemmTile<false>(bq, bkp, D, Q, D, kt.p + (static_cast<long>(kvh - h0) * nkt + j) * D * BK, BK, S, BK, false);
+        const float* kt = kv.p + (static_cast<long>(kvh - h0) * nkt + j) * tileFloats;
+        gemmPanels(bq, bkp, D, Q, D, kt, D, S, BK, false);
         if (vis == PARTIAL || bk < bkp) maskTile(a, S, BK, b, q0, bq, k0, bk, bkp, vis == PARTIAL);
+#if RING_SIMD
+        constexpr int W = SoftmaxLanes::W;
+        for (int r0 = 0; r0 < bq; r0 += W)
+          softmaxRows<SoftmaxLanes>(S + r0 * BK, BK, bkp, std::min(W, bq - r0), a.scale, M + r0, L + r0,
+                                    O + static_cast<long>(r0) * D, D);
+#else
         for (int r = 0; r < bq; r++) {
           float* row = S + r * BK;
           const float mx = rowMax(row, bkp);
@@ -631,7 +788,8 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
             for (int d = 0; d < D; d++) orow[d] *= alpha;
           }
         }
-        gemmTile<false>(bq, D, bk, S, BK, v + (static_cast<long>(kvh) * a.Tk + k0) * D, D, O, D, true);
+#endif
+        gemmPanels(bq, D, bk, S, BK, kt + static_cast<long>(BK) * D, BK, O, D, true);
       }
     });
   }
@@ -680,11 +838,12 @@ static void attnBackward(const Attn& a, const float* q, const float* k, const fl
   const auto tileTask = [&](int j, int kvh, int tid, float* dQ, long dqRow0) {
     const int b = kvh / a.Hk, hk = kvh % a.Hk;
     const int k0 = j * BK, bk = std::min(BK, a.Tk - k0), bkp = (bk + 15) / 16 * 16;
-    const float* Kj = k + (static_cast<long>(kvh) * a.Tk + k0) * D;
+    const long at = (static_cast<long>(kvh) * a.Tk + k0) * D;
+    const float* Kj = k + at;
     float* Ktj = ktbuf[tid]->p;
     float* Vtj = vtbuf[tid]->p;
-    packTile(Kj, Ktj, bk, D);
-    packTile(v + (static_cast<long>(kvh) * a.Tk + k0) * D, Vtj, bk, D);
+    packPanelsT(Kj, bk, BK, D, Ktj);
+    packPanelsT(v + at, bk, BK, D, Vtj);
     float* S = sbuf[tid]->p;
     float* dP = dpbuf[tid]->p;
     float* dK = dkbuf[tid]->p;
@@ -699,9 +858,9 @@ static void attnBackward(const Attn& a, const float* q, const float* k, const fl
         const long rowOff = static_cast<long>(bh) * a.Tq + q0;
         const float* Q = q + rowOff * D;
         const float* dO = dOut + rowOff * D;
-        gemmTile<false>(bq, bkp, D, Q, D, Ktj, BK, S, BK, false);
+        gemmPanels(bq, bkp, D, Q, D, Ktj, D, S, BK, false);
         if (vis == PARTIAL || bk < bkp) maskTile(a, S, BK, b, q0, bq, k0, bk, bkp, vis == PARTIAL);
-        gemmTile<false>(bq, bkp, D, dO, D, Vtj, BK, dP, BK, false);
+        gemmPanels(bq, bkp, D, dO, D, Vtj, D, dP, BK, false);
         for (int r = 0; r < bq; r++) {
           float* p = S + r * BK;
           float* ds = dP + r * BK;
