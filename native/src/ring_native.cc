@@ -270,14 +270,15 @@ static inline void ukr(int K, const float* A, long lda, const float* B, long ldb
 #endif
 
 #if RING_SIMD && defined(__AVX512F__)
-// The same product on 8×32 tiles of 16 zmm accumulators, where the compiler targets AVX-512:
-// a quarter of the broadcasts per FLOP of the 6×16 AVX2 tile; attention's 64-row, 64-column
-// tiles split into it exactly.
+// The same product on 12×32 (or 8×32) tiles of 24 (16) zmm accumulators, where the compiler
+// targets AVX-512: a quarter of the broadcasts per FLOP of the 6×16 AVX2 tile, and 12 rows keep
+// the loop's instructions per FMA below the front end's width (a 64-row attention tile is 5 × 12
+// rows + 4).
 template <int MR, bool TA>
 static inline void ukr512(int K, const float* __restrict A, long lda, const float* __restrict B, long ldb,
                           float* __restrict C, long ldc, int nw, bool acc) {
   __m512 c0[MR], c1[MR];
-#pragma GCC unroll 8
+#pragma GCC unroll 12
   for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
   const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
   const __mmask16 m1 = nw >= 32 ? 0xFFFF : nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1);
@@ -285,14 +286,14 @@ static inline void ukr512(int K, const float* __restrict A, long lda, const floa
     const float* b = B + k * ldb;
     // NOTE: masked loads never touch memory past column nw
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
-#pragma GCC unroll 8
+#pragma GCC unroll 12
     for (int r = 0; r < MR; r++) {
       const __m512 a = _mm512_set1_ps(TA ? A[k * lda + r] : A[r * lda + k]);
       c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
       c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 12
   for (int r = 0; r < MR; r++) {
     float* c = C + r * ldc;
     if (acc) {
@@ -311,6 +312,8 @@ static void gemmTile(int M, int N, int K, const float* A, long lda, const float*
   for (int n0 = 0; n0 < N; n0 += 32) {
     const int nw = std::min(32, N - n0);
     int m0 = 0;
+    for (; m0 + 12 <= M; m0 += 12)
+      ukr512<12, TA>(K, TA ? A + m0 : A + m0 * lda, lda, B + n0, ldb, C + m0 * ldc + n0, ldc, nw, acc);
     for (; m0 + 8 <= M; m0 += 8)
       ukr512<8, TA>(K, TA ? A + m0 : A + m0 * lda, lda, B + n0, ldb, C + m0 * ldc + n0, ldc, nw, acc);
     const float* a = TA ? A + m0 : A + m0 * lda;
