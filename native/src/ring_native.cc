@@ -708,12 +708,13 @@ static void packPanels(const float* X, int n, int R, int D, float* out) {
 }
 static long panelFloats(int R, int D) { return static_cast<long>(R) * ((D + PW - 1) / PW * PW); }
 
-// Per kv head, every key tile j as Kᵀ panels then V panels (packPanelsT, packPanels at R = BK).
-static long headPanels(int nkt, int D) { return nkt * (static_cast<long>(BK) * D + panelFloats(BK, D)); }
+// Per kv head, every key tile j as Kᵀ panels then V panels (packPanelsT, packPanels at R = BK),
+// tilePanels(D) floats a tile.
+static long tilePanels(int D) { return static_cast<long>(BK) * D + panelFloats(BK, D); }
 
 static void packHeads(const float* k, const float* v, float* dst, int BHk, int Tk, int D, int threads) {
   const int nkt = (Tk + BK - 1) / BK;
-  const long tileFloats = headPanels(nkt, D) / nkt;
+  const long tileFloats = tilePanels(D);
   parallelFor(threads, BHk * nkt, [&](int task, int) {
     const int kvh = task / nkt, j = task % nkt;
     const int k0 = j * BK, bk = std::min(BK, Tk - k0);
@@ -738,7 +739,7 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
   // not for the whole chunk (issue 20: K's size again beside it, 32 MiB at L = 16K); small chunks
   // still pack in one phase, so they keep one pair of parallel calls.
   const int BHk = a.B * a.Hk;
-  const long headFloats = headPanels(nkt, D), tileFloats = headFloats / nkt;
+  const long tileFloats = tilePanels(D), headFloats = nkt * tileFloats;
   const int perPhase = static_cast<int>(std::max(1L, std::min<long>(BHk, FWD_PACK_FLOATS / headFloats)));
   Buf kv(static_cast<size_t>(perPhase) * headFloats);
   std::vector<std::unique_ptr<Buf>> scratch;
