@@ -154,7 +154,7 @@ export function chunkedBlockBackward(
       segments: segmentIds && rowsOf(segmentIds, B, T, r0, R),
     };
     const fwd = engine.forward(q, qSide);
-    fwd.accumulate(k, v, kSide);
+    fwd.accumulate(k, v, kSide, true);
     const { out, saved: kept, backward } = fwd.finish();
     const dyr = slice(dy, r0, R);
     const [dx, dO, ...pg] = postBackward(gr, x, out, saved.post, dyr);

@@ -22,8 +22,10 @@ import { InputError } from '../common/index.js';
 
 /** The addon's functions (native/src/ring_native.cc documents each). */
 export interface NativeAddon {
-  /** 'avx2+fma' (plus '(sgemm avx512f)' where built for AVX-512), or 'scalar' without AVX2. */
+  /** 'avx512f+avx2+fma' where built for AVX-512, 'avx2+fma', or 'scalar' without AVX2. */
   simd(): string;
+  /** The calling convention's revision (ADDON_ABI: the one this code speaks). */
+  abi(): number;
   /** c (M, N) = op(a) · op(b); a (M, K) or (K, M) when transA; b (K, N) or (N, K) when transB. */
   sgemm(
     a: Float32Array,
@@ -36,7 +38,11 @@ export interface NativeAddon {
     transB: boolean,
     threads: number,
   ): void;
-  /** Online-softmax update of o (B, H, Tq, D), m, l (B, H, Tq) by one k, v chunk (B, Hk, Tk, D). */
+  /**
+   * Online-softmax update of o (B, H, Tq, D), m, l (B, H, Tq) by one k, v chunk (B, Hk, Tk, D).
+   * With `lse` (B, H, Tq) the chunk is the last: o ends normalised and lse filled, as after
+   * attnFinalize, each query tile while it is in cache (m, l are then left unfinished).
+   */
   attnForward(
     q: Float32Array,
     k: Float32Array,
@@ -44,7 +50,7 @@ export interface NativeAddon {
     o: Float32Array,
     m: Float32Array,
     l: Float32Array,
-    ...geometry: AttentionGeometryArgs
+    ...geometryAndLse: [...AttentionGeometryArgs, lse?: Float32Array | null]
   ): void;
   /** Adds one chunk's gradients into dq (B, H, Tq, D), dk, dv (B, Hk, Tk, D). */
   attnBackward(
@@ -228,7 +234,14 @@ export interface NativeAddon {
     D: number,
   ): void;
   /** out[r] = Σ_d a[r, d] · b[r, d]. */
-  rowDot(a: Float32Array, b: Float32Array, out: Float32Array, rows: number, D: number): void;
+  rowDot(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    rows: number,
+    D: number,
+    threads?: number,
+  ): void;
   /**
    * [live, peak] bytes of the addon's own buffers (packed tiles, scratch) charged to this thread's
    * device, helper threads' allocations included (issue 20: a device's real memory counts them).
@@ -347,6 +360,12 @@ export function nativeThreads(): number {
   return Math.max(1, Math.floor(availableParallelism() / processes / (settings.devices ?? 1)));
 }
 
+/**
+ * The addon's calling convention this code speaks (native/src/ring_native.cc `abi()`): an older
+ * build would ignore newer optional arguments (attnForward's lse) instead of failing on them.
+ */
+const ADDON_ABI = 2;
+
 /** Where the addon lives: native/build/Release (from dist/native/), or `RING_NATIVE_ADDON`. */
 function addonPath(): string {
   return (
@@ -368,10 +387,16 @@ function load(): NativeAddon | null {
       'sgemm',
       'exp',
       'simd',
+      'abi',
       'nativeBytes',
       'resetNativePeak',
     ] as const)
       if (typeof mod[fn] !== 'function') throw new Error(`${path} has no function ${fn}`);
+    const abi = mod.abi!();
+    if (abi < ADDON_ABI)
+      throw new Error(
+        `${path} speaks addon ABI ${abi}, this code needs ${ADDON_ABI} (npm run build rebuilds it)`,
+      );
     return mod as NativeAddon;
   } catch (err) {
     failure = err instanceof Error ? err.message.split('\n')[0] : String(err);

@@ -32,8 +32,17 @@ const RELEASED = new Float32Array(0);
 
 const IMPLS = { vanilla: vanillaAttention, memeff: memeffAttention, blockwise: blockwiseAttention };
 
+/**
+ * Backends whose kernels have run when an op returns (wasm, cpu): their timings stop there, as
+ * the ring's (ring/attention/ring.ts) and PyTorch's do, without the copy of the results into JS
+ * arrays that the benchmark reads afterwards. Elsewhere (a GPU queues its kernels) reading the
+ * values is what waits for them, so it stays inside the timing.
+ */
+const SYNCHRONOUS_BACKENDS = new Set(['wasm', 'cpu']);
+
 export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionTaskResult> {
   const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => IMPLS[a.impl](x, y, z, a.options);
+  const readTimed = !SYNCHRONOUS_BACKENDS.has(tf.getBackend());
   let fwdMs = 0;
   let bwdMs = 0;
   const compute = () => {
@@ -53,8 +62,9 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
     try {
       const started = performance.now();
       const out = f(q, k, v);
+      if (!readTimed) fwdMs = performance.now() - started;
       let data: Float32Array | undefined = out.dataSync() as Float32Array;
-      fwdMs = performance.now() - started;
+      if (readTimed) fwdMs = performance.now() - started;
       out.dispose();
       if (!dOut) return { out: data };
       // NOTE: the output is read again from the backward's own forward (the same op on the same
@@ -65,16 +75,19 @@ export async function singleAttentionTask(a: SingleTaskArgs): Promise<AttentionT
       // NOTE: autodiff needs its own forward (the tape); backward time = total − forward
       const both = performance.now();
       const { value, grads } = tf.valueAndGrads(f)([q, k, v], dOut);
+      const computedMs = performance.now() - both;
       // NOTE: the call's dead arrays (a ring's travelling buffers) go before the results are read
       // into new ones: V8 had not collected them by then (issue 20: 64 MiB, ring N=2 L=16K)
       collectGarbage();
+      const read = performance.now();
       const result = {
         out: value.dataSync() as Float32Array,
         dq: grads[0].dataSync() as Float32Array,
         dk: grads[1].dataSync() as Float32Array,
         dv: grads[2].dataSync() as Float32Array,
       };
-      bwdMs = Math.max(0, performance.now() - both - fwdMs);
+      const readMs = readTimed ? performance.now() - read : 0;
+      bwdMs = Math.max(0, computedMs + readMs - fwdMs);
       tf.dispose([value, ...grads]);
       return result;
     } finally {

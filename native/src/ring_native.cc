@@ -379,6 +379,16 @@ static inline __m256 exp8(__m256 x) {
 }
 #endif
 
+// 2^u on u ∈ [−½, ½]: degree-5 minimax of the relative error (7.5e-8; 2.3e-7 with float32 Horner,
+// ≈ 4 ulp), u^0 first. The softmax's exponent: P = 2^(s·scale·log₂e − m·log₂e) folds exp's
+// multiply by log₂e into the fmsub that already forms s·scale − m, and the base-2 reduction
+// (u = t − round(t)) is exact, where base e needs ln 2 in two parts. 4 ulp is the accuracy of a
+// softmax entry, far inside the 1e-4 the kernels are held to (PyTorch's CPU flash attention uses
+// a 20-ulp exp).
+constexpr float EXP2_POLY[6] = {1.0000000717e+00f, 6.9314696706e-01f, 2.4022119721e-01f,
+                                 5.5507132751e-02f, 9.6755415026e-03f, 1.3276471960e-03f};
+constexpr float LOG2E = 1.44269504088896341f;
+
 #if RING_SIMD && defined(__AVX512F__)
 // exp8 on 16 lanes, same constants and rules (a softmax row of 64 is 4 of these instead of 8).
 static inline __m512 exp16(__m512 x) {
@@ -573,6 +583,15 @@ struct Lanes16 {
   static V mul(V x, V y) { return _mm512_mul_ps(x, y); }
   static V fmsub(V x, V y, V z) { return _mm512_fmsub_ps(x, y, z); }
   static V exp(V x) { return exp16(x); }
+  // 2^t for t ≤ 0 (EXP2_POLY); below −125, −∞ and NaN give exactly 0 (vscalefps does the 2^n).
+  static V exp2(V t) {
+    const __mmask16 kept = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.f), _CMP_GE_OQ);
+    const V n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const V u = _mm512_sub_ps(t, n);
+    V y = _mm512_set1_ps(EXP2_POLY[5]);
+    for (int i = 4; i >= 0; i--) y = _mm512_fmadd_ps(y, u, _mm512_set1_ps(EXP2_POLY[i]));
+    return _mm512_maskz_scalef_ps(kept, y, n);
+  }
   template <class Op>
   static V rows(const V* v, Op op) {
     V a[8], b[4], c[2];
@@ -600,6 +619,16 @@ struct Lanes8 {
   static V mul(V x, V y) { return _mm256_mul_ps(x, y); }
   static V fmsub(V x, V y, V z) { return _mm256_fmsub_ps(x, y, z); }
   static V exp(V x) { return exp8(x); }
+  // Lanes16::exp2 on 8 lanes: 2^n built in the exponent bits; the mask zeroes t < −125, −∞, NaN.
+  static V exp2(V t) {
+    const V kept = _mm256_cmp_ps(t, _mm256_set1_ps(-125.f), _CMP_GE_OQ);
+    const V n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const V u = _mm256_sub_ps(t, n);
+    V y = _mm256_set1_ps(EXP2_POLY[5]);
+    for (int i = 4; i >= 0; i--) y = _mm256_fmadd_ps(y, u, _mm256_set1_ps(EXP2_POLY[i]));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(kept, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+  }
   template <class Op>
   static V rows(const V* v, Op op) {
     V a[4], b[2];
@@ -638,9 +667,10 @@ static void softmaxRows(float* S, int ldS, int bkp, int n, float scale, float* M
   // its second operand on NaN), whose exp is 0, like exp(−inf)
   X::store(mMax, mNew);
   X::store(alpha, X::exp(X::max(X::sub(vOld, mNew), X::set1(-100.f))));
+  // P = 2^(s·scale·log₂e − m_new·log₂e) (EXP2_POLY)
   // NOTE: a row with no key yet subtracts −FLT_MAX, not −inf: its scores (−inf) stay −inf, not NaN
-  X::store(sub, X::max(mNew, X::set1(-std::numeric_limits<float>::max())));
-  const V vs = X::set1(scale);
+  X::store(sub, X::max(X::mul(mNew, X::set1(LOG2E)), X::set1(-std::numeric_limits<float>::max())));
+  const V vs = X::set1(scale * LOG2E);
   for (int i = 0; i < W; i++) {
     const int r = X::ORDER[i];
     V sum = X::set1(0.f);
@@ -648,7 +678,7 @@ static void softmaxRows(float* S, int ldS, int bkp, int n, float scale, float* M
       const V vm = X::set1(sub[r]);
       float* row = S + r * ldS;
       for (int c = 0; c < bkp; c += W) {
-        const V p = X::exp(X::fmsub(X::load(row + c), vs, vm));
+        const V p = X::exp2(X::fmsub(X::load(row + c), vs, vm));
         X::store(row + c, p);
         sum = X::add(sum, p);
       }
@@ -664,6 +694,20 @@ static void softmaxRows(float* S, int ldS, int bkp, int n, float scale, float* M
       float* orow = O + static_cast<long>(r) * D;
       for (int d = 0; d < D; d++) orow[d] *= alpha[r];
     }
+  }
+}
+
+// The backward's softmax step on one row of bkp (a multiple of 16) scores, in one pass: S becomes
+// P = 2^(s·scale·log₂e − lse·log₂e) (the forward's P: EXP2_POLY), dP becomes dS = scale · P ∘ (dP − Δ).
+// lse = +∞ (a row that saw no key) gives P = 0.
+template <class X>
+static void softmaxGradRow(float* S, float* dP, int bkp, float scale, float lse, float delta) {
+  using V = typename X::V;
+  const V vs = X::set1(scale * LOG2E), vl = X::set1(lse * LOG2E), vd = X::set1(delta), vg = X::set1(scale);
+  for (int c = 0; c < bkp; c += X::W) {
+    const V p = X::exp2(X::fmsub(X::load(S + c), vs, vl));
+    X::store(S + c, p);
+    X::store(dP + c, X::mul(X::mul(p, vg), X::sub(X::load(dP + c), vd)));
   }
 }
 #endif
@@ -688,11 +732,43 @@ static void gemmPanels(int M, int N, int K, const float* A, long lda, const floa
 
 // Rows X (n ≤ R, D), rows D apart, as B operands in micro-panels, zero-padded to R rows and past
 // D: transposed (Xᵀ: R / PW panels of (D, PW)) or not (⌈D / PW⌉ panels of (R, PW)).
+#if RING_SIMD
+// An 8 × 8 block (rows `ld` apart) transposed: column j of `in` becomes the 8 floats at out + j·ldo.
+static inline void transpose8(const float* in, long ld, float* out, long ldo) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(in + i * ld);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);  // rows i, i+1 interleaved: columns 0, 1 | 4, 5
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // columns 2, 3 | 6, 7
+  }
+  for (int h = 0; h < 8; h += 4) {  // rows h … h+3: column j in the low half, j + 4 in the high
+    u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+    u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+    u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+    u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; j++) {
+    _mm256_storeu_ps(out + j * ldo, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+    _mm256_storeu_ps(out + (j + 4) * ldo, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+  }
+}
+#endif
+
 static void packPanelsT(const float* X, int n, int R, int D, float* out) {
   for (int c0 = 0; c0 < R; c0 += PW)
-    for (int d = 0; d < D; d++) {
-      float* o = out + static_cast<long>(c0) * D + d * PW;
-      for (int c = 0; c < PW; c++) o[c] = c0 + c < n ? X[static_cast<long>(c0 + c) * D + d] : 0.f;
+    for (int cb = 0; cb < PW; cb += 8) {
+      const int c = c0 + cb;  // keys c … c+7 → columns cb … cb+7 of the panel
+      int d0 = 0;
+#if RING_SIMD
+      // NOTE: whole 8 × 8 blocks by register transposes: the scalar loop's reads are D floats apart
+      if (c + 8 <= n)
+        for (; d0 + 8 <= D; d0 += 8)
+          transpose8(X + static_cast<long>(c) * D + d0, D, out + static_cast<long>(c0) * D + d0 * PW + cb, PW);
+#endif
+      for (int d = d0; d < D; d++) {
+        float* o = out + static_cast<long>(c0) * D + d * PW + cb;
+        for (int i = 0; i < 8; i++) o[i] = c + i < n ? X[static_cast<long>(c + i) * D + d] : 0.f;
+      }
     }
 }
 static void packPanels(const float* X, int n, int R, int D, float* out) {
@@ -728,9 +804,29 @@ static void packHeads(const float* k, const float* v, float* dst, int BHk, int T
 // The forward's packed K and V per phase: 8 MiB (one kv head of 16K keys at D = 64).
 constexpr long FWD_PACK_FLOATS = 1L << 21;
 
+// The last step of the online softmax on `rows` rows: o /= l; lse = m + log l (a row that saw no
+// key: o = 0, lse = +∞, which the backward reads as P = 0).
+static void finalizeRows(float* o, const float* m, const float* l, float* lse, long rows, int D) {
+  for (long r = 0; r < rows; r++) {
+    float* row = o + r * D;
+    if (l[r] > 0.f) {
+      const float inv = 1.f / l[r];
+      for (int d = 0; d < D; d++) row[d] *= inv;
+      lse[r] = m[r] + std::log(l[r]);
+    } else {
+      for (int d = 0; d < D; d++) row[d] = 0.f;
+      lse[r] = POS_INF;
+    }
+  }
+}
+
 // Forward over one key/value chunk, updating the running state o (unnormalised), m (running max
 // of the scaled scores), l (running denominator) in place (paper §3; FlashAttention-2 Alg. 1).
-static void attnForward(const Attn& a, const float* q, const float* k, const float* v, float* o, float* m, float* l) {
+// With `lse` (B·H·Tq) the chunk is the last: each query tile is finalised (finalizeRows) right
+// after its last key tile, while its output rows are still in cache, instead of in a separate
+// single-threaded pass over the whole output (m and l are then left as they were).
+static void attnForward(const Attn& a, const float* q, const float* k, const float* v, float* o, float* m, float* l,
+                        float* lse = nullptr) {
   const int D = a.D, group = a.H / a.Hk;
   const int nqt = (a.Tq + BQ - 1) / BQ, nkt = (a.Tk + BK - 1) / BK;
   const auto qs = summarise(a.Tq, BQ, a.B, a.qPos, a.qSeg);
@@ -795,6 +891,8 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
 #endif
         gemmPanels(bq, D, bk, S, BK, kt + static_cast<long>(BK) * D, BK, O, D, true);
       }
+      // NOTE: a phase holds every kv head its query heads read, so this tile has seen all its keys
+      if (lse) finalizeRows(O, M, L, lse + static_cast<long>(bh) * a.Tq + q0, bq, D);
     });
   }
 }
@@ -868,15 +966,11 @@ static void attnBackward(const Attn& a, const float* q, const float* k, const fl
         for (int r = 0; r < bq; r++) {
           float* p = S + r * BK;
           float* ds = dP + r * BK;
+#if RING_SIMD
+          softmaxGradRow<SoftmaxLanes>(p, ds, bkp, a.scale, lse[rowOff + r], delta[rowOff + r]);
+#else
           expRow(p, bkp, a.scale, lse[rowOff + r]);
           const float dl = delta[rowOff + r];
-#if RING_SIMD
-          const __m256 vd = _mm256_set1_ps(dl), vs = _mm256_set1_ps(a.scale);
-          for (int c = 0; c < bkp; c += 8) {
-            const __m256 pv = _mm256_loadu_ps(p + c);
-            _mm256_storeu_ps(ds + c, _mm256_mul_ps(_mm256_mul_ps(pv, vs), _mm256_sub_ps(_mm256_loadu_ps(ds + c), vd)));
-          }
-#else
           for (int c = 0; c < bkp; c++) ds[c] = a.scale * p[c] * (ds[c] - dl);
 #endif
         }
@@ -1832,12 +1926,14 @@ class Args {
     napi_get_cb_info(env, info, &argc, argv_, nullptr, nullptr);
     argc_ = argc;
   }
+  size_t argc() const { return argc_; }
   napi_value raw(size_t i) {
     if (i >= argc_) throw ArgError{std::string(fn_) + ": missing argument " + std::to_string(i)};
     return argv_[i];
   }
   template <class T>
   T* array(size_t i, const char* name, napi_typedarray_type want, size_t minLen, bool optional = false) {
+    if (optional && i >= argc_) return nullptr;  // an optional trailing argument left out
     napi_value v = raw(i);
     napi_valuetype t;
     napi_typeof(env_, v, &t);
@@ -1943,7 +2039,9 @@ static Attn attnArgs(Args& x, size_t i, const char* fn) {
   return a;
 }
 
-// attnForward(q, k, v, o, m, l, B, H, Hk, Tq, Tk, D, scale, causal, qPos, kPos, qSeg, kSeg, threads)
+// attnForward(q, k, v, o, m, l, B, H, Hk, Tq, Tk, D, scale, causal, qPos, kPos, qSeg, kSeg, threads
+// [, lse]): with lse (B·H·Tq, not null) the chunk is the last and o ends normalised, as after
+// attnFinalize.
 napi_value AttnForward(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args x(env, info, "attnForward");
@@ -1955,7 +2053,8 @@ napi_value AttnForward(napi_env env, napi_callback_info info) {
     float* o = x.array<float>(3, "o", napi_float32_array, nq * a.D);
     float* m = x.array<float>(4, "m", napi_float32_array, nq);
     float* l = x.array<float>(5, "l", napi_float32_array, nq);
-    attnForward(a, q, k, v, o, m, l);
+    float* lse = x.array<float>(19, "lse", napi_float32_array, nq, true);
+    attnForward(a, q, k, v, o, m, l, lse);
   });
 }
 
@@ -1989,21 +2088,31 @@ napi_value AttnFinalize(napi_env env, napi_callback_info info) {
     const float* m = x.array<float>(1, "m", napi_float32_array, rows);
     const float* l = x.array<float>(2, "l", napi_float32_array, rows);
     float* lse = x.array<float>(3, "lse", napi_float32_array, rows);
-    for (long r = 0; r < rows; r++) {
-      float* row = o + r * D;
-      if (l[r] > 0.f) {
-        const float inv = 1.f / l[r];
-        for (int d = 0; d < D; d++) row[d] *= inv;
-        lse[r] = m[r] + std::log(l[r]);
-      } else {
-        for (int d = 0; d < D; d++) row[d] = 0.f;
-        lse[r] = POS_INF;
-      }
-    }
+    finalizeRows(o, m, l, lse, rows, D);
   });
 }
 
-// rowDot(a, b, out, rows, D): out[r] = Σ_d a[r, d] · b[r, d] (the backward's Δ = rowsum(dO ∘ O)).
+// Σ x[d] · y[d] in 8 (16) lanes: a float sum is not reassociated by the compiler, so a plain loop
+// would be one serial chain of adds.
+static inline float dot(const float* x, const float* y, int D) {
+  int d = 0;
+  float s = 0.f;
+#if RING_SIMD && defined(__AVX512F__)
+  __m512 acc = _mm512_setzero_ps();
+  for (; d + 16 <= D; d += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + d), _mm512_loadu_ps(y + d), acc);
+  s = _mm512_reduce_add_ps(acc);
+#elif RING_SIMD
+  __m256 acc = _mm256_setzero_ps();
+  for (; d + 8 <= D; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + d), _mm256_loadu_ps(y + d), acc);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  for (float v : lanes) s += v;
+#endif
+  for (; d < D; d++) s += x[d] * y[d];
+  return s;
+}
+
+// rowDot(a, b, out, rows, D[, threads]): out[r] = Σ_d a[r, d] · b[r, d] (the backward's Δ = rowsum(dO ∘ O)).
 napi_value RowDot(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args x(env, info, "rowDot");
@@ -2011,11 +2120,14 @@ napi_value RowDot(napi_env env, napi_callback_info info) {
     const float* a = x.array<float>(0, "a", napi_float32_array, static_cast<size_t>(rows) * D);
     const float* b = x.array<float>(1, "b", napi_float32_array, static_cast<size_t>(rows) * D);
     float* out = x.array<float>(2, "out", napi_float32_array, rows);
-    for (long r = 0; r < rows; r++) {
-      float s = 0.f;
-      for (int d = 0; d < D; d++) s += a[r * D + d] * b[r * D + d];
-      out[r] = s;
-    }
+    const int threads = x.argc() > 5 ? x.integer(5, "threads", 1) : 1;
+    // NOTE: rows in tasks of 1,024 (≥ 256 KiB of a and b at D = 32), so small calls stay on the caller
+    constexpr long CHUNK = 1024;
+    const int tasks = static_cast<int>((rows + CHUNK - 1) / CHUNK);
+    parallelFor(std::min(threads, tasks), tasks, [&](int task, int) {
+      const long r1 = std::min<long>(rows, (task + 1) * CHUNK);
+      for (long r = task * CHUNK; r < r1; r++) out[r] = dot(a + r * D, b + r * D, D);
+    });
   });
 }
 
@@ -2369,11 +2481,20 @@ napi_value ResetNativePeak(napi_env env, napi_callback_info) {
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value out;
 #if RING_SIMD && defined(__AVX512F__)
-  const char* simd = "avx2+fma (sgemm avx512f)";
+  const char* simd = "avx512f+avx2+fma";
 #else
   const char* simd = RING_SIMD ? "avx2+fma" : "scalar";
 #endif
   napi_create_string_utf8(env, simd, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+// abi(): the calling convention's revision. 2: attnForward's optional lse (the last chunk
+// finalises) and rowDot's threads. native/addon.ts refuses an older build, which would ignore
+// the new arguments instead of failing.
+napi_value Abi(napi_env env, napi_callback_info) {
+  napi_value out;
+  napi_create_int32(env, 2, &out);
   return out;
 }
 
@@ -2398,6 +2519,7 @@ NAPI_MODULE_INIT() {
       {"normBackward", nullptr, NormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"headLoss", nullptr, HeadLossFn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"abi", nullptr, Abi, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"nativeBytes", nullptr, NativeBytes, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resetNativePeak", nullptr, ResetNativePeak, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -43,8 +43,11 @@ export interface ChunkGeometry extends KernelGeometry {
 
 /** Forward pass of one query side: online softmax over any number of key/value chunks. */
 export interface ForwardAccumulator {
-  /** Adds the chunk k, v (B, Hk, Tk, D) whose tokens are `kSide`. */
-  accumulate(k: ChunkValues, v: ChunkValues, kSide: TokenSide): void;
+  /**
+   * Adds the chunk k, v (B, Hk, Tk, D) whose tokens are `kSide`. `last`: no chunk follows before
+   * `finish` (the native engine then normalises the output inside this call, tile by tile).
+   */
+  accumulate(k: ChunkValues, v: ChunkValues, kSide: TokenSide, last?: boolean): void;
   finish(): ForwardResult;
 }
 
@@ -141,7 +144,7 @@ export function attentionEngine(g: ChunkGeometry): AttentionEngine {
         () => o.data(),
       );
       return {
-        accumulate: (k, v, kSide) => fwd.accumulate(values(k), values(v), kSide),
+        accumulate: (k, v, kSide, last) => fwd.accumulate(values(k), values(v), kSide, last),
         finish: () => {
           // lse is this op's own array (B·H·Tq floats): the backward reads it from here
           const { lse } = fwd.finalize();

@@ -46,7 +46,7 @@ export function blockwisePass(
   // the op's own k, v as tensors: the native engine takes heap views of them at the call, the
   // tfjs engine slices them (no copies through JS, issue 20)
   const fwd = engine.forward(q, qSide);
-  fwd.accumulate(k, v, kSide);
+  fwd.accumulate(k, v, kSide, true);
   const { out, saved, backward } = fwd.finish();
   return {
     out,

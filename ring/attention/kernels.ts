@@ -86,6 +86,8 @@ export class NativeForward {
   private readonly m: Float32Array;
   private readonly l: Float32Array;
   private readonly Tq: number;
+  /** Log-sum-exp per row once a chunk marked last has finalised the output in its call. */
+  private lse?: Float32Array;
 
   /** q (B, H, Tq, D); `o` (B, H, Tq, D), zeros, receives the output (a new array by default). */
   constructor(
@@ -102,9 +104,14 @@ export class NativeForward {
     this.l = new Float32Array(rows);
   }
 
-  /** Adds the chunk k, v (B, Hk, Tk, D) whose tokens are `kSide`. */
-  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide): void {
+  /**
+   * Adds the chunk k, v (B, Hk, Tk, D) whose tokens are `kSide`. `last`: no chunk follows, so the
+   * kernel normalises each query tile as it finishes it (no separate pass in `finalize`).
+   */
+  accumulate(k: Float32Array, v: Float32Array, kSide: TokenSide, last = false): void {
+    if (this.lse) throw new Error('NativeForward.accumulate: a chunk marked last was already added');
     const { B, H, Hk, D, scale, causal } = this.g;
+    const lse = last ? new Float32Array(B * H * this.Tq) : null;
     const Tk = kSide.positions.length;
     const [qPos, kPos, qSeg, kSeg] = sideArgs(this.qSide, kSide);
     this.addon.attnForward(
@@ -127,11 +134,14 @@ export class NativeForward {
       qSeg,
       kSeg,
       nativeThreads(),
+      lse,
     );
+    if (lse) this.lse = lse;
   }
 
   /** Output (B, H, Tq, D) and log-sum-exp per row (B, H, Tq). */
   finalize(): { out: Float32Array; lse: Float32Array } {
+    if (this.lse) return { out: arrayOf(this.o), lse: this.lse };
     const rows = this.g.B * this.g.H * this.Tq;
     const lse = new Float32Array(rows);
     const out = arrayOf(this.o);
@@ -164,7 +174,7 @@ export class NativeBackward {
     const rows = g.B * g.H * this.Tq;
     this.dq = dq ?? new Float32Array(rows * g.D);
     this.delta = new Float32Array(rows); // Δ = rowsum(dO ∘ O) (FlashAttention-2 §3.1)
-    addon.rowDot(arrayOf(dOut), arrayOf(out), this.delta, rows, g.D);
+    addon.rowDot(arrayOf(dOut), arrayOf(out), this.delta, rows, g.D, nativeThreads());
   }
 
   /** dk, dv (B, Hk, Tk, D) += this chunk's gradients; k, v (B, Hk, Tk, D) are the chunk. */

@@ -92,6 +92,12 @@ export function ringPass(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: RingDevice
     return false;
   });
 
+  // the step whose chunk is the last one seen: the native engine finishes the output inside it
+  const lastStep = visible.reduce(
+    (last, seen, owner) => (seen ? Math.max(last, (rank - owner + N) % N) : last),
+    -1,
+  );
+
   const started = performance.now();
   // native: views of the inputs (no copies on wasm), so no tfjs call until the loop is over
   const fwd = engine.forward(q, qSide);
@@ -101,7 +107,7 @@ export function ringPass(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: RingDevice
     const owner = (rank - step + N) % N;
     // NOTE: send before computing, so the transfer overlaps this step's compute (Algorithm 1)
     if (step < N - 1) o.transport.send([kData, vData]);
-    if (visible[owner]) fwd.accumulate(kData, vData, sides[owner]);
+    if (visible[owner]) fwd.accumulate(kData, vData, sides[owner], step === lastStep);
     // NOTE: received into this op's own pair of arrays once the views of k, v have been sent:
     // the pair is free again by then (send copied it out, accumulate has read it)
     if (step < N - 1) [kData, vData] = o.transport.recv(step === 0 ? undefined : [kData, vData]);

@@ -150,6 +150,15 @@ describe('native kernels on ring chunks (positions with offsets, chunks in ring 
       const fwd = new NativeForward(addon!, q, kg, sides[rank]);
       for (const owner of order) fwd.accumulate(ks[owner], vs[owner], sides[owner]);
       const { out, lse } = fwd.finalize();
+      // the last chunk marked as such: each query tile finalised inside the kernel call, the
+      // same operations in the same order as the separate pass, so the same bits
+      const fused = new NativeForward(addon!, q, kg, sides[rank]);
+      for (const [s, owner] of order.entries())
+        fused.accumulate(ks[owner], vs[owner], sides[owner], s === N - 1);
+      assert.throws(() => fused.accumulate(ks[0], vs[0], sides[0]), /already added/);
+      const f = fused.finalize();
+      assert.deepEqual(f.out, out, 'output: last chunk finalised in the kernel vs attnFinalize');
+      assert.deepEqual(f.lse, lse, 'lse: last chunk finalised in the kernel vs attnFinalize');
       const bwd = new NativeBackward(addon!, q, out, dOut, lse, kg, sides[rank]);
       const dk = ks.map((x) => new Float32Array(x.length));
       const dv = vs.map((x) => new Float32Array(x.length));
@@ -187,6 +196,44 @@ describe('native kernels on ring chunks (positions with offsets, chunks in ring 
       assert.deepEqual(tokens(cat(ks), B * Hk, T, D, 0, c), ks[0]);
     });
   }
+});
+
+describe('native forward, last chunk finalised in the kernel', { skip }, () => {
+  test('rows that see no key end as 0 with lse +∞, as attnFinalize leaves them; rowDot on threads', () => {
+    const rng = new Rng((Math.random() * 2 ** 31) | 0);
+    const [B, H, Hk, D, Tq, Tk] = [2, 4, 2, 24, 70, 90];
+    const kg = { B, H, Hk, D, scale: 1 / Math.sqrt(D), causal: true };
+    // queries at positions 0…69 and a chunk of keys at 100…189: causal, no row sees any key
+    const qSide: TokenSide = { positions: Int32Array.from({ length: Tq }, (_, t) => t) };
+    const kSide: TokenSide = { positions: Int32Array.from({ length: Tk }, (_, t) => 100 + t) };
+    const q = rng.normalArray(B * H * Tq * D);
+    const fwd = new NativeForward(addon!, q, kg, qSide);
+    fwd.accumulate(rng.normalArray(B * Hk * Tk * D), rng.normalArray(B * Hk * Tk * D), kSide, true);
+    const { out, lse } = fwd.finalize();
+    assert.ok(
+      out.every((x) => x === 0),
+      'output of rows without keys',
+    );
+    assert.ok(
+      lse.every((x) => x === Number.POSITIVE_INFINITY),
+      'lse of rows without keys',
+    );
+    // rowDot (the backward's Δ) on 2 threads against a float64 loop: 3,000 rows span 3 tasks
+    const rows = 3000;
+    const Dr = 37; // a remainder past the vector width
+    const a = rng.normalArray(rows * Dr);
+    const b = rng.normalArray(rows * Dr);
+    const got = new Float32Array(rows);
+    addon!.rowDot(a, b, got, rows, Dr, 2);
+    for (let r = 0; r < rows; r++) {
+      let want = 0;
+      for (let d = 0; d < Dr; d++) want += a[r * Dr + d] * b[r * Dr + d];
+      assert.ok(
+        Math.abs(got[r] - want) < 1e-4 * (1 + Math.abs(want)),
+        `rowDot row ${r}: ${got[r]} vs ${want}`,
+      );
+    }
+  });
 });
 
 describe('native thread count', { skip }, () => {
@@ -442,6 +489,19 @@ describe('native fallback', () => {
     const missing = node(script, { RING_NATIVE_ADDON: join(dir, 'absent.node'), RING_NATIVE: '' });
     assert.equal(missing.status, 0, missing.stderr);
     assert.match(missing.stderr, /native: kernels unavailable \(.*absent\.node does not exist/);
+    // an addon built from older source (every function, an older abi()) is refused by name
+    const old = join(dir, 'old-addon.cjs');
+    writeFileSync(
+      old,
+      `const f = () => {}; module.exports = { ${['attnForward', 'attnBackward', 'attnFinalize', 'rowDot', 'sgemm', 'exp', 'simd', 'nativeBytes', 'resetNativePeak'].map((n) => `${n}: f`).join(', ')}, abi: () => 1 };`,
+    );
+    const stale = node(script, { RING_NATIVE_ADDON: old, RING_NATIVE: '' });
+    assert.equal(stale.status, 0, stale.stderr);
+    assert.match(
+      stale.stderr,
+      /native: kernels unavailable \(.*old-addon\.cjs speaks addon ABI 1, this code needs 2/,
+    );
+    assert.deepEqual(JSON.parse(stale.stdout), JSON.parse(broken.stdout));
     const off = node(script, { RING_NATIVE: '0' });
     assert.equal(off.status, 0, off.stderr);
     assert.doesNotMatch(off.stderr, /^native: /m);
@@ -452,7 +512,7 @@ describe('native fallback', () => {
     if (addon) {
       const on = node(script, { RING_NATIVE: '' });
       assert.equal(on.status, 0, on.stderr);
-      assert.match(on.stderr, /native kernels avx2\+fma|native kernels scalar/);
+      assert.match(on.stderr, /native kernels (avx512f\+)?avx2\+fma|native kernels scalar/);
       assert.ok(relError(JSON.parse(on.stdout) as number[], fallback) < TOL);
     }
   });
