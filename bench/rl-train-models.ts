@@ -25,7 +25,13 @@ export const PRESETS: Readonly<Record<PolicyPreset['name'], PolicyPreset>> = {
 export const ANT = { obsDim: 105, actDim: 8, maxTimestep: 1001 } as const;
 
 /** The training hyper-parameters of ant-medium.yaml that shape a step's work. */
-export const ANT_TRAIN = { lr: 3e-4, weightDecay: 1e-4, clip: 0.25, blockSize: 128 } as const;
+export const ANT_TRAIN = {
+  lr: 3e-4,
+  weightDecay: 1e-4,
+  clip: 0.25,
+  blockSize: 128,
+  keepAttention: true,
+} as const;
 
 export function presetOf(name: string): PolicyPreset {
   if (name === 'medium' || name === 'large') return PRESETS[name];
