@@ -460,7 +460,9 @@ async function loggedSweepConfig(
       `--resume ${runId}: the sweep's config file ${missing} no longer exists, and the parent run's config.yaml artifact cannot be read (${errorMessage(err)})`,
     );
   }
-  say(`sweep ${runId}: config file ${missing} no longer exists; resuming from the config the parent run logged (${displayPath(local)})`);
+  say(
+    `sweep ${runId}: config file ${missing} no longer exists; resuming from the config the parent run logged (${displayPath(local)})`,
+  );
   return local;
 }
 
@@ -481,7 +483,8 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
     store = openStore(resolveTrackingUri(o.trackingUri));
     resumed = await store.getRun(o.resume);
     plan = planOfParent(resumed, o.resume);
-    if (!existsSync(plan.configFile)) plan.configFile = await loggedSweepConfig(store, resumed, plan.configFile, say);
+    if (!existsSync(plan.configFile))
+      plan.configFile = await loggedSweepConfig(store, resumed, plan.configFile, say);
     if (o.launcher) plan.launcher = o.launcher;
     if (o.slurm) plan.resources = checkResources({ ...plan.resources, ...definedOnly(o.slurm) });
   } else {
@@ -529,7 +532,15 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
     );
 
   if (o.dryRun) {
-    printPlan(plan, children, base.recipe.name, uri, o);
+    // on resume, what would run: the cells without a FINISHED run, an unfinished run resumed
+    const unfinishedRuns = new Map<number, string>();
+    let pending = children;
+    if (resumed && store) {
+      const runs = await childRuns(store, resumed.info.experimentId, resumed.info.runId);
+      pending = children.filter((c) => runs.get(c.index)?.info.status !== 'FINISHED');
+      for (const [i, r] of runs) if (r.info.status !== 'FINISHED') unfinishedRuns.set(i, r.info.runId);
+    }
+    printPlan(plan, pending, base.recipe.name, uri, o, unfinishedRuns);
     return undefined;
   }
   if (plan.launcher !== 'local') await checkServer(uri);
@@ -759,9 +770,10 @@ function printPlan(
   recipe: string,
   uri: string,
   o: SweepOptions,
+  unfinishedRuns: Map<number, string>,
 ): void {
   const parent = o.resume ?? '<parent-run-id>';
-  const argsOf = (c: SweepChild) => childArgs(plan, c, parent, uri);
+  const argsOf = (c: SweepChild) => childArgs(plan, c, parent, uri, unfinishedRuns.get(c.index));
   const dir = join(workDir(), 'sweeps', parent);
   if (plan.launcher === 'local') {
     for (const c of children)
@@ -776,7 +788,7 @@ function printPlan(
     const k8sPlan = { ...plan, configFile: inImage.startsWith('..') ? plan.configFile : inImage };
     const spec = arraySpec(
       children,
-      (c) => childArgs(k8sPlan, c, parent, uri),
+      (c) => childArgs(k8sPlan, c, parent, uri, unfinishedRuns.get(c.index)),
       plan,
       parent,
       recipe,

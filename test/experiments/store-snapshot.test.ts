@@ -71,6 +71,19 @@ describe('scripts/store-snapshot.sh', () => {
     assert.ok(metas.some((m) => m.includes(moved)));
     assert.ok(!metas.some((m) => m.includes(store)), 'no meta.yaml names the old store');
 
+    // --dry-run on resume prints what would run: the failed cell's run resumed, not the finished one
+    const plan = await runExp(
+      ['sweep', '--resume', first.parent_run_id, '--tracking-uri', moved, '--dry-run'],
+      {
+        env,
+      },
+    );
+    assert.equal(plan.code, 0, plan.stderr);
+    const lines = plan.stdout.trim().split('\n');
+    assert.equal(lines.length, 1, plan.stdout);
+    assert.match(lines[0], /^EXP_SWEEP_CELL=1 /);
+    assert.ok(lines[0].includes(`run --resume ${first.children[1].runId}`), lines[0]);
+
     const files = openStore(moved);
     const finished = await files.getRun(first.children[0].runId!);
     const again = sweepJson(
@@ -105,15 +118,22 @@ describe('scripts/store-snapshot.sh', () => {
     writeFileSync(config, readFileSync(join(repoRoot, 'experiments', 'configs', 'toy.yaml'), 'utf8'));
     const args = ['--tracking-uri', store, '--json', '--quiet'];
     const first = sweepJson(
-      await runExp(['sweep', config, '--grid', 'toy.failAtStep=0,5', '--set', 'toy.steps=10', ...args], { env }),
+      await runExp(['sweep', config, '--grid', 'toy.failAtStep=0,5', '--set', 'toy.steps=10', ...args], {
+        env,
+      }),
     );
     assert.deepEqual(
       first.children.map((c) => c.status),
       ['FINISHED', 'FAILED'],
     );
     rmSync(checkout, { recursive: true });
-    const resumed = await runExp(['sweep', '--resume', first.parent_run_id, ...args.slice(0, 2), '--json'], { env });
-    assert.match(resumed.stderr, /toy-sweep\.yaml no longer exists; resuming from the config the parent run logged/);
+    const resumed = await runExp(['sweep', '--resume', first.parent_run_id, ...args.slice(0, 2), '--json'], {
+      env,
+    });
+    assert.match(
+      resumed.stderr,
+      /toy-sweep\.yaml no longer exists; resuming from the config the parent run logged/,
+    );
     const again = sweepJson(resumed);
     assert.deepEqual(again.ran, [1], 'only the unfinished cell reruns');
     assert.equal(again.children[1].runId, first.children[1].runId);
