@@ -784,13 +784,18 @@ static void packPanels(const float* X, int n, int R, int D, float* out) {
 }
 static long panelFloats(int R, int D) { return static_cast<long>(R) * ((D + PW - 1) / PW * PW); }
 
-// Per kv head, every key tile j as Kᵀ panels then V panels (packPanelsT, packPanels at R = BK),
-// tilePanels(D) floats a tile.
-static long tilePanels(int D) { return static_cast<long>(BK) * D + panelFloats(BK, D); }
+// Per kv head, every key tile j (TK keys) as Kᵀ panels then V panels (packPanelsT, packPanels at
+// R = TK), tilePanels<TK>(D) floats a tile.
+template <int TK>
+static long tilePanels(int D) {
+  return static_cast<long>(TK) * D + panelFloats(TK, D);
+}
 
+template <int TK>
 static void packHeads(const float* k, const float* v, float* dst, int BHk, int Tk, int D, int threads) {
+  constexpr int BK = TK;
   const int nkt = (Tk + BK - 1) / BK;
-  const long tileFloats = tilePanels(D);
+  const long tileFloats = tilePanels<TK>(D);
   parallelFor(threads, BHk * nkt, [&](int task, int) {
     const int kvh = task / nkt, j = task % nkt;
     const int k0 = j * BK, bk = std::min(BK, Tk - k0);
@@ -825,8 +830,10 @@ static void finalizeRows(float* o, const float* m, const float* l, float* lse, l
 // With `lse` (B·H·Tq) the chunk is the last: each query tile is finalised (finalizeRows) right
 // after its last key tile, while its output rows are still in cache, instead of in a separate
 // single-threaded pass over the whole output (m and l are then left as they were).
-static void attnForward(const Attn& a, const float* q, const float* k, const float* v, float* o, float* m, float* l,
-                        float* lse = nullptr) {
+template <int BQ, int BK>
+static void attnForwardTiles(const Attn& a, const float* q, const float* k, const float* v, float* o, float* m,
+                             float* l, float* lse) {
+  static_assert(BK % PW == 0 && BK % 16 == 0, "key tiles are whole micro-panels and vector rows");
   const int D = a.D, group = a.H / a.Hk;
   const int nqt = (a.Tq + BQ - 1) / BQ, nkt = (a.Tk + BK - 1) / BK;
   const auto qs = summarise(a.Tq, BQ, a.B, a.qPos, a.qSeg);
@@ -835,7 +842,7 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
   // not for the whole chunk (issue 20: K's size again beside it, 32 MiB at L = 16K); small chunks
   // still pack in one phase, so they keep one pair of parallel calls.
   const int BHk = a.B * a.Hk;
-  const long tileFloats = tilePanels(D), headFloats = nkt * tileFloats;
+  const long tileFloats = tilePanels<BK>(D), headFloats = nkt * tileFloats;
   const int perPhase = static_cast<int>(std::max(1L, std::min<long>(BHk, FWD_PACK_FLOATS / headFloats)));
   Buf kv(static_cast<size_t>(perPhase) * headFloats);
   std::vector<std::unique_ptr<Buf>> scratch;
@@ -844,7 +851,7 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
   for (int h0 = 0; h0 < BHk; h0 += perPhase) {
     const int h1 = std::min(BHk, h0 + perPhase);
     const long at = static_cast<long>(h0) * a.Tk * D;
-    packHeads(k + at, v + at, kv.p, h1 - h0, a.Tk, D, a.threads);
+    packHeads<BK>(k + at, v + at, kv.p, h1 - h0, a.Tk, D, a.threads);
     // the query heads of kv heads h0 … h1 − 1 are bh = h0·group … h1·group − 1
     const int first = h0 * group * nqt;
     // NOTE: last query tiles first: under a causal mask they see the most keys (load balance).
@@ -897,11 +904,28 @@ static void attnForward(const Attn& a, const float* q, const float* k, const flo
   }
 }
 
+// Tiles of 128 × 128 where both sides are long: per thread, the products run ≈ 10% faster at D 128
+// and ≈ 4% at D 64 (fewer passes over O and Q per key, longer k loops), but a short chunk (the RL
+// policy's 256 tokens) loses 12–17% to the larger diagonal tiles and the fewer tasks, so it keeps
+// 64 × 64 (one thread, C++ harness, 2026-12-07).
+constexpr int LARGE_TILE = 128, LARGE_TILE_MIN_T = 1024;
+static bool largeTiles(const Attn& a) { return a.Tq >= LARGE_TILE_MIN_T && a.Tk >= LARGE_TILE_MIN_T; }
+
+static void attnForward(const Attn& a, const float* q, const float* k, const float* v, float* o, float* m, float* l,
+                        float* lse = nullptr) {
+  if (largeTiles(a))
+    attnForwardTiles<LARGE_TILE, LARGE_TILE>(a, q, k, v, o, m, l, lse);
+  else
+    attnForwardTiles<BQ, BK>(a, q, k, v, o, m, l, lse);
+}
+
 // Backward over one key/value chunk: dq += ∂/∂q, dk += ∂/∂k, dv += ∂/∂v of this chunk's part
 // of the attention, recomputing P = exp(S·scale − lse) tile by tile (FlashAttention-2 Alg. 2):
 //   dV += Pᵀ dO,  dP = dO Vᵀ,  dS = scale · P ∘ (dP − Δ),  dK += dSᵀ Q,  dQ += dS K.
 // Tasks are (kv head, key tile), which own their dK, dV rows; dQ is summed per thread (tasks
 // assigned round-robin, so the result does not depend on thread timing).
+// NOTE: 64 × 64 tiles at every length: 128 × 128 measured 5% slower here (one thread, D 128 L2K
+// and D 64 L4K causal), unlike the forward.
 static void attnBackward(const Attn& a, const float* q, const float* k, const float* v, const float* dOut,
                          const float* lse, const float* delta, float* dq, float* dk, float* dv) {
   const int D = a.D, group = a.H / a.Hk;

@@ -198,6 +198,65 @@ describe('native kernels on ring chunks (positions with offsets, chunks in ring 
   }
 });
 
+describe('native kernels on long chunks (the forward in 128 × 128 tiles from 1,024 tokens)', { skip }, () => {
+  const seed = (Math.random() * 2 ** 31) | 0;
+  const rng = new Rng(seed);
+  for (let n = 0; n < 2; n++) {
+    // two chunks of ≥ 1,024 tokens (a partial last tile of 128), positions offset as on a ring
+    const c = 1024 + Math.floor(rng.next() * 200);
+    const p = { B: 1, H: 2, Hk: 2 - n, D: [8, 24, 40][Math.floor(rng.next() * 3)], causal: n === 0 };
+    const segs = rng.next() < 0.5;
+    test(`long chunks c=${c} H=${p.H} gqa=${p.H / p.Hk} D=${p.D}${p.causal ? ' causal' : ''}${segs ? ' segments' : ''} (seed ${seed})`, () => {
+      const { B, H, Hk, D } = p;
+      const offset = Math.floor(rng.next() * 1000);
+      const sides: TokenSide[] = [0, 1].map((r) => {
+        const positions = Int32Array.from({ length: c }, (_, t) => offset + r * c + t);
+        const segments = segs
+          ? Int32Array.from({ length: B * c }, (_, i) => Math.floor(positions[i % c] / 700))
+          : undefined;
+        return { positions, segments };
+      });
+      const q = rng.normalArray(B * H * c * D);
+      const dOut = rng.normalArray(B * H * c * D);
+      const ks = [0, 1].map(() => rng.normalArray(B * Hk * c * D));
+      const vs = [0, 1].map(() => rng.normalArray(B * Hk * c * D));
+      const kg = { ...p, scale: 1 / Math.sqrt(D) };
+      // queries: the second chunk; keys: its own chunk, then the first (the ring's order)
+      const fwd = new NativeForward(addon!, q, kg, sides[1]);
+      fwd.accumulate(ks[1], vs[1], sides[1]);
+      fwd.accumulate(ks[0], vs[0], sides[0], true);
+      const { out, lse } = fwd.finalize();
+      const bwd = new NativeBackward(addon!, q, out, dOut, lse, kg, sides[1]);
+      const dk = ks.map((x) => new Float32Array(x.length));
+      const dv = vs.map((x) => new Float32Array(x.length));
+      for (const r of [1, 0]) bwd.accumulate(ks[r], vs[r], sides[r], dk[r], dv[r]);
+      const dq = bwd.finalize();
+      const cat = (parts: Float32Array[]) => {
+        const x = new Float32Array(B * Hk * 2 * c * D);
+        parts.forEach((part, r) => {
+          for (let h = 0; h < B * Hk; h++)
+            x.set(part.subarray(h * c * D, (h + 1) * c * D), (h * 2 * c + r * c) * D);
+        });
+        return x;
+      };
+      const all: TokenSide = {
+        positions: Int32Array.from({ length: 2 * c }, (_, t) => offset + t),
+        segments: segs
+          ? Int32Array.from({ length: 2 * c }, (_, t) => Math.floor((offset + t) / 700))
+          : undefined,
+      };
+      const ref = reference64(p, q, cat(ks), cat(vs), dOut, sides[1], all);
+      const e = {
+        out: relError(out, ref.out),
+        dq: relError(dq, ref.dq),
+        dk: relError(cat(dk), ref.dk),
+        dv: relError(cat(dv), ref.dv),
+      };
+      for (const [what, err] of Object.entries(e)) assert.ok(err < TOL, `${what}: native vs float64 ${err}`);
+    });
+  }
+});
+
 describe('native forward, last chunk finalised in the kernel', { skip }, () => {
   test('rows that see no key end as 0 with lse +∞, as attnFinalize leaves them; rowDot on threads', () => {
     const rng = new Rng((Math.random() * 2 ** 31) | 0);
