@@ -11,6 +11,7 @@ import {
   blockHalvesApply,
   postBackward,
   postForward,
+  postForwardKeeping,
   qkvBackward,
   qkvForward,
 } from '../native/index.js';
@@ -122,21 +123,27 @@ function nativeTransformerBlock(
     if (c.keepAttention) {
       const [q, k, v] = qkvForward(g, s.x, s.qkv);
       const pass = attention(q, k, v);
-      const y = postForward(g, s.x, pass.out, s.post);
-      save([...xs, pass.out, ...pass.keep]);
+      // keepFfn: the output side's x1 and pre-activations too, saved after the attention's
+      const { y, kept: ffnKept } = c.keepFfn
+        ? postForwardKeeping(g, s.x, pass.out, s.post)
+        : { y: postForward(g, s.x, pass.out, s.post), kept: [] };
+      save([...xs, pass.out, ...pass.keep, ...ffnKept]);
       // the saved copies share memory with these (wasm, cpu): nothing is freed but the handles
-      tf.dispose([q, k, v, pass.out, ...pass.keep]);
+      tf.dispose([q, k, v, pass.out, ...pass.keep, ...ffnKept]);
+      const attentionKept = pass.keep.length;
       return {
         value: y,
         gradFunc: (dy, saved) => {
           const r = split(saved.slice(0, xs.length));
-          const [out, ...kept] = saved.slice(xs.length);
+          const [out, ...rest] = saved.slice(xs.length);
+          const kept = rest.slice(0, attentionKept);
           const grads = blockBackward(
             r,
             out,
             (dO) => pass.backward(dO, kept),
             dy,
             () => {},
+            rest.slice(attentionKept),
           );
           releaseAfterBackward(dy, saved, grads);
           return grads;
@@ -187,8 +194,9 @@ function nativeTransformerBlock(
     attentionBackward: (dO: tf.Tensor) => tf.Tensor[],
     dy: tf.Tensor,
     releaseAttention: () => void,
+    ffnKept: tf.Tensor[] = [],
   ): tf.Tensor[] => {
-    const [dx, dO, ...postGrads] = postBackward(g, r.x, out, r.post, dy);
+    const [dx, dO, ...postGrads] = postBackward(g, r.x, out, r.post, dy, ffnKept);
     // NOTE: dy is not read again: freed here (when this backward pass made it) rather than after
     // the block, one (B, T, Dm) less at the attention backward's peak (issue 14's memory)
     releaseAfterBackward(dy, [], []);

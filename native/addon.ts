@@ -169,9 +169,12 @@ export interface NativeAddon {
     down: Float32Array,
     gate: Float32Array | null,
     y: Float32Array,
-    ...geometry: PostGeometryArgs
+    ...geometry: [...PostGeometryArgs, ...PostKeepArgs]
   ): void;
-  /** Its backward for dy, recomputing x1 and the FFN's hidden activations: every gradient written. */
+  /**
+   * Its backward for dy, recomputing x1 and the FFN's hidden activations unless the forward kept
+   * them (the trailing PostKeepArgs): every gradient written.
+   */
   postBackward?(
     x: Float32Array,
     o: Float32Array,
@@ -188,7 +191,7 @@ export interface NativeAddon {
     dUp: Float32Array,
     dDown: Float32Array,
     dGate: Float32Array | null,
-    ...geometry: PostGeometryArgs
+    ...geometry: [...PostGeometryArgs, ...PostKeepArgs]
   ): void;
   /** y (N, D) = norm(x) ∘ gain; kind 0 RMSNorm, 1 LayerNorm without bias. Optional, as ffnForward. */
   normForward?(x: Float32Array, gain: Float32Array, y: Float32Array, ...geometry: NormGeometryArgs): void;
@@ -263,6 +266,12 @@ export type QkvGeometryArgs = [
   eps: number,
   threads: number,
 ];
+/**
+ * postForward's and postBackward's optional trailing arrays: x1 (B·T, Dm) and the FFN's
+ * pre-activations u (B·T, F) and g (B·T, F, SwiGLU only, else null), which the forward fills and
+ * the backward reads instead of recomputing them (the block's keepFfn). All or none.
+ */
+export type PostKeepArgs = [x1?: Float32Array, u?: Float32Array, g?: Float32Array | null];
 /** B, T, H, Dh, Dm, F, norm (0 rms, 1 layer), act (0 gelu, 1 relu, 2 swiglu), eps, threads. */
 export type PostGeometryArgs = [
   B: number,
@@ -362,9 +371,10 @@ export function nativeThreads(): number {
 
 /**
  * The addon's calling convention this code speaks (native/src/ring_native.cc `abi()`): an older
- * build would ignore newer optional arguments (attnForward's lse) instead of failing on them.
+ * build would ignore newer optional arguments (attnForward's lse, postForward's kept activations)
+ * instead of failing on them.
  */
-const ADDON_ABI = 2;
+const ADDON_ABI = 3;
 
 /** Where the addon lives: native/build/Release (from dist/native/), or `RING_NATIVE_ADDON`. */
 function addonPath(): string {

@@ -7,7 +7,7 @@
  * other than float32), and the caller runs its tfjs ops instead: they stay the reference.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeThreads } from './addon.js';
+import { nativeThreads, type PostKeepArgs } from './addon.js';
 import { nativeForCurrentBackend } from './kernels.js';
 
 interface WasmHeapBackend {
@@ -277,13 +277,40 @@ export function postForward(g: BlockHalves, x: tf.Tensor, o: tf.Tensor, w: PostW
   return y;
 }
 
-/** The output side's backward for dy (B, T, Dm): [dx, dO, dWo, dGain, dUp, dDown] (+ dGate). */
+/**
+ * postForward that also returns the output side's activations for `postBackward` to read instead
+ * of recomputing them: [x1 (B·T, Dm), u (B·T, F)] and g (B·T, F) with SwiGLU. Between forward and
+ * backward they hold (Dm + F) floats per token (+ F with SwiGLU) beside the block's input.
+ */
+export function postForwardKeeping(
+  g: BlockHalves,
+  x: tf.Tensor,
+  o: tf.Tensor,
+  w: PostWeights,
+): { y: tf.Tensor; kept: tf.Tensor[] } {
+  const addon = halvesAddon();
+  const N = g.B * g.T;
+  const glu = w.gate !== null;
+  const [y, ...kept] = onBackendMemory(
+    [x, o, w.wo, w.gain, w.up, w.down, w.gate],
+    [x.shape, [N, g.Dm], [N, g.F], ...(glu ? [[N, g.F]] : [])],
+    ([xv, ov, wo, gv, up, down, gate], [yv, x1, u, gk]) =>
+      addon.postForward(xv!, ov!, wo!, gv!, up!, down!, gate, yv, ...postGeometry(g), x1, u, gk ?? null),
+  );
+  return { y, kept };
+}
+
+/**
+ * The output side's backward for dy (B, T, Dm): [dx, dO, dWo, dGain, dUp, dDown] (+ dGate).
+ * `kept`: postForwardKeeping's activations (none: recomputed from x and o).
+ */
 export function postBackward(
   g: BlockHalves,
   x: tf.Tensor,
   o: tf.Tensor,
   w: PostWeights,
   dy: tf.Tensor,
+  kept: tf.Tensor[] = [],
 ): tf.Tensor[] {
   const addon = halvesAddon();
   const shapes = [
@@ -296,9 +323,9 @@ export function postBackward(
     ...(w.gate ? [w.gate.shape] : []),
   ];
   return onBackendMemory(
-    [x, o, w.wo, w.gain, w.up, w.down, w.gate, dy],
+    [x, o, w.wo, w.gain, w.up, w.down, w.gate, dy, ...kept],
     shapes,
-    ([xv, ov, wo, gv, up, down, gate, dyv], outs) =>
+    ([xv, ov, wo, gv, up, down, gate, dyv, ...keptViews], outs) =>
       addon.postBackward(
         xv!,
         ov!,
@@ -316,6 +343,7 @@ export function postBackward(
         outs[5],
         outs[6] ?? null,
         ...postGeometry(g),
+        ...((keptViews.length ? [keptViews[0]!, keptViews[1]!, keptViews[2] ?? null] : []) as PostKeepArgs),
       ),
   );
 }

@@ -47,6 +47,7 @@ export {
   type PostWeights,
   postBackward,
   postForward,
+  postForwardKeeping,
   type QkvWeights,
   qkvBackward,
   qkvForward,

@@ -50,6 +50,12 @@ export interface TransformerBlockConfig {
    */
   keepAttention?: boolean;
   /**
+   * With keepAttention, the native block also keeps its output side's x1 and FFN pre-activations
+   * (Dm + F floats per token and layer, + F with SwiGLU), so the backward does not recompute the
+   * output projection and the FFN's first product: where memory does not bind, as keepAttention.
+   */
+  keepFfn?: boolean;
+  /**
    * Query rows per chunk of the native block's recomputing backward with blockwise attention
    * (block/chunked-backward.ts): q, the output, dO and dQ exist for this many tokens at a time
    * instead of the whole sequence. 0 = the whole sequence at once; default 1024.
@@ -84,6 +90,10 @@ export function checkBlockConfig(c: TransformerBlockConfig, where = 'transformer
     throw new InputError(`${where}: heads ${c.heads} is not a multiple of kvHeads ${c.kvHeads}`);
   if (c.rope && (c.dModel / c.heads) % 2 !== 0)
     throw new InputError(`${where}: RoPE needs an even head dim; got ${c.dModel / c.heads}`);
+  if (c.keepFfn && !c.keepAttention)
+    throw new InputError(
+      `${where}: keepFfn keeps the FFN's activations beside the attention's; it needs keepAttention`,
+    );
 }
 
 /** Deterministic initialisation from `rng` (same seed → same weights on every device). */

@@ -1567,35 +1567,47 @@ static int rowThreads(double work, int threads, int tasks) {
 }
 
 // One chunk: y (rows, Dm) = x + FFN(norm(x) ∘ gain), x and y rows of the chunk (y may not be x).
-static void ffnChunkForward(const Ffn& f, const float* x, int rows, float* y) {
+// One chunk's forward. With uKeep (rows, F) (and gKeep for SwiGLU) the pre-activations land there
+// for the backward to read instead of recomputing them (the block's keepFfn).
+static void ffnChunkForward(const Ffn& f, const float* x, int rows, float* y, float* uKeep = nullptr,
+                            float* gKeep = nullptr) {
   const int Dm = f.Dm, F = f.F;
-  const bool glu = f.act == ACT_SWIGLU;
-  Buf h(static_cast<size_t>(rows) * Dm), u(static_cast<size_t>(rows) * F), g(glu ? static_cast<size_t>(rows) * F : 1);
+  const bool glu = f.act == ACT_SWIGLU, keep = uKeep != nullptr;
+  const size_t rf = static_cast<size_t>(rows) * F;
+  Buf h(static_cast<size_t>(rows) * Dm), u(keep ? 1 : rf), g(glu && !keep ? rf : 1), a(keep ? rf : 1);
+  float* up = keep ? uKeep : u.p;
+  float* gp = keep ? gKeep : g.p;
+  float* ap = keep ? a.p : u.p;  // without keep the activation overwrites u
   for (int i = 0; i < rows; i++)
     normRow(x + static_cast<long>(i) * Dm, f.gain, Dm, f.norm, f.eps, h.p + static_cast<long>(i) * Dm, nullptr);
-  gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
-  if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
-  activate(f.act, u.p, g.p, u.p, static_cast<long>(rows) * F);
+  gemmOne(h.p, Dm, false, f.up, F, false, up, F, rows, F, Dm, false);
+  if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, gp, F, rows, F, Dm, false);
+  activate(f.act, up, gp, ap, static_cast<long>(rf));
   std::memcpy(y, x, sizeof(float) * rows * Dm);
-  gemmOne(u.p, F, false, f.down, Dm, false, y, Dm, rows, Dm, F, true);  // y = x + a · down
+  gemmOne(ap, F, false, f.down, Dm, false, y, Dm, rows, Dm, F, true);  // y = x + a · down
 }
 
 // One chunk's backward: dx (rows, Dm) = dy + the norm's gradient; dGain, dUp, dDown, dGate += (sums).
+// uKept, gKept: this chunk's pre-activations kept by the forward (null: recomputed from x).
 static void ffnChunkBackward(const Ffn& f, const float* x, int rows, const float* dy, float* dx, float* sGain,
-                             float* sUp, float* sDown, float* sGate) {
+                             float* sUp, float* sDown, float* sGate, const float* uKept = nullptr,
+                             const float* gKept = nullptr) {
   const int Dm = f.Dm, F = f.F;
-  const bool glu = f.act == ACT_SWIGLU;
+  const bool glu = f.act == ACT_SWIGLU, kept = uKept != nullptr;
   const size_t rd = static_cast<size_t>(rows) * Dm, rf = static_cast<size_t>(rows) * F;
-  Buf n(rd), h(rd), dh(rd), r(rows), u(rf), a(rf), dA(rf), g(glu ? rf : 1);
+  Buf n(rd), h(rd), dh(rd), r(rows), u(kept ? 1 : rf), a(rf), dA(rf), g(glu ? rf : 1);
+  const float* up = kept ? uKept : u.p;
   for (int i = 0; i < rows; i++)
     r.p[i] = normRow(x + static_cast<long>(i) * Dm, f.gain, Dm, f.norm, f.eps, h.p + static_cast<long>(i) * Dm,
                      n.p + static_cast<long>(i) * Dm);
-  gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
-  if (glu) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
-  activate(f.act, u.p, g.p, a.p, static_cast<long>(rf));
+  if (!kept) gemmOne(h.p, Dm, false, f.up, F, false, u.p, F, rows, F, Dm, false);
+  // the gate's buffer is overwritten by its gradient below: a copy of the kept one
+  if (glu && kept) std::memcpy(g.p, gKept, sizeof(float) * rf);
+  if (glu && !kept) gemmOne(h.p, Dm, false, f.gate, F, false, g.p, F, rows, F, Dm, false);
+  activate(f.act, up, g.p, a.p, static_cast<long>(rf));
   gemmOne(dy, Dm, false, f.downT, F, false, dA.p, F, rows, F, Dm, false);  // dA = dy · downᵀ
   gemmOne(a.p, F, true, dy, Dm, false, sDown, Dm, F, Dm, rows, true);     // dDown += aᵀ · dy
-  activateBackward(f.act, u.p, g.p, dA.p, static_cast<long>(rf));         // dA → d(h·up), g → d(h·gate)
+  activateBackward(f.act, up, g.p, dA.p, static_cast<long>(rf));          // dA → d(h·up), g → d(h·gate)
   gemmOne(h.p, Dm, true, dA.p, F, false, sUp, F, Dm, F, rows, true);      // dUp += hᵀ · d(h·up)
   gemmOne(dA.p, F, false, f.upT, Dm, false, dh.p, Dm, rows, Dm, F, false);  // dh = d(h·up) · upᵀ
   if (glu) {
@@ -1783,20 +1795,28 @@ static double postWork(const Post& p) {
   return static_cast<double>(p.ffn.N) * p.ffn.Dm * (p.ffn.F + p.H * p.Dh);
 }
 
-static void postForward(const Post& p, float* y) {
-  const int tasks = rowTasks(p.ffn.N), Dm = p.ffn.Dm;
+// The FFN side's activations a forward keeps for its backward (the block's keepFfn): x1 (N, Dm)
+// and the pre-activations u (N, F), g (N, F, SwiGLU only). All null: the backward recomputes them.
+struct PostKeep {
+  float *x1 = nullptr, *u = nullptr, *g = nullptr;
+};
+
+static void postForward(const Post& p, float* y, const PostKeep& keep = {}) {
+  const int tasks = rowTasks(p.ffn.N), Dm = p.ffn.Dm, F = p.ffn.F;
   parallelFor(rowThreads(postWork(p), p.ffn.threads, tasks), tasks, [&](int task, int) {
     const long r0 = static_cast<long>(task) * FFN_CHUNK;
     const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, p.ffn.N - r0));
-    Buf merged(static_cast<size_t>(rows) * p.H * p.Dh), x1(static_cast<size_t>(rows) * Dm);
-    postResidual(p, r0, rows, merged.p, x1.p);
-    ffnChunkForward(p.ffn, x1.p, rows, y + r0 * Dm);
+    Buf merged(static_cast<size_t>(rows) * p.H * p.Dh), x1(keep.x1 ? 1 : static_cast<size_t>(rows) * Dm);
+    float* x1p = keep.x1 ? keep.x1 + r0 * Dm : x1.p;
+    postResidual(p, r0, rows, merged.p, x1p);
+    ffnChunkForward(p.ffn, x1p, rows, y + r0 * Dm, keep.u ? keep.u + r0 * F : nullptr,
+                    keep.g ? keep.g + r0 * F : nullptr);
   });
 }
 
 // dx (B·T, Dm) and dO (B, H, T, Dh) written; dWo, dGain, dUp, dDown, dGate written.
 static void postBackward(const Post& p, const float* dy, float* dx, float* dO, float* dWo, float* dGain, float* dUp,
-                         float* dDown, float* dGate) {
+                         float* dDown, float* dGate, const PostKeep& kept = {}) {
   const FfnTransposed t(p.ffn);
   const Ffn& f = t.f;
   const int tasks = rowTasks(f.N), Dm = f.Dm, W = p.H * p.Dh;
@@ -1808,11 +1828,15 @@ static void postBackward(const Post& p, const float* dy, float* dx, float* dO, f
   parallelForStatic(threads, tasks, [&](int task, int tid) {
     const long r0 = static_cast<long>(task) * FFN_CHUNK;
     const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, f.N - r0));
-    Buf merged(static_cast<size_t>(rows) * W), x1(static_cast<size_t>(rows) * Dm);
-    postResidual(p, r0, rows, merged.p, x1.p);
+    Buf merged(static_cast<size_t>(rows) * W), x1(kept.x1 ? 1 : static_cast<size_t>(rows) * Dm);
+    const float* x1p = kept.x1 ? kept.x1 + r0 * Dm : x1.p;
+    if (kept.x1)
+      fromHeads(p.o, rows, r0, p.T, p.H, p.Dh, nullptr, nullptr, merged.p);  // dWo still needs merge(o)
+    else
+      postResidual(p, r0, rows, merged.p, x1.p);
     float* dxr = dx + r0 * Dm;  // dx1 = dx: x1 = x + …
-    ffnChunkBackward(f, x1.p, rows, dy + r0 * Dm, dxr, sums.at(tid, 0), sums.at(tid, 1), sums.at(tid, 2),
-                     sums.at(tid, 3));
+    ffnChunkBackward(f, x1p, rows, dy + r0 * Dm, dxr, sums.at(tid, 0), sums.at(tid, 1), sums.at(tid, 2),
+                     sums.at(tid, 3), kept.u ? kept.u + r0 * f.F : nullptr, kept.g ? kept.g + r0 * f.F : nullptr);
     gemmOne(merged.p, W, true, dxr, Dm, false, sums.at(tid, 4), Dm, W, Dm, rows, true);  // dWo += mergedᵀ · dx1
     gemmOne(dxr, Dm, false, woT.buf.p, W, false, merged.p, W, rows, W, Dm, false);       // d merged = dx1 · woᵀ
     toHeads(merged.p, rows, r0, p.T, p.H, p.Dh, nullptr, nullptr, dO);
@@ -2449,19 +2473,36 @@ static Post postArgs(Args& a, size_t i, const char* fn) {
   return p;
 }
 
-// postForward(x, o, wo, gain, up, down, gate | null, y, B, T, H, Dh, Dm, F, norm, act, eps, threads):
-// y (B·T, Dm) = x1 + FFN(norm(x1) ∘ gain), x1 = x + merge(o) · wo.
+// Optional trailing x1 (N, Dm), u (N, F), g (N, F) | null from index i: PostKeep (all or none; g
+// for SwiGLU).
+static PostKeep postKeepArgs(Args& a, size_t i, const Post& p, const char* fn) {
+  const Ffn& f = p.ffn;
+  const size_t nd = static_cast<size_t>(f.N) * f.Dm, nf = static_cast<size_t>(f.N) * f.F;
+  PostKeep k;
+  k.x1 = a.array<float>(i, "x1", napi_float32_array, nd, true);
+  k.u = a.array<float>(i + 1, "u", napi_float32_array, nf, true);
+  k.g = a.array<float>(i + 2, "g", napi_float32_array, nf, true);
+  const bool glu = f.act == ACT_SWIGLU;
+  if ((k.x1 == nullptr) != (k.u == nullptr) || (k.x1 && glu != (k.g != nullptr)))
+    throw ArgError{std::string(fn) + ": the kept x1, u (and g for SwiGLU) come together or not at all"};
+  return k;
+}
+
+// postForward(x, o, wo, gain, up, down, gate | null, y, B, T, H, Dh, Dm, F, norm, act, eps, threads
+// [, x1, u, g | null]): y (B·T, Dm) = x1 + FFN(norm(x1) ∘ gain), x1 = x + merge(o) · wo; with the
+// trailing arrays x1 and the FFN's pre-activations are kept there for postBackward.
 napi_value PostForward(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args a(env, info, "postForward");
     const Post p = postArgs(a, 8, "postForward");
     float* y = a.array<float>(7, "y", napi_float32_array, static_cast<size_t>(p.ffn.N) * p.ffn.Dm);
-    postForward(p, y);
+    postForward(p, y, postKeepArgs(a, 18, p, "postForward"));
   });
 }
 
 // postBackward(x, o, wo, gain, up, down, gate | null, dy, dx, dO, dWo, dGain, dUp, dDown, dGate | null,
-// B, T, H, Dh, Dm, F, norm, act, eps, threads): every gradient written (not added).
+// B, T, H, Dh, Dm, F, norm, act, eps, threads [, x1, u, g | null]): every gradient written (not
+// added); with the trailing arrays (postForward's kept activations) the FFN side is not recomputed.
 napi_value PostBackward(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args a(env, info, "postBackward");
@@ -2477,7 +2518,7 @@ napi_value PostBackward(napi_env env, napi_callback_info info) {
     float* dUp = a.array<float>(12, "dUp", napi_float32_array, w);
     float* dDown = a.array<float>(13, "dDown", napi_float32_array, w);
     float* dGate = a.array<float>(14, "dGate", napi_float32_array, w, f.act != ACT_SWIGLU);
-    postBackward(p, dy, dx, dO, dWo, dGain, dUp, dDown, dGate);
+    postBackward(p, dy, dx, dO, dWo, dGain, dUp, dDown, dGate, postKeepArgs(a, 25, p, "postBackward"));
   });
 }
 
@@ -2514,11 +2555,11 @@ napi_value Info(napi_env env, napi_callback_info) {
 }
 
 // abi(): the calling convention's revision. 2: attnForward's optional lse (the last chunk
-// finalises) and rowDot's threads. native/addon.ts refuses an older build, which would ignore
-// the new arguments instead of failing.
+// finalises) and rowDot's threads; 3: postForward's and postBackward's kept activations.
+// native/addon.ts refuses an older build, which would ignore the new arguments instead of failing.
 napi_value Abi(napi_env env, napi_callback_info) {
   napi_value out;
-  napi_create_int32(env, 2, &out);
+  napi_create_int32(env, 3, &out);
   return out;
 }
 

@@ -56,6 +56,12 @@ export interface TransformerModelOptions {
    * more floats per token and layer) instead of only its input (BPT's full checkpointing).
    */
   keepAttention: boolean;
+  /**
+   * With keepAttention, the native block also keeps the FFN's activations (x1 and the
+   * pre-activations: 5·dModel more floats per token and layer at the policies' 4× FFN), so the
+   * backward does not recompute them.
+   */
+  keepFfn: boolean;
 }
 
 export const MODEL_DEFAULTS: Readonly<TransformerModelOptions> = {
@@ -69,6 +75,7 @@ export const MODEL_DEFAULTS: Readonly<TransformerModelOptions> = {
   maxTimestep: 1001,
   memoryBudgetMiB: 0,
   keepAttention: false,
+  keepFfn: false,
 };
 
 /** The model's size options as the policies take them (the rest is the ring's business). */
@@ -81,6 +88,7 @@ export function transformerBase(m: TransformerModelOptions) {
     attention: m.attention,
     blockSize: m.blockSize,
     keepAttention: m.keepAttention,
+    keepFfn: m.keepFfn,
   };
 }
 

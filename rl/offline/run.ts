@@ -67,6 +67,10 @@ export const OFFLINE_RUN_OPTIONS = group('Offline RL', {
       "Native block: keep the attention's q, k, v, output and LSE for the backward (one attention forward fewer per step, ≈ 4·dModel more floats per token and layer) instead of only the block's input (BPT's full checkpointing)",
       M.keepAttention,
     ),
+    keepFfn: opt.flag(
+      "Native block, with keepAttention: also keep the FFN's activations for the backward (x1 and the pre-activations: its first product and the output projection are not recomputed; 5·dModel more floats per token and layer)",
+      M.keepFfn,
+    ),
   }),
   dt: group('Decision Transformer', { context: n('K, steps per window', DT_DEFAULTS.context, 'int1') }),
   at: group('Agentic Transformer', {

@@ -38,6 +38,8 @@ export interface TrajectoryTransformerConfig {
   blockSize: number;
   /** The native block keeps its attention's tensors instead of recomputing them (ring/transformer.ts); default false. */
   keepAttention?: boolean;
+  /** With keepAttention, the FFN's activations too (ring/transformer.ts); default false. */
+  keepFfn?: boolean;
 }
 
 export function blockConfigOf(c: TrajectoryTransformerConfig): TransformerBlockConfig {
@@ -54,6 +56,7 @@ export function blockConfigOf(c: TrajectoryTransformerConfig): TransformerBlockC
     ffnChunk: c.attention === 'blockwise' || c.attention === 'ring' ? c.blockSize : 0,
     causal: true,
     keepAttention: c.keepAttention ?? false,
+    keepFfn: c.keepFfn ?? false,
   };
   checkBlockConfig(cfg, 'trajectory transformer');
   return cfg;

@@ -295,37 +295,74 @@ describe('transformer block with the fused FFN: native vs tfjs', { skip }, () =>
   }
 });
 
-describe('native block: keepAttention', { skip }, () => {
-  test('keeping the attention tensors gives the bits recomputing them gives (one device and ring kernels alike)', () => {
-    const rng = new Rng((Math.random() * 2 ** 31) | 0);
+describe('native block: keepAttention and keepFfn', { skip }, () => {
+  // keeping a tensor must give the bits recomputing it gives: the same products on the same rows
+  const configs: Partial<TransformerBlockConfig>[] = [
+    { ffn: 'swiglu', norm: 'rms', heads: 4, kvHeads: 2, rope: { theta: 10000 } },
+    { ffn: 'gelu', norm: 'layer', heads: 2, kvHeads: 2, rope: undefined },
+    { ffn: 'relu', norm: 'rms', heads: 4, kvHeads: 1, rope: { theta: 500 } },
+  ];
+  for (const extra of configs) {
+    test(`kept tensors give the recomputed bits (${extra.ffn}, ${extra.norm} norm)`, () => {
+      const rng = new Rng((Math.random() * 2 ** 31) | 0);
+      const c: TransformerBlockConfig = {
+        dModel: 32,
+        heads: 4,
+        kvHeads: 2,
+        ffnHidden: 64,
+        ffn: 'swiglu',
+        norm: 'rms',
+        normEps: 1e-5,
+        rope: { theta: 10000 },
+        attention: 'blockwise',
+        blockSize: 16,
+        ffnChunk: 32,
+        causal: true,
+        ...extra,
+      };
+      const w = initBlock(c, rng, 2);
+      const vars = Object.values(w).filter((v): v is tf.Variable => v !== undefined);
+      // 2 × 90 rows: the FFN's 32-row chunks end part-way, so a kept chunk's offset is exercised
+      const x = tf.tensor3d(rng.normalArray(2 * 90 * 32), [2, 90, 32]);
+      const dy = tf.tensor3d(rng.normalArray(2 * 90 * 32), [2, 90, 32]);
+      const run = (keepAttention: boolean, keepFfn: boolean) =>
+        tf.valueAndGrads((xx: tf.Tensor, ..._vs: tf.Tensor[]) =>
+          transformerBlock(xx, w, { ...c, keepAttention, keepFfn }, {}),
+        )([x, ...vars], dy);
+      const before = nativeBlockCount();
+      const recomputed = run(false, false);
+      for (const [keepAttention, keepFfn] of [
+        [true, false],
+        [true, true],
+      ]) {
+        const kept = run(keepAttention, keepFfn);
+        const what = `keepAttention ${keepAttention}, keepFfn ${keepFfn}`;
+        assert.deepEqual(kept.value.dataSync(), recomputed.value.dataSync(), `output (${what})`);
+        kept.grads.forEach((g, i) => {
+          assert.deepEqual(g.dataSync(), recomputed.grads[i].dataSync(), `gradient ${i} (${what})`);
+        });
+      }
+      assert.equal(nativeBlockCount() - before, 3, 'each run took the native block');
+    });
+  }
+
+  test('keepFfn without keepAttention is a configuration error', () => {
+    const rng = new Rng(1);
     const c: TransformerBlockConfig = {
-      dModel: 32,
-      heads: 4,
+      dModel: 16,
+      heads: 2,
       kvHeads: 2,
-      ffnHidden: 64,
-      ffn: 'swiglu',
-      norm: 'rms',
+      ffnHidden: 32,
+      ffn: 'gelu',
+      norm: 'layer',
       normEps: 1e-5,
-      rope: { theta: 10000 },
       attention: 'blockwise',
       blockSize: 16,
-      ffnChunk: 32,
+      ffnChunk: 16,
       causal: true,
+      keepFfn: true,
     };
-    const w = initBlock(c, rng, 2);
-    const vars = Object.values(w).filter((v): v is tf.Variable => v !== undefined);
-    const x = tf.tensor3d(rng.normalArray(2 * 90 * 32), [2, 90, 32]);
-    const dy = tf.tensor3d(rng.normalArray(2 * 90 * 32), [2, 90, 32]);
-    const run = (keepAttention: boolean) =>
-      tf.valueAndGrads((xx: tf.Tensor, ..._vs: tf.Tensor[]) =>
-        transformerBlock(xx, w, { ...c, keepAttention }, {}),
-      )([x, ...vars], dy);
-    const recomputed = run(false);
-    const kept = run(true);
-    assert.deepEqual(kept.value.dataSync(), recomputed.value.dataSync());
-    kept.grads.forEach((g, i) => {
-      assert.deepEqual(g.dataSync(), recomputed.grads[i].dataSync(), `gradient ${i}`);
-    });
+    assert.throws(() => initBlock(c, rng, 1), /keepFfn .*needs keepAttention/);
   });
 });
 

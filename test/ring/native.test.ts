@@ -552,13 +552,13 @@ describe('native fallback', () => {
     const old = join(dir, 'old-addon.cjs');
     writeFileSync(
       old,
-      `const f = () => {}; module.exports = { ${['attnForward', 'attnBackward', 'attnFinalize', 'rowDot', 'sgemm', 'exp', 'simd', 'nativeBytes', 'resetNativePeak'].map((n) => `${n}: f`).join(', ')}, abi: () => 1 };`,
+      `const f = () => {}; module.exports = { ${['attnForward', 'attnBackward', 'attnFinalize', 'rowDot', 'sgemm', 'exp', 'simd', 'nativeBytes', 'resetNativePeak'].map((n) => `${n}: f`).join(', ')}, abi: () => 2 };`,
     );
     const stale = node(script, { RING_NATIVE_ADDON: old, RING_NATIVE: '' });
     assert.equal(stale.status, 0, stale.stderr);
     assert.match(
       stale.stderr,
-      /native: kernels unavailable \(.*old-addon\.cjs speaks addon ABI 1, this code needs 2/,
+      /native: kernels unavailable \(.*old-addon\.cjs speaks addon ABI 2, this code needs 3/,
     );
     assert.deepEqual(JSON.parse(stale.stdout), JSON.parse(broken.stdout));
     const off = node(script, { RING_NATIVE: '0' });
