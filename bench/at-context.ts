@@ -12,30 +12,51 @@
  */
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { RingGroup } from '../cluster/index.js';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import { initBackend, type ProbedPeak, processPeakRssBytes } from '../native/index.js';
 import { type AttentionImpl, tokenIndices } from '../ring/index.js';
-import { RingGroup } from '../cluster/index.js';
 import { atModelConfig } from '../rl/policies/agentic-transformer.js';
 import { emptyTokenBatch, selectTokens, type TokenBatch } from '../rl/policies/tokens.js';
 import { type InitArgs, type StepArgs, trainMessageFloats } from '../rl/policies/train-device.js';
 import { TrajectoryTransformer } from '../rl/policies/trajectory-transformer.js';
+import { benchArgs } from './args.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const argv = process.argv.slice(2);
-const flag = (name: string, dflt: number) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? Number(argv[i + 1]) : dflt;
-};
-const budgetMiB = flag('--budget-mib', 96);
-const budgetOnAt = argv.indexOf('--budget-on');
-const budgetOn = budgetOnAt >= 0 ? argv[budgetOnAt + 1] : 'real';
-if (budgetOn !== 'real' && budgetOn !== 'tensors') {
-  process.stderr.write(`bench at-context: --budget-on must be real or tensors; got '${budgetOn}'\n`);
-  process.exit(2);
-}
-const stepsPerTrajectory = flag('--steps', 50);
-const maxTrajectories = flag('--max-trajectories', 256);
+const args = benchArgs({
+  script: 'at-context',
+  usage: [
+    'npm run build && node dist/bench/at-context.js [--budget-mib 96] [--budget-on real|tensors] [--steps 50]',
+  ],
+  options: {
+    'budget-mib': { kind: 'number', default: 96, description: 'the memory budget per device, in MiB' },
+    'budget-on': {
+      kind: 'string',
+      choices: ['real', 'tensors'],
+      default: 'real',
+      description:
+        "what the budget limits: a device's real memory (wasm heap, JS, native) or its peak tensor bytes",
+    },
+    steps: {
+      kind: 'number',
+      integer: true,
+      min: 1,
+      default: 50,
+      description: 'steps per trajectory (4 tokens a step)',
+    },
+    'max-trajectories': {
+      kind: 'number',
+      integer: true,
+      min: 1,
+      default: 256,
+      description: 'the most trajectories a method is probed at',
+    },
+  },
+});
+const budgetMiB = args['budget-mib'];
+const budgetOn = args['budget-on'];
+const stepsPerTrajectory = args.steps;
+const maxTrajectories = args['max-trajectories'];
 const obsDim = 27;
 const actDim = 8;
 const model = { dModel: 64, layers: 2, heads: 2, maxTimestep: stepsPerTrajectory + 1, blockSize: 128 };

@@ -15,11 +15,31 @@ import { RingGroup } from '../cluster/index.js';
 import { writeFileAtomic } from '../common/index.js';
 import { type AttentionBenchResult, benchAttention } from '../experiments/bench/attention.js';
 import { initBackend } from '../native/index.js';
+import { benchArgs } from './args.js';
 import { nativeKernels, torchSdpa } from './torch-sdpa.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+const args = benchArgs({
+  script: 'attention-grid',
+  usage: ['npm run build && node dist/bench/attention-grid.js [--only 0,3,5] [--repeats 2]'],
+  options: {
+    only: {
+      kind: 'list',
+      of: 'number',
+      integer: true,
+      min: 0,
+      defaultText: 'every shape',
+      description: 'run only these shapes of the grid (0–9), and write no JSON',
+    },
+    repeats: {
+      kind: 'number',
+      integer: true,
+      min: 0,
+      default: 2,
+      description: 'timed repeats per shape (1 at L 16K)',
+    },
+  },
+});
 
 interface Shape {
   batch: number;
@@ -65,8 +85,7 @@ const label = (s: Shape) =>
 async function main(): Promise<void> {
   const backend = await initBackend({ notice: true });
   const kernels = nativeKernels(backend, 'bench attention-grid');
-  const only = arg('--only')?.split(',').map(Number);
-  const repeats = Number(arg('--repeats') ?? 2);
+  const { only, repeats } = args;
   const shapes = GRID.filter((_, i) => !only || only.includes(i));
   const one = await RingGroup.create({ devices: 1, backend: backend.name });
   const two = await RingGroup.create({ devices: 2, backend: backend.name });

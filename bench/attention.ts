@@ -26,17 +26,46 @@ import { writeFileAtomic } from '../common/index.js';
 import { type AttentionBenchResult, benchAttention } from '../experiments/bench/attention.js';
 import { configureNative, initBackend } from '../native/index.js';
 import type { AttentionImpl } from '../ring/index.js';
+import { benchArgs } from './args.js';
 import { nativeKernels, type TorchRow, torchSdpa } from './torch-sdpa.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const argv = process.argv.slice(2);
-const flag = (name: string, dflt: number) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? Number(argv[i + 1]) : dflt;
-};
-const budgetBytes = flag('--budget-mib', 64) * 2 ** 20;
-const maxLen = flag('--max-len', 8192);
-const withTorch = !argv.includes('--no-torch');
+const args = benchArgs({
+  script: 'attention',
+  usage: [
+    'npm run build && node dist/bench/attention.js [--budget-mib 64] [--max-len 8192] [--no-torch]',
+    'node dist/bench/attention.js --native [--lengths 2048,4096,16384]   (issue 7: attention-native.json)',
+    'node dist/bench/attention.js --memory [--lengths 4096,16384]        (issue 20: attention-memory.json)',
+  ],
+  options: {
+    'budget-mib': {
+      kind: 'number',
+      default: 64,
+      description: 'per-device memory budget in MiB (real peak, receive buffers included)',
+    },
+    'max-len': { kind: 'number', integer: true, min: 1, default: 8192, description: 'the longest L tried' },
+    'no-torch': { kind: 'boolean', description: "skip PyTorch's SDPA anchor (the default table only)" },
+    native: {
+      kind: 'boolean',
+      description: 'run the fast-path table instead (native kernels against PyTorch)',
+    },
+    memory: {
+      kind: 'boolean',
+      description: 'run the memory table instead (one `exp bench attention` per method and L)',
+    },
+    lengths: {
+      kind: 'list',
+      of: 'number',
+      integer: true,
+      min: 1,
+      defaultText: '2048,4096,16384 with --native, 4096,16384 with --memory',
+      description: 'the lengths of the --native or --memory table',
+    },
+  },
+});
+const budgetBytes = args['budget-mib'] * 2 ** 20;
+const maxLen = args['max-len'];
+const withTorch = !args['no-torch'];
 const shape = { batch: 1, heads: 8, kvHeads: 8, headDim: 64, blockSize: 512 };
 /**
  * Every implementation runs up to this length for the throughput table, whatever the budget;
@@ -223,8 +252,7 @@ async function main(): Promise<void> {
  * Targets: native blockwise fwd+bwd ≥ 1.0× PyTorch; ring N=2 ≥ 0.9× blockwise.
  */
 async function nativeTable(): Promise<void> {
-  const lengthsArg = argv.includes('--lengths') ? argv[argv.indexOf('--lengths') + 1] : '2048,4096,16384';
-  const lengths = lengthsArg.split(',').map(Number);
+  const lengths = args.lengths ?? [2048, 4096, 16384];
   const backend = await initBackend({ notice: true });
   const kernels = nativeKernels(backend, 'bench --native');
   const one = await RingGroup.create({ devices: 1, backend: backend.name });
@@ -342,8 +370,7 @@ async function nativeTable(): Promise<void> {
 
 /** The memory table (issue 20): one `exp bench attention` process per (method, L). */
 async function memoryTable(): Promise<void> {
-  const lengthsArg = argv.includes('--lengths') ? argv[argv.indexOf('--lengths') + 1] : '4096,16384';
-  const lengths = lengthsArg.split(',').map(Number);
+  const lengths = args.lengths ?? [4096, 16384];
   const cpu = cpus()[0]?.model;
   const rows: (AttentionBenchResult & { label: string; native: boolean })[] = [];
   const configs = [
@@ -401,6 +428,6 @@ async function memoryTable(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-if (argv.includes('--native')) await nativeTable();
-else if (argv.includes('--memory')) await memoryTable();
+if (args.native) await nativeTable();
+else if (args.memory) await memoryTable();
 else await main();

@@ -5,7 +5,7 @@
  *   - full-scan read throughput (observation sums + reward sum) vs pyarrow reading the same file,
  *   - DT window sampler batches/s (batch 64, K 20) and AT chain sampler batches/s
  *     (batch 16, up to 4 × 1000-step trajectories, context 4000).
- * Usage: node dist/bench/datasets.js [--steps 1000000] [--out bench/results/datasets.json]
+ * Usage: node dist/bench/datasets.js [--steps 1000000] [--out bench/results/datasets.json] [--repeats 3]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync } from 'node:fs';
@@ -14,18 +14,54 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import { AtChainSampler, boxSpace, createWriter, DtWindowSampler, openDataset } from '../datasets/index.js';
+import { BenchArgError, benchArgs } from './args.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
-const totalSteps = Number(arg('steps', '1000000'));
-const outPath = arg('out', join(root, 'bench', 'results', 'datasets.json'));
-const repeats = Number(arg('repeats', '3'));
+const EP_LEN = 1000;
+const args = benchArgs(
+  {
+    script: 'datasets',
+    usage: [
+      'node dist/bench/datasets.js [--steps 1000000] [--out bench/results/datasets.json] [--repeats 3]',
+    ],
+    options: {
+      steps: {
+        kind: 'number',
+        integer: true,
+        min: EP_LEN,
+        default: 1_000_000,
+        description: `steps written, in ${EP_LEN}-step episodes`,
+      },
+      out: {
+        kind: 'string',
+        placeholder: 'FILE',
+        defaultText: 'bench/results/datasets.json',
+        description: 'where the JSON goes',
+      },
+      repeats: {
+        kind: 'number',
+        integer: true,
+        min: 1,
+        default: 3,
+        description: "timed repeats of each read, ours and pyarrow's (the fastest kept)",
+      },
+    },
+  },
+  // the read checks count totalSteps + episodes rows, which holds for whole episodes only
+  (a) => {
+    if (a.steps % EP_LEN !== 0)
+      throw new BenchArgError(
+        '--steps is not a whole number of episodes',
+        `a multiple of ${EP_LEN}`,
+        String(a.steps),
+      );
+  },
+);
+const totalSteps = args.steps;
+const outPath = args.out ?? join(root, 'bench', 'results', 'datasets.json');
+const repeats = args.repeats;
 const OBS = 27;
 const ACT = 8;
-const EP_LEN = 1000;
 
 const dir = join(tmpdir(), `ring-bench-ds-${process.pid}`);
 mkdirSync(dir, { recursive: true });

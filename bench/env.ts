@@ -9,14 +9,23 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../common/index.js';
+import { benchArgs } from './args.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const steps = arg('steps', 3000);
-const repeats = arg('repeats', 3);
+const { steps, repeats } = benchArgs({
+  script: 'env',
+  usage: ['node dist/bench/env.js [--steps 3000] [--repeats 3]'],
+  options: {
+    steps: { kind: 'number', integer: true, min: 1, default: 3000, description: 'env steps per run' },
+    repeats: {
+      kind: 'number',
+      integer: true,
+      min: 1,
+      default: 3,
+      description: 'runs per configuration, interleaved (the median kept)',
+    },
+  },
+});
 const envId = 'Ant-v5';
 
 interface Measure {

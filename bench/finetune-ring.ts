@@ -19,6 +19,7 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { RingGroup } from '../cluster/index.js';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import {
   type FinetuneInitArgs,
@@ -31,25 +32,55 @@ import {
   type Window,
 } from '../lm/finetune-device.js';
 import { LlamaModel, type LlamaRuntime } from '../lm/index.js';
-import { packedWindow, sharegptDefaultModel } from './lm-config.js';
 import { initBackend, type ProbedPeak, processPeakRssBytes } from '../native/index.js';
-import { RingGroup } from '../cluster/index.js';
+import { benchArgs } from './args.js';
+import { packedWindow, sharegptDefaultModel } from './lm-config.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : dflt;
-};
-const budgetMiB = Number(arg('--budget-mib', '256'));
-const deviceCounts = arg('--devices', '1,2,4,8').split(',').map(Number);
-const steps = Number(arg('--steps', '3'));
-const budgetOn = arg('--budget-on', 'real');
-if (budgetOn !== 'real' && budgetOn !== 'tensors') {
-  console.error(`bench finetune-ring: --budget-on must be real or tensors; got '${budgetOn}'`);
-  process.exit(2);
-}
-const maxPerDevice = Number(arg('--max-per-device', '16384'));
+const args = benchArgs({
+  script: 'finetune-ring',
+  usage: [
+    'npm run build && node dist/bench/finetune-ring.js [--budget-mib 256] [--budget-on real|tensors]',
+    '  [--devices 1,2,4,8] [--steps 3]',
+  ],
+  options: {
+    'budget-mib': { kind: 'number', default: 256, description: 'the memory budget per device, in MiB' },
+    'budget-on': {
+      kind: 'string',
+      choices: ['real', 'tensors'],
+      default: 'real',
+      description:
+        'what the budget limits: real memory (finetune-ring-real.json) or tensor bytes (finetune-ring.json)',
+    },
+    devices: {
+      kind: 'list',
+      of: 'number',
+      integer: true,
+      min: 1,
+      default: [1, 2, 4, 8],
+      description: 'device counts (1: blockwise, more: ring)',
+    },
+    steps: {
+      kind: 'number',
+      integer: true,
+      min: 0,
+      default: 3,
+      description: 'timed training steps at the longest window (0 skips the timing)',
+    },
+    'max-per-device': {
+      kind: 'number',
+      integer: true,
+      min: 1,
+      default: 16384,
+      description: 'the longest window per device tried, in tokens',
+    },
+  },
+});
+const budgetMiB = args['budget-mib'];
+const deviceCounts = args.devices;
+const steps = args.steps;
+const budgetOn = args['budget-on'];
+const maxPerDevice = args['max-per-device'];
 const BLOCK = 64;
 const BATCH = 1;
 const config = sharegptDefaultModel(1 << 20);

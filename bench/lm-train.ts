@@ -43,20 +43,56 @@ import {
 } from '../lm/index.js';
 import { configureNative, initBackend, nativeAddon, nativeStatus } from '../native/index.js';
 import { AdamW } from '../train/index.js';
+import { benchArgs } from './args.js';
 import { sharegptDefaultModel } from './lm-config.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : dflt;
-};
-const configNames = arg('--configs', 'sharegpt,large').split(',');
-const threadCounts = arg('--threads', '1,2').split(',').map(Number);
-// per config by default: the larger one's step takes seconds on each side, and a run stays a few minutes
-const stepsArg = argv.includes('--steps') ? Number(arg('--steps', '')) : undefined;
-const warmupArg = argv.includes('--warmup') ? Number(arg('--warmup', '')) : undefined;
-const withHf = !argv.includes('--no-hf');
+// per config by default (--steps, --warmup): the larger one's step takes seconds on each side, and a
+// run stays a few minutes
+const args = benchArgs({
+  script: 'lm-train',
+  usage: [
+    'npm run build && node dist/bench/lm-train.js [--configs sharegpt,large] [--threads 1,2]',
+    '  [--steps N] [--warmup N] [--no-hf]   (default 5 and 2 for sharegpt, 3 and 1 for large)',
+  ],
+  options: {
+    configs: {
+      kind: 'list',
+      of: 'string',
+      choices: ['sharegpt', 'large'],
+      default: ['sharegpt', 'large'],
+      description: 'sharegpt-finetune.yaml as it ships, and/or hidden 256 / 4 layers',
+    },
+    threads: {
+      kind: 'list',
+      of: 'number',
+      integer: true,
+      min: 1,
+      default: [1, 2],
+      description: 'thread counts, each side (native-addon threads for ours)',
+    },
+    steps: {
+      kind: 'number',
+      integer: true,
+      min: 1,
+      defaultText: '5 for sharegpt, 3 for large',
+      description: 'timed steps (median), per side and thread count',
+    },
+    warmup: {
+      kind: 'number',
+      integer: true,
+      min: 0,
+      defaultText: '2 for sharegpt, 1 for large',
+      description: 'untimed steps before them',
+    },
+    'no-hf': { kind: 'boolean', description: 'skip Hugging Face (bench/lm_train_hf.py)' },
+  },
+});
+const configNames = args.configs;
+const threadCounts = args.threads;
+const stepsArg = args.steps;
+const warmupArg = args.warmup;
+const withHf = !args['no-hf'];
 // the same optimiser settings on both sides (the lr does not change a step's cost)
 const lr = 1e-4;
 
@@ -329,11 +365,7 @@ async function main(): Promise<void> {
   const native = nativeStatus();
   // native/optim.ts runs the fused AdamW where the addon has it and the backend is wasm
   const fusedAdamW = Boolean(nativeAddon()?.adamw) && tf.getBackend() === 'wasm';
-  const cases = configNames.map((n) => {
-    if (n === 'sharegpt') return sharegptCase();
-    if (n === 'large') return largeCase();
-    throw new Error(`lm-train bench: unknown config '${n}' (sharegpt, large)`);
-  });
+  const cases = configNames.map((n) => (n === 'sharegpt' ? sharegptCase() : largeCase()));
   const loadBefore = loadavg();
   const results = [];
   for (const c of cases) {

@@ -11,17 +11,32 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import { LlamaModel, shiftLabels } from '../lm/index.js';
-import { sharegptDefaultModel } from './lm-config.js';
 import { initBackend } from '../native/index.js';
+import { benchArgs } from './args.js';
+import { sharegptDefaultModel } from './lm-config.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : dflt;
-};
-const steps = Number(arg('--steps', '3'));
-const lengths = arg('--lengths', '256,1024').split(',').map(Number);
+const { steps, lengths } = benchArgs({
+  script: 'lm',
+  usage: ['npm run build && node dist/bench/lm.js [--steps 3] [--lengths 256,1024]'],
+  options: {
+    steps: {
+      kind: 'number',
+      integer: true,
+      min: 1,
+      default: 3,
+      description: 'timed training steps per row (the fastest kept), after one warm-up',
+    },
+    lengths: {
+      kind: 'list',
+      of: 'number',
+      integer: true,
+      min: 1,
+      default: [256, 1024],
+      description: 'window lengths T (batch 2)',
+    },
+  },
+});
 const batch = 2;
 const config = sharegptDefaultModel(4096);
 

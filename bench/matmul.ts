@@ -12,20 +12,38 @@ import { fileURLToPath } from 'node:url';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import type { MatmulBenchResult } from '../experiments/cli/commands/bench/matmul.js';
 import { nativeAddon, nativeThreads } from '../native/index.js';
+import { benchArgs } from './args.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const sizes = (arg('--sizes') ?? '512,1024,2048').split(',').map(Number);
+const args = benchArgs({
+  script: 'matmul',
+  usage: ['npm run build && node dist/bench/matmul.js [--sizes 512,1024,2048] [--repeats 15] [--no-torch]'],
+  options: {
+    sizes: {
+      kind: 'list',
+      of: 'number',
+      integer: true,
+      min: 1,
+      default: [512, 1024, 2048],
+      description: 'matrix sizes n of the (n×n)·(n×n) products',
+    },
+    repeats: {
+      kind: 'number',
+      integer: true,
+      min: 1,
+      default: 15,
+      description: 'samples per product (the best kept), scaled up as 2048/n below n = 2048',
+    },
+    'no-torch': { kind: 'boolean', description: "skip numpy's and torch's anchors" },
+  },
+});
+const sizes = args.sizes;
 // NOTE: a 2-thread product of 1–2 ms often runs at 1-thread speed while the scheduler places the
 // woken helper, so short products need many samples: `exp bench matmul` at n=512 read 0.55–0.78×
 // numpy as best of 5–15 and 0.91× as best of 60. Repeats scale as 512/n (60, 30, 15 by default).
-const repeats = Number(arg('--repeats') ?? 15);
+const repeats = args.repeats;
 const repeatsFor = (n: number) => Math.max(repeats, Math.round((repeats * 4 * 512) / n));
-const withBlas = !argv.includes('--no-torch');
+const withBlas = !args['no-torch'];
 
 interface Row {
   what: string;

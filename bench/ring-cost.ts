@@ -33,8 +33,8 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Rng, writeFileAtomic } from '../common/index.js';
 import { RingGroup } from '../cluster/index.js';
+import { Rng, writeFileAtomic } from '../common/index.js';
 import {
   type FinetuneInitArgs,
   type FinetuneStepArgs,
@@ -50,57 +50,76 @@ import {
   llamaTrainingFlops,
 } from '../lm/index.js';
 import { configureNative, initBackend } from '../native/index.js';
+import { BenchArgError, benchArgs } from './args.js';
 import { packedWindow, sharegptDefaultModel } from './lm-config.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const USAGE =
-  'usage: ring-cost [--tokens-per-device 1024] [--devices 1,2,4,8] [--steps 3] [--cores 2] [--out FILE]';
-
-/** Exits 2 with a message naming the argument (a user's mistake, not a crash). */
-function badArgument(message: string): never {
-  console.error(`bench ring-cost: ${message}\n${USAGE}`);
-  process.exit(2);
-}
-
-function parseArgs(argv: string[]) {
-  const known = new Set(['--tokens-per-device', '--devices', '--steps', '--cores', '--out']);
-  const given = new Map<string, string>();
-  for (let i = 0; i < argv.length; i += 2) {
-    if (!known.has(argv[i])) badArgument(`unknown argument '${argv[i]}'`);
-    if (i + 1 >= argv.length) badArgument(`${argv[i]} needs a value`);
-    given.set(argv[i], argv[i + 1]);
-  }
-  const int = (name: string, dflt: number, min: number): number => {
-    const raw = given.get(name);
-    const n = raw === undefined ? dflt : Number(raw);
-    if (!Number.isInteger(n) || n < min) badArgument(`${name} must be an integer ≥ ${min}; got '${raw}'`);
-    return n;
-  };
-  const rawDevices = given.get('--devices') ?? '1,2,4,8';
-  const devices = rawDevices.split(',').map(Number);
-  if (devices.some((n) => !Number.isInteger(n) || n < 1))
-    badArgument(`--devices must be positive integers separated by commas; got '${rawDevices}'`);
-  const tokensPerDevice = int('--tokens-per-device', 1024, 1);
-  if (tokensPerDevice % FINETUNE_DEFAULTS.blockSize !== 0)
-    badArgument(
-      `--tokens-per-device must be a multiple of the block size ${FINETUNE_DEFAULTS.blockSize}; got ${tokensPerDevice}`,
-    );
-  const cores = int('--cores', availableParallelism(), 1);
-  if (cores > availableParallelism())
-    badArgument(
-      `--cores ${cores} exceeds this machine's ${availableParallelism()} cores (it would oversubscribe them)`,
-    );
-  return {
-    tokensPerDevice,
-    devices,
-    steps: int('--steps', 3, 1),
-    cores,
-    out: resolve(given.get('--out') ?? `${root}/bench/results/ring-cost.json`),
-  };
-}
-
-const args = parseArgs(process.argv.slice(2));
-const { tokensPerDevice: c, cores } = args;
+const block = FINETUNE_DEFAULTS.blockSize;
+const machineCores = availableParallelism();
+const args = benchArgs(
+  {
+    script: 'ring-cost',
+    usage: [
+      'npm run build && node dist/bench/ring-cost.js [--tokens-per-device 1024] [--devices 1,2,4,8]',
+      '  [--steps 3] [--cores 2] [--out bench/results/ring-cost.json]',
+    ],
+    options: {
+      'tokens-per-device': {
+        kind: 'number',
+        integer: true,
+        min: 1,
+        default: 1024,
+        description: `tokens each device holds (c), a multiple of the block size ${block}`,
+      },
+      devices: {
+        kind: 'list',
+        of: 'number',
+        integer: true,
+        min: 1,
+        default: [1, 2, 4, 8],
+        description: 'the ring sizes N to measure (a window of N·c tokens each)',
+      },
+      steps: {
+        kind: 'number',
+        integer: true,
+        min: 1,
+        default: 3,
+        description: 'timed steps per row (median)',
+      },
+      cores: {
+        kind: 'number',
+        integer: true,
+        min: 1,
+        default: machineCores,
+        defaultText: `this machine's cores, ${machineCores}`,
+        description: "compute slots C: BPT's data-parallel devices, and the cores the ring shares",
+      },
+      out: {
+        kind: 'string',
+        placeholder: 'FILE',
+        defaultText: 'bench/results/ring-cost.json',
+        description: 'where the JSON goes (written atomically)',
+      },
+    },
+  },
+  (a) => {
+    if (a['tokens-per-device'] % block !== 0)
+      throw new BenchArgError(
+        `--tokens-per-device is not a multiple of the block size ${block}`,
+        `a multiple of ${block}`,
+        String(a['tokens-per-device']),
+      );
+    if (a.cores > machineCores)
+      throw new BenchArgError(
+        `--cores ${a.cores} exceeds this machine's ${machineCores} cores, which would oversubscribe them`,
+        `at most ${machineCores}`,
+        String(a.cores),
+      );
+  },
+);
+const c = args['tokens-per-device'];
+const { cores } = args;
+const out = resolve(args.out ?? `${root}/bench/results/ring-cost.json`);
 const BATCH = 1;
 const PEAK = { size: 1024, repeats: 3 };
 const config = sharegptDefaultModel(1 << 20);
@@ -326,7 +345,7 @@ const result = {
   })),
   date: new Date().toISOString(),
 };
-writeFileAtomic(args.out, `${JSON.stringify(result, null, 2)}\n`);
+writeFileAtomic(out, `${JSON.stringify(result, null, 2)}\n`);
 
 console.log(
   `${cpuModel}; ${cores} cores, 1 thread per device, ${cores} compute slots; ${c} tokens per device; per-core peak ${peak.toFixed(2)} GFLOP/s`,
@@ -340,4 +359,4 @@ for (const r of rows)
   console.log(
     `| ${r.method === 'bpt' ? 'BPT (data-parallel)' : 'ring'} | ${r.devices} | ${r.cores} | ${r.seqLen} | ${r.tokensPerSec} | ${r.stepMs.toFixed(0)} | ${r.modelGflops.toFixed(2)} | ${(100 * r.mfu).toFixed(2)}% | ${r.costMfuPoints ?? '–'} | ${r.loadBefore} → ${r.loadAfter} | ${r.otherCpuShare === null ? '–' : `${(100 * r.otherCpuShare).toFixed(0)}%`} |`,
   );
-console.error(`bench ring-cost: wrote ${args.out}`);
+console.error(`bench ring-cost: wrote ${out}`);

@@ -21,24 +21,47 @@ import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { RingGroup, ringAttention } from '../cluster/index.js';
 import { Rng, writeFileAtomic } from '../common/index.js';
 import { initBackend } from '../native/index.js';
 import { type RingTransport, ringAttentionDevice } from '../ring/index.js';
-import { RingGroup, ringAttention } from '../cluster/index.js';
+import { benchArgs } from './args.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : dflt;
-};
-const repeats = Number(arg('--repeats', '3'));
-const sizes = arg('--sizes', '8,32,128,512,2048').split(',').map(Number);
+const args = benchArgs({
+  script: 'ring-transport',
+  usage: [
+    'npm run build && node dist/bench/ring-transport.js [--repeats 3] [--sizes 8,32,128,512,2048] [--shaped-mbit 100]',
+  ],
+  options: {
+    repeats: {
+      kind: 'number',
+      integer: true,
+      min: 1,
+      default: 3,
+      description: 'timed steps per row (the best kept)',
+    },
+    sizes: {
+      kind: 'list',
+      of: 'number',
+      integer: true,
+      min: 1,
+      default: [8, 32, 128, 512, 2048],
+      description: 'block sizes c, tokens per device',
+    },
+    'shaped-mbit': {
+      kind: 'number',
+      default: 100,
+      description: 'the shaped veth link between the two "hosts", in Mbit/s (needs root)',
+    },
+  },
+});
+const { repeats, sizes } = args;
 const N = 2;
 const shape = { B: 1, H: 4, D: 32 };
 const d = shape.H * shape.D; // hidden size d of the paper's formulas
 const blockSizeFor = (c: number) => Math.min(512, c);
-const shapedMbit = Number(arg('--shaped-mbit', '100'));
+const shapedMbit = args['shaped-mbit'];
 type Net = 'loopback' | 'shaped';
 
 /** Device 0 of a 2-ring whose neighbour is itself: the same compute, no communication cost. */

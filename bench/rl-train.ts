@@ -26,31 +26,92 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../common/index.js';
 import { FileStore } from '../experiments/tracking/index.js';
-import { profileTable, profileTraining } from './rl-train-profile.js';
+import { BenchArgError, benchArgs } from './args.js';
 import { ANT, ANT_TRAIN, presetOf, presetParameters, presetSets } from './rl-train-models.js';
+import { profileTable, profileTraining } from './rl-train-profile.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : dflt;
-};
-const preset = presetOf(arg('--model', 'medium'));
-const profile = argv.includes('--profile');
-const withTorch = !argv.includes('--no-torch');
-const steps = Number(arg('--steps', profile ? '5' : '20'));
+const IMPL = /^(vanilla|memeff|blockwise|ring)(:[1-9][0-9]*)?$/;
+const args = benchArgs(
+  {
+    script: 'rl-train',
+    usage: [
+      'npm run build && node dist/bench/rl-train.js [--model medium|large] [--steps 20]',
+      '  [--paths native] [--impls blockwise,ring:2] [--no-torch] [--algo at]',
+      'node dist/bench/rl-train.js --profile [--model medium|large] [--steps 5] [--optimiser fused|tfjs]',
+    ],
+    options: {
+      model: {
+        kind: 'string',
+        choices: ['medium', 'large'],
+        default: 'medium',
+        description:
+          "the policy: ant-medium.yaml as it ships, or issue 14's larger one (rl-train-large.json)",
+      },
+      steps: {
+        kind: 'number',
+        integer: true,
+        min: 1,
+        defaultText: '20, or 5 with --profile',
+        description: 'training steps per run',
+      },
+      profile: {
+        kind: 'boolean',
+        description: 'break a native blockwise step down by phase, kernel and addon call instead',
+      },
+      'no-torch': { kind: 'boolean', description: 'skip the PyTorch twin (bench/rl_train_torch.py)' },
+      algo: {
+        kind: 'string',
+        choices: ['at', 'dt', 'bc'],
+        default: 'at',
+        description: 'the offline-rl algorithm',
+      },
+      paths: {
+        kind: 'list',
+        of: 'string',
+        choices: ['tfjs', 'native'],
+        default: ['native'],
+        description: 'kernels: tfjs runs with RING_NATIVE=0, native with the addon where it loads',
+      },
+      impls: {
+        kind: 'list',
+        of: 'string',
+        placeholder: 'ATTENTION[:DEVICES],…',
+        default: ['blockwise', 'ring:2'],
+        description: 'attention implementations (vanilla, memeff, blockwise, ring) and device counts',
+      },
+      optimiser: {
+        kind: 'string',
+        choices: ['fused', 'tfjs'],
+        default: 'fused',
+        description: "with --profile: the native fused AdamW or tfjs's",
+      },
+    },
+  },
+  (a) => {
+    const bad = a.impls.find((s) => !IMPL.test(s));
+    if (bad !== undefined)
+      throw new BenchArgError(
+        `bad item '${bad}' in --impls`,
+        'ATTENTION[:DEVICES] with ATTENTION one of vanilla, memeff, blockwise, ring and DEVICES ≥ 1',
+        `'${a.impls.join(',')}'`,
+      );
+  },
+);
+const preset = presetOf(args.model);
+const profile = args.profile;
+const withTorch = !args['no-torch'];
+const steps = args.steps ?? (profile ? 5 : 20);
 const warmupSteps = 5;
-const algo = arg('--algo', 'at');
+const algo = args.algo;
 // NOTE: 'tfjs' runs with RING_NATIVE=0 (the pure-tfjs kernels), 'native' with the native addon when it loads.
 // The default is the fast path only, so a run takes a couple of minutes (issue 14); the full
 // matrix is --paths tfjs,native --impls vanilla,memeff,blockwise,ring:2,ring:4
-const paths = arg('--paths', 'native').split(',');
-const impls = arg('--impls', 'blockwise,ring:2')
-  .split(',')
-  .map((s) => {
-    const [attention, devices = '1'] = s.split(':');
-    return { attention, devices: Number(devices) };
-  });
+const paths = args.paths;
+const impls = args.impls.map((s) => {
+  const [attention, devices = '1'] = s.split(':');
+  return { attention, devices: Number(devices) };
+});
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -210,7 +271,7 @@ const ratio = (r: Row, base: Row | undefined) =>
   base ? (r.tokensPerSec / base.tokensPerSec).toFixed(2) : '—';
 
 async function runProfile(): Promise<void> {
-  const fusedOptimiser = arg('--optimiser', 'fused') !== 'tfjs';
+  const fusedOptimiser = args.optimiser !== 'tfjs';
   const result = await profileTraining(preset, { steps, warmup: 3, fusedOptimiser });
   const machine = { cpus: cpus().length, model: cpus()[0]?.model.trim(), load: loadavg() };
   const suffix = `${preset.name === 'medium' ? '' : `-${preset.name}`}${fusedOptimiser ? '' : '-tfjs-optimiser'}`;

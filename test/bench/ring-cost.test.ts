@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { llamaTrainingFlops } from '../../lm/index.js';
 import { sharegptDefaultModel } from '../../bench/lm-config.js';
+import { llamaTrainingFlops } from '../../lm/index.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const bench = fileURLToPath(new URL('../../bench/ring-cost.js', import.meta.url));
@@ -94,9 +94,12 @@ test('ring-cost --steps 1 --tokens-per-device 64 --devices 1,2 --out <tmp>: BPT 
 });
 
 for (const [args, named] of [
-  [['--devices', '0,2'], /--devices must be positive integers/],
-  [['--tokens-per-device', '100'], /--tokens-per-device must be a multiple of the block size 64; got 100/],
-  [['--steps', 'x'], /--steps must be an integer ≥ 1; got 'x'/],
+  [['--devices', '0,2'], /bad value for --devices \(expected integers ≥ 1 separated by commas, got '0,2'\)/],
+  [
+    ['--tokens-per-device', '100'],
+    /--tokens-per-device is not a multiple of the block size 64 \(expected a multiple of 64, got 100\)/,
+  ],
+  [['--steps', 'x'], /bad value for --steps \(expected an integer ≥ 1, got 'x'\)/],
   [['--tokens'], /unknown argument '--tokens'/],
   [['--cores', '4096'], /--cores 4096 exceeds this machine's \d+ cores/],
   [['--out'], /--out needs a value/],
