@@ -179,6 +179,7 @@ export async function profileTraining(
     blockSize: ANT_TRAIN.blockSize,
     // NOTE: as ant-medium.yaml, which the throughput bench runs: the native block keeps q, k, v
     keepAttention: ANT_TRAIN.keepAttention,
+    keepFfn: ANT_TRAIN.keepFfn,
   });
   const rng = new Rng(0);
   const model = new TrajectoryTransformer(config, rng);

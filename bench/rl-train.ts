@@ -16,7 +16,7 @@
  * bench/results/rl-train-profile[-large].json).
  *
  *   npm run build && node dist/bench/rl-train.js [--model medium|large] [--steps 20]
- *     [--paths native] [--impls blockwise,ring:2] [--no-torch] [--algo at]
+ *     [--paths native] [--impls blockwise,ring:2] [--no-torch] [--algo at] [--set KEY=VALUE,…]
  *   node dist/bench/rl-train.js --profile [--model medium|large] [--steps 5] [--optimiser fused|tfjs]
  */
 import { spawnSync } from 'node:child_process';
@@ -37,7 +37,7 @@ const args = benchArgs(
     script: 'rl-train',
     usage: [
       'npm run build && node dist/bench/rl-train.js [--model medium|large] [--steps 20]',
-      '  [--paths native] [--impls blockwise,ring:2] [--no-torch] [--algo at]',
+      '  [--paths native] [--impls blockwise,ring:2] [--no-torch] [--algo at] [--set KEY=VALUE,…]',
       'node dist/bench/rl-train.js --profile [--model medium|large] [--steps 5] [--optimiser fused|tfjs]',
     ],
     options: {
@@ -80,6 +80,14 @@ const args = benchArgs(
         default: ['blockwise', 'ring:2'],
         description: 'attention implementations (vanilla, memeff, blockwise, ring) and device counts',
       },
+      set: {
+        kind: 'list',
+        of: 'string',
+        placeholder: 'KEY=VALUE,…',
+        default: [],
+        description:
+          'extra config overrides for every run, as exp run --set takes them (an A/B of one setting: offline-rl.model.keepFfn=false)',
+      },
       optimiser: {
         kind: 'string',
         choices: ['fused', 'tfjs'],
@@ -89,6 +97,9 @@ const args = benchArgs(
     },
   },
   (a) => {
+    const noValue = a.set.find((s) => !/^[\w.-]+=./.test(s));
+    if (noValue !== undefined)
+      throw new BenchArgError(`bad item '${noValue}' in --set`, 'KEY=VALUE', `'${a.set.join(',')}'`);
     const bad = a.impls.find((s) => !IMPL.test(s));
     if (bad !== undefined)
       throw new BenchArgError(
@@ -143,6 +154,7 @@ async function measure(path: string, attention: string, devices: number): Promis
     'offline-rl.eval.maxEpisodeSteps=20',
     'checkpoint.every=0',
     ...presetSets(preset),
+    ...args.set,
   ];
   const res = spawnSync(
     process.execPath,
@@ -310,6 +322,7 @@ async function main(): Promise<void> {
     steps,
     warmupSteps,
     paths,
+    sets: args.set,
     parameters: { ours: rows[0]?.parameters, torch: torchRuns[0]?.parameters },
     rows: rows.map((r) => ({
       ...r,
