@@ -305,24 +305,8 @@ describe('native block: keepAttention and keepFfn', { skip }, () => {
   for (const extra of configs) {
     test(`kept tensors give the recomputed bits (${extra.ffn}, ${extra.norm} norm)`, () => {
       const rng = new Rng((Math.random() * 2 ** 31) | 0);
-      const c: TransformerBlockConfig = {
-        dModel: 32,
-        heads: 4,
-        kvHeads: 2,
-        ffnHidden: 64,
-        ffn: 'swiglu',
-        norm: 'rms',
-        normEps: 1e-5,
-        rope: { theta: 10000 },
-        attention: 'blockwise',
-        blockSize: 16,
-        ffnChunk: 32,
-        causal: true,
-        ...extra,
-      };
-      const w = initBlock(c, rng, 2);
-      const vars = Object.values(w).filter((v): v is tf.Variable => v !== undefined);
-      // 2 × 90 rows: the FFN's 32-row chunks end part-way, so a kept chunk's offset is exercised
+      const { c, w, vars } = randomBlock(extra, rng);
+      // 2 × 90 = 180 rows: the native side's second 128-row chunk is partial and starts at an offset
       const x = tf.tensor3d(rng.normalArray(2 * 90 * 32), [2, 90, 32]);
       const dy = tf.tensor3d(rng.normalArray(2 * 90 * 32), [2, 90, 32]);
       const run = (keepAttention: boolean, keepFfn: boolean) =>
