@@ -15,32 +15,10 @@ import { RingGroup } from '../cluster/index.js';
 import { writeFileAtomic } from '../common/index.js';
 import { type AttentionBenchResult, benchAttention } from '../experiments/bench/attention.js';
 import { initBackend } from '../native/index.js';
-import { benchArgs } from './args.js';
+import { BenchArgError, benchArgs } from './args.js';
 import { nativeKernels, torchSdpa } from './torch-sdpa.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const args = benchArgs({
-  script: 'attention-grid',
-  usage: ['npm run build && node dist/bench/attention-grid.js [--only 0,3,5] [--repeats 2]'],
-  options: {
-    only: {
-      kind: 'list',
-      of: 'number',
-      integer: true,
-      min: 0,
-      defaultText: 'every shape',
-      description: 'run only these shapes of the grid (0–9), and write no JSON',
-    },
-    repeats: {
-      kind: 'number',
-      integer: true,
-      min: 0,
-      default: 2,
-      description: 'timed repeats per shape (1 at L 16K)',
-    },
-  },
-});
-
 interface Shape {
   batch: number;
   heads: number;
@@ -78,6 +56,39 @@ const GRID: Shape[] = [
   shape(2, 16, 4, 128, 4096, false), // GQA, batch 2, D 128
 ];
 const BLOCK = 512;
+
+const args = benchArgs(
+  {
+    script: 'attention-grid',
+    usage: ['npm run build && node dist/bench/attention-grid.js [--only 0,3,5] [--repeats 2]'],
+    options: {
+      only: {
+        kind: 'list',
+        of: 'number',
+        integer: true,
+        min: 0,
+        defaultText: 'every shape',
+        description: `run only these shapes of the grid (0–${GRID.length - 1}), and write no JSON`,
+      },
+      repeats: {
+        kind: 'number',
+        integer: true,
+        min: 0,
+        default: 2,
+        description: 'timed repeats per shape (1 at L 16K)',
+      },
+    },
+  },
+  (a) => {
+    const outside = a.only?.find((i) => i >= GRID.length);
+    if (outside !== undefined)
+      throw new BenchArgError(
+        `no shape ${outside} in --only`,
+        `shape numbers 0–${GRID.length - 1}`,
+        `'${a.only?.join(',')}'`,
+      );
+  },
+);
 
 const label = (s: Shape) =>
   `B${s.batch} H${s.heads}${s.kvHeads !== s.heads ? `/${s.kvHeads}` : ''} D${s.headDim} L${s.seqLen / 1024}K${s.causal ? ' causal' : ''}`;
