@@ -7,9 +7,10 @@
  * ring's throughput at N = 2. Writes bench/results/attention-grid.json and prints a Markdown table
  * (with the kernels line: which ISA's tiles ran).
  *
- *   npm run build && node dist/bench/attention-grid.js [--only 0,3,5] [--repeats 2]
+ *   npm run build && node dist/bench/attention-grid.js [--only 0,3,5] [--repeats 2] [--out FILE]
  */
 import { cpus, loadavg } from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RingGroup } from '../cluster/index.js';
 import { writeFileAtomic } from '../common/index.js';
@@ -60,7 +61,7 @@ const BLOCK = 512;
 const args = benchArgs(
   {
     script: 'attention-grid',
-    usage: ['npm run build && node dist/bench/attention-grid.js [--only 0,3,5] [--repeats 2]'],
+    usage: ['npm run build && node dist/bench/attention-grid.js [--only 0,3,5] [--repeats 2] [--out FILE]'],
     options: {
       only: {
         kind: 'list',
@@ -76,6 +77,12 @@ const args = benchArgs(
         min: 0,
         default: 2,
         description: 'timed repeats per shape (1 at L 16K)',
+      },
+      out: {
+        kind: 'string',
+        default: 'bench/results/attention-grid.json',
+        placeholder: 'FILE',
+        description: "where the JSON goes (relative to the repository), e.g. an AVX2 build's own file",
       },
     },
   },
@@ -161,12 +168,11 @@ async function main(): Promise<void> {
     },
     rows,
   };
-  if (!only)
-    writeFileAtomic(`${root}/bench/results/attention-grid.json`, `${JSON.stringify(result, null, 2)}\n`);
+  if (!only) writeFileAtomic(resolve(root, args.out), `${JSON.stringify(result, null, 2)}\n`);
   const f = (x: number) => x.toFixed(2);
   const ms = (a: number, b: number) => `${a.toFixed(0)} / ${b.toFixed(0)}`;
   const lines = [
-    `ms forward / forward+backward; ${backend.name} backend, ${kernels}; ${result.machine.cpu}; torch ${rows[0]?.torch.torch} (${rows[0]?.torch.threads} threads)`,
+    `ms forward / forward+backward; ${backend.name} backend, ${kernels}; ${result.machine.cpu}; torch ${rows[0]?.torch.torch} (${rows[0]?.torch.threads} threads, ${rows[0]?.torch.cpuCapability ?? '?'} kernels)`,
     '',
     '| shape (load) | PyTorch SDPA | blockwise, 1 device | ring N=2 | fwd ÷ torch | fwd+bwd ÷ torch | 1 device ÷ ring N=2 |',
     '|---|---|---|---|---:|---:|---:|',

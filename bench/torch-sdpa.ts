@@ -25,6 +25,11 @@ export interface TorchRow extends TorchSdpaShape {
   fwdBwdMs: number;
   torch: string;
   threads: number;
+  /**
+   * The vector ISA of ATen's CPU kernels ('AVX512', 'AVX2', …): the machine's best unless
+   * ATEN_CPU_CAPABILITY lowers it (an AVX2 machine emulated on an AVX-512 one).
+   */
+  cpuCapability?: string;
 }
 
 /**

@@ -48,6 +48,7 @@ def main():
             q.grad = k.grad = v.grad = None
 
         out.append({**s, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "cpuCapability": torch.backends.cpu.get_cpu_capability(),
                     "fwdMs": best_ms(fwd, repeats), "fwdBwdMs": best_ms(fwd_bwd, repeats)})
     json.dump(out, sys.stdout)
 
