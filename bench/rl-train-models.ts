@@ -31,7 +31,7 @@ export const ANT_TRAIN = {
   clip: 0.25,
   blockSize: 128,
   keepAttention: true,
-  keepFfn: true,
+  keepFfn: false,
 } as const;
 
 export function presetOf(name: string): PolicyPreset {
