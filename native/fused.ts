@@ -267,14 +267,7 @@ export function qkvBackward(
 
 /** y (B, T, Dm) = x1 + FFN(norm(x1) ∘ gain), x1 = x + merge(o) · wo; o (B, H, T, Dh). */
 export function postForward(g: BlockHalves, x: tf.Tensor, o: tf.Tensor, w: PostWeights): tf.Tensor {
-  const addon = halvesAddon();
-  const [y] = onBackendMemory(
-    [x, o, w.wo, w.gain, w.up, w.down, w.gate],
-    [x.shape],
-    ([xv, ov, wo, gv, up, down, gate], [yv]) =>
-      addon.postForward(xv!, ov!, wo!, gv!, up!, down!, gate, yv, ...postGeometry(g)),
-  );
-  return y;
+  return postForwardCall(g, x, o, w, false).y;
 }
 
 /**
@@ -288,14 +281,36 @@ export function postForwardKeeping(
   o: tf.Tensor,
   w: PostWeights,
 ): { y: tf.Tensor; kept: tf.Tensor[] } {
+  return postForwardCall(g, x, o, w, true);
+}
+
+/** The addon's postForward, with the kept activations as outputs when `keep`. */
+function postForwardCall(
+  g: BlockHalves,
+  x: tf.Tensor,
+  o: tf.Tensor,
+  w: PostWeights,
+  keep: boolean,
+): { y: tf.Tensor; kept: tf.Tensor[] } {
   const addon = halvesAddon();
   const N = g.B * g.T;
-  const glu = w.gate !== null;
+  const keptShapes = keep ? [[N, g.Dm], [N, g.F], ...(w.gate ? [[N, g.F]] : [])] : [];
   const [y, ...kept] = onBackendMemory(
     [x, o, w.wo, w.gain, w.up, w.down, w.gate],
-    [x.shape, [N, g.Dm], [N, g.F], ...(glu ? [[N, g.F]] : [])],
+    [x.shape, ...keptShapes],
     ([xv, ov, wo, gv, up, down, gate], [yv, x1, u, gk]) =>
-      addon.postForward(xv!, ov!, wo!, gv!, up!, down!, gate, yv, ...postGeometry(g), x1, u, gk ?? null),
+      addon.postForward(
+        xv!,
+        ov!,
+        wo!,
+        gv!,
+        up!,
+        down!,
+        gate,
+        yv,
+        ...postGeometry(g),
+        ...((keep ? [x1, u, gk ?? null] : []) as PostKeepArgs),
+      ),
   );
   return { y, kept };
 }

@@ -1567,7 +1567,7 @@ static int rowThreads(double work, int threads, int tasks) {
 }
 
 // One chunk: y (rows, Dm) = x + FFN(norm(x) ∘ gain), x and y rows of the chunk (y may not be x).
-// One chunk's forward. With uKeep (rows, F) (and gKeep for SwiGLU) the pre-activations land there
+// With uKeep (rows, F) (and gKeep for SwiGLU) the pre-activations land there
 // for the backward to read instead of recomputing them (the block's keepFfn).
 static void ffnChunkForward(const Ffn& f, const float* x, int rows, float* y, float* uKeep = nullptr,
                             float* gKeep = nullptr) {
@@ -1799,6 +1799,10 @@ static double postWork(const Post& p) {
 // and the pre-activations u (N, F), g (N, F, SwiGLU only). All null: the backward recomputes them.
 struct PostKeep {
   float *x1 = nullptr, *u = nullptr, *g = nullptr;
+  // the rows of the chunk starting at row r0 (null stays null)
+  PostKeep chunk(long r0, int Dm, int F) const {
+    return {x1 ? x1 + r0 * Dm : nullptr, u ? u + r0 * F : nullptr, g ? g + r0 * F : nullptr};
+  }
 };
 
 static void postForward(const Post& p, float* y, const PostKeep& keep = {}) {
@@ -1806,11 +1810,11 @@ static void postForward(const Post& p, float* y, const PostKeep& keep = {}) {
   parallelFor(rowThreads(postWork(p), p.ffn.threads, tasks), tasks, [&](int task, int) {
     const long r0 = static_cast<long>(task) * FFN_CHUNK;
     const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, p.ffn.N - r0));
-    Buf merged(static_cast<size_t>(rows) * p.H * p.Dh), x1(keep.x1 ? 1 : static_cast<size_t>(rows) * Dm);
-    float* x1p = keep.x1 ? keep.x1 + r0 * Dm : x1.p;
+    const PostKeep k = keep.chunk(r0, Dm, F);
+    Buf merged(static_cast<size_t>(rows) * p.H * p.Dh), x1(k.x1 ? 1 : static_cast<size_t>(rows) * Dm);
+    float* x1p = k.x1 ? k.x1 : x1.p;
     postResidual(p, r0, rows, merged.p, x1p);
-    ffnChunkForward(p.ffn, x1p, rows, y + r0 * Dm, keep.u ? keep.u + r0 * F : nullptr,
-                    keep.g ? keep.g + r0 * F : nullptr);
+    ffnChunkForward(p.ffn, x1p, rows, y + r0 * Dm, k.u, k.g);
   });
 }
 
@@ -1828,15 +1832,16 @@ static void postBackward(const Post& p, const float* dy, float* dx, float* dO, f
   parallelForStatic(threads, tasks, [&](int task, int tid) {
     const long r0 = static_cast<long>(task) * FFN_CHUNK;
     const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, f.N - r0));
-    Buf merged(static_cast<size_t>(rows) * W), x1(kept.x1 ? 1 : static_cast<size_t>(rows) * Dm);
-    const float* x1p = kept.x1 ? kept.x1 + r0 * Dm : x1.p;
-    if (kept.x1)
+    const PostKeep k = kept.chunk(r0, Dm, f.F);
+    Buf merged(static_cast<size_t>(rows) * W), x1(k.x1 ? 1 : static_cast<size_t>(rows) * Dm);
+    const float* x1p = k.x1 ? k.x1 : x1.p;
+    if (k.x1)
       fromHeads(p.o, rows, r0, p.T, p.H, p.Dh, nullptr, nullptr, merged.p);  // dWo still needs merge(o)
     else
       postResidual(p, r0, rows, merged.p, x1.p);
     float* dxr = dx + r0 * Dm;  // dx1 = dx: x1 = x + …
     ffnChunkBackward(f, x1p, rows, dy + r0 * Dm, dxr, sums.at(tid, 0), sums.at(tid, 1), sums.at(tid, 2),
-                     sums.at(tid, 3), kept.u ? kept.u + r0 * f.F : nullptr, kept.g ? kept.g + r0 * f.F : nullptr);
+                     sums.at(tid, 3), k.u, k.g);
     gemmOne(merged.p, W, true, dxr, Dm, false, sums.at(tid, 4), Dm, W, Dm, rows, true);  // dWo += mergedᵀ · dx1
     gemmOne(dxr, Dm, false, woT.buf.p, W, false, merged.p, W, rows, W, Dm, false);       // d merged = dx1 · woᵀ
     toHeads(merged.p, rows, r0, p.T, p.H, p.Dh, nullptr, nullptr, dO);
