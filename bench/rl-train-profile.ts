@@ -17,7 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../common/index.js';
 import type { AtBatch } from '../datasets/index.js';
-import { initBackend, timeNativeCalls } from '../native/index.js';
+import { initBackend, nativeAddon, nativeThreads, timeNativeCalls } from '../native/index.js';
 import { atModelConfig, atTokens } from '../rl/policies/agentic-transformer.js';
 import type { TokenBatch } from '../rl/policies/tokens.js';
 import { TrajectoryTransformer } from '../rl/policies/trajectory-transformer.js';
@@ -57,6 +57,11 @@ export interface ProfileResult {
   fusedOptimiser: boolean;
   /** The optimiser fused vs on tfjs kernels, steps alternated; `steps` pairs. */
   optimiserAB: { fused: OptimiserTiming; tfjs: OptimiserTiming; steps: number };
+  /**
+   * Mean step ms per helper polling time (the addon's `helperSpin`, µs), steps alternated over
+   * the settings; absent where the addon lacks it or runs on one thread.
+   */
+  helperSpinAB?: { micros: number; stepMs: number }[];
   /** Mean ms per step of each phase, unprofiled. */
   phases: PhaseTimes & { total: number };
   /** Wall ms of a step under tf.profile (its bookkeeping included). */
@@ -94,6 +99,9 @@ function randomChains(p: PolicyPreset, rng: Rng): AtBatch {
     targets: new Float64Array(B),
   };
 }
+
+/** The helper polling times the profile compares (µs). */
+const SPIN_MICROS = [0, 50, 200, 1000];
 
 type Timer = (phase: keyof PhaseTimes, ms: number) => void;
 
@@ -209,6 +217,23 @@ export async function profileTraining(
           if (p === 'optimiser') ab[key].optimiserMs += ms / o.steps;
         });
 
+    // the helper threads' polling time, alternated step by step (native/src `spinMicros`)
+    const addonNow = nativeAddon();
+    let helperSpinAB: ProfileResult['helperSpinAB'];
+    if (addonNow?.helperSpin && nativeThreads() > 1) {
+      const before = addonNow.helperSpin();
+      helperSpinAB = SPIN_MICROS.map((micros) => ({ micros, stepMs: 0 }));
+      try {
+        for (let i = 0; i < o.steps; i++)
+          for (const row of helperSpinAB) {
+            addonNow.helperSpin(row.micros);
+            step(model, optimizer, chains, (_, ms) => (row.stepMs += ms / o.steps));
+          }
+      } finally {
+        addonNow.helperSpin(before);
+      }
+    }
+
     // phases, unprofiled
     const phases: PhaseTimes = { host: 0, forward: 0, backward: 0, optimiser: 0 };
     for (let i = 0; i < o.steps; i++) step(model, optimizer, chains, (p, ms) => (phases[p] += ms));
@@ -243,6 +268,7 @@ export async function profileTraining(
       steps: o.steps,
       fusedOptimiser: o.fusedOptimiser,
       optimiserAB: { ...ab, steps: o.steps },
+      helperSpinAB,
       phases: { ...phases, total },
       profiledStepMs,
       kernels: kernelRows,
@@ -283,6 +309,12 @@ export function profileTable(r: ProfileResult, top = 15): string {
     `| step (unprofiled) | ${p.total.toFixed(1)} | 100% |`,
     '',
     `optimiser (clip + AdamW), ${r.optimiserAB.steps} steps each, alternated: fused native ${ab.fused.optimiserMs.toFixed(2)} ms (step ${ab.fused.stepMs.toFixed(1)} ms); tfjs kernels ${ab.tfjs.optimiserMs.toFixed(2)} ms (step ${ab.tfjs.stepMs.toFixed(1)} ms); step ratio ${(ab.tfjs.stepMs / ab.fused.stepMs).toFixed(3)}`,
+    ...(r.helperSpinAB
+      ? [
+          '',
+          `helper polling (addon helperSpin), ${r.steps} steps each, alternated: ${r.helperSpinAB.map((h) => `${h.micros} µs ${h.stepMs.toFixed(1)} ms`).join('; ')}`,
+        ]
+      : []),
     '',
     `profiled step ${r.profiledStepMs.toFixed(1)} ms; tfjs kernels ${pct(r.kernelShare)} of it, ${r.kernelCallsPerStep.toFixed(0)} kernel calls/step`,
     ...table('tfjs kernel', r.kernels),

@@ -159,6 +159,8 @@ async function measure(path: string, attention: string, devices: number): Promis
   const res = spawnSync(
     process.execPath,
     [
+      // node's own flags reach the run (e.g. V8's GC options for an A/B)
+      ...process.execArgv,
       join(root, 'bin/exp.js'),
       'run',
       'ant-medium.yaml',

@@ -26,6 +26,12 @@ export interface NativeAddon {
   simd(): string;
   /** The calling convention's revision (ADDON_ABI: the one this code speaks). */
   abi(): number;
+  /**
+   * How long (µs) the process's helper threads poll for the next parallel call before parking,
+   * and a caller for its helpers before waiting; sets it when given, returns the value before.
+   * Default `RING_NATIVE_SPIN_US`, else the addon's own. Optional: older builds lack it.
+   */
+  helperSpin?(micros?: number): number;
   /** c (M, N) = op(a) · op(b); a (M, K) or (K, M) when transA; b (K, N) or (N, K) when transB. */
   sgemm(
     a: Float32Array,

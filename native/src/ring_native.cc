@@ -22,6 +22,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <cmath>
@@ -74,15 +76,29 @@ ByteCounter& byteCounter() { return activeCounter ? *activeCounter : ownCounter;
 // Each calling thread (the main thread, or one ring device's worker) keeps its own pool of helper
 // threads, started on first need and parked on a condition variable between calls.
 // NOTE: starting threads per call cost 20–50 µs each and made small products slower on 2 threads
-// than on 1; waking a parked thread is a futex wake. No spinning: on a 2-core machine a spinning
-// helper would steal the core another ring device computes on.
+// than on 1; waking a parked thread is a futex wake. Between rounds a helper may poll for a
+// bounded time before it parks (spinMicros below), off by default: an ant-medium step's native
+// calls run only 1.0–1.35× faster on 2 threads than on 1, and a parked helper's wake (in a VM, a
+// trip through the host) looked like the cause, but polling 300 µs measured 0.97–1.13× the step
+// speed of parking at once (steps alternated within one `exp run`, 2-core AMD EPYC, 2026-12-07).
+// Polling without bound would steal the core another ring device or process computes on.
+constexpr long DEFAULT_SPIN_MICROS = 0;
+
+// How long a helper polls for the next round before it parks, and a caller for its helpers
+// before it waits (µs; RING_NATIVE_SPIN_US, helperSpin()): for machines where a wake costs more
+// (bench/rl-train --profile compares 0, 50, 200 and 1000 µs step by step).
+std::atomic<long> spinMicrosSetting{[] {
+  const char* env = std::getenv("RING_NATIVE_SPIN_US");
+  return env && *env ? std::max(0L, std::strtol(env, nullptr, 10)) : DEFAULT_SPIN_MICROS;
+}()};
+static long spinMicros() { return spinMicrosSetting.load(std::memory_order_relaxed); }
 
 class HelperPool {
  public:
   ~HelperPool() {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (auto& th : threads_) th.join();
@@ -99,31 +115,49 @@ class HelperPool {
       job_ = &work;
       owner_ = &byteCounter();
       active_ = helpers;
-      remaining_ = helpers;
-      generation_++;
+      remaining_.store(helpers, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     work(0);
+    spinWhile([this] { return remaining_.load(std::memory_order_acquire) != 0; });
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return remaining_ == 0; });
+    done_.wait(lock, [this] { return remaining_.load(std::memory_order_relaxed) == 0; });
     job_ = nullptr;
   }
 
  private:
+  // Polls `busy` for up to spinMicros() before the caller parks on a condition variable.
+  template <class Busy>
+  static void spinWhile(Busy&& busy) {
+    const long micros = spinMicros();
+    if (micros <= 0) return;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+    for (int i = 0; busy(); i++) {
+#if RING_SIMD
+      _mm_pause();
+#endif
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) return;
+    }
+  }
+
   void loop(int index) {
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      lock.unlock();
+      spinWhile([&] { return generation_.load(std::memory_order_acquire) == seen && !stop_.load(); });
+      lock.lock();
+      wake_.wait(lock, [&] { return stop_.load() || generation_.load(std::memory_order_relaxed) != seen; });
+      if (stop_.load()) return;
+      seen = generation_.load(std::memory_order_relaxed);
       if (index > active_) continue;  // this round needs fewer helpers
       const std::function<void(int)>* job = job_;
       activeCounter = owner_;  // what this helper allocates is the calling device's
       lock.unlock();
       (*job)(index);
       lock.lock();
-      if (--remaining_ == 0) done_.notify_one();
+      if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_.notify_one();
     }
   }
 
@@ -133,10 +167,10 @@ class HelperPool {
   std::condition_variable done_;
   const std::function<void(int)>* job_ = nullptr;
   ByteCounter* owner_ = nullptr;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
   int active_ = 0;
-  int remaining_ = 0;
-  bool stop_ = false;
+  std::atomic<int> remaining_{0};
+  std::atomic<bool> stop_{false};
 };
 
 HelperPool& helperPool() {
@@ -2562,6 +2596,29 @@ napi_value Info(napi_env env, napi_callback_info) {
 // abi(): the calling convention's revision. 2: attnForward's optional lse (the last chunk
 // finalises) and rowDot's threads; 3: postForward's and postBackward's kept activations.
 // native/addon.ts refuses an older build, which would ignore the new arguments instead of failing.
+// helperSpin(micros?): the polling time of every helper pool in this process (µs); sets it when
+// given (≥ 0), returns the value before.
+napi_value HelperSpin(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  const long before = spinMicros();
+  napi_valuetype type = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &type);
+  if (type == napi_number) {
+    double micros = 0;
+    napi_get_value_double(env, argv[0], &micros);
+    if (!(micros >= 0) || micros > 1e6) {
+      napi_throw_range_error(env, nullptr, "helperSpin: micros must be a number in 0 … 1e6");
+      return nullptr;
+    }
+    spinMicrosSetting.store(static_cast<long>(micros));
+  }
+  napi_value out;
+  napi_create_double(env, static_cast<double>(before), &out);
+  return out;
+}
+
 napi_value Abi(napi_env env, napi_callback_info) {
   napi_value out;
   napi_create_int32(env, 3, &out);
@@ -2590,6 +2647,7 @@ NAPI_MODULE_INIT() {
       {"headLoss", nullptr, HeadLossFn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"abi", nullptr, Abi, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"helperSpin", nullptr, HelperSpin, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"nativeBytes", nullptr, NativeBytes, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resetNativePeak", nullptr, ResetNativePeak, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

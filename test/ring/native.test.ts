@@ -428,6 +428,49 @@ describe('native thread count', { skip }, () => {
   });
 });
 
+describe('native helper threads poll before parking (helperSpin)', { skip }, () => {
+  test('polling or parking at once gives the same bits; the setting round-trips; bad values are refused', () => {
+    const a = addon!;
+    assert.equal(typeof a.helperSpin, 'function', 'this addon build lacks helperSpin');
+    const seed = (Math.random() * 2 ** 31) | 0;
+    const rng = new Rng(seed);
+    const [B, H, T, D] = [2, 4, 300, 16];
+    const q = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
+    const k = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
+    const v = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
+    const dOut = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
+    const x = tf.tensor2d(rng.normalArray(300 * 200), [300, 200]);
+    const y = tf.tensor2d(rng.normalArray(200 * 150), [200, 150]);
+    const before = a.helperSpin!();
+    configureNative({ threads: 3 });
+    // returns the setting it replaced and every output's bits
+    const run = (micros: number) => {
+      const replaced = a.helperSpin!(micros);
+      assert.equal(a.helperSpin!(), micros);
+      const r = tf.valueAndGrads((p: tf.Tensor, k2: tf.Tensor, v2: tf.Tensor) =>
+        blockwiseAttention(p, k2, v2, { causal: true }),
+      )([q, k, v], dOut);
+      const bits = [r.value, ...r.grads, matmul(x, y)].map((t) =>
+        Buffer.from(t.dataSync().buffer).toString('base64'),
+      );
+      return { replaced, bits };
+    };
+    try {
+      const parked = run(0);
+      const polling = run(2000);
+      assert.equal(parked.replaced, before);
+      assert.equal(polling.replaced, 0);
+      assert.deepEqual(polling.bits, parked.bits, `seed ${seed}: polling helpers changed some output's bits`);
+      assert.throws(() => a.helperSpin!(-1), /helperSpin: micros must be a number in 0 … 1e6/);
+      assert.throws(() => a.helperSpin!(Number.NaN), /helperSpin/);
+      assert.equal(a.helperSpin!(), 2000, 'a refused value changed the setting');
+    } finally {
+      a.helperSpin!(before);
+      configureNative({ threads: undefined });
+    }
+  });
+});
+
 describe('native matmul (sgemm) vs tfjs matMul', { skip }, () => {
   const seed = (Math.random() * 2 ** 31) | 0;
   const rng = new Rng(seed);
