@@ -29,9 +29,9 @@
  * steps go to stderr and into the table. Run it on an idle machine: those columns show whether
  * it was.
  */
-import { readFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg } from 'node:os';
-import { resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RingGroup } from '../cluster/index.js';
 import { Rng, writeFileAtomic } from '../common/index.js';
@@ -49,6 +49,8 @@ import {
   type LlamaRuntime,
   llamaTrainingFlops,
 } from '../lm/index.js';
+import { linePlotSvg } from '../experiments/plot/svg.js';
+import { environmentTags, openStore, RunTracker } from '../experiments/tracking/index.js';
 import { configureNative, initBackend } from '../native/index.js';
 import { BenchArgError, benchArgs } from './args.js';
 import { packedWindow, sharegptDefaultModel } from './lm-config.js';
@@ -62,6 +64,7 @@ const args = benchArgs(
     usage: [
       'npm run build && node dist/bench/ring-cost.js [--tokens-per-device 1024] [--devices 1,2,4,8]',
       '  [--steps 3] [--cores 2] [--out bench/results/ring-cost.json]',
+      '  [--tracking-uri URI [--experiment table4-ring-cost]]',
     ],
     options: {
       'tokens-per-device': {
@@ -99,6 +102,18 @@ const args = benchArgs(
         placeholder: 'FILE',
         defaultText: 'bench/results/ring-cost.json',
         description: 'where the JSON goes (written atomically)',
+      },
+      'tracking-uri': {
+        kind: 'string',
+        placeholder: 'URI',
+        description:
+          'also log the table as one MLflow run (a server URL or a file-store folder): metrics result/<row>/…, tables/table4.arrow, plots/table4-mfu.svg; notebook section 9 reads it',
+      },
+      experiment: {
+        kind: 'string',
+        placeholder: 'NAME',
+        default: 'table4-ring-cost',
+        description: 'with --tracking-uri: the MLflow experiment',
       },
     },
   },
@@ -360,3 +375,110 @@ for (const r of rows)
     `| ${r.method === 'bpt' ? 'BPT (data-parallel)' : 'ring'} | ${r.devices} | ${r.cores} | ${r.seqLen} | ${r.tokensPerSec} | ${r.stepMs.toFixed(0)} | ${r.modelGflops.toFixed(2)} | ${(100 * r.mfu).toFixed(2)}% | ${r.costMfuPoints ?? '–'} | ${r.loadBefore} → ${r.loadAfter} | ${r.otherCpuShare === null ? '–' : `${(100 * r.otherCpuShare).toFixed(0)}%`} |`,
   );
 console.error(`bench ring-cost: wrote ${out}`);
+if (args['tracking-uri']) {
+  const runId = await logToMlflow(args['tracking-uri'], args.experiment);
+  console.error(
+    `bench ring-cost: logged run ${runId} (experiment ${args.experiment}, ${args['tracking-uri']})`,
+  );
+}
+
+/** Row name in metric keys and the logged table: bpt, ring_n1, ring_n2 … */
+function rowKey(r: Row): string {
+  return r.method === 'bpt' ? 'bpt' : `ring_n${r.devices}`;
+}
+
+/**
+ * The result as one finished MLflow run (issue 17 item 5: the notebook reads Table 4 back from
+ * MLflow as it does Tables 5 and Figure 3): params of the machine and setup, one `result/` metric
+ * per cell, the table (JSON for `load_table`, Arrow) and an SVG of MFU and tokens/s against N.
+ */
+async function logToMlflow(uri: string, experiment: string): Promise<string> {
+  const store = openStore(uri);
+  const experimentId = await store.ensureExperiment(experiment);
+  const runName = `ring-cost-c${c}`;
+  const { runId } = await store.createRun({
+    experimentId,
+    runName,
+    startTime: Date.now(),
+    tags: [{ key: 'mlflow.runName', value: runName }],
+  });
+  const staging = mkdtempSync(join(tmpdir(), 'ring-cost-run-'));
+  const tracker = new RunTracker(store, runId, { flushEverySec: 60, stagingDir: staging });
+  try {
+    tracker.tags({
+      ...environmentTags(),
+      'mlflow.source.type': 'LOCAL',
+      'mlflow.source.name': `bench ring-cost ${process.argv.slice(2).join(' ')}`.trim(),
+      'exp.recipe': 'ring-cost',
+    });
+    tracker.params({
+      'machine.cpu': cpuModel,
+      'machine.cores_used': cores,
+      tokens_per_device: c,
+      devices: args.devices.join(','),
+      steps: args.steps,
+      'model.parameters': parameters,
+      peak_gflops_per_core: peak.toFixed(3),
+    });
+    for (const r of rows) {
+      const k = rowKey(r);
+      tracker.metrics(
+        {
+          [`result/${k}/tokens_per_sec`]: r.tokensPerSec,
+          [`result/${k}/mfu`]: r.mfu,
+          [`result/${k}/model_gflops`]: r.modelGflops,
+          [`result/${k}/step_ms`]: r.stepMs,
+        },
+        0,
+      );
+      if (r.costMfuPoints !== null) tracker.metric(`result/${k}/ring_cost_mfu_points`, r.costMfuPoints, 0);
+    }
+    await tracker.table(
+      'table4',
+      rows.map((r) => ({
+        row: rowKey(r),
+        method: r.method,
+        devices: r.devices,
+        cores: r.cores,
+        seq_len: r.seqLen,
+        tokens_per_sec: r.tokensPerSec,
+        step_ms: r.stepMs,
+        model_gflops: Number(r.modelGflops.toFixed(3)),
+        mfu: Number(r.mfu.toFixed(5)),
+        ring_cost_mfu_points: r.costMfuPoints,
+        load_before: r.loadBefore,
+        load_after: r.loadAfter,
+        other_cpu_share: r.otherCpuShare,
+      })),
+    );
+    const ring = rows.filter((r) => r.method === 'ring');
+    const ns = ring.map((r) => r.devices);
+    const flat = (y: number) => ns.map(() => y);
+    await tracker.plot(
+      'table4-mfu',
+      linePlotSvg({
+        title: `Table 4 in miniature: MFU at ${c} tokens per device (${cpuModel}, ${cores} cores)`,
+        xLabel: 'ring devices N',
+        yLabel: 'MFU (%)',
+        logX: 2,
+        series: [
+          { name: 'ring', x: ns, y: ring.map((r) => 100 * r.mfu) },
+          { name: `BPT, ${cores} data-parallel devices`, x: ns, y: flat(100 * bpt.mfu), dashed: true },
+        ],
+      }),
+    );
+    await tracker.close();
+    await store.updateRun(runId, 'FINISHED', Date.now());
+    const { pending } = await store.close(60_000);
+    if (pending > 0)
+      console.error(
+        `bench ring-cost: ${pending} requests to ${uri} still pending (spooled; exp runs sync sends them)`,
+      );
+  } catch (err) {
+    await store.updateRun(runId, 'FAILED', Date.now()).catch(() => {});
+    throw err;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  return runId;
+}

@@ -207,7 +207,15 @@ const SCRIPTS: Record<string, string[]> = {
   'lm-train': ['--configs', '--threads', '--steps', '--warmup', '--no-hf'],
   lm: ['--steps', '--lengths'],
   matmul: ['--sizes', '--repeats', '--no-torch'],
-  'ring-cost': ['--tokens-per-device', '--devices', '--steps', '--cores', '--out'],
+  'ring-cost': [
+    '--tokens-per-device',
+    '--devices',
+    '--steps',
+    '--cores',
+    '--out',
+    '--tracking-uri',
+    '--experiment',
+  ],
   'ring-transport': ['--repeats', '--sizes', '--shaped-mbit'],
   'rl-train': [
     '--model',

@@ -1,7 +1,9 @@
 // bench/ring-cost.ts (issue 17 item 4, Table 4 in miniature) as a user runs it: a small run
 // writes its JSON atomically to --out and prints the Markdown table, its figures agree with each
 // other (tokens/s with the step time, model FLOPs with lm/flops.ts, MFU with the peak, the
-// ring's cost with BPT's MFU), and bad arguments exit 2 naming the argument.
+// ring's cost with BPT's MFU), the same run logged with --tracking-uri reads back through the
+// Python MLflow client (metrics, table, plot: what notebook section 9 reads), and bad arguments
+// exit 2 naming the argument.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -11,6 +13,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sharegptDefaultModel } from '../../bench/lm-config.js';
 import { llamaTrainingFlops } from '../../lm/index.js';
+import { runPython } from '../helpers/python.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const bench = fileURLToPath(new URL('../../bench/ring-cost.js', import.meta.url));
@@ -39,11 +42,29 @@ interface Row {
   otherCpuShare: number | null;
 }
 
-test('ring-cost --steps 1 --tokens-per-device 64 --devices 1,2 --out <tmp>: BPT and ring N=1, 2', () => {
+test('ring-cost --steps 1 --tokens-per-device 64 --devices 1,2 --out <tmp> --tracking-uri <store>: BPT and ring N=1, 2', () => {
   const out = join(dir, 'ring-cost.json');
-  const r = runBench(['--steps', '1', '--tokens-per-device', '64', '--devices', '1,2', '--out', out]);
+  const store = join(dir, 'mlruns');
+  const r = runBench([
+    '--steps',
+    '1',
+    '--tokens-per-device',
+    '64',
+    '--devices',
+    '1,2',
+    '--out',
+    out,
+    '--tracking-uri',
+    store,
+    '--experiment',
+    'table4-test',
+  ]);
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(readdirSync(dir), ['ring-cost.json'], 'no temporary left beside the result');
+  assert.deepEqual(
+    readdirSync(dir).sort(),
+    ['mlruns', 'ring-cost.json'],
+    'no temporary left beside the result',
+  );
   const result = JSON.parse(readFileSync(out, 'utf8')) as {
     machine: { model: string; coresUsed: number; threadsPerDevice: number };
     peakGflopsPerCore: { before: number; after: number; used: number };
@@ -91,6 +112,63 @@ test('ring-cost --steps 1 --tokens-per-device 64 --devices 1,2 --out <tmp>: BPT 
     /tokens\/s.*MFU.*ring cost \(MFU points\).*load before → after.*CPU of other processes/,
   );
   assert.ok(lines[1].startsWith(`| BPT (data-parallel) | ${machine.coresUsed} |`), lines[1]);
+
+  // the same figures, read back from the file store by the real MLflow client
+  const py = runPython(
+    `
+import json, mlflow
+from mlflow import MlflowClient
+mlflow.set_tracking_uri(${JSON.stringify(store)})
+c = MlflowClient()
+e = c.get_experiment_by_name("table4-test")
+runs = c.search_runs([e.experiment_id])
+run = runs[0]
+rid = run.info.run_id
+df = c.load_table(e.experiment_id, artifact_file="tables/table4.json", run_ids=[rid])
+print(json.dumps({
+  "runs": len(runs), "status": run.info.status, "recipe": run.data.tags.get("exp.recipe"),
+  "params": run.data.params, "metrics": run.data.metrics,
+  "table": json.loads(df.drop(columns=["run_id"], errors="ignore").to_json(orient="records")),
+  "plots": sorted(a.path for a in c.list_artifacts(rid, "plots")),
+}))
+`,
+    { env: { MLFLOW_ALLOW_FILE_STORE: 'true' } },
+  );
+  assert.equal(py.code, 0, py.stderr);
+  const seen = JSON.parse(py.stdout.trim().split('\n').at(-1)!) as {
+    runs: number;
+    status: string;
+    recipe: string;
+    params: Record<string, string>;
+    metrics: Record<string, number>;
+    table: {
+      row: string;
+      devices: number;
+      tokens_per_sec: number;
+      mfu: number;
+      ring_cost_mfu_points: number | null;
+    }[];
+    plots: string[];
+  };
+  assert.equal(seen.runs, 1);
+  assert.equal(seen.status, 'FINISHED');
+  assert.equal(seen.recipe, 'ring-cost');
+  assert.equal(seen.params.tokens_per_device, '64');
+  assert.equal(seen.params['machine.cpu'], machine.model);
+  const keys = ['bpt', 'ring_n1', 'ring_n2'];
+  assert.deepEqual(
+    seen.table.map((t) => [t.row, t.devices, t.tokens_per_sec]),
+    rows.map((x, i) => [keys[i], x.devices, x.tokensPerSec]),
+  );
+  rows.forEach((x, i) => {
+    const k = keys[i];
+    assert.equal(seen.metrics[`result/${k}/tokens_per_sec`], x.tokensPerSec, k);
+    assert.ok(Math.abs(seen.metrics[`result/${k}/mfu`] - x.mfu) < 1e-4, `${k}: MFU`);
+    assert.ok(Math.abs(seen.table[i].mfu - x.mfu) < 1e-4, `${k}: MFU in the table`);
+    if (x.costMfuPoints === null) assert.equal(seen.table[i].ring_cost_mfu_points, null, k);
+    else assert.equal(seen.metrics[`result/${k}/ring_cost_mfu_points`], x.costMfuPoints, k);
+  });
+  assert.deepEqual(seen.plots, ['plots/table4-mfu.svg']);
 });
 
 for (const [args, named] of [

@@ -7,10 +7,11 @@
  * store read independently here (each child's last logged value from its metric history). Then the
  * same store made to look as if its Table 5 sweep were running again (resumed: an old summary, one
  * child unfinished) and its Figure 3 sweep had been killed: the table comes from the finished
- * children, Figure 3 is skipped.
+ * children, Figure 3 is skipped. Table 4 (section 9): a tiny `bench/ring-cost.js --tracking-uri`
+ * run in the same store, its report.json rows checked against the bench's own JSON.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -55,6 +56,21 @@ interface Report {
     source: 'summary' | 'children';
     rows: Table5Row[];
     shape: Record<string, Table5Shape>;
+  } | null;
+  table4: {
+    experiment: string;
+    run: string;
+    machine: string;
+    tokens_per_device: number;
+    rows: {
+      row: string;
+      method: string;
+      devices: number;
+      tokens_per_sec: number;
+      mfu: number;
+      ring_cost_mfu_points: number | null;
+    }[];
+    max_ring_cost_mfu_points: number | null;
   } | null;
   figure3: {
     experiment: string;
@@ -307,6 +323,17 @@ sweep:
     assert.equal(table5.children.length, 8);
     assert.equal(figure3.children.length, 4);
     assert.ok([...table5.children, ...figure3.children].every((c) => c.status === 'FINISHED'));
+    // Table 4: the bench as the README runs it, logged into the same store
+    const bench = spawnSync(
+      process.execPath,
+      [
+        join(repoRoot, 'dist', 'bench', 'ring-cost.js'),
+        ...['--steps', '1', '--tokens-per-device', '64', '--devices', '1,2'],
+        ...['--out', join(work, 'ring-cost.json'), '--tracking-uri', store],
+      ],
+      { cwd: repoRoot, encoding: 'utf8', timeout: 240_000 },
+    );
+    assert.equal(bench.status, 0, bench.stderr.slice(-3000));
   });
 
   test('report.json: table5 from the parent summary and figure3 match the store; figures and verdicts shown', async () => {
@@ -373,7 +400,50 @@ sweep:
         assert.ok(Math.abs(f3.series[c].std[i] - std) < 1e-12, `${c} ${n} lines std`);
       }
     }
-    for (const png of ['table5.png', 'figure3.png']) {
+    const t4 = report.table4;
+    assert.ok(t4, 'table4 reported');
+    assert.equal(t4.experiment, 'table4-ring-cost');
+    const t4Exp = await fs.getExperimentByName('table4-ring-cost');
+    const t4Runs = await fs.searchRuns([t4Exp!.experimentId]);
+    assert.equal(t4Runs.length, 1);
+    assert.equal(t4.run, t4Runs[0].info.runId);
+    assert.equal(t4.tokens_per_device, 64);
+    const benchJson = JSON.parse(readFileSync(join(work, 'ring-cost.json'), 'utf8')) as {
+      machine: { model: string };
+      rows: {
+        method: string;
+        devices: number;
+        tokensPerSec: number;
+        mfu: number;
+        costMfuPoints: number | null;
+      }[];
+    };
+    assert.equal(t4.machine, benchJson.machine.model);
+    assert.deepEqual(
+      t4.rows.map((r) => [r.row, r.method, r.devices, r.tokens_per_sec, r.ring_cost_mfu_points]),
+      benchJson.rows.map((r) => [
+        r.method === 'bpt' ? 'bpt' : `ring_n${r.devices}`,
+        r.method,
+        r.devices,
+        r.tokensPerSec,
+        r.costMfuPoints,
+      ]),
+    );
+    t4.rows.forEach((r, i) => {
+      assert.ok(Math.abs(r.mfu - benchJson.rows[i].mfu) < 1e-4, `${r.row}: MFU ${r.mfu}`);
+    });
+    const costs = benchJson.rows.flatMap((r) => (r.costMfuPoints === null ? [] : [r.costMfuPoints]));
+    assert.equal(t4.max_ring_cost_mfu_points, Math.max(...costs));
+    assert.ok(
+      text.includes(
+        `ring cost over BPT (MFU points, BPT − ring): ${benchJson.rows
+          .slice(1)
+          .map((r) => `N=${r.devices} ${r.costMfuPoints! >= 0 ? '+' : ''}${r.costMfuPoints!.toFixed(1)}`)
+          .join(', ')}`,
+      ),
+      'the printed ring cost',
+    );
+    for (const png of ['table5.png', 'figure3.png', 'table4.png']) {
       assert.ok(report.figures.includes(png), `${png} in ${report.figures}`);
       assert.equal(
         readFileSync(join(work, 'nb', png))
