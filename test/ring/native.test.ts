@@ -66,6 +66,15 @@ function randomShape(rng: Rng): Shape {
 const shapeName = (s: Shape) =>
   `B=${s.B} H=${s.H} gqa=${s.H / s.Hk} L=${s.T} D=${s.D}${s.causal ? ' causal' : ''}${s.segmentLength ? ` segments/${s.segmentLength}` : ''}`;
 
+/** Random q, dOut (B, H, T, D) and k, v (B, Hk, T, D) tensors from `rng`. */
+function randomAttentionInputs(rng: Rng, B: number, H: number, Hk: number, T: number, D: number) {
+  const side = (heads: number) => tf.tensor4d(rng.normalArray(B * heads * T * D), [B, heads, T, D]);
+  const q = side(H);
+  const k = side(Hk);
+  const v = side(Hk);
+  return { q, k, v, dOut: side(H) };
+}
+
 describe('native blockwise vs tfjs engine vs vanilla (random shapes)', { skip }, () => {
   const seed = (Math.random() * 2 ** 31) | 0;
   const rng = new Rng(seed);
@@ -384,11 +393,7 @@ describe('native thread count', { skip }, () => {
 
   test('1 and 3 threads give the same attention and sgemm', () => {
     const rng = new Rng((Math.random() * 2 ** 31) | 0);
-    const [B, H, T, D] = [1, 3, 257, 16];
-    const q = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
-    const k = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
-    const v = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
-    const dOut = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
+    const { q, k, v, dOut } = randomAttentionInputs(rng, 1, 3, 3, 257, 16);
     const a = tf.tensor2d(rng.normalArray(300 * 200), [300, 200]);
     const b = tf.tensor2d(rng.normalArray(200 * 150), [200, 150]);
     const run = (threads: number) => {
@@ -410,11 +415,7 @@ describe('native thread count', { skip }, () => {
     // followed thread timing and the same seed gave different metrics (issue 13's check)
     const seed = (Math.random() * 2 ** 31) | 0;
     const rng = new Rng(seed);
-    const [B, H, Hk, T, D] = [2, 4, 2, 300, 16]; // 3 key tiles per head, GQA
-    const q = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
-    const k = tf.tensor4d(rng.normalArray(B * Hk * T * D), [B, Hk, T, D]);
-    const v = tf.tensor4d(rng.normalArray(B * Hk * T * D), [B, Hk, T, D]);
-    const dOut = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
+    const { q, k, v, dOut } = randomAttentionInputs(rng, 2, 4, 2, 300, 16); // 3 key tiles per head, GQA
     configureNative({ threads: 3 });
     const run = () =>
       tf
@@ -434,11 +435,7 @@ describe('native helper threads poll before parking (helperSpin)', { skip }, () 
     assert.equal(typeof a.helperSpin, 'function', 'this addon build lacks helperSpin');
     const seed = (Math.random() * 2 ** 31) | 0;
     const rng = new Rng(seed);
-    const [B, H, T, D] = [2, 4, 300, 16];
-    const q = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
-    const k = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
-    const v = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
-    const dOut = tf.tensor4d(rng.normalArray(B * H * T * D), [B, H, T, D]);
+    const { q, k, v, dOut } = randomAttentionInputs(rng, 2, 4, 4, 300, 16);
     const x = tf.tensor2d(rng.normalArray(300 * 200), [300, 200]);
     const y = tf.tensor2d(rng.normalArray(200 * 150), [200, 150]);
     const before = a.helperSpin!();
