@@ -2593,9 +2593,6 @@ napi_value Info(napi_env env, napi_callback_info) {
   return out;
 }
 
-// abi(): the calling convention's revision. 2: attnForward's optional lse (the last chunk
-// finalises) and rowDot's threads; 3: postForward's and postBackward's kept activations.
-// native/addon.ts refuses an older build, which would ignore the new arguments instead of failing.
 // helperSpin(micros?): the polling time of every helper pool in this process (µs); sets it when
 // given (≥ 0), returns the value before.
 napi_value HelperSpin(napi_env env, napi_callback_info info) {
@@ -2605,6 +2602,10 @@ napi_value HelperSpin(napi_env env, napi_callback_info info) {
   const long before = spinMicros();
   napi_valuetype type = napi_undefined;
   if (argc >= 1) napi_typeof(env, argv[0], &type);
+  if (type != napi_undefined && type != napi_number) {
+    napi_throw_type_error(env, nullptr, "helperSpin: micros must be a number (µs) or absent");
+    return nullptr;
+  }
   if (type == napi_number) {
     double micros = 0;
     napi_get_value_double(env, argv[0], &micros);
@@ -2619,6 +2620,9 @@ napi_value HelperSpin(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// abi(): the calling convention's revision. 2: attnForward's optional lse (the last chunk
+// finalises) and rowDot's threads; 3: postForward's and postBackward's kept activations.
+// native/addon.ts refuses an older build, which would ignore the new arguments instead of failing.
 napi_value Abi(napi_env env, napi_callback_info) {
   napi_value out;
   napi_create_int32(env, 3, &out);

@@ -460,6 +460,10 @@ describe('native helper threads poll before parking (helperSpin)', { skip }, () 
       assert.deepEqual(polling.bits, parked.bits, `seed ${seed}: polling helpers changed some output's bits`);
       assert.throws(() => a.helperSpin!(-1), /helperSpin: micros must be a number in 0 … 1e6/);
       assert.throws(() => a.helperSpin!(Number.NaN), /helperSpin/);
+      assert.throws(
+        () => a.helperSpin!('300' as unknown as number),
+        /helperSpin: micros must be a number \(µs\) or absent/,
+      );
       assert.equal(a.helperSpin!(), 2000, 'a refused value changed the setting');
     } finally {
       a.helperSpin!(before);
