@@ -117,6 +117,15 @@ describe('exp sweep and the analysis notebook', () => {
     await tracker.close();
     await fs.updateRun(info.runId, 'FINISHED', Date.now());
 
+    // What a run measured and logged as a param (the offline-RL recipes' probed memory peak)
+    // differs between the seeds of a cell: it must not split the cell's setting.
+    for (const [i, c] of sweep.children.entries())
+      await fs.logBatch(c.runId, {
+        metrics: [],
+        tags: [],
+        params: [{ key: 'model.probe_mib_per_device', value: (40 + i * 0.7).toFixed(1) }],
+      });
+
     // A small trajectory dataset in the datasets/ file layout (one row per step).
     const dataset = join(work, 'episodes.arrow');
     const mk = await runPythonAsync(`
