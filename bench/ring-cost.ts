@@ -376,10 +376,18 @@ for (const r of rows)
   );
 console.error(`bench ring-cost: wrote ${out}`);
 if (args['tracking-uri']) {
-  const runId = await logToMlflow(args['tracking-uri'], args.experiment);
-  console.error(
-    `bench ring-cost: logged run ${runId} (experiment ${args.experiment}, ${args['tracking-uri']})`,
-  );
+  try {
+    const runId = await logToMlflow(args['tracking-uri'], args.experiment);
+    console.error(
+      `bench ring-cost: logged run ${runId} (experiment ${args.experiment}, ${args['tracking-uri']})`,
+    );
+  } catch (err) {
+    // the JSON above is written either way
+    console.error(
+      `bench ring-cost: logging to --tracking-uri ${args['tracking-uri']} failed: ${err instanceof Error ? err.message : String(err)}`,
+    );
+    process.exitCode = 1;
+  }
 }
 
 /** Row name in metric keys and the logged table: bpt, ring_n1, ring_n2 … */
@@ -390,7 +398,7 @@ function rowKey(r: Row): string {
 /**
  * The result as one finished MLflow run (issue 17 item 5: the notebook reads Table 4 back from
  * MLflow as it does Tables 5 and Figure 3): params of the machine and setup, one `result/` metric
- * per cell, the table (JSON for `load_table`, Arrow) and an SVG of MFU and tokens/s against N.
+ * per cell, the table (JSON for `load_table`, Arrow) and an SVG of MFU against N beside BPT's.
  */
 async function logToMlflow(uri: string, experiment: string): Promise<string> {
   const store = openStore(uri);
