@@ -284,6 +284,19 @@ export function postForwardKeeping(
   return postForwardCall(g, x, o, w, true);
 }
 
+/** postForward's and postBackward's leading inputs, in the addon's order: x, o, wo, gain, up, down, gate. */
+function postInputs(x: tf.Tensor, o: tf.Tensor, w: PostWeights): (tf.Tensor | null)[] {
+  return [x, o, w.wo, w.gain, w.up, w.down, w.gate];
+}
+
+/** The views of `postInputs` (the first seven of `views`) as the addon takes them. */
+function postViews(
+  views: (Float32Array | null)[],
+): [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array | null] {
+  const [x, o, wo, gain, up, down, gate] = views;
+  return [x!, o!, wo!, gain!, up!, down!, gate];
+}
+
 /** The addon's postForward, with the kept activations as outputs when `keep`. */
 function postForwardCall(
   g: BlockHalves,
@@ -296,17 +309,11 @@ function postForwardCall(
   const N = g.B * g.T;
   const keptShapes = keep ? [[N, g.Dm], [N, g.F], ...(w.gate ? [[N, g.F]] : [])] : [];
   const [y, ...kept] = onBackendMemory(
-    [x, o, w.wo, w.gain, w.up, w.down, w.gate],
+    postInputs(x, o, w),
     [x.shape, ...keptShapes],
-    ([xv, ov, wo, gv, up, down, gate], [yv, x1, u, gk]) =>
+    (ins, [yv, x1, u, gk]) =>
       addon.postForward(
-        xv!,
-        ov!,
-        wo!,
-        gv!,
-        up!,
-        down!,
-        gate,
+        ...postViews(ins),
         yv,
         ...postGeometry(g),
         ...((keep ? [x1, u, gk ?? null] : []) as PostKeepArgs),
@@ -328,39 +335,25 @@ export function postBackward(
   kept: tf.Tensor[] = [],
 ): tf.Tensor[] {
   const addon = halvesAddon();
-  const shapes = [
-    x.shape,
-    o.shape,
-    w.wo.shape,
-    w.gain.shape,
-    w.up.shape,
-    w.down.shape,
-    ...(w.gate ? [w.gate.shape] : []),
-  ];
-  return onBackendMemory(
-    [x, o, w.wo, w.gain, w.up, w.down, w.gate, dy, ...kept],
-    shapes,
-    ([xv, ov, wo, gv, up, down, gate, dyv, ...keptViews], outs) =>
-      addon.postBackward(
-        xv!,
-        ov!,
-        wo!,
-        gv!,
-        up!,
-        down!,
-        gate,
-        dyv!,
-        outs[0],
-        outs[1],
-        outs[2],
-        outs[3],
-        outs[4],
-        outs[5],
-        outs[6] ?? null,
-        ...postGeometry(g),
-        ...((keptViews.length ? [keptViews[0]!, keptViews[1]!, keptViews[2] ?? null] : []) as PostKeepArgs),
-      ),
-  );
+  const inputs = postInputs(x, o, w);
+  // each gradient has its input's shape (no gate, no dGate)
+  const shapes = inputs.flatMap((t) => (t ? [t.shape] : []));
+  return onBackendMemory([...inputs, dy, ...kept], shapes, (ins, outs) => {
+    const [dyv, ...keptViews] = ins.slice(inputs.length);
+    return addon.postBackward(
+      ...postViews(ins),
+      dyv!,
+      outs[0],
+      outs[1],
+      outs[2],
+      outs[3],
+      outs[4],
+      outs[5],
+      outs[6] ?? null,
+      ...postGeometry(g),
+      ...((keptViews.length ? [keptViews[0]!, keptViews[1]!, keptViews[2] ?? null] : []) as PostKeepArgs),
+    );
+  });
 }
 
 /** The fused head and cross-entropy's results (`fusedHeadLoss`). */
