@@ -145,9 +145,11 @@ class HelperPool {
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      lock.unlock();
-      spinWhile([&] { return generation_.load(std::memory_order_acquire) == seen && !stop_.load(); });
-      lock.lock();
+      if (spinMicros() > 0) {  // parking at once (the default) keeps the lock
+        lock.unlock();
+        spinWhile([&] { return generation_.load(std::memory_order_acquire) == seen && !stop_.load(); });
+        lock.lock();
+      }
       wake_.wait(lock, [&] { return stop_.load() || generation_.load(std::memory_order_relaxed) != seen; });
       if (stop_.load()) return;
       seen = generation_.load(std::memory_order_relaxed);
