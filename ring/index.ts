@@ -32,6 +32,7 @@ export {
 } from './ffn.js';
 export {
   checkpoint,
+  constantLinear,
   customOp,
   dims,
   embeddingLookup,

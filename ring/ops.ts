@@ -95,6 +95,24 @@ export function linear(x: tf.Tensor, w: tf.Tensor2D): tf.Tensor {
 }
 
 /**
+ * x (N, in) @ w (in, out) → (N, out) for an x that takes no gradient (features read from data):
+ * the backward computes xᵀ · dy for w alone. `matmul` would also form dy · wᵀ for x, a product as
+ * large as the forward's, and autodiff would drop it (a third of the policies' token embedding).
+ */
+export function constantLinear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  const op = customOp(([wIn], save) => {
+    save([x]);
+    return {
+      value: product(x, wIn as tf.Tensor2D, false, false),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        product(saved[0] as tf.Tensor2D, dy as tf.Tensor2D, true, false),
+      ],
+    };
+  });
+  return op(w) as tf.Tensor2D;
+}
+
+/**
  * table (V, D) gathered at integer ids (any shape) → (...ids.shape, D). The gradient scatter-adds
  * rows on the CPU side, which the wasm backend lacks (and which is O(N·D), not O(N·V·D) as a
  * one-hot product would be).

@@ -12,6 +12,7 @@ import {
   type BlockWeights,
   blockVariables,
   checkBlockConfig,
+  constantLinear,
   embeddingLookup,
   initBlock,
   type KvCache,
@@ -224,6 +225,6 @@ export function modalityEmbeddings(
   }
   return tf.tidy(() => {
     const stacked = tf.concat([...weights, ...biases.map((v) => tf.reshape(v, [1, -1]))], 0) as tf.Tensor2D;
-    return linear(tf.tensor2d(rows, [N, columns]), stacked) as tf.Tensor2D;
+    return constantLinear(tf.tensor2d(rows, [N, columns]), stacked);
   });
 }

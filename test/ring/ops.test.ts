@@ -5,7 +5,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { initBackend } from '../../native/index.js';
-import { checkpoint, embeddingLookup, matmul } from '../../ring/index.js';
+import { checkpoint, constantLinear, embeddingLookup, matmul } from '../../ring/index.js';
 import { relError } from '../helpers/reference.js';
 
 before(async () => {
@@ -29,6 +29,30 @@ describe('ops', () => {
     ours.forEach((g, i) => {
       assert.ok(relError(g.dataSync(), ref[i].dataSync()) < 1e-6);
     });
+  });
+
+  test("constantLinear: the product and w's gradient of matmul, on native-sized and small shapes; nothing leaks", () => {
+    const seed = (Math.random() * 2 ** 31) | 0;
+    const rng = new Rng(seed);
+    for (const [N, K, M] of [
+      [5, 7, 3],
+      [300, 119, 64],
+    ]) {
+      const x = tf.tensor2d(rng.normalArray(N * K), [N, K]);
+      const w = tf.tensor2d(rng.normalArray(K * M), [K, M]);
+      const dy = tf.tensor2d(rng.normalArray(N * M), [N, M]);
+      const before = tf.memory().numTensors;
+      const ours = tf.valueAndGrads((wIn: tf.Tensor) => constantLinear(x, wIn as tf.Tensor2D))([w], dy);
+      const ref = tf.valueAndGrads((wIn: tf.Tensor) => tf.matMul(x, wIn as tf.Tensor2D))([w], dy);
+      assert.ok(
+        relError(ours.value.dataSync(), ref.value.dataSync()) < 1e-6,
+        `seed ${seed} (${N},${K},${M}): value`,
+      );
+      assert.ok(relError(ours.grads[0].dataSync(), ref.grads[0].dataSync()) < 1e-6, `seed ${seed}: dw`);
+      tf.dispose([ours.value, ...ours.grads, ref.value, ...ref.grads]);
+      assert.equal(tf.memory().numTensors, before, `seed ${seed}: tensors left after the backward`);
+      tf.dispose([x, w, dy]);
+    }
   });
 
   test('embedding lookup: rows gathered, gradient scatter-added (repeated ids accumulate)', () => {
