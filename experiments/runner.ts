@@ -396,7 +396,9 @@ export function keepFirstParams(
       const first = logged[key];
       if (first === undefined || first === String(value)) fresh[key] = value;
       else {
-        say(`param ${key}: keeping the first run's ${first} (re-measured ${value}, tag exp.remeasured.${key})`);
+        say(
+          `param ${key}: keeping the first run's ${first} (re-measured ${value}, tag exp.remeasured.${key})`,
+        );
         tracker.tags({ [`exp.remeasured.${key}`]: String(value) });
       }
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: builds (the native addon, then TypeScript), lints, prepares the Python interop
+// `npm test`: builds (the native addon, then TypeScript), lints and checks formatting, prepares the Python interop
 // environment the tests use (a venv in .venv, see scripts/python-env.sh), then runs every
 // compiled test file with node's test runner.
 // Flags: --no-python skips the venv (tests that need it then fail, they do not skip);
@@ -29,6 +29,7 @@ function run(cmd, cmdArgs, what) {
 run('node', ['scripts/build-native.mjs'], 'native build');
 run('npx', ['tsc', '-p', 'tsconfig.json'], 'build');
 run('npx', ['biome', 'lint', '.'], 'lint');
+run('npx', ['biome', 'format', '.'], 'format check (npx biome format --write <files> fixes)');
 if (!skipPython) run('bash', ['scripts/python-env.sh'], 'python environment');
 checkNative();
 
