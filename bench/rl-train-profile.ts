@@ -13,11 +13,23 @@
  *   spanning their inner kernels, so they are listed apart (inclusive) and not summed;
  * - by addon function (native/addon.ts `timeNativeCalls`): the fused attention runs outside any
  *   tfjs kernel, so `tf.profile` alone would not see it; sgemm runs inside BatchMatMul.
+ * - where the process has more than one native thread: each addon function's ms per step at one
+ *   thread and at all of them, steps alternated (how far the calls scale inside a step), and the
+ *   layer's attention forward alone after 0–2 ms of other work on the calling thread (a step's
+ *   tfjs work between native calls, during which the helpers park), one thread against all.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../common/index.js';
 import type { AtBatch } from '../datasets/index.js';
-import { initBackend, nativeAddon, nativeThreads, timeNativeCalls } from '../native/index.js';
+import {
+  configureNative,
+  initBackend,
+  nativeAddon,
+  nativeSettings,
+  nativeThreads,
+  timeNativeCalls,
+} from '../native/index.js';
+import { blockwiseAttention } from '../ring/index.js';
 import { atModelConfig, atTokens } from '../rl/policies/agentic-transformer.js';
 import type { TokenBatch } from '../rl/policies/tokens.js';
 import { TrajectoryTransformer } from '../rl/policies/trajectory-transformer.js';
@@ -62,6 +74,8 @@ export interface ProfileResult {
    * the settings; absent where the addon lacks it or runs on one thread.
    */
   helperSpinAB?: { micros: number; stepMs: number }[];
+  /** Inside a step, 1 thread against `threads` (steps alternated); absent on one thread. */
+  threadAB?: ThreadAB;
   /** Mean ms per step of each phase, unprofiled. */
   phases: PhaseTimes & { total: number };
   /** Wall ms of a step under tf.profile (its bookkeeping included). */
@@ -72,6 +86,94 @@ export interface ProfileResult {
   kernelShare: number;
   customOps: KernelRow[];
   addon: KernelRow[];
+}
+
+/** One native thread against all of them, inside the step and after idle gaps. */
+export interface ThreadAB {
+  threads: number;
+  steps: number;
+  /** Mean step ms at 1 thread and at `threads`. */
+  stepMs: [number, number];
+  /** Per addon function, ms per step at 1 thread and at `threads` (largest first). */
+  addon: { name: string; msPerStep: [number, number] }[];
+  /**
+   * The layer's causal attention forward (B, H, 4·contextSteps, dModel/H) alone, median µs a
+   * call at 1 thread and at `threads`, each call after `gapMs` of JS work on the calling thread.
+   */
+  attentionAfterGap: { gapMs: number; micros: [number, number] }[];
+}
+
+/** Idle gaps before each attention call in the thread comparison (ms). */
+const GAPS_MS = [0, 0.2, 0.5, 2];
+
+/** Keeps the calling thread busy for `ms` (the helpers, with nothing to do, park meanwhile). */
+function busyFor(ms: number): number {
+  const until = performance.now() + ms;
+  let x = 0;
+  while (performance.now() < until) x += Math.sqrt(x + 1);
+  return x;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+/**
+ * 1 thread against `threads`: steps alternated with the addon's calls timed per setting, then the
+ * layer's attention forward after each gap, calls alternated in rounds. Leaves the setting as it was.
+ */
+async function compareThreads(
+  preset: PolicyPreset,
+  threads: number,
+  steps: number,
+  runStep: (time: Timer) => void,
+): Promise<ThreadAB> {
+  const counts = [1, threads];
+  const before = nativeSettings().threads;
+  const stepMs: [number, number] = [0, 0];
+  const tallies = [new Map<string, Tally>(), new Map<string, Tally>()];
+  try {
+    for (let i = 0; i < steps; i++)
+      for (const k of [0, 1]) {
+        configureNative({ threads: counts[k] });
+        await withAddonTimers(tallies[k], async () => runStep((_, ms) => (stepMs[k] += ms / steps)));
+      }
+    const { batch: B, heads: H, dModel, contextSteps } = preset;
+    const T = 4 * contextSteps;
+    const Dh = dModel / H;
+    const rng = new Rng(1);
+    const [q, k, v] = [0, 1, 2].map(() => tf.tensor4d(rng.normalArray(B * H * T * Dh), [B, H, T, Dh]));
+    const attentionAfterGap: ThreadAB['attentionAfterGap'] = [];
+    try {
+      for (const gapMs of GAPS_MS) {
+        const samples: [number[], number[]] = [[], []];
+        for (let round = 0; round < 6; round++)
+          for (const c of [0, 1]) {
+            configureNative({ threads: counts[c] });
+            for (let call = 0; call < 10; call++) {
+              busyFor(gapMs);
+              const t = performance.now();
+              const out = blockwiseAttention(q, k, v, { causal: true, blockSize: ANT_TRAIN.blockSize });
+              out.dataSync();
+              samples[c].push(1000 * (performance.now() - t));
+              out.dispose();
+            }
+          }
+        attentionAfterGap.push({ gapMs, micros: [median(samples[0]), median(samples[1])] });
+      }
+    } finally {
+      tf.dispose([q, k, v]);
+    }
+    const names = new Set([...tallies[0].keys(), ...tallies[1].keys()]);
+    const perStep = (k: number, name: string) => (tallies[k].get(name)?.ms ?? 0) / steps;
+    const addon = [...names]
+      .map((name) => ({ name, msPerStep: [perStep(0, name), perStep(1, name)] as [number, number] }))
+      .sort((a, b) => b.msPerStep[0] - a.msPerStep[0]);
+    return { threads, steps, stepMs, addon, attentionAfterGap };
+  } finally {
+    configureNative({ threads: before });
+  }
 }
 
 /** A random chain batch of the preset's shapes: full chains (no padding), as ant-medium's are. */
@@ -234,6 +336,13 @@ export async function profileTraining(
       }
     }
 
+    // one thread against all, inside the step and after idle gaps
+    const threads = nativeThreads();
+    const threadAB =
+      nativeAddon() && threads > 1
+        ? await compareThreads(preset, threads, o.steps, (time) => step(model, optimizer, chains, time))
+        : undefined;
+
     // phases, unprofiled
     const phases: PhaseTimes = { host: 0, forward: 0, backward: 0, optimiser: 0 };
     for (let i = 0; i < o.steps; i++) step(model, optimizer, chains, (p, ms) => (phases[p] += ms));
@@ -269,6 +378,7 @@ export async function profileTraining(
       fusedOptimiser: o.fusedOptimiser,
       optimiserAB: { ...ab, steps: o.steps },
       helperSpinAB,
+      threadAB,
       phases: { ...phases, total },
       profiledStepMs,
       kernels: kernelRows,
@@ -315,10 +425,33 @@ export function profileTable(r: ProfileResult, top = 15): string {
           `helper polling (addon helperSpin), ${r.steps} steps each, alternated: ${r.helperSpinAB.map((h) => `${h.micros} µs ${h.stepMs.toFixed(1)} ms`).join('; ')}`,
         ]
       : []),
+    ...(r.threadAB ? threadTable(r.threadAB) : []),
     '',
     `profiled step ${r.profiledStepMs.toFixed(1)} ms; tfjs kernels ${pct(r.kernelShare)} of it, ${r.kernelCallsPerStep.toFixed(0)} kernel calls/step`,
     ...table('tfjs kernel', r.kernels),
     ...table('custom op (inclusive, not summed)', r.customOps),
     ...table('addon function (inside or outside kernels)', r.addon),
   ].join('\n');
+}
+
+function threadTable(t: ThreadAB): string[] {
+  const n = t.threads;
+  const ratio = ([one, all]: [number, number]) => (all > 0 ? `${(one / all).toFixed(2)}×` : '–');
+  return [
+    '',
+    `1 thread against ${n}, ${t.steps} steps each, alternated: step ${t.stepMs[0].toFixed(1)} ms vs ${t.stepMs[1].toFixed(1)} ms (${ratio(t.stepMs)})`,
+    '',
+    `| addon function | ms/step, 1 thread | ms/step, ${n} threads | speed-up |`,
+    '|---|---|---|---|',
+    ...t.addon.map(
+      (a) =>
+        `| ${a.name} | ${a.msPerStep[0].toFixed(2)} | ${a.msPerStep[1].toFixed(2)} | ${ratio(a.msPerStep)} |`,
+    ),
+    '',
+    `| the layer's attention forward, after a gap of | µs, 1 thread | µs, ${n} threads | speed-up |`,
+    '|---|---|---|---|',
+    ...t.attentionAfterGap.map(
+      (g) => `| ${g.gapMs} ms | ${g.micros[0].toFixed(0)} | ${g.micros[1].toFixed(0)} | ${ratio(g.micros)} |`,
+    ),
+  ];
 }
