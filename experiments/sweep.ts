@@ -556,7 +556,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
     experimentId = resumed.info.experimentId;
     for (const [i, r] of await childRuns(store, experimentId, parentRunId))
       (r.info.status === 'FINISHED' ? done : unfinished).set(i, r);
-    if (done.size === children.length)
+    // NOTE: every cell FINISHED under a parent that is not (the sweep stopped after its last
+    // cell, or its cells were run by hand from --dry-run lines) leaves only the summary to write
+    if (done.size === children.length && resumed.info.status === 'FINISHED')
       throw new InputError(
         `--resume ${parentRunId}: all ${children.length} cells FINISHED; nothing to resume`,
       );
@@ -631,7 +633,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome | undefine
 
   let interrupted = false;
   const jobIds: string[] = [];
-  if (plan.launcher === 'local') {
+  if (toRun.length === 0) {
+    say(`sweep ${parentRunId}: every cell finished; writing the summary`);
+  } else if (plan.launcher === 'local') {
     interrupted = await runLocal(toRun, argsOf, plan.parallel, Boolean(o.quiet), say);
     // a child that failed printed no outcome: its run is found by its cell tag
     const runs = await childRuns(store, experimentId, parentRunId);

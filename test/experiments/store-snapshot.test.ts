@@ -107,6 +107,44 @@ describe('scripts/store-snapshot.sh', () => {
     );
   });
 
+  test('every cell finished but the parent not (stopped after its last cell, or cells run by hand): --resume writes the summary and finishes it', async () => {
+    const work = tempDir('sweep-summary-only');
+    const env = testEnv(work);
+    const store = join(work, 'mlruns');
+    const args = ['sweep', 'toy.yaml', '--seeds', '0,1', '--set', 'toy.steps=6'];
+    const first = sweepJson(await runExp([...args, '--tracking-uri', store, '--json', '--quiet'], { env }));
+    assert.equal(first.status, 'FINISHED');
+    const files = openStore(store);
+    // as a sweep killed after its last cell leaves it
+    await files.updateRun(first.parent_run_id, 'KILLED', Date.now());
+    const killed = await files.getRun(first.parent_run_id);
+    const summaryKeys = Object.keys(killed.metrics).filter((k) => k.startsWith('summary/'));
+    assert.ok(summaryKeys.length > 0, 'the first sweep wrote its summary');
+    const again = await runExp(
+      ['sweep', '--resume', first.parent_run_id, '--tracking-uri', store, '--json'],
+      {
+        env,
+      },
+    );
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /every cell finished; writing the summary/);
+    const out = sweepJson(again);
+    assert.deepEqual(out.ran, [], 'no cell reruns');
+    assert.equal(out.status, 'FINISHED');
+    assert.deepEqual(
+      out.children.map((c) => c.runId),
+      first.children.map((c) => c.runId),
+    );
+    const parent = await files.getRun(first.parent_run_id);
+    assert.equal(parent.info.status, 'FINISHED');
+    for (const k of summaryKeys)
+      assert.equal(parent.metrics[k], killed.metrics[k], `${k} from the same children`);
+    // a finished parent still has nothing to resume
+    const done = await runExp(['sweep', '--resume', first.parent_run_id, '--tracking-uri', store], { env });
+    assert.equal(done.code, 2, done.stderr);
+    assert.match(done.stderr, /all 2 cells FINISHED; nothing to resume/);
+  });
+
   test('a sweep whose config file is gone (another checkout, a deleted worktree) resumes from the config its parent logged', async () => {
     const work = tempDir('store-snapshot-moved');
     const env = testEnv(work);
