@@ -2212,7 +2212,7 @@ napi_value RowDot(napi_env env, napi_callback_info info) {
     const int threads = x.argc() > 5 ? x.integer(5, "threads", 1) : 1;
     // NOTE: rows in tasks of 1,024; helpers only from 2M elements (rowThreads' bar): an ant-medium
     // layer's Δ (4,096 rows of 32) is ≈ 10 µs of work, less than waking a parked helper, and took
-    // 0.1 ms a step on one thread against 0.3–1.4 on two (rl-train --profile, AMD EPYC)
+    // 0.1 ms a step on one thread against 0.3–1.4 on two beside a busy process (rl-train --profile)
     constexpr long CHUNK = 1024;
     const int tasks = static_cast<int>((rows + CHUNK - 1) / CHUNK);
     parallelFor(rowThreads(static_cast<double>(rows) * D, threads, tasks), tasks, [&](int task, int) {
