@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { parse } from 'yaml';
 import { nativeBlockCount } from '../block/index.js';
-import { Rng, writeFileAtomic } from '../common/index.js';
+import { median, Rng, writeFileAtomic } from '../common/index.js';
 import {
   type LlamaConfig,
   LlamaModel,
@@ -180,12 +180,6 @@ function largeCase(): Case {
     steps: stepsArg ?? 3,
     warmup: warmupArg ?? 1,
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 interface OursRow {

@@ -34,7 +34,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RingGroup } from '../cluster/index.js';
-import { Rng, writeFileAtomic } from '../common/index.js';
+import { errorMessage, Rng, writeFileAtomic } from '../common/index.js';
 import {
   type FinetuneInitArgs,
   type FinetuneStepArgs,
@@ -384,7 +384,7 @@ if (args['tracking-uri']) {
   } catch (err) {
     // the JSON above is written either way
     console.error(
-      `bench ring-cost: logging to --tracking-uri ${args['tracking-uri']} failed: ${err instanceof Error ? err.message : String(err)}`,
+      `bench ring-cost: logging to --tracking-uri ${args['tracking-uri']} failed: ${errorMessage(err)}`,
     );
     process.exitCode = 1;
   }

@@ -19,7 +19,7 @@
  *   tfjs work between native calls, during which the helpers park), one thread against all.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../common/index.js';
+import { median, Rng } from '../common/index.js';
 import type { AtBatch } from '../datasets/index.js';
 import {
   configureNative,
@@ -112,11 +112,6 @@ function busyFor(ms: number): number {
   let x = 0;
   while (performance.now() < until) x += Math.sqrt(x + 1);
   return x;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
 }
 
 /**

@@ -24,7 +24,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../common/index.js';
+import { median, writeFileAtomic } from '../common/index.js';
 import { FileStore } from '../experiments/tracking/index.js';
 import { BenchArgError, benchArgs } from './args.js';
 import { ANT, ANT_TRAIN, presetOf, presetParameters, presetSets } from './rl-train-models.js';
@@ -123,12 +123,6 @@ const impls = args.impls.map((s) => {
   const [attention, devices = '1'] = s.split(':');
   return { attention, devices: Number(devices) };
 });
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 interface Row {
   path: string;

@@ -3,7 +3,7 @@ export { InputError, errorMessage, isInputError } from './errors.js';
 export { temporarySibling, writeDirAtomic, writeFileAtomic } from './atomic.js';
 export { Rng } from './random.js';
 export { Progress, type ProgressOptions, printLine } from './progress.js';
-export { relError } from './numeric.js';
+export { median, relError } from './numeric.js';
 export { freeTcpPort } from './net.js';
 export {
   assertOutputIsNotInput,

@@ -9,3 +9,10 @@ export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
+
+/** The median of `xs` (the mean of the middle two for an even count); `xs` is not reordered. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
