@@ -39,13 +39,7 @@ const TOL = 1e-4;
  * as a relative error of 1e24 (seed 1210177698).
  */
 function attentionError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let ref = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i] - b[i]) ** 2;
-    ref += b[i] ** 2;
-  }
-  return Math.sqrt(diff) / Math.max(Math.sqrt(ref), 0.1 * Math.sqrt(a.length));
+  return relError(a, b, 0.1 * Math.sqrt(a.length));
 }
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const addon = nativeAddon();
