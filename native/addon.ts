@@ -73,6 +73,20 @@ export interface NativeAddon {
   ): void;
   /** y[i] = exp(x[i]) for i < n (IEEE edges: ±inf, NaN). */
   exp(x: Float32Array, y: Float32Array, n: number, threads: number): void;
+  /** y[i] = tanh(x[i]) for i < n (relative error ≈ 1e-7 near 0; NaN kept). */
+  tanh(x: Float32Array, y: Float32Array, n: number, threads: number): void;
+  /**
+   * dst (rows, width) = Σ_k [ids[k] = r] · src[k, :] over k < n, dst overwritten: the gradient of
+   * gathering rows of a (rows, width) table at `ids`. Throws on an id outside 0 … rows − 1.
+   */
+  scatterAddRows(
+    ids: Int32Array,
+    src: Float32Array,
+    dst: Float32Array,
+    n: number,
+    width: number,
+    rows: number,
+  ): void;
   /**
    * One AdamW step over every tensor: new weights into `out` (may be `params` itself), m and v
    * in place, params and grads read only, after scaling the gradients to global norm ≤ maxNorm
@@ -380,7 +394,7 @@ export function nativeThreads(): number {
  * build would ignore newer optional arguments (attnForward's lse, postForward's kept activations)
  * instead of failing on them.
  */
-const ADDON_ABI = 3;
+const ADDON_ABI = 4;
 
 /** Where the addon lives: native/build/Release (from dist/native/), or `RING_NATIVE_ADDON`. */
 function addonPath(): string {
@@ -395,6 +409,13 @@ function load(): NativeAddon | null {
   try {
     if (!existsSync(path)) throw new Error(`${path} does not exist (npm run build builds it)`);
     const mod = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
+    // NOTE: the revision first: a stale build lacks the newest functions, and "rebuild it" is the
+    // message that helps, not the first missing name
+    const abi = typeof mod.abi === 'function' ? mod.abi() : 0;
+    if (abi < ADDON_ABI)
+      throw new Error(
+        `${path} speaks addon ABI ${abi}, this code needs ${ADDON_ABI} (npm run build rebuilds it)`,
+      );
     for (const fn of [
       'attnForward',
       'attnBackward',
@@ -402,17 +423,14 @@ function load(): NativeAddon | null {
       'rowDot',
       'sgemm',
       'exp',
+      'tanh',
+      'scatterAddRows',
       'simd',
       'abi',
       'nativeBytes',
       'resetNativePeak',
     ] as const)
       if (typeof mod[fn] !== 'function') throw new Error(`${path} has no function ${fn}`);
-    const abi = mod.abi!();
-    if (abi < ADDON_ABI)
-      throw new Error(
-        `${path} speaks addon ABI ${abi}, this code needs ${ADDON_ABI} (npm run build rebuilds it)`,
-      );
     return mod as NativeAddon;
   } catch (err) {
     failure = err instanceof Error ? err.message.split('\n')[0] : String(err);

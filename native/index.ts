@@ -59,6 +59,7 @@ export {
   nativeForCurrentBackend,
   nativeMatmulApplies,
   nativeMatmulCount,
+  scatterAddRows,
 } from './kernels.js';
 export {
   collectGarbage,

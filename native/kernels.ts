@@ -10,9 +10,13 @@
  *   it was the slowest kernel of an LM finetuning step, measured).
  * - `Identity` on wasm: shares the input's memory instead of copying it (issue 20).
  * - `Slice` on wasm, contiguous slices: copies the rows straight from the input's heap memory.
+ * - `Tanh`: vectorised (wasm's is scalar libm, ≈ 25 ns an element: the policies' action head).
  * - `GatherV2` on wasm, rows of a table (axis 0): copies each row from the table's heap memory.
+ * - `RingScatterAddRows` (ours, no tfjs kernel of that name): the gradient of such a gather
+ *   (`scatterAddRows`), which the wasm backend lacks; on the heap, native or a JS loop.
  *
- * The last three are memory bookkeeping, not native kernels: they run with the addon off too.
+ * Identity, Slice and GatherV2 are memory bookkeeping, not native kernels: they run with the
+ * addon off too, as does RingScatterAddRows (its JS loop).
  *
  * Each call checks that the addon is loaded and enabled, so `configureNative({ enabled: false })`
  * or RING_NATIVE=0 brings back the backend's kernels at once (all but Identity).
@@ -93,6 +97,7 @@ type NativeKernel = (
 const KERNELS: [string, NativeKernel][] = [
   ['BatchMatMul', nativeBatchMatMul],
   ['Exp', nativeExp],
+  ['Tanh', nativeTanh],
   ['Identity', sharedIdentity],
   ['Slice', heapSlice],
   ['GatherV2', heapGather],
@@ -108,6 +113,80 @@ export function installNativeKernels(backendName: string): void {
     const kernelFunc = (args: KernelArgs) => kernel(args, backendName, original.kernelFunc);
     tf.unregisterKernel(name, backendName);
     tf.registerKernel({ ...original, kernelFunc: kernelFunc as tf.KernelFunc });
+  }
+  if (!tf.getKernel(SCATTER_ADD_ROWS, backendName))
+    tf.registerKernel({
+      kernelName: SCATTER_ADD_ROWS,
+      backendName,
+      kernelFunc: ((args: KernelArgs) => scatterAddRowsKernel(args, backendName)) as tf.KernelFunc,
+    });
+}
+
+const SCATTER_ADD_ROWS = 'RingScatterAddRows';
+
+/**
+ * src (N, D) added into the rows of a (rows, D) zero table at ids (N, int32): Σ_n [ids[n] = r] ·
+ * src[n]. The gradient of `tf.gather(table, ids)` with respect to the table. On wasm and cpu (after
+ * `installNativeKernels`) our kernel; elsewhere (tfjs-node, webgl) tfjs's unsortedSegmentSum.
+ */
+export function scatterAddRows(src: tf.Tensor2D, ids: tf.Tensor1D, rows: number): tf.Tensor2D {
+  if (src.dtype !== 'float32' || ids.dtype !== 'int32' || ids.size !== src.shape[0])
+    throw new Error(
+      `scatterAddRows: src must be float32 and ids int32 with one id per row of src (${src.shape[0]}); got ${src.dtype} src and ${ids.size} ${ids.dtype} ids`,
+    );
+  if (!tf.getKernel(SCATTER_ADD_ROWS, tf.getBackend()))
+    return tf.unsortedSegmentSum(src, ids, rows) as tf.Tensor2D;
+  const inputs = { x: src, indices: ids } as unknown as tf.NamedTensorMap;
+  const attrs = { rows } as unknown as tf.NamedAttrMap;
+  return tf.engine().runKernel(SCATTER_ADD_ROWS, inputs, attrs) as tf.Tensor2D;
+}
+
+function scatterAddRowsKernel(args: KernelArgs, backendName: string): tf.TensorInfo {
+  const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+  const { rows } = args.attrs as { rows: number };
+  const [n, width] = x.shape;
+  const addon = tf.getBackend() === backendName ? nativeForCurrentBackend() : undefined;
+  const run = (ids: Int32Array, src: Float32Array, dst: Float32Array) => {
+    if (addon) addon.scatterAddRows(ids, src, dst, n, width, rows);
+    else scatterAddRowsJs(ids, src, dst, width, rows);
+  };
+  if (backendName === 'wasm') {
+    const wasm = args.backend as unknown as WasmHeapBackend;
+    const out = wasm.makeOutput([rows, width], 'float32'); // first: it may grow the heap
+    try {
+      run(
+        wasm.typedArrayFromHeap(indices) as Int32Array,
+        wasm.typedArrayFromHeap(x) as Float32Array,
+        wasm.typedArrayFromHeap(out) as Float32Array,
+      );
+    } catch (err) {
+      (args.backend as unknown as { disposeData(id: unknown): void }).disposeData(out.dataId);
+      throw err;
+    }
+    return out;
+  }
+  const cpu = args.backend as unknown as CpuBackend;
+  const dst = new Float32Array(rows * width);
+  run(cpu.readSync(indices.dataId) as unknown as Int32Array, cpu.readSync(x.dataId), dst);
+  return cpu.makeTensorInfo([rows, width], 'float32', dst);
+}
+
+/** The addon's scatterAddRows in JS (RING_NATIVE=0): the same sums, in the same order. */
+function scatterAddRowsJs(
+  ids: Int32Array,
+  src: Float32Array,
+  dst: Float32Array,
+  width: number,
+  rows: number,
+): void {
+  dst.fill(0, 0, rows * width);
+  for (let k = 0; k < ids.length; k++) {
+    const r = ids[k];
+    if (!(r >= 0 && r < rows))
+      throw new Error(`scatterAddRows: ids[${k}] = ${r} is outside the table's ${rows} rows`);
+    const out = r * width;
+    const inp = k * width;
+    for (let d = 0; d < width; d++) dst[out + d] += src[inp + d];
   }
 }
 
@@ -152,6 +231,34 @@ function nativeExp(
   const cpu = args.backend as unknown as CpuBackend;
   const y = new Float32Array(n);
   addon.exp(cpu.readSync(x.dataId), y, n, threadsFor(n, EXP_PER_EXTRA_THREAD));
+  return cpu.makeTensorInfo(x.shape, 'float32', y);
+}
+
+/** Elements below which Tanh stays on the backend's kernel (wasm's takes ≈ 25 ns an element). */
+const NATIVE_TANH_MIN = 256;
+
+function nativeTanh(
+  args: KernelArgs,
+  backendName: string,
+  fallback: tf.KernelFunc,
+): tf.TensorInfo | tf.TensorInfo[] {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const n = x.shape.reduce((p, q) => p * q, 1);
+  const addon =
+    x.dtype === 'float32' && n >= NATIVE_TANH_MIN && tf.getBackend() === backendName
+      ? nativeForCurrentBackend()
+      : undefined;
+  if (!addon) return fallback(args);
+  const threads = threadsFor(n, EXP_PER_EXTRA_THREAD);
+  if (backendName === 'wasm') {
+    const wasm = args.backend as unknown as WasmBackend;
+    const out = wasm.makeOutput(x.shape, 'float32'); // first: it may grow the heap
+    addon.tanh(wasm.typedArrayFromHeap(x), wasm.typedArrayFromHeap(out), n, threads);
+    return out;
+  }
+  const cpu = args.backend as unknown as CpuBackend;
+  const y = new Float32Array(n);
+  addon.tanh(cpu.readSync(x.dataId), y, n, threads);
   return cpu.makeTensorInfo(x.shape, 'float32', y);
 }
 
@@ -236,8 +343,13 @@ function heapGather(
   const out = wasm.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype); // first: it may grow the heap
   const table = wasm.typedArrayFromHeap(x);
   const dst = wasm.typedArrayFromHeap(out);
+  // NOTE: both are views of the one heap: copyWithin moves each row without the subarray object
+  // that set() needs (2,048 rows of 64: 70 µs against 200)
+  const heap = new (table.constructor as Float32ArrayConstructor)(table.buffer);
+  const from = table.byteOffset / table.BYTES_PER_ELEMENT;
+  const to = dst.byteOffset / dst.BYTES_PER_ELEMENT;
   for (let n = 0; n < ids.length; n++)
-    dst.set(table.subarray(ids[n] * width, (ids[n] + 1) * width), n * width);
+    heap.copyWithin(to + n * width, from + ids[n] * width, from + (ids[n] + 1) * width);
   return out;
 }
 

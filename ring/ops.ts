@@ -9,7 +9,7 @@
  *   issue 7), transposes folded into its packing.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeMatmulApplies } from '../native/index.js';
+import { nativeMatmulApplies, scatterAddRows } from '../native/index.js';
 
 /** A tensor's shape as a plain array (tfjs types shapes as a union of tuples). */
 export function dims(x: tf.Tensor): number[] {
@@ -114,8 +114,8 @@ export function constantLinear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
 
 /**
  * table (V, D) gathered at integer ids (any shape) → (...ids.shape, D). The gradient scatter-adds
- * rows on the CPU side, which the wasm backend lacks (and which is O(N·D), not O(N·V·D) as a
- * one-hot product would be).
+ * rows (native/ `scatterAddRows`: the wasm backend has no gather gradient), O(N·D), not O(N·V·D)
+ * as a one-hot product would be.
  */
 export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
   const [vocab, dim] = table.shape;
@@ -125,16 +125,9 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
     return {
       value: tf.gather(t, flatIds),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const idx = saved[0].dataSync();
-        const g = dy.dataSync();
-        releaseAfterBackward(dy, saved, []);
-        const out = new Float32Array(vocab * dim);
-        for (let n = 0; n < idx.length; n++) {
-          const row = idx[n] * dim;
-          const src = n * dim;
-          for (let d = 0; d < dim; d++) out[row + d] += g[src + d];
-        }
-        return [tf.tensor2d(out, [vocab, dim])];
+        const grad = scatterAddRows(dy as tf.Tensor2D, saved[0] as tf.Tensor1D, vocab);
+        releaseAfterBackward(dy, saved, [grad]);
+        return [grad];
       },
     };
   });

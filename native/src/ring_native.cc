@@ -1287,6 +1287,66 @@ static void expArray(const float* x, float* y, long n, int threads) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Elementwise tanh (tfjs's Tanh kernel; on wasm it is scalar libm, ≈ 25 ns an element: the action
+// head of an ant-medium policy spent 0.4 ms a step in it). |x| ≥ 0.625: 1 − 2 / (e^{2|x|} + 1) with
+// the sign put back, |x| clamped at 9 (tanh(9) rounds to 1 in float32; exp8 must stay below 87);
+// |x| < 0.625, where that form cancels: the odd polynomial x + x·x²·P(x²) of Cephes' tanhf, which
+// keeps the relative error near 1e-7 down to the smallest inputs. NaN stays NaN.
+
+static void tanhArray(const float* x, float* y, long n, int threads) {
+  const long chunk = 1 << 15;
+  const int tasks = static_cast<int>((n + chunk - 1) / chunk);
+  parallelFor(n < (1 << 17) ? 1 : threads, tasks, [&](int task, int) {
+    const long lo = task * chunk, hi = std::min(n, lo + chunk);
+    long i = lo;
+#if RING_SIMD
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+    const __m256 small = _mm256_set1_ps(0.625f), cap = _mm256_set1_ps(9.0f);
+    const __m256 signBit = _mm256_set1_ps(-0.0f);
+    const __m256 p0 = _mm256_set1_ps(-5.70498872745e-3f), p1 = _mm256_set1_ps(2.06390887954e-2f);
+    const __m256 p2 = _mm256_set1_ps(-5.37397155531e-2f), p3 = _mm256_set1_ps(1.33314422036e-1f);
+    const __m256 p4 = _mm256_set1_ps(-3.33332819422e-1f);
+    for (; i + 8 <= hi; i += 8) {
+      const __m256 v = _mm256_loadu_ps(x + i);
+      const __m256 a = _mm256_min_ps(_mm256_andnot_ps(signBit, v), cap);  // |x| ≤ 9
+      const __m256 e = exp8(_mm256_add_ps(a, a));
+      const __m256 large = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
+      const __m256 z = _mm256_mul_ps(v, v);
+      __m256 p = _mm256_fmadd_ps(p0, z, p1);
+      p = _mm256_fmadd_ps(p, z, p2);
+      p = _mm256_fmadd_ps(p, z, p3);
+      p = _mm256_fmadd_ps(p, z, p4);
+      const __m256 poly = _mm256_fmadd_ps(_mm256_mul_ps(p, z), v, v);
+      const __m256 signed_ = _mm256_or_ps(large, _mm256_and_ps(signBit, v));
+      __m256 r = _mm256_blendv_ps(signed_, poly, _mm256_cmp_ps(a, small, _CMP_LT_OQ));
+      r = _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+      _mm256_storeu_ps(y + i, r);
+    }
+#endif
+    for (; i < hi; i++) y[i] = std::tanh(x[i]);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gradient of an embedding lookup: dst (rows, width) = Σ_n [ids[n] = r] · src[n, :]. The wasm
+// backend has no gather gradient, and the JS loop it replaces (with the two read-backs and the
+// upload around it) took ≈ 1 ms a step at ant-medium (2,048 ids of 64). One thread: ids repeat
+// (timesteps, tokens), so rows cannot be split by n without atomics, and the work is ≈ 30 µs.
+
+// Returns −1, or the first k whose id is outside 0 … rows − 1 (dst is then incomplete).
+static long scatterAddRows(const int32_t* ids, const float* src, float* dst, long n, long width, long rows) {
+  std::fill(dst, dst + rows * width, 0.0f);
+  for (long k = 0; k < n; k++) {
+    const long r = ids[k];
+    if (r < 0 || r >= rows) return k;
+    float* out = dst + r * width;
+    const float* in = src + k * width;
+    for (long d = 0; d < width; d++) out[d] += in[d];
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------------------------
 // AdamW over every parameter in one call (issue 14): the global gradient norm, the clip, both
 // moments and the decoupled-decay update in one pass per tensor, where tfjs ran about a dozen
 // kernels per tensor (each a pass over memory and a JS round trip; the profile of an ant-medium
@@ -2255,6 +2315,33 @@ napi_value Exp(napi_env env, napi_callback_info info) {
   });
 }
 
+// tanh(x, y, n, threads): y[i] = tanh(x[i]) for i < n.
+napi_value Tanh(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "tanh");
+    const int n = a.integer(2, "n", 0), threads = a.integer(3, "threads", 1);
+    const float* x = a.array<float>(0, "x", napi_float32_array, n);
+    float* y = a.array<float>(1, "y", napi_float32_array, n);
+    tanhArray(x, y, n, threads);
+  });
+}
+
+// scatterAddRows(ids, src, dst, n, width, rows): dst (rows, width) = Σ_k [ids[k] = r] src[k, :];
+// dst is overwritten; an id outside 0 … rows − 1 throws.
+napi_value ScatterAddRows(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "scatterAddRows");
+    const int n = a.integer(3, "n", 0), width = a.integer(4, "width", 0), rows = a.integer(5, "rows", 0);
+    const int32_t* ids = a.array<int32_t>(0, "ids", napi_int32_array, n);
+    const float* src = a.array<float>(1, "src", napi_float32_array, static_cast<size_t>(n) * width);
+    float* dst = a.array<float>(2, "dst", napi_float32_array, static_cast<size_t>(rows) * width);
+    const long bad = scatterAddRows(ids, src, dst, n, width, rows);
+    if (bad >= 0)
+      throw ArgError{"scatterAddRows: ids[" + std::to_string(bad) + "] = " + std::to_string(ids[bad]) +
+                     " is outside the table's " + std::to_string(rows) + " rows"};
+  });
+}
+
 // adamw(params, out, grads, m, v, decay, lr, beta1, beta2, eps, weightDecay, step, maxNorm,
 // threads): one AdamW step over every tensor (params, out, grads, m, v: lists of Float32Array,
 // one per tensor; decay: Int32Array, 1 where the tensor decays). The new weights go to out
@@ -2625,11 +2712,12 @@ napi_value HelperSpin(napi_env env, napi_callback_info info) {
 }
 
 // abi(): the calling convention's revision. 2: attnForward's optional lse (the last chunk
-// finalises) and rowDot's threads; 3: postForward's and postBackward's kept activations.
+// finalises) and rowDot's threads; 3: postForward's and postBackward's kept activations; 4: tanh and
+// scatterAddRows.
 // native/addon.ts refuses an older build, which would ignore the new arguments instead of failing.
 napi_value Abi(napi_env env, napi_callback_info) {
   napi_value out;
-  napi_create_int32(env, 3, &out);
+  napi_create_int32(env, 4, &out);
   return out;
 }
 
@@ -2643,6 +2731,8 @@ NAPI_MODULE_INIT() {
       {"rowDot", nullptr, RowDot, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"tanh", nullptr, Tanh, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"scatterAddRows", nullptr, ScatterAddRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"ffnForward", nullptr, FfnForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"ffnBackward", nullptr, FfnBackward, nullptr, nullptr, nullptr, napi_default, nullptr},

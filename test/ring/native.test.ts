@@ -16,11 +16,14 @@ import { Rng } from '../../common/index.js';
 import {
   configureNative,
   initBackend,
+  installNativeKernels,
   NATIVE_MATMUL_MIN_MACS,
   nativeAddon,
   nativeMatmulCount,
   nativeStatus,
   nativeThreads,
+  scatterAddRows,
+  timeNativeCalls,
 } from '../../native/index.js';
 import { NativeBackward, NativeForward } from '../../ring/attention/kernels.js';
 import type { TokenSide } from '../../ring/attention/mask.js';
@@ -611,6 +614,129 @@ describe('native Exp kernel vs the wasm kernel', { skip }, () => {
   });
 });
 
+/** The addon's calls by name while `f` runs. */
+function addonCalls<T>(f: () => T): { out: T; calls: Map<string, number> } {
+  const calls = new Map<string, number>();
+  timeNativeCalls((name) => calls.set(name, (calls.get(name) ?? 0) + 1));
+  try {
+    return { out: f(), calls };
+  } finally {
+    timeNativeCalls(undefined);
+  }
+}
+
+describe('native Tanh kernel', { skip }, () => {
+  test('tanh over 100k values (both branches, tiny, large, ±inf, NaN) within 5e-7 relative of float64, gradient too', () => {
+    const seed = (Math.random() * 2 ** 31) | 0;
+    const rng = new Rng(seed);
+    const data = rng.normalArray(100_003, 2); // odd length: the vector loop's tail runs
+    for (let i = 0; i < 20_000; i++) data[i] *= 1e-4 * rng.next(); // the polynomial branch, near 0
+    const specials = [0, -0, 1e-8, -1e-30, 1e-40, 0.6249, 0.625, -0.625, 8.99, 9, 9.01, 20, -20, 100];
+    data.set([...specials, Infinity, -Infinity, Number.NaN], 30_000);
+    const x = tf.tensor1d(data);
+    const dy = tf.tensor1d(rng.normalArray(data.length));
+    const run = () => {
+      const r = tf.valueAndGrads((t: tf.Tensor) => tf.tanh(t))([x], dy);
+      const out = [r.value.dataSync(), r.grads[0].dataSync()];
+      tf.dispose([r.value, r.grads[0]]);
+      return out;
+    };
+    const { out: native, calls } = addonCalls(run);
+    assert.ok((calls.get('tanh') ?? 0) >= 1, `the addon's tanh ran (calls: ${[...calls.keys()]})`);
+    const [y, dx] = native;
+    const x32 = x.dataSync();
+    const g32 = dy.dataSync();
+    for (let i = 0; i < y.length; i++) {
+      const want = Math.tanh(x32[i]);
+      if (Number.isNaN(want)) {
+        assert.ok(Number.isNaN(y[i]), `tanh(NaN) = ${y[i]} (seed ${seed})`);
+        continue;
+      }
+      assert.ok(
+        Math.abs(y[i] - want) <= 5e-7 * Math.abs(want) + 1e-45,
+        `tanh(${x32[i]}): native ${y[i]}, float64 ${want} (seed ${seed})`,
+      );
+      // the gradient tfjs forms from the output, (1 − y²) · dy, checked in float64 from ours
+      const g = (1 - y[i] * y[i]) * g32[i];
+      assert.ok(Math.abs(dx[i] - g) <= 1e-6 * Math.abs(g) + 1e-7, `d tanh(${x32[i]}): ${dx[i]}, want ${g}`);
+    }
+    tf.dispose([x, dy]);
+  });
+});
+
+describe('scatterAddRows (the embedding gradient) on wasm and cpu, native and JS', { skip }, () => {
+  /** Σ_k [ids[k] = r] src[k] in float64, the reference. */
+  function reference(ids: Int32Array, src: Float32Array, width: number, rows: number): Float64Array {
+    const out = new Float64Array(rows * width);
+    ids.forEach((r, k) => {
+      for (let d = 0; d < width; d++) out[r * width + d] += src[k * width + d];
+    });
+    return out;
+  }
+
+  test('random tables with repeated ids match float64; a bad id is refused and nothing leaks', async () => {
+    const seed = (Math.random() * 2 ** 31) | 0;
+    const rng = new Rng(seed);
+    for (let trial = 0; trial < 6; trial++) {
+      // NOTE: the first trial is small: tfjs's unsortedSegmentSum on cpu is O(rows · n · width)
+      const scale = trial === 0 ? 0.1 : 1;
+      const rows = 1 + Math.floor(rng.next() * 300 * scale);
+      const width = 1 + Math.floor(rng.next() * 70);
+      const n = 1 + Math.floor(rng.next() * 3000 * scale); // more ids than rows: ids repeat
+      const ids = Int32Array.from({ length: n }, () => Math.floor(rng.next() * rows));
+      const src = rng.normalArray(n * width);
+      const want = reference(ids, src, width, rows);
+      const what = `rows ${rows} width ${width} n ${n} (seed ${seed})`;
+      // on the first trial cpu first as tfjs-node and webgl run it, without our kernel (tfjs's
+      // unsortedSegmentSum), then with it installed (which lasts)
+      const cases = [
+        ['cpu', false],
+        ['cpu', true],
+        ['wasm', true],
+      ] as const;
+      for (const [backend, ours] of cases.slice(trial === 0 ? 0 : 1)) {
+        await tf.setBackend(backend);
+        if (ours) installNativeKernels(backend);
+        try {
+          const run = () => {
+            const s = tf.tensor2d(src, [n, width]);
+            const i = tf.tensor1d(ids, 'int32');
+            const out = scatterAddRows(s, i, rows);
+            const values = out.dataSync();
+            assert.deepEqual(out.shape, [rows, width], what);
+            tf.dispose([s, i, out]);
+            return values;
+          };
+          const { out: native, calls } = addonCalls(run);
+          assert.equal(calls.get('scatterAddRows') ?? 0, ours ? 1 : 0, `${backend}: the addon ran (${what})`);
+          const js = withTfjs(run);
+          assert.ok(relError(native, want) < 1e-6, `${backend} native: ${what}`);
+          assert.ok(relError(js, want) < 1e-6, `${backend} JS: ${what}`);
+          // a bad id: a clear error from either path, and no tensor or heap block left behind
+          const bad = Int32Array.from(ids);
+          bad[n - 1] = rows;
+          const s = tf.tensor2d(src, [n, width]);
+          const i = tf.tensor1d(bad, 'int32');
+          const before = tf.memory().numTensors;
+          const bytes = tf.memory().numBytes;
+          if (ours)
+            for (const path of [(f: () => unknown) => f(), withTfjs])
+              assert.throws(
+                () => path(() => scatterAddRows(s, i, rows)),
+                new RegExp(`ids\\[${n - 1}\\] = ${rows} is outside the table's ${rows} rows`),
+                `${backend}: ${what}`,
+              );
+          assert.equal(tf.memory().numTensors, before, `${backend}: tensors left after the error`);
+          assert.equal(tf.memory().numBytes, bytes, `${backend}: bytes left after the error`);
+          tf.dispose([s, i]);
+        } finally {
+          await tf.setBackend('wasm');
+        }
+      }
+    }
+  });
+});
+
 describe('native ring on worker devices vs tfjs ring', { skip }, () => {
   let group: RingGroup;
   before(async () => {
@@ -690,13 +816,13 @@ describe('native fallback', () => {
     const old = join(dir, 'old-addon.cjs');
     writeFileSync(
       old,
-      `const f = () => {}; module.exports = { ${['attnForward', 'attnBackward', 'attnFinalize', 'rowDot', 'sgemm', 'exp', 'simd', 'nativeBytes', 'resetNativePeak'].map((n) => `${n}: f`).join(', ')}, abi: () => 2 };`,
+      `const f = () => {}; module.exports = { ${['attnForward', 'attnBackward', 'attnFinalize', 'rowDot', 'sgemm', 'exp', 'simd', 'nativeBytes', 'resetNativePeak'].map((n) => `${n}: f`).join(', ')}, abi: () => 3 };`,
     );
     const stale = node(script, { RING_NATIVE_ADDON: old, RING_NATIVE: '' });
     assert.equal(stale.status, 0, stale.stderr);
     assert.match(
       stale.stderr,
-      /native: kernels unavailable \(.*old-addon\.cjs speaks addon ABI 2, this code needs 3/,
+      /native: kernels unavailable \(.*old-addon\.cjs speaks addon ABI 3, this code needs 4/,
     );
     assert.deepEqual(JSON.parse(stale.stdout), JSON.parse(broken.stdout));
     const off = node(script, { RING_NATIVE: '0' });
