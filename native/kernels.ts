@@ -204,61 +204,42 @@ function threadsFor(work: number, perThread: number): number {
   return Math.max(1, Math.min(nativeThreads(), Math.floor(work / perThread)));
 }
 
-function nativeExp(
-  args: KernelArgs,
-  backendName: string,
-  fallback: tf.KernelFunc,
-): tf.TensorInfo | tf.TensorInfo[] {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  const n = x.shape.reduce((p, q) => p * q, 1);
-  const backend = tf.getBackend();
-  const addon =
-    x.dtype === 'float32' && n >= NATIVE_EXP_MIN && backend === backendName
-      ? nativeForCurrentBackend()
-      : undefined;
-  if (!addon) return fallback(args);
-  if (backendName === 'wasm') {
-    const wasm = args.backend as unknown as WasmBackend;
-    const out = wasm.makeOutput(x.shape, 'float32'); // first: it may grow the heap
-    addon.exp(
-      wasm.typedArrayFromHeap(x),
-      wasm.typedArrayFromHeap(out),
-      n,
-      threadsFor(n, EXP_PER_EXTRA_THREAD),
-    );
-    return out;
-  }
-  const cpu = args.backend as unknown as CpuBackend;
-  const y = new Float32Array(n);
-  addon.exp(cpu.readSync(x.dataId), y, n, threadsFor(n, EXP_PER_EXTRA_THREAD));
-  return cpu.makeTensorInfo(x.shape, 'float32', y);
-}
-
 /** Elements below which Tanh stays on the backend's kernel (wasm's takes ≈ 25 ns an element). */
 const NATIVE_TANH_MIN = 256;
 
-function nativeTanh(
+function nativeExp(args: KernelArgs, backendName: string, fallback: tf.KernelFunc): tf.TensorInfo {
+  return unaryKernel('exp', NATIVE_EXP_MIN, args, backendName, fallback);
+}
+
+function nativeTanh(args: KernelArgs, backendName: string, fallback: tf.KernelFunc): tf.TensorInfo {
+  return unaryKernel('tanh', NATIVE_TANH_MIN, args, backendName, fallback);
+}
+
+/** A float32 elementwise kernel on the addon's `fn` from `min` elements, else the backend's. */
+function unaryKernel(
+  fn: 'exp' | 'tanh',
+  min: number,
   args: KernelArgs,
   backendName: string,
   fallback: tf.KernelFunc,
-): tf.TensorInfo | tf.TensorInfo[] {
+): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const n = x.shape.reduce((p, q) => p * q, 1);
   const addon =
-    x.dtype === 'float32' && n >= NATIVE_TANH_MIN && tf.getBackend() === backendName
+    x.dtype === 'float32' && n >= min && tf.getBackend() === backendName
       ? nativeForCurrentBackend()
       : undefined;
-  if (!addon) return fallback(args);
+  if (!addon) return fallback(args) as tf.TensorInfo;
   const threads = threadsFor(n, EXP_PER_EXTRA_THREAD);
   if (backendName === 'wasm') {
     const wasm = args.backend as unknown as WasmBackend;
     const out = wasm.makeOutput(x.shape, 'float32'); // first: it may grow the heap
-    addon.tanh(wasm.typedArrayFromHeap(x), wasm.typedArrayFromHeap(out), n, threads);
+    addon[fn](wasm.typedArrayFromHeap(x), wasm.typedArrayFromHeap(out), n, threads);
     return out;
   }
   const cpu = args.backend as unknown as CpuBackend;
   const y = new Float32Array(n);
-  addon.tanh(cpu.readSync(x.dataId), y, n, threads);
+  addon[fn](cpu.readSync(x.dataId), y, n, threads);
   return cpu.makeTensorInfo(x.shape, 'float32', y);
 }
 

@@ -2304,27 +2304,23 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   });
 }
 
-// exp(x, y, n, threads): y[i] = exp(x[i]) for i < n.
-napi_value Exp(napi_env env, napi_callback_info info) {
+// An elementwise call (x, y, n, threads): y[i] = f(x[i]) for i < n, f one of the *Array kernels.
+napi_value unaryCall(napi_env env, napi_callback_info info, const char* name,
+                     void (*f)(const float*, float*, long, int)) {
   return guarded(env, [&] {
-    Args a(env, info, "exp");
+    Args a(env, info, name);
     const int n = a.integer(2, "n", 0), threads = a.integer(3, "threads", 1);
     const float* x = a.array<float>(0, "x", napi_float32_array, n);
     float* y = a.array<float>(1, "y", napi_float32_array, n);
-    expArray(x, y, n, threads);
+    f(x, y, n, threads);
   });
 }
 
+// exp(x, y, n, threads): y[i] = exp(x[i]) for i < n.
+napi_value Exp(napi_env env, napi_callback_info info) { return unaryCall(env, info, "exp", expArray); }
+
 // tanh(x, y, n, threads): y[i] = tanh(x[i]) for i < n.
-napi_value Tanh(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    Args a(env, info, "tanh");
-    const int n = a.integer(2, "n", 0), threads = a.integer(3, "threads", 1);
-    const float* x = a.array<float>(0, "x", napi_float32_array, n);
-    float* y = a.array<float>(1, "y", napi_float32_array, n);
-    tanhArray(x, y, n, threads);
-  });
-}
+napi_value Tanh(napi_env env, napi_callback_info info) { return unaryCall(env, info, "tanh", tanhArray); }
 
 // scatterAddRows(ids, src, dst, n, width, rows): dst (rows, width) = Σ_k [ids[k] = r] src[k, :];
 // dst is overwritten; an id outside 0 … rows − 1 throws.
