@@ -1266,11 +1266,17 @@ static void sgemm(const Gemm& g, int threads) {
 // 2^n scaling would overflow its exponent field) done by std::exp, so large inputs give the
 // right value or +inf. NOTE: below −87 the result is 0 where IEEE has a subnormal (< 1.7e-38).
 
-static void expArray(const float* x, float* y, long n, int threads) {
+// body(lo, hi) over [0, n) in chunks of 32k elements; helper threads only from 128k elements.
+template <class F>
+static void elementwiseChunks(long n, int threads, F&& body) {
   const long chunk = 1 << 15;
   const int tasks = static_cast<int>((n + chunk - 1) / chunk);
-  parallelFor(n < (1 << 17) ? 1 : threads, tasks, [&](int task, int) {
-    const long lo = task * chunk, hi = std::min(n, lo + chunk);
+  parallelFor(n < (1 << 17) ? 1 : threads, tasks,
+              [&](int task, int) { body(task * chunk, std::min(n, (task + 1) * chunk)); });
+}
+
+static void expArray(const float* x, float* y, long n, int threads) {
+  elementwiseChunks(n, threads, [&](long lo, long hi) {
     long i = lo;
 #if RING_SIMD
     const __m256 big = _mm256_set1_ps(87.0f);
@@ -1294,10 +1300,7 @@ static void expArray(const float* x, float* y, long n, int threads) {
 // keeps the relative error near 1e-7 down to the smallest inputs. NaN stays NaN.
 
 static void tanhArray(const float* x, float* y, long n, int threads) {
-  const long chunk = 1 << 15;
-  const int tasks = static_cast<int>((n + chunk - 1) / chunk);
-  parallelFor(n < (1 << 17) ? 1 : threads, tasks, [&](int task, int) {
-    const long lo = task * chunk, hi = std::min(n, lo + chunk);
+  elementwiseChunks(n, threads, [&](long lo, long hi) {
     long i = lo;
 #if RING_SIMD
     const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
