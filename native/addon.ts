@@ -88,6 +88,33 @@ export interface NativeAddon {
     rows: number,
   ): void;
   /**
+   * Token embeddings by modality: out (N, D)[n] = feats[n, :w_m] · weights[m] + biases[m] for
+   * m = types[n] (w_m = weights[m].length / D ≤ F), zeros where types[n] is no modality.
+   */
+  modalityEmbed(
+    feats: Float32Array,
+    types: Int32Array,
+    weights: Float32Array[],
+    biases: Float32Array[],
+    out: Float32Array,
+    N: number,
+    F: number,
+    D: number,
+    threads: number,
+  ): void;
+  /** modalityEmbed's gradients into dWeights, dBiases (overwritten), from dy (N, D). */
+  modalityEmbedBackward(
+    feats: Float32Array,
+    types: Int32Array,
+    dy: Float32Array,
+    dWeights: Float32Array[],
+    dBiases: Float32Array[],
+    N: number,
+    F: number,
+    D: number,
+    threads: number,
+  ): void;
+  /**
    * One AdamW step over every tensor: new weights into `out` (may be `params` itself), m and v
    * in place, params and grads read only, after scaling the gradients to global norm ≤ maxNorm
    * (0: no clip); decay (one per tensor): 1 where the weights decay. Returns the global norm
@@ -425,6 +452,8 @@ function load(): NativeAddon | null {
       'exp',
       'tanh',
       'scatterAddRows',
+      'modalityEmbed',
+      'modalityEmbedBackward',
       'simd',
       'abi',
       'nativeBytes',

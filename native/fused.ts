@@ -445,3 +445,76 @@ export function fusedNormBackward(
     addon.normBackward!(xv!, g!, dyv!, dx, dGain, x.size / D, D, normCode(norm), eps, nativeThreads()),
   );
 }
+
+/** Token features as the trajectory transformers hold them (rl/policies/tokens.ts). */
+export interface ModalityTokens {
+  /** (N, F): token n's values in its first w_m columns */
+  feats: Float32Array;
+  /** (N): the token's modality, or another number for padding */
+  types: Int32Array;
+  /** F */
+  featDim: number;
+}
+
+/** Whether modalityEmbedForward / Backward run for these weights and biases. */
+export function modalityEmbedApplies(params: tf.Tensor[]): boolean {
+  return fusedAddon(params)?.modalityEmbed !== undefined;
+}
+
+/**
+ * Token embeddings by modality on the addon: (N, D)[n] = feats[n, :w_m] · W_m + b_m for
+ * m = types[n], zeros for padding. W_m (w_m, D), b_m (D). Undefined where it cannot run.
+ */
+export function modalityEmbedForward(
+  tokens: ModalityTokens,
+  weights: tf.Tensor[],
+  biases: tf.Tensor[],
+): tf.Tensor2D | undefined {
+  const addon = fusedAddon([...weights, ...biases]);
+  if (!addon?.modalityEmbed) return undefined;
+  const M = weights.length;
+  const N = tokens.types.length;
+  const D = biases[0].size;
+  const [out] = onBackendMemory([...weights, ...biases], [[N, D]], (ins, [o]) =>
+    addon.modalityEmbed(
+      tokens.feats,
+      tokens.types,
+      ins.slice(0, M) as Float32Array[],
+      ins.slice(M) as Float32Array[],
+      o,
+      N,
+      tokens.featDim,
+      D,
+      nativeThreads(),
+    ),
+  );
+  return out as tf.Tensor2D;
+}
+
+/** modalityEmbedForward's gradients [dW_0 … dW_M−1, db_0 … db_M−1] from dy (N, D), or undefined. */
+export function modalityEmbedBackward(
+  tokens: ModalityTokens,
+  dy: tf.Tensor,
+  weights: tf.Tensor[],
+  biases: tf.Tensor[],
+): tf.Tensor[] | undefined {
+  const addon = fusedAddon([dy, ...weights, ...biases]);
+  if (!addon?.modalityEmbedBackward) return undefined;
+  const M = weights.length;
+  const N = tokens.types.length;
+  const D = biases[0].size;
+  const shapes = [...weights, ...biases].map((t) => t.shape);
+  return onBackendMemory([dy], shapes, ([g], outs) =>
+    addon.modalityEmbedBackward(
+      tokens.feats,
+      tokens.types,
+      g as Float32Array,
+      outs.slice(0, M),
+      outs.slice(M),
+      N,
+      tokens.featDim,
+      D,
+      nativeThreads(),
+    ),
+  );
+}

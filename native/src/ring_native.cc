@@ -1350,6 +1350,91 @@ static long scatterAddRows(const int32_t* ids, const float* src, float* dst, lon
 }
 
 // ---------------------------------------------------------------------------------------------
+// Token embeddings by modality (the trajectory transformers' input layer): out[n] = feats[n, :w_m] ·
+// W_m + b_m for m = types[n], zeros where types[n] is no modality (padding). tfjs formed it as one
+// product of a (N, Σ w_m + M) matrix of mostly zeros with the stacked weights (15.6M multiply-adds
+// at ant-medium, its four modalities 1 + 105 + 8 + 1 wide), after building and uploading that
+// matrix (1 MB). Here the tokens of each modality are gathered and multiplied by its weights alone
+// (sgemm, ≈ 4M multiply-adds), and the rows scattered back. The backward gathers the same way:
+// dW_m = X_mᵀ · dY_m, db_m = Σ dY_m rows.
+
+struct ModalityTable {
+  std::vector<std::pair<float*, size_t>> w, b;  // per modality: (w_m, D) and (D)
+  long D;
+  int width(int m) const { return static_cast<int>(static_cast<long>(w[m].second) / D); }
+};
+
+// The tokens of modality m, in order.
+static std::vector<long> tokensOf(const int32_t* types, long N, int m) {
+  std::vector<long> idx;
+  for (long n = 0; n < N; n++)
+    if (types[n] == m) idx.push_back(n);
+  return idx;
+}
+
+// X (|idx|, wm) = feats[idx, :wm].
+static void gatherFeatures(const float* feats, long F, const std::vector<long>& idx, int wm, float* X) {
+  for (size_t k = 0; k < idx.size(); k++) std::copy(feats + idx[k] * F, feats + idx[k] * F + wm, X + k * wm);
+}
+
+static void modalityEmbed(const float* feats, const int32_t* types, const ModalityTable& t, float* out, long N,
+                          long F, int threads) {
+  const int M = static_cast<int>(t.w.size());
+  const long D = t.D;
+  for (long n = 0; n < N; n++)
+    if (types[n] < 0 || types[n] >= M) std::fill(out + n * D, out + (n + 1) * D, 0.0f);
+  for (int m = 0; m < M; m++) {
+    const std::vector<long> idx = tokensOf(types, N, m);
+    if (idx.empty()) continue;
+    const int Nm = static_cast<int>(idx.size()), wm = t.width(m);
+    Buf X(static_cast<size_t>(Nm) * wm), Y(static_cast<size_t>(Nm) * D);
+    gatherFeatures(feats, F, idx, wm, X.p);
+    Gemm g{};
+    g.A = X.p, g.B = t.w[m].first, g.C = Y.p;
+    g.M = Nm, g.N = static_cast<int>(D), g.K = wm;
+    g.lda = wm, g.ldb = D, g.ldc = D;
+    sgemm(g, threads);
+    const float* bias = t.b[m].first;
+    for (int k = 0; k < Nm; k++) {
+      float* o = out + idx[k] * D;
+      const float* y = Y.p + static_cast<long>(k) * D;
+      for (long d = 0; d < D; d++) o[d] = y[d] + bias[d];
+    }
+  }
+}
+
+// dW_m = Σ_{n: type m} feats[n, :w_m]ᵀ · dy[n], db_m = Σ_{n: type m} dy[n]; t holds the gradients
+// (overwritten).
+static void modalityEmbedBackward(const float* feats, const int32_t* types, const float* dy, const ModalityTable& t,
+                                  long N, long F, int threads) {
+  const int M = static_cast<int>(t.w.size());
+  const long D = t.D;
+  for (int m = 0; m < M; m++) {
+    const std::vector<long> idx = tokensOf(types, N, m);
+    const int Nm = static_cast<int>(idx.size()), wm = t.width(m);
+    float* db = t.b[m].first;
+    std::fill(db, db + D, 0.0f);
+    if (idx.empty()) {
+      std::fill(t.w[m].first, t.w[m].first + t.w[m].second, 0.0f);
+      continue;
+    }
+    Buf X(static_cast<size_t>(Nm) * wm), G(static_cast<size_t>(Nm) * D);
+    gatherFeatures(feats, F, idx, wm, X.p);
+    for (int k = 0; k < Nm; k++) {
+      const float* g = dy + idx[k] * D;
+      std::copy(g, g + D, G.p + static_cast<long>(k) * D);
+      for (long d = 0; d < D; d++) db[d] += g[d];
+    }
+    Gemm g{};
+    g.A = X.p, g.B = G.p, g.C = t.w[m].first;
+    g.M = wm, g.N = static_cast<int>(D), g.K = Nm;
+    g.ta = true;
+    g.lda = wm, g.ldb = D, g.ldc = D;
+    sgemm(g, threads);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // AdamW over every parameter in one call (issue 14): the global gradient norm, the clip, both
 // moments and the decoupled-decay update in one pass per tensor, where tfjs ran about a dozen
 // kernels per tensor (each a pass over memory and a JS round trip; the profile of an ant-medium
@@ -2341,6 +2426,52 @@ napi_value ScatterAddRows(napi_env env, napi_callback_info info) {
   });
 }
 
+// The per-modality tables of a modalityEmbed call: lists at argument i (weights) and i + 1 (biases),
+// one entry per modality, each weight (w_m, D) with w_m ≤ F, each bias (D).
+static ModalityTable modalityTable(Args& a, size_t i, long D, long F, const char* fn) {
+  ModalityTable t{a.floatArrays(i, "weights"), a.floatArrays(i + 1, "biases"), D};
+  if (t.w.size() != t.b.size())
+    throw ArgError{std::string(fn) + ": " + std::to_string(t.w.size()) + " weights but " +
+                   std::to_string(t.b.size()) + " biases (one of each per modality)"};
+  for (size_t m = 0; m < t.w.size(); m++) {
+    if (D <= 0 || t.w[m].second % D != 0 || t.width(static_cast<int>(m)) > F || t.b[m].second != static_cast<size_t>(D))
+      throw ArgError{std::string(fn) + ": modality " + std::to_string(m) + " has " + std::to_string(t.w[m].second) +
+                     " weights and " + std::to_string(t.b[m].second) + " biases; expected (w ≤ " + std::to_string(F) +
+                     ") × " + std::to_string(D) + " and " + std::to_string(D)};
+  }
+  return t;
+}
+
+// modalityEmbed(feats, types, weights, biases, out, N, F, D, threads): out (N, D); feats (N, F);
+// types (N).
+napi_value ModalityEmbed(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "modalityEmbed");
+    const int N = a.integer(5, "N", 0), F = a.integer(6, "F", 0), D = a.integer(7, "D", 1);
+    const int threads = a.integer(8, "threads", 1);
+    const float* feats = a.array<float>(0, "feats", napi_float32_array, static_cast<size_t>(N) * F);
+    const int32_t* types = a.array<int32_t>(1, "types", napi_int32_array, N);
+    const ModalityTable t = modalityTable(a, 2, D, F, "modalityEmbed");
+    float* out = a.array<float>(4, "out", napi_float32_array, static_cast<size_t>(N) * D);
+    modalityEmbed(feats, types, t, out, N, F, threads);
+  });
+}
+
+// modalityEmbedBackward(feats, types, dy, dWeights, dBiases, N, F, D, threads): the gradients
+// (overwritten).
+napi_value ModalityEmbedBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "modalityEmbedBackward");
+    const int N = a.integer(5, "N", 0), F = a.integer(6, "F", 0), D = a.integer(7, "D", 1);
+    const int threads = a.integer(8, "threads", 1);
+    const float* feats = a.array<float>(0, "feats", napi_float32_array, static_cast<size_t>(N) * F);
+    const int32_t* types = a.array<int32_t>(1, "types", napi_int32_array, N);
+    const float* dy = a.array<float>(2, "dy", napi_float32_array, static_cast<size_t>(N) * D);
+    const ModalityTable t = modalityTable(a, 3, D, F, "modalityEmbedBackward");
+    modalityEmbedBackward(feats, types, dy, t, N, F, threads);
+  });
+}
+
 // adamw(params, out, grads, m, v, decay, lr, beta1, beta2, eps, weightDecay, step, maxNorm,
 // threads): one AdamW step over every tensor (params, out, grads, m, v: lists of Float32Array,
 // one per tensor; decay: Int32Array, 1 where the tensor decays). The new weights go to out
@@ -2711,8 +2842,8 @@ napi_value HelperSpin(napi_env env, napi_callback_info info) {
 }
 
 // abi(): the calling convention's revision. 2: attnForward's optional lse (the last chunk
-// finalises) and rowDot's threads; 3: postForward's and postBackward's kept activations; 4: tanh and
-// scatterAddRows.
+// finalises) and rowDot's threads; 3: postForward's and postBackward's kept activations; 4: tanh,
+// scatterAddRows, modalityEmbed and modalityEmbedBackward.
 // native/addon.ts refuses an older build, which would ignore the new arguments instead of failing.
 napi_value Abi(napi_env env, napi_callback_info) {
   napi_value out;
@@ -2732,6 +2863,8 @@ NAPI_MODULE_INIT() {
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"tanh", nullptr, Tanh, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"scatterAddRows", nullptr, ScatterAddRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"modalityEmbed", nullptr, ModalityEmbed, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"modalityEmbedBackward", nullptr, ModalityEmbedBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"ffnForward", nullptr, FfnForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"ffnBackward", nullptr, FfnBackward, nullptr, nullptr, nullptr, napi_default, nullptr},

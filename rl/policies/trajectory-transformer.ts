@@ -7,17 +7,20 @@
 import * as tf from '@tensorflow/tfjs';
 import { transformerBlock } from '../../block/index.js';
 import { InputError, type Rng } from '../../common/index.js';
+import { modalityEmbedApplies, modalityEmbedBackward, modalityEmbedForward } from '../../native/index.js';
 import {
   type AttentionImpl,
   type BlockWeights,
   blockVariables,
   checkBlockConfig,
   constantLinear,
+  customOp,
   embeddingLookup,
   initBlock,
   type KvCache,
   linear,
   normalize,
+  releaseAfterBackward,
   type SequenceContext,
   type TransformerBlockConfig,
   transformerBlockStep,
@@ -203,9 +206,37 @@ export class TrajectoryTransformer {
  * NOTE: one product for every modality: a token's features sit in its type's columns (zeros
  * elsewhere) and a 1 in its type's bias column, so X · [W_0; …; W_M−1; b_0; …; b_M−1] is the
  * masked sum. Per-type products over the whole sequence, their masks and the K = 1 products of
- * scalar modalities were ≈ 30 tfjs kernels and ≈ 7% of an ant-medium step.
+ * scalar modalities were ≈ 30 tfjs kernels and ≈ 7% of an ant-medium step. With the native addon
+ * each token touches its own modality's weights only (native/ modalityEmbedForward; the product
+ * below is mostly zeros, 15.6M multiply-adds at ant-medium against ≈ 5M) and nothing is uploaded.
  */
 export function modalityEmbeddings(
+  b: Pick<TokenBatch, 'batch' | 'length' | 'featDim' | 'feats' | 'types'>,
+  widths: number[],
+  weights: tf.Tensor[],
+  biases: tf.Tensor[],
+): tf.Tensor2D {
+  if (!modalityEmbedApplies([...weights, ...biases]))
+    return stackedModalityEmbeddings(b, widths, weights, biases);
+  const M = widths.length;
+  const op = customOp((params) => {
+    const value = modalityEmbedForward(b, params.slice(0, M), params.slice(M));
+    if (!value) throw new Error('modality embeddings: the native forward could not run');
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor) => {
+        const grads = modalityEmbedBackward(b, dy, params.slice(0, M), params.slice(M));
+        if (!grads) throw new Error('modality embeddings: the native backward could not run');
+        releaseAfterBackward(dy, [], grads);
+        return grads;
+      },
+    };
+  });
+  return op(...weights, ...biases) as tf.Tensor2D;
+}
+
+/** modalityEmbeddings as one tfjs product (the reference, and the path without the addon). */
+export function stackedModalityEmbeddings(
   b: Pick<TokenBatch, 'batch' | 'length' | 'featDim' | 'feats' | 'types'>,
   widths: number[],
   weights: tf.Tensor[],
