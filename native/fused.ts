@@ -485,7 +485,7 @@ export function modalityEmbedForward(
       N,
       tokens.featDim,
       D,
-      nativeThreads(),
+      1, // NOTE: ≈ 0.15 ms of work: waking a helper made it 0.14 → 0.38 ms (--profile, 2 threads)
     ),
   );
   return out as tf.Tensor2D;
@@ -514,7 +514,7 @@ export function modalityEmbedBackward(
       N,
       tokens.featDim,
       D,
-      nativeThreads(),
+      1,
     ),
   );
 }
