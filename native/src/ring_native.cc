@@ -1299,11 +1299,19 @@ static void expArray(const float* x, float* y, long n, int threads) {
 // |x| < 0.625, where that form cancels: the odd polynomial x + x·x²·P(x²) of Cephes' tanhf, which
 // keeps the relative error near 1e-7 down to the smallest inputs. NaN stays NaN.
 
+#if RING_SIMD
+// tanh(z) = 1 − 2 / (e^{2z} + 1) for |z| < 43.5 (exp8's range); loses relative accuracy near 0.
+static inline __m256 tanh8(__m256 z) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 e = exp8(_mm256_add_ps(z, z));
+  return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+}
+#endif
+
 static void tanhArray(const float* x, float* y, long n, int threads) {
   elementwiseChunks(n, threads, [&](long lo, long hi) {
     long i = lo;
 #if RING_SIMD
-    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
     const __m256 small = _mm256_set1_ps(0.625f), cap = _mm256_set1_ps(9.0f);
     const __m256 signBit = _mm256_set1_ps(-0.0f);
     const __m256 p0 = _mm256_set1_ps(-5.70498872745e-3f), p1 = _mm256_set1_ps(2.06390887954e-2f);
@@ -1312,8 +1320,7 @@ static void tanhArray(const float* x, float* y, long n, int threads) {
     for (; i + 8 <= hi; i += 8) {
       const __m256 v = _mm256_loadu_ps(x + i);
       const __m256 a = _mm256_min_ps(_mm256_andnot_ps(signBit, v), cap);  // |x| ≤ 9
-      const __m256 e = exp8(_mm256_add_ps(a, a));
-      const __m256 large = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
+      const __m256 large = tanh8(a);
       const __m256 z = _mm256_mul_ps(v, v);
       __m256 p = _mm256_fmadd_ps(p0, z, p1);
       p = _mm256_fmadd_ps(p, z, p2);
@@ -1574,11 +1581,6 @@ static constexpr float GELU_K = 0.7978845608028654f;  // √(2/π)
 static constexpr float GELU_C = 0.044715f;
 
 #if RING_SIMD
-static inline __m256 tanh8(__m256 z) {
-  const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 e = exp8(_mm256_add_ps(z, z));
-  return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
-}
 static inline __m256 sigmoid8(__m256 z) {
   const __m256 one = _mm256_set1_ps(1.0f);
   return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), z))));
@@ -2442,18 +2444,30 @@ static ModalityTable modalityTable(Args& a, size_t i, long D, long F, const char
   return t;
 }
 
+// What both modality calls take at the same places: feats (N, F) and types (N) first, N, F, D and
+// threads last (arguments 5–8).
+struct ModalityCall {
+  int N, F, D, threads;
+  const float* feats;
+  const int32_t* types;
+};
+static ModalityCall modalityCall(Args& a) {
+  ModalityCall c{a.integer(5, "N", 0), a.integer(6, "F", 0), a.integer(7, "D", 1), a.integer(8, "threads", 1),
+                 nullptr, nullptr};
+  c.feats = a.array<float>(0, "feats", napi_float32_array, static_cast<size_t>(c.N) * c.F);
+  c.types = a.array<int32_t>(1, "types", napi_int32_array, c.N);
+  return c;
+}
+
 // modalityEmbed(feats, types, weights, biases, out, N, F, D, threads): out (N, D); feats (N, F);
 // types (N).
 napi_value ModalityEmbed(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args a(env, info, "modalityEmbed");
-    const int N = a.integer(5, "N", 0), F = a.integer(6, "F", 0), D = a.integer(7, "D", 1);
-    const int threads = a.integer(8, "threads", 1);
-    const float* feats = a.array<float>(0, "feats", napi_float32_array, static_cast<size_t>(N) * F);
-    const int32_t* types = a.array<int32_t>(1, "types", napi_int32_array, N);
-    const ModalityTable t = modalityTable(a, 2, D, F, "modalityEmbed");
-    float* out = a.array<float>(4, "out", napi_float32_array, static_cast<size_t>(N) * D);
-    modalityEmbed(feats, types, t, out, N, F, threads);
+    const ModalityCall c = modalityCall(a);
+    const ModalityTable t = modalityTable(a, 2, c.D, c.F, "modalityEmbed");
+    float* out = a.array<float>(4, "out", napi_float32_array, static_cast<size_t>(c.N) * c.D);
+    modalityEmbed(c.feats, c.types, t, out, c.N, c.F, c.threads);
   });
 }
 
@@ -2462,13 +2476,10 @@ napi_value ModalityEmbed(napi_env env, napi_callback_info info) {
 napi_value ModalityEmbedBackward(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args a(env, info, "modalityEmbedBackward");
-    const int N = a.integer(5, "N", 0), F = a.integer(6, "F", 0), D = a.integer(7, "D", 1);
-    const int threads = a.integer(8, "threads", 1);
-    const float* feats = a.array<float>(0, "feats", napi_float32_array, static_cast<size_t>(N) * F);
-    const int32_t* types = a.array<int32_t>(1, "types", napi_int32_array, N);
-    const float* dy = a.array<float>(2, "dy", napi_float32_array, static_cast<size_t>(N) * D);
-    const ModalityTable t = modalityTable(a, 3, D, F, "modalityEmbedBackward");
-    modalityEmbedBackward(feats, types, dy, t, N, F, threads);
+    const ModalityCall c = modalityCall(a);
+    const float* dy = a.array<float>(2, "dy", napi_float32_array, static_cast<size_t>(c.N) * c.D);
+    const ModalityTable t = modalityTable(a, 3, c.D, c.F, "modalityEmbedBackward");
+    modalityEmbedBackward(c.feats, c.types, dy, t, c.N, c.F, c.threads);
   });
 }
 

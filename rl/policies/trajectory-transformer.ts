@@ -236,7 +236,7 @@ export function modalityEmbeddings(
 }
 
 /** modalityEmbeddings as one tfjs product (the reference, and the path without the addon). */
-export function stackedModalityEmbeddings(
+function stackedModalityEmbeddings(
   b: Pick<TokenBatch, 'batch' | 'length' | 'featDim' | 'feats' | 'types'>,
   widths: number[],
   weights: tf.Tensor[],
