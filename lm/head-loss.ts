@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../common/index.js';
 import { fusedHeadLoss, nativeThreads } from '../native/index.js';
-import { customOp, dims, product, releaseAfterBackward } from '../ring/index.js';
+import { customOp, dims, gradientBeingTaken, product, releaseAfterBackward } from '../ring/index.js';
 
 /** Targets equal to this are not counted (Hugging Face's convention). */
 export const IGNORE_INDEX = -100;
@@ -197,10 +197,4 @@ export function headCrossEntropy(
     };
   });
   return op(x, w) as tf.Scalar;
-}
-
-/** Whether tfjs is recording for a gradient (tf.grads, variableGrads, a checkpoint's recompute). */
-function gradientBeingTaken(): boolean {
-  const engine = tf.engine() as unknown as { state: { gradientDepth: number } };
-  return engine.state.gradientDepth > 0;
 }

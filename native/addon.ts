@@ -274,6 +274,29 @@ export interface NativeAddon {
     chunkRows: number,
     threads: number,
   ): void;
+  /**
+   * The RL policies' action head and loss (issue 14): out[0] = Σ over rows of weight ·
+   * Σ_a (tanh(norm(x) ∘ gain · w + b) − target)², x (N, Dm), w (Dm, A), target (N, A); rows of
+   * weight 0 add nothing. With dx, dGain, dW and db (all or none) the sum's gradients from the same
+   * pass (written, not added).
+   */
+  actionLoss(
+    x: Float32Array,
+    gain: Float32Array,
+    w: Float32Array,
+    b: Float32Array,
+    target: Float32Array,
+    weight: Float32Array,
+    out: Float32Array,
+    dx: Float32Array | null,
+    dGain: Float32Array | null,
+    dW: Float32Array | null,
+    db: Float32Array | null,
+    N: number,
+    Dm: number,
+    A: number,
+    ...norm: [kind: number, eps: number, threads: number]
+  ): void;
   /** o /= l in place; lse = m + log l (+∞ where a row saw no key). */
   attnFinalize(
     o: Float32Array,
@@ -421,7 +444,7 @@ export function nativeThreads(): number {
  * build would ignore newer optional arguments (attnForward's lse, postForward's kept activations)
  * instead of failing on them.
  */
-const ADDON_ABI = 4;
+const ADDON_ABI = 5;
 
 /** Where the addon lives: native/build/Release (from dist/native/), or `RING_NATIVE_ADDON`. */
 function addonPath(): string {
@@ -454,6 +477,7 @@ function load(): NativeAddon | null {
       'scatterAddRows',
       'modalityEmbed',
       'modalityEmbedBackward',
+      'actionLoss',
       'simd',
       'abi',
       'nativeBytes',

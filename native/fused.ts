@@ -408,6 +408,68 @@ export function fusedHeadLoss(
   return { loss, grads: withGrads ? [dx as tf.Tensor2D, dW as tf.Tensor2D] : undefined };
 }
 
+/** The fused action head and loss's results (`fusedActionLoss`). */
+export interface ActionLossResult {
+  /** Σ over rows of weight · Σ_a (tanh(norm(x) ∘ gain · w + b) − target)². */
+  loss: number;
+  /** dx (x's shape), dGain (Dm), dW (Dm, A) and db (A) of `loss`, when asked for. */
+  grads?: [dx: tf.Tensor, dGain: tf.Tensor1D, dW: tf.Tensor2D, db: tf.Tensor1D];
+}
+
+/** Whether `fusedActionLoss` runs here for these tensors (else the caller's tfjs ops do). */
+export function fusedActionLossApplies(tensors: tf.Tensor[]): boolean {
+  return fusedAddon(tensors)?.actionLoss !== undefined;
+}
+
+/**
+ * x (..., Dm), gain (Dm), w (Dm, A), b (A): the weighted squared error of the actions
+ * tanh(norm(x) ∘ gain · w + b) against `targets` (rows · A), each row's term times `weights[row]`
+ * (0: not counted); with `withGrads` its gradients from the same pass. undefined where it cannot
+ * run natively.
+ */
+export function fusedActionLoss(
+  x: tf.Tensor,
+  gain: tf.Tensor1D,
+  w: tf.Tensor2D,
+  b: tf.Tensor1D,
+  targets: Float32Array,
+  weights: Float32Array,
+  norm: FusedNorm,
+  eps: number,
+  withGrads: boolean,
+): ActionLossResult | undefined {
+  const addon = fusedAddon([x, gain, w, b]);
+  if (!addon?.actionLoss) return undefined;
+  const [Dm, A] = w.shape;
+  const N = x.size / Dm;
+  const shapes = withGrads ? [[1], x.shape, [Dm], [Dm, A], [A]] : [[1]];
+  const [out, dx, dGain, dW, db] = onBackendMemory([x, gain, w, b], shapes, ([xv, g, wv, bv], outs) =>
+    addon.actionLoss(
+      xv!,
+      g!,
+      wv!,
+      bv!,
+      targets,
+      weights,
+      outs[0],
+      outs[1] ?? null,
+      outs[2] ?? null,
+      outs[3] ?? null,
+      outs[4] ?? null,
+      N,
+      Dm,
+      A,
+      normCode(norm),
+      eps,
+      nativeThreads(),
+    ),
+  );
+  const loss = out.dataSync()[0];
+  out.dispose();
+  if (!withGrads) return { loss };
+  return { loss, grads: [dx, dGain as tf.Tensor1D, dW as tf.Tensor2D, db as tf.Tensor1D] };
+}
+
 /** Whether the native norm runs here for these tensors (else the caller's tfjs ops do). */
 export function fusedNormApplies(x: tf.Tensor, gain: tf.Tensor): boolean {
   const addon = fusedAddon([x, gain]);

@@ -31,11 +31,14 @@ export {
   tensorflowPackages,
 } from './backend.js';
 export {
+  type ActionLossResult,
   type BlockHalves,
   blockHalvesApply,
   type FfnSublayer,
   type FusedActivation,
   type FusedNorm,
+  fusedActionLoss,
+  fusedActionLossApplies,
   fusedFfnApplies,
   fusedFfnBackward,
   fusedFfnForward,

@@ -36,6 +36,7 @@ export {
   customOp,
   dims,
   embeddingLookup,
+  gradientBeingTaken,
   linear,
   madeInThisBackward,
   matmul,

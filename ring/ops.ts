@@ -53,6 +53,15 @@ export function releaseAfterBackward(
 }
 
 /**
+ * Whether tfjs is recording for a gradient (tf.grads, variableGrads, a checkpoint's recompute):
+ * ops that end the graph (a loss) compute their gradients in the forward only then.
+ */
+export function gradientBeingTaken(): boolean {
+  const engine = tf.engine() as unknown as { state: { gradientDepth: number } };
+  return engine.state.gradientDepth > 0;
+}
+
+/**
  * Inside a custom op's gradFunc: whether `t` was made by this backward pass (an upstream op's
  * gradient) rather than handed in by the caller (tf.grads(f)(xs, dy)). The pass runs in one engine
  * scope, which tracks every gradient made in it (tfjs 4 internals).

@@ -1308,33 +1308,36 @@ static inline __m256 tanh8(__m256 z) {
 }
 #endif
 
-static void tanhArray(const float* x, float* y, long n, int threads) {
-  elementwiseChunks(n, threads, [&](long lo, long hi) {
-    long i = lo;
+// y[lo..hi) = tanh(x[lo..hi)) on the calling thread.
+static void tanhSpan(const float* x, float* y, long lo, long hi) {
+  long i = lo;
 #if RING_SIMD
-    const __m256 small = _mm256_set1_ps(0.625f), cap = _mm256_set1_ps(9.0f);
-    const __m256 signBit = _mm256_set1_ps(-0.0f);
-    const __m256 p0 = _mm256_set1_ps(-5.70498872745e-3f), p1 = _mm256_set1_ps(2.06390887954e-2f);
-    const __m256 p2 = _mm256_set1_ps(-5.37397155531e-2f), p3 = _mm256_set1_ps(1.33314422036e-1f);
-    const __m256 p4 = _mm256_set1_ps(-3.33332819422e-1f);
-    for (; i + 8 <= hi; i += 8) {
-      const __m256 v = _mm256_loadu_ps(x + i);
-      const __m256 a = _mm256_min_ps(_mm256_andnot_ps(signBit, v), cap);  // |x| ≤ 9
-      const __m256 large = tanh8(a);
-      const __m256 z = _mm256_mul_ps(v, v);
-      __m256 p = _mm256_fmadd_ps(p0, z, p1);
-      p = _mm256_fmadd_ps(p, z, p2);
-      p = _mm256_fmadd_ps(p, z, p3);
-      p = _mm256_fmadd_ps(p, z, p4);
-      const __m256 poly = _mm256_fmadd_ps(_mm256_mul_ps(p, z), v, v);
-      const __m256 signed_ = _mm256_or_ps(large, _mm256_and_ps(signBit, v));
-      __m256 r = _mm256_blendv_ps(signed_, poly, _mm256_cmp_ps(a, small, _CMP_LT_OQ));
-      r = _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-      _mm256_storeu_ps(y + i, r);
-    }
+  const __m256 small = _mm256_set1_ps(0.625f), cap = _mm256_set1_ps(9.0f);
+  const __m256 signBit = _mm256_set1_ps(-0.0f);
+  const __m256 p0 = _mm256_set1_ps(-5.70498872745e-3f), p1 = _mm256_set1_ps(2.06390887954e-2f);
+  const __m256 p2 = _mm256_set1_ps(-5.37397155531e-2f), p3 = _mm256_set1_ps(1.33314422036e-1f);
+  const __m256 p4 = _mm256_set1_ps(-3.33332819422e-1f);
+  for (; i + 8 <= hi; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 a = _mm256_min_ps(_mm256_andnot_ps(signBit, v), cap);  // |x| ≤ 9
+    const __m256 large = tanh8(a);
+    const __m256 z = _mm256_mul_ps(v, v);
+    __m256 p = _mm256_fmadd_ps(p0, z, p1);
+    p = _mm256_fmadd_ps(p, z, p2);
+    p = _mm256_fmadd_ps(p, z, p3);
+    p = _mm256_fmadd_ps(p, z, p4);
+    const __m256 poly = _mm256_fmadd_ps(_mm256_mul_ps(p, z), v, v);
+    const __m256 signed_ = _mm256_or_ps(large, _mm256_and_ps(signBit, v));
+    __m256 r = _mm256_blendv_ps(signed_, poly, _mm256_cmp_ps(a, small, _CMP_LT_OQ));
+    r = _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    _mm256_storeu_ps(y + i, r);
+  }
 #endif
-    for (; i < hi; i++) y[i] = std::tanh(x[i]);
-  });
+  for (; i < hi; i++) y[i] = std::tanh(x[i]);
+}
+
+static void tanhArray(const float* x, float* y, long n, int threads) {
+  elementwiseChunks(n, threads, [&](long lo, long hi) { tanhSpan(x, y, lo, hi); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2152,6 +2155,86 @@ static double headLoss(const HeadLoss& h, float* lse, float* dx, float* dW) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The RL policies' action head and loss, fused with their gradient (issue 14): per chunk of rows,
+// h = norm(x) ∘ gain, p = tanh(h · w + b) and Σ weight · Σ_a (p − target)²; with grads,
+// g = 2 · weight · (p − target) · (1 − p²), dW += hᵀ · g, db += Σ g, dh = g · wᵀ and dx through the
+// norm. In tfjs this was ≈ 30 small kernels a step (the head's three products, the norm, tanh,
+// the loss and their gradients: ≈ 1 ms of an ant-medium step of 17) for ≈ 4M multiply-adds.
+// As with headLoss, the loss ends the graph, so the gradients come from the same pass.
+
+struct ActionLoss {
+  int N, Dm, A, kind;
+  float eps;
+  const float *x, *gain, *w, *b;  // x (N, Dm), gain (Dm), w (Dm, A), b (A)
+  const float* target;            // (N, A)
+  const float* weight;            // (N): each row's factor, the normalisation included (0: not counted)
+  int threads;
+};
+
+// Returns the weighted sum of squared errors; with dx (N, Dm), dGain (Dm), dW (Dm, A) and db (A)
+// (written, not added) its gradients. Rows of weight 0 add nothing, not even a NaN of their own
+// (padding). Deterministic for a given thread count.
+static double actionLoss(const ActionLoss& h, float* dx, float* dGain, float* dW, float* db) {
+  const int tasks = rowTasks(h.N), Dm = h.Dm, A = h.A;
+  const int threads = rowThreads(static_cast<double>(h.N) * Dm * (4 * A + 16), h.threads, tasks);
+  const bool grads = dx != nullptr;
+  ThreadSums sums(threads, {dGain, dW, db}, {Dm, static_cast<long>(Dm) * A, A});
+  const Transposed wT(h.w, Dm, A);  // (A, Dm): dh = g · wᵀ reads it in place
+  std::vector<double> partial(std::max(1, tasks), 0.0);
+  parallelForStatic(threads, tasks, [&](int task, int tid) {
+    const long r0 = static_cast<long>(task) * FFN_CHUNK;
+    const int rows = static_cast<int>(std::min<long>(FFN_CHUNK, h.N - r0));
+    Buf hn(static_cast<size_t>(rows) * Dm), n(static_cast<size_t>(rows) * Dm), p(static_cast<size_t>(rows) * A);
+    Buf r(rows), zero(Dm);
+    for (int i = 0; i < rows; i++)
+      r.p[i] = normRow(h.x + (r0 + i) * Dm, h.gain, Dm, h.kind, h.eps, hn.p + static_cast<long>(i) * Dm,
+                       n.p + static_cast<long>(i) * Dm);
+    gemmOne(hn.p, Dm, false, h.w, A, false, p.p, A, rows, A, Dm, false);  // h · w
+    for (int i = 0; i < rows; i++)
+      for (int a = 0; a < A; a++) p.p[static_cast<long>(i) * A + a] += h.b[a];
+    tanhSpan(p.p, p.p, 0, static_cast<long>(rows) * A);
+    double total = 0;
+    for (int i = 0; i < rows; i++) {
+      float* pi = p.p + static_cast<long>(i) * A;  // p, then g in place
+      const float* ti = h.target + (r0 + i) * A;
+      const float wi = h.weight[r0 + i];
+      if (wi == 0.f) {  // g = 0, and h = 0 so that a NaN of the row's own stays out of dW
+        std::memset(pi, 0, sizeof(float) * A);
+        std::memset(hn.p + static_cast<long>(i) * Dm, 0, sizeof(float) * Dm);
+        continue;
+      }
+      double se = 0;
+      for (int a = 0; a < A; a++) {
+        const float d = pi[a] - ti[a];
+        se += static_cast<double>(d) * d;
+        pi[a] = 2.0f * wi * d * (1.0f - pi[a] * pi[a]);
+      }
+      total += static_cast<double>(wi) * se;
+    }
+    partial[task] = total;
+    if (!grads) return;
+    gemmOne(hn.p, Dm, true, p.p, A, false, sums.at(tid, 1), A, Dm, A, rows, true);  // dW += hᵀ · g
+    float* dbSum = sums.at(tid, 2);
+    for (int i = 0; i < rows; i++)
+      for (int a = 0; a < A; a++) dbSum[a] += p.p[static_cast<long>(i) * A + a];
+    gemmOne(p.p, A, false, wT.buf.p, Dm, false, hn.p, Dm, rows, Dm, A, false);  // dh = g · wᵀ, over h
+    std::memset(zero.p, 0, sizeof(float) * Dm);
+    for (int i = 0; i < rows; i++) {
+      float* dxi = dx + (r0 + i) * Dm;
+      if (h.weight[r0 + i] == 0.f)
+        std::memset(dxi, 0, sizeof(float) * Dm);
+      else
+        normRowBackward(hn.p + static_cast<long>(i) * Dm, n.p + static_cast<long>(i) * Dm, r.p[i], h.gain, Dm,
+                        h.kind, zero.p, dxi, sums.at(tid, 0));
+    }
+  });
+  if (grads) sums.reduce();
+  double loss = 0;
+  for (int t = 0; t < tasks; t++) loss += partial[t];
+  return loss;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Node-API glue: argument checks at the boundary (errors name the function and the argument).
 
 struct ArgError {
@@ -2662,6 +2745,39 @@ napi_value HeadLossFn(napi_env env, napi_callback_info info) {
   });
 }
 
+// actionLoss(x, gain, w, b, target, weight, out, dx | null, dGain | null, dW | null, db | null, N, Dm, A,
+// kind, eps, threads): out[0] = Σ over rows of weight · Σ_a (tanh(norm(x) ∘ gain · w + b) − target)²,
+// w (Dm, A); with dx (N, Dm), dGain (Dm), dW (Dm, A) and db (A) its gradients (written, not added).
+napi_value ActionLossFn(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a(env, info, "actionLoss");
+    ActionLoss h{};
+    h.N = a.integer(11, "N", 0);
+    h.Dm = a.integer(12, "Dm", 1);
+    h.A = a.integer(13, "A", 1);
+    h.kind = a.integer(14, "kind", 0);
+    if (h.kind > NORM_LAYER) throw ArgError{"actionLoss: kind must be 0 (rms) or 1 (layer)"};
+    h.eps = static_cast<float>(a.number(15, "eps"));
+    h.threads = a.integer(16, "threads", 1);
+    const size_t nd = static_cast<size_t>(h.N) * h.Dm, na = static_cast<size_t>(h.N) * h.A;
+    const size_t da = static_cast<size_t>(h.Dm) * h.A;
+    h.x = a.array<float>(0, "x", napi_float32_array, nd);
+    h.gain = a.array<float>(1, "gain", napi_float32_array, h.Dm);
+    h.w = a.array<float>(2, "w", napi_float32_array, da);
+    h.b = a.array<float>(3, "b", napi_float32_array, h.A);
+    h.target = a.array<float>(4, "target", napi_float32_array, na);
+    h.weight = a.array<float>(5, "weight", napi_float32_array, h.N);
+    float* out = a.array<float>(6, "out", napi_float32_array, 1);
+    float* dx = a.array<float>(7, "dx", napi_float32_array, nd, true);
+    float* dGain = a.array<float>(8, "dGain", napi_float32_array, h.Dm, true);
+    float* dW = a.array<float>(9, "dW", napi_float32_array, da, true);
+    float* db = a.array<float>(10, "db", napi_float32_array, h.A, true);
+    const int given = !!dx + !!dGain + !!dW + !!db;
+    if (given != 0 && given != 4) throw ArgError{"actionLoss: dx, dGain, dW and db must all be given or all be null"};
+    out[0] = static_cast<float>(actionLoss(h, dx, dGain, dW, db));
+  });
+}
+
 // The qkv arguments: x, gain, wq, wk, wv, cos | null, sin | null at 0–6, then B, T, Dm, H, Hk,
 // Dh, norm, eps, threads from index `i`.
 static Qkv qkvArgs(Args& a, size_t i, const char* fn) {
@@ -2854,11 +2970,11 @@ napi_value HelperSpin(napi_env env, napi_callback_info info) {
 
 // abi(): the calling convention's revision. 2: attnForward's optional lse (the last chunk
 // finalises) and rowDot's threads; 3: postForward's and postBackward's kept activations; 4: tanh,
-// scatterAddRows, modalityEmbed and modalityEmbedBackward.
+// scatterAddRows, modalityEmbed and modalityEmbedBackward; 5: actionLoss.
 // native/addon.ts refuses an older build, which would ignore the new arguments instead of failing.
 napi_value Abi(napi_env env, napi_callback_info) {
   napi_value out;
-  napi_create_int32(env, 4, &out);
+  napi_create_int32(env, 5, &out);
   return out;
 }
 
@@ -2886,6 +3002,7 @@ NAPI_MODULE_INIT() {
       {"normForward", nullptr, NormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"normBackward", nullptr, NormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"headLoss", nullptr, HeadLossFn, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"actionLoss", nullptr, ActionLossFn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"simd", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"abi", nullptr, Abi, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"helperSpin", nullptr, HelperSpin, nullptr, nullptr, nullptr, napi_default, nullptr},

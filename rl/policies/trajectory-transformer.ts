@@ -18,13 +18,13 @@ import {
   embeddingLookup,
   initBlock,
   type KvCache,
-  linear,
   normalize,
   releaseAfterBackward,
   type SequenceContext,
   type TransformerBlockConfig,
   transformerBlockStep,
 } from '../../ring/index.js';
+import { type ActionHead, actionHead, actionLoss } from './action-loss.js';
 import type { TokenBatch } from './tokens.js';
 
 export interface TrajectoryTransformerConfig {
@@ -127,13 +127,21 @@ export class TrajectoryTransformer {
     return normalize(tf.add(time, tf.reshape(e, [b.batch, b.length, -1])), this.inNorm, 'layer', 1e-5);
   }
 
-  private head(h: tf.Tensor): tf.Tensor {
-    const y = linear(normalize(h, this.outNorm, 'layer', 1e-5), this.headW as unknown as tf.Tensor2D);
-    return tf.tanh(tf.add(y, this.headB)); // actions in (−1, 1)
+  private get actionHeadWeights(): ActionHead {
+    return {
+      gain: this.outNorm as unknown as tf.Tensor1D,
+      w: this.headW as unknown as tf.Tensor2D,
+      b: this.headB as unknown as tf.Tensor1D,
+    };
   }
 
   /** Predicted actions (B, T, A) at every token (meaningful at state tokens). */
   forward(b: TokenBatch, ring?: SequenceContext['ring']): tf.Tensor {
+    return actionHead(this.hidden(b, ring), this.actionHeadWeights);
+  }
+
+  /** The last block's output (B, T, Dm). */
+  private hidden(b: TokenBatch, ring?: SequenceContext['ring']): tf.Tensor {
     // Attention masks by the segment ids of the whole sequence (B, seqLen): on a ring device
     // the shard's own ids would be read at global positions (issue 21).
     const segmentIds = b.sequenceSegments ?? b.segments;
@@ -144,7 +152,7 @@ export class TrajectoryTransformer {
     let x = this.embed(b);
     const seq: SequenceContext = { segmentIds, ring };
     for (const w of this.blocks) x = transformerBlock(x, w, this.blockConfig, seq);
-    return this.head(x);
+    return x;
   }
 
   /**
@@ -152,11 +160,8 @@ export class TrajectoryTransformer {
    * `totalWeight` (the weight of the whole sequence, so that devices' shares sum to the mean).
    */
   loss(b: TokenBatch, totalWeight: number, ring?: SequenceContext['ring']): tf.Scalar {
-    const pred = this.forward(b, ring);
-    const target = tf.tensor3d(b.targets, [b.batch, b.length, b.actDim]);
-    const w = tf.tensor3d(b.weights, [b.batch, b.length, 1]);
-    const se = tf.sum(tf.mul(tf.square(tf.sub(pred, target)), w));
-    return tf.div(se, Math.max(1, totalWeight) * b.actDim) as tf.Scalar;
+    const denominator = Math.max(1, totalWeight) * b.actDim;
+    return actionLoss(this.hidden(b, ring), this.actionHeadWeights, b.targets, b.weights, denominator);
   }
 
   /** Incremental inference: appends tokens (B = 1) to the caches, returns their action predictions (1, Tn, A). */
@@ -166,7 +171,7 @@ export class TrajectoryTransformer {
       this.blocks.forEach((w, i) => {
         x = transformerBlockStep(x, w, this.blockConfig, caches[i]);
       });
-      return this.head(x);
+      return actionHead(x, this.actionHeadWeights);
     });
   }
 
