@@ -25,7 +25,8 @@ describe('fused AdamW (native)', () => {
     skip: skip(),
   }, () => {
     const rng = new Rng(7);
-    // a matrix above the threaded size (300·300 > 2^16 in all), a small one, a gain, a 3-D tensor
+    // a matrix of several 16k-element tasks with a tail (300·300), a small one, a gain, a 3-D tensor
+    // (one thread below 8M parameters: the tasks and their sums do not depend on the thread count)
     const shapes = [[300, 300], [37, 53], [53], [4, 5, 6]];
     const inits = shapes.map((s) => rng.normalArray(s.reduce((a, b) => a * b, 1)));
     const make = () => shapes.map((s, i) => tf.variable(tf.tensor(inits[i], s)));
