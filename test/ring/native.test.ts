@@ -656,9 +656,13 @@ describe('native Tanh kernel', { skip }, () => {
         Math.abs(y[i] - want) <= 5e-7 * Math.abs(want) + 1e-45,
         `tanh(${x32[i]}): native ${y[i]}, float64 ${want} (seed ${seed})`,
       );
-      // the gradient tfjs forms from the output, (1 − y²) · dy, checked in float64 from ours
+      // the gradient tfjs forms from the output, (1 − y²) · dy, checked in float64 from ours; tfjs
+      // rounds y² to float32 first, so 1 − y² is off by up to 2^-23 absolute where y is near ±1
       const g = (1 - y[i] * y[i]) * g32[i];
-      assert.ok(Math.abs(dx[i] - g) <= 1e-6 * Math.abs(g) + 1e-7, `d tanh(${x32[i]}): ${dx[i]}, want ${g}`);
+      assert.ok(
+        Math.abs(dx[i] - g) <= 1e-6 * Math.abs(g) + 2.5e-7 * Math.abs(g32[i]),
+        `d tanh(${x32[i]}): ${dx[i]}, want ${g} (seed ${seed})`,
+      );
     }
     tf.dispose([x, dy]);
   });
@@ -822,7 +826,7 @@ describe('native fallback', () => {
     assert.equal(stale.status, 0, stale.stderr);
     assert.match(
       stale.stderr,
-      /native: kernels unavailable \(.*old-addon\.cjs speaks addon ABI 3, this code needs 4/,
+      /native: kernels unavailable \(.*old-addon\.cjs speaks addon ABI 3, this code needs \d+ \(npm run build rebuilds it\)/,
     );
     assert.deepEqual(JSON.parse(stale.stdout), JSON.parse(broken.stdout));
     const off = node(script, { RING_NATIVE: '0' });
