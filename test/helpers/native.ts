@@ -10,3 +10,9 @@ export function withTfjs<T>(f: () => T): T {
     configureNative({ enabled: undefined });
   }
 }
+
+/** Both kernel paths by name, to run one test body on each: the default (native where it loads) and tfjs. */
+export const KERNEL_PATHS = [
+  ['native', <T>(f: () => T): T => f()],
+  ['tfjs', withTfjs],
+] as const;

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { initBackend, nativeAddon, timeNativeCalls } from '../../native/index.js';
 import { actionHead, actionLoss, HEAD_NORM_EPS } from '../../rl/policies/action-loss.js';
-import { withTfjs } from '../helpers/native.js';
+import { KERNEL_PATHS, withTfjs } from '../helpers/native.js';
 import { relError } from '../helpers/reference.js';
 
 const TOL = 1e-4;
@@ -70,12 +70,7 @@ function reference(
   return { loss, dx, dGain, dW, db };
 }
 
-const paths = [
-  ['native', (f: () => void) => f()],
-  ['tfjs', withTfjs],
-] as const;
-
-for (const [path, run] of paths)
+for (const [path, run] of KERNEL_PATHS)
   for (let trial = 0; trial < 3; trial++)
     test(`action head and loss equal the definition, ${path} (trial ${trial})`, () =>
       run(() => {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../common/index.js';
 import { initBackend, nativeAddon, timeNativeCalls } from '../../native/index.js';
 import { modalityEmbeddings } from '../../rl/policies/trajectory-transformer.js';
-import { withTfjs } from '../helpers/native.js';
+import { KERNEL_PATHS } from '../helpers/native.js';
 import { relError } from '../helpers/reference.js';
 
 const TOL = 1e-4;
@@ -16,12 +16,7 @@ before(async () => {
   await initBackend({ backend: 'wasm' });
 });
 
-const paths = [
-  ['native', (f: () => void) => f()],
-  ['tfjs', withTfjs],
-] as const;
-
-for (const [path, run] of paths)
+for (const [path, run] of KERNEL_PATHS)
   for (let trial = 0; trial < 3; trial++)
     test(`modality embeddings equal the per-type sum, ${path} (trial ${trial})`, () =>
       run(() => {
