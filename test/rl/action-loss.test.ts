@@ -71,13 +71,17 @@ function reference(
 }
 
 for (const [path, run] of KERNEL_PATHS)
-  for (let trial = 0; trial < 3; trial++)
-    test(`action head and loss equal the definition, ${path} (trial ${trial})`, () =>
+  for (let trial = 0; trial < 4; trial++)
+    test(`action head and loss equal the definition, ${path} (trial ${trial}${trial === 3 ? ', threaded size' : ''})`, () =>
       run(() => {
         const seed = (Math.random() * 2 ** 31) | 0;
         const rng = new Rng(seed);
-        // rows across several of the addon's 128-row chunks, and fewer than one
-        const [B, T, Dm, A] = [1 + rng.int(3), 3 + rng.int(200), 4 + rng.int(70), 1 + rng.int(17)];
+        // rows across several of the addon's 128-row chunks, and fewer than one; the last trial
+        // past 2^19 values of x, where the addon's call splits its chunks over threads
+        const [B, T, Dm, A] =
+          trial === 3
+            ? [2, 4096 + rng.int(300), 64 + rng.int(8), 1 + rng.int(9)]
+            : [1 + rng.int(3), 3 + rng.int(200), 4 + rng.int(70), 1 + rng.int(17)];
         const N = B * T;
         const x = rng.normalArray(N * Dm).map((v) => 2 * v + 0.5);
         const gain = rng.normalArray(Dm).map((v) => 1 + 0.3 * v);
