@@ -1444,6 +1444,20 @@ static void modalityEmbedBackward(const float* feats, const int32_t* types, cons
   }
 }
 
+// Σ_{d < n} f(d) in eight running sums of type T (term d into sum d mod 8), added in a fixed order.
+// NOTE: GCC keeps a sum's order, so one running sum is a chain of dependent adds (3–4 cycles each):
+// a norm's row statistics took ≈ 120 µs per 2,048 rows of 64, more than the rest of the norm, and
+// AdamW's gradient norm (in double) ≈ 0.2 ms of an ant-medium step.
+template <class T, class F>
+static inline T sum8(long n, F&& f) {
+  T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  long d = 0;
+  for (; d + 8 <= n; d += 8)
+    for (int j = 0; j < 8; j++) s[j] += f(d + j);
+  for (int j = 0; d < n; d++, j++) s[j] += f(d);
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 // ---------------------------------------------------------------------------------------------
 // AdamW over every parameter in one call (issue 14): the global gradient norm, the clip, both
 // moments and the decoupled-decay update in one pass per tensor, where tfjs ran about a dozen
@@ -1492,15 +1506,8 @@ static double adamwStep(const std::vector<AdamTensor>& ts, const AdamHyper& h, i
   std::vector<double> partial(nt, 0.0);
   parallelFor(th, nt, [&](int k, int) {
     const Task& w = tasks[k];
-    const float* g = ts[w.t].g;
-    // NOTE: eight running sums (element i into sum i mod 8), added in a fixed order: one sum's
-    // chain of dependent double adds made this loop latency-bound (≈ 0.2 ms of an ant-medium step)
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    long i = w.lo;
-    for (; i + 8 <= w.hi; i += 8)
-      for (int j = 0; j < 8; j++) s[j] += static_cast<double>(g[i + j]) * g[i + j];
-    for (int j = 0; i < w.hi; i++, j++) s[j] += static_cast<double>(g[i]) * g[i];
-    partial[k] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    const float* g = ts[w.t].g + w.lo;
+    partial[k] = sum8<double>(w.hi - w.lo, [&](long i) { return static_cast<double>(g[i]) * g[i]; });
   });
   double sq = 0;
   for (double p : partial) sq += p;
@@ -1683,24 +1690,12 @@ static void activateBackward(int act, const float* u, float* g, float* dA, long 
   }
 }
 
-// Σ_{d < D} f(d) in eight running sums (term d into sum d mod 8), added in a fixed order. NOTE: GCC
-// keeps a float sum's order, so one running sum is a chain of dependent adds (3–4 cycles each):
-// a norm's row statistics took ≈ 120 µs per 2,048 rows of 64, more than the rest of the norm.
-template <class F>
-static inline float sum8(int D, F&& f) {
-  float s[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  int d = 0;
-  for (; d + 8 <= D; d += 8)
-    for (int j = 0; j < 8; j++) s[j] += f(d + j);
-  for (int j = 0; d < D; d++, j++) s[j] += f(d);
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
 // One row: h = n ∘ gain with n = (x − mean) · r (LayerNorm) or x · r (RMSNorm), r = 1/√(mean(c²) + eps);
 // n may be null (forward).
 static inline float normRow(const float* x, const float* gain, int D, int kind, float eps, float* h, float* n) {
-  const float mean = kind == NORM_LAYER ? sum8(D, [&](int d) { return x[d]; }) / static_cast<float>(D) : 0.f;
-  const float ss = sum8(D, [&](int d) {
+  const float mean =
+      kind == NORM_LAYER ? sum8<float>(D, [&](long d) { return x[d]; }) / static_cast<float>(D) : 0.f;
+  const float ss = sum8<float>(D, [&](long d) {
     const float c = x[d] - mean;
     return c * c;
   });
@@ -1718,8 +1713,8 @@ static inline float normRow(const float* x, const float* gain, int D, int kind, 
 static inline void normRowBackward(const float* dh, const float* n, float r, const float* gain, int D, int kind,
                                    const float* dy, float* dx, float* dGain) {
   for (int d = 0; d < D; d++) dGain[d] += dh[d] * n[d];
-  const float sdn = kind == NORM_LAYER ? sum8(D, [&](int d) { return dh[d] * gain[d]; }) : 0.f;
-  const float sdnn = sum8(D, [&](int d) { return dh[d] * gain[d] * n[d]; });
+  const float sdn = kind == NORM_LAYER ? sum8<float>(D, [&](long d) { return dh[d] * gain[d]; }) : 0.f;
+  const float sdnn = sum8<float>(D, [&](long d) { return dh[d] * gain[d] * n[d]; });
   const float invD = 1.0f / static_cast<float>(D);
   const float mdn = sdn * invD, mdnn = sdnn * invD;
   for (int d = 0; d < D; d++) dx[d] = dy[d] + r * (dh[d] * gain[d] - mdn - n[d] * mdnn);
