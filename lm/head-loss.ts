@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../common/index.js';
 import { fusedHeadLoss, nativeThreads } from '../native/index.js';
-import { customOp, dims, gradientBeingTaken, product, releaseAfterBackward } from '../ring/index.js';
+import { customOp, dims, gradientBeingTaken, product, upstreamScaled } from '../ring/index.js';
 
 /** Targets equal to this are not counted (Hugging Face's convention). */
 export const IGNORE_INDEX = -100;
@@ -128,12 +128,9 @@ export function headCrossEntropy(
         gradFunc: (dy, saved) => {
           if (saved.length !== 2)
             throw new Error('headCrossEntropy: no gradient was computed in the forward');
-          const g = dy.dataSync()[0];
-          // clones share the saved data, which is then released: dx lives as long as its consumer needs it
-          const [dx, dW] = g === 1 ? saved.map((t) => tf.clone(t)) : saved.map((t) => tf.mul(t, g));
+          const [dx, dW] = upstreamScaled(dy, saved);
           const grads = [tf.reshape(dx, xIn.shape), dW];
           dx.dispose();
-          releaseAfterBackward(dy, saved, grads);
           return grads;
         },
       };

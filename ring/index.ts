@@ -43,6 +43,7 @@ export {
   product,
   releaseAfterBackward,
   stopGradient,
+  upstreamScaled,
 } from './ops.js';
 export { allReduceMessageFloats, allReduceSum, broadcastFromRank0 } from './parallel.js';
 export {

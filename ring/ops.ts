@@ -62,6 +62,18 @@ export function gradientBeingTaken(): boolean {
 }
 
 /**
+ * The gradFunc of an op that ends the graph (a loss) and computed its gradients in the forward
+ * (`saved`): each scaled by the upstream scalar dy (clones where it is 1, sharing the saved data),
+ * dy and the saved tensors released.
+ */
+export function upstreamScaled(dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] {
+  const g = dy.dataSync()[0];
+  const grads = g === 1 ? saved.map((t) => tf.clone(t)) : saved.map((t) => tf.mul(t, g));
+  releaseAfterBackward(dy, saved, grads);
+  return grads;
+}
+
+/**
  * Inside a custom op's gradFunc: whether `t` was made by this backward pass (an upstream op's
  * gradient) rather than handed in by the caller (tf.grads(f)(xs, dy)). The pass runs in one engine
  * scope, which tracks every gradient made in it (tfjs 4 internals).

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../common/index.js';
 import { fusedActionLoss, fusedActionLossApplies } from '../../native/index.js';
-import { customOp, gradientBeingTaken, linear, normalize, releaseAfterBackward } from '../../ring/index.js';
+import { customOp, gradientBeingTaken, linear, normalize, upstreamScaled } from '../../ring/index.js';
 
 /** LayerNorm's epsilon of the head's norm (the policies' `normalize(…, 'layer', 1e-5)`). */
 export const HEAD_NORM_EPS = 1e-5;
@@ -68,11 +68,7 @@ export function actionLoss(
       value: tf.scalar(native.loss),
       gradFunc: (dy, saved) => {
         if (saved.length !== 4) throw new Error('actionLoss: no gradient was computed in the forward');
-        const g = dy.dataSync()[0];
-        // clones share the saved data, which is then released
-        const grads = g === 1 ? saved.map((t) => tf.clone(t)) : saved.map((t) => tf.mul(t, g));
-        releaseAfterBackward(dy, saved, grads);
-        return grads;
+        return upstreamScaled(dy, saved);
       },
     };
   });
